@@ -1,0 +1,4 @@
+import { priceCacheContract } from '../shared/price-cache-contract.ts';
+import { MemoryPriceCache } from './price-cache.ts';
+
+priceCacheContract('in-process', async () => new MemoryPriceCache());

@@ -1,0 +1,8 @@
+import { transportContract } from '../shared/transport-contract.ts';
+import { MemoryTransport } from './transport.ts';
+
+transportContract('memory', {
+  async create() {
+    return new MemoryTransport();
+  },
+});

@@ -1,0 +1,182 @@
+/**
+ * The in-process broker↔B3 transport for embedded mode: the RabbitMQ bridge's semantics without
+ * a server. Deliveries are asynchronous, at most `prefetch` per consumer in flight; a failing
+ * handler's message comes back after its backoff delay with its attempt raised; a message that
+ * fails `maxAttempts` times, or is poison, lands in the channel's dead-letter list (inspectable
+ * with `deadLetters`) and counts in `tradecore_transport_dead_letters_total`.
+ *
+ * Messages travel in the wire format (JSON text plus envelope properties), so a body that would
+ * not survive RabbitMQ does not survive here either. Nothing outlives `close()`.
+ */
+import type { z } from 'zod';
+import {
+  assertValidOutgoing,
+  DEFAULT_MAX_ATTEMPTS,
+  DEFAULT_PREFETCH,
+  DEFAULT_RETRY_DELAYS_MS,
+  type DeadLetter,
+  type Transport,
+  type TransportChannelName,
+  type TransportConsumeOptions,
+  type TransportHandler,
+  type TransportMessage,
+  type TransportSubscription,
+} from '../../domain/shared/transport.ts';
+import {
+  type ConsumePolicy,
+  encodeMessage,
+  handleDelivery,
+  toDeadLetter,
+  type WireMessage,
+  withAttempt,
+  withDeathReason,
+} from '../shared/transport-codec.ts';
+import { deadLettersTotal } from '../shared/transport-metrics.ts';
+
+interface Consumer {
+  readonly handler: TransportHandler<unknown>;
+  readonly policy: ConsumePolicy<unknown>;
+  readonly prefetch: number;
+  readonly inFlight: Set<Promise<void>>;
+  stopped: boolean;
+}
+
+interface ChannelState {
+  readonly ready: WireMessage[];
+  readonly consumers: Consumer[];
+  readonly deadLetters: WireMessage[];
+  next: number;
+}
+
+export class MemoryTransport implements Transport {
+  private readonly channels = new Map<TransportChannelName, ChannelState>();
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private closed = false;
+
+  async publish<Body>(
+    channel: TransportChannelName,
+    message: TransportMessage<Body>,
+    options?: { readonly schema?: z.ZodType<Body> },
+  ): Promise<void> {
+    assertValidOutgoing(message, options?.schema);
+    await this.publishWire(channel, encodeMessage(message));
+  }
+
+  /** Enqueues a message as it would arrive off the wire, malformed or not (tests use it for poison). */
+  async publishWire(channel: TransportChannelName, wire: WireMessage): Promise<void> {
+    if (this.closed) throw new Error('memory transport is closed');
+    // The "confirm" comes on a later tick, as a broker's would.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    this.enqueue(channel, wire);
+  }
+
+  async consume<Body>(
+    channel: TransportChannelName,
+    handler: TransportHandler<Body>,
+    options: TransportConsumeOptions<Body>,
+  ): Promise<TransportSubscription> {
+    if (this.closed) throw new Error('memory transport is closed');
+    const consumer: Consumer = {
+      handler: handler as TransportHandler<unknown>,
+      policy: {
+        schemas: options.schemas,
+        maxAttempts: options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
+        retryDelaysMs: options.retryDelaysMs ?? DEFAULT_RETRY_DELAYS_MS,
+      },
+      prefetch: Math.max(1, options.prefetch ?? DEFAULT_PREFETCH),
+      inFlight: new Set(),
+      stopped: false,
+    };
+    const state = this.state(channel);
+    state.consumers.push(consumer);
+    setImmediate(() => this.pump(channel));
+    return {
+      stop: async () => {
+        consumer.stopped = true;
+        const index = state.consumers.indexOf(consumer);
+        if (index >= 0) state.consumers.splice(index, 1);
+        while (consumer.inFlight.size > 0) await Promise.allSettled([...consumer.inFlight]);
+      },
+    };
+  }
+
+  async deadLetters(
+    channel: TransportChannelName,
+    options?: { readonly limit?: number },
+  ): Promise<DeadLetter[]> {
+    const all = this.state(channel).deadLetters.map((wire) => toDeadLetter(channel, wire));
+    return options?.limit === undefined ? all : all.slice(0, options.limit);
+  }
+
+  /** Messages waiting for a consumer (not in flight, not waiting out a retry delay). */
+  depth(channel: TransportChannelName): number {
+    return this.state(channel).ready.length;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
+    const consumers = [...this.channels.values()].flatMap((state) => state.consumers.splice(0));
+    for (const consumer of consumers) consumer.stopped = true;
+    await Promise.allSettled(consumers.flatMap((consumer) => [...consumer.inFlight]));
+  }
+
+  private state(channel: TransportChannelName): ChannelState {
+    let state = this.channels.get(channel);
+    if (!state) {
+      state = { ready: [], consumers: [], deadLetters: [], next: 0 };
+      this.channels.set(channel, state);
+    }
+    return state;
+  }
+
+  private enqueue(channel: TransportChannelName, wire: WireMessage): void {
+    this.state(channel).ready.push(wire);
+    this.pump(channel);
+  }
+
+  /** Hands waiting messages to consumers with room, round robin. */
+  private pump(channel: TransportChannelName): void {
+    const state = this.state(channel);
+    while (state.ready.length > 0) {
+      const consumer = this.nextWithRoom(state);
+      if (!consumer) return;
+      const wire = state.ready.shift()!;
+      const running = this.deliver(channel, consumer, wire).finally(() => {
+        consumer.inFlight.delete(running);
+        this.pump(channel);
+      });
+      consumer.inFlight.add(running);
+    }
+  }
+
+  private nextWithRoom(state: ChannelState): Consumer | undefined {
+    for (let tried = 0; tried < state.consumers.length; tried++) {
+      const consumer = state.consumers[(state.next + tried) % state.consumers.length]!;
+      if (!consumer.stopped && consumer.inFlight.size < consumer.prefetch) {
+        state.next = (state.next + tried + 1) % state.consumers.length;
+        return consumer;
+      }
+    }
+    return undefined;
+  }
+
+  private async deliver(channel: TransportChannelName, consumer: Consumer, wire: WireMessage): Promise<void> {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    const outcome = await handleDelivery(wire, channel, false, consumer.handler, consumer.policy);
+    if (outcome.kind === 'retry') {
+      const timer = setTimeout(() => {
+        this.timers.delete(timer);
+        this.enqueue(channel, withAttempt(wire, outcome.nextAttempt));
+      }, outcome.delayMs);
+      this.timers.add(timer);
+    } else if (outcome.kind === 'dead-letter') {
+      this.state(channel).deadLetters.push(
+        withDeathReason(wire, outcome.reason, outcome.detail, outcome.attempts),
+      );
+      deadLettersTotal.inc({ channel, reason: outcome.reason });
+    }
+  }
+}

@@ -1,0 +1,94 @@
+import { describe, expect, it } from 'vitest';
+import { type AggregateDefinition, loadAggregate } from '../../domain/shared/aggregate.ts';
+import type { EventStore } from '../../domain/shared/event-store.ts';
+import { MemoryEventStore } from '../memory/event-store.ts';
+import { SqlEventStore } from '../postgres/event-store.ts';
+import { newEvent, streamName } from '../shared/event-store-contract.ts';
+import { pgliteClient } from './client.ts';
+
+interface Balance {
+  cash: number;
+  deposits: number;
+}
+
+const balance = (every?: number): AggregateDefinition<Balance> => ({
+  initial: () => ({ cash: 0, deposits: 0 }),
+  evolve: (state, event) => {
+    const amount = (event.data as { amount: number }).amount;
+    return { cash: state.cash + amount, deposits: state.deposits + 1 };
+  },
+  snapshot: every ? { every, schemaVersion: 1 } : undefined,
+});
+
+const stores: Array<[string, () => Promise<EventStore>]> = [
+  ['memory', async () => new MemoryEventStore()],
+  [
+    'PGlite',
+    async () => SqlEventStore.open({ client: await pgliteClient(), schema: 'broker', ownsClient: true }),
+  ],
+];
+
+describe.each(stores)('loading an aggregate with snapshots (%s)', (_, openStore) => {
+  it('gives the same state with and without snapshots, now and at any version', async () => {
+    const store = await openStore();
+    const stream = streamName('wallet');
+    for (let i = 1; i <= 25; i++) {
+      await store.append(stream, [newEvent('Deposited', { amount: i })]);
+      await loadAggregate(store, stream, balance(5));
+    }
+    const withSnapshots = await loadAggregate(store, stream, balance(5));
+    const plain = await loadAggregate(store, stream, balance());
+    expect(withSnapshots.state).toEqual({ cash: 325, deposits: 25 });
+    expect(withSnapshots.state).toEqual(plain.state);
+    expect(withSnapshots.version).toBe(24);
+    expect(withSnapshots.fromSnapshot).toBeGreaterThanOrEqual(19);
+    for (const version of [0, 4, 12, 24]) {
+      const at = await loadAggregate(store, stream, balance(5), { version });
+      expect(at.state.deposits).toBe(version + 1);
+      expect(at.state.cash).toBe(((version + 1) * (version + 2)) / 2);
+      expect(at.version).toBe(version);
+    }
+    await store.close();
+  });
+
+  it('writes a snapshot only every N events, and ignores one of another shape', async () => {
+    const store = await openStore();
+    const stream = streamName('wallet');
+    await store.append(
+      stream,
+      Array.from({ length: 4 }, (_, i) => newEvent('Deposited', { amount: i + 1 })),
+    );
+    await loadAggregate(store, stream, balance(5));
+    expect(await store.loadSnapshot(stream, { schemaVersion: 1 })).toBeUndefined();
+    await store.append(stream, [newEvent('Deposited', { amount: 5 })]);
+    await loadAggregate(store, stream, balance(5));
+    expect(await store.loadSnapshot(stream, { schemaVersion: 1 })).toMatchObject({
+      version: 4,
+      state: { cash: 15 },
+    });
+    // A snapshot of an older state shape is never used.
+    await store.saveSnapshot({ streamId: stream, version: 4, state: { wrong: true }, schemaVersion: 0 });
+    const loaded = await loadAggregate(store, stream, {
+      ...balance(),
+      snapshot: { every: 100, schemaVersion: 2 },
+    });
+    expect(loaded).toEqual({ state: { cash: 15, deposits: 5 }, version: 4, fromSnapshot: undefined });
+    await store.close();
+  });
+
+  it('rebuilds the state as it was at a point in time', async () => {
+    const store = await openStore();
+    const stream = streamName('wallet');
+    await store.append(stream, [
+      newEvent('Deposited', { amount: 10 }),
+      newEvent('Deposited', { amount: 20 }),
+    ]);
+    const [, second] = await store.readStream(stream);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await store.append(stream, [newEvent('Deposited', { amount: 40 })]);
+    const then = await loadAggregate(store, stream, balance(1), { at: second!.recordedAt });
+    expect(then).toEqual({ state: { cash: 30, deposits: 2 }, version: 1 });
+    expect((await loadAggregate(store, stream, balance(1), { at: new Date(0) })).version).toBe(-1);
+    await store.close();
+  });
+});

@@ -1,0 +1,331 @@
+import { type MergedUpsert, planBatch } from '../../projections/batch.ts';
+import {
+  type Change,
+  type ColumnType,
+  columnOf,
+  type FindOptions,
+  type ProjectionDefinition,
+  type Row,
+  type TableDefinition,
+  tableOf,
+  type Value,
+} from '../../projections/model.ts';
+import type { ReadModelStore, Target } from '../../projections/store.ts';
+import { type SqlClient, type SqlQuery, sqlState } from '../shared/sql-client.ts';
+import { assertSchemaName, positionLockKey } from './event-store-schema.ts';
+
+const sqlTypes: Record<ColumnType, string> = {
+  text: 'text',
+  int: 'integer',
+  bigint: 'bigint',
+  boolean: 'boolean',
+  timestamp: 'timestamptz',
+  json: 'jsonb',
+};
+
+/** Postgres caps a statement at 65,535 parameters. */
+const MAX_PARAMETERS = 60_000;
+
+/**
+ * Read models in a Postgres schema, on pg or PGlite. Each projection's checkpoint is a one-row
+ * table beside its tables, written in the same transaction as the rows; a rebuild fills
+ * `<table>__rebuild` tables that are renamed over the live ones in one transaction.
+ */
+export class SqlReadModelStore implements ReadModelStore {
+  private constructor(
+    private readonly client: SqlClient,
+    private readonly schema: string,
+    readonly kind: string,
+    private readonly ownsClient: boolean,
+  ) {}
+
+  static async open(options: {
+    client: SqlClient;
+    schema: string;
+    kind?: string;
+    ownsClient?: boolean;
+  }): Promise<SqlReadModelStore> {
+    const schema = assertSchemaName(options.schema);
+    await options.client.exec(
+      `SELECT pg_advisory_xact_lock(${positionLockKey(`readmodels.${schema}`)}); CREATE SCHEMA IF NOT EXISTS ${schema};`,
+    );
+    return new SqlReadModelStore(
+      options.client,
+      schema,
+      options.kind ?? 'postgres',
+      options.ownsClient ?? false,
+    );
+  }
+
+  private table(name: string, target: Target): string {
+    return `${name}${target === 'rebuild' ? '__rebuild' : ''}`;
+  }
+
+  private checkpointTable(projection: string, target: Target): string {
+    return this.table(`${projection}__checkpoint`, target);
+  }
+
+  async prepare(projection: ProjectionDefinition, target: Target): Promise<void> {
+    const s = this.schema;
+    const statements = [
+      `SELECT pg_advisory_xact_lock(${positionLockKey(`readmodels.${s}.${projection.name}`)});`,
+    ];
+    const checkpoint = this.checkpointTable(projection.name, target);
+    if (target === 'rebuild') {
+      for (const table of projection.tables)
+        statements.push(`DROP TABLE IF EXISTS ${s}.${this.table(table.name, target)};`);
+      statements.push(`DROP TABLE IF EXISTS ${s}.${checkpoint};`);
+    }
+    for (const table of projection.tables)
+      statements.push(createTable(s, this.table(table.name, target), table));
+    statements.push(
+      `CREATE TABLE IF NOT EXISTS ${s}.${checkpoint} (id integer CONSTRAINT ${checkpoint}_pkey PRIMARY KEY, position bigint NOT NULL, version integer NOT NULL, updated_at timestamptz NOT NULL DEFAULT now());`,
+      `INSERT INTO ${s}.${checkpoint} (id, position, version) VALUES (1, 0, ${Number(projection.version)}) ON CONFLICT (id) DO NOTHING;`,
+    );
+    await this.client.exec(statements.join('\n'));
+  }
+
+  async checkpoint(projectionName: string, target: Target): Promise<number> {
+    try {
+      const rows = await this.client.query<{ position: number }>(
+        `SELECT position FROM ${this.schema}.${this.checkpointTable(projectionName, target)} WHERE id = 1`,
+      );
+      return Number(rows[0]?.position ?? 0);
+    } catch (error) {
+      if (sqlState(error) === '42P01') return 0;
+      throw error;
+    }
+  }
+
+  async builtVersion(projectionName: string): Promise<number | undefined> {
+    try {
+      const rows = await this.client.query<{ version: number }>(
+        `SELECT version FROM ${this.schema}.${this.checkpointTable(projectionName, 'live')} WHERE id = 1`,
+      );
+      return rows[0] ? Number(rows[0].version) : undefined;
+    } catch (error) {
+      if (sqlState(error) === '42P01') return undefined;
+      throw error;
+    }
+  }
+
+  async applyBatch(
+    projection: ProjectionDefinition,
+    target: Target,
+    changes: Change[],
+    from: number,
+    to: number,
+  ): Promise<boolean> {
+    const tables = new Map(projection.tables.map((table) => [table.name, table]));
+    return this.client.transaction(async (tx) => {
+      const moved = await tx.query(
+        `UPDATE ${this.schema}.${this.checkpointTable(projection.name, target)}
+            SET position = $2, updated_at = now() WHERE id = 1 AND position = $1 RETURNING id`,
+        [from, to],
+      );
+      if (moved.length === 0) return false;
+      for (const wave of planBatch(changes)) {
+        for (const [name, keys] of wave.deletes)
+          await this.deleteRows(tx, tableOf(tables, name), target, keys);
+        for (const [name, upserts] of wave.upserts) {
+          const table = tableOf(tables, name);
+          const replaced = upserts.filter((upsert) => upsert.replace).map((upsert) => upsert.key);
+          if (replaced.length > 0) await this.deleteRows(tx, table, target, replaced);
+          await this.upsertRows(tx, table, target, upserts);
+        }
+      }
+      return true;
+    });
+  }
+
+  private async deleteRows(tx: SqlQuery, table: TableDefinition, target: Target, keys: Row[]): Promise<void> {
+    const width = table.primaryKey.length;
+    const name = `${this.schema}.${this.table(table.name, target)}`;
+    // A join on a VALUES list, not `(a, b) IN ((…), (…))`: the IN list becomes a deep OR tree
+    // that exhausts PGlite's (WASM) stack at a few hundred keys.
+    const match = table.primaryKey.map((column) => `t.${column} = k.${column}`).join(' AND ');
+    for (const chunk of chunks(keys, Math.floor(MAX_PARAMETERS / width))) {
+      const params: unknown[] = [];
+      const tuples = chunk.map(
+        (key) =>
+          `(${table.primaryKey
+            .map(
+              (column) =>
+                `${param(params, encode(table, column, key[column] ?? null))}::${sqlTypes[table.columns[column]!.type]}`,
+            )
+            .join(', ')})`,
+      );
+      await tx.query(
+        `DELETE FROM ${name} AS t USING (VALUES ${tuples.join(', ')}) AS k (${table.primaryKey.join(', ')}) WHERE ${match}`,
+        params,
+      );
+    }
+  }
+
+  private async upsertRows(
+    tx: SqlQuery,
+    table: TableDefinition,
+    target: Target,
+    upserts: MergedUpsert[],
+  ): Promise<void> {
+    // Rows whose columns carry the same operations share one multi-row statement.
+    const shapes = new Map<string, MergedUpsert[]>();
+    for (const upsert of upserts) {
+      const shape = [...upsert.columns]
+        .map(([column, { op }]) => `${column}:${op}`)
+        .sort()
+        .join(',');
+      const list = shapes.get(shape);
+      if (list) list.push(upsert);
+      else shapes.set(shape, [upsert]);
+    }
+    const name = `${this.schema}.${this.table(table.name, target)}`;
+    for (const group of shapes.values()) {
+      const first = group[0]!;
+      const columns = [...table.primaryKey, ...[...first.columns.keys()].sort()];
+      const updates = [...first.columns]
+        .filter(([, { op }]) => op !== 'insert')
+        .map(([column, { op }]) => `${column} = ${updateExpression(table.name, column, op)}`);
+      const conflict = updates.length > 0 ? `DO UPDATE SET ${updates.join(', ')}` : 'DO NOTHING';
+      for (const chunk of chunks(group, Math.floor(MAX_PARAMETERS / columns.length))) {
+        const params: unknown[] = [];
+        const tuples = chunk.map((upsert) => {
+          const values = columns.map((column) =>
+            param(
+              params,
+              encode(table, column, upsert.key[column] ?? upsert.columns.get(column)?.value ?? null),
+            ),
+          );
+          return `(${values.join(', ')})`;
+        });
+        await tx.query(
+          `INSERT INTO ${name} AS t (${columns.join(', ')}) VALUES ${tuples.join(', ')}
+           ON CONFLICT (${table.primaryKey.join(', ')}) ${conflict}`,
+          params,
+        );
+      }
+    }
+  }
+
+  async promoteRebuild(projection: ProjectionDefinition): Promise<void> {
+    const s = this.schema;
+    const statements = [
+      `SELECT pg_advisory_xact_lock(${positionLockKey(`readmodels.${s}.${projection.name}`)});`,
+    ];
+    const renames = [
+      ...projection.tables.map((table) => ({ name: table.name, indexes: table.indexes ?? [] })),
+      { name: `${projection.name}__checkpoint`, indexes: [] },
+    ];
+    // Indexes and constraints keep their names through a table rename: give them the live names too,
+    // so the next rebuild can create its own.
+    for (const { name, indexes } of renames) {
+      statements.push(
+        `DROP TABLE IF EXISTS ${s}.${name};`,
+        `ALTER TABLE ${s}.${name}__rebuild RENAME TO ${name};`,
+        `ALTER TABLE ${s}.${name} RENAME CONSTRAINT ${name}__rebuild_pkey TO ${name}_pkey;`,
+        ...indexes.map(
+          (index) =>
+            `ALTER INDEX ${s}.${name}__rebuild_${index.join('_')}_idx RENAME TO ${name}_${index.join('_')}_idx;`,
+        ),
+      );
+    }
+    await this.client.exec(statements.join('\n'));
+  }
+
+  async find(projection: ProjectionDefinition, tableName: string, options: FindOptions = {}): Promise<Row[]> {
+    const table = tableOf(new Map(projection.tables.map((t) => [t.name, t])), tableName);
+    const params: unknown[] = [];
+    const conditions: string[] = [];
+    for (const [column, value] of Object.entries(options.where ?? {})) {
+      columnOf(table, column);
+      conditions.push(
+        value === null ? `${column} IS NULL` : `${column} = ${param(params, encode(table, column, value))}`,
+      );
+    }
+    const orderBy =
+      options.orderBy ?? table.primaryKey.map((column): [string, 'asc' | 'desc'] => [column, 'asc']);
+    if (options.after) {
+      // Keyset pagination: (a, b) after (x, y) is a > x, or a = x and b > y (directions per column).
+      const alternatives = orderBy.map((_, index) => {
+        const equal = orderBy
+          .slice(0, index)
+          .map(
+            ([column], j) => `${column} = ${param(params, encode(table, column, options.after![j] ?? null))}`,
+          );
+        const [column, direction] = orderBy[index]!;
+        const beyond = `${column} ${direction === 'asc' ? '>' : '<'} ${param(params, encode(table, column, options.after![index] ?? null))}`;
+        return `(${[...equal, beyond].join(' AND ')})`;
+      });
+      conditions.push(`(${alternatives.join(' OR ')})`);
+    }
+    const where = conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : '';
+    const order = orderBy.map(
+      ([column, direction]) => `${columnOf(table, column) && column} ${direction.toUpperCase()}`,
+    );
+    const limit = options.limit === undefined ? '' : `LIMIT ${Math.max(0, Math.floor(options.limit))}`;
+    const rows = await this.client.query<Row>(
+      `SELECT ${Object.keys(table.columns).join(', ')} FROM ${this.schema}.${table.name} ${where} ORDER BY ${order.join(', ')} ${limit}`,
+      params,
+    );
+    return rows.map((row) => decodeRow(table, row));
+  }
+
+  async close(): Promise<void> {
+    if (this.ownsClient) await this.client.close();
+  }
+}
+
+function createTable(schema: string, name: string, table: TableDefinition): string {
+  // Columns a change does not name are null, so only key columns are NOT NULL.
+  const columns = Object.entries(table.columns).map(
+    ([column, definition]) => `${column} ${sqlTypes[definition.type]}`,
+  );
+  const indexes = (table.indexes ?? []).map(
+    (index) =>
+      `CREATE INDEX IF NOT EXISTS ${name}_${index.join('_')}_idx ON ${schema}.${name} (${index.join(', ')});`,
+  );
+  return [
+    `CREATE TABLE IF NOT EXISTS ${schema}.${name} (${columns.join(', ')}, CONSTRAINT ${name}_pkey PRIMARY KEY (${table.primaryKey.join(', ')}));`,
+    ...indexes,
+  ].join('\n');
+}
+
+function updateExpression(table: string, column: string, op: string): string {
+  void table;
+  switch (op) {
+    case 'add':
+      return `COALESCE(t.${column}, 0) + EXCLUDED.${column}`;
+    case 'max':
+      return `GREATEST(t.${column}, EXCLUDED.${column})`;
+    case 'min':
+      return `LEAST(t.${column}, EXCLUDED.${column})`;
+    default:
+      return `EXCLUDED.${column}`;
+  }
+}
+
+function encode(table: TableDefinition, column: string, value: Value): unknown {
+  if (value === null || value === undefined) return null;
+  if (table.columns[column]?.type === 'json') return JSON.stringify(value);
+  return value;
+}
+
+function decodeRow(table: TableDefinition, row: Row): Row {
+  for (const [column, definition] of Object.entries(table.columns)) {
+    const value = row[column];
+    if (value === null || value === undefined) continue;
+    if (definition.type === 'bigint' || definition.type === 'int') row[column] = Number(value);
+    else if (definition.type === 'timestamp' && !(value instanceof Date))
+      row[column] = new Date(value as string);
+  }
+  return row;
+}
+
+function param(params: unknown[], value: unknown): string {
+  params.push(value);
+  return `$${params.length}`;
+}
+
+function* chunks<T>(items: T[], size: number): Generator<T[]> {
+  for (let index = 0; index < items.length; index += size) yield items.slice(index, index + size);
+}

@@ -1,0 +1,26 @@
+/**
+ * The little a SQL event store needs from a Postgres connection, so that the same SQL runs on
+ * pg (a pool of real connections) and PGlite (one embedded connection).
+ */
+export interface SqlQuery {
+  query<Row = Record<string, unknown>>(text: string, params?: unknown[]): Promise<Row[]>;
+}
+
+export interface SqlClient extends SqlQuery {
+  /** Runs `work` in one transaction on one connection: committed when it resolves, rolled back when it throws. */
+  transaction<T>(work: (tx: SqlQuery) => Promise<T>): Promise<T>;
+  /** Runs several statements in one transaction, without parameters. */
+  exec(text: string): Promise<void>;
+  /** Calls `onNotify` for every NOTIFY on `channel`; the returned function stops listening. */
+  listen(channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>>;
+  close(): Promise<void>;
+}
+
+/** A SQL error's SQLSTATE, whichever driver raised it. */
+export function sqlState(error: unknown): string | undefined {
+  return typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : undefined;
+}
+
+export function sqlErrorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

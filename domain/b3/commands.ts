@@ -1,0 +1,90 @@
+import type { OrderType, Side, TimeInForce } from './book-events.ts';
+
+/**
+ * What the B3 engine is asked to do, one book at a time. Every command carries `at` (epoch
+ * milliseconds): the engine has no clock, so GTD expiry and event times come from here.
+ */
+export type BookCommand =
+  | OpenBook
+  | SetReferencePrice
+  | HaltTrading
+  | ResumeTrading
+  | PlaceOrder
+  | CancelOrder
+  | ModifyOrder
+  | EndOfDay
+  | ExpireOrders;
+
+export interface OpenBook {
+  type: 'OpenBook';
+  referencePrice: number;
+  /** Half-width of the price band in basis points of the reference price (1000 = ±10%). */
+  priceBandBps: number;
+  at: number;
+}
+
+export interface SetReferencePrice {
+  type: 'SetReferencePrice';
+  referencePrice: number;
+  at: number;
+}
+
+export interface HaltTrading {
+  type: 'HaltTrading';
+  at: number;
+}
+
+export interface ResumeTrading {
+  type: 'ResumeTrading';
+  at: number;
+}
+
+export interface PlaceOrder {
+  type: 'PlaceOrder';
+  orderId: string;
+  accountId: string;
+  side: Side;
+  orderType: OrderType;
+  quantity: number;
+  /** Limit price in cents: LIMIT and STOP_LIMIT only. */
+  price?: number;
+  /** Trigger price in cents: STOP and STOP_LIMIT only. */
+  stopPrice?: number;
+  timeInForce: TimeInForce;
+  /** GTD only: the instant the order stops being good. */
+  expiresAt?: number;
+  /** Iceberg: the quantity shown in the book at a time. */
+  displayQuantity?: number;
+  at: number;
+}
+
+export interface CancelOrder {
+  type: 'CancelOrder';
+  orderId: string;
+  /** The owner; another account's order is reported as UNKNOWN_ORDER. */
+  accountId: string;
+  at: number;
+}
+
+export interface ModifyOrder {
+  type: 'ModifyOrder';
+  orderId: string;
+  accountId: string;
+  /** New limit price in cents; a change sends the order to the back of the queue. */
+  price?: number;
+  /** New total quantity, filled shares included; an increase sends the order to the back of the queue. */
+  quantity?: number;
+  at: number;
+}
+
+/** Closes the trading day: every DAY order expires. */
+export interface EndOfDay {
+  type: 'EndOfDay';
+  at: number;
+}
+
+/** A clock tick: GTD orders whose expiry has passed expire (any command does this too). */
+export interface ExpireOrders {
+  type: 'ExpireOrders';
+  at: number;
+}

@@ -1,0 +1,649 @@
+import { describe, expect, it } from 'vitest';
+import { b3EventDefinitions, parseBookEvent, tradeExecuted } from './book-events.ts';
+import {
+  accepted,
+  buy,
+  cancel,
+  canceled,
+  clockTick,
+  endOfDay,
+  expired,
+  given,
+  halted,
+  marketBuy,
+  marketSell,
+  matched,
+  modified,
+  modify,
+  opened,
+  referencePrice,
+  rejected,
+  replenished,
+  requestRejected,
+  rested,
+  resumed,
+  SYMBOL,
+  sell,
+  stop,
+  T0,
+  triggered,
+} from './book-specification.ts';
+import { BOOK_SNAPSHOT_SCHEMA_VERSION, BookSnapshot, OrderBook } from './order-book.ts';
+
+// Reference price R$10.00, band ±10%: limit prices from R$9.00 to R$11.00 are accepted.
+
+describe('placing limit orders', () => {
+  it('acknowledges an order and rests it when nothing crosses', () =>
+    given(opened())
+      .when(buy('b1', 100, 9_90))
+      .then(accepted('b1', { side: 'BUY', orderType: 'LIMIT', quantity: 100, price: 9_90 }), rested('b1'))
+      .thenReports({ type: 'ACK', orderId: 'b1', executionId: `${SYMBOL}-2` }));
+
+  it('trades at the resting order’s price and fills both sides', () =>
+    given(opened(), sell('s1', 100, 10_00))
+      .when(buy('b1', 100, 10_05))
+      .then(
+        accepted('b1'),
+        matched({
+          price: 10_00,
+          quantity: 100,
+          restingOrderId: 's1',
+          incomingOrderId: 'b1',
+          restingRemaining: 0,
+          incomingRemaining: 0,
+          aggressorSide: 'BUY',
+        }),
+      )
+      .thenReports(
+        { type: 'ACK', orderId: 'b1' },
+        {
+          type: 'FILL',
+          orderId: 's1',
+          restingOrderId: 's1',
+          incomingOrderId: 'b1',
+          price: 10_00,
+          quantity: 100,
+        },
+        {
+          type: 'FILL',
+          orderId: 'b1',
+          restingOrderId: 's1',
+          incomingOrderId: 'b1',
+          price: 10_00,
+          quantity: 100,
+        },
+      ));
+
+  it('rests the unfilled rest of a partially filled order', () =>
+    given(opened(), sell('s1', 100, 10_00))
+      .when(buy('b1', 300, 10_00))
+      .then(
+        accepted('b1'),
+        matched({ quantity: 100, incomingRemaining: 200 }),
+        rested('b1', { remaining: 200 }),
+      )
+      .thenReports(
+        { type: 'ACK' },
+        { type: 'FILL', orderId: 's1' },
+        { type: 'PARTIAL_FILL', orderId: 'b1' },
+      ));
+
+  it('sweeps better prices first, then the orders at one price in arrival order', () => {
+    const outcome = given(
+      opened(),
+      sell('s-first', 100, 10_00),
+      sell('s-best', 100, 9_95),
+      sell('s-second', 100, 10_00),
+    ).when(buy('b1', 300, 10_00));
+    outcome.then(
+      accepted('b1'),
+      matched({ restingOrderId: 's-best', price: 9_95 }),
+      matched({ restingOrderId: 's-first', price: 10_00 }),
+      matched({ restingOrderId: 's-second', price: 10_00 }),
+    );
+  });
+
+  it('does not trade beyond the limit price', () =>
+    given(opened(), sell('s1', 100, 10_10))
+      .when(buy('b1', 100, 10_00))
+      .then(accepted('b1'), rested('b1')));
+
+  it('gives every trade a deterministic id from the book sequence', () => {
+    const book = new OrderBook(SYMBOL, { tradeId: (symbol, sequence) => `T-${symbol}-${sequence}` });
+    book.execute(opened());
+    book.execute(sell('s1', 100, 10_00));
+    const events = book.execute(buy('b1', 100, 10_00));
+    expect(events[1]).toMatchObject({ type: 'OrdersMatched', data: { tradeId: 'T-PETR4-5', sequence: 5 } });
+  });
+
+  it('numbers every event of the book in sequence', () => {
+    const outcome = given(opened(), sell('s1', 100, 10_00)).when(buy('b1', 200, 10_00));
+    expect(outcome.events.map((event) => event.data.sequence)).toEqual([4, 5, 6]);
+  });
+});
+
+describe('rejecting orders', () => {
+  it('rejects orders before the book opens: BOOK_NOT_OPEN', () =>
+    given()
+      .when(buy('b1', 100, 10_00))
+      .then(rejected('b1', 'BOOK_NOT_OPEN')));
+
+  it('rejects everything on a halted instrument: INSTRUMENT_HALTED', () =>
+    given(opened(), halted())
+      .when(buy('b1', 100, 10_00))
+      .then(rejected('b1', 'INSTRUMENT_HALTED'))
+      .thenReports({ type: 'REJECTED', orderId: 'b1', reason: 'INSTRUMENT_HALTED', request: 'NEW' }));
+
+  it('rejects a modify on a halted instrument: INSTRUMENT_HALTED', () =>
+    given(opened(), buy('b1', 100, 9_90), halted())
+      .when(modify('b1', 'buyer', { price: 9_95 }))
+      .then(requestRejected('b1', 'MODIFY', 'INSTRUMENT_HALTED')));
+
+  it('still lets a trader cancel during a halt', () =>
+    given(opened(), buy('b1', 100, 9_90), halted())
+      .when(cancel('b1', 'buyer'))
+      .then(canceled('b1', 'CANCELED_BY_TRADER')));
+
+  it('trades again once resumed', () =>
+    given(opened(), halted(), resumed())
+      .when(buy('b1', 100, 10_00))
+      .then(accepted('b1'), rested('b1')));
+
+  it('rejects an id already live in the book: DUPLICATE_ORDER_ID', () =>
+    given(opened(), buy('b1', 100, 9_90))
+      .when(buy('b1', 100, 9_90))
+      .then(rejected('b1', 'DUPLICATE_ORDER_ID')));
+
+  it.each([0, -100, 10.5])('rejects a quantity of %s shares: INVALID_QUANTITY', (quantity) => {
+    given(opened())
+      .when(buy('b1', quantity, 10_00))
+      .then(rejected('b1', 'INVALID_QUANTITY'));
+  });
+
+  it('rejects a limit order without a positive whole-cent price: INVALID_PRICE', () =>
+    given(opened())
+      .when(buy('b1', 100, 10.005))
+      .then(rejected('b1', 'INVALID_PRICE')));
+
+  it('rejects a market order with a price: INVALID_PRICE', () =>
+    given(opened())
+      .when(marketBuy('b1', 100, { price: 10_00 }))
+      .then(rejected('b1', 'INVALID_PRICE')));
+
+  it('rejects a stop order without a stop price, or a limit order with one: INVALID_STOP_PRICE', () => {
+    given(opened())
+      .when({ ...stop('BUY', 'b1', 100, 10_00), stopPrice: undefined })
+      .then(rejected('b1', 'INVALID_STOP_PRICE'));
+    given(opened())
+      .when(buy('b2', 100, 10_00, { stopPrice: 10_50 }))
+      .then(rejected('b2', 'INVALID_STOP_PRICE'));
+  });
+
+  it('rejects a GTD order without a future expiry, or an expiry on another time in force: INVALID_EXPIRY', () => {
+    given(opened())
+      .when(buy('b1', 100, 10_00, { timeInForce: 'GTD' }))
+      .then(rejected('b1', 'INVALID_EXPIRY'));
+    given(opened())
+      .when(buy('b2', 100, 10_00, { timeInForce: 'GTD', expiresAt: T0 }))
+      .then(rejected('b2', 'INVALID_EXPIRY'));
+    given(opened())
+      .when(buy('b3', 100, 10_00, { timeInForce: 'DAY', expiresAt: T0 + 1 }))
+      .then(rejected('b3', 'INVALID_EXPIRY'));
+  });
+
+  it.each([
+    ['as large as the order', buy('b1', 100, 10_00, { displayQuantity: 100 })],
+    ['on an IOC order', buy('b1', 100, 10_00, { displayQuantity: 10, timeInForce: 'IOC' })],
+    ['on a market order', marketBuy('b1', 100, { displayQuantity: 10 })],
+    ['of zero shares', buy('b1', 100, 10_00, { displayQuantity: 0 })],
+  ])('rejects an iceberg display quantity %s: INVALID_DISPLAY_QUANTITY', (_, command) => {
+    given(opened()).when(command).then(rejected('b1', 'INVALID_DISPLAY_QUANTITY'));
+  });
+
+  it('rejects a limit price outside the price band: PRICE_BAND', () => {
+    given(opened())
+      .when(buy('b1', 100, 11_01))
+      .then(rejected('b1', 'PRICE_BAND'));
+    given(opened())
+      .when(sell('s1', 100, 8_99))
+      .then(rejected('s1', 'PRICE_BAND'));
+  });
+
+  it('accepts limit prices on the band edges', () => {
+    given(opened())
+      .when(buy('b1', 100, 9_00))
+      .then(accepted('b1'), rested('b1'));
+    given(opened())
+      .when(sell('s1', 100, 11_00))
+      .then(accepted('s1'), rested('s1'));
+  });
+
+  it('rejects a stop price outside the price band: PRICE_BAND', () =>
+    given(opened())
+      .when(stop('BUY', 'b1', 100, 11_50))
+      .then(rejected('b1', 'PRICE_BAND')));
+
+  it('moves the band with the reference price', () =>
+    given(opened(), referencePrice(20_00))
+      .when(buy('b1', 100, 21_00))
+      .then(accepted('b1'), rested('b1')));
+
+  it('rejects a market order when the other side is empty: NO_LIQUIDITY', () =>
+    given(opened(), buy('b0', 100, 9_90))
+      .when(marketBuy('b1', 100))
+      .then(rejected('b1', 'NO_LIQUIDITY')));
+
+  it('rejects a market order whose best price is already beyond the band: PRICE_BAND', () =>
+    given(opened(), sell('s1', 100, 10_90), referencePrice(9_00))
+      .when(marketBuy('b1', 100))
+      .then(rejected('b1', 'PRICE_BAND')));
+
+  it('rejects a FOK order the book cannot fill at once: FOK_NOT_FILLABLE', () =>
+    given(opened(), sell('s1', 100, 10_00))
+      .when(buy('b1', 200, 10_00, { timeInForce: 'FOK' }))
+      .then(rejected('b1', 'FOK_NOT_FILLABLE')));
+});
+
+describe('market orders', () => {
+  it('sweeps the book and cancels what is left: NO_LIQUIDITY', () =>
+    given(opened(), sell('s1', 100, 10_00), sell('s2', 100, 10_50))
+      .when(marketBuy('b1', 300))
+      .then(
+        accepted('b1', { orderType: 'MARKET' }),
+        matched({ restingOrderId: 's1', price: 10_00 }),
+        matched({ restingOrderId: 's2', price: 10_50 }),
+        canceled('b1', 'NO_LIQUIDITY', { remaining: 100 }),
+      )
+      .thenReports(
+        { type: 'ACK' },
+        { type: 'FILL', orderId: 's1' },
+        { type: 'PARTIAL_FILL', orderId: 'b1' },
+        { type: 'FILL', orderId: 's2' },
+        { type: 'PARTIAL_FILL', orderId: 'b1', remaining: 100 },
+        { type: 'CANCELED', orderId: 'b1', reason: 'NO_LIQUIDITY', quantity: 100 },
+      ));
+
+  it('stops its sweep at the band edge and cancels the rest: PRICE_BAND', () =>
+    given(opened(), sell('s1', 100, 10_00), sell('s2', 100, 10_90), referencePrice(9_50))
+      .when(marketBuy('b1', 200))
+      .then(
+        accepted('b1'),
+        matched({ restingOrderId: 's1' }),
+        canceled('b1', 'PRICE_BAND', { remaining: 100 }),
+      ));
+
+  it('fills a market sell against the best bids', () =>
+    given(opened(), buy('b1', 100, 9_90), buy('b2', 100, 9_95))
+      .when(marketSell('s1', 150))
+      .then(
+        accepted('s1'),
+        matched({ restingOrderId: 'b2', price: 9_95, quantity: 100 }),
+        matched({
+          restingOrderId: 'b1',
+          price: 9_90,
+          quantity: 50,
+          restingRemaining: 50,
+          incomingRemaining: 0,
+        }),
+      ));
+
+  it('fills a FOK market order completely or not at all', () => {
+    given(opened(), sell('s1', 100, 10_00))
+      .when(marketBuy('b1', 101, { timeInForce: 'FOK' }))
+      .then(rejected('b1', 'FOK_NOT_FILLABLE'));
+    given(opened(), sell('s1', 100, 10_00), sell('s2', 100, 10_10))
+      .when(marketBuy('b2', 200, { timeInForce: 'FOK' }))
+      .then(accepted('b2'), matched({ restingOrderId: 's1' }), matched({ restingOrderId: 's2' }));
+  });
+});
+
+describe('time in force', () => {
+  it('IOC: trades what it can now and cancels the rest', () =>
+    given(opened(), sell('s1', 100, 10_00))
+      .when(buy('b1', 300, 10_00, { timeInForce: 'IOC' }))
+      .then(
+        accepted('b1'),
+        matched({ quantity: 100 }),
+        canceled('b1', 'IMMEDIATE_OR_CANCEL', { remaining: 200 }),
+      ));
+
+  it('IOC: cancels at once when nothing crosses', () =>
+    given(opened())
+      .when(buy('b1', 100, 10_00, { timeInForce: 'IOC' }))
+      .then(accepted('b1'), canceled('b1', 'IMMEDIATE_OR_CANCEL')));
+
+  it('FOK: fills across several prices when the whole quantity is there', () =>
+    given(opened(), sell('s1', 100, 10_00), sell('s2', 100, 10_05))
+      .when(buy('b1', 200, 10_05, { timeInForce: 'FOK' }))
+      .then(
+        accepted('b1'),
+        matched({ restingOrderId: 's1' }),
+        matched({ restingOrderId: 's2', incomingRemaining: 0 }),
+      ));
+
+  it('FOK: does not count the trader’s own orders, which it would never trade with', () =>
+    given(opened(), sell('s1', 100, 10_00, { accountId: 'buyer' }), sell('s2', 100, 10_00))
+      .when(buy('b1', 200, 10_00, { timeInForce: 'FOK' }))
+      .then(rejected('b1', 'FOK_NOT_FILLABLE')));
+
+  it('DAY: expires at the end of the day, with stops, in arrival order', () =>
+    given(
+      opened(),
+      buy('b1', 100, 9_90),
+      sell('s1', 100, 10_50, { timeInForce: 'GTC' }),
+      stop('SELL', 's2', 100, 9_50),
+      buy('b2', 100, 9_80),
+    )
+      .when(endOfDay())
+      .then(expired('b1', 'END_OF_DAY'), expired('s2', 'END_OF_DAY'), expired('b2', 'END_OF_DAY'), {
+        type: 'SessionEnded',
+      })
+      .thenReports(
+        { type: 'EXPIRED', orderId: 'b1', reason: 'END_OF_DAY', quantity: 100 },
+        { type: 'EXPIRED', orderId: 's2' },
+        { type: 'EXPIRED', orderId: 'b2' },
+      ));
+
+  it('GTC: survives the end of the day', () => {
+    const outcome = given(opened(), sell('s1', 100, 10_50, { timeInForce: 'GTC' })).when(endOfDay());
+    expect(outcome.book.order('s1')).toMatchObject({ remaining: 100 });
+  });
+
+  it('GTD: expires with the first command at or after its expiry instant', () =>
+    given(
+      opened(),
+      buy('b1', 100, 9_90, { timeInForce: 'GTD', expiresAt: T0 + 60_000 }),
+      buy('b2', 100, 9_80),
+    )
+      .when(sell('s1', 100, 9_80, { at: T0 + 60_000 }))
+      .then(expired('b1', 'GOOD_TILL_DATE'), accepted('s1'), matched({ restingOrderId: 'b2', price: 9_80 })));
+
+  it('GTD: a clock tick expires it on a quiet book', () =>
+    given(opened(), buy('b1', 100, 9_90, { timeInForce: 'GTD', expiresAt: T0 + 60_000 }))
+      .when(clockTick(T0 + 60_001))
+      .then(expired('b1', 'GOOD_TILL_DATE'))
+      .thenReports({ type: 'EXPIRED', orderId: 'b1', reason: 'GOOD_TILL_DATE' }));
+
+  it('GTD: stays before its expiry and through the end of the day', () => {
+    const outcome = given(opened(), buy('b1', 100, 9_90, { timeInForce: 'GTD', expiresAt: T0 + 60_000 }))
+      .when(endOfDay(T0 + 59_999))
+      .then({ type: 'SessionEnded' });
+    expect(outcome.book.order('b1')).toBeDefined();
+  });
+});
+
+describe('self-trade prevention', () => {
+  it('cancels the resting order of the same account and trades on with the next', () =>
+    given(opened(), sell('own', 100, 10_00, { accountId: 'alice' }), sell('s2', 100, 10_00))
+      .when(buy('b1', 100, 10_00, { accountId: 'alice' }))
+      .then(
+        accepted('b1'),
+        canceled('own', 'SELF_TRADE_PREVENTION', { remaining: 100 }),
+        matched({ restingOrderId: 's2', incomingOrderId: 'b1' }),
+      )
+      .thenReports(
+        { type: 'ACK', orderId: 'b1' },
+        { type: 'CANCELED', orderId: 'own', reason: 'SELF_TRADE_PREVENTION' },
+        { type: 'FILL', orderId: 's2' },
+        { type: 'FILL', orderId: 'b1' },
+      ));
+
+  it('rests the incoming order when only its own orders crossed', () => {
+    const outcome = given(opened(), sell('own', 100, 10_00, { accountId: 'alice' }))
+      .when(buy('b1', 100, 10_00, { accountId: 'alice' }))
+      .then(accepted('b1'), canceled('own', 'SELF_TRADE_PREVENTION'), rested('b1'));
+    expect(outcome.book.bestBid).toBe(10_00);
+    expect(outcome.book.bestAsk).toBeUndefined();
+  });
+});
+
+describe('iceberg orders', () => {
+  it('shows only its display quantity', () => {
+    const outcome = given(opened())
+      .when(sell('ice', 1_000, 10_00, { displayQuantity: 100 }))
+      .then(
+        accepted('ice', { displayQuantity: 100 }),
+        rested('ice', { remaining: 1_000, displayedQuantity: 100 }),
+      );
+    expect(outcome.book.depth().asks).toEqual([{ price: 10_00, quantity: 100, orders: 1 }]);
+  });
+
+  it('replenishes its slice at the back of the queue', () =>
+    given(opened(), sell('ice', 300, 10_00, { displayQuantity: 100 }), sell('s2', 100, 10_00))
+      .when(buy('b1', 250, 10_00))
+      .then(
+        accepted('b1'),
+        matched({ restingOrderId: 'ice', quantity: 100, restingRemaining: 200 }),
+        replenished('ice', 100),
+        matched({ restingOrderId: 's2', quantity: 100 }),
+        matched({ restingOrderId: 'ice', quantity: 50, restingRemaining: 150, incomingRemaining: 0 }),
+      ));
+
+  it('shows the last, smaller slice when less than the display quantity is left', () =>
+    given(opened(), sell('ice', 150, 10_00, { displayQuantity: 100 }))
+      .when(buy('b1', 100, 10_00))
+      .then(accepted('b1'), matched({ restingOrderId: 'ice' }), replenished('ice', 50)));
+});
+
+describe('stop orders', () => {
+  it('parks a stop until the last trade reaches its stop price', () =>
+    given(opened(), stop('BUY', 'stop', 100, 10_10), sell('s1', 100, 10_10), sell('s2', 100, 10_20))
+      .when(buy('b1', 100, 10_10))
+      .then(
+        accepted('b1'),
+        matched({ restingOrderId: 's1', price: 10_10 }),
+        triggered('stop', 10_10),
+        matched({ restingOrderId: 's2', incomingOrderId: 'stop', price: 10_20 }),
+      ));
+
+  it('a stop-limit becomes a limit order when triggered, and rests what it cannot trade', () =>
+    given(
+      opened(),
+      stop('SELL', 'sl', 200, 9_90, { price: 9_85 }),
+      buy('b1', 100, 9_90),
+      buy('b2', 100, 9_80),
+    )
+      .when(sell('s1', 100, 9_90))
+      .then(
+        accepted('s1'),
+        matched({ restingOrderId: 'b1', price: 9_90 }),
+        triggered('sl', 9_90),
+        rested('sl', { price: 9_85, remaining: 200 }),
+      ));
+
+  it('triggers at once when the last trade is already through the stop price', () =>
+    given(opened(), sell('s1', 100, 10_00), buy('b1', 100, 10_00), sell('s2', 100, 10_05))
+      .when(stop('BUY', 'stop', 100, 9_95))
+      .then(
+        accepted('stop', { orderType: 'STOP' }),
+        triggered('stop', 10_00),
+        matched({ restingOrderId: 's2' }),
+      ));
+
+  it('a triggered stop with nothing to trade is canceled: NO_LIQUIDITY', () =>
+    given(opened(), stop('SELL', 'stop', 100, 10_00), sell('s1', 100, 10_00))
+      .when(buy('b1', 100, 10_00))
+      .then(accepted('b1'), matched({}), triggered('stop', 10_00), canceled('stop', 'NO_LIQUIDITY')));
+
+  it('a triggered FOK stop-limit that cannot fill is canceled: FOK_NOT_FILLABLE', () =>
+    given(
+      opened(),
+      stop('BUY', 'stop', 500, 10_00, { price: 10_10, timeInForce: 'FOK' }),
+      sell('s1', 100, 10_00),
+      sell('s2', 100, 10_05),
+    )
+      .when(buy('b1', 100, 10_00))
+      .then(accepted('b1'), matched({}), triggered('stop', 10_00), canceled('stop', 'FOK_NOT_FILLABLE')));
+
+  it('a triggered stop sweeps no further than the band: PRICE_BAND', () =>
+    given(
+      opened(),
+      stop('BUY', 'stop', 200, 10_00),
+      sell('s1', 100, 10_00),
+      sell('s2', 100, 10_00),
+      sell('s3', 100, 10_90),
+      referencePrice(9_50),
+    )
+      .when(buy('b1', 100, 10_00))
+      .then(
+        accepted('b1'),
+        matched({ restingOrderId: 's1' }),
+        triggered('stop', 10_00),
+        matched({ restingOrderId: 's2', incomingOrderId: 'stop' }),
+        canceled('stop', 'PRICE_BAND', { remaining: 100 }),
+      ));
+
+  it('can be canceled while parked', () =>
+    given(opened(), stop('BUY', 'stop', 100, 10_10))
+      .when(cancel('stop', 'buyer'))
+      .then(canceled('stop', 'CANCELED_BY_TRADER')));
+});
+
+describe('cancel', () => {
+  it('takes the order out of the book', () => {
+    const outcome = given(opened(), buy('b1', 100, 9_90))
+      .when(cancel('b1', 'buyer'))
+      .then(canceled('b1', 'CANCELED_BY_TRADER', { remaining: 100 }))
+      .thenReports({ type: 'CANCELED', orderId: 'b1', reason: 'CANCELED_BY_TRADER' });
+    expect(outcome.book.bestBid).toBeUndefined();
+  });
+
+  it('rejects an unknown order: UNKNOWN_ORDER', () =>
+    given(opened())
+      .when(cancel('nope', 'buyer'))
+      .then(requestRejected('nope', 'CANCEL', 'UNKNOWN_ORDER'))
+      .thenReports({ type: 'REJECTED', orderId: 'nope', reason: 'UNKNOWN_ORDER', request: 'CANCEL' }));
+
+  it('rejects another account’s order as unknown: UNKNOWN_ORDER', () =>
+    given(opened(), buy('b1', 100, 9_90))
+      .when(cancel('b1', 'mallory'))
+      .then(requestRejected('b1', 'CANCEL', 'UNKNOWN_ORDER')));
+
+  it('rejects a filled order as unknown: UNKNOWN_ORDER', () =>
+    given(opened(), sell('s1', 100, 10_00), buy('b1', 100, 10_00))
+      .when(cancel('s1', 'seller'))
+      .then(requestRejected('s1', 'CANCEL', 'UNKNOWN_ORDER')));
+});
+
+describe('modify', () => {
+  const queue = (outcome: { book: OrderBook }) => outcome.book.snapshot().bids.map((order) => order.orderId);
+
+  it('a quantity decrease keeps time priority', () => {
+    const outcome = given(opened(), buy('b1', 300, 9_90), buy('b2', 100, 9_90))
+      .when(modify('b1', 'buyer', { quantity: 200 }))
+      .then(modified('b1', { quantity: 200, remaining: 200, priority: 'KEPT' }))
+      .thenReports({ type: 'ACK', request: 'MODIFY', orderId: 'b1', quantity: 200 });
+    expect(queue(outcome)).toEqual(['b1', 'b2']);
+  });
+
+  it('a quantity increase loses time priority', () => {
+    const outcome = given(opened(), buy('b1', 100, 9_90), buy('b2', 100, 9_90))
+      .when(modify('b1', 'buyer', { quantity: 200 }))
+      .then(modified('b1', { priority: 'LOST' }), rested('b1', { remaining: 200 }));
+    expect(queue(outcome)).toEqual(['b2', 'b1']);
+  });
+
+  it('a price change loses time priority', () => {
+    const outcome = given(opened(), buy('b1', 100, 9_90), buy('b2', 100, 9_95))
+      .when(modify('b2', 'buyer', { price: 9_90 }))
+      .then(modified('b2', { price: 9_90, priority: 'LOST' }), rested('b2'));
+    expect(queue(outcome)).toEqual(['b1', 'b2']);
+  });
+
+  it('a price change that crosses the book trades', () =>
+    given(opened(), buy('b1', 100, 9_90), sell('s1', 100, 10_00))
+      .when(modify('b1', 'buyer', { price: 10_00 }))
+      .then(modified('b1', { priority: 'LOST' }), matched({ restingOrderId: 's1', incomingOrderId: 'b1' })));
+
+  it('counts the new quantity in total shares, filled ones included', () =>
+    given(opened(), buy('b1', 300, 10_00), sell('s1', 100, 10_00))
+      .when(modify('b1', 'buyer', { quantity: 200 }))
+      .then(modified('b1', { quantity: 200, remaining: 100, priority: 'KEPT' })));
+
+  it('rejects a quantity at or below what is already filled: INVALID_QUANTITY', () =>
+    given(opened(), buy('b1', 300, 10_00), sell('s1', 100, 10_00))
+      .when(modify('b1', 'buyer', { quantity: 100 }))
+      .then(requestRejected('b1', 'MODIFY', 'INVALID_QUANTITY')));
+
+  it('rejects a price outside the band: PRICE_BAND', () =>
+    given(opened(), buy('b1', 100, 9_90))
+      .when(modify('b1', 'buyer', { price: 8_00 }))
+      .then(requestRejected('b1', 'MODIFY', 'PRICE_BAND')));
+
+  it('rejects a price on a stop order without a limit: INVALID_PRICE', () =>
+    given(opened(), stop('BUY', 'stop', 100, 10_10))
+      .when(modify('stop', 'buyer', { price: 10_20 }))
+      .then(requestRejected('stop', 'MODIFY', 'INVALID_PRICE')));
+
+  it('rejects an unknown order: UNKNOWN_ORDER', () =>
+    given(opened())
+      .when(modify('nope', 'buyer', { quantity: 100 }))
+      .then(requestRejected('nope', 'MODIFY', 'UNKNOWN_ORDER')));
+
+  it('changes a parked stop-limit in place', () => {
+    const outcome = given(opened(), stop('BUY', 'stop', 100, 10_10, { price: 10_20 }))
+      .when(modify('stop', 'buyer', { price: 10_30, quantity: 200 }))
+      .then(modified('stop', { price: 10_30, quantity: 200, priority: 'KEPT' }));
+    expect(outcome.book.order('stop')).toMatchObject({ price: 10_30, quantity: 200, parked: true });
+  });
+
+  it('shrinks an iceberg’s shown slice when fewer shares remain than it shows', () => {
+    const outcome = given(opened(), sell('ice', 1_000, 10_00, { displayQuantity: 300 }))
+      .when(modify('ice', 'seller', { quantity: 200 }))
+      .then(modified('ice', { priority: 'KEPT' }));
+    expect(outcome.book.depth().asks).toEqual([{ price: 10_00, quantity: 200, orders: 1 }]);
+  });
+});
+
+describe('the book stream', () => {
+  it('halting and resuming are events, and repeating them changes nothing', () => {
+    given(opened()).when(halted()).then({ type: 'TradingHalted' });
+    given(opened(), halted()).when(halted()).then();
+    given(opened(), halted()).when(resumed()).then({ type: 'TradingResumed' });
+  });
+
+  it('refuses to open a book twice', () => {
+    const { book } = given(opened());
+    expect(() => book.execute(opened())).toThrow(/already open/);
+  });
+
+  it('rebuilds from a snapshot plus the events after it', () => {
+    const book = new OrderBook(SYMBOL);
+    book.execute(opened());
+    book.execute(sell('s1', 300, 10_00, { displayQuantity: 100 }));
+    book.execute(stop('BUY', 'stop', 100, 10_20));
+    const snapshot = BookSnapshot.parse(JSON.parse(JSON.stringify(book.snapshot())));
+    const tail = [...book.execute(buy('b1', 150, 10_00)), ...book.execute(sell('s2', 100, 10_20))];
+    const rebuilt = OrderBook.fromSnapshot(snapshot);
+    for (const event of tail) rebuilt.apply(parseBookEvent(JSON.parse(JSON.stringify(event))));
+    expect(rebuilt.snapshot()).toEqual(book.snapshot());
+    expect(BOOK_SNAPSHOT_SCHEMA_VERSION).toBe(1);
+  });
+
+  it('registers every event type once, for the event store', () => {
+    const types = b3EventDefinitions.map((definition) => definition.type);
+    expect(new Set(types).size).toBe(types.length);
+    expect(types).toContain('TradeExecuted');
+  });
+
+  it('writes each trade to its own trade stream', () => {
+    const outcome = given(opened(), sell('s1', 100, 10_00)).when(buy('b1', 100, 10_00));
+    const match = outcome.events[1]!;
+    if (match.type !== 'OrdersMatched') throw new Error('expected a match');
+    const trade = tradeExecuted(SYMBOL, match.data);
+    const definition = b3EventDefinitions.find((entry) => entry.type === 'TradeExecuted')!;
+    expect(definition.schema.parse(trade.data)).toEqual({
+      tradeId: `${SYMBOL}-5`,
+      symbol: SYMBOL,
+      price: 10_00,
+      quantity: 100,
+      buyOrderId: 'b1',
+      buyAccountId: 'buyer',
+      sellOrderId: 's1',
+      sellAccountId: 'seller',
+      aggressorSide: 'BUY',
+      bookSequence: 5,
+      at: T0,
+    });
+  });
+});

@@ -1,0 +1,52 @@
+import { DomainError } from '../../shared/domain-error.ts';
+
+export class InstrumentAlreadyListed extends DomainError {
+  readonly reason = 'INSTRUMENT_ALREADY_LISTED';
+  constructor(readonly symbol: string) {
+    super(`${symbol} is already listed`, { symbol });
+  }
+}
+
+/** The symbol is not in the catalogue (or the instrument stream has no listing). */
+export class InstrumentNotFound extends DomainError {
+  readonly reason = 'INSTRUMENT_NOT_FOUND';
+  constructor(readonly symbol: string) {
+    super(`no listed instrument trades as ${symbol || '(empty symbol)'}`, { symbol });
+  }
+}
+
+export class InvalidLotSize extends DomainError {
+  readonly reason = 'INVALID_LOT_SIZE';
+  constructor(
+    readonly lotSize: number,
+    why = 'must be a whole positive number of shares',
+  ) {
+    super(`lot size ${lotSize} ${why}`, { lotSize });
+  }
+}
+
+export class InvalidTickSize extends DomainError {
+  readonly reason = 'INVALID_TICK_SIZE';
+  constructor(readonly tickSize: number) {
+    super(`tick size must be a whole positive number of cents, got ${tickSize}`, { tickSize });
+  }
+}
+
+/** A price (reference, limit or stop) that is not a multiple of the instrument's tick size. */
+export class TickSizeViolation extends DomainError {
+  readonly reason = 'TICK_SIZE';
+  constructor(
+    readonly price: number,
+    readonly tickSize: number,
+  ) {
+    super(`price ${price} is not a multiple of the tick size ${tickSize} cents`, { price, tickSize });
+  }
+}
+
+/** The empty halt reason: a halt must say why, for the traders who see it. */
+export class HaltReasonRequired extends DomainError {
+  readonly reason = 'HALT_REASON_REQUIRED';
+  constructor() {
+    super('a trading halt needs a reason');
+  }
+}

@@ -1,0 +1,229 @@
+import type { EventStore, RecordedEvent, Subscription } from '../domain/shared/event-store.ts';
+import {
+  projectedEvents,
+  projectionCheckpoint,
+  projectionLagEvents,
+  projectionLagSeconds,
+} from './metrics.ts';
+import type { ProjectionDefinition } from './model.ts';
+import type { ReadModelStore, Target } from './store.ts';
+
+export interface RebuildProgress {
+  projection: string;
+  /** Position reached and the head it is heading for. */
+  position: number;
+  head: number;
+  events: number;
+  eventsPerSecond: number;
+  /** Seconds left at the current rate, undefined before a rate is known. */
+  etaSeconds?: number;
+}
+
+export type ProjectorState = 'stopped' | 'starting' | 'running' | 'rebuilding' | 'failed';
+
+export interface ProjectorStatus {
+  projection: string;
+  store: string;
+  state: ProjectorState;
+  checkpoint: number;
+  head: number;
+  lagPositions: number;
+  rebuild?: RebuildProgress;
+  error?: string;
+}
+
+export interface ProjectorOptions {
+  projection: ProjectionDefinition;
+  source: EventStore;
+  store: ReadModelStore;
+  batchSize?: number;
+  /** Told about failures and rebuilds; a pino logger fits. */
+  logger?: {
+    info: (object: object, message: string) => void;
+    error: (object: object, message: string) => void;
+  };
+}
+
+/**
+ * Runs one projection: follows its event store from the checkpoint and applies a batch per
+ * transaction, the checkpoint moving in the same transaction (compare-and-set, so two instances
+ * never both apply a batch). Rebuilds into fresh tables while the live ones keep serving.
+ */
+export class Projector {
+  private subscription?: Subscription;
+  private checkpoint = 0;
+  private state: ProjectorState = 'stopped';
+  private lastError?: string;
+  private progress?: RebuildProgress;
+  private lastAppliedAt?: Date;
+  private readonly batchSize: number;
+
+  constructor(private readonly options: ProjectorOptions) {
+    this.batchSize = options.batchSize ?? 1000;
+  }
+
+  get name(): string {
+    return this.options.projection.name;
+  }
+
+  /** Prepares the tables (rebuilding them first when the projection's version changed) and follows live events. */
+  async start(): Promise<void> {
+    const { projection, store } = this.options;
+    this.state = 'starting';
+    const built = await store.builtVersion(projection.name);
+    if (built !== undefined && built !== projection.version) {
+      this.options.logger?.info(
+        { projection: projection.name, built, version: projection.version },
+        'projection changed: rebuilding',
+      );
+      await this.rebuild();
+      await this.follow();
+      return;
+    }
+    await store.prepare(projection, 'live');
+    await this.follow();
+  }
+
+  private async follow(): Promise<void> {
+    const { projection, store, source } = this.options;
+    this.checkpoint = await store.checkpoint(projection.name, 'live');
+    projectionCheckpoint.set({ projection: projection.name }, this.checkpoint);
+    this.state = 'running';
+    this.subscription = source.subscribeToAll({
+      after: this.checkpoint,
+      batchSize: this.batchSize,
+      onBatch: async (events) => {
+        const applied = await this.apply('live', events, this.checkpoint);
+        if (applied) {
+          this.checkpoint = events.at(-1)!.position;
+          this.lastAppliedAt = events.at(-1)!.recordedAt;
+          projectionCheckpoint.set({ projection: projection.name }, this.checkpoint);
+        } else {
+          // Another instance applied this batch: start again from where it left the checkpoint.
+          throw new CheckpointMoved();
+        }
+      },
+      onError: (error) => {
+        if (error instanceof CheckpointMoved && this.state === 'running') {
+          void this.follow().catch((failure) => this.fail(failure));
+          return;
+        }
+        this.fail(error);
+      },
+    });
+  }
+
+  private fail(error: unknown): void {
+    this.state = 'failed';
+    this.lastError = error instanceof Error ? error.message : String(error);
+    this.options.logger?.error({ projection: this.name, err: error }, 'projection stopped');
+  }
+
+  private async apply(target: Target, events: RecordedEvent[], from: number): Promise<boolean> {
+    const { projection, store } = this.options;
+    const changes = events.flatMap((event) =>
+      projection.project(event).map((change) => ({ ...change, position: event.position })),
+    );
+    const applied = await store.applyBatch(projection, target, changes, from, events.at(-1)!.position);
+    if (applied) projectedEvents.inc({ projection: projection.name, target }, events.length);
+    return applied;
+  }
+
+  /**
+   * Projects the whole history into fresh tables while the live ones keep serving, then swaps
+   * them in atomically and follows live events from there. Projections are pure rows: a rebuild
+   * emits nothing else.
+   */
+  async rebuild(onProgress?: (progress: RebuildProgress) => void): Promise<void> {
+    const { projection, store, source } = this.options;
+    const wasFollowing = this.subscription !== undefined;
+    this.state = 'rebuilding';
+    await store.prepare(projection, 'rebuild');
+    const started = performance.now();
+    let position = 0;
+    let events = 0;
+    let head = await source.headPosition();
+    const report = () => {
+      const seconds = (performance.now() - started) / 1000;
+      const rate = seconds > 0 ? position / seconds : 0;
+      this.progress = {
+        projection: projection.name,
+        position,
+        head,
+        events,
+        eventsPerSecond: seconds > 0 ? events / seconds : 0,
+        etaSeconds: rate > 0 ? Math.max(0, (head - position) / rate) : undefined,
+      };
+      onProgress?.(this.progress);
+    };
+    report();
+    for (;;) {
+      const page = await source.readAll({ after: position, limit: this.batchSize });
+      if (page.length === 0) {
+        // Caught up: stop the live follower so nothing moves while the tables swap.
+        if (this.subscription) {
+          await this.subscription.stop();
+          this.subscription = undefined;
+        }
+        const tail = await source.readAll({ after: position, limit: this.batchSize });
+        if (tail.length > 0) {
+          head = Math.max(head, tail.at(-1)!.position);
+          await this.applyRebuildPage(tail, position);
+          position = tail.at(-1)!.position;
+          events += tail.length;
+          continue;
+        }
+        break;
+      }
+      await this.applyRebuildPage(page, position);
+      position = page.at(-1)!.position;
+      events += page.length;
+      head = Math.max(head, position);
+      report();
+    }
+    await store.promoteRebuild(projection);
+    report();
+    this.progress = undefined;
+    this.options.logger?.info({ projection: projection.name, events }, 'projection rebuilt');
+    if (wasFollowing) await this.follow();
+    else this.state = 'stopped';
+  }
+
+  private async applyRebuildPage(page: RecordedEvent[], from: number): Promise<void> {
+    if (!(await this.apply('rebuild', page, from))) {
+      throw new Error(`projection ${this.name}: another rebuild is running`);
+    }
+  }
+
+  async stop(): Promise<void> {
+    const subscription = this.subscription;
+    this.subscription = undefined;
+    this.state = 'stopped';
+    await subscription?.stop();
+  }
+
+  async status(): Promise<ProjectorStatus> {
+    const head = await this.options.source.headPosition();
+    const checkpoint =
+      this.state === 'running' ? this.checkpoint : await this.options.store.checkpoint(this.name, 'live');
+    const lag = Math.max(0, head - checkpoint);
+    projectionLagEvents.set({ projection: this.name }, lag);
+    const behindSeconds =
+      lag > 0 && this.lastAppliedAt ? (Date.now() - this.lastAppliedAt.getTime()) / 1000 : 0;
+    projectionLagSeconds.set({ projection: this.name }, behindSeconds);
+    return {
+      projection: this.name,
+      store: this.options.store.kind,
+      state: this.state,
+      checkpoint,
+      head,
+      lagPositions: lag,
+      rebuild: this.progress,
+      error: this.lastError,
+    };
+  }
+}
+
+class CheckpointMoved extends Error {
+  override readonly name = 'CheckpointMoved';
+}

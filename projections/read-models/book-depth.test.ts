@@ -1,0 +1,117 @@
+import { describe, expect, it } from 'vitest';
+import { type BookEvent, bookStreamId } from '../../domain/b3/book-events.ts';
+import { OrderBook } from '../../domain/b3/order-book.ts';
+import { BOOK_ORDERS, BOOKS, bookDepthProjection } from './book-depth.ts';
+import { asRecorded, MemoryTables, projectionSpecification, recorded, TRADE_AT } from './testing.ts';
+import { tradingWorkload } from './workload.ts';
+
+const at = TRADE_AT;
+
+describe('order-book depth', () => {
+  const given = projectionSpecification(bookDepthProjection);
+  const book = 'book-PETR4';
+  const rested = (
+    orderId: string,
+    side: 'BUY' | 'SELL',
+    price: number,
+    remaining: number,
+    sequence: number,
+  ) =>
+    recorded(book, 'OrderRested', {
+      sequence,
+      at,
+      orderId,
+      accountId: 'a1',
+      side,
+      price,
+      remaining,
+      displayedQuantity: remaining,
+    });
+
+  it('shows an order resting at its price', () =>
+    given()
+      .when(rested('o1', 'BUY', 3_200, 300, 2))
+      .thenRow(
+        BOOK_ORDERS,
+        { symbol: 'PETR4', order_id: 'o1' },
+        { side: 'BUY', price: 3_200, displayed: 300, resting: true },
+      ));
+
+  it('shrinks a resting order by a partial fill and removes it when filled', () => {
+    const matched = (quantity: number, restingRemaining: number, sequence: number) =>
+      recorded(book, 'OrdersMatched', {
+        sequence,
+        at,
+        tradeId: `t${sequence}`,
+        price: 3_200,
+        quantity,
+        aggressorSide: 'SELL',
+        restingOrderId: 'o1',
+        restingAccountId: 'a1',
+        restingRemaining,
+        incomingOrderId: `s${sequence}`,
+        incomingAccountId: 'a2',
+        incomingRemaining: 0,
+      });
+    given(rested('o1', 'BUY', 3_200, 300, 2))
+      .when(matched(100, 200, 3))
+      .thenRow(BOOK_ORDERS, { symbol: 'PETR4', order_id: 'o1' }, { remaining: 200, displayed: 200 })
+      .thenRow(BOOKS, { symbol: 'PETR4' }, { last_trade_price: 3_200, sequence: 3 });
+    given(rested('o1', 'BUY', 3_200, 300, 2))
+      .when(matched(300, 0, 3))
+      .thenNoRow(BOOK_ORDERS, { symbol: 'PETR4', order_id: 'o1' });
+  });
+
+  it('takes a canceled order out of the book', () =>
+    given(rested('o1', 'SELL', 3_300, 100, 2))
+      .when(
+        recorded(book, 'OrderCanceled', {
+          sequence: 3,
+          at,
+          orderId: 'o1',
+          accountId: 'a1',
+          side: 'SELL',
+          remaining: 100,
+          reason: 'CANCELED_BY_TRADER',
+        }),
+      )
+      .thenNoRow(BOOK_ORDERS, { symbol: 'PETR4', order_id: 'o1' }));
+
+  it('equals the engine’s own depth after a trading day', () => {
+    const tables = new MemoryTables();
+    const events = new Map<string, BookEvent[]>();
+    let position = 0;
+    for (const item of tradingWorkload({ seed: 11, requests: 1_500, accounts: 6 })) {
+      if (!item.streamId.startsWith('book-')) continue;
+      const event = asRecorded(item.streamId, item.event, ++position);
+      tables.apply(bookDepthProjection.project(event));
+      const symbol = item.streamId.slice(5);
+      events.set(symbol, [
+        ...(events.get(symbol) ?? []),
+        { type: item.event.type, data: item.event.data } as BookEvent,
+      ]);
+    }
+    for (const [symbol, history] of events) {
+      const engine = OrderBook.replay(symbol, history).depth();
+      const levels = (side: string, direction: number) => {
+        const map = new Map<number, { price: number; quantity: number; orders: number }>();
+        for (const row of tables.rows(BOOK_ORDERS))
+          if (
+            row.symbol === symbol &&
+            row.side === side &&
+            row.resting === true &&
+            Number(row.displayed) > 0
+          ) {
+            const level = map.get(Number(row.price)) ?? { price: Number(row.price), quantity: 0, orders: 0 };
+            level.quantity += Number(row.displayed);
+            level.orders += 1;
+            map.set(level.price, level);
+          }
+        return [...map.values()].sort((a, b) => direction * (a.price - b.price));
+      };
+      expect(engine.bids.length + engine.asks.length, bookStreamId(symbol)).toBeGreaterThan(0);
+      expect(levels('BUY', -1)).toEqual(engine.bids);
+      expect(levels('SELL', 1)).toEqual(engine.asks);
+    }
+  });
+});

@@ -1,0 +1,171 @@
+import type { RecordedEvent } from '../../domain/shared/event-store.ts';
+import type { Change, ProjectionDefinition } from '../model.ts';
+import { type RecordedBookEvent, streamEntity } from './events.ts';
+
+/**
+ * Order-book depth (`GET /v1/market/{symbol}/book`): the orders resting in each `book-{symbol}`,
+ * one row each, with the shares they show (an iceberg shows its current slice only, as the
+ * engine's own depth does). Levels are summed at query time over the (symbol, side, price)
+ * index, so a fill, a cancel or a modify is one row change with no read of the level first.
+ * Orders waiting off the book (untriggered stops, or a modified order losing priority until it
+ * rests again) have `resting` false and are not part of the depth.
+ */
+export const BOOK_ORDERS = 'book_orders';
+export const BOOKS = 'books';
+
+export const bookDepthProjection: ProjectionDefinition = {
+  name: 'book_depth',
+  version: 1,
+  source: 'b3',
+  store: 'postgres',
+  tables: [
+    {
+      name: BOOK_ORDERS,
+      columns: {
+        symbol: { type: 'text' },
+        order_id: { type: 'text' },
+        account_id: { type: 'text' },
+        side: { type: 'text' },
+        price: { type: 'bigint' },
+        remaining: { type: 'bigint' },
+        displayed: { type: 'bigint' },
+        resting: { type: 'boolean' },
+        /** The book sequence it (re)joined its level at: time priority within a price. */
+        rested_sequence: { type: 'bigint' },
+      },
+      primaryKey: ['symbol', 'order_id'],
+      indexes: [['symbol', 'side', 'resting', 'price']],
+    },
+    {
+      name: BOOKS,
+      columns: {
+        symbol: { type: 'text' },
+        status: { type: 'text' },
+        reference_price: { type: 'bigint' },
+        price_band_bps: { type: 'int' },
+        last_trade_price: { type: 'bigint', nullable: true },
+        sequence: { type: 'bigint' },
+        updated_at: { type: 'timestamp' },
+      },
+      primaryKey: ['symbol'],
+    },
+  ],
+  project(event: RecordedEvent): Change[] {
+    const symbol = streamEntity(event.streamId, 'book');
+    if (!symbol) return [];
+    return projectBook(symbol, event as RecordedBookEvent | RecordedEvent);
+  },
+};
+
+function projectBook(symbol: string, event: RecordedBookEvent | RecordedEvent): Change[] {
+  const data = event.data as { sequence: number; at: number };
+  const book = (set: Record<string, string | number | Date>): Change => ({
+    kind: 'upsert',
+    table: BOOKS,
+    key: { symbol },
+    set: { sequence: data.sequence, updated_at: new Date(data.at), ...set },
+  });
+  const order = (orderId: string) => ({ symbol, order_id: orderId });
+  switch (event.type) {
+    case 'BookOpened': {
+      const opened = event.data as { referencePrice: number; priceBandBps: number };
+      return [
+        book({ status: 'OPEN', reference_price: opened.referencePrice, price_band_bps: opened.priceBandBps }),
+      ];
+    }
+    case 'ReferencePriceSet':
+      return [book({ reference_price: (event.data as { referencePrice: number }).referencePrice })];
+    case 'TradingHalted':
+      return [book({ status: 'HALTED' })];
+    case 'TradingResumed':
+      return [book({ status: 'OPEN' })];
+  }
+  const typed = event as RecordedBookEvent;
+  switch (typed.type) {
+    case 'OrderRested': {
+      const rested = typed.data;
+      return [
+        {
+          kind: 'upsert',
+          table: BOOK_ORDERS,
+          key: order(rested.orderId),
+          set: {
+            account_id: rested.accountId,
+            side: rested.side,
+            price: rested.price,
+            remaining: rested.remaining,
+            displayed: rested.displayedQuantity,
+            resting: true,
+            rested_sequence: rested.sequence,
+          },
+        },
+      ];
+    }
+    case 'OrdersMatched': {
+      const matched = typed.data;
+      const changes: Change[] = [book({ last_trade_price: matched.price })];
+      changes.push(
+        matched.restingRemaining === 0
+          ? { kind: 'delete', table: BOOK_ORDERS, key: order(matched.restingOrderId) }
+          : {
+              kind: 'upsert',
+              table: BOOK_ORDERS,
+              key: order(matched.restingOrderId),
+              set: { remaining: matched.restingRemaining },
+              add: { displayed: -matched.quantity },
+            },
+      );
+      // A fully filled incoming order never rests; one that rested earlier (a modify that lost
+      // priority) is gone too.
+      if (matched.incomingRemaining === 0)
+        changes.push({ kind: 'delete', table: BOOK_ORDERS, key: order(matched.incomingOrderId) });
+      return changes;
+    }
+    case 'IcebergReplenished': {
+      const replenished = typed.data;
+      return [
+        {
+          kind: 'upsert',
+          table: BOOK_ORDERS,
+          key: order(replenished.orderId),
+          set: { displayed: replenished.displayedQuantity, rested_sequence: replenished.sequence },
+        },
+      ];
+    }
+    case 'OrderModified': {
+      const modified = typed.data;
+      if (modified.priority === 'KEPT')
+        return [
+          {
+            kind: 'upsert',
+            table: BOOK_ORDERS,
+            key: order(modified.orderId),
+            set: { remaining: modified.remaining },
+            // A smaller order shows no more than what is left of it (the engine's rule).
+            min: { displayed: modified.remaining },
+          },
+        ];
+      // Out of its level until OrderRested puts it back at the back of the queue.
+      return [
+        {
+          kind: 'upsert',
+          table: BOOK_ORDERS,
+          key: order(modified.orderId),
+          set: {
+            account_id: modified.accountId,
+            side: modified.side,
+            remaining: modified.remaining,
+            displayed: 0,
+            resting: false,
+            ...(modified.price === undefined ? {} : { price: modified.price }),
+          },
+        },
+      ];
+    }
+    case 'OrderCanceled':
+    case 'OrderExpired':
+      return [{ kind: 'delete', table: BOOK_ORDERS, key: order(typed.data.orderId) }];
+    default:
+      return [];
+  }
+}

@@ -1,0 +1,62 @@
+import type { RecordedEvent } from '../../domain/shared/event-store.ts';
+import type { Change, ProjectionDefinition } from '../model.ts';
+import type { RecordedTradeExecuted } from './events.ts';
+
+/**
+ * OHLCV candles (`GET /v1/market/{symbol}/candles`), 1m, 5m, 1h and 1d, from the trades. Buckets
+ * are aligned to UTC (B3's session, 10:00–18:00 in São Paulo, sits inside one UTC day). Open is
+ * the first trade's price (kept by `insert`), close the last one's (`set`), high and low by
+ * `max`/`min`, volume and notional by increments: every trade is one write per interval.
+ */
+export const CANDLES = 'candles';
+
+export const CANDLE_INTERVALS = { '1m': 60_000, '5m': 300_000, '1h': 3_600_000, '1d': 86_400_000 } as const;
+export type CandleInterval = keyof typeof CANDLE_INTERVALS;
+
+export const candlesProjection: ProjectionDefinition = {
+  name: 'candles',
+  version: 1,
+  source: 'b3',
+  store: 'postgres',
+  tables: [
+    {
+      name: CANDLES,
+      columns: {
+        symbol: { type: 'text' },
+        interval: { type: 'text' },
+        bucket_start: { type: 'timestamp' },
+        open: { type: 'bigint' },
+        high: { type: 'bigint' },
+        low: { type: 'bigint' },
+        close: { type: 'bigint' },
+        /** Shares traded. */
+        volume: { type: 'bigint' },
+        /** Σ price × quantity, in cents: the VWAP is notional ÷ volume. */
+        notional: { type: 'bigint' },
+        trades: { type: 'int' },
+      },
+      // The key is also the index the range query walks: symbol, interval, then time.
+      primaryKey: ['symbol', 'interval', 'bucket_start'],
+    },
+  ],
+  project(event: RecordedEvent): Change[] {
+    if (event.type !== 'TradeExecuted') return [];
+    const { data } = event as RecordedTradeExecuted;
+    return Object.entries(CANDLE_INTERVALS).map(
+      ([interval, length]): Change => ({
+        kind: 'upsert',
+        table: CANDLES,
+        key: {
+          symbol: data.symbol,
+          interval,
+          bucket_start: new Date(data.at - (data.at % length)),
+        },
+        insert: { open: data.price },
+        set: { close: data.price },
+        max: { high: data.price },
+        min: { low: data.price },
+        add: { volume: data.quantity, notional: data.price * data.quantity, trades: 1 },
+      }),
+    );
+  },
+};

@@ -1,0 +1,572 @@
+import type { FindOptions, ProjectionDefinition, Row, Value } from '../model.ts';
+import type { ReadModelStore } from '../store.ts';
+import { AUDIT_EVENTS, b3AuditProjection, brokerAuditProjection } from './audit.ts';
+import { BOOK_ORDERS, BOOKS, bookDepthProjection } from './book-depth.ts';
+import { CANDLE_INTERVALS, CANDLES, type CandleInterval, candlesProjection } from './candles.ts';
+import { EXECUTIONS, ORDERS, ordersProjection } from './orders.ts';
+import { LATEST_QUOTES, QUOTES, quotesProjection } from './quotes.ts';
+import { TRADE_PARTIES, TRADES, tradesProjection } from './trades.ts';
+import { WALLET_CASH, WALLET_POSITIONS, walletsProjection } from './wallets.ts';
+
+/**
+ * The read side the HTTP API calls: every answer comes from a read model, never from an event
+ * store. Amounts and prices are integer cents, quantities integer shares, instants Dates (the
+ * API formats them). Lists are keyset-paginated: the cursor is an opaque base64url token naming
+ * the last row returned, so a page never skips or repeats a row when others are written meanwhile.
+ */
+
+/** The store serving each kind of read model; in embedded mode all three are one PGlite store. */
+export interface ReadModelStores {
+  mysql: ReadModelStore;
+  postgres: ReadModelStore;
+  mongo: ReadModelStore;
+  /** Where the read models live, for people. */
+  description?: string;
+  close(): Promise<void>;
+}
+
+export function storeFor(
+  stores: Pick<ReadModelStores, 'mysql' | 'postgres' | 'mongo'>,
+  projection: ProjectionDefinition,
+): ReadModelStore {
+  return stores[projection.store];
+}
+
+export interface Page<Item> {
+  items: Item[];
+  /** Present when more items may follow: pass it back as `cursor` for the next page. */
+  nextCursor?: string;
+}
+
+export type OrderStatus =
+  | 'PENDING_NEW'
+  | 'NEW'
+  | 'PARTIALLY_FILLED'
+  | 'FILLED'
+  | 'CANCELED'
+  | 'REJECTED'
+  | 'EXPIRED';
+
+export interface OrderView {
+  orderId: string;
+  accountId: string;
+  symbol: string;
+  custodySymbol: string;
+  market: string;
+  side: 'BUY' | 'SELL';
+  type: string;
+  timeInForce: string;
+  quantity: number;
+  /** Limit price in cents, null for a market order. */
+  price: number | null;
+  stopPrice: number | null;
+  expiresAt: Date | null;
+  status: OrderStatus;
+  filledQuantity: number;
+  remainingQuantity: number;
+  /** Cents, null before the first execution. */
+  averagePrice: number | null;
+  cancelRequested: boolean;
+  rejectReason: string | null;
+  rejectDetail: string | null;
+  placedAt: Date;
+  updatedAt: Date;
+  /** The version of the `order-{orderId}` stream this view includes. */
+  version: number;
+}
+
+export interface ExecutionView {
+  executionId: string;
+  quantity: number;
+  price: number;
+  executedAt: Date;
+  filledQuantity: number;
+  remainingQuantity: number;
+}
+
+export interface OrderDetail extends OrderView {
+  executions: ExecutionView[];
+}
+
+export interface WalletView {
+  accountId: string;
+  cash: { available: number; reserved: number };
+  positions: Array<{ symbol: string; available: number; reserved: number; costBasis: number }>;
+  updatedAt: Date | null;
+  version: number | null;
+}
+
+export interface TradeView {
+  tradeId: string;
+  symbol: string;
+  price: number;
+  quantity: number;
+  buyOrderId: string;
+  buyAccountId: string;
+  sellOrderId: string;
+  sellAccountId: string;
+  aggressorSide: 'BUY' | 'SELL';
+  executedAt: Date;
+  /** With `accountId`: the side that account took. */
+  side?: 'BUY' | 'SELL';
+}
+
+export interface DepthLevel {
+  price: number;
+  /** Shares shown: an iceberg counts with its current slice only. */
+  quantity: number;
+  orders: number;
+}
+
+export interface BookView {
+  symbol: string;
+  status: 'NOT_OPEN' | 'OPEN' | 'HALTED';
+  referencePrice: number | null;
+  lastTradePrice: number | null;
+  /** The book sequence the view includes. */
+  sequence: number;
+  /** Best first. */
+  bids: DepthLevel[];
+  asks: DepthLevel[];
+}
+
+export interface QuoteView {
+  symbol: string;
+  bid: number | null;
+  ask: number | null;
+  bidSize: number;
+  askSize: number;
+  last: number | null;
+  volume: number;
+  source: string;
+  at: Date;
+  sequence: number;
+}
+
+export interface CandleView {
+  symbol: string;
+  interval: CandleInterval;
+  start: Date;
+  open: number;
+  high: number;
+  low: number;
+  close: number;
+  volume: number;
+  /** Volume-weighted average price in cents (rounded). */
+  vwap: number;
+  trades: number;
+}
+
+export interface AuditEntry {
+  store: 'broker' | 'b3';
+  eventId: string;
+  streamId: string;
+  version: number;
+  position: number;
+  type: string;
+  occurredAt: Date;
+  recordedAt: Date;
+  correlationId: string;
+  causationId: string;
+  actor: string;
+  metadata: Record<string, unknown>;
+  data: unknown;
+}
+
+export interface ReadModels {
+  wallet(accountId: string): Promise<WalletView | undefined>;
+  order(orderId: string): Promise<OrderDetail | undefined>;
+  orders(query: {
+    accountId?: string;
+    status?: OrderStatus;
+    symbol?: string;
+    limit: number;
+    cursor?: string;
+  }): Promise<Page<OrderView>>;
+  trades(query: {
+    symbol?: string;
+    accountId?: string;
+    limit: number;
+    cursor?: string;
+  }): Promise<Page<TradeView>>;
+  book(symbol: string, depth: number): Promise<BookView>;
+  quote(symbol: string): Promise<QuoteView | undefined>;
+  quotes(symbol: string, query: { limit: number; cursor?: string }): Promise<Page<QuoteView>>;
+  /** Candles starting in [from, to], oldest first; at most `MAX_CANDLES`. */
+  candles(symbol: string, interval: CandleInterval, from: Date, to: Date): Promise<CandleView[]>;
+  /** Every event of one request, across streams and both stores, in the order they happened. */
+  trace(correlationId: string): Promise<AuditEntry[]>;
+}
+
+export const MAX_PAGE = 500;
+export const MAX_CANDLES = 5000;
+export const CANDLE_INTERVAL_NAMES = Object.keys(CANDLE_INTERVALS) as CandleInterval[];
+
+/** A cursor that is not one this module made (tampered, truncated, or from another list). */
+export class InvalidCursor extends Error {
+  override readonly name = 'InvalidCursor';
+  constructor(readonly cursor: string) {
+    super('invalid cursor');
+  }
+}
+
+export function encodeCursor(list: string, after: Value[]): string {
+  return Buffer.from(JSON.stringify({ l: list, a: after })).toString('base64url');
+}
+
+export function decodeCursor(list: string, cursor: string | undefined, width: number): Value[] | undefined {
+  if (cursor === undefined || cursor === '') return undefined;
+  try {
+    const parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as {
+      l?: unknown;
+      a?: unknown;
+    };
+    if (
+      parsed.l === list &&
+      Array.isArray(parsed.a) &&
+      parsed.a.length === width &&
+      parsed.a.every((value) => typeof value === 'number' || typeof value === 'string')
+    )
+      return parsed.a as Value[];
+  } catch {
+    // falls through to the error below
+  }
+  throw new InvalidCursor(cursor);
+}
+
+const clamp = (limit: number): number => Math.min(MAX_PAGE, Math.max(1, Math.floor(limit) || 1));
+const num = (value: Value | undefined): number => Number(value ?? 0);
+const numOrNull = (value: Value | undefined): number | null =>
+  value === null || value === undefined ? null : Number(value);
+const date = (value: Value | undefined): Date => (value instanceof Date ? value : new Date(String(value)));
+const dateOrNull = (value: Value | undefined): Date | null =>
+  value === null || value === undefined ? null : date(value);
+const text = (value: Value | undefined): string => String(value ?? '');
+const textOrNull = (value: Value | undefined): string | null =>
+  value === null || value === undefined ? null : String(value);
+
+export function createReadModels(stores: Pick<ReadModelStores, 'mysql' | 'postgres' | 'mongo'>): ReadModels {
+  const find = (projection: ProjectionDefinition, table: string, options: FindOptions) =>
+    storeFor(stores, projection).find(projection, table, options);
+
+  /** One keyset page: reads limit + 1 rows to know whether a next page exists. */
+  async function page<Item>(
+    projection: ProjectionDefinition,
+    table: string,
+    list: string,
+    options: { where: Row; orderBy: Array<[string, 'asc' | 'desc']>; limit: number; cursor?: string },
+    view: (row: Row) => Item,
+  ): Promise<Page<Item>> {
+    const limit = clamp(options.limit);
+    const after = decodeCursor(list, options.cursor, options.orderBy.length);
+    const rows = await find(projection, table, {
+      where: options.where,
+      orderBy: options.orderBy,
+      limit: limit + 1,
+      after,
+    });
+    const items = rows.slice(0, limit);
+    const last = items.at(-1);
+    return {
+      items: items.map(view),
+      ...(rows.length > limit && last
+        ? {
+            nextCursor: encodeCursor(
+              list,
+              options.orderBy.map(([column]) => last[column] as Value),
+            ),
+          }
+        : {}),
+    };
+  }
+
+  return {
+    async wallet(accountId) {
+      const [cash] = await find(walletsProjection, WALLET_CASH, {
+        where: { account_id: accountId },
+        limit: 1,
+      });
+      if (!cash) return undefined;
+      const positions = await find(walletsProjection, WALLET_POSITIONS, {
+        where: { account_id: accountId },
+        orderBy: [['symbol', 'asc']],
+      });
+      return {
+        accountId,
+        cash: { available: num(cash.available), reserved: num(cash.reserved) },
+        positions: positions
+          .filter((row) => num(row.available) !== 0 || num(row.reserved) !== 0)
+          .map((row) => ({
+            symbol: text(row.symbol),
+            available: num(row.available),
+            reserved: num(row.reserved),
+            costBasis: num(row.cost_basis),
+          })),
+        updatedAt: dateOrNull(cash.updated_at),
+        version: numOrNull(cash.stream_version),
+      };
+    },
+
+    async order(orderId) {
+      const [row] = await find(ordersProjection, ORDERS, { where: { order_id: orderId }, limit: 1 });
+      if (!row || row.account_id === null) return undefined;
+      const executions = await find(ordersProjection, EXECUTIONS, {
+        where: { order_id: orderId },
+        orderBy: [
+          ['position', 'asc'],
+          ['execution_id', 'asc'],
+        ],
+      });
+      return {
+        ...orderView(row),
+        executions: executions.map((execution) => ({
+          executionId: text(execution.execution_id),
+          quantity: num(execution.quantity),
+          price: num(execution.price),
+          executedAt: date(execution.executed_at),
+          filledQuantity: num(execution.filled_quantity),
+          remainingQuantity: num(execution.remaining_quantity),
+        })),
+      };
+    },
+
+    orders({ accountId, status, symbol, limit, cursor }) {
+      const where: Row = {};
+      if (accountId !== undefined) where.account_id = accountId;
+      if (status !== undefined) where.status = status;
+      if (symbol !== undefined) where.symbol = symbol;
+      return page(
+        ordersProjection,
+        ORDERS,
+        'orders',
+        { where, orderBy: [['placed_position', 'desc']], limit, cursor },
+        orderView,
+      );
+    },
+
+    trades({ symbol, accountId, limit, cursor }) {
+      const where: Row = {};
+      if (symbol !== undefined) where.symbol = symbol;
+      if (accountId !== undefined) where.account_id = accountId;
+      return page(
+        tradesProjection,
+        accountId === undefined ? TRADES : TRADE_PARTIES,
+        'trades',
+        { where, orderBy: [['position', 'desc']], limit, cursor },
+        tradeView,
+      );
+    },
+
+    async book(symbol, depth) {
+      const levels = Math.min(1000, Math.max(1, Math.floor(depth) || 1));
+      const [status] = await find(bookDepthProjection, BOOKS, { where: { symbol }, limit: 1 });
+      const [bids, asks] = await Promise.all([
+        depthOf(symbol, 'BUY', levels),
+        depthOf(symbol, 'SELL', levels),
+      ]);
+      return {
+        symbol,
+        status: (status?.status as BookView['status'] | undefined) ?? 'NOT_OPEN',
+        referencePrice: numOrNull(status?.reference_price),
+        lastTradePrice: numOrNull(status?.last_trade_price),
+        sequence: num(status?.sequence),
+        bids,
+        asks,
+      };
+    },
+
+    async quote(symbol) {
+      const [row] = await find(quotesProjection, LATEST_QUOTES, { where: { symbol }, limit: 1 });
+      return row ? quoteView(row) : undefined;
+    },
+
+    quotes(symbol, { limit, cursor }) {
+      return page(
+        quotesProjection,
+        QUOTES,
+        `quotes:${symbol}`,
+        { where: { symbol }, orderBy: [['sequence', 'desc']], limit, cursor },
+        quoteView,
+      );
+    },
+
+    async candles(symbol, interval, from, to) {
+      if (!(interval in CANDLE_INTERVALS)) throw new RangeError(`unknown candle interval ${interval}`);
+      const candles: CandleView[] = [];
+      // `after` is exclusive: start just before `from`.
+      let after: Value[] = [new Date(from.getTime() - 1)];
+      while (candles.length < MAX_CANDLES) {
+        const rows = await find(candlesProjection, CANDLES, {
+          where: { symbol, interval },
+          orderBy: [['bucket_start', 'asc']],
+          limit: Math.min(1000, MAX_CANDLES - candles.length),
+          after,
+        });
+        for (const row of rows) {
+          if (date(row.bucket_start).getTime() > to.getTime()) return candles;
+          candles.push(candleView(row));
+        }
+        if (rows.length < 1000) break;
+        after = [rows.at(-1)!.bucket_start as Value];
+      }
+      return candles;
+    },
+
+    async trace(correlationId) {
+      const entries: AuditEntry[] = [];
+      for (const projection of [brokerAuditProjection, b3AuditProjection]) {
+        const table = `${AUDIT_EVENTS}_${projection.source}`;
+        let after: Value[] | undefined;
+        for (;;) {
+          const rows = await find(projection, table, {
+            where: { correlation_id: correlationId },
+            orderBy: [['position', 'asc']],
+            limit: 1000,
+            after,
+          });
+          entries.push(...rows.map(auditEntry));
+          if (rows.length < 1000) break;
+          after = [rows.at(-1)!.position as Value];
+        }
+      }
+      // Two stores have two position sequences: merge by when things happened, then by store order.
+      return entries.sort(
+        (a, b) =>
+          a.occurredAt.getTime() - b.occurredAt.getTime() ||
+          a.recordedAt.getTime() - b.recordedAt.getTime() ||
+          (a.store === b.store ? a.position - b.position : a.store === 'broker' ? -1 : 1),
+      );
+    },
+  };
+
+  /** Sums resting orders into price levels, best first, reading the (symbol, side, price) index a page at a time. */
+  async function depthOf(symbol: string, side: 'BUY' | 'SELL', levels: number): Promise<DepthLevel[]> {
+    const direction = side === 'BUY' ? 'desc' : 'asc';
+    const orderBy: Array<[string, 'asc' | 'desc']> = [
+      ['price', direction],
+      ['order_id', 'asc'],
+    ];
+    const result: DepthLevel[] = [];
+    let after: Value[] | undefined;
+    for (;;) {
+      const rows = await find(bookDepthProjection, BOOK_ORDERS, {
+        where: { symbol, side, resting: true },
+        orderBy,
+        limit: 500,
+        after,
+      });
+      for (const row of rows) {
+        const price = num(row.price);
+        const displayed = num(row.displayed);
+        if (displayed <= 0) continue;
+        const level = result.at(-1);
+        if (level?.price === price) {
+          level.quantity += displayed;
+          level.orders += 1;
+        } else {
+          if (result.length === levels) return result;
+          result.push({ price, quantity: displayed, orders: 1 });
+        }
+      }
+      if (rows.length < 500) return result;
+      const last = rows.at(-1)!;
+      after = [last.price as Value, last.order_id as Value];
+    }
+  }
+}
+
+function orderView(row: Row): OrderView {
+  const quantity = num(row.quantity);
+  const filled = num(row.filled_quantity);
+  const status = text(row.status) as OrderStatus;
+  const open = status === 'PENDING_NEW' || status === 'NEW' || status === 'PARTIALLY_FILLED';
+  return {
+    orderId: text(row.order_id),
+    accountId: text(row.account_id),
+    symbol: text(row.symbol),
+    custodySymbol: text(row.custody_symbol),
+    market: text(row.market),
+    side: text(row.side) as 'BUY' | 'SELL',
+    type: text(row.type),
+    timeInForce: text(row.time_in_force),
+    quantity,
+    price: numOrNull(row.price),
+    stopPrice: numOrNull(row.stop_price),
+    expiresAt: dateOrNull(row.expires_at),
+    status,
+    filledQuantity: filled,
+    remainingQuantity: open ? quantity - filled : 0,
+    averagePrice: numOrNull(row.average_price),
+    cancelRequested: row.cancel_requested === true || row.cancel_requested === 1,
+    rejectReason: textOrNull(row.reject_reason),
+    rejectDetail: textOrNull(row.reject_detail),
+    placedAt: date(row.placed_at),
+    updatedAt: date(row.updated_at),
+    version: num(row.stream_version),
+  };
+}
+
+function tradeView(row: Row): TradeView {
+  return {
+    tradeId: text(row.trade_id),
+    symbol: text(row.symbol),
+    price: num(row.price),
+    quantity: num(row.quantity),
+    buyOrderId: text(row.buy_order_id),
+    buyAccountId: text(row.buy_account_id),
+    sellOrderId: text(row.sell_order_id),
+    sellAccountId: text(row.sell_account_id),
+    aggressorSide: text(row.aggressor_side) as 'BUY' | 'SELL',
+    executedAt: date(row.executed_at),
+    ...(row.side ? { side: text(row.side) as 'BUY' | 'SELL' } : {}),
+  };
+}
+
+function quoteView(row: Row): QuoteView {
+  return {
+    symbol: text(row.symbol),
+    bid: numOrNull(row.bid),
+    ask: numOrNull(row.ask),
+    bidSize: num(row.bid_size),
+    askSize: num(row.ask_size),
+    last: numOrNull(row.last),
+    volume: num(row.volume),
+    source: text(row.source),
+    at: date(row.quoted_at),
+    sequence: num(row.sequence),
+  };
+}
+
+function candleView(row: Row): CandleView {
+  const volume = num(row.volume);
+  return {
+    symbol: text(row.symbol),
+    interval: text(row.interval) as CandleInterval,
+    start: date(row.bucket_start),
+    open: num(row.open),
+    high: num(row.high),
+    low: num(row.low),
+    close: num(row.close),
+    volume,
+    vwap: volume > 0 ? Math.round(num(row.notional) / volume) : 0,
+    trades: num(row.trades),
+  };
+}
+
+function auditEntry(row: Row): AuditEntry {
+  return {
+    store: text(row.store) as 'broker' | 'b3',
+    eventId: text(row.event_id),
+    streamId: text(row.stream_id),
+    version: num(row.version),
+    position: num(row.position),
+    type: text(row.type),
+    occurredAt: date(row.occurred_at),
+    recordedAt: date(row.recorded_at),
+    correlationId: text(row.correlation_id),
+    causationId: text(row.causation_id),
+    actor: text(row.actor),
+    metadata: (row.metadata ?? {}) as Record<string, unknown>,
+    data: row.data,
+  };
+}

@@ -1,0 +1,38 @@
+import type { Change, FindOptions, ProjectionDefinition, Row } from './model.ts';
+
+/**
+ * The read-model store port. `target` is `live` (the tables readers use) or `rebuild` (fresh
+ * tables a rebuild fills while the live ones keep serving, swapped in by `promoteRebuild`).
+ */
+export type Target = 'live' | 'rebuild';
+
+export interface ReadModelStore {
+  /** Which kind of store this is, for metrics and messages: `postgres`, `pglite`, `mysql`, `mongo`. */
+  readonly kind: string;
+  /**
+   * Creates the projection's tables for `target` (empty tables for a rebuild, replacing any
+   * half-built ones) and its checkpoint. Safe to call from several processes at once.
+   */
+  prepare(projection: ProjectionDefinition, target: Target): Promise<void>;
+  /** The position of the last event applied to `target`, 0 before any. */
+  checkpoint(projectionName: string, target: Target): Promise<number>;
+  /** The projection version the live tables were built with, undefined when never built. */
+  builtVersion(projectionName: string): Promise<number | undefined>;
+  /**
+   * Applies one batch of changes and moves the checkpoint from `from` to `to`, atomically.
+   * Returns false, changing nothing, when the checkpoint was not at `from` — another instance
+   * applied this batch already.
+   */
+  applyBatch(
+    projection: ProjectionDefinition,
+    target: Target,
+    changes: Change[],
+    from: number,
+    to: number,
+  ): Promise<boolean>;
+  /** Atomically makes the rebuilt tables (and their checkpoint) the live ones, and drops the old ones. */
+  promoteRebuild(projection: ProjectionDefinition): Promise<void>;
+  /** Reads rows of a live table. */
+  find(projection: ProjectionDefinition, table: string, options?: FindOptions): Promise<Row[]>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,184 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../shared/config.ts';
+import { type RunningTradecore, startTradecore } from './main.ts';
+
+/**
+ * The README's run command, end to end over HTTP: start embedded in a fresh data folder, register
+ * two traders, fund them, trade, read everything back, stop, start again on the same folder and
+ * read the same answers.
+ */
+let dataDir: string;
+afterAll(async () => {
+  if (dataDir) await rm(dataDir, { recursive: true, force: true });
+});
+
+async function start(): Promise<RunningTradecore> {
+  const config = loadConfig({
+    TRADECORE_DATA_DIR: dataDir,
+    PORT: '0',
+    LOG_LEVEL: 'silent',
+    TRADECORE_ADMIN_PASSWORD: 'end-to-end-admin',
+  });
+  return startTradecore(config, pino({ level: 'silent' }));
+}
+
+function client(url: string) {
+  return async (
+    method: string,
+    path: string,
+    options: { token?: string; body?: unknown; headers?: Record<string, string> } = {},
+  ) => {
+    const response = await fetch(`${url}${path}`, {
+      method,
+      headers: {
+        ...(options.body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
+        ...options.headers,
+      },
+      body: options.body === undefined ? undefined : JSON.stringify(options.body),
+    });
+    const text = await response.text();
+    return { status: response.status, body: text ? JSON.parse(text) : undefined };
+  };
+}
+
+async function until<T>(read: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (ok(value) || Date.now() > deadline) return value;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe('tradecore start, embedded', () => {
+  it('trades over HTTP and answers the same after a restart', async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'tradecore-e2e-'));
+    let running = await start();
+    let call = client(running.url);
+    expect(running.banner.join('\n')).toContain(`${running.url}/docs`);
+
+    const login = async (username: string, password: string) =>
+      (await call('POST', '/v1/auth/login', { body: { username, password } })).body.token as string;
+    const buyerId = (
+      await call('POST', '/v1/auth/register', { body: { username: 'buyer', password: 'buyer-pass' } })
+    ).body.accountId as string;
+    const sellerId = (
+      await call('POST', '/v1/auth/register', { body: { username: 'seller', password: 'seller-pass' } })
+    ).body.accountId as string;
+    let buyer = await login('buyer', 'buyer-pass');
+    const seller = await login('seller', 'seller-pass');
+    expect(
+      (await call('POST', `/v1/accounts/${buyerId}/deposits`, { token: buyer, body: { amount: '10000.00' } }))
+        .status,
+    ).toBe(201);
+    expect(
+      (
+        await call('POST', `/v1/accounts/${sellerId}/custody-transfers`, {
+          token: seller,
+          body: { symbol: 'PETR4', quantity: 300 },
+        })
+      ).status,
+    ).toBe(201);
+    const sell = await call('POST', '/v1/orders', {
+      token: seller,
+      body: {
+        accountId: sellerId,
+        symbol: 'PETR4',
+        side: 'SELL',
+        type: 'LIMIT',
+        quantity: 200,
+        price: '32.50',
+      },
+    });
+    expect(sell.status).toBe(202);
+    const buy = await call('POST', '/v1/orders', {
+      token: buyer,
+      headers: { 'x-correlation-id': 'e2e-buy' },
+      body: {
+        accountId: buyerId,
+        symbol: 'PETR4',
+        side: 'BUY',
+        type: 'LIMIT',
+        quantity: 100,
+        price: '32.50',
+      },
+    });
+    expect(buy.status).toBe(202);
+
+    const order = await until(
+      () => call('GET', `/v1/orders/${buy.body.orderId}`, { token: buyer }),
+      (answer) => answer.body?.status === 'FILLED',
+    );
+    expect(order.body, JSON.stringify(order.body)).toMatchObject({
+      status: 'FILLED',
+      filledQuantity: 100,
+      averagePrice: '32.50',
+    });
+    const wallet = await until(
+      () => call('GET', `/v1/accounts/${buyerId}/wallet`, { token: buyer }),
+      (answer) => answer.body?.cash?.available === '6750.00',
+    );
+    expect(wallet.body).toMatchObject({ cash: { available: '6750.00', reserved: '0.00' } });
+    const book = await until(
+      () => call('GET', '/v1/market/PETR4/book?depth=5', { token: buyer }),
+      (answer) => answer.body?.asks?.length === 1,
+    );
+    expect(book.body.asks[0]).toMatchObject({ price: '32.50', quantity: 100 });
+    const trades = await until(
+      () => call('GET', '/v1/trades?symbol=PETR4', { token: buyer }),
+      (answer) => answer.body?.items?.length === 1,
+    );
+    const candles = await until(
+      () => call('GET', '/v1/market/PETR4/candles?interval=1m', { token: buyer }),
+      (answer) => answer.body?.items?.length === 1,
+    );
+    const orders = await call('GET', '/v1/orders', { token: buyer });
+    const admin = await login('admin', 'end-to-end-admin');
+    const trace = await call('GET', '/v1/audit/trace/e2e-buy', { token: admin });
+    expect(trace.body.events.map((event: { type: string }) => event.type)).toEqual(
+      expect.arrayContaining([
+        'OrderPlaced',
+        'CashReserved',
+        'OrderAccepted',
+        'TradeExecuted',
+        'BuySettled',
+        'OrderFilled',
+      ]),
+    );
+
+    await running.stop();
+    running = await start();
+    call = client(running.url);
+    try {
+      buyer = await login('buyer', 'buyer-pass');
+      expect((await call('GET', `/v1/orders/${buy.body.orderId}`, { token: buyer })).body).toEqual(
+        order.body,
+      );
+      expect((await call('GET', `/v1/accounts/${buyerId}/wallet`, { token: buyer })).body).toEqual(
+        wallet.body,
+      );
+      // The reference price moves with the quote feed; the levels are what the trades left.
+      const bookAgain = (await call('GET', '/v1/market/PETR4/book?depth=5', { token: buyer })).body;
+      expect({ bids: bookAgain.bids, asks: bookAgain.asks }).toEqual({
+        bids: book.body.bids,
+        asks: book.body.asks,
+      });
+      expect((await call('GET', '/v1/trades?symbol=PETR4', { token: buyer })).body).toEqual(trades.body);
+      expect((await call('GET', '/v1/market/PETR4/candles?interval=1m', { token: buyer })).body).toEqual(
+        candles.body,
+      );
+      expect((await call('GET', '/v1/orders', { token: buyer })).body).toEqual(orders.body);
+      const again = await call('GET', '/v1/audit/trace/e2e-buy', {
+        token: await login('admin', 'end-to-end-admin'),
+      });
+      expect(again.body).toEqual(trace.body);
+    } finally {
+      await running.stop();
+    }
+  }, 120_000);
+});

@@ -1,0 +1,135 @@
+import pino, { type Logger } from 'pino';
+import { b3EventDefinitions } from '../../domain/b3/book-events.ts';
+import { quoteEventDefinitions } from '../../domain/b3/quote-events.ts';
+import { defaultCatalogue } from '../../domain/broker/instrument/catalogue.ts';
+import { EventSchemas } from '../../domain/shared/event-schemas.ts';
+import { createReadModels } from '../../projections/read-models/queries.ts';
+import { brokerStoreSchemas } from '../api/api-events.ts';
+import { buildApi } from '../api/app.ts';
+import { TokenIssuer } from '../api/auth.ts';
+import type { App } from '../api/context.ts';
+import { ADMIN_USERNAME, ensureAdmin, seedInstruments } from '../api/seed.ts';
+import { startBrokerSide } from '../broker/main.ts';
+import type { Config } from '../shared/config.ts';
+import { connectEventStores } from '../shared/event-stores.ts';
+import { connectReadModelStores, startProjections } from '../shared/read-models.ts';
+import { loadSecrets } from '../shared/secrets.ts';
+import { startTradingServices } from '../shared/trading.ts';
+
+export interface RunningTradecore {
+  app: App;
+  url: string;
+  docsUrl: string;
+  /** What to tell the person who started it: where it listens, how to log in, where data lives. */
+  banner: string[];
+  /** Stops taking requests, then stops the services and projections, then closes the stores. */
+  stop(): Promise<void>;
+}
+
+/**
+ * `tradecore start`: every service in one process. With no URLs in the environment that is the
+ * embedded mode — PGlite event stores and read models in the data folder, in-process transport
+ * and price caches — and any URL that is set swaps its adapter in. Seeds the default catalogue
+ * and the admin account (both idempotent across restarts), follows the read models, runs the
+ * order process, the B3 engine and the quote feed, and serves the HTTP API.
+ */
+/** What one process runs: everything (`start`), or one API service (`serve broker-api|query-api`). */
+export type Role = 'all' | 'broker-api' | 'query-api';
+
+export async function startTradecore(
+  config: Config,
+  logger: Logger = pino({ level: config.logLevel }),
+  role: Role = 'all',
+): Promise<RunningTradecore> {
+  const stack: Array<{ name: string; stop: () => Promise<unknown> }> = [];
+  const stop = async () => {
+    for (const { name, stop: stopOne } of stack.reverse())
+      await stopOne().catch((error: unknown) => logger.warn({ err: error, component: name }, 'stop failed'));
+    stack.length = 0;
+  };
+  try {
+    const secrets = await loadSecrets(config);
+    const eventStores = await connectEventStores(config, {
+      broker: brokerStoreSchemas(),
+      b3: new EventSchemas([...b3EventDefinitions, ...quoteEventDefinitions]),
+    });
+    stack.push({ name: 'event stores', stop: () => eventStores.close() });
+
+    const listed = await seedInstruments(eventStores.broker, defaultCatalogue);
+    if (listed.length > 0) logger.info({ instruments: listed.length }, 'default instrument catalogue listed');
+    const tokens = new TokenIssuer(secrets.jwtSecret, config.jwtTtlSeconds);
+    await ensureAdmin(
+      { broker: eventStores.broker, b3: eventStores.b3, tokens, now: () => new Date() },
+      secrets.adminPassword,
+    );
+
+    const readModelStores = await connectReadModelStores(config);
+    stack.push({ name: 'read-model stores', stop: () => readModelStores.close() });
+    // A lone API process reads the read models; the projector process (or `start`) writes them.
+    const projections =
+      role !== 'all'
+        ? undefined
+        : await startProjections({
+            eventStores,
+            readModelStores,
+            logger: logger.child({ component: 'projections' }),
+          });
+    if (projections) stack.push({ name: 'projections', stop: () => projections.stop() });
+
+    const trading =
+      role !== 'all'
+        ? undefined
+        : await startTradingServices({ config, eventStores, logger: logger.child({ component: 'trading' }) });
+    if (trading) stack.push({ name: 'trading services', stop: () => trading.stop() });
+    // `serve broker-api` runs the broker side of the order path next to its API (serve checks the URLs).
+    const brokerSide =
+      role === 'broker-api' && config.amqpUrl && config.redisUrl
+        ? await startBrokerSide(
+            { ...config, amqpUrl: config.amqpUrl, redisUrl: config.redisUrl },
+            eventStores.broker,
+            logger.child({ component: 'broker' }),
+          )
+        : undefined;
+    if (brokerSide) stack.push({ name: 'broker side', stop: () => brokerSide.stop() });
+
+    const readModels = createReadModels(readModelStores);
+    const app = await buildApi({
+      broker: eventStores.broker,
+      b3: eventStores.b3,
+      tokens,
+      readModels,
+      // A query against the read-model stores: answers only when they are reachable.
+      readiness: { 'read-models': () => readModels.orders({ limit: 1 }), ...brokerSide?.readiness },
+      projections,
+      marketData: trading?.marketData,
+      logger: logger.child({ component: 'http' }),
+    });
+    // First to stop: no new requests while the rest drains.
+    stack.push({ name: 'http', stop: () => app.close() });
+    const address = await app.listen({ port: config.port, host: config.host });
+    const url = address.replace('://0.0.0.0', '://127.0.0.1').replace('://[::]', '://127.0.0.1');
+
+    const password = secrets.adminPasswordGenerated
+      ? `${secrets.adminPassword}   (generated now and shown once; kept in ${secrets.adminPasswordFile})`
+      : secrets.adminPasswordFile
+        ? `the one in ${secrets.adminPasswordFile}`
+        : 'the value of TRADECORE_ADMIN_PASSWORD';
+    const banner = [
+      `tradecore is listening on ${url}`,
+      `API docs: ${url}/docs`,
+      `event stores: ${eventStores.description}`,
+      `read models: ${readModelStores.description ?? 'connected'}`,
+      ...(trading?.description ??
+        brokerSide?.description ?? [
+          `role: ${role} (the order process, B3 engine and projector run elsewhere)`,
+        ]),
+      `log in as admin: username "${ADMIN_USERNAME}", password ${password}`,
+      `  curl -s -X POST ${url}/v1/auth/login -H 'content-type: application/json' -d '{"username":"admin","password":"…"}'`,
+      'Ctrl-C stops it; the data stays in the data folder for the next start.',
+    ];
+    return { app, url, docsUrl: `${url}/docs`, banner, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}

@@ -1,0 +1,308 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually, startTestApi, type TestApi } from './testing.ts';
+
+let api: TestApi;
+let alice: { accountId: string; token: string };
+const auth = (token: string) => ({ authorization: `Bearer ${token}` });
+
+beforeAll(async () => {
+  api = await startTestApi();
+  alice = await api.trader('alice');
+}, 180_000);
+afterAll(async () => api?.close());
+
+describe('the HTTP API on PGlite', () => {
+  it('registers, logs in and says who the token belongs to', async () => {
+    const me = await api.app.inject({ method: 'GET', url: '/v1/auth/me', headers: auth(alice.token) });
+    expect(me.statusCode).toBe(200);
+    expect(me.json()).toMatchObject({ accountId: alice.accountId, username: 'alice', roles: ['trader'] });
+  });
+
+  it('refuses a second account with the same username, whatever its case', async () => {
+    const response = await api.app.inject({
+      method: 'POST',
+      url: '/v1/auth/register',
+      payload: { username: 'ALICE', password: 'another-password' },
+    });
+    expect(response.statusCode).toBe(409);
+    expect(response.headers['content-type']).toContain('application/problem+json');
+    expect(response.json()).toMatchObject({ reason: 'USERNAME_TAKEN', status: 409 });
+  });
+
+  it('refuses a wrong password without saying which part was wrong', async () => {
+    for (const payload of [
+      { username: 'alice', password: 'wrong-password' },
+      { username: 'nobody-here', password: 'wrong-password' },
+    ]) {
+      const response = await api.app.inject({ method: 'POST', url: '/v1/auth/login', payload });
+      expect(response.statusCode).toBe(401);
+      expect(response.json()).toMatchObject({ reason: 'INVALID_CREDENTIALS' });
+    }
+  });
+
+  it('deposits cash and shows it in the wallet read model as decimal strings', async () => {
+    const deposit = await api.app.inject({
+      method: 'POST',
+      url: `/v1/accounts/${alice.accountId}/deposits`,
+      headers: auth(alice.token),
+      payload: { amount: '10000.50' },
+    });
+    expect(deposit.statusCode).toBe(201);
+    expect(deposit.json()).toMatchObject({ cash: { available: '10000.50', reserved: '0.00' } });
+    const wallet = await eventually(async () => {
+      const response = await api.app.inject({
+        method: 'GET',
+        url: `/v1/accounts/${alice.accountId}/wallet`,
+        headers: auth(alice.token),
+      });
+      return response.statusCode === 200 ? response.json() : undefined;
+    });
+    expect(wallet).toMatchObject({
+      accountId: alice.accountId,
+      cash: { available: '10000.50', reserved: '0.00' },
+    });
+  });
+
+  it('never lets a withdrawal take available cash below zero', async () => {
+    const response = await api.app.inject({
+      method: 'POST',
+      url: `/v1/accounts/${alice.accountId}/withdrawals`,
+      headers: auth(alice.token),
+      payload: { amount: '999999.00' },
+    });
+    expect(response.statusCode).toBe(422);
+    expect(response.json()).toMatchObject({ reason: 'INSUFFICIENT_FUNDS' });
+  });
+
+  it('places an order: 202 PENDING_NEW, OrderPlaced in the order stream', async () => {
+    const response = await api.app.inject({
+      method: 'POST',
+      url: '/v1/orders',
+      headers: auth(alice.token),
+      payload: {
+        accountId: alice.accountId,
+        symbol: 'PETR4',
+        side: 'BUY',
+        type: 'LIMIT',
+        quantity: 100,
+        price: '32.50',
+      },
+    });
+    expect(response.statusCode).toBe(202);
+    const { orderId, status } = response.json();
+    expect(status).toBe('PENDING_NEW');
+    const [placed] = await api.broker.readStream(`order-${orderId}`);
+    expect(placed).toMatchObject({
+      type: 'OrderPlaced',
+      data: { price: 3250, quantity: 100, accountId: alice.accountId },
+    });
+    expect(placed?.metadata.actor).toBe(alice.accountId);
+
+    const read = await eventually(async () => {
+      const got = await api.app.inject({
+        method: 'GET',
+        url: `/v1/orders/${orderId}`,
+        headers: auth(alice.token),
+      });
+      return got.statusCode === 200 ? got.json() : undefined;
+    });
+    expect(read).toMatchObject({ orderId, status: 'PENDING_NEW', price: '32.50' });
+
+    const list = await api.app.inject({
+      method: 'GET',
+      url: '/v1/orders?limit=10',
+      headers: auth(alice.token),
+    });
+    expect(list.statusCode).toBe(200);
+    expect(list.json().items.map((item: { orderId: string }) => item.orderId)).toContain(orderId);
+
+    const cancel = await api.app.inject({
+      method: 'DELETE',
+      url: `/v1/orders/${orderId}`,
+      headers: auth(alice.token),
+    });
+    expect(cancel.statusCode).toBe(202);
+    const events = await api.broker.readStream(`order-${orderId}`);
+    expect(events.map((event) => event.type)).toEqual(['OrderPlaced', 'OrderCancelRequested']);
+  });
+
+  it('refuses orders that break the instrument rules with the domain reason', async () => {
+    const place = (payload: object) =>
+      api.app.inject({
+        method: 'POST',
+        url: '/v1/orders',
+        headers: auth(alice.token),
+        payload: { accountId: alice.accountId, side: 'BUY', type: 'LIMIT', ...payload },
+      });
+    expect((await place({ symbol: 'PETR4', quantity: 150, price: '32.50' })).json()).toMatchObject({
+      status: 422,
+      reason: 'LOT_SIZE',
+    });
+    expect((await place({ symbol: 'ZZZZ3', quantity: 100, price: '32.50' })).json()).toMatchObject({
+      status: 422,
+      reason: 'INSTRUMENT_NOT_FOUND',
+    });
+  });
+
+  it('answers validation problems with the failing fields and rejects unknown fields', async () => {
+    const response = await api.app.inject({
+      method: 'POST',
+      url: `/v1/accounts/${alice.accountId}/deposits`,
+      headers: auth(alice.token),
+      payload: { amount: '12.345', extra: true },
+    });
+    expect(response.statusCode).toBe(400);
+    expect(response.headers['content-type']).toContain('application/problem+json');
+    const body = response.json();
+    expect(body.reason).toBe('VALIDATION_FAILED');
+    const fields = body.errors.map((error: { field: string }) => error.field);
+    expect(fields).toContain('body.amount');
+    expect(JSON.stringify(body)).not.toMatch(/at .*\.ts:\d+/);
+  });
+
+  it('refuses bodies above the size limit', async () => {
+    const response = await api.app.inject({
+      method: 'POST',
+      url: '/v1/auth/register',
+      payload: { username: 'big', password: 'x'.repeat(40_000) },
+    });
+    expect(response.statusCode).toBe(413);
+    expect(response.json()).toMatchObject({ status: 413 });
+  });
+
+  it('serves the OpenAPI document, health and metrics', async () => {
+    const spec = await api.app.inject({ method: 'GET', url: '/docs/json' });
+    expect(spec.statusCode).toBe(200);
+    const paths = Object.keys(spec.json().paths);
+    expect(paths).toEqual(expect.arrayContaining(['/v1/orders', '/v1/audit/trace/{correlationId}']));
+    expect((await api.app.inject({ method: 'GET', url: '/docs' })).statusCode).toBeLessThan(400);
+    expect((await api.app.inject({ method: 'GET', url: '/health/live' })).statusCode).toBe(200);
+    const ready = await api.app.inject({ method: 'GET', url: '/health/ready' });
+    expect(ready.statusCode).toBe(200);
+    expect(ready.json().checks['broker-event-store']).toEqual({ status: 'up' });
+    const metrics = await api.app.inject({ method: 'GET', url: '/metrics' });
+    expect(metrics.body).toContain('tradecore_http_request_duration_seconds_bucket');
+    expect(metrics.body).toContain('route="/v1/orders"');
+  });
+
+  it('rebuilds state for the audit API at a version and lists a stream with metadata, hashes redacted', async () => {
+    const admin = await api.adminToken();
+    const stream = await api.app.inject({
+      method: 'GET',
+      url: `/v1/audit/streams/account-${alice.accountId}?from=0&limit=10`,
+      headers: auth(admin),
+    });
+    expect(stream.statusCode).toBe(200);
+    expect(stream.json().events[0]).toMatchObject({
+      type: 'AccountRegistered',
+      data: { passwordHash: '[redacted]' },
+    });
+    const state = await api.app.inject({
+      method: 'GET',
+      url: `/v1/audit/streams/wallet-${alice.accountId}/state?version=0`,
+      headers: auth(admin),
+    });
+    expect(state.statusCode).toBe(200);
+    expect(state.json()).toMatchObject({ version: 0, state: { cash: { available: 1000050 } } });
+  });
+
+  it('lets an admin list instruments, halt one, and run projections', async () => {
+    const admin = await api.adminToken();
+    const listing = await api.app.inject({
+      method: 'POST',
+      url: '/v1/admin/instruments',
+      headers: auth(admin),
+      payload: {
+        symbol: 'MGLU3',
+        name: 'Magazine Luiza ON',
+        lotSize: 100,
+        tickSize: '0.01',
+        fractional: true,
+        referencePrice: '9.80',
+      },
+    });
+    expect(listing.statusCode).toBe(201);
+    expect(listing.json()).toMatchObject({
+      symbol: 'MGLU3',
+      referencePrice: '9.80',
+      fractionalSymbol: 'MGLU3F',
+    });
+    const halt = await api.app.inject({
+      method: 'POST',
+      url: '/v1/admin/instruments/MGLU3/halt',
+      headers: auth(admin),
+      payload: { reason: 'news pending' },
+    });
+    expect(halt.json()).toMatchObject({ status: 'HALTED' });
+    const status = await api.app.inject({
+      method: 'GET',
+      url: '/v1/admin/projections',
+      headers: auth(admin),
+    });
+    expect(status.statusCode).toBe(200);
+    const unknown = await api.app.inject({
+      method: 'POST',
+      url: '/v1/admin/projections/nope/rebuild',
+      headers: auth(admin),
+    });
+    expect(unknown.statusCode).toBe(404);
+  });
+
+  it('lets an admin switch quotes off and pin a reference price for the price band', async () => {
+    const admin = await api.adminToken();
+    const off = await api.app.inject({
+      method: 'POST',
+      url: '/v1/admin/market/quotes',
+      headers: auth(admin),
+      payload: { enabled: false },
+    });
+    expect(off.json()).toEqual({ enabled: false });
+    expect(api.marketData.quotesEnabled).toBe(false);
+    const bad = await api.app.inject({
+      method: 'POST',
+      url: '/v1/admin/market/quotes',
+      headers: auth(admin),
+      payload: { enabled: 'nope' },
+    });
+    expect(bad.statusCode).toBe(400);
+    expect(api.marketData.quotesEnabled).toBe(false);
+
+    const priced = await api.app.inject({
+      method: 'POST',
+      url: '/v1/admin/instruments/VALE3/reference-price',
+      headers: auth(admin),
+      payload: { referencePrice: '61.23' },
+    });
+    expect(priced.json()).toMatchObject({ symbol: 'VALE3', referencePrice: '61.23' });
+    // The same price reached the quote feed: recorded as an admin quote on the B3 side.
+    const quotes = await api.b3.readStream('quotes-VALE3');
+    expect(quotes.at(-1)).toMatchObject({
+      type: 'QuoteReceived',
+      data: { symbol: 'VALE3', last: 6_123, source: 'admin' },
+    });
+  });
+});
+
+describe('login rate limiting', () => {
+  it('answers 429 problem+json once a client has used up its login attempts', async () => {
+    const limited = await startTestApi({
+      readModels: false,
+      loginRateLimit: { max: 3, timeWindowMs: 60_000 },
+    });
+    try {
+      const attempt = () =>
+        limited.app.inject({
+          method: 'POST',
+          url: '/v1/auth/login',
+          payload: { username: 'nobody', password: 'wrong-password' },
+        });
+      for (let i = 0; i < 3; i += 1) expect((await attempt()).statusCode).toBe(401);
+      const refused = await attempt();
+      expect(refused.statusCode).toBe(429);
+      expect(refused.headers['content-type']).toContain('application/problem+json');
+      expect(refused.json()).toMatchObject({ reason: 'RATE_LIMITED', status: 429 });
+    } finally {
+      await limited.close();
+    }
+  }, 180_000);
+});

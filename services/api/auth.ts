@@ -1,0 +1,100 @@
+import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
+import { jwtVerify, SignJWT } from 'jose';
+import { z } from 'zod';
+import { Role } from '../../domain/broker/account/events.ts';
+
+/**
+ * Passwords: scrypt (memory-hard; node:crypto, no dependency) with a 16-byte random salt per user.
+ * The stored hash names its parameters so they can be raised later without breaking old hashes:
+ * `scrypt$N$r$p$salt$hash`, base64url.
+ */
+const SCRYPT = { N: 2 ** 15, r: 8, p: 1, keyLength: 32 };
+
+function derive(password: string, salt: Buffer, N: number, r: number, p: number, keyLength: number) {
+  return new Promise<Buffer>((resolve, reject) =>
+    scrypt(password, salt, keyLength, { N, r, p, maxmem: 128 * N * r * 2 }, (error, key) =>
+      error ? reject(error) : resolve(key),
+    ),
+  );
+}
+
+export async function hashPassword(password: string): Promise<string> {
+  const salt = randomBytes(16);
+  const { N, r, p, keyLength } = SCRYPT;
+  const key = await derive(password, salt, N, r, p, keyLength);
+  return ['scrypt', N, r, p, salt.toString('base64url'), key.toString('base64url')].join('$');
+}
+
+export async function verifyPassword(password: string, stored: string): Promise<boolean> {
+  const [scheme, n, r, p, salt, hash] = stored.split('$');
+  if (scheme !== 'scrypt' || !n || !r || !p || !salt || !hash) return false;
+  const expected = Buffer.from(hash, 'base64url');
+  const key = await derive(
+    password,
+    Buffer.from(salt, 'base64url'),
+    Number(n),
+    Number(r),
+    Number(p),
+    expected.length,
+  );
+  return key.length === expected.length && timingSafeEqual(key, expected);
+}
+
+/** A scrypt run for an unknown username, so that its answer takes as long as a wrong password's. */
+let dummyHash: Promise<string> | undefined;
+export async function burnPasswordCheck(password: string): Promise<void> {
+  dummyHash ??= hashPassword(randomBytes(12).toString('hex'));
+  await verifyPassword(password, await dummyHash);
+}
+
+export const Principal = z.object({
+  accountId: z.string().min(1),
+  username: z.string().min(1),
+  roles: z.array(Role).min(1),
+});
+export type Principal = z.infer<typeof Principal>;
+
+/** Signs and verifies bearer tokens: HS256 JWTs with an expiry, issuer `tradecore`. */
+export class TokenIssuer {
+  private readonly key: Uint8Array;
+
+  constructor(
+    secret: string,
+    private readonly ttlSeconds: number,
+    private readonly now: () => Date = () => new Date(),
+  ) {
+    this.key = new TextEncoder().encode(secret);
+  }
+
+  async issue(principal: Principal): Promise<{ token: string; expiresAt: string }> {
+    const issuedAt = Math.floor(this.now().getTime() / 1000);
+    const expiresAt = issuedAt + this.ttlSeconds;
+    const token = await new SignJWT({ username: principal.username, roles: principal.roles })
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      .setSubject(principal.accountId)
+      .setIssuer('tradecore')
+      .setIssuedAt(issuedAt)
+      .setExpirationTime(expiresAt)
+      .sign(this.key);
+    return { token, expiresAt: new Date(expiresAt * 1000).toISOString() };
+  }
+
+  /** The token's principal, or undefined when it is malformed, forged or expired. */
+  async verify(token: string): Promise<Principal | undefined> {
+    try {
+      const { payload } = await jwtVerify(token, this.key, {
+        issuer: 'tradecore',
+        algorithms: ['HS256'],
+        currentDate: this.now(),
+      });
+      const parsed = Principal.safeParse({
+        accountId: payload.sub,
+        username: payload.username,
+        roles: payload.roles,
+      });
+      return parsed.success ? parsed.data : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+}

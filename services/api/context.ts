@@ -1,0 +1,201 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type {
+  FastifyBaseLogger,
+  FastifyInstance,
+  FastifyReply,
+  FastifyRequest,
+  RawServerDefault,
+} from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { EventStore } from '../../domain/shared/event-store.ts';
+import { formatCents } from '../../domain/shared/money.ts';
+import type { CommandMetadata } from '../shared/command-handler.ts';
+import type { Principal, TokenIssuer } from './auth.ts';
+import { fingerprintOf, IDEMPOTENCY_KEY, type StoredAnswer, withIdempotency } from './idempotency.ts';
+import type { ProjectionsControl, ReadinessCheck, ReadModels } from './ports.ts';
+import { ApiProblem } from './problem.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The request chain's id: the caller's `x-correlation-id`, or one generated here. */
+    correlationId: string;
+    /** The bearer token's account, when a valid token came with the request. */
+    principal?: Principal;
+  }
+}
+
+/** What the admin routes need of the quote feed (services/market-data/feed.ts). */
+export interface MarketDataControl {
+  setQuotesEnabled(enabled: boolean): void;
+  /** Sets both price caches and records the quote; prices in integer cents. */
+  setReferencePrice(symbol: string, price: number): Promise<unknown>;
+}
+
+export interface ApiDeps {
+  /** The broker event store: accounts, wallets, orders, instruments, and the API's own streams. */
+  broker: EventStore;
+  /** The B3 event store, read by the audit routes. */
+  b3: EventStore;
+  tokens: TokenIssuer;
+  /** The read side; the read routes answer 503 while it is absent. */
+  readModels?: ReadModels;
+  projections?: ProjectionsControl;
+  /**
+   * The quote feed, when it runs in this process (`tradecore start`): admins switch quotes off and
+   * set reference prices, so tests and demos can be deterministic. Absent: those routes answer 503.
+   */
+  marketData?: MarketDataControl;
+  /** Extra dependencies `/health/ready` checks (the event stores are always checked). */
+  readiness?: Record<string, ReadinessCheck>;
+  /** A pino logger; silent when absent. */
+  logger?: FastifyBaseLogger;
+  /** Login attempts allowed per client address and window (default 10 a minute). */
+  loginRateLimit?: { max: number; timeWindowMs: number };
+  /** Largest accepted request body in bytes (default 16 KiB). */
+  bodyLimit?: number;
+  now?: () => Date;
+}
+
+export type App = FastifyInstance<
+  RawServerDefault,
+  IncomingMessage,
+  ServerResponse,
+  FastifyBaseLogger,
+  ZodTypeProvider
+>;
+
+export interface RouteContext extends ApiDeps {
+  now: () => Date;
+}
+
+/** Event metadata for a request: its correlation id, the HTTP request id as the cause, the caller as the actor. */
+export function metadataOf(
+  request: FastifyRequest,
+  actor = request.principal?.accountId ?? 'anonymous',
+): CommandMetadata {
+  return { correlationId: request.correlationId, causationId: `http-${request.id}`, actor };
+}
+
+export function principalOf(request: FastifyRequest): Principal {
+  if (!request.principal) throw new ApiProblem(401, 'UNAUTHENTICATED', 'a valid bearer token is required');
+  return request.principal;
+}
+
+export const isAdmin = (principal: Principal): boolean => principal.roles.includes('admin');
+
+/** A trader reaches its own account only; an admin reaches every account. */
+export function assertAccountAccess(request: FastifyRequest, accountId: string): Principal {
+  const principal = principalOf(request);
+  if (isAdmin(principal)) return principal;
+  if (principal.roles.includes('trader') && principal.accountId === accountId) return principal;
+  throw new ApiProblem(403, 'NOT_YOUR_ACCOUNT', 'this token does not give access to that account');
+}
+
+/**
+ * An `onRequest` guard: 401 without a valid token, 403 when the token holds none of the roles.
+ * It runs before validation, so that anonymous callers learn nothing from the schema.
+ */
+export function requireRoles(...roles: Principal['roles']) {
+  return async (request: FastifyRequest) => {
+    const principal = principalOf(request);
+    if (!principal.roles.some((role) => roles.includes(role)))
+      throw new ApiProblem(403, 'FORBIDDEN_ROLE', `this route needs one of the roles: ${roles.join(', ')}`);
+  };
+}
+
+export function readModelsOf(context: RouteContext): ReadModels {
+  if (!context.readModels)
+    throw new ApiProblem(503, 'READ_MODELS_UNAVAILABLE', 'the read models are not available in this process');
+  return context.readModels;
+}
+
+/**
+ * Answers a create through the idempotency store when the request carries an `Idempotency-Key`,
+ * or runs it directly. Replays say so in the `idempotent-replayed: true` header.
+ */
+export async function answerCreate(
+  context: RouteContext,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  work: () => Promise<StoredAnswer>,
+): Promise<FastifyReply> {
+  const header = request.headers['idempotency-key'];
+  if (header === undefined) {
+    const answer = await work();
+    return reply.code(answer.statusCode).send(answer.body);
+  }
+  if (typeof header !== 'string' || !IDEMPOTENCY_KEY.test(header))
+    throw new ApiProblem(
+      400,
+      'INVALID_IDEMPOTENCY_KEY',
+      'Idempotency-Key must be 1 to 100 of A–Z, a–z, 0–9, "_", ".", ":", "-"',
+    );
+  const actor = request.principal?.accountId ?? 'anonymous';
+  const answer = await withIdempotency(
+    context.broker,
+    {
+      actor,
+      key: header,
+      fingerprint: fingerprintOf(request.method, request.url.split('?')[0] ?? request.url, request.body),
+      metadata: metadataOf(request),
+      now: context.now,
+    },
+    work,
+  );
+  if (answer.replayed) reply.header('idempotent-replayed', 'true');
+  return reply.code(answer.statusCode).send(answer.body);
+}
+
+/** Keys of read-model rows that hold cents (converted to decimal strings at this edge). */
+const MONEY_KEYS = new Set([
+  'amount',
+  'price',
+  'averagePrice',
+  'limitPrice',
+  'stopPrice',
+  'referencePrice',
+  'notional',
+  'filledNotional',
+  'costBasis',
+  'averageCost',
+  'unitCost',
+  'open',
+  'high',
+  'low',
+  'close',
+  'last',
+  'lastPrice',
+  'bid',
+  'ask',
+  'bestBid',
+  'bestAsk',
+  'vwap',
+  'turnover',
+  'volumeNotional',
+  'lastTradePrice',
+]);
+
+/** Turns the cents of a read-model answer into decimal strings (`3250` → `"32.50"`), recursively. */
+export function decimalize<T>(value: T): T {
+  if (Array.isArray(value)) return value.map(decimalize) as T;
+  if (value === null || typeof value !== 'object' || value instanceof Date) return value;
+  const out: Record<string, unknown> = {};
+  for (const [key, item] of Object.entries(value as Record<string, unknown>)) {
+    out[key] =
+      MONEY_KEYS.has(key) && typeof item === 'number' && Number.isSafeInteger(item)
+        ? formatCents(item)
+        : decimalize(item);
+  }
+  return out as T;
+}
+
+/** A wallet row's cash is money, its positions' available/reserved are shares. */
+export function walletAnswer(accountId: string, row: object): Record<string, unknown> {
+  const cash = ((row as { cash?: unknown }).cash ?? {}) as Record<string, unknown>;
+  const money = (value: unknown) => (typeof value === 'number' ? formatCents(value) : value);
+  return {
+    ...decimalize(row),
+    accountId,
+    cash: { ...cash, available: money(cash.available ?? 0), reserved: money(cash.reserved ?? 0) },
+  };
+}

@@ -1,0 +1,300 @@
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { z } from 'zod';
+import {
+  AmountBody,
+  Credentials,
+  CustodyTransferBody,
+  HaltBody,
+  InstrumentBody,
+  PlaceOrderBody,
+  ReferencePriceBody,
+  RoleBody,
+} from './schemas.ts';
+import { startTestApi, type TestApi } from './testing.ts';
+
+/**
+ * Bad input, generated: every POST body mutated one way or another (a field missing, an extra
+ * field, a wrong type, a huge or negative number, a bad decimal, an unknown symbol), and random
+ * query strings on every GET. Always a 4xx problem+json, never a 5xx, and the event store unchanged.
+ */
+let api: TestApi;
+let trader: { accountId: string; token: string };
+let admin: string;
+
+beforeAll(async () => {
+  api = await startTestApi();
+  trader = await api.trader('fuzzy');
+  admin = await api.adminToken();
+}, 180_000);
+afterAll(async () => api?.close());
+
+const badValue = fc.oneof(
+  fc.constant(null),
+  fc.boolean(),
+  fc.integer(),
+  fc.double(),
+  fc.constantFrom(-1, 0, -100, 1e308, Number.MAX_SAFE_INTEGER + 2, 2 ** 63, 0.5, -0.01),
+  fc.string({ maxLength: 30 }),
+  fc.constantFrom(
+    '',
+    '-1.00',
+    '1.001',
+    '1e5',
+    '١٢',
+    '12,50',
+    ' 1.00',
+    'NaN',
+    '99999999999999999999',
+    '0.00',
+    'abc',
+  ),
+  fc.constantFrom('ZZZZ3', 'petr4', 'PETR', 'PETR4FF', 'A'.repeat(300)),
+  fc.array(fc.integer(), { maxLength: 3 }),
+  fc.dictionary(fc.string({ maxLength: 5 }), fc.integer(), { maxKeys: 2 }),
+);
+
+type Mutation = { kind: 'drop' | 'replace' | 'extra'; field: string; value: unknown };
+
+/**
+ * A valid body with one thing wrong with it, kept only when the schema refuses it, or when the
+ * catalogue does (an unknown symbol, for the routes that need a listed one).
+ */
+function invalidBodies(valid: Record<string, unknown>, schema: z.ZodType, symbolMustBeListed: boolean) {
+  const fields = Object.keys(valid);
+  const mutation: fc.Arbitrary<Mutation> = fc.record({
+    kind: fc.constantFrom('drop', 'replace', 'extra'),
+    field: fc.oneof(fc.constantFrom(...fields), fc.string({ minLength: 1, maxLength: 10 })),
+    value: badValue,
+  });
+  return fc
+    .oneof(
+      { weight: 8, arbitrary: fc.array(mutation, { minLength: 1, maxLength: 3 }) },
+      { weight: 1, arbitrary: fc.constant([] as Mutation[]) },
+    )
+    .map((mutations) => {
+      if (mutations.length === 0) return { raw: true as const, body: '{"not json' };
+      const body: Record<string, unknown> = { ...valid };
+      for (const { kind, field, value } of mutations) {
+        if (kind === 'drop') delete body[field];
+        else if (kind === 'replace') body[fields.includes(field) ? field : fields[0]!] = value;
+        else body[fields.includes(field) ? `${field}_extra` : field] = value;
+      }
+      return { raw: false as const, body };
+    })
+    .filter(
+      ({ raw, body }) =>
+        raw || !schema.safeParse(body).success || (symbolMustBeListed && hasUnknownSymbol(body)),
+    );
+}
+
+const hasUnknownSymbol = (body: unknown) => (body as { symbol?: unknown }).symbol === 'ZZZZ3';
+
+interface PostCase {
+  name: string;
+  url: () => string;
+  token: () => string | undefined;
+  valid: () => Record<string, unknown>;
+  schema: z.ZodType;
+  /** Listing an instrument is the one route where an unknown symbol is the valid case. */
+  listsNewSymbol?: true;
+}
+
+const posts: PostCase[] = [
+  {
+    name: 'register',
+    url: () => '/v1/auth/register',
+    token: () => undefined,
+    valid: () => ({ username: 'someone', password: 'long-enough' }),
+    schema: Credentials,
+  },
+  {
+    name: 'login',
+    url: () => '/v1/auth/login',
+    token: () => undefined,
+    valid: () => ({ username: 'fuzzy', password: 'a-good-password' }),
+    schema: Credentials,
+  },
+  {
+    name: 'deposit',
+    url: () => `/v1/accounts/${trader.accountId}/deposits`,
+    token: () => trader.token,
+    valid: () => ({ amount: '10.00' }),
+    schema: AmountBody,
+  },
+  {
+    name: 'withdrawal',
+    url: () => `/v1/accounts/${trader.accountId}/withdrawals`,
+    token: () => trader.token,
+    valid: () => ({ amount: '10.00' }),
+    schema: AmountBody,
+  },
+  {
+    name: 'custody transfer',
+    url: () => `/v1/accounts/${trader.accountId}/custody-transfers`,
+    token: () => trader.token,
+    valid: () => ({ symbol: 'PETR4', quantity: 100 }),
+    schema: CustodyTransferBody,
+  },
+  {
+    name: 'order',
+    url: () => '/v1/orders',
+    token: () => trader.token,
+    valid: () => ({
+      accountId: trader.accountId,
+      symbol: 'PETR4',
+      side: 'BUY',
+      type: 'LIMIT',
+      quantity: 100,
+      price: '32.50',
+    }),
+    schema: PlaceOrderBody,
+  },
+  {
+    name: 'grant role',
+    url: () => `/v1/admin/accounts/${trader.accountId}/roles`,
+    token: () => admin,
+    valid: () => ({ role: 'auditor' }),
+    schema: RoleBody,
+  },
+  {
+    name: 'list instrument',
+    url: () => '/v1/admin/instruments',
+    token: () => admin,
+    valid: () => ({
+      symbol: 'NEWS3',
+      name: 'New ON',
+      lotSize: 100,
+      tickSize: '0.01',
+      fractional: true,
+      referencePrice: '10.00',
+    }),
+    schema: InstrumentBody,
+    listsNewSymbol: true,
+  },
+  {
+    name: 'reference price',
+    url: () => '/v1/admin/instruments/PETR4/reference-price',
+    token: () => admin,
+    valid: () => ({ referencePrice: '33.00' }),
+    schema: ReferencePriceBody,
+  },
+  {
+    name: 'halt',
+    url: () => '/v1/admin/instruments/PETR4/halt',
+    token: () => admin,
+    valid: () => ({ reason: 'test' }),
+    schema: HaltBody,
+  },
+];
+
+async function eventCount(): Promise<number> {
+  return (await api.allEvents()).filter(
+    // A claimed-then-released idempotency key is bookkeeping; no fuzzed request sends a key.
+    (event) => !event.streamId.startsWith('idempotency-'),
+  ).length;
+}
+
+describe('fuzzed POST bodies', () => {
+  for (const post of posts) {
+    it(`${post.name}: bad bodies answer 4xx problem+json and change nothing`, async () => {
+      const before = await eventCount();
+      await fc.assert(
+        fc.asyncProperty(
+          invalidBodies(post.valid(), post.schema, !post.listsNewSymbol),
+          async ({ raw, body }) => {
+            const token = post.token();
+            const response = await api.app.inject({
+              method: 'POST',
+              url: post.url(),
+              headers: {
+                'content-type': 'application/json',
+                ...(token ? { authorization: `Bearer ${token}` } : {}),
+              },
+              payload: raw ? body : JSON.stringify(body),
+            });
+            expect(response.statusCode, response.body).toBeGreaterThanOrEqual(400);
+            expect(response.statusCode, response.body).toBeLessThan(500);
+            expect(response.headers['content-type']).toContain('application/problem+json');
+            expect(response.body).not.toMatch(/\.ts:\d+/);
+          },
+        ),
+        { numRuns: post.name === 'login' || post.name === 'register' ? 25 : 60 },
+      );
+      expect(await eventCount()).toBe(before);
+    });
+  }
+});
+
+const queryValue = fc.oneof(
+  fc.string({ maxLength: 12 }),
+  fc.integer().map(String),
+  fc.constantFrom(
+    '-1',
+    '0',
+    '1e9',
+    '99999999999999999999',
+    'PETR4',
+    'ZZZZ3',
+    'FILLED',
+    '2025-01-01T00:00:00Z',
+    '',
+  ),
+);
+const queryString = fc
+  .dictionary(
+    fc.oneof(
+      fc.constantFrom(
+        'limit',
+        'cursor',
+        'symbol',
+        'accountId',
+        'status',
+        'depth',
+        'interval',
+        'from',
+        'to',
+        'version',
+        'at',
+      ),
+      fc.string({ minLength: 1, maxLength: 6 }),
+    ),
+    queryValue,
+    { maxKeys: 4 },
+  )
+  .map((query) => new URLSearchParams(query).toString());
+
+describe('fuzzed queries', () => {
+  const gets = [
+    { path: () => '/v1/orders', token: () => trader.token },
+    { path: () => '/v1/trades', token: () => trader.token },
+    { path: () => '/v1/market/PETR4/book', token: () => trader.token },
+    { path: () => '/v1/market/PETR4/candles', token: () => trader.token },
+    { path: () => '/v1/market/PETR4/quotes', token: () => trader.token },
+    { name: 'audit stream', path: () => `/v1/audit/streams/wallet-${trader.accountId}`, token: () => admin },
+    {
+      name: 'audit state',
+      path: () => `/v1/audit/streams/wallet-${trader.accountId}/state`,
+      token: () => admin,
+    },
+  ];
+  for (const get of gets) {
+    it(`${'name' in get ? get.name : get.path()}: any query answers without a 5xx, problems as problem+json`, async () => {
+      const before = await eventCount();
+      await fc.assert(
+        fc.asyncProperty(queryString, async (query) => {
+          const response = await api.app.inject({
+            method: 'GET',
+            url: `${get.path()}?${query}`,
+            headers: { authorization: `Bearer ${get.token()}` },
+          });
+          expect(response.statusCode, `${query} → ${response.body}`).toBeLessThan(500);
+          if (response.statusCode >= 400)
+            expect(response.headers['content-type']).toContain('application/problem+json');
+        }),
+        { numRuns: 60 },
+      );
+      expect(await eventCount()).toBe(before);
+    });
+  }
+});

@@ -1,0 +1,42 @@
+/**
+ * What the API needs from the read side, declared here (ports next to the code that needs them).
+ * `projections/read-models/queries.ts` (`createReadModels`) and `services/shared/read-models.ts`
+ * (`startProjections`) implement them; amounts are integer cents, converted to decimal strings here.
+ */
+
+export interface Page<Item> {
+  items: Item[];
+  nextCursor?: string;
+}
+
+/** A read-model row; its money fields are integer cents. */
+export type Row = object;
+
+export interface ReadModels {
+  wallet(accountId: string): Promise<Row | undefined | null>;
+  order(orderId: string): Promise<Row | undefined | null>;
+  orders(query: {
+    accountId?: string;
+    status?: string;
+    symbol?: string;
+    limit: number;
+    cursor?: string;
+  }): Promise<Page<Row>>;
+  trades(query: { symbol?: string; accountId?: string; limit: number; cursor?: string }): Promise<Page<Row>>;
+  book(symbol: string, depth: number): Promise<Row | undefined | null>;
+  quote(symbol: string): Promise<Row | undefined | null>;
+  quotes?(symbol: string, query: { limit: number; cursor?: string }): Promise<Page<Row>>;
+  candles(symbol: string, interval: string, from: Date, to: Date): Promise<Row[] | Page<Row>>;
+  trace?(correlationId: string): Promise<Row[] | Page<Row>>;
+}
+
+export interface ProjectionsControl {
+  /** The projections by name, when known: a rebuild of another name is a 404. */
+  readonly projectors?: ReadonlyMap<string, unknown>;
+  status(): Promise<unknown> | unknown;
+  rebuild(name: string, onProgress?: (progress: unknown) => void): Promise<unknown>;
+  stop(): Promise<void>;
+}
+
+/** One dependency `/health/ready` checks: resolves when reachable, throws (or rejects) when not. */
+export type ReadinessCheck = () => Promise<unknown>;

@@ -1,0 +1,243 @@
+import type { FastifyRequest } from 'fastify';
+import { accountDecider, accountStreamId } from '../../domain/broker/account/account.ts';
+import { instrumentDecider, instrumentStreamId } from '../../domain/broker/instrument/instrument.ts';
+import { handleCommand } from '../shared/command-handler.ts';
+import {
+  type App,
+  answerCreate,
+  metadataOf,
+  principalOf,
+  type RouteContext,
+  requireRoles,
+} from './context.ts';
+import { ApiProblem } from './problem.ts';
+import { instrumentAnswer } from './routes-trading.ts';
+import {
+  AccountParams,
+  EmptyBody,
+  HaltBody,
+  InstrumentBody,
+  InstrumentParams,
+  ProjectionParams,
+  QuotesBody,
+  ReferencePriceBody,
+  RoleBody,
+  RoleParams,
+} from './schemas.ts';
+
+const security = [{ bearerAuth: [] }];
+
+export function adminRoutes(app: App, context: RouteContext): void {
+  const admins = { onRequest: requireRoles('admin') };
+
+  const projections = () => {
+    if (!context.projections)
+      throw new ApiProblem(503, 'PROJECTIONS_UNAVAILABLE', 'the projections do not run in this process');
+    return context.projections;
+  };
+
+  app.get(
+    '/v1/admin/projections',
+    { ...admins, schema: { tags: ['admin'], summary: 'Projections: status, position, lag', security } },
+    async () => ({ projections: await projections().status() }),
+  );
+
+  app.post(
+    '/v1/admin/projections/:name/rebuild',
+    {
+      ...admins,
+      schema: {
+        tags: ['admin'],
+        summary: 'Rebuild a projection from the first event (swapped in when caught up)',
+        security,
+        params: ProjectionParams,
+      },
+    },
+    async (request, reply) => {
+      const { name } = request.params;
+      const control = projections();
+      if (control.projectors && name !== 'all' && !control.projectors.has(name))
+        throw new ApiProblem(
+          404,
+          'PROJECTION_NOT_FOUND',
+          `no projection ${name} (known: ${[...control.projectors.keys()].join(', ')}, or all)`,
+        );
+      const log = request.log;
+      // Rebuilding takes as long as the history: answer now, report progress in the logs and the status.
+      control
+        .rebuild(name, (progress) => log.debug({ projection: name, progress }, 'rebuild progress'))
+        .then(() => log.info({ projection: name }, 'rebuild done'))
+        .catch((error: unknown) => log.error({ projection: name, err: error }, 'rebuild failed'));
+      return reply.code(202).send({ projection: name, status: 'REBUILDING' });
+    },
+  );
+
+  const accountCommand = async (
+    request: FastifyRequest,
+    accountId: string,
+    command: Parameters<typeof accountDecider.decide>[0],
+  ) => {
+    const result = await handleCommand(
+      context.broker,
+      accountStreamId(accountId),
+      accountDecider,
+      command,
+      metadataOf(request),
+    );
+    return {
+      accountId,
+      username: result.state.username,
+      roles: result.state.roles,
+      status: result.state.status,
+    };
+  };
+
+  app.post(
+    '/v1/admin/accounts/:id/roles',
+    {
+      ...admins,
+      schema: { tags: ['admin'], summary: 'Grant a role', security, params: AccountParams, body: RoleBody },
+    },
+    async (request) =>
+      accountCommand(request, request.params.id, {
+        type: 'GrantRole',
+        role: request.body.role,
+        grantedBy: principalOf(request).accountId,
+        at: context.now().toISOString(),
+      }),
+  );
+
+  app.delete(
+    '/v1/admin/accounts/:id/roles/:role',
+    { ...admins, schema: { tags: ['admin'], summary: 'Revoke a role', security, params: RoleParams } },
+    async (request) =>
+      accountCommand(request, request.params.id, {
+        type: 'RevokeRole',
+        role: request.params.role,
+        revokedBy: principalOf(request).accountId,
+        at: context.now().toISOString(),
+      }),
+  );
+
+  app.post(
+    '/v1/admin/instruments',
+    { ...admins, schema: { tags: ['admin'], summary: 'List an instrument', security, body: InstrumentBody } },
+    async (request, reply) =>
+      answerCreate(context, request, reply, async () => {
+        const result = await handleCommand(
+          context.broker,
+          instrumentStreamId(request.body.symbol),
+          instrumentDecider,
+          { type: 'ListInstrument', ...request.body, at: context.now().toISOString() },
+          metadataOf(request),
+          { expectedVersion: 'no_stream' },
+        ).catch((error: unknown) => {
+          if ((error as Error).name === 'WrongExpectedVersion')
+            throw new ApiProblem(
+              409,
+              'INSTRUMENT_ALREADY_LISTED',
+              `${request.body.symbol} is already listed`,
+            );
+          throw error;
+        });
+        return { statusCode: 201, body: instrumentAnswer(result.state) };
+      }),
+  );
+
+  const instrumentCommand =
+    (toCommand: (body: never, at: string) => Parameters<typeof instrumentDecider.decide>[0]) =>
+    async (
+      request: { params: { symbol: string }; body: unknown },
+      metadata: ReturnType<typeof metadataOf>,
+    ) => {
+      const result = await handleCommand(
+        context.broker,
+        instrumentStreamId(request.params.symbol),
+        instrumentDecider,
+        toCommand(request.body as never, context.now().toISOString()),
+        metadata,
+      );
+      return instrumentAnswer(result.state);
+    };
+
+  const referencePrice = instrumentCommand((body: { referencePrice: number }, at) => ({
+    type: 'UpdateReferencePrice',
+    referencePrice: body.referencePrice,
+    at,
+  }));
+  app.post(
+    '/v1/admin/instruments/:symbol/reference-price',
+    {
+      ...admins,
+      schema: {
+        tags: ['admin'],
+        summary: 'Set the reference price (the price band is around it)',
+        security,
+        params: InstrumentParams,
+        body: ReferencePriceBody,
+      },
+    },
+    async (request) => {
+      const answer = await referencePrice(request, metadataOf(request));
+      // The B3 price band reads the market cache: keep it at the price the admin just set.
+      const { referencePrice: price } = request.body as { referencePrice: number };
+      await context.marketData?.setReferencePrice(answer.symbol, price);
+      return answer;
+    },
+  );
+
+  app.post(
+    '/v1/admin/market/quotes',
+    {
+      ...admins,
+      schema: {
+        tags: ['admin'],
+        summary: 'Switch the quote feed on or off (reference prices then stay where an admin sets them)',
+        security,
+        body: QuotesBody,
+      },
+    },
+    async (request) => {
+      if (!context.marketData)
+        throw new ApiProblem(503, 'MARKET_DATA_UNAVAILABLE', 'the quote feed does not run in this process');
+      context.marketData.setQuotesEnabled(request.body.enabled);
+      return { enabled: request.body.enabled };
+    },
+  );
+
+  const halt = instrumentCommand((body: { reason: string }, at) => ({
+    type: 'HaltTrading',
+    reason: body.reason,
+    at,
+  }));
+  app.post(
+    '/v1/admin/instruments/:symbol/halt',
+    {
+      ...admins,
+      schema: {
+        tags: ['admin'],
+        summary: 'Halt trading',
+        security,
+        params: InstrumentParams,
+        body: HaltBody,
+      },
+    },
+    async (request) => halt(request, metadataOf(request)),
+  );
+
+  const resume = instrumentCommand((_body, at) => ({ type: 'ResumeTrading', at }));
+  app.post(
+    '/v1/admin/instruments/:symbol/resume',
+    {
+      ...admins,
+      schema: {
+        tags: ['admin'],
+        summary: 'Resume trading',
+        security,
+        params: InstrumentParams,
+        body: EmptyBody.optional(),
+      },
+    },
+    async (request) => resume(request, metadataOf(request)),
+  );
+}

@@ -1,0 +1,391 @@
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { accountDecider, accountStreamId, assertMay } from '../../domain/broker/account/account.ts';
+import { InstrumentNotFound } from '../../domain/broker/instrument/errors.ts';
+import type { Instrument } from '../../domain/broker/instrument/instrument.ts';
+import {
+  custodySymbol,
+  instrumentDecider,
+  instrumentStreamId,
+} from '../../domain/broker/instrument/instrument.ts';
+import { orderDecider, orderStreamId } from '../../domain/broker/order/order.ts';
+import type { Wallet } from '../../domain/broker/wallet/wallet.ts';
+import { walletDecider, walletStreamId } from '../../domain/broker/wallet/wallet.ts';
+import { loadAggregate } from '../../domain/shared/aggregate.ts';
+import { formatCents } from '../../domain/shared/money.ts';
+import { aggregateOf, handleCommand } from '../shared/command-handler.ts';
+import {
+  type App,
+  answerCreate,
+  assertAccountAccess,
+  decimalize,
+  isAdmin,
+  metadataOf,
+  principalOf,
+  type RouteContext,
+  readModelsOf,
+  requireRoles,
+  walletAnswer,
+} from './context.ts';
+import { ApiProblem } from './problem.ts';
+import {
+  AccountParams,
+  AmountBody,
+  BookQuery,
+  CandlesQuery,
+  CustodyTransferBody,
+  IdParam,
+  InstrumentParams,
+  OrdersQuery,
+  PlaceOrderBody,
+  QuotesQuery,
+  SymbolParams,
+  TradesQuery,
+} from './schemas.ts';
+
+const security = [{ bearerAuth: [] }];
+
+/** The account must exist, be active and trade: wallets and orders belong to traders. */
+async function assertTrader(context: RouteContext, accountId: string): Promise<void> {
+  const { state } = await loadAggregate(
+    context.broker,
+    accountStreamId(accountId),
+    aggregateOf(accountDecider),
+  );
+  assertMay(state, 'trader');
+}
+
+/** The catalogue entry a traded symbol (`PETR4`, `PETR4F`) belongs to; 422 INSTRUMENT_NOT_FOUND when none. */
+async function listedInstrument(context: RouteContext, symbol: string): Promise<Instrument> {
+  const { state } = await loadAggregate(
+    context.broker,
+    instrumentStreamId(custodySymbol(symbol)),
+    aggregateOf(instrumentDecider),
+  );
+  if (!state.listed) throw new InstrumentNotFound(symbol);
+  return state;
+}
+
+export function cashOf(wallet: Wallet) {
+  return { available: formatCents(wallet.cash.available), reserved: formatCents(wallet.cash.reserved) };
+}
+
+export function instrumentAnswer(instrument: Instrument) {
+  return {
+    symbol: instrument.symbol,
+    name: instrument.name,
+    lotSize: instrument.lotSize,
+    tickSize: formatCents(instrument.tickSize),
+    fractionalSymbol: instrument.fractionalSymbol,
+    referencePrice: formatCents(instrument.referencePrice),
+    status: instrument.status,
+    haltReason: instrument.haltReason,
+  };
+}
+
+export function tradingRoutes(app: App, context: RouteContext): void {
+  const traders = { onRequest: requireRoles('trader', 'admin') };
+
+  const walletCommand = (
+    path: string,
+    summary: string,
+    body: typeof AmountBody | typeof CustodyTransferBody,
+    toCommand: (input: never) => Parameters<typeof walletDecider.decide>[0],
+  ) =>
+    app.post(
+      path,
+      { ...traders, schema: { tags: ['accounts'], summary, security, params: AccountParams, body } },
+      async (request, reply) => {
+        const accountId = request.params.id;
+        assertAccountAccess(request, accountId);
+        return answerCreate(context, request, reply, async () => {
+          await assertTrader(context, accountId);
+          const symbol = (request.body as { symbol?: string }).symbol;
+          // Custody holds listed instruments only: a share of something nobody trades is no position.
+          if (symbol !== undefined) await listedInstrument(context, symbol);
+          const result = await handleCommand(
+            context.broker,
+            walletStreamId(accountId),
+            walletDecider,
+            toCommand(request.body as never),
+            metadataOf(request),
+          );
+          const positions = Object.entries(result.state.positions).map(([symbol, held]) => ({
+            symbol,
+            available: held.available,
+            reserved: held.reserved,
+          }));
+          return {
+            statusCode: 201,
+            body: { accountId, version: result.version, cash: cashOf(result.state), positions },
+          };
+        });
+      },
+    );
+
+  walletCommand('/v1/accounts/:id/deposits', 'Deposit cash', AmountBody, (body: { amount: number }) => ({
+    type: 'Deposit',
+    amount: body.amount,
+  }));
+  walletCommand(
+    '/v1/accounts/:id/withdrawals',
+    'Withdraw cash (never below zero available)',
+    AmountBody,
+    (body: { amount: number }) => ({ type: 'Withdraw', amount: body.amount }),
+  );
+  walletCommand(
+    '/v1/accounts/:id/custody-transfers',
+    'Transfer shares into custody',
+    CustodyTransferBody,
+    (body: { symbol: string; quantity: number; unitCost?: number }) => ({
+      type: 'TransferSharesIn',
+      symbol: body.symbol,
+      quantity: body.quantity,
+      unitCost: body.unitCost,
+    }),
+  );
+
+  app.get(
+    '/v1/accounts/:id/wallet',
+    {
+      ...traders,
+      schema: {
+        tags: ['accounts'],
+        summary: 'Cash and positions (read model)',
+        security,
+        params: AccountParams,
+      },
+    },
+    async (request) => {
+      assertAccountAccess(request, request.params.id);
+      const row = await readModelsOf(context).wallet(request.params.id);
+      if (row) return walletAnswer(request.params.id, row);
+      // A trader who has not moved any cash or shares yet has an empty wallet, not a missing one.
+      await assertTrader(context, request.params.id);
+      return { accountId: request.params.id, cash: { available: '0.00', reserved: '0.00' }, positions: [] };
+    },
+  );
+
+  app.post(
+    '/v1/orders',
+    {
+      ...traders,
+      schema: {
+        tags: ['orders'],
+        summary: 'Place an order',
+        description:
+          'Validated against the instrument (lot, tick, type, time in force) and recorded as OrderPlaced; the order process manager reserves and routes it. Send an Idempotency-Key to retry safely.',
+        security,
+        body: PlaceOrderBody,
+        headers: z.object({ 'idempotency-key': z.string().optional() }),
+      },
+    },
+    async (request, reply) => {
+      const body = request.body;
+      assertAccountAccess(request, body.accountId);
+      return answerCreate(context, request, reply, async () => {
+        await assertTrader(context, body.accountId);
+        const instrument = await listedInstrument(context, body.symbol);
+        const orderId = randomUUID();
+        await handleCommand(
+          context.broker,
+          orderStreamId(orderId),
+          orderDecider,
+          {
+            type: 'PlaceOrder',
+            orderId,
+            accountId: body.accountId,
+            symbol: body.symbol,
+            side: body.side,
+            orderType: body.type,
+            quantity: body.quantity,
+            price: body.price ?? null,
+            stopPrice: body.stopPrice ?? null,
+            timeInForce: body.timeInForce,
+            expiresAt: body.expiresAt ?? null,
+            instrument,
+            at: context.now().toISOString(),
+          },
+          metadataOf(request),
+          { expectedVersion: 'no_stream' },
+        );
+        reply.header('location', `/v1/orders/${orderId}`);
+        return { statusCode: 202, body: { orderId, status: 'PENDING_NEW' } };
+      });
+    },
+  );
+
+  app.delete(
+    '/v1/orders/:id',
+    {
+      ...traders,
+      schema: {
+        tags: ['orders'],
+        summary: 'Cancel what is left of an order',
+        security,
+        params: z.strictObject({ id: IdParam }),
+      },
+    },
+    async (request, reply) => {
+      const orderId = request.params.id;
+      const { state: order } = await loadAggregate(
+        context.broker,
+        orderStreamId(orderId),
+        aggregateOf(orderDecider),
+      );
+      if (!order.placed) throw new ApiProblem(404, 'ORDER_NOT_FOUND', `no order ${orderId}`);
+      const principal = assertAccountAccess(request, order.accountId);
+      const result = await handleCommand(
+        context.broker,
+        orderStreamId(orderId),
+        orderDecider,
+        { type: 'RequestCancel', requestedBy: principal.accountId, at: context.now().toISOString() },
+        metadataOf(request),
+      );
+      return reply.code(202).send({ orderId, status: result.state.status, cancelRequested: true });
+    },
+  );
+
+  app.get(
+    '/v1/orders/:id',
+    {
+      ...traders,
+      schema: {
+        tags: ['orders'],
+        summary: 'One order (read model)',
+        security,
+        params: z.strictObject({ id: IdParam }),
+      },
+    },
+    async (request) => {
+      const row = await readModelsOf(context).order(request.params.id);
+      if (!row) throw new ApiProblem(404, 'ORDER_NOT_FOUND', `no order ${request.params.id}`);
+      assertAccountAccess(request, String((row as { accountId?: unknown }).accountId));
+      return decimalize(row);
+    },
+  );
+
+  app.get(
+    '/v1/orders',
+    {
+      ...traders,
+      schema: {
+        tags: ['orders'],
+        summary: "Orders, newest first (a trader's own when accountId is absent)",
+        security,
+        querystring: OrdersQuery,
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request);
+      const accountId = request.query.accountId ?? (isAdmin(principal) ? undefined : principal.accountId);
+      if (accountId !== undefined) assertAccountAccess(request, accountId);
+      const page = await readModelsOf(context).orders({ ...request.query, accountId });
+      return decimalize(page);
+    },
+  );
+
+  app.get(
+    '/v1/trades',
+    {
+      ...traders,
+      schema: { tags: ['market'], summary: 'The trades tape', security, querystring: TradesQuery },
+    },
+    async (request) => {
+      if (request.query.accountId !== undefined) assertAccountAccess(request, request.query.accountId);
+      return decimalize(await readModelsOf(context).trades(request.query));
+    },
+  );
+
+  app.get(
+    '/v1/market/:symbol/book',
+    {
+      ...traders,
+      schema: {
+        tags: ['market'],
+        summary: 'Bids and asks by price level',
+        security,
+        params: SymbolParams,
+        querystring: BookQuery,
+      },
+    },
+    async (request) => {
+      const book = await readModelsOf(context).book(request.params.symbol, request.query.depth);
+      if (!book) throw new ApiProblem(404, 'BOOK_NOT_FOUND', `no book for ${request.params.symbol}`);
+      return decimalize(book);
+    },
+  );
+
+  app.get(
+    '/v1/market/:symbol/quote',
+    { ...traders, schema: { tags: ['market'], summary: 'The latest quote', security, params: SymbolParams } },
+    async (request) => {
+      const quote = await readModelsOf(context).quote(request.params.symbol);
+      if (!quote) throw new ApiProblem(404, 'QUOTE_NOT_FOUND', `no quote for ${request.params.symbol}`);
+      return decimalize(quote);
+    },
+  );
+
+  app.get(
+    '/v1/market/:symbol/quotes',
+    {
+      ...traders,
+      schema: {
+        tags: ['market'],
+        summary: 'Quote history, newest first',
+        security,
+        params: SymbolParams,
+        querystring: QuotesQuery,
+      },
+    },
+    async (request) => {
+      const readModels = readModelsOf(context);
+      if (!readModels.quotes) throw new ApiProblem(503, 'READ_MODELS_UNAVAILABLE', 'no quote history here');
+      return decimalize(await readModels.quotes(request.params.symbol, request.query));
+    },
+  );
+
+  app.get(
+    '/v1/market/:symbol/candles',
+    {
+      ...traders,
+      schema: {
+        tags: ['market'],
+        summary: 'OHLCV candles (default: the last 24 hours)',
+        security,
+        params: SymbolParams,
+        querystring: CandlesQuery,
+      },
+    },
+    async (request) => {
+      const to = request.query.to ? new Date(request.query.to) : context.now();
+      const from = request.query.from ? new Date(request.query.from) : new Date(to.getTime() - 86_400_000);
+      if (from > to) throw new ApiProblem(400, 'INVALID_RANGE', '"from" must not be after "to"');
+      const candles = await readModelsOf(context).candles(
+        request.params.symbol,
+        request.query.interval,
+        from,
+        to,
+      );
+      return decimalize(Array.isArray(candles) ? { items: candles } : candles);
+    },
+  );
+
+  app.get(
+    '/v1/instruments/:symbol',
+    {
+      ...traders,
+      schema: { tags: ['market'], summary: 'A catalogue entry', security, params: InstrumentParams },
+    },
+    async (request) => {
+      const { state } = await loadAggregate(
+        context.broker,
+        instrumentStreamId(request.params.symbol),
+        aggregateOf(instrumentDecider),
+      );
+      if (!state.listed)
+        throw new ApiProblem(404, 'INSTRUMENT_NOT_FOUND', `${request.params.symbol} is not listed`);
+      return instrumentAnswer(state);
+    },
+  );
+}

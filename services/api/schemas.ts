@@ -1,0 +1,134 @@
+import { z } from 'zod';
+import { OrderSide, OrderStatus, OrderType, TimeInForce } from '../../domain/broker/order/events.ts';
+import { FRACTIONAL_SYMBOL, STANDARD_SYMBOL } from '../../domain/broker/schemas.ts';
+import { InvalidDecimalAmount, toCents } from '../../domain/shared/money.ts';
+
+/** The API's edge schemas: decimal strings in, integer cents inside (domain/shared/money.ts converts). */
+
+/** A strictly positive decimal amount with at most two decimals (`"32.50"`), parsed to cents. */
+export const PositiveDecimal = z
+  .string()
+  .max(20)
+  .regex(/^\d+(\.\d{1,2})?$/, 'must be a positive decimal with at most two decimals, e.g. "32.50"')
+  .transform((text, context) => {
+    try {
+      const cents = toCents(text);
+      if (cents > 0) return cents;
+      context.addIssue({ code: 'custom', message: 'must be greater than zero' });
+    } catch (error) {
+      if (!(error instanceof InvalidDecimalAmount)) throw error;
+      context.addIssue({ code: 'custom', message: 'too large' });
+    }
+    return z.NEVER;
+  })
+  .meta({ type: 'string', example: '32.50' });
+
+/** A whole positive number of shares, within the exact integer range. */
+export const Shares = z.number().int().positive().max(Number.MAX_SAFE_INTEGER).meta({ example: 100 });
+
+export const Ticker = z
+  .string()
+  .max(12)
+  .refine(
+    (text) => STANDARD_SYMBOL.test(text) || FRACTIONAL_SYMBOL.test(text),
+    'must be a B3 ticker such as PETR4 or PETR4F',
+  )
+  .meta({ example: 'PETR4' });
+
+export const StandardSymbolParam = z
+  .string()
+  .max(12)
+  .regex(STANDARD_SYMBOL, 'must be a B3 ticker such as PETR4');
+
+/** Ids in paths: what a stream id can hold, no more. */
+export const IdParam = z
+  .string()
+  .min(1)
+  .max(200)
+  .regex(/^[A-Za-z0-9_.:-]+$/, 'must be letters, digits, "_", ".", ":" or "-"');
+
+export const Limit = z.coerce.number().int().min(1).max(500).default(50);
+export const Cursor = z.string().min(1).max(500);
+
+export const Credentials = z.strictObject({
+  username: z.string().min(3).max(32).meta({ example: 'alice' }),
+  password: z.string().min(8).max(200).meta({ example: 'correct horse battery staple' }),
+});
+
+export const AccountParams = z.strictObject({ id: IdParam });
+export const AmountBody = z.strictObject({ amount: PositiveDecimal });
+export const CustodyTransferBody = z.strictObject({
+  symbol: Ticker,
+  quantity: Shares,
+  /** Acquisition cost per share, for the average cost; the position's current average cost when absent. */
+  unitCost: PositiveDecimal.optional(),
+});
+
+export const PlaceOrderBody = z.strictObject({
+  accountId: IdParam,
+  symbol: Ticker,
+  side: OrderSide,
+  type: OrderType,
+  quantity: Shares,
+  price: PositiveDecimal.optional().describe('limit price (LIMIT, STOP_LIMIT)'),
+  stopPrice: PositiveDecimal.optional().describe('trigger price (STOP, STOP_LIMIT)'),
+  timeInForce: TimeInForce.optional().describe('DAY when absent'),
+  expiresAt: z.iso.datetime({ offset: true }).optional().describe('GTD only'),
+});
+
+export const OrdersQuery = z.strictObject({
+  accountId: IdParam.optional(),
+  status: OrderStatus.optional(),
+  symbol: Ticker.optional(),
+  limit: Limit,
+  cursor: Cursor.optional(),
+});
+export const TradesQuery = z.strictObject({
+  symbol: Ticker.optional(),
+  accountId: IdParam.optional(),
+  limit: Limit,
+  cursor: Cursor.optional(),
+});
+export const SymbolParams = z.strictObject({ symbol: Ticker });
+export const BookQuery = z.strictObject({ depth: z.coerce.number().int().min(1).max(100).default(10) });
+export const CandleInterval = z.enum(['1m', '5m', '15m', '1h', '1d']);
+export const CandlesQuery = z.strictObject({
+  interval: CandleInterval.default('1m'),
+  from: z.iso.datetime({ offset: true }).optional(),
+  to: z.iso.datetime({ offset: true }).optional(),
+});
+export const QuotesQuery = z.strictObject({ limit: Limit, cursor: Cursor.optional() });
+
+export const StreamParams = z.strictObject({ streamId: IdParam });
+export const StreamQuery = z.strictObject({
+  from: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+});
+export const StateQuery = z.strictObject({
+  version: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+  at: z.iso.datetime({ offset: true }).optional(),
+});
+export const CorrelationParams = z.strictObject({ correlationId: IdParam });
+
+export const RoleBody = z.strictObject({ role: z.enum(['trader', 'auditor', 'admin']) });
+export const RoleParams = z.strictObject({ id: IdParam, role: z.enum(['trader', 'auditor', 'admin']) });
+export const ProjectionParams = z.strictObject({
+  name: z
+    .string()
+    .min(1)
+    .max(100)
+    .regex(/^[A-Za-z0-9_.-]+$/),
+});
+export const InstrumentBody = z.strictObject({
+  symbol: StandardSymbolParam,
+  name: z.string().min(1).max(200),
+  lotSize: Shares,
+  tickSize: PositiveDecimal,
+  fractional: z.boolean(),
+  referencePrice: PositiveDecimal,
+});
+export const InstrumentParams = z.strictObject({ symbol: StandardSymbolParam });
+export const ReferencePriceBody = z.strictObject({ referencePrice: PositiveDecimal });
+export const QuotesBody = z.strictObject({ enabled: z.boolean() });
+export const HaltBody = z.strictObject({ reason: z.string().min(1).max(500) });
+export const EmptyBody = z.strictObject({});

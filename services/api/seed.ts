@@ -1,0 +1,83 @@
+import { accountDecider, accountStreamId } from '../../domain/broker/account/account.ts';
+import { type InstrumentSpec, listingCommands } from '../../domain/broker/instrument/catalogue.ts';
+import { InstrumentAlreadyListed } from '../../domain/broker/instrument/errors.ts';
+import { instrumentDecider, instrumentStreamId } from '../../domain/broker/instrument/instrument.ts';
+import { loadAggregate } from '../../domain/shared/aggregate.ts';
+import type { EventStore } from '../../domain/shared/event-store.ts';
+import { WrongExpectedVersion } from '../../domain/shared/event-store.ts';
+import { aggregateOf, handleCommand } from '../shared/command-handler.ts';
+import { deterministicId } from '../shared/deterministic-id.ts';
+import { hashPassword, verifyPassword } from './auth.ts';
+import type { RouteContext } from './context.ts';
+import { ApiProblem } from './problem.ts';
+import { registerAccount } from './routes-auth.ts';
+
+const SEED = { correlationId: 'seed', causationId: 'seed', actor: 'system' };
+
+/**
+ * Lists every instrument of the catalogue that is not listed yet. Idempotent across restarts and
+ * concurrent starters: each listing appends with expected version no_stream and a deterministic event id.
+ * Returns the symbols it listed.
+ */
+export async function seedInstruments(
+  store: EventStore,
+  catalogue: readonly InstrumentSpec[],
+  at: Date = new Date(),
+): Promise<string[]> {
+  const listed: string[] = [];
+  for (const command of listingCommands(catalogue, at.toISOString())) {
+    const streamId = instrumentStreamId(command.symbol);
+    if ((await store.streamVersion(streamId)) !== -1) continue;
+    try {
+      await handleCommand(store, streamId, instrumentDecider, command, SEED, {
+        expectedVersion: 'no_stream',
+        newEventId: (index) => deterministicId('seed', streamId, String(index)),
+      });
+      listed.push(command.symbol);
+    } catch (error) {
+      // Another starter listed it between our check and our append (handleCommand reloads and the
+      // decider refuses a second listing): listed either way.
+      if (!(error instanceof WrongExpectedVersion) && !(error instanceof InstrumentAlreadyListed))
+        throw error;
+    }
+  }
+  return listed;
+}
+
+/** The built-in administrator's account id and username. */
+export const ADMIN_ACCOUNT_ID = 'admin';
+export const ADMIN_USERNAME = 'admin';
+
+/**
+ * Makes sure the `admin` account exists with this password: registers it on the first start, and
+ * changes its password when TRADECORE_ADMIN_PASSWORD was changed since. Returns whether it was created.
+ */
+export async function ensureAdmin(context: RouteContext, password: string): Promise<boolean> {
+  const streamId = accountStreamId(ADMIN_ACCOUNT_ID);
+  const { state } = await loadAggregate(context.broker, streamId, aggregateOf(accountDecider));
+  if (!state.registered) {
+    try {
+      await registerAccount(
+        context,
+        { accountId: ADMIN_ACCOUNT_ID, username: ADMIN_USERNAME, password, roles: ['admin'] },
+        SEED,
+      );
+      return true;
+    } catch (error) {
+      // Another process registered it first.
+      if (error instanceof ApiProblem || error instanceof WrongExpectedVersion) return false;
+      throw error;
+    }
+  }
+  if (!(await verifyPassword(password, state.passwordHash))) {
+    const passwordHash = await hashPassword(password);
+    await handleCommand(
+      context.broker,
+      streamId,
+      accountDecider,
+      { type: 'ChangePassword', passwordHash, at: context.now().toISOString() },
+      SEED,
+    );
+  }
+  return false;
+}

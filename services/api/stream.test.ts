@@ -1,0 +1,104 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestApi, type TestApi } from './testing.ts';
+
+let api: TestApi;
+let alice: { accountId: string; token: string };
+let bob: { accountId: string; token: string };
+
+beforeAll(async () => {
+  api = await startTestApi({ readModels: false });
+  alice = await api.trader('streamer-a');
+  bob = await api.trader('streamer-b');
+}, 180_000);
+afterAll(async () => api?.close());
+
+/** Opens a socket and collects its messages. */
+async function open(url: string, token?: string) {
+  const messages: Array<Record<string, unknown>> = [];
+  const socket = await api.app.injectWS(url, token ? { headers: { authorization: `Bearer ${token}` } } : {});
+  socket.on('message', (data: Buffer) => messages.push(JSON.parse(String(data))));
+  return { socket, messages };
+}
+
+async function until(check: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+}
+
+describe('live updates over WebSocket', () => {
+  it("sends a trader its own order updates, never another trader's", async () => {
+    const a = await open('/v1/stream', alice.token);
+    const b = await open('/v1/stream', bob.token);
+    await api.app.inject({
+      method: 'POST',
+      url: `/v1/accounts/${alice.accountId}/deposits`,
+      headers: { authorization: `Bearer ${alice.token}` },
+      payload: { amount: '1000.00' },
+    });
+    const placed = await api.app.inject({
+      method: 'POST',
+      url: '/v1/orders',
+      headers: { authorization: `Bearer ${alice.token}` },
+      payload: {
+        accountId: alice.accountId,
+        symbol: 'PETR4',
+        side: 'BUY',
+        type: 'LIMIT',
+        quantity: 100,
+        price: '1.00',
+      },
+    });
+    const { orderId } = placed.json();
+    await until(() => a.messages.some((message) => message.channel === 'order'));
+    expect(a.messages.find((message) => message.channel === 'order')).toMatchObject({
+      orderId,
+      accountId: alice.accountId,
+      event: 'OrderPlaced',
+      price: '1.00',
+    });
+    expect(b.messages.filter((message) => message.channel === 'order')).toEqual([]);
+    a.socket.terminate();
+    b.socket.terminate();
+  });
+
+  it('sends the trades of the symbols asked for', async () => {
+    const client = await open('/v1/stream?symbols=PETR4', alice.token);
+    await until(() => client.messages.length > 0);
+    const trade = (symbol: string) => ({
+      id: randomUUID(),
+      type: 'TradeExecuted',
+      data: {
+        tradeId: `${symbol}-1`,
+        symbol,
+        price: 3250,
+        quantity: 100,
+        aggressorSide: 'BUY',
+        at: Date.now(),
+      },
+      metadata: {
+        correlationId: 'c',
+        causationId: 'c',
+        actor: 'b3-engine',
+        occurredAt: new Date().toISOString(),
+      },
+    });
+    await api.b3.append('trade-VALE3-1', [trade('VALE3')]);
+    await api.b3.append('trade-PETR4-1', [trade('PETR4')]);
+    await until(() => client.messages.some((message) => message.channel === 'trade'));
+    const trades = client.messages.filter((message) => message.channel === 'trade');
+    expect(trades).toEqual([expect.objectContaining({ symbol: 'PETR4', price: '32.50', quantity: 100 })]);
+    client.socket.terminate();
+  });
+
+  it('refuses anonymous callers and bad symbols', async () => {
+    const anonymous = await api.app.inject({ method: 'GET', url: '/v1/stream' });
+    expect(anonymous.statusCode).toBe(401);
+    const bad = await api.app.inject({
+      method: 'GET',
+      url: '/v1/stream?symbols=nope',
+      headers: { authorization: `Bearer ${alice.token}` },
+    });
+    expect(bad.statusCode).toBe(400);
+  });
+});

@@ -1,0 +1,165 @@
+import fastifyWebsocket from '@fastify/websocket';
+import { z } from 'zod';
+import type { EventStore, RecordedEvent, Subscription } from '../../domain/shared/event-store.ts';
+import type { Principal } from './auth.ts';
+import { type App, decimalize, isAdmin, type RouteContext } from './context.ts';
+import { ApiProblem } from './problem.ts';
+import { Ticker } from './schemas.ts';
+
+/**
+ * Live updates over WebSocket, `GET /v1/stream?symbols=PETR4,VALE3` (token in `Authorization:
+ * Bearer …` or, for browsers, `?access_token=`): each symbol's trades and book changes, and the
+ * caller's own order updates. Messages are JSON: `{channel: 'trade' | 'book' | 'order', …}`.
+ * Both event stores are followed from their head once, and fanned out to every socket.
+ */
+/** What the hub needs of a `ws` socket. */
+interface Socket {
+  readonly readyState: number;
+  send(text: string): void;
+  close(code?: number, reason?: string): void;
+  on(event: 'close', listener: () => void): unknown;
+}
+
+interface Client {
+  socket: Socket;
+  principal: Principal;
+  symbols: Set<string>;
+}
+
+const StreamQuery = z.strictObject({
+  symbols: z
+    .string()
+    .max(500)
+    .optional()
+    .transform((text, context) => {
+      const symbols = (text ?? '').split(',').filter((symbol) => symbol !== '');
+      for (const symbol of symbols)
+        if (!Ticker.safeParse(symbol).success)
+          context.addIssue({ code: 'custom', message: `${symbol} is not a B3 ticker` });
+      return symbols;
+    }),
+  access_token: z.string().max(4000).optional(),
+});
+
+class StreamHub {
+  private readonly clients = new Set<Client>();
+  private subscriptions: Subscription[] = [];
+  /** Which account an order belongs to, learned from OrderPlaced (or its stream, for older orders). */
+  private readonly owners = new Map<string, string>();
+
+  constructor(private readonly context: RouteContext) {}
+
+  async add(client: Client): Promise<void> {
+    if (this.subscriptions.length === 0) await this.start();
+    this.clients.add(client);
+    client.socket.on('close', () => this.clients.delete(client));
+  }
+
+  private async start(): Promise<void> {
+    const follow = async (store: EventStore, onEvent: (event: RecordedEvent) => Promise<void> | void) =>
+      store.subscribeToAll({
+        after: await store.headPosition(),
+        onEvent: async (event) => {
+          if (this.clients.size > 0) await onEvent(event);
+        },
+      });
+    this.subscriptions = [
+      await follow(this.context.b3, (event) => this.onB3(event)),
+      await follow(this.context.broker, (event) => this.onBroker(event)),
+    ];
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.subscriptions.map((subscription) => subscription.stop()));
+    for (const client of this.clients) client.socket.close(1001, 'server shutting down');
+    this.clients.clear();
+  }
+
+  private send(filter: (client: Client) => boolean, message: object): void {
+    const text = JSON.stringify(decimalize(message));
+    for (const client of this.clients)
+      if (client.socket.readyState === 1 && filter(client)) client.socket.send(text);
+  }
+
+  private onB3(event: RecordedEvent): void {
+    const data = event.data as Record<string, unknown>;
+    if (event.type === 'TradeExecuted') {
+      const symbol = String(data.symbol);
+      this.send((client) => client.symbols.has(symbol), {
+        channel: 'trade',
+        symbol,
+        ...pick(data, ['tradeId', 'price', 'quantity', 'aggressorSide', 'at']),
+      });
+    } else if (event.streamId.startsWith('book-')) {
+      const symbol = event.streamId.slice('book-'.length);
+      this.send((client) => client.symbols.has(symbol), {
+        channel: 'book',
+        symbol,
+        event: event.type,
+        sequence: data.sequence,
+      });
+    }
+  }
+
+  private async onBroker(event: RecordedEvent): Promise<void> {
+    if (!event.streamId.startsWith('order-')) return;
+    const data = event.data as Record<string, unknown>;
+    const orderId = String(data.orderId ?? event.streamId.slice('order-'.length));
+    if (event.type === 'OrderPlaced') this.owners.set(orderId, String(data.accountId));
+    let owner = this.owners.get(orderId);
+    if (owner === undefined) {
+      const [placed] = await this.context.broker.readStream(event.streamId, { limit: 1 });
+      owner = String((placed?.data as { accountId?: unknown } | undefined)?.accountId ?? '');
+      this.owners.set(orderId, owner);
+    }
+    const { orderId: _, ...rest } = data;
+    this.send((client) => client.principal.accountId === owner || isAdmin(client.principal), {
+      channel: 'order',
+      orderId,
+      accountId: owner,
+      event: event.type,
+      ...rest,
+    });
+  }
+}
+
+function pick(data: Record<string, unknown>, keys: string[]): Record<string, unknown> {
+  return Object.fromEntries(keys.filter((key) => key in data).map((key) => [key, data[key]]));
+}
+
+export async function streamRoutes(app: App, context: RouteContext): Promise<void> {
+  await app.register(fastifyWebsocket, { options: { maxPayload: 4096 } });
+  const hub = new StreamHub(context);
+  app.addHook('onClose', async () => hub.stop());
+
+  app.get(
+    '/v1/stream',
+    {
+      websocket: true,
+      schema: {
+        tags: ['market'],
+        summary: "Live updates (WebSocket): each symbol's trades and book changes, the caller's own orders",
+        querystring: StreamQuery,
+      },
+      preValidation: async (request) => {
+        const token = (request.query as { access_token?: unknown }).access_token;
+        if (!request.principal && typeof token === 'string') {
+          request.principal = await context.tokens.verify(token);
+          if (!request.principal)
+            throw new ApiProblem(401, 'INVALID_TOKEN', 'the access token is malformed, forged or expired');
+        }
+        if (!request.principal)
+          throw new ApiProblem(401, 'UNAUTHENTICATED', 'a valid bearer token is required');
+        if (!request.principal.roles.some((role) => role === 'trader' || role === 'admin'))
+          throw new ApiProblem(403, 'FORBIDDEN_ROLE', 'this route needs one of the roles: trader, admin');
+      },
+    },
+    async (socket, request) => {
+      const query = request.query as z.output<typeof StreamQuery>;
+      await hub.add({ socket, principal: request.principal!, symbols: new Set(query.symbols) });
+      socket.send(
+        JSON.stringify({ channel: 'hello', symbols: query.symbols, accountId: request.principal!.accountId }),
+      );
+    },
+  );
+}

@@ -1,0 +1,152 @@
+import { MemoryPriceCache } from '../../adapters/memory/price-cache.ts';
+import { pgliteClient } from '../../adapters/pglite/client.ts';
+import { SqlEventStore } from '../../adapters/postgres/event-store.ts';
+import { SqlReadModelStore } from '../../adapters/postgres/read-model-store.ts';
+import { defaultCatalogue } from '../../domain/broker/instrument/catalogue.ts';
+import type { EventStore, RecordedEvent } from '../../domain/shared/event-store.ts';
+import { createReadModels } from '../../projections/read-models/queries.ts';
+import { MarketDataFeed } from '../market-data/feed.ts';
+import { startProjections } from '../shared/read-models.ts';
+import { brokerStoreSchemas } from './api-events.ts';
+import { buildApi } from './app.ts';
+import { TokenIssuer } from './auth.ts';
+import type { ApiDeps, App } from './context.ts';
+import { ensureAdmin, seedInstruments } from './seed.ts';
+
+export const ADMIN_PASSWORD = 'admin-test-password';
+export const JWT_SECRET = 'a-test-signing-key-that-is-long-enough-for-hs256';
+
+export interface TestApi {
+  app: App;
+  broker: EventStore;
+  b3: EventStore;
+  /** Registers (or logs in) a trader: its account id and bearer token. */
+  trader(username: string, password?: string): Promise<{ accountId: string; token: string }>;
+  /** A bearer token for the seeded admin. */
+  adminToken(): Promise<string>;
+  /** Registers an account and makes it an auditor (and nothing else). */
+  auditor(username: string): Promise<{ accountId: string; token: string }>;
+  /** The quote feed the admin market routes drive (no source: prices only from admins). */
+  marketData: MarketDataFeed;
+  /** Every event of both stores, for "nothing changed" assertions. */
+  allEvents(): Promise<RecordedEvent[]>;
+  close(): Promise<void>;
+}
+
+/**
+ * An API on real stores: PGlite event stores (in memory unless given others), the real read
+ * models projected into PGlite, the default catalogue and the admin seeded.
+ */
+export async function startTestApi(
+  options: { broker?: EventStore; b3?: EventStore; readModels?: boolean } & Omit<
+    Partial<ApiDeps>,
+    'readModels'
+  > = {},
+): Promise<TestApi> {
+  // One in-memory PGlite for everything (a schema each): starting PGlite is the slow part of a test.
+  const client = await pgliteClient();
+  const broker =
+    options.broker ??
+    (await SqlEventStore.open({ client, schema: 'broker', schemas: brokerStoreSchemas(), label: 'pglite' }));
+  const b3 = options.b3 ?? (await SqlEventStore.open({ client, schema: 'b3', label: 'pglite' }));
+  const { broker: _broker, b3: _b3, readModels: _readModels, ...overrides } = options;
+  const closers: Array<() => Promise<void>> = [];
+  let readModels: ApiDeps['readModels'];
+  let projections: ApiDeps['projections'];
+  if (options.readModels !== false) {
+    const store = await SqlReadModelStore.open({ client, schema: 'readmodels', kind: 'pglite' });
+    const stores = { mysql: store, postgres: store, mongo: store };
+    readModels = createReadModels(stores);
+    const registry = await startProjections({ eventStores: { broker, b3 }, readModelStores: stores });
+    projections = registry;
+    closers.push(
+      () => registry.stop(),
+      () => store.close(),
+    );
+  }
+  const tokens = new TokenIssuer(JWT_SECRET, 3600);
+  const marketData = new MarketDataFeed({
+    store: b3,
+    brokerPrices: new MemoryPriceCache(),
+    marketPrices: new MemoryPriceCache(),
+  });
+  const app = await buildApi({
+    broker,
+    b3,
+    tokens,
+    readModels,
+    projections,
+    marketData,
+    loginRateLimit: { max: 1000, timeWindowMs: 60_000 },
+    ...overrides,
+  });
+  const context = { broker, b3, tokens, now: () => new Date() };
+  await seedInstruments(broker, defaultCatalogue);
+  await ensureAdmin(context, ADMIN_PASSWORD);
+
+  const login = async (username: string, password: string) => {
+    const response = await app.inject({
+      method: 'POST',
+      url: '/v1/auth/login',
+      payload: { username, password },
+    });
+    if (response.statusCode !== 200)
+      throw new Error(`login ${username}: ${response.statusCode} ${response.body}`);
+    const body = response.json() as { token: string; accountId: string };
+    return { token: body.token, accountId: body.accountId };
+  };
+  const trader = async (username: string, password = 'a-good-password') => {
+    const response = await app.inject({
+      method: 'POST',
+      url: '/v1/auth/register',
+      payload: { username, password },
+    });
+    if (response.statusCode !== 201 && response.statusCode !== 409)
+      throw new Error(`register ${username}: ${response.statusCode} ${response.body}`);
+    return login(username, password);
+  };
+  const adminToken = async () => (await login('admin', ADMIN_PASSWORD)).token;
+
+  return {
+    app,
+    marketData,
+    broker,
+    b3,
+    trader,
+    adminToken,
+    async auditor(username) {
+      const { accountId } = await trader(username);
+      const admin = await adminToken();
+      const headers = { authorization: `Bearer ${admin}` };
+      await app.inject({
+        method: 'POST',
+        url: `/v1/admin/accounts/${accountId}/roles`,
+        headers,
+        payload: { role: 'auditor' },
+      });
+      await app.inject({ method: 'DELETE', url: `/v1/admin/accounts/${accountId}/roles/trader`, headers });
+      return login(username, 'a-good-password');
+    },
+    async allEvents() {
+      return [...(await broker.readAll({ limit: 1_000_000 })), ...(await b3.readAll({ limit: 1_000_000 }))];
+    },
+    async close() {
+      await app.close();
+      for (const close of closers) await close();
+      if (!options.broker) await broker.close();
+      if (!options.b3) await b3.close();
+      await client.close();
+    },
+  };
+}
+
+/** Polls until `check` returns a value (read models are eventually consistent). */
+export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}

@@ -1,0 +1,185 @@
+import { randomUUID } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { MemoryEventStore } from '../../adapters/memory/event-store.ts';
+import { MemoryPriceCache } from '../../adapters/memory/price-cache.ts';
+import { bookStreamId } from '../../domain/b3/book-events.ts';
+import type { ExecutionReport } from '../../domain/b3/execution-reports.ts';
+import type { BrokerToB3Body, NewOrderBody } from '../../domain/b3/order-messages.ts';
+import type {
+  TransportConsumer,
+  TransportMessage,
+  TransportPublisher,
+} from '../../domain/shared/transport.ts';
+import { b3Schemas } from '../shared/trading-fixtures.ts';
+import { EngineService, referenceSymbol } from './engine-service.ts';
+
+const NOW = Date.parse('2025-03-14T13:00:00Z');
+
+/** Records what the engine publishes; consuming is driven by the test through `engine.handle`. */
+function recordingTransport(): TransportPublisher &
+  TransportConsumer & { sent: TransportMessage<ExecutionReport>[] } {
+  const sent: TransportMessage<ExecutionReport>[] = [];
+  return {
+    sent,
+    async publish(_channel, message) {
+      sent.push(message as TransportMessage<ExecutionReport>);
+    },
+    async consume() {
+      return { stop: async () => {} };
+    },
+  };
+}
+
+function newOrder(
+  body: Partial<NewOrderBody> = {},
+  messageId = randomUUID(),
+): TransportMessage<BrokerToB3Body> {
+  return {
+    messageId,
+    type: 'NewOrder',
+    correlationId: randomUUID(),
+    causationId: randomUUID(),
+    schemaVersion: 1,
+    body: {
+      orderId: randomUUID(),
+      accountId: 'acc-1',
+      symbol: 'PETR4',
+      side: 'BUY',
+      orderType: 'LIMIT',
+      quantity: 100,
+      price: 32_50,
+      timeInForce: 'DAY',
+      ...body,
+    },
+  };
+}
+
+async function setup(
+  options: { price?: { price: number; at: number; pinned?: boolean }; snapshotEvery?: number } = {},
+) {
+  const store = new MemoryEventStore({ schemas: b3Schemas() });
+  const prices = new MemoryPriceCache();
+  if (options.price) await prices.set({ symbol: 'PETR4', source: 'test', pinned: false, ...options.price });
+  const transport = recordingTransport();
+  const make = () =>
+    new EngineService({
+      store,
+      transport,
+      marketPrices: prices,
+      priceMaxAgeMs: 60_000,
+      priceBandBps: 1_000,
+      now: () => NOW,
+      snapshotEvery: options.snapshotEvery,
+    });
+  return { store, prices, transport, engine: make(), make };
+}
+
+describe('B3 engine service', () => {
+  it('rejects an order when the reference price is missing or stale, and never crashes', async () => {
+    const missing = await setup();
+    await missing.engine.handle(newOrder());
+    expect(missing.transport.sent.map((message) => [message.body.type, message.body.reason])).toEqual([
+      ['REJECTED', 'REFERENCE_PRICE_MISSING'],
+    ]);
+
+    const stale = await setup({ price: { price: 32_50, at: NOW - 61_000 } });
+    await stale.engine.handle(newOrder());
+    expect(stale.transport.sent[0]!.body).toMatchObject({
+      type: 'REJECTED',
+      reason: 'REFERENCE_PRICE_STALE',
+    });
+
+    // An admin's pinned price never goes stale.
+    const pinned = await setup({ price: { price: 32_50, at: NOW - 3_600_000, pinned: true } });
+    await pinned.engine.handle(newOrder());
+    expect(pinned.transport.sent[0]!.body).toMatchObject({ type: 'ACK' });
+  });
+
+  it('opens the book at the cached reference price and follows it when it moves', async () => {
+    const { store, prices, engine } = await setup({ price: { price: 32_50, at: NOW } });
+    await engine.handle(newOrder());
+    await prices.set({ symbol: 'PETR4', price: 33_00, at: NOW + 1, source: 'test', pinned: false });
+    await engine.handle(newOrder({ price: 33_00 }));
+    const types = (await store.readStream(bookStreamId('PETR4'))).map((event) => event.type);
+    expect(types).toEqual([
+      'BookOpened',
+      'OrderAccepted',
+      'OrderRested',
+      'ReferencePriceSet',
+      'OrderAccepted',
+      'OrderRested',
+    ]);
+  });
+
+  it('books a redelivered NewOrder once and re-sends the same reports', async () => {
+    const { store, transport, engine } = await setup({ price: { price: 32_50, at: NOW } });
+    await engine.handle(newOrder({ orderId: 'resting', side: 'SELL', accountId: 'seller' }));
+    const incoming = newOrder({ orderId: 'incoming' });
+    await engine.handle(incoming);
+    const first = transport.sent.map((message) => message.messageId);
+    await engine.handle(incoming);
+    // Same order id under another message id (a broker that lost its own dedupe): still once.
+    await engine.handle(newOrder({ orderId: 'incoming' }));
+
+    const book = await store.readStream(bookStreamId('PETR4'));
+    expect(book.filter((event) => event.type === 'OrdersMatched')).toHaveLength(1);
+    expect(book.filter((event) => event.type === 'OrderAccepted')).toHaveLength(2);
+    const resent = transport.sent.slice(first.length).map((message) => message.messageId);
+    // The resting sell had one report (its ACK); the incoming buy its ACK and two fills.
+    const incomingReports = first.slice(1);
+    expect(incomingReports).toHaveLength(3);
+    expect(resent).toEqual([...incomingReports, ...incomingReports]);
+  });
+
+  it('recovers its books from a snapshot and the events after it, dedupe index included', async () => {
+    const { store, transport, engine, make } = await setup({
+      price: { price: 32_50, at: NOW },
+      snapshotEvery: 3,
+    });
+    const messages = [30_00, 30_10, 30_20, 30_30, 30_40].map((price) => newOrder({ price }));
+    for (const message of messages) await engine.handle(message);
+    expect(await store.loadSnapshot(bookStreamId('PETR4'), { schemaVersion: 1_001 })).toBeDefined();
+
+    const restarted = make();
+    expect((await restarted.book('PETR4')).depth()).toEqual((await engine.book('PETR4')).depth());
+    const version = await store.streamVersion(bookStreamId('PETR4'));
+    const sent = transport.sent.length;
+    await restarted.handle(messages[0]!);
+    await restarted.handle(messages[4]!);
+    expect(await store.streamVersion(bookStreamId('PETR4'))).toBe(version);
+    expect(transport.sent.length).toBeGreaterThan(sent);
+  });
+
+  it('serializes one symbol’s messages, whatever arrives at once', async () => {
+    const { store, engine } = await setup({ price: { price: 32_50, at: NOW } });
+    await Promise.all(
+      Array.from({ length: 20 }, (_, index) => engine.handle(newOrder({ price: 31_00 + index }))),
+    );
+    const book = await store.readStream(bookStreamId('PETR4'));
+    expect(book.map((event) => (event.data as { sequence: number }).sequence)).toEqual(
+      book.map((_, index) => index + 1),
+    );
+    expect((await engine.book('PETR4')).size).toBe(20);
+  });
+
+  it('runs session commands once per request id: end of day expires the DAY orders', async () => {
+    const { store, transport, engine } = await setup({ price: { price: 32_50, at: NOW } });
+    await engine.handle(newOrder({ orderId: 'day-order' }));
+    await engine.handle(newOrder({ orderId: 'gtc-order', timeInForce: 'GTC' }));
+    const requestId = randomUUID();
+    await engine.session('PETR4', 'EndOfDay', requestId);
+    await engine.session('PETR4', 'EndOfDay', requestId);
+    const book = await store.readStream(bookStreamId('PETR4'));
+    expect(book.filter((event) => event.type === 'SessionEnded')).toHaveLength(1);
+    const expired = transport.sent.filter((message) => message.body.type === 'EXPIRED');
+    expect(expired.map((message) => message.body.orderId)).toEqual(['day-order', 'day-order']);
+    expect(new Set(expired.map((message) => message.messageId)).size).toBe(1);
+    expect((await engine.book('PETR4')).order('gtc-order')).toBeDefined();
+  });
+
+  it('prices the fractional market against its standard ticker', () => {
+    expect(referenceSymbol('PETR4F')).toBe('PETR4');
+    expect(referenceSymbol('BPAC11F')).toBe('BPAC11');
+    expect(referenceSymbol('PETR4')).toBe('PETR4');
+  });
+});

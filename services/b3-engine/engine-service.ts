@@ -1,0 +1,465 @@
+/**
+ * The B3 engine service: consumes `broker-to-b3`, keeps one order book per symbol, appends what
+ * each book decides to `book-{symbol}` (and each trade to `trade-{tradeId}`) in the B3 event
+ * store, then publishes the ExecutionReports to `b3-to-broker`. See docs/order-flow.md.
+ *
+ * One writer per symbol: commands for a symbol run one after the other (a promise chain per
+ * symbol), and each append names the book's version as the expected version, so a second engine
+ * instance on the same symbol fails instead of forking the book (the failed command is retried
+ * on the book reloaded from the store).
+ *
+ * Idempotent: the events of one message carry its message id as their causation id (and ids
+ * derived from it). A message already in the book (same message id, or a NewOrder whose order id
+ * is already booked) books nothing: the service re-appends its trades (idempotent by id) and
+ * re-publishes the reports its events gave (same message ids, derived from the execution ids).
+ */
+import {
+  type BookEvent,
+  bookStreamId,
+  parseBookEvent,
+  tradeExecuted,
+  tradeStreamId,
+} from '../../domain/b3/book-events.ts';
+import type { BookCommand } from '../../domain/b3/commands.ts';
+import { ExecutionReport, executionReports } from '../../domain/b3/execution-reports.ts';
+import { BOOK_SNAPSHOT_SCHEMA_VERSION, BookSnapshot, OrderBook } from '../../domain/b3/order-book.ts';
+import {
+  type BrokerToB3Body,
+  brokerToB3Schemas,
+  type CancelOrderBody,
+  MESSAGE_SCHEMA_VERSION,
+  type NewOrderBody,
+} from '../../domain/b3/order-messages.ts';
+import type { EventMetadata, EventStore, NewEvent, RecordedEvent } from '../../domain/shared/event-store.ts';
+import { type PriceCache, usablePrice } from '../../domain/shared/price-cache.ts';
+import type {
+  TransportConsumer,
+  TransportMessage,
+  TransportPublisher,
+  TransportSubscription,
+} from '../../domain/shared/transport.ts';
+import { deterministicId } from '../shared/deterministic-id.ts';
+import { type ServiceLogger, silentLogger } from '../shared/service-logger.ts';
+import { engineMessages, referencePriceRejections } from '../shared/trading-metrics.ts';
+
+export const ENGINE_ACTOR = 'b3-engine';
+/** The engine service's snapshot of a book: the domain snapshot plus the dedupe index. */
+export const ENGINE_SNAPSHOT_SCHEMA_VERSION = 1_000 + BOOK_SNAPSHOT_SCHEMA_VERSION;
+
+export interface EngineServiceOptions {
+  /** The B3 event store. */
+  store: EventStore;
+  transport: TransportPublisher & TransportConsumer;
+  /** The B3 market cache: the reference price of the price band. */
+  marketPrices: PriceCache;
+  /** A reference price older than this rejects the order (REFERENCE_PRICE_STALE). */
+  priceMaxAgeMs: number;
+  /** Price band half-width in basis points of the reference price (1000 = ±10%). */
+  priceBandBps: number;
+  /** Epoch milliseconds (default Date.now). */
+  now?: () => number;
+  /** Snapshot a book when this many events were appended since the last one (default 500). */
+  snapshotEvery?: number;
+  /** Messages handled at once across symbols (default 16); one symbol's run one by one anyway. */
+  prefetch?: number;
+  maxAttempts?: number;
+  retryDelaysMs?: readonly number[];
+  logger?: ServiceLogger;
+  /** Test hooks: crash injection between an effect and its acknowledgement. */
+  hooks?: { afterAppend?: (message: TransportMessage<BrokerToB3Body>) => Promise<void> };
+}
+
+/** Session commands an operator (or a clock) runs on a book, besides the traders' messages. */
+export type SessionCommand = 'EndOfDay' | 'ExpireOrders' | 'HaltTrading' | 'ResumeTrading';
+
+/** One unit of work in a symbol's line: a transport message or a session command. */
+interface Request {
+  /** The dedupe key and causation id: the message id, or the session command's request id. */
+  id: string;
+  correlationId: string;
+  type: string;
+  /** A NewOrder's order id: booked once, whatever the message id. */
+  orderId?: string;
+  message?: TransportMessage<BrokerToB3Body>;
+  decide: (state: BookState) => Promise<BookEvent[]>;
+}
+
+/** The stream versions one message's events occupy. */
+interface Range {
+  from: number;
+  to: number;
+}
+
+interface BookState {
+  book: OrderBook;
+  /** The `book-{symbol}` stream's version (-1: no stream). */
+  version: number;
+  referencePrice: number;
+  /** Message ids (and `order:{orderId}` of booked NewOrders) → the events they produced. */
+  index: Map<string, Range>;
+  appendedSinceSnapshot: number;
+}
+
+/** How many dedupe entries a snapshot keeps: redeliveries come soon after the first delivery. */
+const INDEX_KEPT = 20_000;
+
+interface EngineSnapshotState {
+  book: BookSnapshot;
+  index: Array<[string, Range]>;
+}
+
+/** `PETR4F` (fractional market) trades against `PETR4`'s reference price. */
+export function referenceSymbol(symbol: string): string {
+  return symbol.replace(/^([A-Z][A-Z0-9]{3}\d{1,2})F$/, '$1');
+}
+
+export class EngineService {
+  private readonly books = new Map<string, Promise<BookState>>();
+  private readonly chains = new Map<string, Promise<void>>();
+  private readonly logger: ServiceLogger;
+  private readonly now: () => number;
+  private subscription: TransportSubscription | undefined;
+
+  constructor(private readonly options: EngineServiceOptions) {
+    this.logger = options.logger ?? silentLogger;
+    this.now = options.now ?? Date.now;
+  }
+
+  async start(): Promise<void> {
+    if (this.subscription) return;
+    this.subscription = await this.options.transport.consume<BrokerToB3Body>(
+      'broker-to-b3',
+      (message) => this.handle(message),
+      {
+        schemas: brokerToB3Schemas,
+        prefetch: this.options.prefetch,
+        maxAttempts: this.options.maxAttempts,
+        retryDelaysMs: this.options.retryDelaysMs,
+      },
+    );
+  }
+
+  async stop(): Promise<void> {
+    await this.subscription?.stop();
+    this.subscription = undefined;
+    await Promise.allSettled([...this.chains.values()]);
+  }
+
+  /** Drops every book from memory: the next message recovers it from the store, as after a restart. */
+  forget(): void {
+    this.books.clear();
+  }
+
+  /** Depth and status of a symbol's book as the engine holds it (diagnostics and tests). */
+  async book(symbol: string): Promise<OrderBook> {
+    return (await this.state(symbol)).book;
+  }
+
+  /** One message, in its symbol's line. Throwing retries it; resolving acks it. */
+  handle(message: TransportMessage<BrokerToB3Body>): Promise<void> {
+    const symbol = message.body.symbol;
+    return this.inLine(symbol, {
+      id: message.messageId,
+      correlationId: message.correlationId,
+      type: message.type,
+      ...(message.type === 'NewOrder' ? { orderId: (message.body as NewOrderBody).orderId } : {}),
+      message,
+      decide: (state) => this.decide(symbol, state, message),
+    });
+  }
+
+  /**
+   * Runs a session command on a book: `EndOfDay` expires every DAY order, `ExpireOrders` the GTD
+   * orders past their time, `HaltTrading` / `ResumeTrading` stop and restart matching. `requestId`
+   * (a uuid) makes it idempotent: the same id runs once, and a repeat re-sends its reports.
+   */
+  session(symbol: string, command: SessionCommand, requestId: string): Promise<void> {
+    return this.inLine(symbol, {
+      id: requestId,
+      correlationId: requestId,
+      type: command,
+      decide: async (state) => state.book.execute({ type: command, at: this.now() }),
+    });
+  }
+
+  private inLine(symbol: string, request: Request): Promise<void> {
+    const previous = this.chains.get(symbol) ?? Promise.resolve();
+    const run = previous.then(() => this.process(symbol, request));
+    const settled = run.catch(() => undefined);
+    this.chains.set(symbol, settled);
+    void settled.then(() => {
+      if (this.chains.get(symbol) === settled) this.chains.delete(symbol);
+    });
+    return run;
+  }
+
+  private async process(symbol: string, request: Request): Promise<void> {
+    let state: BookState;
+    try {
+      state = await this.state(symbol);
+    } catch (error) {
+      this.books.delete(symbol);
+      throw error;
+    }
+    const seen =
+      state.index.get(request.id) ??
+      (request.orderId ? state.index.get(`order:${request.orderId}`) : undefined);
+    if (seen) {
+      this.logger.info({ symbol, requestId: request.id }, 'message already booked, re-sending its reports');
+      const events = await this.options.store.readStream(bookStreamId(symbol), {
+        fromVersion: seen.from,
+        toVersion: seen.to,
+      });
+      await this.complete(symbol, events, request);
+      engineMessages.inc({ type: request.type, outcome: 'duplicate' });
+      return;
+    }
+    let recorded: RecordedEvent[];
+    try {
+      const decided = await request.decide(state);
+      if (decided.length === 0) return;
+      recorded = await this.append(symbol, state, decided, request);
+    } catch (error) {
+      // The book in memory may be ahead of the store: rebuild it from the store next time.
+      this.books.delete(symbol);
+      throw error;
+    }
+    if (request.message) await this.options.hooks?.afterAppend?.(request.message);
+    await this.complete(symbol, recorded, request);
+    engineMessages.inc({ type: request.type, outcome: 'booked' });
+    if (state.appendedSinceSnapshot >= (this.options.snapshotEvery ?? 500))
+      await this.snapshot(symbol, state);
+  }
+
+  private async decide(
+    symbol: string,
+    state: BookState,
+    message: TransportMessage<BrokerToB3Body>,
+  ): Promise<BookEvent[]> {
+    const at = this.now();
+    const { book } = state;
+    const out: BookEvent[] = [];
+    if (message.type === 'CancelOrder') {
+      const body = message.body as CancelOrderBody;
+      book.execute({ type: 'CancelOrder', orderId: body.orderId, accountId: body.accountId, at }, out);
+      return out;
+    }
+    if (message.type !== 'NewOrder') throw new Error(`the engine does not handle ${message.type}`);
+    const body = message.body as NewOrderBody;
+    const cached = await this.options.marketPrices.get(referenceSymbol(symbol));
+    const usable = usablePrice(cached, at, this.options.priceMaxAgeMs);
+    if (!usable.ok) {
+      referencePriceRejections.inc({ reason: usable.reason });
+      // No band without a reference price: the order is refused, recorded like any rejection.
+      const rejected: BookEvent = {
+        type: 'OrderRejected',
+        data: {
+          sequence: book.lastSequence + 1,
+          at,
+          orderId: body.orderId,
+          accountId: body.accountId,
+          reason: usable.reason,
+        },
+      };
+      book.apply(rejected);
+      return [rejected];
+    }
+    if (book.bookStatus === 'NOT_OPEN')
+      book.execute(
+        { type: 'OpenBook', referencePrice: usable.price, priceBandBps: this.options.priceBandBps, at },
+        out,
+      );
+    else if (usable.price !== state.referencePrice)
+      book.execute({ type: 'SetReferencePrice', referencePrice: usable.price, at }, out);
+    state.referencePrice = usable.price;
+    const place: BookCommand = {
+      type: 'PlaceOrder',
+      orderId: body.orderId,
+      accountId: body.accountId,
+      side: body.side,
+      orderType: body.orderType,
+      quantity: body.quantity,
+      timeInForce: body.timeInForce,
+      at,
+      ...(body.price !== undefined ? { price: body.price } : {}),
+      ...(body.stopPrice !== undefined ? { stopPrice: body.stopPrice } : {}),
+      ...(body.expiresAt !== undefined ? { expiresAt: body.expiresAt } : {}),
+    };
+    book.execute(place, out);
+    return out;
+  }
+
+  private async append(
+    symbol: string,
+    state: BookState,
+    decided: BookEvent[],
+    request: Request,
+  ): Promise<RecordedEvent[]> {
+    const metadata: EventMetadata = {
+      correlationId: request.correlationId,
+      causationId: request.id,
+      actor: ENGINE_ACTOR,
+      occurredAt: new Date(this.now()).toISOString(),
+      schemaVersion: 1,
+      ...(request.orderId ? { orderId: request.orderId } : {}),
+    };
+    const events: NewEvent[] = decided.map((event, index) => ({
+      id: deterministicId(request.id, 'book', String(index)),
+      type: event.type,
+      data: event.data,
+      metadata,
+    }));
+    const streamId = bookStreamId(symbol);
+    const result = await this.options.store.append(streamId, events, {
+      expectedVersion: state.version === -1 ? 'no_stream' : state.version,
+    });
+    const range = { from: state.version + 1, to: result.nextExpectedVersion };
+    state.version = result.nextExpectedVersion;
+    state.appendedSinceSnapshot += events.length;
+    this.remember(state, request.id, range);
+    if (request.orderId) this.remember(state, `order:${request.orderId}`, range);
+    const recordedAt = new Date();
+    return events.map((event, index) => ({
+      ...event,
+      streamId,
+      version: range.from + index,
+      position: result.positions[index] ?? 0,
+      metadata,
+      recordedAt,
+    }));
+  }
+
+  private remember(state: BookState, key: string, range: Range): void {
+    state.index.delete(key);
+    state.index.set(key, range);
+    if (state.index.size > INDEX_KEPT * 2) {
+      const excess = state.index.size - INDEX_KEPT;
+      let dropped = 0;
+      for (const stale of state.index.keys()) {
+        if (dropped++ >= excess) break;
+        state.index.delete(stale);
+      }
+    }
+  }
+
+  /** Trades to their streams, then the reports to the broker: both idempotent, so safe to repeat. */
+  private async complete(symbol: string, events: RecordedEvent[], request: Request): Promise<void> {
+    for (const event of events) {
+      if (event.type !== 'OrdersMatched') continue;
+      const trade = tradeExecuted(symbol, parseBookEvent(event).data as never);
+      await this.options.store.append(
+        tradeStreamId(trade.data.tradeId),
+        [
+          {
+            id: deterministicId(event.id, 'trade'),
+            type: trade.type,
+            data: trade.data,
+            metadata: {
+              correlationId: event.metadata.correlationId,
+              causationId: event.id,
+              actor: ENGINE_ACTOR,
+              occurredAt: event.metadata.occurredAt,
+            },
+          },
+        ],
+        { expectedVersion: 'any' },
+      );
+    }
+    for (const event of events) {
+      for (const report of executionReports(symbol, parseBookEvent(event))) {
+        await this.options.transport.publish(
+          'b3-to-broker',
+          {
+            messageId: deterministicId('report', report.executionId),
+            type: 'ExecutionReport',
+            correlationId: request.correlationId,
+            causationId: event.id,
+            schemaVersion: MESSAGE_SCHEMA_VERSION,
+            body: report,
+          },
+          { schema: ExecutionReport },
+        );
+      }
+    }
+  }
+
+  private state(symbol: string): Promise<BookState> {
+    let loading = this.books.get(symbol);
+    if (!loading) {
+      loading = this.recover(symbol);
+      this.books.set(symbol, loading);
+    }
+    return loading;
+  }
+
+  /** The book from its latest engine snapshot plus the events after it (or from its first event). */
+  private async recover(symbol: string): Promise<BookState> {
+    const streamId = bookStreamId(symbol);
+    const snapshot = await this.options.store.loadSnapshot(streamId, {
+      schemaVersion: ENGINE_SNAPSHOT_SCHEMA_VERSION,
+    });
+    let state: BookState;
+    if (snapshot) {
+      const saved = snapshot.state as EngineSnapshotState;
+      const bookSnapshot = BookSnapshot.parse(saved.book);
+      state = {
+        book: OrderBook.fromSnapshot(bookSnapshot),
+        version: snapshot.version,
+        referencePrice: bookSnapshot.referencePrice,
+        index: new Map(saved.index),
+        appendedSinceSnapshot: 0,
+      };
+    } else {
+      state = {
+        book: new OrderBook(symbol),
+        version: -1,
+        referencePrice: 0,
+        index: new Map(),
+        appendedSinceSnapshot: 0,
+      };
+    }
+    const events = await this.options.store.readStream(streamId, { fromVersion: state.version + 1 });
+    let current: { key: string; orderKey?: string; range: Range } | undefined;
+    for (const event of events) {
+      const bookEvent = parseBookEvent(event);
+      state.book.apply(bookEvent);
+      if (bookEvent.type === 'BookOpened' || bookEvent.type === 'ReferencePriceSet')
+        state.referencePrice = bookEvent.data.referencePrice;
+      state.version = event.version;
+      state.appendedSinceSnapshot += 1;
+      const key = event.metadata.causationId;
+      if (current?.key === key) current.range.to = event.version;
+      else {
+        const orderId = (event.metadata as { orderId?: unknown }).orderId;
+        current = {
+          key,
+          ...(typeof orderId === 'string' ? { orderKey: `order:${orderId}` } : {}),
+          range: { from: event.version, to: event.version },
+        };
+        this.remember(state, key, current.range);
+        if (current.orderKey) this.remember(state, current.orderKey, current.range);
+      }
+    }
+    this.logger.info(
+      { symbol, version: state.version, fromSnapshot: snapshot?.version, replayed: events.length },
+      'book recovered',
+    );
+    return state;
+  }
+
+  private async snapshot(symbol: string, state: BookState): Promise<void> {
+    const saved: EngineSnapshotState = { book: state.book.snapshot(), index: [...state.index.entries()] };
+    try {
+      await this.options.store.saveSnapshot({
+        streamId: bookStreamId(symbol),
+        version: state.version,
+        state: saved,
+        schemaVersion: ENGINE_SNAPSHOT_SCHEMA_VERSION,
+      });
+      state.appendedSinceSnapshot = 0;
+    } catch (error) {
+      // Only recovery speed depends on it.
+      this.logger.warn({ err: error, symbol }, 'book snapshot failed');
+    }
+  }
+}

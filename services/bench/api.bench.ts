@@ -1,0 +1,342 @@
+/**
+ * `npm run bench -- api` (`--quick`: shorter runs): orders over HTTP against the embedded mode
+ * (`tradecore start`, in this process, on a fresh temp data folder: PGlite event stores and read
+ * models, in-process transport and caches), with a bounded number of concurrent clients.
+ *
+ * Each client places a matching SELL and BUY (100 PETR4 at the current quote) and follows each
+ * order with `GET /v1/orders/{id}` every few milliseconds until the read model shows it FILLED
+ * (or rejected): the latency is POST sent → final status read, so it includes the order process,
+ * the B3 engine, the settlement and the projection; the rate is orders that reached their final
+ * status per second. Polling resolution is POLL_MS.
+ *
+ * Peer: a bare fastify route on the same kind of event store (PGlite) that appends one event per
+ * POST and answers 202 — the floor of "an HTTP request that records an order", timed from the
+ * same client loop, POST sent → response.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Fastify from 'fastify';
+import { MongoClient } from 'mongodb';
+import { createConnection } from 'mysql2/promise';
+import pg from 'pg';
+import pino from 'pino';
+import { openPgliteEventStore } from '../../adapters/pglite/event-store.ts';
+import { isolatedName, testUrls } from '../../infra/test-infra/isolation.ts';
+import { startTradecore } from '../all-in-one/main.ts';
+import { loadConfig } from '../shared/config.ts';
+import type { BenchOptions } from './main.ts';
+import { type BenchRow, compared } from './report.ts';
+
+const CONCURRENCY = 8;
+/** Buyer/seller pairs, shared by the clients: registration is rate limited (30 a minute per client). */
+const PAIRS = 8;
+const POLL_MS = 20;
+const FINAL = new Set(['FILLED', 'REJECTED', 'CANCELED', 'EXPIRED']);
+const ADMIN_PASSWORD = 'bench-admin-password';
+
+interface Measured {
+  completed: number;
+  seconds: number;
+  latenciesMs: number[];
+  outcomes: Record<string, number>;
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
+}
+
+/** Runs `clients` loops of `step` for `seconds`, after `warmupSeconds` whose samples are dropped. */
+async function drive(
+  clients: number,
+  seconds: number,
+  warmupSeconds: number,
+  step: (client: number, record: (latencyMs: number, outcome: string) => void) => Promise<void>,
+): Promise<Measured> {
+  const latencies: number[] = [];
+  const outcomes: Record<string, number> = {};
+  let measuring = false;
+  const record = (latencyMs: number, outcome: string) => {
+    if (!measuring) return;
+    latencies.push(latencyMs);
+    outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
+  };
+  let running = true;
+  const loops = Array.from({ length: clients }, async (_, client) => {
+    while (running) await step(client, record);
+  });
+  await sleep(warmupSeconds * 1000);
+  measuring = true;
+  const started = performance.now();
+  await sleep(seconds * 1000);
+  measuring = false;
+  const elapsed = (performance.now() - started) / 1000;
+  running = false;
+  await Promise.all(loops);
+  return {
+    completed: latencies.length,
+    seconds: elapsed,
+    latenciesMs: latencies.sort((a, b) => a - b),
+    outcomes,
+  };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function json<T>(response: Response): Promise<T> {
+  const body = await response.text();
+  if (!response.ok) throw new Error(`${response.status} ${body}`);
+  return JSON.parse(body) as T;
+}
+
+/**
+ * The connected mode on this machine's servers (infra/test-infra/up.sh): event stores on Postgres,
+ * read models on MySQL, Postgres and Mongo, RabbitMQ between broker and B3, Redis price caches,
+ * all in fresh databases, queues and key prefixes dropped afterwards. Kafka is left out: the relay
+ * is off the order's path to its final status.
+ */
+async function connectedServers(): Promise<{ env: Record<string, string>; drop: () => Promise<void> }> {
+  const urls = testUrls();
+  const name = isolatedName('benchapi');
+  const postgres = new pg.Client({ connectionString: urls.databaseUrl });
+  await postgres.connect();
+  await postgres.query(`CREATE DATABASE ${name}`);
+  const mysql = await createConnection(urls.mysqlUrl);
+  await mysql.query(`CREATE DATABASE ${name}`);
+  const database = (base: string) => {
+    const url = new URL(base);
+    url.pathname = `/${name}`;
+    return url.toString();
+  };
+  return {
+    env: {
+      DATABASE_URL: database(urls.databaseUrl),
+      MYSQL_URL: database(urls.mysqlUrl),
+      MONGO_URL: database(urls.mongoUrl),
+      REDIS_URL: urls.redisUrl,
+      AMQP_URL: urls.amqpUrl,
+    },
+    drop: async () => {
+      await postgres.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => undefined);
+      await postgres.end();
+      await mysql.query(`DROP DATABASE IF EXISTS ${name}`).catch(() => undefined);
+      await mysql.end();
+      const mongo = await new MongoClient(urls.mongoUrl).connect();
+      await mongo
+        .db(name)
+        .dropDatabase()
+        .catch(() => undefined);
+      await mongo.close();
+    },
+  };
+}
+
+async function tradecoreOverHttp(
+  seconds: number,
+  warmup: number,
+  env: Record<string, string> = {},
+): Promise<Measured> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'tradecore-bench-api-'));
+  const config = loadConfig({
+    TRADECORE_DATA_DIR: dataDir,
+    PORT: '0',
+    LOG_LEVEL: 'silent',
+    TRADECORE_ADMIN_PASSWORD: ADMIN_PASSWORD,
+    ...env,
+  });
+  const running = await startTradecore(config, pino({ level: 'silent' }));
+  const url = running.url;
+  try {
+    const post = (path: string, body: unknown, token?: string, key?: string) =>
+      fetch(`${url}${path}`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          ...(token ? { authorization: `Bearer ${token}` } : {}),
+          ...(key ? { 'idempotency-key': key } : {}),
+        },
+        body: JSON.stringify(body),
+      });
+    const login = async (username: string, password: string) =>
+      (await json<{ token: string }>(await post('/v1/auth/login', { username, password }))).token;
+    const admin = await login('admin', ADMIN_PASSWORD);
+    // Buyer/seller pairs, funded well beyond the run.
+    const traders = await Promise.all(
+      Array.from({ length: PAIRS }, async (_, client) => {
+        const make = async (role: string) => {
+          const username = `bench-${role}-${client}`;
+          const password = 'bench-password';
+          const { accountId } = await json<{ accountId: string }>(
+            await post('/v1/auth/register', { username, password }),
+          );
+          // The admin acts on every account: one login, since logins are rate limited per client.
+          return { accountId, token: admin };
+        };
+        const buyer = await make('buyer');
+        const seller = await make('seller');
+        await json(
+          await post(
+            `/v1/accounts/${buyer.accountId}/deposits`,
+            { amount: '900000000.00' },
+            admin,
+            randomUUID(),
+          ),
+        );
+        await json(
+          await post(
+            `/v1/accounts/${seller.accountId}/custody-transfers`,
+            { symbol: 'PETR4', quantity: 50_000_000 },
+            admin,
+            randomUUID(),
+          ),
+        );
+        return { buyer, seller };
+      }),
+    );
+    // The engine needs a reference price: wait for the quote feed's first PETR4 quote.
+    let price: string | null = null;
+    for (let attempt = 0; attempt < 100 && price === null; attempt++) {
+      const quote = await fetch(`${url}/v1/market/PETR4/quote`, {
+        headers: { authorization: `Bearer ${admin}` },
+      });
+      if (quote.ok) price = ((await quote.json()) as { last: string | null }).last;
+      if (price === null) await sleep(100);
+    }
+    if (price === null) throw new Error('no PETR4 quote');
+
+    const follow = async (orderId: string, token: string): Promise<string> => {
+      for (;;) {
+        const response = await fetch(`${url}/v1/orders/${orderId}`, {
+          headers: { authorization: `Bearer ${token}` },
+        });
+        if (response.ok) {
+          const { status } = (await response.json()) as { status: string };
+          if (FINAL.has(status)) return status;
+        } else await response.arrayBuffer();
+        await sleep(POLL_MS);
+      }
+    };
+    const place = async (
+      trader: { accountId: string; token: string },
+      side: 'BUY' | 'SELL',
+      record: (latencyMs: number, outcome: string) => void,
+    ) => {
+      const sent = performance.now();
+      const { orderId } = await json<{ orderId: string }>(
+        await post(
+          '/v1/orders',
+          { accountId: trader.accountId, symbol: 'PETR4', side, type: 'LIMIT', quantity: 100, price },
+          trader.token,
+          randomUUID(),
+        ),
+      );
+      const status = await follow(orderId, trader.token);
+      record(performance.now() - sent, status);
+    };
+    return await drive(CONCURRENCY, seconds, warmup, async (client, record) => {
+      const { buyer, seller } = traders[client % PAIRS]!;
+      await Promise.all([place(seller, 'SELL', record), place(buyer, 'BUY', record)]);
+    });
+  } finally {
+    await running.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+async function bareFastifyAppend(seconds: number, warmup: number): Promise<Measured> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'tradecore-bench-api-peer-'));
+  const store = await openPgliteEventStore({ dataDir, schema: 'bench' });
+  const app = Fastify({ logger: false });
+  app.post('/orders', async (request, reply) => {
+    const orderId = randomUUID();
+    await store.append(
+      `order-${orderId}`,
+      [
+        {
+          id: randomUUID(),
+          type: 'OrderReceived',
+          data: request.body,
+          metadata: {
+            correlationId: orderId,
+            causationId: orderId,
+            actor: 'bench',
+            occurredAt: new Date().toISOString(),
+          },
+        },
+      ],
+      { expectedVersion: 'no_stream' },
+    );
+    return reply.code(202).send({ orderId, status: 'RECEIVED' });
+  });
+  const url = await app.listen({ port: 0, host: '127.0.0.1' });
+  try {
+    return await drive(CONCURRENCY * 2, seconds, warmup, async (_client, record) => {
+      const sent = performance.now();
+      const response = await fetch(`${url}/orders`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ symbol: 'PETR4', side: 'BUY', type: 'LIMIT', quantity: 100, price: '32.50' }),
+      });
+      await response.arrayBuffer();
+      record(performance.now() - sent, String(response.status));
+    });
+  } finally {
+    await app.close();
+    await store.close();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+const PEER = 'bare fastify + 1 PGlite append';
+
+export default {
+  title: `HTTP API: orders placed over HTTP to their final status in the read model (embedded, then connected to the real servers; ${CONCURRENCY * 2} orders in flight) vs ${PEER}`,
+  async run(options: BenchOptions): Promise<BenchRow[]> {
+    const seconds = options.quick ? 5 : 20;
+    const warmup = options.quick ? 1 : 3;
+    const tradecore = await tradecoreOverHttp(seconds, warmup);
+    const servers = await connectedServers();
+    let connected: Measured;
+    try {
+      connected = await tradecoreOverHttp(seconds, warmup, servers.env);
+    } finally {
+      await servers.drop();
+    }
+    const peer = await bareFastifyAppend(seconds, warmup);
+    const rate = (measured: Measured) => measured.completed / measured.seconds;
+    const rows: BenchRow[] = [];
+    for (const [mode, measured] of [
+      ['embedded', tradecore],
+      ['connected', connected],
+    ] as const) {
+      const filled = measured.outcomes.FILLED ?? 0;
+      if (filled !== measured.completed)
+        console.error(
+          `api bench (${mode}): outcomes other than FILLED: ${JSON.stringify(measured.outcomes)}`,
+        );
+      rows.push(
+        compared(`${mode}: orders to final status`, rate(measured), 'orders/s', PEER, rate(peer)),
+        compared(
+          `${mode}: POST → final status p50`,
+          percentile(measured.latenciesMs, 50),
+          'ms',
+          PEER,
+          percentile(peer.latenciesMs, 50),
+          false,
+        ),
+        compared(
+          `${mode}: POST → final status p99`,
+          percentile(measured.latenciesMs, 99),
+          'ms',
+          PEER,
+          percentile(peer.latenciesMs, 99),
+          false,
+        ),
+        { name: `${mode}: orders measured (FILLED)`, value: filled, unit: 'orders' },
+      );
+    }
+    return rows;
+  },
+};

@@ -1,0 +1,255 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MemoryPriceCache } from '../../adapters/memory/price-cache.ts';
+import type { MemoryTransport } from '../../adapters/memory/transport.ts';
+import { openPgliteEventStore } from '../../adapters/pglite/event-store.ts';
+import { tradeStreamId } from '../../domain/b3/book-events.ts';
+import { quoteStreamId } from '../../domain/b3/quote-events.ts';
+import type { EventStore } from '../../domain/shared/event-store.ts';
+import { MemoryRelayCheckpoints } from '../../projections/relay.ts';
+import { loadConfig } from '../shared/config.ts';
+import { startTradingServices, type TradingServices } from '../shared/trading.ts';
+import {
+  b3Schemas,
+  brokerSchemas,
+  deposit,
+  eventually,
+  listInstrument,
+  ordersReach,
+  placeOrder,
+  requestCancel,
+  totals,
+  transferSharesIn,
+  walletOf,
+} from '../shared/trading-fixtures.ts';
+import { OrderProcess } from './order-process.ts';
+
+/** The whole order path in one process: PGlite event stores, the in-process transport and caches. */
+describe('order path, fully in process', () => {
+  let broker: EventStore;
+  let b3: EventStore;
+  let services: TradingServices;
+
+  beforeAll(async () => {
+    broker = await openPgliteEventStore({ schema: 'broker', schemas: brokerSchemas() });
+    b3 = await openPgliteEventStore({ schema: 'b3', schemas: b3Schemas() });
+    services = await startTradingServices({
+      config: loadConfig({ QUOTES_ENABLED: 'false', QUOTE_SOURCE: 'off' }),
+      eventStores: { broker, b3 },
+      retryDelaysMs: [20, 50],
+    });
+    await services.marketData.setReferencePrice('PETR4', 32_50);
+    await listInstrument(broker, 'PETR4', 32_50);
+  });
+
+  afterAll(async () => {
+    await services?.stop();
+    await broker?.close();
+    await b3?.close();
+  });
+
+  it('matches a buy with a crossing sell, settles both wallets and records the trade', async () => {
+    await deposit(broker, 'buyer', 1_000_000);
+    await transferSharesIn(broker, 'seller', 'PETR4', 300, 30_00);
+    const buy = await placeOrder(broker, {
+      accountId: 'buyer',
+      symbol: 'PETR4',
+      side: 'BUY',
+      quantity: 100,
+      price: 32_50,
+    });
+    await ordersReach(broker, [buy], ['NEW']);
+    const sell = await placeOrder(broker, {
+      accountId: 'seller',
+      symbol: 'PETR4',
+      side: 'SELL',
+      quantity: 100,
+      price: 32_40,
+    });
+
+    const [buyOrder, sellOrder] = await ordersReach(broker, [buy, sell], ['FILLED']);
+    // The resting buy sets the price.
+    expect(buyOrder).toMatchObject({ filledQuantity: 100, averagePrice: 32_50 });
+    expect(sellOrder).toMatchObject({ filledQuantity: 100, averagePrice: 32_50 });
+
+    const buyer = await eventually(async () => {
+      const wallet = await walletOf(broker, 'buyer');
+      return wallet.positions.PETR4?.available === 100 && wallet.cash.reserved === 0 ? wallet : undefined;
+    });
+    expect(buyer.cash.available).toBe(1_000_000 - 325_000);
+    const seller = await walletOf(broker, 'seller');
+    expect(seller.cash.available).toBe(325_000);
+    expect(seller.positions.PETR4).toMatchObject({ available: 200, reserved: 0 });
+
+    const tradeId = buyOrder!.executions[0]!.executionId.replace(/-[RI]$/, '');
+    const trade = await b3.readStream(tradeStreamId(tradeId));
+    expect(trade.map((event) => event.type)).toEqual(['TradeExecuted']);
+    expect(trade[0]!.data).toMatchObject({
+      symbol: 'PETR4',
+      price: 32_50,
+      quantity: 100,
+      buyOrderId: buy,
+      sellOrderId: sell,
+    });
+
+    expect(await totals(broker, ['buyer', 'seller'])).toEqual({ cash: 1_000_000, shares: { PETR4: 300 } });
+  });
+
+  it('rejects an order the wallet cannot cover, with the reservation’s reason', async () => {
+    const order = await placeOrder(broker, {
+      accountId: 'poor',
+      symbol: 'PETR4',
+      side: 'BUY',
+      quantity: 100,
+      price: 32_50,
+    });
+    const [rejected] = await ordersReach(broker, [order], ['REJECTED']);
+    expect(rejected!.rejectReason).toBe('INSUFFICIENT_FUNDS');
+  });
+
+  it('cancels a resting order at B3 and releases its reservation', async () => {
+    await deposit(broker, 'canceler', 500_000);
+    const order = await placeOrder(broker, {
+      accountId: 'canceler',
+      symbol: 'PETR4',
+      side: 'BUY',
+      quantity: 100,
+      price: 31_00,
+    });
+    await ordersReach(broker, [order], ['NEW']);
+    await eventually(async () => (await walletOf(broker, 'canceler')).cash.reserved === 310_000);
+    await requestCancel(broker, order, 'canceler');
+    await ordersReach(broker, [order], ['CANCELED']);
+    const wallet = await eventually(async () => {
+      const current = await walletOf(broker, 'canceler');
+      return current.cash.reserved === 0 ? current : undefined;
+    });
+    expect(wallet.cash.available).toBe(500_000);
+  });
+
+  it('rejects at B3 when the reference price is missing, and the broker releases the reservation', async () => {
+    await listInstrument(broker, 'VALE3', 55_20);
+    await deposit(broker, 'vale-buyer', 1_000_000);
+    const order = await placeOrder(broker, {
+      accountId: 'vale-buyer',
+      symbol: 'VALE3',
+      side: 'BUY',
+      quantity: 100,
+      price: 55_00,
+    });
+    const [rejected] = await ordersReach(broker, [order], ['REJECTED']);
+    expect(rejected!.rejectReason).toBe('REFERENCE_PRICE_MISSING');
+    await eventually(async () => (await walletOf(broker, 'vale-buyer')).cash.available === 1_000_000);
+  });
+
+  it('records admin reference prices as quotes, and drops feed quotes while switched off', async () => {
+    expect(services.marketData.quotesEnabled).toBe(false);
+    expect(
+      await services.marketData.publish({ symbol: 'PETR4', price: 1, at: Date.now(), source: 'test' }),
+    ).toBe(false);
+    const quotes = await b3.readStream(quoteStreamId('PETR4'));
+    expect(quotes.map((event) => (event.data as { last: number; source: string }).source)).toEqual(['admin']);
+    expect(await services.marketPrices.get('PETR4')).toMatchObject({ price: 32_50, pinned: true });
+    expect(await services.brokerPrices.get('PETR4')).toMatchObject({ price: 32_50, pinned: true });
+  });
+
+  it('reserves a market buy at the price band’s upper edge and releases what the fill did not use', async () => {
+    await deposit(broker, 'market-buyer', 1_000_000);
+    await transferSharesIn(broker, 'market-seller', 'PETR4', 100, 30_00);
+    const sell = await placeOrder(broker, {
+      accountId: 'market-seller',
+      symbol: 'PETR4',
+      side: 'SELL',
+      quantity: 100,
+      price: 33_00,
+    });
+    await ordersReach(broker, [sell], ['NEW']);
+    const buy = await placeOrder(broker, {
+      accountId: 'market-buyer',
+      symbol: 'PETR4',
+      side: 'BUY',
+      quantity: 100,
+      type: 'MARKET',
+    });
+    await ordersReach(broker, [buy, sell], ['FILLED']);
+    const reserved = (await broker.readStream(`wallet-market-buyer`)).find(
+      (event) => event.type === 'CashReserved',
+    );
+    // 32.50 + 10 % = 35.75 per share.
+    expect(reserved?.data).toMatchObject({ price: 35_75, amount: 357_500, basis: 'PRICE_BAND_UPPER_EDGE' });
+    const wallet = await eventually(async () => {
+      const current = await walletOf(broker, 'market-buyer');
+      return current.cash.reserved === 0 ? current : undefined;
+    });
+    expect(wallet.cash.available).toBe(1_000_000 - 330_000);
+  });
+
+  it('expires DAY orders at the end of the session and releases their reservations', async () => {
+    await deposit(broker, 'day-trader', 400_000);
+    const order = await placeOrder(broker, {
+      accountId: 'day-trader',
+      symbol: 'PETR4',
+      side: 'BUY',
+      quantity: 100,
+      price: 30_00,
+    });
+    await ordersReach(broker, [order], ['NEW']);
+    // NEW is the broker's word; wait for B3 to have it in the book before closing the session.
+    await eventually(async () => (await services.engine.book('PETR4')).order(order));
+    await services.engine.session('PETR4', 'EndOfDay', crypto.randomUUID());
+    await ordersReach(broker, [order], ['EXPIRED']);
+    await eventually(async () => (await walletOf(broker, 'day-trader')).cash.available === 400_000);
+  });
+
+  it('dead-letters an execution report for an order the broker does not know, after its retries', async () => {
+    const transport = services.transport as MemoryTransport;
+    await transport.publish('b3-to-broker', {
+      messageId: crypto.randomUUID(),
+      type: 'ExecutionReport',
+      correlationId: 'unknown-order',
+      causationId: 'test',
+      schemaVersion: 1,
+      body: {
+        executionId: 'PETR4-999-I',
+        type: 'FILL',
+        symbol: 'PETR4',
+        orderId: 'nobody',
+        accountId: 'nobody',
+        price: 32_50,
+        quantity: 100,
+        remaining: 0,
+        sequence: 999,
+        at: 0,
+      },
+    });
+    const letters = await eventually(async () => {
+      const found = await transport.deadLetters('b3-to-broker');
+      return found.length > 0 ? found : undefined;
+    });
+    expect(letters[0]).toMatchObject({ reason: 'handler-failed', correlationId: 'unknown-order' });
+    expect(letters[0]!.detail).toMatch(/unknown order nobody/);
+  });
+
+  it('changes nothing when a second manager replays the whole store from position 0', async () => {
+    await services.orderProcess.idle();
+    const brokerHead = await broker.headPosition();
+    const b3Head = await b3.headPosition();
+    const replaying = new OrderProcess({
+      store: broker,
+      transport: services.transport,
+      assetPrices: new MemoryPriceCache(),
+      priceBandPercent: 10,
+      checkpoints: new MemoryRelayCheckpoints(),
+      name: 'replay-from-zero',
+    });
+    await replaying.start();
+    try {
+      await replaying.idle();
+      // Re-sent NewOrders of resting orders come back from B3 as the same reports: nothing new anywhere.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(await broker.headPosition()).toBe(brokerHead);
+      expect(await b3.headPosition()).toBe(b3Head);
+    } finally {
+      await replaying.stop();
+    }
+  });
+});

@@ -1,0 +1,474 @@
+/**
+ * The order process manager: drives every broker order from placement to its end, and settles
+ * what B3 reports. See docs/order-flow.md for the whole path and what each crash does.
+ *
+ * Two inputs, each handled one at a time:
+ * - the broker event store, followed from the manager's own checkpoint:
+ *   OrderPlaced → reserve cash or shares in `wallet-{accountId}` → OrderAccepted + NewOrder to B3
+ *   (the order counts as routed once the publish is confirmed and the checkpoint passed it) or
+ *   OrderRejected with the reservation's reason; OrderCancelRequested → CancelOrder to B3;
+ *   an order that ends (filled, canceled, expired, rejected) → its unused reservation released;
+ * - ExecutionReports on `b3-to-broker`: fills settle the wallet, then are recorded on the order
+ *   (in that order, so the reservation release an OrderFilled triggers never overtakes the
+ *   settlement of the last fill); cancels, expiries and rejections end the order.
+ *
+ * Every effect is idempotent: event ids derive from the causing event or execution id, so a replay
+ * re-appends the same ids (the store answers idempotently) or the decider decides nothing
+ * (executions and settlements are keyed by execution id); messages to B3 carry ids derived from
+ * the causing event, which B3 deduplicates. Conflicts are retried on fresh state by `handleCommand`.
+ */
+
+import type { ExecutionReport } from '../../domain/b3/execution-reports.ts';
+import type { CancelOrderBody, NewOrderBody } from '../../domain/b3/order-messages.ts';
+import { b3ToBrokerSchemas, MESSAGE_SCHEMA_VERSION } from '../../domain/b3/order-messages.ts';
+import { instrumentDecider, instrumentStreamId } from '../../domain/broker/instrument/instrument.ts';
+import { OrderClosed } from '../../domain/broker/order/errors.ts';
+import type { OrderEvent } from '../../domain/broker/order/events.ts';
+import {
+  isTerminal,
+  type Order,
+  type OrderCommand,
+  orderDecider,
+  orderStreamId,
+} from '../../domain/broker/order/order.ts';
+import { reservationFor } from '../../domain/broker/order/reservation.ts';
+import { walletDecider, walletStreamId } from '../../domain/broker/wallet/wallet.ts';
+import { loadAggregate } from '../../domain/shared/aggregate.ts';
+import { isDomainError } from '../../domain/shared/domain-error.ts';
+import type { EventStore, RecordedEvent, Subscription } from '../../domain/shared/event-store.ts';
+import type { PriceCache } from '../../domain/shared/price-cache.ts';
+import type {
+  TransportConsumer,
+  TransportMessage,
+  TransportPublisher,
+  TransportSubscription,
+} from '../../domain/shared/transport.ts';
+import type { RelayCheckpoints } from '../../projections/relay.ts';
+import { aggregateOf, type CommandMetadata, handleCommand } from '../shared/command-handler.ts';
+import { deterministicId } from '../shared/deterministic-id.ts';
+import { type ServiceLogger, silentLogger } from '../shared/service-logger.ts';
+import { SnapshotCheckpoints } from '../shared/snapshot-checkpoints.ts';
+import { orderProcessSteps } from '../shared/trading-metrics.ts';
+
+export const ORDER_PROCESS_ACTOR = 'order-process-manager';
+
+export interface OrderProcessOptions {
+  /** The broker event store. */
+  store: EventStore;
+  transport: TransportPublisher & TransportConsumer;
+  /** The broker asset cache: the reference price a market buy reserves against (the instrument's when absent). */
+  assetPrices: PriceCache;
+  /** Half-width of the B3 price band in percent (a market buy reserves at its upper edge). */
+  priceBandPercent: number;
+  /** Where the manager's position is kept (default: snapshots in the broker store). */
+  checkpoints?: RelayCheckpoints;
+  /** The checkpoint's name (default `order-process`). */
+  name?: string;
+  logger?: ServiceLogger;
+  now?: () => Date;
+  /** ExecutionReport consumer: attempts and backoff before a report is dead-lettered. */
+  maxAttempts?: number;
+  retryDelaysMs?: readonly number[];
+  /** Saves the checkpoint at most this often (default 1 s); `stop()` saves it too. */
+  checkpointEveryMs?: number;
+  /** Delay before following the store again after a failure (default 500 ms, doubling to 10 s). */
+  restartDelayMs?: number;
+  /** Test hooks: crash injection between an effect and its acknowledgement. */
+  hooks?: {
+    afterSettlement?: (report: ExecutionReport) => Promise<void>;
+  };
+}
+
+type NewEventId = (index: number) => string;
+
+/** How many orders the manager moves on at once. */
+const ORDER_LANES = 16;
+
+export class OrderProcess {
+  private readonly store: EventStore;
+  private readonly logger: ServiceLogger;
+  private readonly checkpoints: RelayCheckpoints;
+  private readonly name: string;
+  private readonly now: () => Date;
+  private subscription: Subscription | undefined;
+  private reports: TransportSubscription | undefined;
+  private running = false;
+  private position = 0;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private restartDelay: number;
+  private caughtUp = false;
+  private savedAt = 0;
+  private readonly idleWaiters = new Set<() => void>();
+
+  constructor(private readonly options: OrderProcessOptions) {
+    this.store = options.store;
+    this.logger = options.logger ?? silentLogger;
+    this.checkpoints = options.checkpoints ?? new SnapshotCheckpoints(options.store);
+    this.name = options.name ?? 'order-process';
+    this.now = options.now ?? (() => new Date());
+    this.restartDelay = options.restartDelayMs ?? 500;
+  }
+
+  /** Follows the store from the checkpoint and starts consuming execution reports. */
+  async start(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    this.reports = await this.options.transport.consume<ExecutionReport>(
+      'b3-to-broker',
+      (message) => this.onReport(message),
+      {
+        schemas: b3ToBrokerSchemas,
+        // One at a time: a fill and the cancel of the rest reach the order in B3's order.
+        prefetch: 1,
+        maxAttempts: this.options.maxAttempts,
+        retryDelaysMs: this.options.retryDelaysMs,
+      },
+    );
+    await this.follow();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    await this.reports?.stop();
+    this.reports = undefined;
+    const subscription = this.subscription;
+    this.subscription = undefined;
+    await subscription?.stop();
+    if (this.position > 0) await this.checkpoints.save(this.name, this.position).catch(() => undefined);
+  }
+
+  /** The position of the last broker event fully handled. */
+  get checkpoint(): number {
+    return this.position;
+  }
+
+  /** Resolves once every event stored now has been handled (tests and graceful shutdown). */
+  async idle(timeoutMs = 10_000): Promise<void> {
+    const head = await this.store.headPosition();
+    const deadline = Date.now() + timeoutMs;
+    while (this.position < head || !this.caughtUp) {
+      if (Date.now() > deadline) throw new Error(`order process at ${this.position}, head ${head}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 20);
+        this.idleWaiters.add(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  private async follow(): Promise<void> {
+    this.position = await this.checkpoints.load(this.name);
+    this.caughtUp = false;
+    const subscription = this.store.subscribeToAll({
+      after: this.position,
+      batchSize: 100,
+      onBatch: async (events) => {
+        // Orders are independent of each other: each order's events are handled in order, different
+        // orders side by side (a shared wallet is settled by handleCommand's conflict retries). The
+        // position moves past the batch only when all of it is handled; a crash replays the batch,
+        // and every step is idempotent.
+        const byOrder = new Map<string, RecordedEvent[]>();
+        for (const event of events) {
+          if (!event.streamId.startsWith('order-')) continue;
+          const list = byOrder.get(event.streamId);
+          if (list) list.push(event);
+          else byOrder.set(event.streamId, [event]);
+        }
+        const lanes = [...byOrder.values()];
+        const worker = async () => {
+          for (let lane = lanes.shift(); lane; lane = lanes.shift()) {
+            for (const event of lane) await this.onEvent(event);
+          }
+        };
+        // Every lane finishes before a failure is reported, so a restart never races a lane still running.
+        const outcomes = await Promise.allSettled(
+          Array.from({ length: Math.min(ORDER_LANES, lanes.length) }, worker),
+        );
+        const failed = outcomes.find((outcome) => outcome.status === 'rejected');
+        if (failed) throw failed.reason;
+        this.position = events.at(-1)?.position ?? this.position;
+        // Every step is idempotent, so a checkpoint that lags only means handling a little again:
+        // save at most once per interval instead of after every batch.
+        if (Date.now() - this.savedAt >= (this.options.checkpointEveryMs ?? 1_000)) {
+          await this.checkpoints.save(this.name, this.position);
+          this.savedAt = Date.now();
+        }
+        this.restartDelay = this.options.restartDelayMs ?? 500;
+        for (const wake of this.idleWaiters) wake();
+        this.idleWaiters.clear();
+      },
+      onCaughtUp: () => {
+        this.caughtUp = true;
+      },
+      onError: (error) => {
+        this.logger.error({ err: error, position: this.position }, 'order process failed, following again');
+        this.scheduleRestart(subscription);
+      },
+    });
+    this.subscription = subscription;
+  }
+
+  private scheduleRestart(failed: Subscription): void {
+    if (!this.running || this.subscription !== failed) return;
+    this.subscription = undefined;
+    const delay = this.restartDelay;
+    this.restartDelay = Math.min(delay * 2, 10_000);
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      if (!this.running) return;
+      this.follow().catch((error: unknown) => {
+        this.logger.error({ err: error }, 'order process could not follow the store');
+        this.running && this.scheduleRestart(this.subscription ?? failed);
+      });
+    }, delay);
+  }
+
+  /** One broker event: only order streams matter here. Exposed for tests. */
+  async onEvent(event: RecordedEvent): Promise<void> {
+    if (!event.streamId.startsWith('order-')) return;
+    switch ((event as RecordedEvent<OrderEvent['type']>).type) {
+      case 'OrderPlaced':
+        return this.onPlaced(event);
+      case 'OrderCancelRequested':
+        return this.onCancelRequested(event);
+      case 'OrderRejected':
+      case 'OrderFilled':
+      case 'OrderCanceled':
+      case 'OrderExpired':
+        return this.onEnded(event);
+      default:
+        return;
+    }
+  }
+
+  private metadataOf(event: RecordedEvent): CommandMetadata {
+    return { correlationId: event.metadata.correlationId, causationId: event.id, actor: ORDER_PROCESS_ACTOR };
+  }
+
+  private idsFrom(...parts: string[]): NewEventId {
+    return (index) => deterministicId(...parts, String(index));
+  }
+
+  private async loadOrder(streamId: string): Promise<Order> {
+    return (await loadAggregate(this.store, streamId, aggregateOf(orderDecider))).state;
+  }
+
+  private async onPlaced(event: RecordedEvent): Promise<void> {
+    const order = await this.loadOrder(event.streamId);
+    if (!order.placed) return;
+    const metadata = this.metadataOf(event);
+    if (order.status === 'PENDING_NEW') {
+      const rejection = await this.reserve(order, event, metadata);
+      const command: OrderCommand = rejection
+        ? { type: 'RejectOrder', reason: rejection.reason, detail: rejection.detail, at: this.isoNow() }
+        : { type: 'AcceptOrder', at: this.isoNow() };
+      const result = await handleCommand(this.store, event.streamId, orderDecider, command, metadata, {
+        newEventId: this.idsFrom(event.id, rejection ? 'reject' : 'accept'),
+      });
+      orderProcessSteps.inc({ step: rejection ? 'rejected' : 'reserved' });
+      if (rejection) return;
+      await this.route(result.state, event);
+      return;
+    }
+    // A replay after a crash: the order was accepted, maybe not routed. The same message id again.
+    if (order.status !== 'REJECTED' && !isTerminal(order.status)) await this.route(order, event);
+  }
+
+  /** Reserves what the order needs; returns the reason when the wallet refuses. */
+  private async reserve(
+    order: Order,
+    event: RecordedEvent,
+    metadata: CommandMetadata,
+  ): Promise<{ reason: string; detail: string } | undefined> {
+    const walletStream = walletStreamId(order.accountId);
+    const wallet = (await loadAggregate(this.store, walletStream, aggregateOf(walletDecider))).state;
+    if (wallet.reservations[order.orderId] || wallet.closedOrders[order.orderId]) return undefined;
+    try {
+      const needsMarketPrice = order.side === 'BUY' && order.price === null;
+      const referencePrice = needsMarketPrice ? await this.referencePrice(order.custodySymbol) : 0;
+      if (needsMarketPrice && referencePrice === undefined)
+        return { reason: 'REFERENCE_PRICE_MISSING', detail: `no reference price for ${order.custodySymbol}` };
+      const command = reservationFor(order, {
+        referencePrice: referencePrice ?? 0,
+        priceBandPercent: this.options.priceBandPercent,
+      });
+      await handleCommand(this.store, walletStream, walletDecider, command, metadata, {
+        newEventId: this.idsFrom(event.id, 'reserve'),
+      });
+      return undefined;
+    } catch (error) {
+      if (isDomainError(error)) return { reason: error.reason, detail: error.message };
+      throw error;
+    }
+  }
+
+  private async referencePrice(symbol: string): Promise<number | undefined> {
+    const cached = await this.options.assetPrices.get(symbol);
+    if (cached) return cached.price;
+    const instrument = (
+      await loadAggregate(this.store, instrumentStreamId(symbol), aggregateOf(instrumentDecider))
+    ).state;
+    return instrument.listed ? instrument.referencePrice : undefined;
+  }
+
+  /** Sends the order to B3; resolves on the broker's confirm, which is what makes it routed. */
+  private async route(order: Order, placed: RecordedEvent): Promise<void> {
+    const body: NewOrderBody = {
+      orderId: order.orderId,
+      accountId: order.accountId,
+      symbol: order.symbol,
+      side: order.side,
+      orderType: order.type,
+      quantity: order.quantity,
+      ...(order.price !== null ? { price: order.price } : {}),
+      ...(order.stopPrice !== null ? { stopPrice: order.stopPrice } : {}),
+      timeInForce: order.timeInForce,
+      ...(order.expiresAt !== null ? { expiresAt: Date.parse(order.expiresAt) } : {}),
+    };
+    await this.options.transport.publish('broker-to-b3', {
+      messageId: deterministicId(placed.id, 'new-order'),
+      type: 'NewOrder',
+      correlationId: placed.metadata.correlationId,
+      causationId: placed.id,
+      schemaVersion: MESSAGE_SCHEMA_VERSION,
+      body,
+    });
+    orderProcessSteps.inc({ step: 'routed' });
+  }
+
+  private async onCancelRequested(event: RecordedEvent): Promise<void> {
+    const order = await this.loadOrder(event.streamId);
+    // A cancel before acceptance is carried by the placement: a rejected order needs none, and an
+    // accepted one is routed before this event is handled (events are handled in store order).
+    if (!order.placed || isTerminal(order.status) || order.status === 'PENDING_NEW') return;
+    const body: CancelOrderBody = {
+      orderId: order.orderId,
+      accountId: order.accountId,
+      symbol: order.symbol,
+    };
+    await this.options.transport.publish('broker-to-b3', {
+      messageId: deterministicId(event.id, 'cancel-order'),
+      type: 'CancelOrder',
+      correlationId: event.metadata.correlationId,
+      causationId: event.id,
+      schemaVersion: MESSAGE_SCHEMA_VERSION,
+      body,
+    });
+    orderProcessSteps.inc({ step: 'cancel-sent' });
+  }
+
+  private async onEnded(event: RecordedEvent): Promise<void> {
+    const order = await this.loadOrder(event.streamId);
+    if (!order.placed) return;
+    await handleCommand(
+      this.store,
+      walletStreamId(order.accountId),
+      walletDecider,
+      { type: 'ReleaseReservation', orderId: order.orderId },
+      this.metadataOf(event),
+      { newEventId: this.idsFrom(event.id, 'release') },
+    );
+    orderProcessSteps.inc({ step: 'released' });
+  }
+
+  /** One ExecutionReport from B3. Throwing retries it (then dead-letters it); resolving acks it. */
+  async onReport(message: TransportMessage<ExecutionReport>): Promise<void> {
+    const report = message.body;
+    const streamId = orderStreamId(report.orderId);
+    const order = await this.loadOrder(streamId);
+    if (!order.placed)
+      throw new Error(`execution report ${report.executionId} for unknown order ${report.orderId}`);
+    const metadata: CommandMetadata = {
+      correlationId: message.correlationId,
+      causationId: message.messageId,
+      actor: ORDER_PROCESS_ACTOR,
+    };
+    const at = new Date(report.at).toISOString();
+    const ids = (step: string) => this.idsFrom('report', report.executionId, step);
+    switch (report.type) {
+      case 'FILL':
+      case 'PARTIAL_FILL': {
+        const quantity = report.quantity;
+        const price = report.price;
+        if (quantity === undefined || price === undefined)
+          throw new Error(`fill ${report.executionId} without quantity or price`);
+        await handleCommand(
+          this.store,
+          walletStreamId(order.accountId),
+          walletDecider,
+          {
+            type: 'SettleExecution',
+            executionId: report.executionId,
+            orderId: order.orderId,
+            quantity,
+            price,
+          },
+          metadata,
+          { newEventId: ids('settle') },
+        );
+        await this.options.hooks?.afterSettlement?.(report);
+        await handleCommand(
+          this.store,
+          streamId,
+          orderDecider,
+          { type: 'RecordExecution', executionId: report.executionId, quantity, price, at },
+          metadata,
+          { newEventId: ids('record') },
+        );
+        orderProcessSteps.inc({ step: 'settled' });
+        return;
+      }
+      case 'CANCELED':
+        return this.endOrder(
+          streamId,
+          { type: 'CancelOrder', reason: report.reason ?? null, at },
+          metadata,
+          ids,
+        );
+      case 'EXPIRED':
+        return this.endOrder(streamId, { type: 'ExpireOrder', at }, metadata, ids);
+      case 'REJECTED':
+        if (report.request !== undefined && report.request !== 'NEW') {
+          this.logger.info(
+            { orderId: report.orderId, request: report.request, reason: report.reason },
+            'B3 refused a request on an order',
+          );
+          return;
+        }
+        return this.endOrder(
+          streamId,
+          { type: 'RejectOrder', reason: report.reason ?? 'REJECTED_BY_B3', detail: 'rejected by B3', at },
+          metadata,
+          ids,
+        );
+      case 'ACK':
+        return;
+    }
+  }
+
+  /** Ends an order on B3's word; an order that already ended (filled first, say) stays as it is. */
+  private async endOrder(
+    streamId: string,
+    command: OrderCommand,
+    metadata: CommandMetadata,
+    ids: (step: string) => NewEventId,
+  ): Promise<void> {
+    try {
+      await handleCommand(this.store, streamId, orderDecider, command, metadata, { newEventId: ids('end') });
+      orderProcessSteps.inc({ step: 'ended' });
+    } catch (error) {
+      if (error instanceof OrderClosed) {
+        this.logger.info({ streamId, status: error.status, command: command.type }, 'order already ended');
+        return;
+      }
+      throw error;
+    }
+  }
+
+  private isoNow(): string {
+    return this.now().toISOString();
+  }
+}

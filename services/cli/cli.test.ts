@@ -1,0 +1,167 @@
+/**
+ * The CLI as a user runs it: `node services/cli/bin.js …` in a child process, against an embedded
+ * data folder in a temp dir seeded with a trading workload of real domain events.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { appendWorkload, tradingWorkload } from '../../projections/read-models/workload.ts';
+import { loadConfig } from '../shared/config.ts';
+import { connectEventStores } from '../shared/event-stores.ts';
+import { eventSchemas } from './commands.ts';
+
+const bin = fileURLToPath(new URL('./bin.js', import.meta.url));
+let dataDir: string;
+
+function tradecore(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  // Embedded mode only: no server URL from the test environment leaks into the child.
+  const env = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    TRADECORE_DATA_DIR: dataDir,
+    LOG_LEVEL: 'silent',
+  };
+  return new Promise((resolve) => {
+    execFile(process.execPath, [bin, ...args], { env, timeout: 60_000 }, (error, stdout, stderr) => {
+      const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+beforeAll(async () => {
+  dataDir = await mkdtemp(join(tmpdir(), 'tradecore-cli-'));
+  const stores = await connectEventStores(loadConfig({ TRADECORE_DATA_DIR: dataDir }), eventSchemas());
+  try {
+    await appendWorkload(
+      stores,
+      tradingWorkload({ seed: 3, requests: 60, accounts: 4, symbols: ['PETR4', 'VALE3'] }),
+    );
+  } finally {
+    await stores.close();
+  }
+}, 120_000);
+afterAll(() => rm(dataDir, { recursive: true, force: true }));
+
+describe('tradecore CLI', () => {
+  it('replays every read model, with progress on stderr, and reports them caught up', async () => {
+    const before = await tradecore('projections', 'status', '--json');
+    expect(before.code).toBe(0);
+    const lagging = JSON.parse(before.stdout).projections as Array<{
+      projection: string;
+      lagPositions: number;
+    }>;
+    expect(lagging.map((s) => s.projection)).toContain('orders');
+    expect(lagging.every((s) => s.lagPositions > 0)).toBe(true);
+
+    const replay = await tradecore('replay');
+    expect(replay.code, replay.stderr).toBe(0);
+    expect(replay.stdout).toMatch(/rebuilt orders: \d+ events/);
+    expect(replay.stdout).toMatch(/rebuilt audit_b3: \d+ events/);
+    // Not a terminal: plain progress lines with the rate and ETA, no cursor movements.
+    expect(replay.stderr).toMatch(/orders .*100% .*events\/s · ETA/);
+    expect(replay.stderr).not.toContain('\u001b[');
+
+    const after = await tradecore('projections', 'status', '--json');
+    expect(
+      (JSON.parse(after.stdout).projections as Array<{ lagPositions: number }>).every(
+        (s) => s.lagPositions === 0,
+      ),
+    ).toBe(true);
+  }, 90_000);
+
+  it('rebuilds one read model by name, and names an unknown one', async () => {
+    const one = await tradecore('projections', 'rebuild', 'wallets', '--json');
+    expect(one.code, one.stderr).toBe(0);
+    expect(JSON.parse(one.stdout).rebuilt.map((r: { projection: string }) => r.projection)).toEqual([
+      'wallets',
+    ]);
+    const unknown = await tradecore('projections', 'rebuild', 'walets');
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('unknown projection "walets"');
+  }, 60_000);
+
+  it('shows a stream with its metadata, from a version, and refuses a bad --limit', async () => {
+    const stream = await tradecore(
+      'audit',
+      'stream',
+      'order-ord-3-1',
+      '--from',
+      '1',
+      '--limit',
+      '1',
+      '--json',
+    );
+    expect(stream.code, stream.stderr).toBe(0);
+    const [event] = JSON.parse(stream.stdout).events;
+    expect(event).toMatchObject({ streamId: 'order-ord-3-1', version: 1, type: 'OrderAccepted' });
+    expect(event.metadata).toMatchObject({ correlationId: 'req-3-1', actor: 'broker' });
+    const bad = await tradecore('audit', 'stream', 'order-ord-3-1', '--limit', 'ten');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--limit must be an integer');
+    const missing = await tradecore('audit', 'stream', 'order-nobody');
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('order-nobody has no events');
+  }, 60_000);
+
+  it('rebuilds an aggregate’s state at a version, or at a point in time', async () => {
+    const placed = await tradecore('audit', 'state', 'order-ord-3-1', '--version', '0', '--json');
+    expect(placed.code, placed.stderr).toBe(0);
+    expect(JSON.parse(placed.stdout)).toMatchObject({
+      version: 0,
+      state: { status: 'PENDING_NEW', orderId: 'ord-3-1' },
+    });
+    const accepted = await tradecore('audit', 'state', 'order-ord-3-1', '--version', '1', '--json');
+    expect(JSON.parse(accepted.stdout).state.status).toBe('NEW');
+    const now = await tradecore('audit', 'state', 'book-PETR4', '--at', new Date().toISOString(), '--json');
+    expect(now.code, now.stderr).toBe(0);
+    expect(JSON.parse(now.stdout).state).toMatchObject({ symbol: 'PETR4', status: 'OPEN' });
+
+    const both = await tradecore(
+      'audit',
+      'state',
+      'order-ord-3-1',
+      '--version',
+      '0',
+      '--at',
+      '2026-01-05T13:00:00Z',
+    );
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain('exactly one of --version N or --at');
+    const badAt = await tradecore('audit', 'state', 'order-ord-3-1', '--at', 'yesterday');
+    expect(badAt.code).toBe(2);
+    expect(badAt.stderr).toContain('--at must be an ISO-8601 instant');
+    const beyond = await tradecore('audit', 'state', 'order-ord-3-1', '--version', '999');
+    expect(beyond.code).toBe(1);
+    expect(beyond.stderr).toContain('--version 999 is beyond stream order-ord-3-1');
+    const trade = await tradecore('audit', 'state', 'trade-x', '--version', '0');
+    expect(trade.code).toBe(2);
+  }, 60_000);
+
+  it('traces one request across streams and both stores', async () => {
+    const trace = await tradecore('audit', 'trace', 'req-3-1', '--json');
+    expect(trace.code, trace.stderr).toBe(0);
+    const events = JSON.parse(trace.stdout).events as Array<{
+      store: string;
+      streamId: string;
+      type: string;
+    }>;
+    expect(events[0]).toMatchObject({ streamId: 'order-ord-3-1', type: 'OrderPlaced' });
+    expect(new Set(events.map((e) => e.store))).toEqual(new Set(['broker', 'b3']));
+    const none = await tradecore('audit', 'trace', 'req-nobody');
+    expect(none.code).toBe(1);
+  }, 60_000);
+
+  it('keeps help, and refuses unknown commands and options', async () => {
+    expect((await tradecore('help')).stdout).toContain('projections rebuild <name|all>');
+    const unknown = await tradecore('replya');
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('unknown command "replya"');
+    const option = await tradecore('projections', 'status', '--verbose');
+    expect(option.code).toBe(2);
+    expect(option.stderr).toContain("'--verbose'");
+  }, 60_000);
+});

@@ -1,0 +1,315 @@
+/**
+ * The replay, projections and audit commands of the `tradecore` CLI. Results go to stdout (text,
+ * or JSON with `--json`), progress and errors to stderr; a bad argument is a `UsageError` naming
+ * it (exit 2), a well-formed request that cannot be answered a `CommandFailed` (exit 1).
+ */
+import { type BookEvent, b3EventDefinitions } from '../../domain/b3/book-events.ts';
+import { OrderBook } from '../../domain/b3/order-book.ts';
+import { quoteEventDefinitions } from '../../domain/b3/quote-events.ts';
+import { accountDecider } from '../../domain/broker/account/account.ts';
+import { brokerEvents } from '../../domain/broker/events.ts';
+import { instrumentDecider } from '../../domain/broker/instrument/instrument.ts';
+import { orderDecider } from '../../domain/broker/order/order.ts';
+import { walletDecider } from '../../domain/broker/wallet/wallet.ts';
+import { type AggregateDefinition, loadAggregate } from '../../domain/shared/aggregate.ts';
+import { EventSchemas } from '../../domain/shared/event-schemas.ts';
+import type { RecordedEvent } from '../../domain/shared/event-store.ts';
+import type { ProjectorStatus, RebuildProgress } from '../../projections/projector.ts';
+import { b3AuditProjection, brokerAuditProjection } from '../../projections/read-models/index.ts';
+import { createReadModels } from '../../projections/read-models/queries.ts';
+import type { Config } from '../shared/config.ts';
+import { connectEventStores, type EventStores } from '../shared/event-stores.ts';
+import {
+  connectReadModelStores,
+  type ProjectionRegistry,
+  startProjections,
+  UnknownProjection,
+} from '../shared/read-models.ts';
+import { type ProgressOutput, progressRenderer } from './progress.ts';
+
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+export class CommandFailed extends Error {
+  override readonly name = 'CommandFailed';
+}
+
+export interface CommandIo {
+  out: (line: string) => void;
+  err: ProgressOutput;
+  json: boolean;
+}
+
+export function eventSchemas() {
+  return {
+    broker: new EventSchemas(brokerEvents),
+    b3: new EventSchemas([...b3EventDefinitions, ...quoteEventDefinitions]),
+  };
+}
+
+async function withProjections<T>(
+  config: Config,
+  work: (registry: ProjectionRegistry, eventStores: EventStores) => Promise<T>,
+): Promise<T> {
+  const eventStores = await connectEventStores(config, eventSchemas());
+  try {
+    const readModelStores = await connectReadModelStores(config);
+    try {
+      const registry = await startProjections({ eventStores, readModelStores, follow: false });
+      try {
+        return await work(registry, eventStores);
+      } finally {
+        await registry.stop();
+      }
+    } finally {
+      await readModelStores.close();
+    }
+  } finally {
+    await eventStores.close();
+  }
+}
+
+/** `tradecore replay` and `tradecore projections rebuild <name|all>`. */
+export async function rebuild(config: Config, name: string | undefined, io: CommandIo): Promise<void> {
+  if (!name) throw new UsageError('projections rebuild needs a read model name, or all');
+  await withProjections(config, async (registry) => {
+    if (name !== 'all' && !registry.projectors.has(name))
+      throw new UsageError(new UnknownProjection(name, [...registry.projectors.keys()]).message);
+    const renderer = progressRenderer(io.err);
+    const results: Array<{ projection: string; events: number; seconds: number; eventsPerSecond: number }> =
+      [];
+    let started = performance.now();
+    let last: RebuildProgress | undefined;
+    const finish = () => {
+      if (!last) return;
+      const seconds = (performance.now() - started) / 1000;
+      renderer.done(last, seconds);
+      results.push({
+        projection: last.projection,
+        events: last.events,
+        seconds,
+        eventsPerSecond: seconds > 0 ? last.events / seconds : 0,
+      });
+      last = undefined;
+      started = performance.now();
+    };
+    const names = name === 'all' ? [...registry.projectors.keys()] : [name];
+    for (const projection of names) {
+      await registry.rebuild(projection, (progress) => {
+        last = progress;
+        renderer.update(progress);
+      });
+      finish();
+    }
+    if (io.json) io.out(JSON.stringify({ rebuilt: results }));
+    else
+      for (const result of results)
+        io.out(
+          `rebuilt ${result.projection}: ${result.events} events in ${result.seconds.toFixed(2)} s (${Math.round(result.eventsPerSecond)} events/s)`,
+        );
+  });
+}
+
+/** `tradecore projections status`. */
+export async function status(config: Config, io: CommandIo): Promise<ProjectorStatus[]> {
+  return withProjections(config, async (registry) => {
+    const statuses = await registry.status();
+    if (io.json) io.out(JSON.stringify({ projections: statuses }));
+    else {
+      const rows = statuses.map((s) => [
+        s.projection,
+        s.store,
+        s.state,
+        String(s.checkpoint),
+        String(s.head),
+        String(s.lagPositions),
+      ]);
+      table(io, ['projection', 'store', 'state', 'checkpoint', 'head', 'lag'], rows);
+    }
+    return statuses;
+  });
+}
+
+const brokerPrefixes = ['account', 'wallet', 'order', 'instrument'];
+const b3Prefixes = ['book', 'trade', 'quotes'];
+
+function storeOf(streamId: string): 'broker' | 'b3' {
+  const prefix = streamId.split('-')[0] ?? '';
+  if (brokerPrefixes.includes(prefix)) return 'broker';
+  if (b3Prefixes.includes(prefix)) return 'b3';
+  throw new UsageError(
+    `stream "${streamId}" has no known prefix (${[...brokerPrefixes, ...b3Prefixes].map((p) => `${p}-`).join(', ')})`,
+  );
+}
+
+/** `tradecore audit stream <stream> [--from N] [--limit N]`. */
+export async function auditStream(
+  config: Config,
+  streamId: string | undefined,
+  options: { from?: string; limit?: string },
+  io: CommandIo,
+): Promise<void> {
+  if (!streamId) throw new UsageError('audit stream needs a stream id, such as order-123 or book-PETR4');
+  const store = storeOf(streamId);
+  const from = integerOption('--from', options.from, 0) ?? 0;
+  const limit = integerOption('--limit', options.limit, 1) ?? 100;
+  const eventStores = await connectEventStores(config, eventSchemas());
+  try {
+    const events = await eventStores[store].readStream(streamId, { fromVersion: from, limit });
+    if (events.length === 0 && (await eventStores[store].streamVersion(streamId)) < 0)
+      throw new CommandFailed(`stream ${streamId} has no events in the ${store} event store`);
+    if (io.json) io.out(JSON.stringify({ streamId, store, events }));
+    else
+      for (const event of events)
+        io.out(
+          `${event.version}\t${event.position}\t${event.recordedAt.toISOString()}\t${event.type}\tcorrelation=${event.metadata.correlationId} causation=${event.metadata.causationId} actor=${event.metadata.actor}\t${JSON.stringify(event.data)}`,
+        );
+  } finally {
+    await eventStores.close();
+  }
+}
+
+/** The aggregate a stream's events fold into, chosen by the stream's prefix. */
+export function aggregateOf(streamId: string): AggregateDefinition<unknown> {
+  const [prefix] = streamId.split('-');
+  const decider = (d: { initial: () => unknown; evolve: (state: never, event: never) => unknown }) => ({
+    initial: d.initial,
+    evolve: (state: unknown, event: RecordedEvent) =>
+      (d.evolve as (state: unknown, event: unknown) => unknown)(state, {
+        type: event.type,
+        data: event.data,
+      }),
+  });
+  switch (prefix) {
+    case 'account':
+      return decider(accountDecider);
+    case 'wallet':
+      return decider(walletDecider);
+    case 'order':
+      return decider(orderDecider);
+    case 'instrument':
+      return decider(instrumentDecider);
+    case 'book': {
+      const symbol = streamId.slice('book-'.length);
+      return {
+        initial: () => new OrderBook(symbol),
+        evolve: (book, event) => {
+          (book as OrderBook).apply({ type: event.type, data: event.data } as BookEvent);
+          return book;
+        },
+      };
+    }
+    default:
+      throw new UsageError(
+        `audit state works on account-, wallet-, order-, instrument- and book- streams, not "${streamId}"`,
+      );
+  }
+}
+
+/** `tradecore audit state <stream> --version N | --at ISO`. */
+export async function auditState(
+  config: Config,
+  streamId: string | undefined,
+  options: { version?: string; at?: string },
+  io: CommandIo,
+): Promise<void> {
+  if (!streamId) throw new UsageError('audit state needs a stream id, such as wallet-123');
+  if ((options.version === undefined) === (options.at === undefined))
+    throw new UsageError('audit state needs exactly one of --version N or --at ISO-8601-instant');
+  const version = integerOption('--version', options.version, 0);
+  let at: Date | undefined;
+  if (options.at !== undefined) {
+    at = new Date(options.at);
+    if (!/^\d{4}-\d{2}-\d{2}T/.test(options.at) || Number.isNaN(at.getTime()))
+      throw new UsageError(
+        `--at must be an ISO-8601 instant such as 2026-01-05T13:00:00Z, got "${options.at}"`,
+      );
+  }
+  const definition = aggregateOf(streamId);
+  const store = storeOf(streamId);
+  const eventStores = await connectEventStores(config, eventSchemas());
+  try {
+    const current = await eventStores[store].streamVersion(streamId);
+    if (current < 0) throw new CommandFailed(`stream ${streamId} has no events in the ${store} event store`);
+    if (version !== undefined && version > current)
+      throw new CommandFailed(
+        `--version ${version} is beyond stream ${streamId}, whose last version is ${current}`,
+      );
+    const loaded = await loadAggregate(eventStores[store], streamId, definition, { version, at });
+    if (loaded.version < 0) throw new CommandFailed(`stream ${streamId} had no events at ${options.at}`);
+    const state = loaded.state instanceof OrderBook ? loaded.state.snapshot() : loaded.state;
+    const result = { streamId, version: loaded.version, currentVersion: current, state };
+    io.out(io.json ? JSON.stringify(result) : JSON.stringify(result, null, 2));
+  } finally {
+    await eventStores.close();
+  }
+}
+
+/** `tradecore audit trace <correlationId>`: brings the audit timeline up to date, then reads it. */
+export async function auditTrace(
+  config: Config,
+  correlationId: string | undefined,
+  io: CommandIo,
+): Promise<void> {
+  if (!correlationId) throw new UsageError('audit trace needs a correlation id');
+  const eventStores = await connectEventStores(config, eventSchemas());
+  try {
+    const readModelStores = await connectReadModelStores(config);
+    try {
+      const registry = await startProjections({
+        eventStores,
+        readModelStores,
+        projections: [brokerAuditProjection, b3AuditProjection],
+      });
+      try {
+        await caughtUp(registry);
+      } finally {
+        await registry.stop();
+      }
+      const entries = await createReadModels(readModelStores).trace(correlationId);
+      if (entries.length === 0) throw new CommandFailed(`no events with correlation id ${correlationId}`);
+      if (io.json) io.out(JSON.stringify({ correlationId, events: entries }));
+      else
+        for (const entry of entries)
+          io.out(
+            `${entry.occurredAt.toISOString()}\t${entry.store}\t${entry.streamId}@${entry.version}\t${entry.type}\tcausation=${entry.causationId} actor=${entry.actor}\t${JSON.stringify(entry.data)}`,
+          );
+    } finally {
+      await readModelStores.close();
+    }
+  } finally {
+    await eventStores.close();
+  }
+}
+
+async function caughtUp(registry: ProjectionRegistry, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const statuses = await registry.status();
+    const failed = statuses.find((s) => s.state === 'failed');
+    if (failed) throw new CommandFailed(`projection ${failed.projection} failed: ${failed.error}`);
+    if (statuses.every((s) => s.lagPositions === 0)) return;
+    if (Date.now() > deadline) throw new CommandFailed('the audit timeline did not catch up in time');
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+function integerOption(name: string, value: string | undefined, minimum: number): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value) || Number(value) < minimum || !Number.isSafeInteger(Number(value)))
+    throw new UsageError(`${name} must be an integer ≥ ${minimum}, got "${value}"`);
+  return Number(value);
+}
+
+function table(io: CommandIo, header: string[], rows: string[][]): void {
+  const widths = header.map((cell, column) =>
+    Math.max(cell.length, ...rows.map((row) => row[column]!.length)),
+  );
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, column) => cell.padEnd(widths[column]!))
+      .join('  ')
+      .trimEnd();
+  io.out(line(header));
+  for (const row of rows) io.out(line(row));
+}

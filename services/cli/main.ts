@@ -1,0 +1,180 @@
+/**
+ * The `tradecore` command line. Composition root: config from the environment, then one command.
+ */
+import { parseArgs } from 'node:util';
+import type { Config } from '../shared/config.ts';
+import { ConfigError, loadConfig } from '../shared/config.ts';
+import { connectEventStores } from '../shared/event-stores.ts';
+import {
+  auditState,
+  auditStream,
+  auditTrace,
+  CommandFailed,
+  type CommandIo,
+  rebuild,
+  status,
+  UsageError,
+} from './commands.ts';
+import { eventStoreDemo } from './demo.ts';
+
+const usage = `usage: tradecore <command> [options]
+
+commands:
+  start                                  run every service in one process and serve the HTTP API (embedded unless URLs are set)
+  serve <service>                        one service per process, adapters chosen by URL (docs/operations.md):
+                                         broker-api (API + order process), b3-engine, market-data, projector, query-api
+  demo                                   a short demo of the event stores in TRADECORE_DATA_DIR
+  replay                                 rebuild every read model from history (same as: projections rebuild all)
+  projections rebuild <name|all>         rebuild read models into fresh tables, swapped in when caught up
+  projections status                     checkpoint, head and lag of every read model
+  audit stream <stream> [--from N] [--limit N]
+                                         a stream's events with their metadata (order-…, wallet-…, book-…, …)
+  audit state <stream> --version N | --at ISO
+                                         an aggregate's state at a version or a point in time
+  audit trace <correlationId>            every event of one request, across streams, in order
+  help                                   show this help
+
+options:
+  --json                                 machine-readable output on stdout
+
+read models: orders, wallets, trades, book_depth, candles, quotes, audit_broker, audit_b3
+environment: see .env.example (TRADECORE_DATA_DIR, DATABASE_URL, B3_DATABASE_URL, MYSQL_URL, MONGO_URL, ESDB_URL, …)`;
+
+/** Runs until SIGINT or SIGTERM, then shuts down cleanly: stop taking requests, drain, close. */
+async function start(config: Config): Promise<number> {
+  // Loaded on demand: the other commands need neither fastify nor the trading services.
+  const { startTradecore } = await import('../all-in-one/main.ts');
+  return runUntilSignal(await startTradecore(config));
+}
+
+async function serve(service: string | undefined, config: Config): Promise<number> {
+  const { isServiceName, SERVICES, startService } = await import('./serve.ts');
+  if (!isServiceName(service)) throw new UsageError(`serve needs a service: ${SERVICES.join(', ')}`);
+  return runUntilSignal(await startService(service, config));
+}
+
+async function runUntilSignal(running: { banner: string[]; stop(): Promise<void> }): Promise<number> {
+  for (const line of running.banner) console.log(line);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+  console.log('tradecore: stopping…');
+  await running.stop();
+  console.log('tradecore: stopped');
+  return 0;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { positionals, values } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      json: { type: 'boolean' },
+      from: { type: 'string' },
+      limit: { type: 'string' },
+      version: { type: 'string' },
+      at: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const [command = 'help', subcommand, argument, ...rest] = positionals;
+  if (values.help) return help();
+  const io: CommandIo = {
+    out: (line) => console.log(line),
+    err: process.stderr,
+    json: values.json === true,
+  };
+  const config = () => loadConfig(process.env);
+  const noMore = (extra: string | undefined) => {
+    if (extra !== undefined) throw new UsageError(`unexpected argument "${extra}"`);
+  };
+  switch (command) {
+    case 'start':
+      noMore(subcommand);
+      return start(config());
+    case 'serve':
+      noMore(argument);
+      return serve(subcommand, config());
+    case 'demo': {
+      const stores = await connectEventStores(config());
+      try {
+        await eventStoreDemo(stores, (line) => console.log(line));
+      } finally {
+        await stores.close();
+      }
+      return 0;
+    }
+    case 'replay':
+      noMore(subcommand);
+      await rebuild(config(), 'all', io);
+      return 0;
+    case 'projections':
+      switch (subcommand) {
+        case 'rebuild':
+          noMore(rest[0]);
+          await rebuild(config(), argument, io);
+          return 0;
+        case 'status':
+          noMore(argument);
+          await status(config(), io);
+          return 0;
+        default:
+          throw new UsageError(
+            subcommand
+              ? `unknown projections command "${subcommand}" (rebuild, status)`
+              : 'projections needs a command: rebuild or status',
+          );
+      }
+    case 'audit':
+      noMore(rest[0]);
+      switch (subcommand) {
+        case 'stream':
+          await auditStream(config(), argument, { from: values.from, limit: values.limit }, io);
+          return 0;
+        case 'state':
+          await auditState(config(), argument, { version: values.version, at: values.at }, io);
+          return 0;
+        case 'trace':
+          await auditTrace(config(), argument, io);
+          return 0;
+        default:
+          throw new UsageError(
+            subcommand
+              ? `unknown audit command "${subcommand}" (stream, state, trace)`
+              : 'audit needs a command: stream, state or trace',
+          );
+      }
+    case 'help':
+      return help();
+    default:
+      throw new UsageError(`unknown command "${command}"`);
+  }
+}
+
+function help(): number {
+  console.log(usage);
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    if (error instanceof UsageError || isParseArgsError(error)) {
+      console.error(`tradecore: ${(error as Error).message}\n\n${usage}`);
+      process.exit(2);
+    }
+    console.error(
+      error instanceof ConfigError || error instanceof CommandFailed ? `tradecore: ${error.message}` : error,
+    );
+    process.exit(1);
+  },
+);
+
+function isParseArgsError(error: unknown): boolean {
+  return (
+    error instanceof TypeError &&
+    String((error as { code?: unknown }).code ?? '').startsWith('ERR_PARSE_ARGS')
+  );
+}

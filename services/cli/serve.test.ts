@@ -1,0 +1,164 @@
+/**
+ * `tradecore serve <service>` as an operator runs it: `node services/cli/bin.js serve …` in a child
+ * process, configured only through its environment.
+ */
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import mysql from 'mysql2/promise';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isolatedName, testUrls } from '../../infra/test-infra/isolation.ts';
+
+const bin = fileURLToPath(new URL('./bin.js', import.meta.url));
+let dataDir: string;
+
+function baseEnv(): Record<string, string | undefined> {
+  // Nothing from the test environment leaks into the child: each test says what it sets.
+  return { PATH: process.env.PATH, HOME: process.env.HOME, TRADECORE_DATA_DIR: dataDir, LOG_LEVEL: 'silent' };
+}
+
+function tradecore(env: Record<string, string>, ...args: string[]) {
+  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    execFile(
+      process.execPath,
+      [bin, ...args],
+      { env: { ...baseEnv(), ...env }, timeout: 60_000 },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+beforeAll(async () => {
+  dataDir = await mkdtemp(join(tmpdir(), 'tradecore-serve-'));
+});
+afterAll(() => rm(dataDir, { recursive: true, force: true }));
+
+describe('tradecore serve: configuration fails fast, naming the variable', () => {
+  it('rejects a malformed variable before opening anything', async () => {
+    const result = await tradecore(
+      { PORT: 'eighty', DATABASE_URL: 'postgres://x@127.0.0.1:1/x' },
+      'serve',
+      'projector',
+    );
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('PORT');
+  });
+
+  it('rejects a URL that is not one', async () => {
+    const result = await tradecore({ DATABASE_URL: 'not a url' }, 'serve', 'query-api');
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('DATABASE_URL');
+  });
+
+  it('needs a shared event store: embedded PGlite is private to one process', async () => {
+    const result = await tradecore({}, 'serve', 'projector');
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('DATABASE_URL');
+  });
+
+  const readModels = { MYSQL_URL: 'mysql://root@127.0.0.1:1/rm', MONGO_URL: 'mongodb://127.0.0.1:1/rm' };
+  it.each([
+    ['projector', {}, 'MYSQL_URL'],
+    ['query-api', { MYSQL_URL: readModels.MYSQL_URL }, 'MONGO_URL'],
+    ['b3-engine', {}, 'AMQP_URL'],
+    ['b3-engine', { AMQP_URL: 'amqp://guest:guest@127.0.0.1:1' }, 'B3_REDIS_URL'],
+    ['broker-api', readModels, 'AMQP_URL'],
+    ['broker-api', { ...readModels, AMQP_URL: 'amqp://guest:guest@127.0.0.1:1' }, 'REDIS_URL'],
+    ['market-data', {}, 'REDIS_URL'],
+  ])('serve %s without its URLs names the missing one', async (service, env, variable) => {
+    const result = await tradecore({ DATABASE_URL: 'postgres://x@127.0.0.1:1/x', ...env }, 'serve', service);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(`${variable}:`);
+  });
+
+  it('an unknown service is a usage error listing the services', async () => {
+    const result = await tradecore({}, 'serve', 'matching-engine');
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('broker-api, b3-engine, market-data, projector, query-api');
+  });
+});
+
+describe('tradecore serve projector on the real servers', () => {
+  const urls = testUrls();
+  const { databaseUrl } = urls;
+  const database = isolatedName('serve_projector');
+  const url = new URL(databaseUrl);
+  url.pathname = `/${database}`;
+  const mysqlUrl = new URL(urls.mysqlUrl);
+  mysqlUrl.pathname = `/${database}`;
+  const mongoUrl = new URL(urls.mongoUrl);
+  mongoUrl.pathname = `/${database}`;
+  let child: ChildProcess | undefined;
+
+  beforeAll(async () => {
+    const admin = new pg.Client({ connectionString: databaseUrl });
+    await admin.connect();
+    await admin.query(`CREATE DATABASE ${database}`);
+    await admin.end();
+    const mysqlAdmin = await mysql.createConnection(urls.mysqlUrl);
+    await mysqlAdmin.query(`CREATE DATABASE \`${database}\``);
+    await mysqlAdmin.end();
+  });
+  afterAll(async () => {
+    child?.kill('SIGKILL');
+    const admin = new pg.Client({ connectionString: databaseUrl });
+    await admin.connect();
+    await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+    await admin.end();
+    const mysqlAdmin = await mysql.createConnection(urls.mysqlUrl);
+    await mysqlAdmin.query(`DROP DATABASE IF EXISTS \`${database}\``);
+    await mysqlAdmin.end();
+  });
+
+  it('answers /health/live, /health/ready and /metrics, and stops cleanly on SIGTERM', async () => {
+    const started = spawn(process.execPath, [bin, 'serve', 'projector'], {
+      env: {
+        ...baseEnv(),
+        DATABASE_URL: url.toString(),
+        MYSQL_URL: mysqlUrl.toString(),
+        MONGO_URL: mongoUrl.toString(),
+        PORT: '0',
+        HOST: '127.0.0.1',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child = started;
+    let stdout = '';
+    let stderr = '';
+    started.stderr?.on('data', (chunk) => {
+      stderr += chunk;
+    });
+    const exited = new Promise<number | null>((resolve) => started.on('exit', (code) => resolve(code)));
+    const baseUrl = await new Promise<string>((resolve, reject) => {
+      started.stdout?.on('data', (chunk) => {
+        stdout += chunk;
+        const found = /health and metrics on (http:\/\/\S+)/.exec(stdout);
+        if (found?.[1]) resolve(found[1]);
+      });
+      exited.then((code) => reject(new Error(`exited with ${code} before listening: ${stderr}`)));
+    });
+
+    const live = await fetch(`${baseUrl}/health/live`);
+    expect(live.status).toBe(200);
+    expect(await live.json()).toEqual({ status: 'ok' });
+    const ready = await fetch(`${baseUrl}/health/ready`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toMatchObject({
+      status: 'ready',
+      checks: { 'broker-event-store': { status: 'up' }, 'read-models': { status: 'up' } },
+    });
+    const metrics = await (await fetch(`${baseUrl}/metrics`)).text();
+    expect(metrics).toContain('tradecore_projection');
+    expect(metrics).toContain('process_cpu_user_seconds_total');
+
+    started.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(stdout).toContain('tradecore: stopped');
+  }, 120_000);
+});

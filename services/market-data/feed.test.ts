@@ -1,0 +1,110 @@
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { topicCatalogue } from '../../adapters/kafka/topics.ts';
+import { MemoryEventStore } from '../../adapters/memory/event-store.ts';
+import { MemoryPriceCache } from '../../adapters/memory/price-cache.ts';
+import { quoteStreamId } from '../../domain/b3/quote-events.ts';
+import { b3Schemas, eventually } from '../shared/trading-fixtures.ts';
+import { MarketDataFeed, type MarketDataFeedOptions } from './feed.ts';
+import { routeB3Events } from './integration.ts';
+
+function feed(options: Partial<MarketDataFeedOptions> = {}) {
+  const store = new MemoryEventStore({ schemas: b3Schemas() });
+  const brokerPrices = new MemoryPriceCache();
+  const marketPrices = new MemoryPriceCache();
+  return {
+    store,
+    brokerPrices,
+    marketPrices,
+    feed: new MarketDataFeed({ store, brokerPrices, marketPrices, ...options }),
+  };
+}
+
+describe('market data feed', () => {
+  it('sends each quote to both caches and to a QuoteReceived event, once however often it is replayed', async () => {
+    const { store, brokerPrices, marketPrices, feed: quotes } = feed();
+    const quote = { symbol: 'PETR4', price: 32_55, at: 1_000, source: 'replay:x' };
+    await quotes.publish(quote);
+    await quotes.publish(quote);
+    expect(await brokerPrices.get('PETR4')).toMatchObject({ price: 32_55, at: 1_000, pinned: false });
+    expect(await marketPrices.get('PETR4')).toMatchObject({ price: 32_55, at: 1_000, pinned: false });
+    const events = await store.readStream(quoteStreamId('PETR4'));
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({
+      type: 'QuoteReceived',
+      data: { symbol: 'PETR4', last: 32_55, source: 'replay:x', at: 1_000 },
+    });
+  });
+
+  it('drops feed quotes while switched off, and takes an admin’s pinned reference price either way', async () => {
+    const { marketPrices, feed: quotes } = feed({ enabled: false, now: () => 5_000 });
+    expect(await quotes.publish({ symbol: 'VALE3', price: 55_00, at: 1, source: 'feed' })).toBe(false);
+    expect(await marketPrices.get('VALE3')).toBeUndefined();
+    await quotes.setReferencePrice('VALE3', 54_00);
+    quotes.setQuotesEnabled(true);
+    await quotes.publish({ symbol: 'VALE3', price: 60_00, at: 9_000, source: 'feed' });
+    expect(await marketPrices.get('VALE3')).toMatchObject({ price: 54_00, pinned: true, source: 'admin' });
+    await expect(quotes.setReferencePrice('VALE3', 0)).rejects.toThrow(RangeError);
+  });
+
+  it('replays a Brapi recording one timestamp per tick, then stops', async () => {
+    const file = join(import.meta.dirname, 'samples', 'brapi-quotes.json');
+    const {
+      store,
+      marketPrices,
+      feed: quotes,
+    } = feed({ source: { kind: 'replay', file, intervalMs: 10, keepOriginalTime: true } });
+    await quotes.start();
+    await eventually(async () => quotes.count === 9, 5_000);
+    await quotes.stop();
+    expect(await marketPrices.get('PETR4')).toMatchObject({
+      price: 32_49,
+      at: Date.parse('2025-03-14T13:02:00Z'),
+    });
+    expect(await store.readStream(quoteStreamId('ITUB4'))).toHaveLength(3);
+  });
+
+  it('walks prices from a seed on its timer', async () => {
+    const { brokerPrices, feed: quotes } = feed({
+      source: { kind: 'random-walk', start: { PETR4: 32_50 }, seed: 9, intervalMs: 10 },
+    });
+    await quotes.start();
+    await eventually(async () => quotes.count >= 3, 5_000);
+    await quotes.stop();
+    expect((await brokerPrices.get('PETR4'))?.source).toBe('random-walk');
+  });
+
+  it('polls Brapi when configured, and keeps going after a failed poll', async () => {
+    let calls = 0;
+    const fakeFetch = (async () => {
+      calls += 1;
+      if (calls === 1) return new Response('down', { status: 503 });
+      return Response.json({
+        results: [{ symbol: 'PETR4', regularMarketPrice: 32.7, regularMarketTime: 1 }],
+      });
+    }) as typeof fetch;
+    const { marketPrices, feed: quotes } = feed({
+      source: {
+        kind: 'brapi',
+        tickers: ['PETR4'],
+        intervalMs: 10,
+        client: { fetch: fakeFetch, attempts: 1 },
+      },
+    });
+    await quotes.start();
+    await eventually(async () => quotes.count >= 1, 5_000);
+    await quotes.stop();
+    expect(await marketPrices.get('PETR4')).toMatchObject({ price: 32_70, source: 'brapi' });
+  });
+
+  it('routes quotes to assets-market-data-v1 keyed by symbol, and trades as before', async () => {
+    const { store, feed: quotes } = feed();
+    await quotes.publish({ symbol: 'PETR4', price: 32_50, at: 1, source: 'feed' });
+    const [event] = await store.readStream(quoteStreamId('PETR4'));
+    const catalogue = topicCatalogue('t');
+    expect(routeB3Events(catalogue)(event!)).toEqual([
+      expect.objectContaining({ topic: 't-assets-market-data-v1', key: 'PETR4' }),
+    ]);
+    expect(routeB3Events(catalogue)({ ...event!, streamId: 'book-PETR4', type: 'OrderRested' })).toEqual([]);
+  });
+});

@@ -1,0 +1,215 @@
+/**
+ * The market data feed: every quote goes to both price caches (the broker asset cache and the B3
+ * market cache) and to a `QuoteReceived` event in the B3 store's `quotes-{symbol}` stream, which
+ * the relay publishes to `assets-market-data-v1` keyed by symbol and the quote-history read model
+ * projects. See docs/market-data.md.
+ *
+ * Admin commands (`setQuotesEnabled`, `setReferencePrice`) make tests and demos deterministic:
+ * with quotes off, only prices an admin sets move, and those are pinned (they never go stale).
+ */
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { quoteStreamId } from '../../domain/b3/quote-events.ts';
+import type { EventStore } from '../../domain/shared/event-store.ts';
+import type { PriceCache } from '../../domain/shared/price-cache.ts';
+import { deterministicId } from '../shared/deterministic-id.ts';
+import { type ServiceLogger, silentLogger } from '../shared/service-logger.ts';
+import { quotesPublished } from '../shared/trading-metrics.ts';
+import { BrapiClient, type BrapiClientOptions } from './brapi-client.ts';
+import { parseBrapiRecording, type Quote, randomWalk } from './quotes.ts';
+
+export const MARKET_DATA_ACTOR = 'market-data';
+
+export type QuoteSourceConfig =
+  | { kind: 'off' }
+  | {
+      kind: 'random-walk';
+      start: Record<string, number>;
+      seed: number;
+      intervalMs: number;
+      maxStepBps?: number;
+    }
+  /** Replays the file's quotes one step (one timestamp) per interval, stamped with the replay time, then stops. */
+  | { kind: 'replay'; file: string; intervalMs: number; keepOriginalTime?: boolean }
+  /** Polls Brapi every interval for the tickers (needs network and, for most tickers, a token). */
+  | { kind: 'brapi'; tickers: readonly string[]; intervalMs: number; client: BrapiClientOptions };
+
+export interface MarketDataFeedOptions {
+  /** The B3 event store (`quotes-{symbol}` streams). */
+  store: EventStore;
+  brokerPrices: PriceCache;
+  marketPrices: PriceCache;
+  source?: QuoteSourceConfig;
+  /** Quotes flow from the start (default true); admin prices are taken either way. */
+  enabled?: boolean;
+  now?: () => number;
+  logger?: ServiceLogger;
+}
+
+export class MarketDataFeed {
+  private enabled: boolean;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly logger: ServiceLogger;
+  private readonly now: () => number;
+  private inFlight: Promise<void> = Promise.resolve();
+  private published = 0;
+
+  constructor(private readonly options: MarketDataFeedOptions) {
+    this.enabled = options.enabled ?? true;
+    this.logger = options.logger ?? silentLogger;
+    this.now = options.now ?? Date.now;
+  }
+
+  get quotesEnabled(): boolean {
+    return this.enabled;
+  }
+
+  /** Quotes published since start (admin prices included). */
+  get count(): number {
+    return this.published;
+  }
+
+  /** Starts the configured source on its timer. */
+  async start(): Promise<void> {
+    const source = this.options.source ?? { kind: 'off' };
+    if (source.kind === 'off' || this.timer) return;
+    let next: () => Quote[] | Promise<Quote[]>;
+    if (source.kind === 'brapi') {
+      const client = new BrapiClient(source.client);
+      next = () => client.quotes(source.tickers);
+    } else if (source.kind === 'random-walk') {
+      const step = randomWalk(source);
+      next = () =>
+        step().map(({ symbol, price }) => ({ symbol, price, at: this.now(), source: 'random-walk' }));
+    } else {
+      const quotes = parseBrapiRecording(
+        await readFile(source.file, 'utf8'),
+        `replay:${basename(source.file)}`,
+      );
+      const byTime = new Map<number, Quote[]>();
+      for (const quote of quotes) byTime.set(quote.at, [...(byTime.get(quote.at) ?? []), quote]);
+      const steps = [...byTime.values()];
+      let index = 0;
+      next = () => {
+        const batch = steps[index++] ?? [];
+        if (index >= steps.length) this.stopTimer();
+        return source.keepOriginalTime ? batch : batch.map((quote) => ({ ...quote, at: this.now() }));
+      };
+    }
+    // The first quotes go out now, not a whole interval later: a freshly started exchange has
+    // reference prices before the first order can reach the engine.
+    if (this.enabled) {
+      this.inFlight = this.inFlight
+        .then(async () => this.publishAll(await next()))
+        .catch((error: unknown) => this.logger.warn({ err: error }, 'quote not published'));
+      await this.inFlight;
+    }
+    this.timer = setInterval(() => {
+      if (!this.enabled) return;
+      this.inFlight = this.inFlight
+        .then(async () => this.publishAll(await next()))
+        .catch((error: unknown) => this.logger.warn({ err: error }, 'quote not published'));
+    }, source.intervalMs);
+  }
+
+  async stop(): Promise<void> {
+    this.stopTimer();
+    await this.inFlight;
+  }
+
+  private stopTimer(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Admin: switch the feed's quotes off (or on again). Admin prices still go through. */
+  setQuotesEnabled(enabled: boolean): void {
+    this.enabled = enabled;
+    this.logger.info({ enabled }, 'market data quotes switched');
+  }
+
+  /**
+   * Admin: sets a symbol's reference price (cents) in both caches, pinned so it never goes
+   * stale, and records it as a quote from `admin`.
+   */
+  async setReferencePrice(symbol: string, price: number): Promise<Quote> {
+    if (!Number.isSafeInteger(price) || price <= 0)
+      throw new RangeError(`reference price must be positive cents, got ${price}`);
+    const quote: Quote = { symbol, price, at: this.now(), source: 'admin' };
+    await this.record(quote, true);
+    return quote;
+  }
+
+  /**
+   * Fills the caches from the last recorded quote of each symbol, as after a restart with an
+   * in-process cache (or a flushed Redis): the caches are derived from the `quotes-…` streams.
+   * A cached newer price is kept; an admin's price comes back pinned.
+   */
+  async warmCaches(symbols: readonly string[]): Promise<number> {
+    let warmed = 0;
+    for (const symbol of symbols) {
+      const [last] = await this.options.store.readStream(quoteStreamId(symbol), {
+        direction: 'backwards',
+        limit: 1,
+      });
+      const data = last?.data as { last: number | null; at: number; source: string } | undefined;
+      if (!data || data.last === null) continue;
+      const cached = {
+        symbol,
+        price: data.last,
+        at: data.at,
+        source: data.source,
+        pinned: data.source === 'admin',
+      };
+      await Promise.all([this.options.brokerPrices.set(cached), this.options.marketPrices.set(cached)]);
+      warmed += 1;
+    }
+    return warmed;
+  }
+
+  /** One quote from a source: dropped while quotes are off. */
+  async publish(quote: Quote): Promise<boolean> {
+    if (!this.enabled) return false;
+    await this.record(quote, false);
+    return true;
+  }
+
+  async publishAll(quotes: Quote[]): Promise<void> {
+    for (const quote of quotes) await this.publish(quote);
+  }
+
+  private async record(quote: Quote, pinned: boolean): Promise<void> {
+    const cached = { symbol: quote.symbol, price: quote.price, at: quote.at, source: quote.source, pinned };
+    await Promise.all([this.options.brokerPrices.set(cached), this.options.marketPrices.set(cached)]);
+    await this.options.store.append(
+      quoteStreamId(quote.symbol),
+      [
+        {
+          // The same quote from the same source is one event, however often it is replayed.
+          id: deterministicId('quote', quote.source, quote.symbol, String(quote.at), String(quote.price)),
+          type: 'QuoteReceived',
+          data: {
+            symbol: quote.symbol,
+            bid: null,
+            ask: null,
+            bidSize: 0,
+            askSize: 0,
+            last: quote.price,
+            volume: 0,
+            source: quote.source,
+            at: quote.at,
+          },
+          metadata: {
+            correlationId: deterministicId('quote-correlation', quote.source, quote.symbol, String(quote.at)),
+            causationId: quote.source,
+            actor: MARKET_DATA_ACTOR,
+            occurredAt: new Date(quote.at).toISOString(),
+          },
+        },
+      ],
+      { expectedVersion: 'any' },
+    );
+    this.published += 1;
+    quotesPublished.inc({ source: quote.source.startsWith('replay:') ? 'replay' : quote.source });
+  }
+}

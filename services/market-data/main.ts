@@ -1,0 +1,71 @@
+/**
+ * `tradecore serve market-data`: the quote feed in its own process. Quotes from QUOTE_SOURCE go
+ * to `quotes-{symbol}` in the B3 event store and to both price caches: the broker asset cache
+ * (REDIS_URL) and the B3 market cache (B3_REDIS_URL, else REDIS_URL's database 1).
+ */
+import type { Logger } from 'pino';
+import { RedisPriceCache } from '../../adapters/redis/price-cache.ts';
+import { b3EventDefinitions } from '../../domain/b3/book-events.ts';
+import { quoteEventDefinitions } from '../../domain/b3/quote-events.ts';
+import { defaultCatalogue } from '../../domain/broker/instrument/catalogue.ts';
+import { EventSchemas } from '../../domain/shared/event-schemas.ts';
+import type { Config } from '../shared/config.ts';
+import { connectEventStores } from '../shared/event-stores.ts';
+import { type RunningService, ShutdownStack, startOpsServer } from '../shared/ops-server.ts';
+import { quoteSourceConfig } from '../shared/trading.ts';
+import { MarketDataFeed } from './feed.ts';
+
+/** Needs REDIS_URL (and so a B3 market cache): `tradecore serve` checks. */
+export async function startMarketDataService(
+  config: Config & { redisUrl: string; b3RedisUrl: string },
+  logger: Logger,
+): Promise<RunningService> {
+  const stack = new ShutdownStack(logger);
+  try {
+    const eventStores = await connectEventStores(config, {
+      b3: new EventSchemas([...b3EventDefinitions, ...quoteEventDefinitions]),
+    });
+    stack.push('event stores', () => eventStores.close());
+    const brokerPrices = await RedisPriceCache.connect({ url: config.redisUrl });
+    stack.push('broker asset cache', () => brokerPrices.close());
+    const marketPrices = await RedisPriceCache.connect({ url: config.b3RedisUrl });
+    stack.push('B3 market cache', () => marketPrices.close());
+
+    const source = quoteSourceConfig(config);
+    const feed = new MarketDataFeed({
+      store: eventStores.b3,
+      brokerPrices,
+      marketPrices,
+      source,
+      enabled: config.quotesEnabled,
+      logger: logger.child({ component: 'market-data' }),
+    });
+    await feed.warmCaches(defaultCatalogue.map((spec) => spec.symbol));
+    await feed.start();
+    stack.push('feed', () => feed.stop());
+
+    const ops = await startOpsServer({
+      port: config.port,
+      host: config.host,
+      logger: logger.child({ component: 'http' }),
+      readiness: {
+        'b3-event-store': () => eventStores.b3.headPosition(),
+        'broker-asset-cache': () => brokerPrices.get('PETR4'),
+        'market-cache': () => marketPrices.get('PETR4'),
+      },
+    });
+    stack.push('http', () => ops.close());
+    return {
+      url: ops.url,
+      banner: [
+        `tradecore market-data: health and metrics on ${ops.url}`,
+        `event stores: ${eventStores.description}`,
+        `quotes: ${source.kind}${config.quotesEnabled ? '' : ' (off until an admin switches them on)'}`,
+      ],
+      stop: () => stack.stop(),
+    };
+  } catch (error) {
+    await stack.stop();
+    throw error;
+  }
+}

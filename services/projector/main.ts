@@ -1,0 +1,58 @@
+/**
+ * `tradecore serve projector`: every read model followed in its own process — orders and wallets
+ * into MySQL (MYSQL_URL), trades, depth and candles into Postgres (B3_DATABASE_URL or
+ * DATABASE_URL, schema `readmodels`), quotes and the audit timeline into Mongo (MONGO_URL). Each
+ * projector keeps its checkpoint with its rows, so a restart resumes where it stopped.
+ */
+import type { Logger } from 'pino';
+import { b3EventDefinitions } from '../../domain/b3/book-events.ts';
+import { quoteEventDefinitions } from '../../domain/b3/quote-events.ts';
+import { EventSchemas } from '../../domain/shared/event-schemas.ts';
+import { brokerStoreSchemas } from '../api/api-events.ts';
+import type { Config } from '../shared/config.ts';
+import { connectEventStores } from '../shared/event-stores.ts';
+import { type RunningService, ShutdownStack, startOpsServer } from '../shared/ops-server.ts';
+import { connectReadModelStores, startProjections } from '../shared/read-models.ts';
+
+export async function startProjectorService(config: Config, logger: Logger): Promise<RunningService> {
+  const stack = new ShutdownStack(logger);
+  try {
+    const eventStores = await connectEventStores(config, {
+      broker: brokerStoreSchemas(),
+      b3: new EventSchemas([...b3EventDefinitions, ...quoteEventDefinitions]),
+    });
+    stack.push('event stores', () => eventStores.close());
+    const readModelStores = await connectReadModelStores(config);
+    stack.push('read-model stores', () => readModelStores.close());
+    const projections = await startProjections({
+      eventStores,
+      readModelStores,
+      logger: logger.child({ component: 'projections' }),
+    });
+    stack.push('projections', () => projections.stop());
+
+    const ops = await startOpsServer({
+      port: config.port,
+      host: config.host,
+      logger: logger.child({ component: 'http' }),
+      readiness: {
+        'broker-event-store': () => eventStores.broker.headPosition(),
+        'b3-event-store': () => eventStores.b3.headPosition(),
+        'read-models': () => projections.status(),
+      },
+    });
+    stack.push('http', () => ops.close());
+    return {
+      url: ops.url,
+      banner: [
+        `tradecore projector: health and metrics on ${ops.url}`,
+        `event stores: ${eventStores.description}`,
+        `read models: ${readModelStores.description ?? 'connected'} (${[...projections.projectors.keys()].join(', ')})`,
+      ],
+      stop: () => stack.stop(),
+    };
+  } catch (error) {
+    await stack.stop();
+    throw error;
+  }
+}

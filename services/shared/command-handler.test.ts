@@ -1,0 +1,134 @@
+import { describe, expect, it } from 'vitest';
+import { MemoryEventStore } from '../../adapters/memory/event-store.ts';
+import type { Decider } from '../../domain/shared/decider.ts';
+import { DomainError } from '../../domain/shared/domain-error.ts';
+import { type AppendResult, type EventStore, WrongExpectedVersion } from '../../domain/shared/event-store.ts';
+import { handleCommand } from './command-handler.ts';
+
+type CounterEvent = { type: 'Incremented'; data: { by: number } };
+type CounterCommand = { type: 'Increment'; by: number; max: number };
+
+class TooHigh extends DomainError {
+  readonly reason = 'TOO_HIGH';
+}
+
+const counter: Decider<number, CounterCommand, CounterEvent> = {
+  initial: () => 0,
+  decide: (command, state) => {
+    if (command.by === 0) return [];
+    if (state + command.by > command.max) throw new TooHigh('too high');
+    return [{ type: 'Incremented', data: { by: command.by } }];
+  },
+  evolve: (state, event) => state + event.data.by,
+};
+
+const metadata = { correlationId: 'c-1', causationId: 'cause-1', actor: 'tester' };
+
+/** A store whose first `conflicts` appends lose the race to another writer. */
+function racingStore(store: MemoryEventStore, conflicts: number): EventStore {
+  let left = conflicts;
+  return new Proxy(store, {
+    get(target, property, receiver) {
+      if (property !== 'append') return Reflect.get(target, property, receiver);
+      return async (...args: Parameters<EventStore['append']>): Promise<AppendResult> => {
+        if (left > 0) {
+          left -= 1;
+          await target.append(args[0], [
+            {
+              id: crypto.randomUUID(),
+              type: 'Incremented',
+              data: { by: 1 },
+              metadata: { ...metadata, actor: 'rival', occurredAt: new Date().toISOString() },
+            },
+          ]);
+        }
+        return target.append(...args);
+      };
+    },
+  });
+}
+
+describe('handleCommand', () => {
+  it('appends what the decider decides, with the metadata, and returns the new version and state', async () => {
+    const store = new MemoryEventStore();
+    const result = await handleCommand(
+      store,
+      'counter-1',
+      counter,
+      { type: 'Increment', by: 2, max: 10 },
+      metadata,
+    );
+    expect(result).toMatchObject({ version: 0, state: 2 });
+    const [event] = await store.readStream('counter-1');
+    expect(event?.metadata).toMatchObject(metadata);
+    expect(event?.id).toBe(result.events[0]?.id);
+  });
+
+  it('appends nothing when the decider decides nothing', async () => {
+    const store = new MemoryEventStore();
+    const result = await handleCommand(
+      store,
+      'counter-1',
+      counter,
+      { type: 'Increment', by: 0, max: 10 },
+      metadata,
+    );
+    expect(result).toMatchObject({ events: [], version: -1 });
+  });
+
+  it('retries a conflict with the fresh state, deciding again', async () => {
+    const store = new MemoryEventStore();
+    const result = await handleCommand(
+      racingStore(store, 2),
+      'counter-1',
+      counter,
+      { type: 'Increment', by: 5, max: 10 },
+      metadata,
+    );
+    expect(result.state).toBe(7);
+    expect((await store.readStream('counter-1')).map((event) => event.metadata.actor)).toEqual([
+      'rival',
+      'rival',
+      'tester',
+    ]);
+  });
+
+  it('gives up after maxRetries conflicts', async () => {
+    const store = new MemoryEventStore();
+    await expect(
+      handleCommand(
+        racingStore(store, 5),
+        'counter-1',
+        counter,
+        { type: 'Increment', by: 1, max: 100 },
+        metadata,
+        {
+          maxRetries: 2,
+        },
+      ),
+    ).rejects.toBeInstanceOf(WrongExpectedVersion);
+  });
+
+  it('throws a domain error as is, and the fresh state can turn a retry into a refusal', async () => {
+    const store = new MemoryEventStore();
+    await expect(
+      handleCommand(
+        racingStore(store, 3),
+        'counter-1',
+        counter,
+        { type: 'Increment', by: 8, max: 10 },
+        metadata,
+      ),
+    ).rejects.toBeInstanceOf(TooHigh);
+  });
+
+  it('does not retry an explicit expected version', async () => {
+    const store = new MemoryEventStore();
+    await handleCommand(store, 'counter-1', counter, { type: 'Increment', by: 1, max: 10 }, metadata);
+    await expect(
+      handleCommand(store, 'counter-1', counter, { type: 'Increment', by: 1, max: 10 }, metadata, {
+        expectedVersion: 'no_stream',
+      }),
+    ).rejects.toBeInstanceOf(WrongExpectedVersion);
+  });
+});

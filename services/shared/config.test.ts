@@ -1,0 +1,99 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from './config.ts';
+import { redact } from './event-stores.ts';
+
+describe('configuration', () => {
+  it('runs embedded with defaults when nothing is set', () => {
+    expect(loadConfig({})).toEqual({
+      dataDir: './.tradecore',
+      port: 8080,
+      host: '127.0.0.1',
+      logLevel: 'info',
+      databaseUrl: undefined,
+      b3DatabaseUrl: undefined,
+      esdbUrl: undefined,
+      mysqlUrl: undefined,
+      mongoUrl: undefined,
+      jwtTtlSeconds: 3600,
+      kafkaTopicPrefix: '',
+      priceMaxAgeMs: 300_000,
+      priceBandPercent: 10,
+      quoteSource: 'random-walk',
+      quoteIntervalMs: 1000,
+      quoteSeed: 42,
+      quotesEnabled: true,
+    });
+  });
+
+  it('reads the trading services’ settings: Redis, RabbitMQ, Kafka, prices and quotes', () => {
+    const config = loadConfig({
+      REDIS_URL: 'redis://cache:6379',
+      AMQP_URL: 'amqp://u:p@mq:5672',
+      KAFKA_BROKERS: 'k1:9092, k2:9092',
+      PRICE_MAX_AGE_SECONDS: '30',
+      PRICE_BAND_PERCENT: '7.5',
+      QUOTE_SOURCE: 'replay',
+      QUOTE_REPLAY_FILE: 'services/market-data/samples/brapi-quotes.json',
+      QUOTES_ENABLED: 'false',
+    });
+    expect(config).toMatchObject({
+      redisUrl: 'redis://cache:6379',
+      // The B3 market cache defaults to another database of the same server.
+      b3RedisUrl: 'redis://cache:6379/1',
+      amqpUrl: 'amqp://u:p@mq:5672',
+      kafkaBrokers: ['k1:9092', 'k2:9092'],
+      priceMaxAgeMs: 30_000,
+      priceBandPercent: 7.5,
+      quoteSource: 'replay',
+      quotesEnabled: false,
+    });
+    expect(loadConfig({ REDIS_URL: 'redis://a:6379', B3_REDIS_URL: 'redis://b:6380' }).b3RedisUrl).toBe(
+      'redis://b:6380',
+    );
+    expect(loadConfig({ KAFKA_BROKERS: '' }).kafkaBrokers).toBeUndefined();
+    expect(() => loadConfig({ KAFKA_BROKERS: 'no-port' })).toThrow(/KAFKA_BROKERS/);
+    expect(() => loadConfig({ AMQP_URL: 'not a url' })).toThrow(/AMQP_URL/);
+    expect(() => loadConfig({ QUOTE_SOURCE: 'bloomberg' })).toThrow(/QUOTE_SOURCE/);
+    expect(loadConfig({ QUOTE_SOURCE: 'brapi', BRAPI_TOKEN: 't0ken' })).toMatchObject({
+      quoteSource: 'brapi',
+      brapiToken: 't0ken',
+    });
+  });
+
+  it('reads the connected-mode URLs and treats an empty one as unset', () => {
+    const config = loadConfig({ DATABASE_URL: 'postgres://u:p@db:5432/x', ESDB_URL: '', PORT: '9000' });
+    expect(config).toMatchObject({ databaseUrl: 'postgres://u:p@db:5432/x', esdbUrl: undefined, port: 9000 });
+  });
+
+  it('refuses a short JWT secret or admin password, naming the variable', () => {
+    expect(() => loadConfig({ TRADECORE_JWT_SECRET: 'short' })).toThrow(/TRADECORE_JWT_SECRET/);
+    expect(() => loadConfig({ TRADECORE_ADMIN_PASSWORD: 'short' })).toThrow(/TRADECORE_ADMIN_PASSWORD/);
+  });
+
+  it('fails fast naming the bad variable', () => {
+    expect(() => loadConfig({ PORT: 'eighty' })).toThrow(ConfigError);
+    expect(() => loadConfig({ PORT: 'eighty' })).toThrow(/PORT/);
+    expect(() => loadConfig({ DATABASE_URL: 'not a url' })).toThrow(/DATABASE_URL/);
+    expect(() => loadConfig({ LOG_LEVEL: 'loud' })).toThrow(/LOG_LEVEL/);
+  });
+
+  it('reads the read-model stores’ URLs, MYSQL_URL and MONGO_URL', () => {
+    const config = loadConfig({
+      MYSQL_URL: 'mysql://u:p@mysql:3306/orders',
+      MONGO_URL: 'mongodb://mongo:27017/rm',
+    });
+    expect(config).toMatchObject({
+      mysqlUrl: 'mysql://u:p@mysql:3306/orders',
+      mongoUrl: 'mongodb://mongo:27017/rm',
+    });
+    expect(loadConfig({ MYSQL_URL: ' ', MONGO_URL: '' })).toMatchObject({
+      mysqlUrl: undefined,
+      mongoUrl: undefined,
+    });
+    expect(() => loadConfig({ MONGO_URL: 'mongo at home' })).toThrow(/MONGO_URL/);
+  });
+
+  it('never prints a password in a URL', () => {
+    expect(redact('postgres://trader:secret@db:5432/x')).toBe('postgres://trader:***@db:5432/x');
+  });
+});

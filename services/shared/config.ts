@@ -1,0 +1,150 @@
+import { z } from 'zod';
+
+/**
+ * Every setting tradecore reads from the environment, validated at start. Nothing else reads
+ * `process.env`. An adapter is chosen by its URL: absent means embedded.
+ */
+const optionalUrl = z
+  .string()
+  .trim()
+  .transform((value) => (value === '' ? undefined : value))
+  .pipe(z.url().optional())
+  .optional();
+
+export const ConfigSchema = z.object({
+  TRADECORE_DATA_DIR: z.string().min(1).default('./.tradecore'),
+  PORT: z.coerce.number().int().min(0).max(65_535).default(8080),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Broker event store (Postgres); PGlite in the data folder when absent. */
+  DATABASE_URL: optionalUrl,
+  /** B3 event store (Postgres); DATABASE_URL's server, schema `b3`, when absent. */
+  B3_DATABASE_URL: optionalUrl,
+  /** EventStoreDB for both event stores instead of Postgres, when set. */
+  ESDB_URL: optionalUrl,
+  /** MySQL (or MariaDB) for the broker read models (orders, wallets); the URL names the database. PGlite when absent. */
+  MYSQL_URL: optionalUrl,
+  /** Mongo for the document read models (quotes, audit timeline); database from the URL's path, else `tradecore`. PGlite when absent. */
+  MONGO_URL: optionalUrl,
+  /** The `admin` account's password; generated on first start and kept in the data folder when absent. */
+  TRADECORE_ADMIN_PASSWORD: z.string().min(8, 'must be at least 8 characters').max(200).optional(),
+  /** The JWT signing key (HS256); generated on first start and kept in the data folder when absent. */
+  TRADECORE_JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  /** How long a login token stays valid, in seconds. */
+  TRADECORE_JWT_TTL_SECONDS: z.coerce.number().int().min(60).max(604_800).default(3600),
+  /** Redis for the broker asset cache (prices market buys reserve against); in-process cache when absent. */
+  REDIS_URL: optionalUrl,
+  /** Redis for the B3 market cache (the engine's reference prices); REDIS_URL's server, database 1, when absent. */
+  B3_REDIS_URL: optionalUrl,
+  /** RabbitMQ for the broker↔B3 transport; in-process transport when absent. */
+  AMQP_URL: optionalUrl,
+  /** Kafka bootstrap brokers, comma-separated host:port; no integration events when absent. */
+  KAFKA_BROKERS: z
+    .string()
+    .trim()
+    .transform((value) =>
+      value
+        .split(',')
+        .map((broker) => broker.trim())
+        .filter((broker) => broker !== ''),
+    )
+    .pipe(z.array(z.string().regex(/^[^\s:]+:\d{1,5}$/, 'must be host:port, comma-separated')))
+    .optional(),
+  /** Prepended to the Kafka topic names (`<prefix>-order-events-v1`); none when absent. */
+  KAFKA_TOPIC_PREFIX: z.string().trim().default(''),
+  /** A reference price older than this makes the B3 engine reject an order (REFERENCE_PRICE_STALE). */
+  PRICE_MAX_AGE_SECONDS: z.coerce.number().int().positive().default(300),
+  /** Half-width of the B3 price band around the reference price, in percent. */
+  PRICE_BAND_PERCENT: z.coerce.number().positive().max(100).default(10),
+  /** Where quotes come from: a seeded random walk, a recorded Brapi file, or nowhere (admin prices only). */
+  QUOTE_SOURCE: z.enum(['random-walk', 'replay', 'brapi', 'off']).default('random-walk'),
+  /** QUOTE_SOURCE=brapi: the Brapi API (default https://brapi.dev) and its token. */
+  BRAPI_URL: optionalUrl,
+  BRAPI_TOKEN: z.string().min(1).optional(),
+  /** The Brapi `/api/quote` recording QUOTE_SOURCE=replay plays. */
+  QUOTE_REPLAY_FILE: z.string().min(1).optional(),
+  QUOTE_INTERVAL_MS: z.coerce.number().int().min(10).default(1000),
+  QUOTE_SEED: z.coerce.number().int().default(42),
+  /** `false` starts with quotes switched off (an admin can switch them on). */
+  QUOTES_ENABLED: z
+    .enum(['true', 'false', '1', '0'])
+    .default('true')
+    .transform((value) => value === 'true' || value === '1'),
+});
+
+export type Config = {
+  dataDir: string;
+  port: number;
+  host: string;
+  logLevel: z.infer<typeof ConfigSchema>['LOG_LEVEL'];
+  databaseUrl?: string;
+  b3DatabaseUrl?: string;
+  esdbUrl?: string;
+  mysqlUrl?: string;
+  mongoUrl?: string;
+  adminPassword?: string;
+  jwtSecret?: string;
+  jwtTtlSeconds: number;
+  redisUrl?: string;
+  b3RedisUrl?: string;
+  amqpUrl?: string;
+  kafkaBrokers?: string[];
+  kafkaTopicPrefix: string;
+  priceMaxAgeMs: number;
+  priceBandPercent: number;
+  quoteSource: 'random-walk' | 'replay' | 'brapi' | 'off';
+  brapiUrl?: string;
+  brapiToken?: string;
+  quoteReplayFile?: string;
+  quoteIntervalMs: number;
+  quoteSeed: number;
+  quotesEnabled: boolean;
+};
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const parsed = ConfigSchema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+    throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
+  }
+  const values = parsed.data;
+  return {
+    dataDir: values.TRADECORE_DATA_DIR,
+    port: values.PORT,
+    host: values.HOST,
+    logLevel: values.LOG_LEVEL,
+    databaseUrl: values.DATABASE_URL,
+    b3DatabaseUrl: values.B3_DATABASE_URL,
+    esdbUrl: values.ESDB_URL,
+    mysqlUrl: values.MYSQL_URL,
+    mongoUrl: values.MONGO_URL,
+    adminPassword: values.TRADECORE_ADMIN_PASSWORD,
+    jwtSecret: values.TRADECORE_JWT_SECRET,
+    jwtTtlSeconds: values.TRADECORE_JWT_TTL_SECONDS,
+    redisUrl: values.REDIS_URL,
+    b3RedisUrl: values.B3_REDIS_URL ?? (values.REDIS_URL ? redisDatabase(values.REDIS_URL, 1) : undefined),
+    amqpUrl: values.AMQP_URL,
+    kafkaBrokers: values.KAFKA_BROKERS && values.KAFKA_BROKERS.length > 0 ? values.KAFKA_BROKERS : undefined,
+    kafkaTopicPrefix: values.KAFKA_TOPIC_PREFIX,
+    priceMaxAgeMs: values.PRICE_MAX_AGE_SECONDS * 1000,
+    priceBandPercent: values.PRICE_BAND_PERCENT,
+    quoteSource: values.QUOTE_SOURCE,
+    brapiUrl: values.BRAPI_URL,
+    brapiToken: values.BRAPI_TOKEN,
+    quoteReplayFile: values.QUOTE_REPLAY_FILE,
+    quoteIntervalMs: values.QUOTE_INTERVAL_MS,
+    quoteSeed: values.QUOTE_SEED,
+    quotesEnabled: values.QUOTES_ENABLED,
+  };
+}
+
+/** The same Redis server, another database: `redis://h:6379` → `redis://h:6379/1`. */
+export function redisDatabase(url: string, database: number): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${database}`;
+  return parsed.toString();
+}

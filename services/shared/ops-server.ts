@@ -1,0 +1,87 @@
+import Fastify from 'fastify';
+import type { Logger } from 'pino';
+import { register } from 'prom-client';
+import { ensureDefaultMetrics } from '../api/metrics.ts';
+
+/** One dependency `/health/ready` checks: resolves when reachable, throws (or rejects) when not. */
+export type ReadinessCheck = () => Promise<unknown>;
+
+export interface OpsServerOptions {
+  port: number;
+  host: string;
+  /** Every dependency the service uses, by name. */
+  readiness: Record<string, ReadinessCheck>;
+  logger: Logger;
+}
+
+/**
+ * The HTTP face of a service without an API (b3-engine, market-data, projector): `/health/live`,
+ * `/health/ready` (each dependency, 503 when one is down) and `/metrics` for Prometheus.
+ */
+export async function startOpsServer(
+  options: OpsServerOptions,
+): Promise<{ url: string; close(): Promise<void> }> {
+  ensureDefaultMetrics();
+  const app = Fastify({ loggerInstance: options.logger });
+  app.get('/health/live', async () => ({ status: 'ok' }));
+  app.get('/health/ready', async (_request, reply) => {
+    const results = await Promise.all(
+      Object.entries(options.readiness).map(async ([name, check]) => {
+        try {
+          await withTimeout(check(), 2_000);
+          return [name, { status: 'up' }] as const;
+        } catch (error) {
+          return [
+            name,
+            { status: 'down', error: error instanceof Error ? error.message : String(error) },
+          ] as const;
+        }
+      }),
+    );
+    const ready = results.every(([, result]) => result.status === 'up');
+    return reply
+      .code(ready ? 200 : 503)
+      .send({ status: ready ? 'ready' : 'not ready', checks: Object.fromEntries(results) });
+  });
+  app.get('/metrics', async (_request, reply) =>
+    reply.type(register.contentType).send(await register.metrics()),
+  );
+  const address = await app.listen({ port: options.port, host: options.host });
+  const url = address.replace('://0.0.0.0', '://127.0.0.1').replace('://[::]', '://127.0.0.1');
+  return { url, close: () => app.close() };
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/** A service started by `tradecore serve`: where it listens, what to tell its operator, how to stop it. */
+export interface RunningService {
+  url: string;
+  banner: string[];
+  /** Stops taking work, drains, saves checkpoints, closes connections: the reverse of the start. */
+  stop(): Promise<void>;
+}
+
+/** What a composition root opened, closed in reverse order; one failure does not keep the rest open. */
+export class ShutdownStack {
+  private readonly entries: Array<{ name: string; stop: () => Promise<unknown> }> = [];
+  constructor(private readonly logger: Pick<Logger, 'warn'>) {}
+
+  push(name: string, stop: () => Promise<unknown>): void {
+    this.entries.push({ name, stop });
+  }
+
+  async stop(): Promise<void> {
+    for (const { name, stop } of this.entries.splice(0).reverse())
+      await stop().catch((error: unknown) =>
+        this.logger.warn({ err: error, component: name }, 'stop failed'),
+      );
+  }
+}

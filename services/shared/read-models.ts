@@ -1,0 +1,168 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { MongoReadModelStore } from '../../adapters/mongo/read-model-store.ts';
+import { MysqlReadModelStore } from '../../adapters/mysql/read-model-store.ts';
+import { pgliteClient } from '../../adapters/pglite/client.ts';
+import { pgClient } from '../../adapters/postgres/client.ts';
+import { SqlReadModelStore } from '../../adapters/postgres/read-model-store.ts';
+import type { ProjectionDefinition } from '../../projections/model.ts';
+import { Projector, type ProjectorStatus, type RebuildProgress } from '../../projections/projector.ts';
+import { readModelProjections } from '../../projections/read-models/index.ts';
+import { type ReadModelStores, storeFor } from '../../projections/read-models/queries.ts';
+import type { ReadModelStore } from '../../projections/store.ts';
+import type { Config } from './config.ts';
+import type { EventStores } from './event-stores.ts';
+import { redact } from './event-stores.ts';
+
+export type { ReadModelStores } from '../../projections/read-models/queries.ts';
+
+/** The Postgres schema every SQL read model lives in (on Postgres and on PGlite). */
+export const READ_MODEL_SCHEMA = 'readmodels';
+
+/**
+ * The three read-model stores, each chosen by its URL: MYSQL_URL → MySQL (orders, wallets),
+ * B3_DATABASE_URL or DATABASE_URL → Postgres schema `readmodels` (trades, depth, candles),
+ * MONGO_URL → Mongo (quotes, audit). Every absent one is served by one PGlite database in the
+ * data folder, shared by all of them.
+ */
+export async function connectReadModelStores(config: Config): Promise<ReadModelStores> {
+  const opened: ReadModelStore[] = [];
+  const closers: Array<() => Promise<void>> = [];
+  const described: string[] = [];
+  let embedded: ReadModelStore | undefined;
+  const pglite = async (): Promise<ReadModelStore> => {
+    if (embedded) return embedded;
+    const dataDir = join(config.dataDir, 'read-models');
+    await mkdir(dataDir, { recursive: true });
+    const client = await pgliteClient(dataDir);
+    closers.push(() => client.close());
+    embedded = await SqlReadModelStore.open({ client, schema: READ_MODEL_SCHEMA, kind: 'pglite' });
+    described.push(`PGlite in ${dataDir}`);
+    return embedded;
+  };
+  try {
+    const postgresUrl = config.b3DatabaseUrl ?? config.databaseUrl;
+    const postgres = postgresUrl
+      ? await SqlReadModelStore.open({
+          client: pgClient(postgresUrl),
+          schema: READ_MODEL_SCHEMA,
+          ownsClient: true,
+        })
+      : await pglite();
+    if (postgresUrl) {
+      opened.push(postgres);
+      described.push(`Postgres at ${redact(postgresUrl)}`);
+    }
+    const mysql = config.mysqlUrl ? await MysqlReadModelStore.open({ url: config.mysqlUrl }) : await pglite();
+    if (config.mysqlUrl) {
+      opened.push(mysql);
+      described.push(`MySQL at ${redact(config.mysqlUrl)}`);
+    }
+    const mongo = config.mongoUrl
+      ? await MongoReadModelStore.connect(config.mongoUrl, mongoDatabase(config.mongoUrl))
+      : await pglite();
+    if (config.mongoUrl) {
+      opened.push(mongo);
+      described.push(`Mongo at ${redact(config.mongoUrl)}`);
+    }
+    return {
+      postgres,
+      mysql,
+      mongo,
+      description: described.join(', '),
+      async close() {
+        await Promise.all(opened.map((store) => store.close()));
+        for (const close of closers) await close();
+      },
+    };
+  } catch (error) {
+    await Promise.allSettled(opened.map((store) => store.close()));
+    for (const close of closers) await close().catch(() => {});
+    throw error;
+  }
+}
+
+/** The database a Mongo URL names in its path, `tradecore` when it names none. */
+export function mongoDatabase(url: string): string {
+  const path = new URL(url).pathname.replace(/^\//, '');
+  return path === '' ? 'tradecore' : decodeURIComponent(path);
+}
+
+export interface ProjectionRegistry {
+  readonly projectors: ReadonlyMap<string, Projector>;
+  status(): Promise<ProjectorStatus[]>;
+  /** Rebuilds one read model (or `all`, one after another) while the live tables keep serving. */
+  rebuild(name: string, onProgress?: (progress: RebuildProgress) => void): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export class UnknownProjection extends Error {
+  override readonly name = 'UnknownProjection';
+  constructor(
+    readonly projection: string,
+    readonly known: string[],
+  ) {
+    super(`unknown projection "${projection}" (known: ${known.join(', ')}, or all)`);
+  }
+}
+
+export interface StartProjectionsOptions {
+  eventStores: Pick<EventStores, 'broker' | 'b3'>;
+  readModelStores: Pick<ReadModelStores, 'mysql' | 'postgres' | 'mongo'>;
+  logger?: ConstructorParameters<typeof Projector>[0]['logger'];
+  /** Which read models to run; every one by default. */
+  projections?: readonly ProjectionDefinition[];
+  /** `false`: create the projectors without following live events (the CLI rebuilds and reports). */
+  follow?: boolean;
+  batchSize?: number;
+}
+
+/**
+ * One projector per read model, each following its event store into its store. The registry is
+ * what the admin API and the CLI use: status (checkpoint, head, lag), rebuild with progress, stop.
+ */
+export async function startProjections(options: StartProjectionsOptions): Promise<ProjectionRegistry> {
+  const definitions = options.projections ?? readModelProjections;
+  const projectors = new Map<string, Projector>();
+  for (const projection of definitions)
+    projectors.set(
+      projection.name,
+      new Projector({
+        projection,
+        source: options.eventStores[projection.source],
+        store: storeFor(options.readModelStores, projection),
+        logger: options.logger,
+        batchSize: options.batchSize ?? 2_000,
+      }),
+    );
+  if (options.follow !== false) {
+    try {
+      for (const projector of projectors.values()) await projector.start();
+    } catch (error) {
+      await Promise.allSettled([...projectors.values()].map((projector) => projector.stop()));
+      throw error;
+    }
+  }
+  const rebuilding = new Map<string, Promise<void>>();
+  const rebuildOne = (name: string, onProgress?: (progress: RebuildProgress) => void): Promise<void> => {
+    const running = rebuilding.get(name);
+    if (running) return running;
+    const projector = projectors.get(name);
+    if (!projector) throw new UnknownProjection(name, [...projectors.keys()]);
+    const started = projector.rebuild(onProgress).finally(() => rebuilding.delete(name));
+    rebuilding.set(name, started);
+    return started;
+  };
+  return {
+    projectors,
+    status: () => Promise.all([...projectors.values()].map((projector) => projector.status())),
+    async rebuild(name, onProgress) {
+      if (name !== 'all') return rebuildOne(name, onProgress);
+      for (const projection of projectors.keys()) await rebuildOne(projection, onProgress);
+    },
+    async stop() {
+      await Promise.allSettled([...rebuilding.values()]);
+      await Promise.all([...projectors.values()].map((projector) => projector.stop()));
+    },
+  };
+}

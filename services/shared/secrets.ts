@@ -1,0 +1,55 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Config } from './config.ts';
+
+export interface Secrets {
+  adminPassword: string;
+  jwtSecret: string;
+  /** True on the start that generated the admin password: the one time it is printed. */
+  adminPasswordGenerated: boolean;
+  /** Where a generated admin password is kept (also when it came from the environment: undefined). */
+  adminPasswordFile?: string;
+}
+
+/**
+ * The admin password and JWT signing key: from the environment when set, else generated once and
+ * kept in the data folder (mode 0600) so that restarts keep them. Nothing secret is ever committed.
+ */
+export async function loadSecrets(config: Config): Promise<Secrets> {
+  await mkdir(config.dataDir, { recursive: true });
+  const jwt = config.jwtSecret
+    ? { value: config.jwtSecret, generated: false }
+    : await readOrCreate(join(config.dataDir, 'jwt-secret'), () => randomBytes(48).toString('base64url'));
+  const adminFile = join(config.dataDir, 'admin-password');
+  const admin = config.adminPassword
+    ? { value: config.adminPassword, generated: false }
+    : await readOrCreate(adminFile, () => randomBytes(12).toString('base64url'));
+  return {
+    adminPassword: admin.value,
+    jwtSecret: jwt.value,
+    adminPasswordGenerated: admin.generated,
+    adminPasswordFile: config.adminPassword ? undefined : adminFile,
+  };
+}
+
+async function readOrCreate(
+  path: string,
+  generate: () => string,
+): Promise<{ value: string; generated: boolean }> {
+  try {
+    const value = (await readFile(path, 'utf8')).trim();
+    if (value) return { value, generated: false };
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  const value = generate();
+  // `wx`: two processes starting at once cannot overwrite each other's secret.
+  try {
+    await writeFile(path, `${value}\n`, { mode: 0o600, flag: 'wx' });
+    return { value, generated: true };
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    return { value: (await readFile(path, 'utf8')).trim(), generated: false };
+  }
+}

@@ -1,0 +1,267 @@
+/**
+ * The trading services in one composition: the order process manager (broker side), the B3
+ * engine, the market data feed and the Kafka relays. Adapters are chosen by URL: RabbitMQ when
+ * AMQP_URL is set (else the in-process transport), Redis when REDIS_URL / B3_REDIS_URL are set
+ * (else in-process caches), Kafka relays when KAFKA_BROKERS is set (else none).
+ *
+ * `tradecore start` (embedded, everything in one process) and `tradecore serve …` call
+ * `startTradingServices` after `connectEventStores`, and `stop()` before closing the stores.
+ */
+import { join } from 'node:path';
+import { Kafka, logLevel } from 'kafkajs';
+import { ensureTopics, KafkaPublisher } from '../../adapters/kafka/publisher.ts';
+import { catalogueTopics, routeByStream, topicCatalogue } from '../../adapters/kafka/topics.ts';
+import { MemoryPriceCache } from '../../adapters/memory/price-cache.ts';
+import { MemoryTransport } from '../../adapters/memory/transport.ts';
+import { RabbitMqBridge } from '../../adapters/rabbitmq/bridge.ts';
+import { RedisPriceCache } from '../../adapters/redis/price-cache.ts';
+import { defaultCatalogue } from '../../domain/broker/instrument/catalogue.ts';
+import type { PriceCache } from '../../domain/shared/price-cache.ts';
+import type { Transport } from '../../domain/shared/transport.ts';
+import { Relay, type RelayCheckpoints } from '../../projections/relay.ts';
+import { EngineService } from '../b3-engine/engine-service.ts';
+import { OrderProcess } from '../broker/order-process.ts';
+import { MarketDataFeed, type QuoteSourceConfig } from '../market-data/feed.ts';
+import { routeB3Events } from '../market-data/integration.ts';
+import type { Config } from './config.ts';
+import type { EventStores } from './event-stores.ts';
+import { type ServiceLogger, silentLogger } from './service-logger.ts';
+import { SnapshotCheckpoints } from './snapshot-checkpoints.ts';
+
+export interface TradingServices {
+  orderProcess: OrderProcess;
+  engine: EngineService;
+  /** Admin commands: `marketData.setQuotesEnabled(false)`, `marketData.setReferencePrice('PETR4', 3250)`. */
+  marketData: MarketDataFeed;
+  transport: Transport;
+  brokerPrices: PriceCache;
+  marketPrices: PriceCache;
+  relays: Relay[];
+  /** One line per adapter, for the start banner. */
+  description: string[];
+  /** Stops taking work, drains, saves checkpoints, closes connections; the event stores stay open. */
+  stop(): Promise<void>;
+}
+
+export interface StartTradingServicesOptions {
+  config: Config;
+  eventStores: Pick<EventStores, 'broker' | 'b3'>;
+  logger?: ServiceLogger;
+  /** Isolation for tests and tenants: RabbitMQ name prefix, Redis key prefix, a RabbitMQ connection name. */
+  rabbitPrefix?: string;
+  redisKeyPrefix?: string;
+  connectionName?: string;
+  /** Given adapters win over the config's (tests). */
+  transport?: Transport;
+  brokerPrices?: PriceCache;
+  marketPrices?: PriceCache;
+  /** Checkpoints for the process manager and relays (default: snapshots in each event store). */
+  checkpoints?: { broker?: RelayCheckpoints; b3?: RelayCheckpoints };
+  /** Transport retries (tests shorten them). */
+  retryDelaysMs?: readonly number[];
+}
+
+export async function startTradingServices(options: StartTradingServicesOptions): Promise<TradingServices> {
+  const { config, eventStores } = options;
+  const logger = options.logger ?? silentLogger;
+  const description: string[] = [];
+  const closers: Array<() => Promise<void>> = [];
+  const stoppers: Array<() => Promise<void>> = [];
+  const stop = async () => {
+    for (const stopOne of stoppers.reverse())
+      await stopOne().catch((error: unknown) => logger.warn({ err: error }, 'stop failed'));
+    for (const close of closers.reverse())
+      await close().catch((error: unknown) => logger.warn({ err: error }, 'close failed'));
+  };
+
+  try {
+    const transport =
+      options.transport ??
+      (config.amqpUrl
+        ? await RabbitMqBridge.connect({
+            url: config.amqpUrl,
+            prefix: options.rabbitPrefix,
+            connectionName: options.connectionName,
+            logger,
+          })
+        : new MemoryTransport());
+    if (!options.transport) closers.push(() => transport.close());
+    description.push(config.amqpUrl ? 'broker↔B3 transport: RabbitMQ' : 'broker↔B3 transport: in process');
+
+    const cache = async (given: PriceCache | undefined, url: string | undefined): Promise<PriceCache> => {
+      if (given) return given;
+      const created = url
+        ? await RedisPriceCache.connect({ url, keyPrefix: options.redisKeyPrefix })
+        : new MemoryPriceCache();
+      closers.push(() => created.close());
+      return created;
+    };
+    const brokerPrices = await cache(options.brokerPrices, config.redisUrl);
+    const marketPrices = await cache(options.marketPrices, config.b3RedisUrl);
+    description.push(config.redisUrl ? 'price caches: Redis' : 'price caches: in process');
+
+    const source = quoteSourceConfig(config);
+    const marketData = new MarketDataFeed({
+      store: eventStores.b3,
+      brokerPrices,
+      marketPrices,
+      source,
+      enabled: config.quotesEnabled,
+      logger,
+    });
+
+    await marketData.warmCaches(defaultCatalogue.map((spec) => spec.symbol));
+
+    const engine = new EngineService({
+      store: eventStores.b3,
+      transport,
+      marketPrices,
+      priceMaxAgeMs: config.priceMaxAgeMs,
+      priceBandBps: Math.round(config.priceBandPercent * 100),
+      retryDelaysMs: options.retryDelaysMs,
+      logger,
+    });
+    const orderProcess = new OrderProcess({
+      store: eventStores.broker,
+      transport,
+      assetPrices: brokerPrices,
+      priceBandPercent: config.priceBandPercent,
+      checkpoints: options.checkpoints?.broker,
+      retryDelaysMs: options.retryDelaysMs,
+      logger,
+    });
+
+    const kafka = config.kafkaBrokers
+      ? await startKafkaRelays({
+          brokers: config.kafkaBrokers,
+          topicPrefix: config.kafkaTopicPrefix,
+          eventStores,
+          checkpoints: options.checkpoints,
+          logger,
+        })
+      : undefined;
+    const relays = kafka?.relays ?? [];
+    if (kafka) closers.push(() => kafka.close());
+    description.push(
+      config.kafkaBrokers
+        ? `integration events: Kafka at ${config.kafkaBrokers.join(',')}`
+        : 'integration events: none (KAFKA_BROKERS unset)',
+    );
+
+    // Consumers first, producers last, so nothing waits on a service not yet started.
+    await engine.start();
+    stoppers.push(() => engine.stop());
+    await orderProcess.start();
+    stoppers.push(() => orderProcess.stop());
+    for (const relay of relays) {
+      await relay.start();
+      stoppers.push(() => relay.stop());
+    }
+    await marketData.start();
+    stoppers.push(() => marketData.stop());
+    description.push(
+      `market data: ${source.kind}${config.quotesEnabled ? '' : ' (quotes off)'}, price band ±${config.priceBandPercent}%`,
+    );
+
+    return {
+      orderProcess,
+      engine,
+      marketData,
+      transport,
+      brokerPrices,
+      marketPrices,
+      relays,
+      description,
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+/** The quote source the config names (QUOTE_SOURCE and its settings), over the default catalogue. */
+export function quoteSourceConfig(config: Config): QuoteSourceConfig {
+  const catalogueSymbols = defaultCatalogue.map((spec) => spec.symbol);
+  switch (config.quoteSource) {
+    case 'off':
+      return { kind: 'off' };
+    case 'brapi':
+      return {
+        kind: 'brapi',
+        tickers: catalogueSymbols,
+        intervalMs: config.quoteIntervalMs,
+        client: { baseUrl: config.brapiUrl, token: config.brapiToken },
+      };
+    case 'replay':
+      return {
+        kind: 'replay',
+        file: config.quoteReplayFile ?? join('services', 'market-data', 'samples', 'brapi-quotes.json'),
+        intervalMs: config.quoteIntervalMs,
+      };
+    case 'random-walk':
+      return {
+        kind: 'random-walk',
+        seed: config.quoteSeed,
+        intervalMs: config.quoteIntervalMs,
+        start: Object.fromEntries(defaultCatalogue.map((spec) => [spec.symbol, spec.referencePrice])),
+      };
+  }
+}
+
+export interface StartKafkaRelaysOptions {
+  brokers: string[];
+  topicPrefix: string;
+  /** The stores whose events go to Kafka: the broker's, the B3's, or both. */
+  eventStores: Partial<Pick<EventStores, 'broker' | 'b3'>>;
+  checkpoints?: { broker?: RelayCheckpoints; b3?: RelayCheckpoints };
+  logger: ServiceLogger;
+}
+
+/**
+ * Creates the integration topics, connects one publisher and builds (not starts) a relay per
+ * given event store. `close()` disconnects the publisher once the relays are stopped.
+ */
+export async function startKafkaRelays(
+  options: StartKafkaRelaysOptions,
+): Promise<{ relays: Relay[]; close(): Promise<void> }> {
+  const { eventStores, logger } = options;
+  const kafka = new Kafka({ clientId: 'tradecore', brokers: options.brokers, logLevel: logLevel.WARN });
+  const catalogue = topicCatalogue(options.topicPrefix);
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    await ensureTopics(
+      admin,
+      catalogueTopics(catalogue).map((topic) => ({ topic: topic.name, partitions: topic.partitions })),
+    );
+  } finally {
+    await admin.disconnect();
+  }
+  const publisher = new KafkaPublisher(kafka);
+  await publisher.connect();
+  const relays: Relay[] = [];
+  if (eventStores.broker)
+    relays.push(
+      new Relay({
+        name: 'kafka-broker',
+        source: eventStores.broker,
+        checkpoints: options.checkpoints?.broker ?? new SnapshotCheckpoints(eventStores.broker),
+        publisher,
+        map: routeByStream(catalogue),
+        logger,
+      }),
+    );
+  if (eventStores.b3)
+    relays.push(
+      new Relay({
+        name: 'kafka-b3',
+        source: eventStores.b3,
+        checkpoints: options.checkpoints?.b3 ?? new SnapshotCheckpoints(eventStores.b3),
+        publisher,
+        map: routeB3Events(catalogue),
+        logger,
+      }),
+    );
+  return { relays, close: () => publisher.disconnect() };
+}
