@@ -15,5 +15,6 @@ export async function openPgliteEventStore(options: {
     schemas: options.schemas,
     label: 'pglite',
     ownsClient: true,
+    notifyOtherProcesses: false,
   });
 }

@@ -17,7 +17,7 @@ import {
 import { appendSeconds, readerHoldbackSeconds } from '../shared/event-store-metrics.ts';
 import { prepareEvents } from '../shared/prepare-events.ts';
 import { type SqlClient, sqlState } from '../shared/sql-client.ts';
-import { type BatchRead, followAll, Waker } from '../shared/subscription.ts';
+import { type BatchRead, followAll, LiveTail, Waker } from '../shared/subscription.ts';
 import { assertSchemaName, eventStoreSchema, notifyChannel, positionLockKey } from './event-store-schema.ts';
 
 export interface SqlEventStoreOptions {
@@ -29,6 +29,11 @@ export interface SqlEventStoreOptions {
   label?: string;
   /** Close the client with the store. */
   ownsClient?: boolean;
+  /**
+   * Wake other processes' subscribers with NOTIFY after each append (default true). An embedded
+   * PGlite belongs to one process, whose subscribers are woken in memory: it has no one to tell.
+   */
+  notifyOtherProcesses?: boolean;
 }
 
 interface EventRow {
@@ -56,6 +61,8 @@ export class SqlEventStore implements EventStore {
   private readonly waker = new Waker();
   private unlisten?: () => Promise<void>;
   private readonly subscriptions = new Set<Subscription>();
+  /** Reads new events once for every live subscriber (started by the first subscription). */
+  private readonly tail: LiveTail;
   /** Where a plain `readAll` was last held back, to measure how long. */
   private holdback?: { position: number; since: number };
   /** The NOTIFY in flight, if any, and whether appends committed since it was sent. */
@@ -66,6 +73,11 @@ export class SqlEventStore implements EventStore {
     this.client = options.client;
     this.schema = assertSchemaName(options.schema);
     this.label = options.label ?? 'postgres';
+    this.tail = new LiveTail(
+      (after, limit) => this.readAllBatch(after, limit),
+      () => this.headPosition(),
+      this.waker,
+    );
   }
 
   /** Creates the schema's tables and function if needed (safe to run from several processes at once). */
@@ -124,6 +136,7 @@ export class SqlEventStore implements EventStore {
    */
   private announce(): void {
     this.waker.wake();
+    if (this.options.notifyOtherProcesses === false) return;
     if (this.notifying) {
       this.notifyAgain = true;
       return;
@@ -231,14 +244,15 @@ export class SqlEventStore implements EventStore {
     let after = options.after;
     const subscription = followAll(
       async (from, limit) => {
-        const batch = await this.readAllBatch(from, limit);
+        const batch = this.tail.read(from, limit) ?? (await this.readAllBatch(from, limit));
         holdback = measureHoldback(holdback, after, batch, this.label);
         after = batch.events.at(-1)?.position ?? from;
         return batch;
       },
-      this.waker,
+      this.tail.advanced,
       options,
     );
+    this.tail.start();
     this.subscriptions.add(subscription);
     void subscription.done.then(() => this.subscriptions.delete(subscription));
     return subscription;
@@ -276,6 +290,7 @@ export class SqlEventStore implements EventStore {
 
   async close(): Promise<void> {
     await Promise.all([...this.subscriptions].map((subscription) => subscription.stop()));
+    await this.tail.stop();
     await this.unlisten?.();
     await this.notifying;
     if (this.options.ownsClient) await this.client.close();

@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import type { RecordedEvent, SubscribeOptions, Subscription } from '../../domain/shared/event-store.ts';
 
 /** Something that says "new events may be there" (LISTEN/NOTIFY, an in-memory append). */
@@ -92,4 +93,107 @@ export function followAll(
       await done;
     },
   };
+}
+
+/**
+ * One reader of a store's newest events for all its live subscribers. Without it every subscriber
+ * reads the store after every append (the order process, each projector, each relay): one query
+ * per subscriber per append, which in the embedded mode is most of the CPU an order costs. The
+ * tail reads each new event once, by the same rule as any reader (only settled events, in position
+ * order), keeps the latest `capacity` of them, and wakes the subscribers, which take what they
+ * need from memory. A subscriber outside the window — catching up from an old checkpoint, or for a
+ * moment ahead of the tail — reads the store itself, as before.
+ */
+export class LiveTail {
+  /** Wakes subscribers when the tail has read further. */
+  readonly advanced = new Waker();
+  /** Settled events in (from, head], in position order. */
+  private events: RecordedEvent[] = [];
+  private from = Number.POSITIVE_INFINITY;
+  private head = Number.NEGATIVE_INFINITY;
+  private heldBack = false;
+  private subscription: Subscription | undefined;
+
+  constructor(
+    private readonly readBatch: (after: number, limit: number) => Promise<BatchRead>,
+    private readonly headPosition: () => Promise<number>,
+    private readonly wakeSource: WakeSource,
+    private readonly options: { capacity?: number; onError?: (error: unknown) => void } = {},
+  ) {}
+
+  /** Starts reading after the store's current head; idempotent. */
+  start(): void {
+    if (this.subscription) return;
+    const controller = new AbortController();
+    const { signal } = controller;
+    const run = async () => {
+      while (!signal.aborted) {
+        try {
+          await this.follow(signal);
+        } catch (error) {
+          // Until the tail reads again, every subscriber reads the store itself (and meets the error too).
+          this.from = Number.POSITIVE_INFINITY;
+          this.events = [];
+          this.advanced.wake();
+          this.options.onError?.(error);
+          await delay(500, undefined, { signal }).catch(() => {});
+        }
+      }
+    };
+    const done = run();
+    this.subscription = {
+      done,
+      stop: async () => {
+        controller.abort();
+        await done;
+      },
+    };
+  }
+
+  private async follow(signal: AbortSignal): Promise<void> {
+    const capacity = this.options.capacity ?? 10_000;
+    const start = await this.headPosition();
+    this.events = [];
+    this.from = start;
+    this.head = start;
+    while (!signal.aborted) {
+      const generation = this.wakeSource.generation;
+      const batch = await this.readBatch(this.head, 1_000);
+      this.heldBack = batch.heldBack;
+      if (batch.events.length > 0) {
+        this.events.push(...batch.events);
+        this.head = batch.events.at(-1)!.position;
+        if (this.events.length > capacity) {
+          const dropped = this.events.splice(0, this.events.length - capacity);
+          this.from = dropped.at(-1)!.position;
+        }
+        this.advanced.wake();
+        if (batch.events.length === 1_000) continue;
+      }
+      await this.wakeSource.wait(generation, batch.heldBack ? 5 : 1_000, signal);
+    }
+  }
+
+  /**
+   * The events after `after` from memory, or undefined when `after` is outside the window the tail
+   * holds (the caller reads the store).
+   */
+  read(after: number, limit: number): BatchRead | undefined {
+    if (after < this.from || after > this.head) return undefined;
+    const events = this.events;
+    let low = 0;
+    let high = events.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (events[middle]!.position <= after) low = middle + 1;
+      else high = middle;
+    }
+    const slice = events.slice(low, low + limit);
+    return { events: slice, heldBack: slice.length < limit && this.heldBack };
+  }
+
+  async stop(): Promise<void> {
+    await this.subscription?.stop();
+    this.subscription = undefined;
+  }
 }
