@@ -162,6 +162,44 @@ describe('B3 engine service', () => {
     expect((await engine.book('PETR4')).size).toBe(20);
   });
 
+  it('books what queued during an append with the next one, the same as one at a time', async () => {
+    const burst = [30_00, 33_00, 30_50, 32_00, 31_00, 34_00].map((price, index) =>
+      newOrder({ price, side: index % 2 ? 'SELL' : 'BUY', accountId: `acc-${index}` }),
+    );
+    const oneByOne = await setup({ price: { price: 32_50, at: NOW } });
+    for (const message of burst) await oneByOne.engine.handle(message);
+
+    const together = await setup({ price: { price: 32_50, at: NOW } });
+    const append = together.store.append.bind(together.store);
+    let appends = 0;
+    together.store.append = async (...args: Parameters<typeof append>) => {
+      appends += 1;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      return append(...args);
+    };
+    // The first message again inside the burst: booked once.
+    await Promise.all([...burst, burst[0]!].map((message) => together.engine.handle(message)));
+
+    const books = await Promise.all(
+      [oneByOne, together].map(async ({ store }) =>
+        (await store.readStream(bookStreamId('PETR4'))).filter((event) => event.type !== 'TradeExecuted'),
+      ),
+    );
+    expect(books[1]!.map((event) => [event.type, event.data])).toEqual(
+      books[0]!.map((event) => [event.type, event.data]),
+    );
+    expect((await together.engine.book('PETR4')).depth()).toEqual(
+      (await oneByOne.engine.book('PETR4')).depth(),
+    );
+    const bookAppends = appends - books[1]!.filter((event) => event.type === 'OrdersMatched').length;
+    expect(bookAppends).toBeLessThan(burst.length);
+    // Every report the one-by-one engine sent, in the same order, then the duplicate's again.
+    const ids = (sent: TransportMessage<ExecutionReport>[]) => sent.map((message) => message.messageId);
+    expect(ids(together.transport.sent).slice(0, oneByOne.transport.sent.length)).toEqual(
+      ids(oneByOne.transport.sent),
+    );
+  });
+
   it('runs session commands once per request id: end of day expires the DAY orders', async () => {
     const { store, transport, engine } = await setup({ price: { price: 32_50, at: NOW } });
     await engine.handle(newOrder({ orderId: 'day-order' }));

@@ -3,10 +3,12 @@
  * each book decides to `book-{symbol}` (and each trade to `trade-{tradeId}`) in the B3 event
  * store, then publishes the ExecutionReports to `b3-to-broker`. See docs/order-flow.md.
  *
- * One writer per symbol: commands for a symbol run one after the other (a promise chain per
- * symbol), and each append names the book's version as the expected version, so a second engine
- * instance on the same symbol fails instead of forking the book (the failed command is retried
- * on the book reloaded from the store).
+ * One writer per symbol: commands for a symbol are decided one after the other in their symbol's
+ * line, and those that queued while an append was in flight are booked together by the next
+ * append (group commit: one round trip for many orders under load, one per order when idle).
+ * Each append names the book's version as the expected version, so a second engine instance on
+ * the same symbol fails instead of forking the book (the failed commands are retried on the book
+ * reloaded from the store).
  *
  * Idempotent: the events of one message carry its message id as their causation id (and ids
  * derived from it). A message already in the book (same message id, or a NewOrder whose order id
@@ -39,6 +41,7 @@ import type {
   TransportSubscription,
 } from '../../domain/shared/transport.ts';
 import { deterministicId } from '../shared/deterministic-id.ts';
+import { KeyedLanes } from '../shared/keyed-lanes.ts';
 import { type ServiceLogger, silentLogger } from '../shared/service-logger.ts';
 import { engineMessages, referencePriceRejections } from '../shared/trading-metrics.ts';
 
@@ -60,7 +63,10 @@ export interface EngineServiceOptions {
   now?: () => number;
   /** Snapshot a book when this many events were appended since the last one (default 500). */
   snapshotEvery?: number;
-  /** Messages handled at once across symbols (default 16); one symbol's run one by one anyway. */
+  /**
+   * Messages taken off the channel at once across symbols (default 256): the more are waiting in a
+   * symbol's queue, the more one append books.
+   */
   prefetch?: number;
   maxAttempts?: number;
   retryDelaysMs?: readonly number[];
@@ -83,6 +89,22 @@ interface Request {
   message?: TransportMessage<BrokerToB3Body>;
   decide: (state: BookState) => Promise<BookEvent[]>;
 }
+
+/** A request waiting in its symbol's queue, and how to answer its caller. */
+interface Queued {
+  request: Request;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+/** A request and what the book decided for it (nothing, for some). */
+interface Decided {
+  item: Queued;
+  events: BookEvent[];
+}
+
+/** The most requests one append books. */
+const MAX_BATCH = 256;
 
 /** The stream versions one message's events occupy. */
 interface Range {
@@ -115,7 +137,10 @@ export function referenceSymbol(symbol: string): string {
 
 export class EngineService {
   private readonly books = new Map<string, Promise<BookState>>();
-  private readonly chains = new Map<string, Promise<void>>();
+  /** One line per symbol: a book has one writer. */
+  private readonly lines = new KeyedLanes();
+  /** Requests waiting for their symbol's line. */
+  private readonly queues = new Map<string, Queued[]>();
   private readonly logger: ServiceLogger;
   private readonly now: () => number;
   private subscription: TransportSubscription | undefined;
@@ -132,7 +157,7 @@ export class EngineService {
       (message) => this.handle(message),
       {
         schemas: brokerToB3Schemas,
-        prefetch: this.options.prefetch,
+        prefetch: this.options.prefetch ?? MAX_BATCH,
         maxAttempts: this.options.maxAttempts,
         retryDelaysMs: this.options.retryDelaysMs,
       },
@@ -142,7 +167,7 @@ export class EngineService {
   async stop(): Promise<void> {
     await this.subscription?.stop();
     this.subscription = undefined;
-    await Promise.allSettled([...this.chains.values()]);
+    await this.lines.drain();
   }
 
   /** Drops every book from memory: the next message recovers it from the store, as after a restart. */
@@ -183,52 +208,118 @@ export class EngineService {
   }
 
   private inLine(symbol: string, request: Request): Promise<void> {
-    const previous = this.chains.get(symbol) ?? Promise.resolve();
-    const run = previous.then(() => this.process(symbol, request));
-    const settled = run.catch(() => undefined);
-    this.chains.set(symbol, settled);
-    void settled.then(() => {
-      if (this.chains.get(symbol) === settled) this.chains.delete(symbol);
+    return new Promise((resolve, reject) => {
+      let queue = this.queues.get(symbol);
+      if (!queue) {
+        queue = [];
+        this.queues.set(symbol, queue);
+      }
+      queue.push({ request, resolve, reject });
+      void this.lines.run(symbol, () => this.drainQueue(symbol));
     });
-    return run;
   }
 
-  private async process(symbol: string, request: Request): Promise<void> {
+  /**
+   * Takes everything waiting for a symbol (up to a limit) and books it with one append: while an
+   * append is in flight the next requests queue up, so under load each append carries many, and
+   * when idle each carries one. Every request resolves or rejects on its own.
+   */
+  private async drainQueue(symbol: string): Promise<void> {
+    const queue = this.queues.get(symbol);
+    if (!queue || queue.length === 0) return;
+    const batch = queue.splice(0, MAX_BATCH);
+    const retryLater = (items: Queued[]) => {
+      queue.unshift(...items);
+      if (items.length > 0) void this.lines.run(symbol, () => this.drainQueue(symbol));
+    };
     let state: BookState;
     try {
       state = await this.state(symbol);
     } catch (error) {
       this.books.delete(symbol);
-      throw error;
-    }
-    const seen =
-      state.index.get(request.id) ??
-      (request.orderId ? state.index.get(`order:${request.orderId}`) : undefined);
-    if (seen) {
-      this.logger.info({ symbol, requestId: request.id }, 'message already booked, re-sending its reports');
-      const events = await this.options.store.readStream(bookStreamId(symbol), {
-        fromVersion: seen.from,
-        toVersion: seen.to,
-      });
-      await this.complete(symbol, events, request);
-      engineMessages.inc({ type: request.type, outcome: 'duplicate' });
+      for (const item of batch) item.reject(error);
       return;
     }
-    let recorded: RecordedEvent[];
-    try {
-      const decided = await request.decide(state);
-      if (decided.length === 0) return;
-      recorded = await this.append(symbol, state, decided, request);
-    } catch (error) {
-      // The book in memory may be ahead of the store: rebuild it from the store next time.
-      this.books.delete(symbol);
-      throw error;
+
+    const decided: Decided[] = [];
+    const duplicates: Array<{ item: Queued; seen: Range }> = [];
+    const keys = new Set<string>();
+    for (const [position, item] of batch.entries()) {
+      const { request } = item;
+      const orderKey = request.orderId ? `order:${request.orderId}` : undefined;
+      const seen = state.index.get(request.id) ?? (orderKey ? state.index.get(orderKey) : undefined);
+      if (seen) {
+        duplicates.push({ item, seen });
+        continue;
+      }
+      if (keys.has(request.id) || (orderKey && keys.has(orderKey))) {
+        // The same message twice in one batch: the second waits, and finds the first booked.
+        retryLater(batch.slice(position));
+        break;
+      }
+      try {
+        decided.push({ item, events: await request.decide(state) });
+        keys.add(request.id);
+        if (orderKey) keys.add(orderKey);
+      } catch (error) {
+        // The book in memory may hold this request's half-made decision: book what came before it,
+        // then rebuild the book from the store for what comes after.
+        item.reject(error);
+        this.books.delete(symbol);
+        retryLater(batch.slice(position + 1));
+        break;
+      }
     }
-    if (request.message) await this.options.hooks?.afterAppend?.(request.message);
-    await this.complete(symbol, recorded, request);
-    engineMessages.inc({ type: request.type, outcome: 'booked' });
-    if (state.appendedSinceSnapshot >= (this.options.snapshotEvery ?? 500))
+
+    const booked = decided.filter(({ events }) => events.length > 0);
+    let recorded: RecordedEvent[][] = [];
+    try {
+      if (booked.length > 0) recorded = await this.append(symbol, state, booked);
+    } catch (error) {
+      // The book in memory is ahead of the store: rebuild it from the store next time.
+      this.books.delete(symbol);
+      for (const { item } of decided) item.reject(error);
+      decided.length = 0;
+    }
+    let next = 0;
+    for (const { item, events } of decided) {
+      const { request } = item;
+      if (events.length === 0) {
+        item.resolve();
+        continue;
+      }
+      const own = recorded[next++]!;
+      try {
+        if (request.message) await this.options.hooks?.afterAppend?.(request.message);
+        await this.complete(symbol, own, request);
+        engineMessages.inc({ type: request.type, outcome: 'booked' });
+        item.resolve();
+      } catch (error) {
+        item.reject(error);
+      }
+    }
+    if (
+      booked.length > 0 &&
+      this.books.has(symbol) &&
+      state.appendedSinceSnapshot >= (this.options.snapshotEvery ?? 500)
+    )
       await this.snapshot(symbol, state);
+
+    for (const { item, seen } of duplicates) {
+      const { request } = item;
+      try {
+        this.logger.info({ symbol, requestId: request.id }, 'message already booked, re-sending its reports');
+        const events = await this.options.store.readStream(bookStreamId(symbol), {
+          fromVersion: seen.from,
+          toVersion: seen.to,
+        });
+        await this.complete(symbol, events, request);
+        engineMessages.inc({ type: request.type, outcome: 'duplicate' });
+        item.resolve();
+      } catch (error) {
+        item.reject(error);
+      }
+    }
   }
 
   private async decide(
@@ -289,44 +380,54 @@ export class EngineService {
     return out;
   }
 
-  private async append(
-    symbol: string,
-    state: BookState,
-    decided: BookEvent[],
-    request: Request,
-  ): Promise<RecordedEvent[]> {
-    const metadata: EventMetadata = {
-      correlationId: request.correlationId,
-      causationId: request.id,
-      actor: ENGINE_ACTOR,
-      occurredAt: new Date(this.now()).toISOString(),
-      schemaVersion: 1,
-      ...(request.orderId ? { orderId: request.orderId } : {}),
-    };
-    const events: NewEvent[] = decided.map((event, index) => ({
-      id: deterministicId(request.id, 'book', String(index)),
-      type: event.type,
-      data: event.data,
-      metadata,
-    }));
+  /** One append for the requests' events, each request's with its own metadata; returns them per request. */
+  private async append(symbol: string, state: BookState, booked: Decided[]): Promise<RecordedEvent[][]> {
+    const occurredAt = new Date(this.now()).toISOString();
+    const perRequest = booked.map(({ item: { request }, events }) => {
+      const metadata: EventMetadata = {
+        correlationId: request.correlationId,
+        causationId: request.id,
+        actor: ENGINE_ACTOR,
+        occurredAt,
+        schemaVersion: 1,
+        ...(request.orderId ? { orderId: request.orderId } : {}),
+      };
+      return events.map(
+        (event, index): NewEvent => ({
+          id: deterministicId(request.id, 'book', String(index)),
+          type: event.type,
+          data: event.data,
+          metadata,
+        }),
+      );
+    });
     const streamId = bookStreamId(symbol);
-    const result = await this.options.store.append(streamId, events, {
+    const result = await this.options.store.append(streamId, perRequest.flat(), {
       expectedVersion: state.version === -1 ? 'no_stream' : state.version,
     });
-    const range = { from: state.version + 1, to: result.nextExpectedVersion };
-    state.version = result.nextExpectedVersion;
-    state.appendedSinceSnapshot += events.length;
-    this.remember(state, request.id, range);
-    if (request.orderId) this.remember(state, `order:${request.orderId}`, range);
     const recordedAt = new Date();
-    return events.map((event, index) => ({
-      ...event,
-      streamId,
-      version: range.from + index,
-      position: result.positions[index] ?? 0,
-      metadata,
-      recordedAt,
-    }));
+    let version = state.version + 1;
+    let offset = 0;
+    const recorded = perRequest.map((events, which) => {
+      const range = { from: version, to: version + events.length - 1 };
+      const { request } = booked[which]!.item;
+      this.remember(state, request.id, range);
+      if (request.orderId) this.remember(state, `order:${request.orderId}`, range);
+      const own = events.map((event, index) => ({
+        ...event,
+        streamId,
+        version: range.from + index,
+        position: result.positions[offset + index] ?? 0,
+        metadata: event.metadata as EventMetadata,
+        recordedAt,
+      }));
+      version += events.length;
+      offset += events.length;
+      return own;
+    });
+    state.version = result.nextExpectedVersion;
+    state.appendedSinceSnapshot += offset;
+    return recorded;
   }
 
   private remember(state: BookState, key: string, range: Range): void {

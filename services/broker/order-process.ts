@@ -2,13 +2,14 @@
  * The order process manager: drives every broker order from placement to its end, and settles
  * what B3 reports. See docs/order-flow.md for the whole path and what each crash does.
  *
- * Two inputs, each handled one at a time:
+ * Two inputs:
  * - the broker event store, followed from the manager's own checkpoint:
  *   OrderPlaced → reserve cash or shares in `wallet-{accountId}` → OrderAccepted + NewOrder to B3
  *   (the order counts as routed once the publish is confirmed and the checkpoint passed it) or
  *   OrderRejected with the reservation's reason; OrderCancelRequested → CancelOrder to B3;
  *   an order that ends (filled, canceled, expired, rejected) → its unused reservation released;
- * - ExecutionReports on `b3-to-broker`: fills settle the wallet, then are recorded on the order
+ * - ExecutionReports on `b3-to-broker`, one account's at a time: fills settle the wallet, then are
+ *   recorded on the order
  *   (in that order, so the reservation release an OrderFilled triggers never overtakes the
  *   settlement of the last fill); cancels, expiries and rejections end the order.
  *
@@ -46,6 +47,7 @@ import type {
 import type { RelayCheckpoints } from '../../projections/relay.ts';
 import { aggregateOf, type CommandMetadata, handleCommand } from '../shared/command-handler.ts';
 import { deterministicId } from '../shared/deterministic-id.ts';
+import { KeyedLanes } from '../shared/keyed-lanes.ts';
 import { type ServiceLogger, silentLogger } from '../shared/service-logger.ts';
 import { SnapshotCheckpoints } from '../shared/snapshot-checkpoints.ts';
 import { orderProcessSteps } from '../shared/trading-metrics.ts';
@@ -83,6 +85,8 @@ type NewEventId = (index: number) => string;
 
 /** How many orders the manager moves on at once. */
 const ORDER_LANES = 16;
+/** How many execution reports are taken off the channel at once (in lanes by account). */
+const REPORT_PREFETCH = 32;
 
 export class OrderProcess {
   private readonly store: EventStore;
@@ -99,6 +103,7 @@ export class OrderProcess {
   private caughtUp = false;
   private savedAt = 0;
   private readonly idleWaiters = new Set<() => void>();
+  private readonly reportLanes = new KeyedLanes();
 
   constructor(private readonly options: OrderProcessOptions) {
     this.store = options.store;
@@ -115,11 +120,12 @@ export class OrderProcess {
     this.running = true;
     this.reports = await this.options.transport.consume<ExecutionReport>(
       'b3-to-broker',
-      (message) => this.onReport(message),
+      // One account's reports one at a time, in B3's order (a fill, then the cancel of the rest);
+      // different accounts' side by side, as their wallets and orders are independent.
+      (message) => this.reportLanes.run(message.body.accountId, () => this.onReport(message)),
       {
         schemas: b3ToBrokerSchemas,
-        // One at a time: a fill and the cancel of the rest reach the order in B3's order.
-        prefetch: 1,
+        prefetch: REPORT_PREFETCH,
         maxAttempts: this.options.maxAttempts,
         retryDelaysMs: this.options.retryDelaysMs,
       },
