@@ -90,6 +90,47 @@ describe('order process manager', () => {
     expect(process.checkpoint).toBeGreaterThan(0);
   });
 
+  it('moves other orders on while one is stuck, and keeps its checkpoint below the stuck one', async () => {
+    const broker = new MemoryEventStore({ schemas: brokerSchemas() });
+    const prices = new MemoryPriceCache();
+    let release = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const routed: string[] = [];
+    class StuckTransport extends MemoryTransport {
+      override async publish<Body>(channel: TransportChannelName, message: TransportMessage<Body>) {
+        const { orderId } = message.body as { orderId: string };
+        if (channel === 'broker-to-b3' && routed.length === 0 && orderId) {
+          routed.push(orderId);
+          await held;
+        } else if (channel === 'broker-to-b3') routed.push(orderId);
+      }
+    }
+    const transport = new StuckTransport();
+    const process = new OrderProcess({ store: broker, transport, assetPrices: prices, priceBandPercent: 10 });
+    await process.start();
+    stoppers.push(
+      () => process.stop(),
+      () => transport.close(),
+    );
+    await listInstrument(broker, 'PETR4', 32_50);
+    await deposit(broker, 'stuck-buyer', 400_000);
+    await deposit(broker, 'other-buyer', 400_000);
+    const order = { symbol: 'PETR4', side: 'BUY' as const, quantity: 100, price: 32_00 };
+    const stuck = await placeOrder(broker, { accountId: 'stuck-buyer', ...order });
+    await eventually(async () => (routed.length === 1 ? true : undefined));
+    const stuckPlaced = (await broker.readStream(`order-${stuck}`))[0]!.position;
+    const other = await placeOrder(broker, { accountId: 'other-buyer', ...order });
+
+    await eventually(async () => (routed.includes(other) ? true : undefined));
+    expect(routed).toEqual([stuck, other]);
+    expect(process.checkpoint).toBeLessThan(stuckPlaced);
+    release();
+    await process.idle();
+    expect(process.checkpoint).toBe(await broker.headPosition());
+  });
+
   it('saves its checkpoint on stop and resumes from it', async () => {
     const broker = new MemoryEventStore({ schemas: brokerSchemas() });
     const transport = new MemoryTransport();

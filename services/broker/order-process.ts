@@ -9,9 +9,8 @@
  *   OrderRejected with the reservation's reason; OrderCancelRequested → CancelOrder to B3;
  *   an order that ends (filled, canceled, expired, rejected) → its unused reservation released;
  * - ExecutionReports on `b3-to-broker`, one account's at a time: fills settle the wallet, then are
- *   recorded on the order
- *   (in that order, so the reservation release an OrderFilled triggers never overtakes the
- *   settlement of the last fill); cancels, expiries and rejections end the order.
+ *   recorded on the order (in that order, so the reservation release an OrderFilled triggers never
+ *   overtakes the settlement of the last fill); cancels, expiries and rejections end the order.
  *
  * Every effect is idempotent: event ids derive from the causing event or execution id, so a replay
  * re-appends the same ids (the store answers idempotently) or the decider decides nothing
@@ -104,6 +103,15 @@ export class OrderProcess {
   private savedAt = 0;
   private readonly idleWaiters = new Set<() => void>();
   private readonly reportLanes = new KeyedLanes();
+  /** One lane per order stream: an order's events are handled in store order. */
+  private readonly orderLanes = new KeyedLanes();
+  /** Positions of the order events being handled. */
+  private readonly handling = new Set<number>();
+  /** A step failed: reading stops until the running steps settle and the manager follows again. */
+  private restarting = false;
+  /** The last position read and handed to a lane (or skipped). */
+  private dispatched = 0;
+  private saving: Promise<void> | undefined;
 
   constructor(private readonly options: OrderProcessOptions) {
     this.store = options.store;
@@ -140,7 +148,11 @@ export class OrderProcess {
     this.reports = undefined;
     const subscription = this.subscription;
     this.subscription = undefined;
+    this.advance(); // wakes a read waiting for a free lane
     await subscription?.stop();
+    await this.orderLanes.drain();
+    await this.saving;
+    this.advance();
     if (this.position > 0) await this.checkpoints.save(this.name, this.position).catch(() => undefined);
   }
 
@@ -165,46 +177,30 @@ export class OrderProcess {
     }
   }
 
+  /**
+   * Follows the broker store. Each order's events go to that order's lane and run one after the
+   * other; different orders run side by side, at most ORDER_LANES events at once, and the store
+   * keeps being read meanwhile, so a new order never waits for another order's slow step. The
+   * checkpoint is the position below the oldest event still running: a crash replays from there,
+   * and every step is idempotent.
+   */
   private async follow(): Promise<void> {
     this.position = await this.checkpoints.load(this.name);
+    this.dispatched = this.position;
+    this.handling.clear();
     this.caughtUp = false;
     const subscription = this.store.subscribeToAll({
       after: this.position,
       batchSize: 100,
       onBatch: async (events) => {
-        // Orders are independent of each other: each order's events are handled in order, different
-        // orders side by side (a shared wallet is settled by handleCommand's conflict retries). The
-        // position moves past the batch only when all of it is handled; a crash replays the batch,
-        // and every step is idempotent.
-        const byOrder = new Map<string, RecordedEvent[]>();
         for (const event of events) {
-          if (!event.streamId.startsWith('order-')) continue;
-          const list = byOrder.get(event.streamId);
-          if (list) list.push(event);
-          else byOrder.set(event.streamId, [event]);
+          while (this.handling.size >= ORDER_LANES && this.subscription === subscription && !this.restarting)
+            await this.oneFinished();
+          if (this.subscription !== subscription || this.restarting) return;
+          if (event.streamId.startsWith('order-')) this.dispatch(event, subscription);
+          this.dispatched = event.position;
         }
-        const lanes = [...byOrder.values()];
-        const worker = async () => {
-          for (let lane = lanes.shift(); lane; lane = lanes.shift()) {
-            for (const event of lane) await this.onEvent(event);
-          }
-        };
-        // Every lane finishes before a failure is reported, so a restart never races a lane still running.
-        const outcomes = await Promise.allSettled(
-          Array.from({ length: Math.min(ORDER_LANES, lanes.length) }, worker),
-        );
-        const failed = outcomes.find((outcome) => outcome.status === 'rejected');
-        if (failed) throw failed.reason;
-        this.position = events.at(-1)?.position ?? this.position;
-        // Every step is idempotent, so a checkpoint that lags only means handling a little again:
-        // save at most once per interval instead of after every batch.
-        if (Date.now() - this.savedAt >= (this.options.checkpointEveryMs ?? 1_000)) {
-          await this.checkpoints.save(this.name, this.position);
-          this.savedAt = Date.now();
-        }
-        this.restartDelay = this.options.restartDelayMs ?? 500;
-        for (const wake of this.idleWaiters) wake();
-        this.idleWaiters.clear();
+        this.advance();
       },
       onCaughtUp: () => {
         this.caughtUp = true;
@@ -215,6 +211,70 @@ export class OrderProcess {
       },
     });
     this.subscription = subscription;
+  }
+
+  private dispatch(event: RecordedEvent, subscription: Subscription): void {
+    const position = event.position;
+    this.handling.add(position);
+    this.orderLanes
+      .run(event.streamId, () => this.onEvent(event))
+      .then(
+        () => {
+          this.handling.delete(position);
+          this.advance();
+        },
+        (error: unknown) => {
+          // The event stays in `handling`, so the checkpoint stays below it: following again replays it.
+          this.logger.error({ err: error, position }, 'order process step failed, following again');
+          void this.restartAfter(subscription);
+        },
+      );
+  }
+
+  /** Moves the position to just below the oldest running event, saves it now and then, wakes waiters. */
+  private advance(): void {
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const position of this.handling) if (position < oldest) oldest = position;
+    this.position = oldest === Number.POSITIVE_INFINITY ? this.dispatched : oldest - 1;
+    // Every step is idempotent, so a checkpoint that lags only means handling a little again:
+    // save at most once per interval.
+    if (!this.saving && Date.now() - this.savedAt >= (this.options.checkpointEveryMs ?? 1_000)) {
+      this.savedAt = Date.now();
+      const position = this.position;
+      this.saving = this.checkpoints
+        .save(this.name, position)
+        .then(() => {
+          this.restartDelay = this.options.restartDelayMs ?? 500;
+        })
+        .catch((error: unknown) =>
+          this.logger.warn({ err: error, position }, 'order process checkpoint not saved'),
+        )
+        .finally(() => {
+          this.saving = undefined;
+        });
+    }
+    const waiters = [...this.idleWaiters];
+    this.idleWaiters.clear();
+    for (const wake of waiters) wake();
+  }
+
+  private oneFinished(): Promise<void> {
+    return new Promise((resolve) => this.idleWaiters.add(resolve));
+  }
+
+  /** A failed step: stop reading, let the running steps finish, then follow again from the checkpoint. */
+  private async restartAfter(failed: Subscription): Promise<void> {
+    if (this.subscription !== failed || this.restarting) return;
+    this.restarting = true;
+    this.advance(); // wakes a read waiting for a free lane
+    try {
+      await failed.stop();
+      await this.orderLanes.drain();
+      await this.saving;
+    } finally {
+      this.restarting = false;
+    }
+    this.scheduleRestart(failed);
   }
 
   private scheduleRestart(failed: Subscription): void {
