@@ -103,6 +103,13 @@ interface Decided {
   events: BookEvent[];
 }
 
+/** A booked (or already booked) request's events, waiting for their trades and reports. */
+interface Completion {
+  item: Queued;
+  events: RecordedEvent[];
+  outcome: 'booked' | 'duplicate';
+}
+
 /** The most requests one append books. */
 const MAX_BATCH = 256;
 
@@ -139,6 +146,8 @@ export class EngineService {
   private readonly books = new Map<string, Promise<BookState>>();
   /** One line per symbol: a book has one writer. */
   private readonly lines = new KeyedLanes();
+  /** Per symbol, the trades and reports of booked batches, in booking order. */
+  private readonly completions = new KeyedLanes();
   /** Requests waiting for their symbol's line. */
   private readonly queues = new Map<string, Queued[]>();
   private readonly logger: ServiceLogger;
@@ -168,6 +177,7 @@ export class EngineService {
     await this.subscription?.stop();
     this.subscription = undefined;
     await this.lines.drain();
+    await this.completions.drain();
   }
 
   /** Drops every book from memory: the next message recovers it from the store, as after a restart. */
@@ -282,21 +292,10 @@ export class EngineService {
       decided.length = 0;
     }
     let next = 0;
+    const completions: Completion[] = [];
     for (const { item, events } of decided) {
-      const { request } = item;
-      if (events.length === 0) {
-        item.resolve();
-        continue;
-      }
-      const own = recorded[next++]!;
-      try {
-        if (request.message) await this.options.hooks?.afterAppend?.(request.message);
-        await this.complete(symbol, own, request);
-        engineMessages.inc({ type: request.type, outcome: 'booked' });
-        item.resolve();
-      } catch (error) {
-        item.reject(error);
-      }
+      if (events.length === 0) item.resolve();
+      else completions.push({ item, events: recorded[next++]!, outcome: 'booked' });
     }
     if (
       booked.length > 0 &&
@@ -304,21 +303,63 @@ export class EngineService {
       state.appendedSinceSnapshot >= (this.options.snapshotEvery ?? 500)
     )
       await this.snapshot(symbol, state);
+    // Trades and reports go out in their own line, in booking order, while this line books the next batch.
+    void this.completions.run(symbol, () => this.completeAll(symbol, completions, duplicates));
+  }
 
+  /**
+   * Trades to their streams, then the reports to the broker, for a batch in booking order: both
+   * idempotent, so safe to repeat. Requests already booked (redeliveries) re-send what their events
+   * gave. The trades are appended side by side; the reports are all handed to the transport in
+   * order before any confirm is awaited.
+   */
+  private async completeAll(
+    symbol: string,
+    booked: Completion[],
+    duplicates: Array<{ item: Queued; seen: Range }>,
+  ): Promise<void> {
+    const all = [...booked];
     for (const { item, seen } of duplicates) {
-      const { request } = item;
+      this.logger.info(
+        { symbol, requestId: item.request.id },
+        'message already booked, re-sending its reports',
+      );
       try {
-        this.logger.info({ symbol, requestId: request.id }, 'message already booked, re-sending its reports');
         const events = await this.options.store.readStream(bookStreamId(symbol), {
           fromVersion: seen.from,
           toVersion: seen.to,
         });
-        await this.complete(symbol, events, request);
-        engineMessages.inc({ type: request.type, outcome: 'duplicate' });
-        item.resolve();
+        all.push({ item, events, outcome: 'duplicate' });
       } catch (error) {
         item.reject(error);
       }
+    }
+    const traded = await Promise.all(
+      all.map(async ({ item, events, outcome }) => {
+        try {
+          if (outcome === 'booked' && item.request.message)
+            await this.options.hooks?.afterAppend?.(item.request.message);
+          await Promise.all(this.trades(symbol, events));
+          return { ok: true as const };
+        } catch (error) {
+          return { ok: false as const, error };
+        }
+      }),
+    );
+    const published = all.map(({ item, events }, index) => {
+      const trades = traded[index]!;
+      return trades.ok
+        ? Promise.all(this.reports(symbol, events, item.request))
+        : Promise.reject(trades.error);
+    });
+    for (const [index, outcome] of (await Promise.allSettled(published)).entries()) {
+      const { item, outcome: kind } = all[index]!;
+      if (outcome.status === 'rejected') {
+        item.reject(outcome.reason);
+        continue;
+      }
+      engineMessages.inc({ type: item.request.type, outcome: kind });
+      item.resolve();
     }
   }
 
@@ -443,32 +484,37 @@ export class EngineService {
     }
   }
 
-  /** Trades to their streams, then the reports to the broker: both idempotent, so safe to repeat. */
-  private async complete(symbol: string, events: RecordedEvent[], request: Request): Promise<void> {
-    for (const event of events) {
-      if (event.type !== 'OrdersMatched') continue;
-      const trade = tradeExecuted(symbol, parseBookEvent(event).data as never);
-      await this.options.store.append(
-        tradeStreamId(trade.data.tradeId),
-        [
-          {
-            id: deterministicId(event.id, 'trade'),
-            type: trade.type,
-            data: trade.data,
-            metadata: {
-              correlationId: event.metadata.correlationId,
-              causationId: event.id,
-              actor: ENGINE_ACTOR,
-              occurredAt: event.metadata.occurredAt,
+  /** The appends of the trades among a request's book events. */
+  private trades(symbol: string, events: RecordedEvent[]): Promise<unknown>[] {
+    return events
+      .filter((event) => event.type === 'OrdersMatched')
+      .map((event) => {
+        const trade = tradeExecuted(symbol, parseBookEvent(event).data as never);
+        return this.options.store.append(
+          tradeStreamId(trade.data.tradeId),
+          [
+            {
+              id: deterministicId(event.id, 'trade'),
+              type: trade.type,
+              data: trade.data,
+              metadata: {
+                correlationId: event.metadata.correlationId,
+                causationId: event.id,
+                actor: ENGINE_ACTOR,
+                occurredAt: event.metadata.occurredAt,
+              },
             },
-          },
-        ],
-        { expectedVersion: 'any' },
-      );
-    }
-    for (const event of events) {
-      for (const report of executionReports(symbol, parseBookEvent(event))) {
-        await this.options.transport.publish(
+          ],
+          { expectedVersion: 'any' },
+        );
+      });
+  }
+
+  /** The publishes of the ExecutionReports a request's book events give, started in order. */
+  private reports(symbol: string, events: RecordedEvent[], request: Request): Promise<void>[] {
+    return events.flatMap((event) =>
+      executionReports(symbol, parseBookEvent(event)).map((report) =>
+        this.options.transport.publish(
           'b3-to-broker',
           {
             messageId: deterministicId('report', report.executionId),
@@ -479,9 +525,9 @@ export class EngineService {
             body: report,
           },
           { schema: ExecutionReport },
-        );
-      }
-    }
+        ),
+      ),
+    );
   }
 
   private state(symbol: string): Promise<BookState> {
