@@ -14,8 +14,18 @@ export function pgClient(url: string, options: { max?: number } = {}): SqlClient
   return {
     pool,
     async query<Row>(text: string, params?: unknown[]) {
-      const result = await pool.query(text, params);
-      return result.rows as Row[];
+      // Not pool.query: it closes the connection after any error, and a statement the server
+      // refused (a version conflict, a duplicate key) leaves the connection as good as it was.
+      const client = await pool.connect();
+      let broken: Error | undefined;
+      try {
+        return (await client.query(text, params)).rows as Row[];
+      } catch (error) {
+        if (!(error instanceof pg.DatabaseError)) broken = error as Error;
+        throw error;
+      } finally {
+        client.release(broken);
+      }
     },
     async transaction(work) {
       const client = await pool.connect();
