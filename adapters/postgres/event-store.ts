@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import type { EventSchemas } from '../../domain/shared/event-schemas.ts';
 import {
   type AppendResult,
@@ -35,6 +36,9 @@ export interface SqlEventStoreOptions {
    */
   notifyOtherProcesses?: boolean;
 }
+
+/** How long a NOTIFY waits for more appends to share it: the delay other processes' subscribers see. */
+const NOTIFY_COALESCE_MS = 5;
 
 interface EventRow {
   position: number;
@@ -131,7 +135,8 @@ export class SqlEventStore implements EventStore {
    * Wakes this process's subscribers at once, and other processes' through NOTIFY, sent after the
    * append committed and in a transaction of its own: a NOTIFY inside the append would hold
    * Postgres's database-wide notify lock through the append's WAL flush and serialise all writers.
-   * At most one NOTIFY is in flight per store; appends committed meanwhile share the next one.
+   * At most one NOTIFY is in flight per store, sent NOTIFY_COALESCE_MS after the append that
+   * called for it; appends committed meanwhile share it or the next one.
    * A lost NOTIFY only delays other processes' subscribers to their next poll.
    */
   private announce(): void {
@@ -144,6 +149,8 @@ export class SqlEventStore implements EventStore {
     const channel = notifyChannel(this.schema);
     this.notifying = (async () => {
       do {
+        // A few milliseconds' wait lets the appends committing meanwhile share this NOTIFY.
+        await delay(NOTIFY_COALESCE_MS);
         this.notifyAgain = false;
         await this.client.query("SELECT pg_notify($1, '')", [channel]).catch(() => {});
       } while (this.notifyAgain);
