@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type AggregateDefinition, loadAggregate } from '../../domain/shared/aggregate.ts';
+import { AggregateCache, type AggregateDefinition, loadAggregate } from '../../domain/shared/aggregate.ts';
 import type { EventStore } from '../../domain/shared/event-store.ts';
 import { MemoryEventStore } from '../memory/event-store.ts';
 import { SqlEventStore } from '../postgres/event-store.ts';
@@ -90,5 +90,49 @@ describe.each(stores)('loading an aggregate with snapshots (%s)', (_, openStore)
     expect(then).toEqual({ state: { cash: 30, deposits: 2 }, version: 1 });
     expect((await loadAggregate(store, stream, balance(1), { at: new Date(0) })).version).toBe(-1);
     await store.close();
+  });
+
+  it('through a cache, reads only the events after the cached version and sees other writers', async () => {
+    const store = await openStore();
+    const stream = streamName('wallet');
+    await store.append(stream, [
+      newEvent('Deposited', { amount: 10 }),
+      newEvent('Deposited', { amount: 20 }),
+    ]);
+    const cache = new AggregateCache<Balance>();
+    const read = store.readStream.bind(store);
+    const fromVersions: number[] = [];
+    store.readStream = (streamId, options) => {
+      fromVersions.push(options?.fromVersion ?? 0);
+      return read(streamId, options);
+    };
+    expect((await loadAggregate(store, stream, balance(), { cache })).state).toEqual({
+      cash: 30,
+      deposits: 2,
+    });
+    // Another process appends: the next load folds just that onto the cached state.
+    await store.append(stream, [newEvent('Deposited', { amount: 40 })]);
+    const loaded = await loadAggregate(store, stream, balance(), { cache });
+    expect(loaded).toEqual({ state: { cash: 70, deposits: 3 }, version: 2 });
+    expect(fromVersions).toEqual([0, 2]);
+    // A load at a version never comes from the cache, nor changes it.
+    expect((await loadAggregate(store, stream, balance(), { cache, version: 0 })).state.cash).toBe(10);
+    expect(cache.get(stream)).toEqual({ version: 2, state: { cash: 70, deposits: 3 } });
+    await store.close();
+  });
+});
+
+describe('AggregateCache', () => {
+  it('keeps the newer of two states, and drops the least recently used stream first', () => {
+    const cache = new AggregateCache<number>(2);
+    cache.set('a', 5, 50);
+    cache.set('a', 3, 30);
+    expect(cache.get('a')).toEqual({ version: 5, state: 50 });
+    cache.set('b', 1, 10);
+    cache.get('a');
+    cache.set('c', 1, 10);
+    expect(cache.get('b')).toBeUndefined();
+    expect(cache.get('a')).toBeDefined();
+    expect(cache.get('c')).toBeDefined();
   });
 });

@@ -17,16 +17,53 @@ export interface LoadedAggregate<State> {
 }
 
 /**
- * Loads an aggregate's state now, at a version, or as it was at a point in time. Snapshots only
- * make it faster: a missing or older-shaped snapshot means folding from the first event.
- * The store is passed in, so this stays free of I/O of its own.
+ * The latest states a process loaded or wrote, by stream: a load then reads only the events
+ * after the cached version (usually none) instead of folding the stream again. States are never
+ * mutated (deciders evolve into new objects), so a cached one is safe to share. Bounded: the
+ * least recently used stream is dropped first.
+ */
+export class AggregateCache<State> {
+  private readonly entries = new Map<string, { version: number; state: State }>();
+
+  constructor(private readonly capacity = 10_000) {}
+
+  get(streamId: string): { version: number; state: State } | undefined {
+    const entry = this.entries.get(streamId);
+    if (entry) {
+      this.entries.delete(streamId);
+      this.entries.set(streamId, entry);
+    }
+    return entry;
+  }
+
+  set(streamId: string, version: number, state: State): void {
+    const current = this.entries.get(streamId);
+    // Two loads of one stream can finish out of order: keep the newer.
+    if (current && current.version > version) return;
+    this.entries.delete(streamId);
+    this.entries.set(streamId, { version, state });
+    if (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value!);
+  }
+}
+
+/**
+ * Loads an aggregate's state now, at a version, or as it was at a point in time. Snapshots and
+ * the cache only make it faster: a missing or older-shaped snapshot means folding from the first
+ * event. The store is passed in, so this stays free of I/O of its own.
  */
 export async function loadAggregate<State>(
   store: EventStore,
   streamId: string,
   definition: AggregateDefinition<State>,
-  options: { version?: number; at?: Date } = {},
+  options: { version?: number; at?: Date; cache?: AggregateCache<State> } = {},
 ): Promise<LoadedAggregate<State>> {
+  const cached = options.version === undefined && !options.at ? options.cache?.get(streamId) : undefined;
+  if (cached) {
+    const events = await store.readStream(streamId, { fromVersion: cached.version + 1 });
+    const loaded = fold(definition, cached.state, cached.version, events);
+    if (events.length > 0) options.cache!.set(streamId, loaded.version, loaded.state);
+    return loaded;
+  }
   if (options.at) {
     // A point in time is a version we only learn by reading: fold what was recorded by then.
     const events = await store.readStream(streamId, { until: options.at, toVersion: options.version });
@@ -45,6 +82,8 @@ export async function loadAggregate<State>(
     toVersion: options.version,
   });
   const loaded = { ...fold(definition, start, startVersion, events), fromSnapshot: snapshot?.version };
+  if (options.version === undefined && loaded.version >= 0)
+    options.cache?.set(streamId, loaded.version, loaded.state);
 
   if (definition.snapshot && loaded.version - startVersion >= definition.snapshot.every) {
     await store

@@ -32,8 +32,8 @@ import {
   orderStreamId,
 } from '../../domain/broker/order/order.ts';
 import { reservationFor } from '../../domain/broker/order/reservation.ts';
-import { walletDecider, walletStreamId } from '../../domain/broker/wallet/wallet.ts';
-import { loadAggregate } from '../../domain/shared/aggregate.ts';
+import { type Wallet, walletDecider, walletStreamId } from '../../domain/broker/wallet/wallet.ts';
+import { AggregateCache, loadAggregate } from '../../domain/shared/aggregate.ts';
 import { isDomainError } from '../../domain/shared/domain-error.ts';
 import type { EventStore, RecordedEvent, Subscription } from '../../domain/shared/event-store.ts';
 import type { PriceCache } from '../../domain/shared/price-cache.ts';
@@ -103,6 +103,9 @@ export class OrderProcess {
   private savedAt = 0;
   private readonly idleWaiters = new Set<() => void>();
   private readonly reportLanes = new KeyedLanes();
+  /** The orders and wallets this manager works on, as it last saw them. */
+  private readonly orders = new AggregateCache<Order>();
+  private readonly wallets = new AggregateCache<Wallet>();
   /** One lane per order stream: an order's events are handled in store order. */
   private readonly orderLanes = new KeyedLanes();
   /** Positions of the order events being handled. */
@@ -319,7 +322,8 @@ export class OrderProcess {
   }
 
   private async loadOrder(streamId: string): Promise<Order> {
-    return (await loadAggregate(this.store, streamId, aggregateOf(orderDecider))).state;
+    return (await loadAggregate(this.store, streamId, aggregateOf(orderDecider), { cache: this.orders }))
+      .state;
   }
 
   private async onPlaced(event: RecordedEvent): Promise<void> {
@@ -333,6 +337,7 @@ export class OrderProcess {
         : { type: 'AcceptOrder', at: this.isoNow() };
       const result = await handleCommand(this.store, event.streamId, orderDecider, command, metadata, {
         newEventId: this.idsFrom(event.id, rejection ? 'reject' : 'accept'),
+        cache: this.orders,
       });
       orderProcessSteps.inc({ step: rejection ? 'rejected' : 'reserved' });
       if (rejection) return;
@@ -350,7 +355,9 @@ export class OrderProcess {
     metadata: CommandMetadata,
   ): Promise<{ reason: string; detail: string } | undefined> {
     const walletStream = walletStreamId(order.accountId);
-    const wallet = (await loadAggregate(this.store, walletStream, aggregateOf(walletDecider))).state;
+    const wallet = (
+      await loadAggregate(this.store, walletStream, aggregateOf(walletDecider), { cache: this.wallets })
+    ).state;
     if (wallet.reservations[order.orderId] || wallet.closedOrders[order.orderId]) return undefined;
     try {
       const needsMarketPrice = order.side === 'BUY' && order.price === null;
@@ -363,6 +370,7 @@ export class OrderProcess {
       });
       await handleCommand(this.store, walletStream, walletDecider, command, metadata, {
         newEventId: this.idsFrom(event.id, 'reserve'),
+        cache: this.wallets,
       });
       return undefined;
     } catch (error) {
@@ -435,7 +443,7 @@ export class OrderProcess {
       walletDecider,
       { type: 'ReleaseReservation', orderId: order.orderId },
       this.metadataOf(event),
-      { newEventId: this.idsFrom(event.id, 'release') },
+      { newEventId: this.idsFrom(event.id, 'release'), cache: this.wallets },
     );
     orderProcessSteps.inc({ step: 'released' });
   }
@@ -473,7 +481,7 @@ export class OrderProcess {
             price,
           },
           metadata,
-          { newEventId: ids('settle') },
+          { newEventId: ids('settle'), cache: this.wallets },
         );
         await this.options.hooks?.afterSettlement?.(report);
         await handleCommand(
@@ -482,7 +490,7 @@ export class OrderProcess {
           orderDecider,
           { type: 'RecordExecution', executionId: report.executionId, quantity, price, at },
           metadata,
-          { newEventId: ids('record') },
+          { newEventId: ids('record'), cache: this.orders },
         );
         orderProcessSteps.inc({ step: 'settled' });
         return;
@@ -523,7 +531,10 @@ export class OrderProcess {
     ids: (step: string) => NewEventId,
   ): Promise<void> {
     try {
-      await handleCommand(this.store, streamId, orderDecider, command, metadata, { newEventId: ids('end') });
+      await handleCommand(this.store, streamId, orderDecider, command, metadata, {
+        newEventId: ids('end'),
+        cache: this.orders,
+      });
       orderProcessSteps.inc({ step: 'ended' });
     } catch (error) {
       if (error instanceof OrderClosed) {

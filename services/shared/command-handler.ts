@@ -1,5 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { type AggregateDefinition, loadAggregate } from '../../domain/shared/aggregate.ts';
+import {
+  type AggregateCache,
+  type AggregateDefinition,
+  loadAggregate,
+} from '../../domain/shared/aggregate.ts';
 import type { Decider, DomainEvent } from '../../domain/shared/decider.ts';
 import {
   type EventStore,
@@ -24,6 +28,8 @@ export interface HandleCommandOptions<State> {
   maxRetries?: number;
   /** Snapshots for long streams (see `AggregateDefinition.snapshot`). */
   snapshot?: AggregateDefinition<State>['snapshot'];
+  /** The process's cache of this aggregate's states: loads read only newer events, appends update it. */
+  cache?: AggregateCache<State>;
   /** Event ids (default `randomUUID`); a process manager passes deterministic ids to make redelivery a no-op. */
   newEventId?: (index: number) => string;
   /** When the events occurred (default now). */
@@ -66,7 +72,7 @@ export async function handleCommand<State, Command, Event extends DomainEvent>(
   const maxRetries = options.maxRetries ?? 5;
   const definition = aggregateOf(decider, options.snapshot);
   for (let attempt = 0; ; attempt += 1) {
-    const loaded = await loadAggregate(store, streamId, definition);
+    const loaded = await loadAggregate(store, streamId, definition, { cache: options.cache });
     const resolved =
       typeof command === 'function' ? (command as (state: State) => Command)(loaded.state) : command;
     const decided = decider.decide(resolved, loaded.state);
@@ -88,12 +94,10 @@ export async function handleCommand<State, Command, Event extends DomainEvent>(
       const appended = await store.append(streamId, toAppend, {
         expectedVersion: options.expectedVersion ?? (loaded.version === -1 ? 'no_stream' : loaded.version),
       });
-      return {
-        events,
-        version: appended.nextExpectedVersion,
-        state: decided.reduce(decider.evolve, loaded.state),
-        positions: appended.positions,
-      };
+      const state = decided.reduce(decider.evolve, loaded.state);
+      // An idempotent answer (these ids were stored before) may name an older version: not cached.
+      if (!appended.idempotent) options.cache?.set(streamId, appended.nextExpectedVersion, state);
+      return { events, version: appended.nextExpectedVersion, state, positions: appended.positions };
     } catch (error) {
       const retryable = error instanceof WrongExpectedVersion && options.expectedVersion === undefined;
       if (!retryable || attempt >= maxRetries) throw error;
