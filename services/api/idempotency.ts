@@ -81,7 +81,10 @@ export async function withIdempotency(
   });
 
   for (let attempt = 0; ; attempt += 1) {
-    const state = fold(await store.readStream(streamId));
+    // Most keys are new: the first attempt claims without reading, and a key already there makes
+    // the claim fail, to be read and judged on the next attempt.
+    const state: KeyState =
+      attempt === 0 ? { kind: 'free', version: -1 } : fold(await store.readStream(streamId));
     if (state.kind !== 'free') {
       if (state.fingerprint !== fingerprint)
         throw new ApiProblem(
@@ -102,7 +105,7 @@ export async function withIdempotency(
         expectedVersion,
       });
     } catch (error) {
-      if (error instanceof WrongExpectedVersion && attempt < 3) continue;
+      if (error instanceof WrongExpectedVersion && attempt < 4) continue;
       throw error;
     }
     let answer: StoredAnswer;

@@ -184,8 +184,10 @@ export function tradingRoutes(app: App, context: RouteContext): void {
       const body = request.body;
       assertAccountAccess(request, body.accountId);
       return answerCreate(context, request, reply, async () => {
-        await assertTrader(context, body.accountId);
-        const instrument = await listedInstrument(context, body.symbol);
+        const [, instrument] = await Promise.all([
+          assertTrader(context, body.accountId),
+          listedInstrument(context, body.symbol),
+        ]);
         const orderId = randomUUID();
         await handleCommand(
           context.broker,
