@@ -43,6 +43,10 @@ export class MemoryEventStore implements EventStore {
     this.waker = sharing?.waker ?? new Waker();
   }
 
+  knownVersion(streamId: string): number {
+    return (this.streams.get(streamId)?.length ?? 0) - 1;
+  }
+
   async append(
     streamId: string,
     events: NewEvent[],

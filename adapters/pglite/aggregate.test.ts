@@ -24,7 +24,13 @@ const stores: Array<[string, () => Promise<EventStore>]> = [
   ['memory', async () => new MemoryEventStore()],
   [
     'PGlite',
-    async () => SqlEventStore.open({ client: await pgliteClient(), schema: 'broker', ownsClient: true }),
+    async () =>
+      SqlEventStore.open({
+        client: await pgliteClient(),
+        schema: 'broker',
+        ownsClient: true,
+        exclusiveWriter: true,
+      }),
   ],
 ];
 
@@ -114,6 +120,10 @@ describe.each(stores)('loading an aggregate with snapshots (%s)', (_, openStore)
     await store.append(stream, [newEvent('Deposited', { amount: 40 })]);
     const loaded = await loadAggregate(store, stream, balance(), { cache });
     expect(loaded).toEqual({ state: { cash: 70, deposits: 3 }, version: 2 });
+    expect(fromVersions).toEqual([0, 2]);
+    // The store is the only writer and saw the last append: the cached state is known current.
+    expect(store.knownVersion?.(stream)).toBe(2);
+    expect((await loadAggregate(store, stream, balance(), { cache })).state.cash).toBe(70);
     expect(fromVersions).toEqual([0, 2]);
     // A load at a version never comes from the cache, nor changes it.
     expect((await loadAggregate(store, stream, balance(), { cache, version: 0 })).state.cash).toBe(10);

@@ -16,5 +16,6 @@ export async function openPgliteEventStore(options: {
     label: 'pglite',
     ownsClient: true,
     notifyOtherProcesses: false,
+    exclusiveWriter: true,
   });
 }

@@ -35,7 +35,16 @@ export interface SqlEventStoreOptions {
    * PGlite belongs to one process, whose subscribers are woken in memory: it has no one to tell.
    */
   notifyOtherProcesses?: boolean;
+  /**
+   * This store is the only writer of its database (embedded PGlite): it then remembers each
+   * stream's version as its last append or full read found it, so that a cached aggregate needs no
+   * read to know it is current.
+   */
+  exclusiveWriter?: boolean;
 }
+
+/** How many streams an exclusive writer remembers the version of (the least recently appended go first). */
+const KNOWN_VERSIONS_KEPT = 100_000;
 
 /** How long a NOTIFY waits for more appends to share it: the delay other processes' subscribers see. */
 const NOTIFY_COALESCE_MS = 5;
@@ -72,6 +81,7 @@ export class SqlEventStore implements EventStore {
   /** The NOTIFY in flight, if any, and whether appends committed since it was sent. */
   private notifying?: Promise<void>;
   private notifyAgain = false;
+  private readonly knownVersions = new Map<string, number>();
 
   private constructor(private readonly options: SqlEventStoreOptions) {
     this.client = options.client;
@@ -108,6 +118,7 @@ export class SqlEventStore implements EventStore {
         [streamId, String(expected), JSON.stringify(prepared)],
       );
       this.announce();
+      if (this.options.exclusiveWriter) this.remember(streamId, Number(rows[0]!.stream_version));
       return {
         nextExpectedVersion: Number(rows[0]!.stream_version),
         positions: rows.map((row) => Number(row.event_position)),
@@ -129,6 +140,19 @@ export class SqlEventStore implements EventStore {
     } finally {
       stopTimer();
     }
+  }
+
+  knownVersion(streamId: string): number | undefined {
+    return this.knownVersions.get(streamId);
+  }
+
+  private remember(streamId: string, version: number): void {
+    const known = this.knownVersions.get(streamId);
+    if (known !== undefined && known >= version) return;
+    this.knownVersions.delete(streamId);
+    this.knownVersions.set(streamId, version);
+    if (this.knownVersions.size > KNOWN_VERSIONS_KEPT)
+      this.knownVersions.delete(this.knownVersions.keys().next().value!);
   }
 
   /**
@@ -203,6 +227,9 @@ export class SqlEventStore implements EventStore {
         ORDER BY version LIMIT $5`,
       [streamId, options.fromVersion ?? 0, options.toVersion ?? null, options.until ?? null, limit],
     );
+    const toTheEnd = options.toVersion === undefined && options.until === undefined && rows.length < limit;
+    if (this.options.exclusiveWriter && toTheEnd && rows.length > 0)
+      this.remember(streamId, Number(rows.at(-1)!.version));
     return rows.map((row) => this.toEvent(row));
   }
 

@@ -59,6 +59,8 @@ export async function loadAggregate<State>(
 ): Promise<LoadedAggregate<State>> {
   const cached = options.version === undefined && !options.at ? options.cache?.get(streamId) : undefined;
   if (cached) {
+    // The only writer says the stream has not moved: nothing to read.
+    if (store.knownVersion?.(streamId) === cached.version) return { ...cached };
     const events = await store.readStream(streamId, { fromVersion: cached.version + 1 });
     const loaded = fold(definition, cached.state, cached.version, events);
     if (events.length > 0) options.cache!.set(streamId, loaded.version, loaded.state);

@@ -112,6 +112,12 @@ export interface EventStore {
   streamVersion(streamId: string): Promise<number>;
   /** The greatest position a reader can see now (0 when empty). */
   headPosition(): Promise<number>;
+  /**
+   * The stream's version, without a read, when this store is certain of it: a store that is the
+   * only writer of its data (in memory, embedded) and saw the stream's last append. Undefined
+   * otherwise; absent on stores shared with other processes.
+   */
+  knownVersion?(streamId: string): number | undefined;
   subscribeToAll(options: SubscribeOptions): Subscription;
   saveSnapshot(snapshot: Omit<Snapshot, 'takenAt'>): Promise<void>;
   /** The latest snapshot of the stream at or below `atOrBelowVersion` with this schema version. */

@@ -11,6 +11,7 @@ import {
 } from 'fastify-type-provider-zod';
 import pino from 'pino';
 import { register } from 'prom-client';
+import { AggregateCache } from '../../domain/shared/aggregate.ts';
 import type { ApiDeps, App, RouteContext } from './context.ts';
 import { ensureDefaultMetrics, httpDuration } from './metrics.ts';
 import { ApiProblem, problem, sendProblem, toProblem } from './problem.ts';
@@ -35,7 +36,11 @@ function correlationIdOf(offered: unknown): string {
  * every event and log line, OpenAPI at /docs, health and Prometheus metrics. Test it with `inject()`.
  */
 export async function buildApi(deps: ApiDeps): Promise<App> {
-  const context: RouteContext = { ...deps, now: deps.now ?? (() => new Date()) };
+  const context: RouteContext = {
+    ...deps,
+    now: deps.now ?? (() => new Date()),
+    caches: { accounts: new AggregateCache(), instruments: new AggregateCache() },
+  };
   const app = Fastify({
     loggerInstance: deps.logger ?? pino({ level: 'silent' }),
     bodyLimit: deps.bodyLimit ?? 16 * 1024,

@@ -7,6 +7,9 @@ import type {
   RawServerDefault,
 } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { Account } from '../../domain/broker/account/account.ts';
+import type { Instrument } from '../../domain/broker/instrument/instrument.ts';
+import type { AggregateCache } from '../../domain/shared/aggregate.ts';
 import type { EventStore } from '../../domain/shared/event-store.ts';
 import { formatCents } from '../../domain/shared/money.ts';
 import type { CommandMetadata } from '../shared/command-handler.ts';
@@ -66,6 +69,8 @@ export type App = FastifyInstance<
 
 export interface RouteContext extends ApiDeps {
   now: () => Date;
+  /** Accounts and instruments as this process last loaded them: read on every order. */
+  caches: { accounts: AggregateCache<Account>; instruments: AggregateCache<Instrument> };
 }
 
 /** Event metadata for a request: its correlation id, the HTTP request id as the cause, the caller as the actor. */

@@ -51,6 +51,7 @@ async function assertTrader(context: RouteContext, accountId: string): Promise<v
     context.broker,
     accountStreamId(accountId),
     aggregateOf(accountDecider),
+    { cache: context.caches.accounts },
   );
   assertMay(state, 'trader');
 }
@@ -61,6 +62,7 @@ async function listedInstrument(context: RouteContext, symbol: string): Promise<
     context.broker,
     instrumentStreamId(custodySymbol(symbol)),
     aggregateOf(instrumentDecider),
+    { cache: context.caches.instruments },
   );
   if (!state.listed) throw new InstrumentNotFound(symbol);
   return state;
