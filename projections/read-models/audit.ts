@@ -4,8 +4,9 @@ import type { Change, ProjectionDefinition } from '../model.ts';
 /**
  * The audit timeline (`GET /v1/audit/trace/{correlationId}`): every event of both event stores,
  * one document each with its stream, version, position, type, metadata and data, indexed by
- * correlation id. A projection follows one store, so there are two, one per store, with the
- * same shape; the trace query merges them in time order.
+ * correlation id in the trace's order (occurred, recorded, position). A projection follows one
+ * store, so there are two, one per store, with the same shape; the trace query
+ * (`audit-trace.ts`) merges them in time order.
  */
 export const AUDIT_EVENTS = 'audit_events';
 
@@ -13,7 +14,8 @@ export function auditTimelineProjection(source: 'broker' | 'b3'): ProjectionDefi
   const table = `${AUDIT_EVENTS}_${source}`;
   return {
     name: `audit_${source}`,
-    version: 1,
+    // 2: the index follows the trace's order, so a page is one index range per store.
+    version: 2,
     source,
     store: 'mongo',
     tables: [
@@ -36,7 +38,7 @@ export function auditTimelineProjection(source: 'broker' | 'b3'): ProjectionDefi
           data: { type: 'json' },
         },
         primaryKey: ['event_id'],
-        indexes: [['correlation_id', 'position']],
+        indexes: [['correlation_id', 'occurred_at', 'recorded_at', 'position']],
       },
     ],
     project(event: RecordedEvent): Change[] {

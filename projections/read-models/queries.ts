@@ -1,12 +1,14 @@
 import type { FindOptions, ProjectionDefinition, Row, Value } from '../model.ts';
 import type { ReadModelStore } from '../store.ts';
-import { AUDIT_EVENTS, b3AuditProjection, brokerAuditProjection } from './audit.ts';
+import { type AuditEntry, type AuditTrace, readAuditTrace, readWholeAuditTrace } from './audit-trace.ts';
 import { BOOK_ORDERS, BOOKS, bookDepthProjection } from './book-depth.ts';
 import { CANDLE_INTERVALS, CANDLES, type CandleInterval, candlesProjection } from './candles.ts';
 import { EXECUTIONS, ORDERS, ordersProjection } from './orders.ts';
 import { LATEST_QUOTES, QUOTES, quotesProjection } from './quotes.ts';
 import { TRADE_PARTIES, TRADES, tradesProjection } from './trades.ts';
 import { WALLET_CASH, WALLET_POSITIONS, walletsProjection } from './wallets.ts';
+
+export type { AuditEntry, AuditTrace } from './audit-trace.ts';
 
 /**
  * The read side the HTTP API calls: every answer comes from a read model, never from an event
@@ -157,22 +159,6 @@ export interface CandleView {
   trades: number;
 }
 
-export interface AuditEntry {
-  store: 'broker' | 'b3';
-  eventId: string;
-  streamId: string;
-  version: number;
-  position: number;
-  type: string;
-  occurredAt: Date;
-  recordedAt: Date;
-  correlationId: string;
-  causationId: string;
-  actor: string;
-  metadata: Record<string, unknown>;
-  data: unknown;
-}
-
 export interface ReadModels {
   wallet(accountId: string): Promise<WalletView | undefined>;
   order(orderId: string): Promise<OrderDetail | undefined>;
@@ -196,6 +182,8 @@ export interface ReadModels {
   candles(symbol: string, interval: CandleInterval, from: Date, to: Date): Promise<CandleView[]>;
   /** Every event of one request, across streams and both stores, in the order they happened. */
   trace(correlationId: string): Promise<AuditEntry[]>;
+  /** The same, a page at a time (`audit-trace.ts`). */
+  auditTrace(correlationId: string, query: { limit: number; cursor?: string }): Promise<AuditTrace>;
 }
 
 export const MAX_PAGE = 500;
@@ -412,30 +400,12 @@ export function createReadModels(stores: Pick<ReadModelStores, 'mysql' | 'postgr
       return candles;
     },
 
-    async trace(correlationId) {
-      const entries: AuditEntry[] = [];
-      for (const projection of [brokerAuditProjection, b3AuditProjection]) {
-        const table = `${AUDIT_EVENTS}_${projection.source}`;
-        let after: Value[] | undefined;
-        for (;;) {
-          const rows = await find(projection, table, {
-            where: { correlation_id: correlationId },
-            orderBy: [['position', 'asc']],
-            limit: 1000,
-            after,
-          });
-          entries.push(...rows.map(auditEntry));
-          if (rows.length < 1000) break;
-          after = [rows.at(-1)!.position as Value];
-        }
-      }
-      // Two stores have two position sequences: merge by when things happened, then by store order.
-      return entries.sort(
-        (a, b) =>
-          a.occurredAt.getTime() - b.occurredAt.getTime() ||
-          a.recordedAt.getTime() - b.recordedAt.getTime() ||
-          (a.store === b.store ? a.position - b.position : a.store === 'broker' ? -1 : 1),
-      );
+    trace(correlationId) {
+      return readWholeAuditTrace(stores, correlationId);
+    },
+
+    auditTrace(correlationId, query) {
+      return readAuditTrace(stores, correlationId, query);
     },
   };
 
@@ -550,23 +520,5 @@ function candleView(row: Row): CandleView {
     volume,
     vwap: volume > 0 ? Math.round(num(row.notional) / volume) : 0,
     trades: num(row.trades),
-  };
-}
-
-function auditEntry(row: Row): AuditEntry {
-  return {
-    store: text(row.store) as 'broker' | 'b3',
-    eventId: text(row.event_id),
-    streamId: text(row.stream_id),
-    version: num(row.version),
-    position: num(row.position),
-    type: text(row.type),
-    occurredAt: date(row.occurred_at),
-    recordedAt: date(row.recorded_at),
-    correlationId: text(row.correlation_id),
-    causationId: text(row.causation_id),
-    actor: text(row.actor),
-    metadata: (row.metadata ?? {}) as Record<string, unknown>,
-    data: row.data,
   };
 }

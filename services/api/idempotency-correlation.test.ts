@@ -28,7 +28,7 @@ const order = () => ({
 });
 
 beforeAll(async () => {
-  api = await startTestApi({ logger, readModels: false });
+  api = await startTestApi({ logger });
   trader = await api.trader('idem');
 }, 180_000);
 afterAll(async () => api?.close());

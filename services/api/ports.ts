@@ -28,6 +28,27 @@ export interface ReadModels {
   quotes?(symbol: string, query: { limit: number; cursor?: string }): Promise<Page<Row>>;
   candles(symbol: string, interval: string, from: Date, to: Date): Promise<Row[] | Page<Row>>;
   trace?(correlationId: string): Promise<Row[] | Page<Row>>;
+  /**
+   * One page of a correlation id's events from the audit timeline, and the event-store position
+   * each store's timeline included when it was read (`projections/read-models/audit-trace.ts`).
+   */
+  auditTrace?(
+    correlationId: string,
+    query: { limit: number; cursor?: string },
+  ): Promise<Page<AuditEntryRow> & { through: { broker: number; b3: number } }>;
+}
+
+/** An audit timeline entry as the audit routes read it. */
+export interface AuditEntryRow {
+  store: 'broker' | 'b3';
+  eventId: string;
+  streamId: string;
+  version: number;
+  position: number;
+  type: string;
+  recordedAt: Date;
+  metadata: Record<string, unknown>;
+  data: unknown;
 }
 
 export interface ProjectionsControl {

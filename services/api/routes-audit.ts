@@ -1,3 +1,4 @@
+import type { FastifyBaseLogger } from 'fastify';
 import { accountDecider } from '../../domain/broker/account/account.ts';
 import { instrumentDecider } from '../../domain/broker/instrument/instrument.ts';
 import { orderDecider } from '../../domain/broker/order/order.ts';
@@ -5,9 +6,16 @@ import { walletDecider } from '../../domain/broker/wallet/wallet.ts';
 import { type AggregateDefinition, loadAggregate } from '../../domain/shared/aggregate.ts';
 import type { EventStore, RecordedEvent } from '../../domain/shared/event-store.ts';
 import { aggregateOf } from '../shared/command-handler.ts';
-import { type App, type RouteContext, requireRoles } from './context.ts';
+import { type App, type RouteContext, readModelsOf, requireRoles } from './context.ts';
 import { ApiProblem } from './problem.ts';
-import { CorrelationParams, StateQuery, StreamParams, StreamQuery } from './schemas.ts';
+import {
+  CorrelationParams,
+  StateQuery,
+  StreamParams,
+  StreamQuery,
+  TraceQuery,
+  TraceResponse,
+} from './schemas.ts';
 
 const security = [{ bearerAuth: [] }];
 
@@ -40,7 +48,13 @@ function redact(value: unknown): unknown {
   );
 }
 
-export function auditEvent(event: RecordedEvent, store?: string) {
+export function auditEvent(
+  event: Pick<
+    RecordedEvent,
+    'id' | 'streamId' | 'version' | 'position' | 'type' | 'data' | 'metadata' | 'recordedAt'
+  >,
+  store?: 'broker' | 'b3',
+) {
   return {
     ...(store ? { store } : {}),
     streamId: event.streamId,
@@ -134,45 +148,72 @@ export function auditRoutes(app: App, context: RouteContext): void {
       schema: {
         tags: ['audit'],
         summary: 'Every event of one request, across streams and both event stores, in order',
+        description:
+          'Read from the audit timeline read models (`audit_broker`, `audit_b3`), a page at a time: ' +
+          'by occurred time, then recording time, then broker before B3, then position. Each page ' +
+          `waits up to ${TRACE_CATCH_UP_MS / 1000} s for the timeline to include every event recorded ` +
+          'before the request. Amounts are integer cents: the events exactly as stored.',
         security,
         params: CorrelationParams,
+        querystring: TraceQuery,
+        response: { 200: TraceResponse },
       },
     },
     async (request) => {
       const { correlationId } = request.params;
-      const found = (
-        await Promise.all([
-          scan(context.broker, correlationId).then((events) =>
-            events.map((event) => ({ event, store: 'broker' })),
-          ),
-          scan(context.b3, correlationId).then((events) => events.map((event) => ({ event, store: 'b3' }))),
-        ])
-      ).flat();
-      found.sort(
-        (a, b) =>
-          a.event.metadata.occurredAt.localeCompare(b.event.metadata.occurredAt) ||
-          a.event.recordedAt.getTime() - b.event.recordedAt.getTime() ||
-          a.event.position - b.event.position,
+      const readModels = readModelsOf(context);
+      if (!readModels.auditTrace)
+        throw new ApiProblem(503, 'READ_MODELS_UNAVAILABLE', 'the audit timeline is not available here');
+      const page = await caughtUp(context, request.log, () =>
+        readModels.auditTrace!(correlationId, request.query),
       );
-      if (found.length === 0)
+      if (page.items.length === 0 && request.query.cursor === undefined)
         throw new ApiProblem(404, 'TRACE_NOT_FOUND', `no event carries correlation id ${correlationId}`);
-      return { correlationId, events: found.map(({ event, store }) => auditEvent(event, store)) };
+      return {
+        correlationId,
+        events: page.items.map((entry) =>
+          auditEvent(
+            {
+              id: entry.eventId,
+              streamId: entry.streamId,
+              version: entry.version,
+              position: entry.position,
+              type: entry.type,
+              data: entry.data,
+              metadata: entry.metadata as RecordedEvent['metadata'],
+              recordedAt: entry.recordedAt,
+            },
+            entry.store,
+          ),
+        ),
+        ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}),
+      };
     },
   );
 }
 
+/** How long a trace waits for the audit timeline to catch up with the event stores. */
+export const TRACE_CATCH_UP_MS = 2_000;
+
 /**
- * Reads a whole store for one correlation id. The audit trace is an investigation tool, so a full
- * scan is acceptable at simulator scale; the audit timeline read model is the indexed way.
+ * Reads a trace page once the audit timeline includes every event both stores held when the
+ * request came in, so that a trace asked right after a request shows all of it. A projector that
+ * is behind (a rebuild, or none running) costs the wait, then the page as the timeline has it.
  */
-async function scan(store: EventStore, correlationId: string): Promise<RecordedEvent[]> {
-  const found: RecordedEvent[] = [];
-  let after = 0;
+async function caughtUp<Page extends { through: { broker: number; b3: number } }>(
+  context: RouteContext,
+  log: FastifyBaseLogger,
+  read: () => Promise<Page>,
+): Promise<Page> {
+  const [broker, b3] = await Promise.all([context.broker.headPosition(), context.b3.headPosition()]);
+  const deadline = Date.now() + TRACE_CATCH_UP_MS;
   for (;;) {
-    const batch = await store.readAll({ after, limit: 2000 });
-    for (const event of batch) if (event.metadata.correlationId === correlationId) found.push(event);
-    const last = batch.at(-1);
-    if (!last || batch.length < 2000) return found;
-    after = last.position;
+    const page = await read();
+    if (page.through.broker >= broker && page.through.b3 >= b3) return page;
+    if (Date.now() >= deadline) {
+      log.warn({ heads: { broker, b3 }, through: page.through }, 'audit timeline behind the event stores');
+      return page;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }

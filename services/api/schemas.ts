@@ -109,6 +109,24 @@ export const StateQuery = z.strictObject({
   at: z.iso.datetime({ offset: true }).optional(),
 });
 export const CorrelationParams = z.strictObject({ correlationId: IdParam });
+export const TraceQuery = z.strictObject({ limit: Limit, cursor: Cursor.optional() });
+/** An event as the audit routes show it: exactly as stored (amounts in cents), password hashes redacted. */
+export const AuditEventView = z.object({
+  store: z.enum(['broker', 'b3']).optional(),
+  streamId: z.string(),
+  version: z.number().int(),
+  position: z.number().int(),
+  id: z.string(),
+  type: z.string(),
+  data: z.unknown(),
+  metadata: z.record(z.string(), z.unknown()),
+  recordedAt: z.string().meta({ format: 'date-time' }),
+});
+export const TraceResponse = z.object({
+  correlationId: z.string(),
+  events: z.array(AuditEventView),
+  nextCursor: z.string().optional().describe('pass back as `cursor` for the next page'),
+});
 
 export const RoleBody = z.strictObject({ role: z.enum(['trader', 'auditor', 'admin']) });
 export const RoleParams = z.strictObject({ id: IdParam, role: z.enum(['trader', 'auditor', 'admin']) });

@@ -151,6 +151,27 @@ describe('tradecore CLI', () => {
     }>;
     expect(events[0]).toMatchObject({ streamId: 'order-ord-3-1', type: 'OrderPlaced' });
     expect(new Set(events.map((e) => e.store))).toEqual(new Set(['broker', 'b3']));
+
+    // One page at a time: the pages put together are the whole trace.
+    const first = await tradecore('audit', 'trace', 'req-3-1', '--json', '--limit', '2');
+    expect(first.code, first.stderr).toBe(0);
+    const page = JSON.parse(first.stdout) as { events: unknown[]; nextCursor?: string };
+    expect(page.events).toEqual(JSON.parse(trace.stdout).events.slice(0, 2));
+    expect(page.nextCursor).toBeDefined();
+    const rest = await tradecore(
+      'audit',
+      'trace',
+      'req-3-1',
+      '--json',
+      '--limit',
+      '500',
+      '--cursor',
+      page.nextCursor!,
+    );
+    expect(rest.code, rest.stderr).toBe(0);
+    expect([...page.events, ...JSON.parse(rest.stdout).events]).toEqual(JSON.parse(trace.stdout).events);
+    expect((await tradecore('audit', 'trace', 'req-3-2', '--cursor', page.nextCursor!)).code).toBe(2);
+
     const none = await tradecore('audit', 'trace', 'req-nobody');
     expect(none.code).toBe(1);
   }, 60_000);

@@ -16,7 +16,12 @@ import { EventSchemas } from '../../domain/shared/event-schemas.ts';
 import type { RecordedEvent } from '../../domain/shared/event-store.ts';
 import type { ProjectorStatus, RebuildProgress } from '../../projections/projector.ts';
 import { b3AuditProjection, brokerAuditProjection } from '../../projections/read-models/index.ts';
-import { createReadModels } from '../../projections/read-models/queries.ts';
+import {
+  type AuditEntry,
+  createReadModels,
+  InvalidCursor,
+  MAX_PAGE,
+} from '../../projections/read-models/queries.ts';
 import type { Config } from '../shared/config.ts';
 import { connectEventStores, type EventStores } from '../shared/event-stores.ts';
 import {
@@ -245,13 +250,20 @@ export async function auditState(
   }
 }
 
-/** `tradecore audit trace <correlationId>`: brings the audit timeline up to date, then reads it. */
+/**
+ * `tradecore audit trace <correlationId> [--limit N] [--cursor C]`: brings the audit timeline up
+ * to date, then reads it — the whole trace, or one page with `--limit`/`--cursor`.
+ */
 export async function auditTrace(
   config: Config,
   correlationId: string | undefined,
+  options: { limit?: string; cursor?: string },
   io: CommandIo,
 ): Promise<void> {
   if (!correlationId) throw new UsageError('audit trace needs a correlation id');
+  const limit = integerOption('--limit', options.limit, 1);
+  if (limit !== undefined && limit > MAX_PAGE) throw new UsageError(`--limit must be at most ${MAX_PAGE}`);
+  const paged = limit !== undefined || options.cursor !== undefined;
   const eventStores = await connectEventStores(config, eventSchemas());
   try {
     const readModelStores = await connectReadModelStores(config);
@@ -266,14 +278,34 @@ export async function auditTrace(
       } finally {
         await registry.stop();
       }
-      const entries = await createReadModels(readModelStores).trace(correlationId);
-      if (entries.length === 0) throw new CommandFailed(`no events with correlation id ${correlationId}`);
-      if (io.json) io.out(JSON.stringify({ correlationId, events: entries }));
-      else
-        for (const entry of entries)
+      const readModels = createReadModels(readModelStores);
+      let page: { items: AuditEntry[]; nextCursor?: string };
+      try {
+        page = paged
+          ? await readModels.auditTrace(correlationId, { limit: limit ?? 50, cursor: options.cursor })
+          : { items: await readModels.trace(correlationId) };
+      } catch (error) {
+        if (error instanceof InvalidCursor)
+          throw new UsageError(`--cursor is not one that audit trace ${correlationId} gave out`);
+        throw error;
+      }
+      if (page.items.length === 0 && options.cursor === undefined)
+        throw new CommandFailed(`no events with correlation id ${correlationId}`);
+      if (io.json)
+        io.out(
+          JSON.stringify({
+            correlationId,
+            events: page.items,
+            ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}),
+          }),
+        );
+      else {
+        for (const entry of page.items)
           io.out(
             `${entry.occurredAt.toISOString()}\t${entry.store}\t${entry.streamId}@${entry.version}\t${entry.type}\tcausation=${entry.causationId} actor=${entry.actor}\t${JSON.stringify(entry.data)}`,
           );
+        if (page.nextCursor) io.err.write(`more: --cursor ${page.nextCursor}\n`);
+      }
     } finally {
       await readModelStores.close();
     }

@@ -31,7 +31,8 @@ commands:
                                          a stream's events with their metadata (order-…, wallet-…, book-…, …)
   audit state <stream> --version N | --at ISO
                                          an aggregate's state at a version or a point in time
-  audit trace <correlationId>            every event of one request, across streams, in order
+  audit trace <correlationId> [--limit N] [--cursor C]
+                                         every event of one request, across streams, in order (or one page)
   help                                   show this help
 
 options:
@@ -76,6 +77,7 @@ async function main(argv: string[]): Promise<number> {
       limit: { type: 'string' },
       version: { type: 'string' },
       at: { type: 'string' },
+      cursor: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -137,7 +139,7 @@ async function main(argv: string[]): Promise<number> {
           await auditState(config(), argument, { version: values.version, at: values.at }, io);
           return 0;
         case 'trace':
-          await auditTrace(config(), argument, io);
+          await auditTrace(config(), argument, { limit: values.limit, cursor: values.cursor }, io);
           return 0;
         default:
           throw new UsageError(
