@@ -19,8 +19,10 @@ import type { BookCommand, CancelOrder, ModifyOrder, OpenBook, PlaceOrder } from
  *
  * Layout: each side keeps its price levels in an array sorted worst → best (the best level is the
  * last element, so consuming it is a `pop`), a Map from price to level, and each level is an
- * intrusive doubly linked FIFO of orders; one Map indexes every live order by id, so a cancel is
- * O(1) apart from removing an emptied level.
+ * intrusive doubly linked FIFO of orders; one Map indexes the orders waiting in the book (resting or
+ * parked stops) by id, so a cancel is O(1) apart from removing an emptied level. The order being
+ * matched is held apart (`incoming`) and enters the Map only if it rests: market orders and orders
+ * filled on arrival never touch it, which spares two Map writes on a hot path.
  */
 
 export interface OrderBookOptions {
@@ -214,6 +216,7 @@ export class OrderBook {
   private lastTradePrice = 0;
   private readonly bids = new BookSide(true);
   private readonly asks = new BookSide(false);
+  /** The orders waiting in the book, resting or parked, by id: never the incoming order. */
   private readonly orders = new Map<string, BookOrder>();
   /**
    * Orders that left the book, kept to be reused by the next ones: most orders live a few
@@ -225,7 +228,7 @@ export class OrderBook {
   private readonly buyStops: BookOrder[] = [];
   /** Untriggered sell stops, highest stop price first, then by arrival. */
   private readonly sellStops: BookOrder[] = [];
-  /** The order being matched during a command; null between commands. */
+  /** The order being matched during a command (not in `orders`); null between commands. */
   private incoming: BookOrder | null = null;
   /** No GTD order expires before this instant (a lower bound: canceled orders are not taken out). */
   private nextExpiry = Number.POSITIVE_INFINITY;
@@ -910,14 +913,16 @@ export class OrderBook {
   // ── state changes, shared by deciding and replaying ─────────────────────────────────────────
 
   private applyAccepted(order: BookOrder): void {
-    this.orders.set(order.id, order);
-    if (order.parked) this.park(order);
-    else this.incoming = order;
+    if (order.parked) {
+      this.orders.set(order.id, order);
+      this.park(order);
+    } else this.incoming = order;
     if (order.expiresAt !== 0 && order.expiresAt < this.nextExpiry) this.nextExpiry = order.expiresAt;
   }
 
   private applyTriggered(order: BookOrder): void {
     this.unpark(order);
+    this.orders.delete(order.id);
     order.parked = false;
     order.orderType = order.orderType === 'STOP' ? 'MARKET' : 'LIMIT';
     this.incoming = order;
@@ -937,7 +942,6 @@ export class OrderBook {
       this.release(resting);
     }
     if (incoming.remaining === 0) {
-      this.orders.delete(incoming.id);
       this.incoming = null;
       this.release(incoming);
     }
@@ -946,6 +950,7 @@ export class OrderBook {
   private applyRested(order: BookOrder, displayed: number): void {
     order.visible = displayed;
     this.sideOf(order).append(order);
+    this.orders.set(order.id, order);
     this.incoming = null;
   }
 
@@ -970,6 +975,7 @@ export class OrderBook {
       order.visible = visible;
     } else {
       this.sideOf(order).remove(order);
+      this.orders.delete(order.id);
       order.price = price;
       order.quantity = quantity;
       order.remaining = remaining;
@@ -979,10 +985,12 @@ export class OrderBook {
   }
 
   private applyRemoved(order: BookOrder): void {
-    if (order.level !== null) this.sideOf(order).remove(order);
-    else if (order.parked) this.unpark(order);
     if (this.incoming === order) this.incoming = null;
-    this.orders.delete(order.id);
+    else {
+      if (order.parked) this.unpark(order);
+      else this.sideOf(order).remove(order);
+      this.orders.delete(order.id);
+    }
     this.release(order);
   }
 
@@ -1006,7 +1014,10 @@ export class OrderBook {
     return order.side === 'BUY' ? this.bids : this.asks;
   }
 
+  /** An order an event names: the incoming one, or one waiting in the book. */
   private known(orderId: string): BookOrder {
+    const incoming = this.incoming;
+    if (incoming !== null && incoming.id === orderId) return incoming;
     const order = this.orders.get(orderId);
     if (order === undefined) throw new Error(`book ${this.symbol}: event for unknown order ${orderId}`);
     return order;
