@@ -9,6 +9,7 @@ import {
   TimeInForce,
 } from './book-events.ts';
 import type { BookCommand, CancelOrder, ModifyOrder, OpenBook, PlaceOrder } from './commands.ts';
+import { OrderIndex } from './order-index.ts';
 
 /**
  * The B3 matching engine: one order book per symbol, price-time priority, integer cents and shares.
@@ -19,10 +20,10 @@ import type { BookCommand, CancelOrder, ModifyOrder, OpenBook, PlaceOrder } from
  *
  * Layout: each side keeps its price levels in an array sorted worst → best (the best level is the
  * last element, so consuming it is a `pop`), a Map from price to level, and each level is an
- * intrusive doubly linked FIFO of orders; one Map indexes the orders waiting in the book (resting or
- * parked stops) by id, so a cancel is O(1) apart from removing an emptied level. The order being
- * matched is held apart (`incoming`) and enters the Map only if it rests: market orders and orders
- * filled on arrival never touch it, which spares two Map writes on a hot path.
+ * intrusive doubly linked FIFO of orders; one hash index (`OrderIndex`) holds the orders waiting in
+ * the book (resting or parked stops) by id, so a cancel is O(1) apart from removing an emptied level.
+ * The order being matched is held apart (`incoming`) and enters the index only if it rests: market
+ * orders and orders filled on arrival never touch it, which spares two index writes on a hot path.
  */
 
 export interface OrderBookOptions {
@@ -217,7 +218,7 @@ export class OrderBook {
   private readonly bids = new BookSide(true);
   private readonly asks = new BookSide(false);
   /** The orders waiting in the book, resting or parked, by id: never the incoming order. */
-  private readonly orders = new Map<string, BookOrder>();
+  private readonly orders = new OrderIndex<BookOrder>();
   /**
    * Orders that left the book, kept to be reused by the next ones: most orders live a few
    * microseconds, and reusing them spares the young-generation collector from copying and promoting
@@ -276,7 +277,7 @@ export class OrderBook {
           state.acceptedSequence,
           state.parked,
         );
-      book.orders.set(order.id, order);
+      book.orders.add(order);
       if (order.parked) book.park(order);
       else book.sideOf(order).append(order);
       if (order.expiresAt !== 0 && order.expiresAt < book.nextExpiry) book.nextExpiry = order.expiresAt;
@@ -914,7 +915,7 @@ export class OrderBook {
 
   private applyAccepted(order: BookOrder): void {
     if (order.parked) {
-      this.orders.set(order.id, order);
+      this.orders.add(order);
       this.park(order);
     } else this.incoming = order;
     if (order.expiresAt !== 0 && order.expiresAt < this.nextExpiry) this.nextExpiry = order.expiresAt;
@@ -950,7 +951,7 @@ export class OrderBook {
   private applyRested(order: BookOrder, displayed: number): void {
     order.visible = displayed;
     this.sideOf(order).append(order);
-    this.orders.set(order.id, order);
+    this.orders.add(order);
     this.incoming = null;
   }
 
