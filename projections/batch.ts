@@ -24,16 +24,27 @@ export interface Wave {
   upserts: Map<string, MergedUpsert[]>;
 }
 
+/**
+ * A row's identity within a batch. Values are written as JSON (a string cannot pass for a number,
+ * nor a separator for a column boundary); dates as their instant. Called once per change, so it
+ * builds one string and nothing else.
+ */
 export function rowKey(table: string, key: Row): string {
-  return `${table}\u0000${JSON.stringify(
-    Object.keys(key)
-      .sort()
-      .map((column) => [
-        column,
-        key[column] instanceof Date ? (key[column] as Date).toISOString() : key[column],
-      ]),
-  )}`;
+  const columns = Object.keys(key);
+  if (columns.length > 1) columns.sort();
+  let id = table;
+  for (const column of columns) {
+    const value = key[column];
+    id += `\u0000${column}\u0000${value instanceof Date ? `D${value.getTime()}` : JSON.stringify(value)}`;
+  }
+  return id;
 }
+
+type Upsert = Extract<Change, { kind: 'upsert' }>;
+type Column = { op: ColumnOp; value: Value };
+
+/** The parts of an upsert, in the order their columns are listed. */
+const operations = ['insert', 'set', 'add', 'max', 'min'] as const;
 
 export function planBatch(changes: Change[]): Wave[] {
   const waves: Wave[] = [];
@@ -66,18 +77,22 @@ export function planBatch(changes: Change[]): Wave[] {
       entry = { table: change.table, key: change.key, deleted: false };
       pending.set(id, entry);
     }
-    const incoming = columnsOf(change);
     if (!entry.upsert) {
-      entry.upsert = { table: change.table, key: change.key, columns: incoming, replace: entry.deleted };
+      entry.upsert = {
+        table: change.table,
+        key: change.key,
+        columns: columnsOf(change),
+        replace: entry.deleted,
+      };
       continue;
     }
-    if (!merge(entry.upsert.columns, incoming)) {
+    if (!merge(entry.upsert.columns, change)) {
       flush();
       pending.set(id, {
         table: change.table,
         key: change.key,
         deleted: false,
-        upsert: { table: change.table, key: change.key, columns: incoming, replace: false },
+        upsert: { table: change.table, key: change.key, columns: columnsOf(change), replace: false },
       });
     }
   }
@@ -85,62 +100,88 @@ export function planBatch(changes: Change[]): Wave[] {
   return waves;
 }
 
-function columnsOf(change: Extract<Change, { kind: 'upsert' }>): Map<string, { op: ColumnOp; value: Value }> {
-  const columns = new Map<string, { op: ColumnOp; value: Value }>();
-  const put = (op: ColumnOp, row: Row | undefined) => {
+function columnsOf(change: Upsert): Map<string, Column> {
+  const columns = new Map<string, Column>();
+  for (const op of operations) {
+    const row = change[op];
     for (const column in row) {
       if (column in change.key) continue;
       if (columns.has(column))
         throw new Error(`change to ${change.table}: column ${column} has two operations`);
       columns.set(column, { op, value: row[column] as Value });
     }
-  };
-  put('insert', change.insert);
-  put('set', change.set);
-  put('add', change.add);
-  put('max', change.max);
-  put('min', change.min);
+  }
   return columns;
 }
 
-/** Merges `incoming` (later) into `current` (earlier); false when some column cannot be merged. */
-function merge(
-  current: Map<string, { op: ColumnOp; value: Value }>,
-  incoming: Map<string, { op: ColumnOp; value: Value }>,
-): boolean {
-  const merged = new Map(current);
-  for (const [column, next] of incoming) {
-    const previous = merged.get(column);
-    const result = previous ? combine(previous, next) : next;
-    if (!result) return false;
-    merged.set(column, result);
+/**
+ * Merges `change` (later) into `current` (earlier, owned by the batch plan and updated in
+ * place); false, leaving `current` as it was, when some column cannot be merged. Reads the
+ * change's parts directly: most changes of a batch are merged into a row already planned, so
+ * they never get a column map of their own.
+ */
+function merge(current: Map<string, Column>, change: Upsert): boolean {
+  let parts = 0;
+  for (const op of operations) {
+    const row = change[op];
+    if (!row) continue;
+    parts += 1;
+    for (const column in row) {
+      if (column in change.key) continue;
+      const previous = current.get(column);
+      if (previous && !mergeable(previous.op, op)) return false;
+    }
   }
-  for (const [column, value] of merged) current.set(column, value);
+  if (parts > 1) assertOneOperationPerColumn(change);
+  for (const op of operations) {
+    const row = change[op];
+    for (const column in row) {
+      if (column in change.key) continue;
+      const value = row[column] as Value;
+      const previous = current.get(column);
+      if (previous) combine(previous, op, value);
+      else current.set(column, { op, value });
+    }
+  }
   return true;
 }
 
-function combine(
-  previous: { op: ColumnOp; value: Value },
-  next: { op: ColumnOp; value: Value },
-): { op: ColumnOp; value: Value } | undefined {
-  if (next.op === 'insert') return previous;
-  if (next.op === 'set') return next;
-  if (previous.op === 'insert') return undefined;
-  if (previous.op === next.op) {
-    if (next.op === 'add') return { op: 'add', value: Number(previous.value) + Number(next.value) };
-    if (next.op === 'max')
-      return { op: 'max', value: greater(previous.value, next.value) ? previous.value : next.value };
-    if (next.op === 'min')
-      return { op: 'min', value: greater(previous.value, next.value) ? next.value : previous.value };
+function assertOneOperationPerColumn(change: Upsert): void {
+  const seen = new Set<string>();
+  for (const op of operations)
+    for (const column in change[op]) {
+      if (seen.has(column)) throw new Error(`change to ${change.table}: column ${column} has two operations`);
+      seen.add(column);
+    }
+}
+
+/** Whether a column's `next` operation can follow its `previous` one in the same statement. */
+function mergeable(previous: ColumnOp, next: ColumnOp): boolean {
+  if (next === 'insert' || next === 'set') return true;
+  if (previous === 'insert') return false;
+  return previous === next || previous === 'set';
+}
+
+/** Applies a later operation (`mergeable` with it) to a column's planned one, in place. */
+function combine(previous: Column, op: ColumnOp, value: Value): void {
+  switch (op) {
+    case 'insert':
+      return;
+    case 'set':
+      previous.op = 'set';
+      previous.value = value;
+      return;
+    // `previous` is `set` (a null set counts as 0 for an increment) or the same operation.
+    case 'add':
+      previous.value = Number(previous.op === 'set' ? (previous.value ?? 0) : previous.value) + Number(value);
+      return;
+    case 'max':
+      if (!greater(previous.value, value)) previous.value = value;
+      return;
+    case 'min':
+      if (greater(previous.value, value)) previous.value = value;
+      return;
   }
-  if (previous.op === 'set') {
-    if (next.op === 'add') return { op: 'set', value: Number(previous.value ?? 0) + Number(next.value) };
-    if (next.op === 'max')
-      return { op: 'set', value: greater(previous.value, next.value) ? previous.value : next.value };
-    if (next.op === 'min')
-      return { op: 'set', value: greater(previous.value, next.value) ? next.value : previous.value };
-  }
-  return undefined;
 }
 
 function greater(a: Value, b: Value): boolean {
