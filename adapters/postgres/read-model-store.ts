@@ -23,8 +23,8 @@ const sqlTypes: Record<ColumnType, string> = {
   json: 'jsonb',
 };
 
-/** Postgres caps a statement at 65,535 parameters. */
-const MAX_PARAMETERS = 60_000;
+/** Rows per statement: a batch's rows go in one statement per table and shape, up to this many. */
+const MAX_ROWS = 20_000;
 
 /**
  * Read models in a Postgres schema, on pg or PGlite. Each projection's checkpoint is a one-row
@@ -76,8 +76,10 @@ export class SqlReadModelStore implements ReadModelStore {
         statements.push(`DROP TABLE IF EXISTS ${s}.${this.table(table.name, target)};`);
       statements.push(`DROP TABLE IF EXISTS ${s}.${checkpoint};`);
     }
+    // A rebuild's tables get their secondary indexes when promoted: built once over the loaded
+    // rows, they cost a fraction of what keeping them up to date row by row does.
     for (const table of projection.tables)
-      statements.push(createTable(s, this.table(table.name, target), table));
+      statements.push(createTable(s, this.table(table.name, target), table, target === 'live'));
     statements.push(
       `CREATE TABLE IF NOT EXISTS ${s}.${checkpoint} (id integer CONSTRAINT ${checkpoint}_pkey PRIMARY KEY, position bigint NOT NULL, version integer NOT NULL, updated_at timestamptz NOT NULL DEFAULT now());`,
       `INSERT INTO ${s}.${checkpoint} (id, position, version) VALUES (1, 0, ${Number(projection.version)}) ON CONFLICT (id) DO NOTHING;`,
@@ -139,24 +141,20 @@ export class SqlReadModelStore implements ReadModelStore {
   }
 
   private async deleteRows(tx: SqlQuery, table: TableDefinition, target: Target, keys: Row[]): Promise<void> {
-    const width = table.primaryKey.length;
     const name = `${this.schema}.${this.table(table.name, target)}`;
-    // A join on a VALUES list, not `(a, b) IN ((…), (…))`: the IN list becomes a deep OR tree
-    // that exhausts PGlite's (WASM) stack at a few hundred keys.
+    // A join on the unnested key arrays, not `(a, b) IN ((…), (…))`: the IN list becomes a deep
+    // OR tree that exhausts PGlite's (WASM) stack at a few hundred keys.
     const match = table.primaryKey.map((column) => `t.${column} = k.${column}`).join(' AND ');
-    for (const chunk of chunks(keys, Math.floor(MAX_PARAMETERS / width))) {
-      const params: unknown[] = [];
-      const tuples = chunk.map(
-        (key) =>
-          `(${table.primaryKey
-            .map(
-              (column) =>
-                `${param(params, encode(table, column, key[column] ?? null))}::${sqlTypes[table.columns[column]!.type]}`,
-            )
-            .join(', ')})`,
+    for (const chunk of chunks(keys, MAX_ROWS)) {
+      const params = table.primaryKey.map((column) =>
+        arrayLiteral(
+          table,
+          column,
+          chunk.map((key) => key[column] ?? null),
+        ),
       );
       await tx.query(
-        `DELETE FROM ${name} AS t USING (VALUES ${tuples.join(', ')}) AS k (${table.primaryKey.join(', ')}) WHERE ${match}`,
+        `DELETE FROM ${name} AS t USING ${unnest(table, table.primaryKey)} WHERE ${match}`,
         params,
       );
     }
@@ -168,13 +166,12 @@ export class SqlReadModelStore implements ReadModelStore {
     target: Target,
     upserts: MergedUpsert[],
   ): Promise<void> {
-    // Rows whose columns carry the same operations share one multi-row statement.
+    // Rows whose columns carry the same operations share one statement. Merged rows of one kind
+    // of change list their columns in the same order, so the shape needs no sort.
     const shapes = new Map<string, MergedUpsert[]>();
     for (const upsert of upserts) {
-      const shape = [...upsert.columns]
-        .map(([column, { op }]) => `${column}:${op}`)
-        .sort()
-        .join(',');
+      let shape = '';
+      for (const [column, { op }] of upsert.columns) shape += `${column}:${op},`;
       const list = shapes.get(shape);
       if (list) list.push(upsert);
       else shapes.set(shape, [upsert]);
@@ -182,27 +179,36 @@ export class SqlReadModelStore implements ReadModelStore {
     const name = `${this.schema}.${this.table(table.name, target)}`;
     for (const group of shapes.values()) {
       const first = group[0]!;
-      const columns = [...table.primaryKey, ...[...first.columns.keys()].sort()];
+      const valueColumns = [...first.columns.keys()];
+      for (const column of valueColumns) columnOf(table, column);
+      const columns = [...table.primaryKey, ...valueColumns];
       const updates = [...first.columns]
         .filter(([, { op }]) => op !== 'insert')
-        .map(([column, { op }]) => `${column} = ${updateExpression(table.name, column, op)}`);
+        .map(([column, { op }]) => `${column} = ${updateExpression(column, op)}`);
       const conflict = updates.length > 0 ? `DO UPDATE SET ${updates.join(', ')}` : 'DO NOTHING';
-      for (const chunk of chunks(group, Math.floor(MAX_PARAMETERS / columns.length))) {
-        const params: unknown[] = [];
-        const tuples = chunk.map((upsert) => {
-          const values = columns.map((column) =>
-            param(
-              params,
-              encode(table, column, upsert.key[column] ?? upsert.columns.get(column)?.value ?? null),
+      // One array parameter per column, unnested into rows: the statement stays a few hundred
+      // bytes whatever the number of rows, so the server parses and plans it in no time, and the
+      // driver sends a handful of strings instead of one parameter per value.
+      const text = `INSERT INTO ${name} AS t (${columns.join(', ')}) SELECT * FROM ${unnest(table, columns)}
+           ON CONFLICT (${table.primaryKey.join(', ')}) ${conflict}`;
+      for (const chunk of chunks(group, MAX_ROWS)) {
+        const params = [
+          ...table.primaryKey.map((column) =>
+            arrayLiteral(
+              table,
+              column,
+              chunk.map((upsert) => upsert.key[column] ?? null),
             ),
-          );
-          return `(${values.join(', ')})`;
-        });
-        await tx.query(
-          `INSERT INTO ${name} AS t (${columns.join(', ')}) VALUES ${tuples.join(', ')}
-           ON CONFLICT (${table.primaryKey.join(', ')}) ${conflict}`,
-          params,
-        );
+          ),
+          ...valueColumns.map((column) =>
+            arrayLiteral(
+              table,
+              column,
+              chunk.map((upsert) => upsert.columns.get(column)!.value),
+            ),
+          ),
+        ];
+        await tx.query(text, params);
       }
     }
   }
@@ -216,6 +222,10 @@ export class SqlReadModelStore implements ReadModelStore {
       ...projection.tables.map((table) => ({ name: table.name, indexes: table.indexes ?? [] })),
       { name: `${projection.name}__checkpoint`, indexes: [] },
     ];
+    // The rebuilt tables were loaded without their secondary indexes: build them before the swap,
+    // so readers of the promoted tables never see one missing.
+    for (const table of projection.tables)
+      statements.push(...createIndexes(s, this.table(table.name, 'rebuild'), table));
     // Indexes and constraints keep their names through a table rename: give them the live names too,
     // so the next rebuild can create its own.
     for (const { name, indexes } of renames) {
@@ -275,23 +285,25 @@ export class SqlReadModelStore implements ReadModelStore {
   }
 }
 
-function createTable(schema: string, name: string, table: TableDefinition): string {
+function createTable(schema: string, name: string, table: TableDefinition, withIndexes: boolean): string {
   // Columns a change does not name are null, so only key columns are NOT NULL.
   const columns = Object.entries(table.columns).map(
     ([column, definition]) => `${column} ${sqlTypes[definition.type]}`,
   );
-  const indexes = (table.indexes ?? []).map(
-    (index) =>
-      `CREATE INDEX IF NOT EXISTS ${name}_${index.join('_')}_idx ON ${schema}.${name} (${index.join(', ')});`,
-  );
   return [
     `CREATE TABLE IF NOT EXISTS ${schema}.${name} (${columns.join(', ')}, CONSTRAINT ${name}_pkey PRIMARY KEY (${table.primaryKey.join(', ')}));`,
-    ...indexes,
+    ...(withIndexes ? createIndexes(schema, name, table) : []),
   ].join('\n');
 }
 
-function updateExpression(table: string, column: string, op: string): string {
-  void table;
+function createIndexes(schema: string, name: string, table: TableDefinition): string[] {
+  return (table.indexes ?? []).map(
+    (index) =>
+      `CREATE INDEX IF NOT EXISTS ${name}_${index.join('_')}_idx ON ${schema}.${name} (${index.join(', ')});`,
+  );
+}
+
+function updateExpression(column: string, op: string): string {
   switch (op) {
     case 'add':
       return `COALESCE(t.${column}, 0) + EXCLUDED.${column}`;
@@ -302,6 +314,47 @@ function updateExpression(table: string, column: string, op: string): string {
     default:
       return `EXCLUDED.${column}`;
   }
+}
+
+/** `unnest($1::text[], $2::bigint[], …) AS k (a, b, …)`: the array parameters as rows. */
+function unnest(table: TableDefinition, columns: string[]): string {
+  const arrays = columns.map((column, index) => `$${index + 1}::${sqlTypes[table.columns[column]!.type]}[]`);
+  return `unnest(${arrays.join(', ')}) AS k (${columns.join(', ')})`;
+}
+
+/**
+ * A column's values as a Postgres array literal (`{"a","b",NULL}`), written here rather than by
+ * the driver: one string per column and batch, with no per-value conversion but the escaping.
+ */
+function arrayLiteral(table: TableDefinition, column: string, values: Array<Value | undefined>): string {
+  const type = table.columns[column]!.type;
+  let literal = '{';
+  for (let index = 0; index < values.length; index++) {
+    if (index > 0) literal += ',';
+    const value = values[index];
+    if (value === null || value === undefined) literal += 'NULL';
+    else if (type === 'int' || type === 'bigint') literal += integerElement(value);
+    else if (type === 'boolean') literal += value ? 't' : 'f';
+    else if (type === 'timestamp' && value instanceof Date) literal += dateElement(value);
+    else if (type === 'json') literal += quoted(JSON.stringify(value));
+    else literal += quoted(value instanceof Date ? value.toISOString() : String(value));
+  }
+  return `${literal}}`;
+}
+
+function integerElement(value: Value): string {
+  // Numbers only: anything else (a numeric string, say) is quoted and left to Postgres to parse.
+  return typeof value === 'number' ? String(value) : quoted(String(value));
+}
+
+function dateElement(date: Date): string {
+  if (Number.isNaN(date.getTime())) throw new Error('invalid date in a read-model change');
+  return date.toISOString();
+}
+
+/** A quoted array element: backslashes and double quotes escaped. */
+function quoted(text: string): string {
+  return /["\\]/.test(text) ? `"${text.replace(/["\\]/g, '\\$&')}"` : `"${text}"`;
 }
 
 function encode(table: TableDefinition, column: string, value: Value): unknown {
