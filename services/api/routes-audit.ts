@@ -1,11 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
-import { accountDecider } from '../../domain/broker/account/account.ts';
-import { instrumentDecider } from '../../domain/broker/instrument/instrument.ts';
-import { orderDecider } from '../../domain/broker/order/order.ts';
-import { walletDecider } from '../../domain/broker/wallet/wallet.ts';
-import { type AggregateDefinition, loadAggregate } from '../../domain/shared/aggregate.ts';
 import type { EventStore, RecordedEvent } from '../../domain/shared/event-store.ts';
-import { aggregateOf } from '../shared/command-handler.ts';
+import { auditStateAt, auditStateOf } from './audit-state.ts';
 import { type App, type RouteContext, readModelsOf, requireRoles } from './context.ts';
 import { ApiProblem } from './problem.ts';
 import {
@@ -19,13 +14,8 @@ import {
 
 const security = [{ bearerAuth: [] }];
 
-/** Streams whose state the audit API can rebuild: the broker aggregates, by stream prefix. */
-const AGGREGATES: Record<string, AggregateDefinition<unknown>> = {
-  'account-': aggregateOf(accountDecider) as AggregateDefinition<unknown>,
-  'wallet-': aggregateOf(walletDecider) as AggregateDefinition<unknown>,
-  'order-': aggregateOf(orderDecider) as AggregateDefinition<unknown>,
-  'instrument-': aggregateOf(instrumentDecider) as AggregateDefinition<unknown>,
-};
+/** Streams whose state the audit API rebuilds: the broker aggregates, by stream prefix. */
+const STATE_PREFIXES = ['account-', 'wallet-', 'order-', 'instrument-'];
 
 /** B3 streams live in the B3 event store; everything else in the broker's. */
 export function storeOf(
@@ -118,17 +108,20 @@ export function auditRoutes(app: App, context: RouteContext): void {
     },
     async (request) => {
       const { streamId } = request.params;
-      const prefix = Object.keys(AGGREGATES).find((candidate) => streamId.startsWith(candidate));
-      if (!prefix)
+      const definition = STATE_PREFIXES.some((prefix) => streamId.startsWith(prefix))
+        ? auditStateOf(streamId)
+        : undefined;
+      if (!definition)
         throw new ApiProblem(
           400,
           'STATE_NOT_SUPPORTED',
-          `state is rebuilt for ${Object.keys(AGGREGATES).join(', ')} streams; read the events of the others`,
+          `state is rebuilt for ${STATE_PREFIXES.join(', ')} streams; read the events of the others`,
         );
       const { store } = storeOf(context, streamId);
       if ((await store.streamVersion(streamId)) === -1)
         throw new ApiProblem(404, 'STREAM_NOT_FOUND', `no stream ${streamId}`);
-      const loaded = await loadAggregate(store, streamId, AGGREGATES[prefix]!, {
+      // From the latest snapshot at or below the version (or instant) asked for.
+      const loaded = await auditStateAt(store, streamId, definition, {
         version: request.query.version,
         at: request.query.at ? new Date(request.query.at) : undefined,
       });

@@ -3,17 +3,10 @@
  * or JSON with `--json`), progress and errors to stderr; a bad argument is a `UsageError` naming
  * it (exit 2), a well-formed request that cannot be answered a `CommandFailed` (exit 1).
  */
-import { type BookEvent, b3EventDefinitions } from '../../domain/b3/book-events.ts';
-import { OrderBook } from '../../domain/b3/order-book.ts';
+import { b3EventDefinitions } from '../../domain/b3/book-events.ts';
 import { quoteEventDefinitions } from '../../domain/b3/quote-events.ts';
-import { accountDecider } from '../../domain/broker/account/account.ts';
 import { brokerEvents } from '../../domain/broker/events.ts';
-import { instrumentDecider } from '../../domain/broker/instrument/instrument.ts';
-import { orderDecider } from '../../domain/broker/order/order.ts';
-import { walletDecider } from '../../domain/broker/wallet/wallet.ts';
-import { type AggregateDefinition, loadAggregate } from '../../domain/shared/aggregate.ts';
 import { EventSchemas } from '../../domain/shared/event-schemas.ts';
-import type { RecordedEvent } from '../../domain/shared/event-store.ts';
 import type { ProjectorStatus, RebuildProgress } from '../../projections/projector.ts';
 import { b3AuditProjection, brokerAuditProjection } from '../../projections/read-models/index.ts';
 import {
@@ -22,6 +15,7 @@ import {
   InvalidCursor,
   MAX_PAGE,
 } from '../../projections/read-models/queries.ts';
+import { type AuditStateDefinition, auditStateAt, auditStateOf } from '../api/audit-state.ts';
 import type { Config } from '../shared/config.ts';
 import { connectEventStores, type EventStores } from '../shared/event-stores.ts';
 import {
@@ -174,41 +168,14 @@ export async function auditStream(
   }
 }
 
-/** The aggregate a stream's events fold into, chosen by the stream's prefix. */
-export function aggregateOf(streamId: string): AggregateDefinition<unknown> {
-  const [prefix] = streamId.split('-');
-  const decider = (d: { initial: () => unknown; evolve: (state: never, event: never) => unknown }) => ({
-    initial: d.initial,
-    evolve: (state: unknown, event: RecordedEvent) =>
-      (d.evolve as (state: unknown, event: unknown) => unknown)(state, {
-        type: event.type,
-        data: event.data,
-      }),
-  });
-  switch (prefix) {
-    case 'account':
-      return decider(accountDecider);
-    case 'wallet':
-      return decider(walletDecider);
-    case 'order':
-      return decider(orderDecider);
-    case 'instrument':
-      return decider(instrumentDecider);
-    case 'book': {
-      const symbol = streamId.slice('book-'.length);
-      return {
-        initial: () => new OrderBook(symbol),
-        evolve: (book, event) => {
-          (book as OrderBook).apply({ type: event.type, data: event.data } as BookEvent);
-          return book;
-        },
-      };
-    }
-    default:
-      throw new UsageError(
-        `audit state works on account-, wallet-, order-, instrument- and book- streams, not "${streamId}"`,
-      );
-  }
+/** The state a stream's events fold into, chosen by the stream's prefix. */
+export function stateDefinitionOf(streamId: string): AuditStateDefinition {
+  const definition = auditStateOf(streamId);
+  if (!definition)
+    throw new UsageError(
+      `audit state works on account-, wallet-, order-, instrument- and book- streams, not "${streamId}"`,
+    );
+  return definition;
 }
 
 /** `tradecore audit state <stream> --version N | --at ISO`. */
@@ -230,7 +197,7 @@ export async function auditState(
         `--at must be an ISO-8601 instant such as 2026-01-05T13:00:00Z, got "${options.at}"`,
       );
   }
-  const definition = aggregateOf(streamId);
+  const definition = stateDefinitionOf(streamId);
   const store = storeOf(streamId);
   const eventStores = await connectEventStores(config, eventSchemas());
   try {
@@ -240,10 +207,16 @@ export async function auditState(
       throw new CommandFailed(
         `--version ${version} is beyond stream ${streamId}, whose last version is ${current}`,
       );
-    const loaded = await loadAggregate(eventStores[store], streamId, definition, { version, at });
+    // From the latest snapshot at or below the version (or instant), then the events after it.
+    const loaded = await auditStateAt(eventStores[store], streamId, definition, { version, at });
     if (loaded.version < 0) throw new CommandFailed(`stream ${streamId} had no events at ${options.at}`);
-    const state = loaded.state instanceof OrderBook ? loaded.state.snapshot() : loaded.state;
-    const result = { streamId, version: loaded.version, currentVersion: current, state };
+    const result = {
+      streamId,
+      version: loaded.version,
+      currentVersion: current,
+      ...(loaded.fromSnapshot !== undefined ? { fromSnapshot: loaded.fromSnapshot } : {}),
+      state: loaded.state,
+    };
     io.out(io.json ? JSON.stringify(result) : JSON.stringify(result, null, 2));
   } finally {
     await eventStores.close();
