@@ -92,8 +92,13 @@ export class MysqlReadModelStore implements ReadModelStore {
         const stale = [...projection.tables.map((table) => this.table(table.name, target)), checkpoint];
         await connection.query(`DROP TABLE IF EXISTS ${stale.map(identifier).join(', ')}`);
       }
+      // A rebuild's tables get their secondary indexes when promoted: built once over the loaded
+      // rows, they cost a fraction of what keeping them up to date row by row does (`orders` has
+      // six, and every status change moves its row in two).
       for (const table of projection.tables)
-        await connection.query(createTable(this.table(table.name, target), table, this.collation));
+        await connection.query(
+          createTable(this.table(table.name, target), table, this.collation, target === 'live'),
+        );
       await connection.query(
         `CREATE TABLE IF NOT EXISTS ${identifier(checkpoint)} (
            id INT NOT NULL PRIMARY KEY, position BIGINT NOT NULL, version INT NOT NULL, updated_at DATETIME(3) NOT NULL
@@ -199,10 +204,9 @@ export class MysqlReadModelStore implements ReadModelStore {
     // Rows whose columns carry the same operations share one multi-row statement.
     const shapes = new Map<string, MergedUpsert[]>();
     for (const upsert of upserts) {
-      const shape = [...upsert.columns]
-        .map(([column, { op }]) => `${column}:${op}`)
-        .sort()
-        .join(',');
+      // Merged rows of one kind of change list their columns in the same order: no sort needed.
+      let shape = '';
+      for (const [column, { op }] of upsert.columns) shape += `${column}:${op},`;
       const list = shapes.get(shape);
       if (list) list.push(upsert);
       else shapes.set(shape, [upsert]);
@@ -210,7 +214,7 @@ export class MysqlReadModelStore implements ReadModelStore {
     const name = identifier(this.table(table.name, target));
     for (const group of shapes.values()) {
       const first = group[0]!;
-      const columns = [...table.primaryKey, ...[...first.columns.keys()].sort()];
+      const columns = [...table.primaryKey, ...first.columns.keys()];
       for (const column of columns) columnOf(table, column);
       const updates = [...first.columns]
         .filter(([, { op }]) => op !== 'insert')
@@ -237,6 +241,7 @@ export class MysqlReadModelStore implements ReadModelStore {
     await this.withLock(projection.name, async (connection) => {
       // Left behind by a promotion that died between the swap and the drop.
       await connection.query(`DROP TABLE IF EXISTS ${names.map(old).join(', ')}`);
+      await this.addIndexes(connection, projection);
       const [existing] = await connection.query<RowDataPacket[]>(
         `SELECT TABLE_NAME AS name FROM information_schema.TABLES
           WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (${names.map((name) => mysql.escape(name)).join(', ')})`,
@@ -251,6 +256,32 @@ export class MysqlReadModelStore implements ReadModelStore {
       await connection.query(`RENAME TABLE ${renames.join(', ')}`);
       await connection.query(`DROP TABLE IF EXISTS ${names.map(old).join(', ')}`);
     });
+  }
+
+  /**
+   * Builds the rebuilt tables' secondary indexes (one ALTER per table, each index sorted once over
+   * the loaded rows) before the swap, so the promoted tables have every index. Indexes already
+   * there (a promotion that died after this step) are left as they are.
+   */
+  private async addIndexes(connection: PoolConnection, projection: ProjectionDefinition): Promise<void> {
+    for (const table of projection.tables) {
+      if (!table.indexes?.length) continue;
+      const name = this.table(table.name, 'rebuild');
+      const [existing] = await connection.query<RowDataPacket[]>(
+        `SELECT DISTINCT INDEX_NAME AS name FROM information_schema.STATISTICS
+          WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ${mysql.escape(name)}`,
+      );
+      const present = new Set(existing.map((row) => String(row.name)));
+      const missing = table.indexes
+        .map((index) => ({ name: indexName(index), index }))
+        .filter((index) => !present.has(index.name));
+      if (missing.length === 0) continue;
+      await connection.query(
+        `ALTER TABLE ${identifier(name)} ${missing
+          .map(({ name, index }) => `ADD INDEX ${identifier(name)} (${index.map(identifier).join(', ')})`)
+          .join(', ')}`,
+      );
+    }
   }
 
   async find(projection: ProjectionDefinition, tableName: string, options: FindOptions = {}): Promise<Row[]> {
@@ -389,7 +420,7 @@ async function jsonEquality(pool: Pool): Promise<JsonEquality> {
   return major > 10 || (major === 10 && minor >= 7) ? 'json_equals' : 'text';
 }
 
-function createTable(name: string, table: TableDefinition, collation: string): string {
+function createTable(name: string, table: TableDefinition, collation: string, withIndexes: boolean): string {
   // InnoDB indexes TEXT only through a prefix: key and indexed text columns are VARCHAR(191),
   // which fits the index limit of utf8mb4 on every server.
   const indexed = new Set([...table.primaryKey, ...(table.indexes ?? []).flat()]);
@@ -399,12 +430,17 @@ function createTable(name: string, table: TableDefinition, collation: string): s
       // Columns a change does not name are null, so only key columns are NOT NULL.
       `${identifier(column)} ${sqlType(definition, indexed.has(column))} ${keys.has(column) ? 'NOT NULL' : 'NULL'}`,
   );
-  const indexes = (table.indexes ?? []).map(
-    (index) => `INDEX ${identifier(`${index.join('_')}_idx`)} (${index.map(identifier).join(', ')})`,
+  const indexes = (withIndexes ? (table.indexes ?? []) : []).map(
+    (index) => `INDEX ${identifier(indexName(index))} (${index.map(identifier).join(', ')})`,
   );
   return `CREATE TABLE IF NOT EXISTS ${identifier(name)} (
     ${[...columns, `PRIMARY KEY (${table.primaryKey.map(identifier).join(', ')})`, ...indexes].join(',\n    ')}
   ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=${collation}`;
+}
+
+/** Index names belong to their table in MySQL: the same name before and after the swap. */
+function indexName(index: string[]): string {
+  return `${index.join('_')}_idx`;
 }
 
 function sqlType(column: Column, indexed: boolean): string {
