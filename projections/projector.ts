@@ -49,9 +49,17 @@ export interface ProjectorOptions {
  * transaction, the checkpoint moving in the same transaction (compare-and-set, so two instances
  * never both apply a batch). Rebuilds into fresh tables while the live ones keep serving.
  */
+/** A projection with nothing to write still saves its checkpoint this often, so a restart replays little. */
+const IDLE_CHECKPOINT_EVERY_MS = 1_000;
+
 export class Projector {
   private subscription?: Subscription;
+  /** The position applied, in memory; `persisted` is the one in the store (they differ after skipped batches). */
   private checkpoint = 0;
+  private persisted = 0;
+  private savedAt = 0;
+  private saveTimer: NodeJS.Timeout | undefined;
+  private writing: Promise<unknown> = Promise.resolve();
   private state: ProjectorState = 'stopped';
   private lastError?: string;
   private progress?: RebuildProgress;
@@ -87,14 +95,28 @@ export class Projector {
   private async follow(): Promise<void> {
     const { projection, store, source } = this.options;
     this.checkpoint = await store.checkpoint(projection.name, 'live');
+    this.persisted = this.checkpoint;
+    this.savedAt = Date.now();
     projectionCheckpoint.set({ projection: projection.name }, this.checkpoint);
     this.state = 'running';
     this.subscription = source.subscribeToAll({
       after: this.checkpoint,
       batchSize: this.batchSize,
       onBatch: async (events) => {
-        const applied = await this.apply('live', events, this.checkpoint);
+        const changes = this.changesOf(events);
+        if (changes.length === 0 && Date.now() - this.savedAt < IDLE_CHECKPOINT_EVERY_MS) {
+          // Nothing for this read model (a quote, for the trades tape): no transaction, only the
+          // position moves on in memory, and reaches the store with the next batch that writes.
+          this.checkpoint = events.at(-1)!.position;
+          this.lastAppliedAt = events.at(-1)!.recordedAt;
+          projectionCheckpoint.set({ projection: projection.name }, this.checkpoint);
+          this.scheduleCheckpointSave();
+          return;
+        }
+        const applied = await this.serially(() => this.apply('live', events, this.persisted, changes));
         if (applied) {
+          this.persisted = events.at(-1)!.position;
+          this.savedAt = Date.now();
           this.checkpoint = events.at(-1)!.position;
           this.lastAppliedAt = events.at(-1)!.recordedAt;
           projectionCheckpoint.set({ projection: projection.name }, this.checkpoint);
@@ -119,11 +141,20 @@ export class Projector {
     this.options.logger?.error({ projection: this.name, err: error }, 'projection stopped');
   }
 
-  private async apply(target: Target, events: RecordedEvent[], from: number): Promise<boolean> {
-    const { projection, store } = this.options;
-    const changes = events.flatMap((event) =>
+  private changesOf(events: RecordedEvent[]) {
+    const { projection } = this.options;
+    return events.flatMap((event) =>
       projection.project(event).map((change) => ({ ...change, position: event.position })),
     );
+  }
+
+  private async apply(
+    target: Target,
+    events: RecordedEvent[],
+    from: number,
+    changes = this.changesOf(events),
+  ): Promise<boolean> {
+    const { projection, store } = this.options;
     const applied = await store.applyBatch(projection, target, changes, from, events.at(-1)!.position);
     if (applied) projectedEvents.inc({ projection: projection.name, target }, events.length);
     return applied;
@@ -198,8 +229,43 @@ export class Projector {
   async stop(): Promise<void> {
     const subscription = this.subscription;
     this.subscription = undefined;
-    this.state = 'stopped';
     await subscription?.stop();
+    clearTimeout(this.saveTimer);
+    this.saveTimer = undefined;
+    await this.saveCheckpoint();
+    this.state = 'stopped';
+  }
+
+  /** Store writes one at a time: a batch and a checkpoint save must not race on the compare-and-set. */
+  private serially<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.writing.then(work);
+    this.writing = run.catch(() => undefined);
+    return run;
+  }
+
+  private scheduleCheckpointSave(): void {
+    this.saveTimer ??= setTimeout(() => {
+      this.saveTimer = undefined;
+      void this.saveCheckpoint();
+    }, IDLE_CHECKPOINT_EVERY_MS);
+  }
+
+  /** Brings the stored checkpoint up to the position applied in memory, past batches that wrote nothing. */
+  private saveCheckpoint(): Promise<void> {
+    return this.serially(async () => {
+      const to = this.checkpoint;
+      if (this.state !== 'running' || this.persisted >= to) return;
+      const { projection, store } = this.options;
+      try {
+        if (await store.applyBatch(projection, 'live', [], this.persisted, to)) {
+          this.persisted = to;
+          this.savedAt = Date.now();
+        }
+        // Otherwise another instance moved it: the next batch finds out and follows from there.
+      } catch (error) {
+        this.options.logger?.error({ projection: this.name, err: error }, 'projection checkpoint not saved');
+      }
+    });
   }
 
   async status(): Promise<ProjectorStatus> {
