@@ -94,8 +94,7 @@ describe('RabbitMQ restarting in the middle of a stream of orders', () => {
     }
     const before = await totals(broker, accounts);
     const orders: string[] = [];
-    let restart: Promise<void> | undefined;
-    for (let index = 0; index < pairs; index++) {
+    const placePair = async (index: number) => {
       for (const side of ['BUY', 'SELL'] as const) {
         orders.push(
           await placeOrder(broker, {
@@ -107,10 +106,17 @@ describe('RabbitMQ restarting in the middle of a stream of orders', () => {
           }),
         );
       }
-      // The restart runs while the remaining orders keep coming.
-      if (index === pairs / 4) restart = restartRabbitMq();
-    }
+    };
+    const bridge = services.transport as RabbitMqBridge;
+    // A quarter of the orders before the restart, half while RabbitMQ stops and starts again, the
+    // last quarter once the bridge has reconnected: whatever the speed of the path, some orders
+    // are in flight when the connections drop.
+    for (let index = 0; index < pairs / 4; index++) await placePair(index);
+    const restart = restartRabbitMq();
+    for (let index = pairs / 4; index < (3 * pairs) / 4; index++) await placePair(index);
     await restart;
+    await eventually(async () => (bridge.reconnects > 0 ? true : undefined), 30_000);
+    for (let index = (3 * pairs) / 4; index < pairs; index++) await placePair(index);
 
     const filled = await ordersReach(broker, orders, ['FILLED'], 90_000);
     for (const order of filled) expect(order.executions).toHaveLength(1);
@@ -126,6 +132,6 @@ describe('RabbitMQ restarting in the middle of a stream of orders', () => {
       return wallets.every((wallet) => Object.keys(wallet.reservations).length === 0);
     }, 30_000);
     expect(await totals(broker, accounts)).toEqual(before);
-    expect((services.transport as RabbitMqBridge).reconnects).toBeGreaterThan(0);
+    expect(bridge.reconnects).toBeGreaterThan(0);
   }, 180_000);
 });
