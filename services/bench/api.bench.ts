@@ -3,11 +3,11 @@
  * (`tradecore start`, in this process, on a fresh temp data folder: PGlite event stores and read
  * models, in-process transport and caches), with a bounded number of concurrent clients.
  *
- * Each client places a matching SELL and BUY (100 PETR4 at the current quote) and follows each
- * order with `GET /v1/orders/{id}` every few milliseconds until the read model shows it FILLED
- * (or rejected): the latency is POST sent → final status read, so it includes the order process,
- * the B3 engine, the settlement and the projection; the rate is orders that reached their final
- * status per second. Polling resolution is POLL_MS.
+ * Each client places a matching SELL and BUY (100 PETR4 at the current quote) and waits for each
+ * order's end on the WebSocket stream, then reads `GET /v1/orders/{id}` every POLL_MS until the
+ * read model shows it FILLED (or rejected): the latency is POST sent → final status read, so it
+ * includes the order process, the B3 engine, the settlement and the projection; the rate is
+ * orders that reached their final status per second.
  *
  * Peer: a bare fastify route on the same kind of event store (PGlite) that appends one event per
  * POST and answers 202 — the floor of "an HTTP request that records an order", timed from the
@@ -22,6 +22,7 @@ import { MongoClient } from 'mongodb';
 import { createConnection } from 'mysql2/promise';
 import pg from 'pg';
 import pino from 'pino';
+import WebSocket from 'ws';
 import { openPgliteEventStore } from '../../adapters/pglite/event-store.ts';
 import { isolatedName, testUrls } from '../../infra/test-infra/isolation.ts';
 import { startTradecore } from '../all-in-one/main.ts';
@@ -32,8 +33,10 @@ import { type BenchRow, compared } from './report.ts';
 const CONCURRENCY = 8;
 /** Buyer/seller pairs, shared by the clients: registration is rate limited (30 a minute per client). */
 const PAIRS = 8;
-const POLL_MS = 20;
+/** After the stream says an order ended: how often the read model is asked until it shows it. */
+const POLL_MS = 5;
 const FINAL = new Set(['FILLED', 'REJECTED', 'CANCELED', 'EXPIRED']);
+const FINAL_EVENTS = new Set(['OrderFilled', 'OrderRejected', 'OrderCanceled', 'OrderExpired']);
 const ADMIN_PASSWORD = 'bench-admin-password';
 
 interface Measured {
@@ -206,7 +209,27 @@ async function tradecoreOverHttp(
     }
     if (price === null) throw new Error('no PETR4 quote');
 
+    // The order's end comes over the WebSocket (`/v1/stream`, every order for the admin); then the
+    // read model is asked until it shows it. Polling the read model alone, 16 clients every few
+    // milliseconds, was most of the embedded mode's load.
+    const ended = new Map<string, () => void>();
+    const endedEarly = new Set<string>();
+    const socket = new WebSocket(`${url.replace('http', 'ws')}/v1/stream`, {
+      headers: { authorization: `Bearer ${admin}` },
+    });
+    await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
+    socket.on('message', (raw) => {
+      const message = JSON.parse(String(raw)) as { channel: string; orderId?: string; event?: string };
+      if (message.channel !== 'order' || !message.orderId || !FINAL_EVENTS.has(message.event ?? '')) return;
+      const resolve = ended.get(message.orderId);
+      if (resolve) resolve();
+      else endedEarly.add(message.orderId);
+    });
     const follow = async (orderId: string, token: string): Promise<string> => {
+      if (!endedEarly.delete(orderId))
+        await new Promise<void>((resolve) => ended.set(orderId, resolve)).finally(() =>
+          ended.delete(orderId),
+        );
       for (;;) {
         const response = await fetch(`${url}/v1/orders/${orderId}`, {
           headers: { authorization: `Bearer ${token}` },
@@ -235,10 +258,14 @@ async function tradecoreOverHttp(
       const status = await follow(orderId, trader.token);
       record(performance.now() - sent, status);
     };
-    return await drive(CONCURRENCY, seconds, warmup, async (client, record) => {
-      const { buyer, seller } = traders[client % PAIRS]!;
-      await Promise.all([place(seller, 'SELL', record), place(buyer, 'BUY', record)]);
-    });
+    try {
+      return await drive(CONCURRENCY, seconds, warmup, async (client, record) => {
+        const { buyer, seller } = traders[client % PAIRS]!;
+        await Promise.all([place(seller, 'SELL', record), place(buyer, 'BUY', record)]);
+      });
+    } finally {
+      socket.close();
+    }
   } finally {
     await running.stop();
     await rm(dataDir, { recursive: true, force: true });
