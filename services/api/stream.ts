@@ -12,6 +12,8 @@ import { Ticker } from './schemas.ts';
  * caller's own order updates. Messages are JSON: `{channel: 'trade' | 'book' | 'order', …}`.
  * Both event stores are followed from their head once, and fanned out to every socket.
  */
+const ENDED = new Set(['OrderFilled', 'OrderRejected', 'OrderCanceled', 'OrderExpired']);
+
 /** What the hub needs of a `ws` socket. */
 interface Socket {
   readonly readyState: number;
@@ -112,6 +114,8 @@ class StreamHub {
       owner = String((placed?.data as { accountId?: unknown } | undefined)?.accountId ?? '');
       this.owners.set(orderId, owner);
     }
+    // An order that ended has no more updates: its owner need not be remembered.
+    if (ENDED.has(event.type)) this.owners.delete(orderId);
     const { orderId: _, ...rest } = data;
     this.send((client) => client.principal.accountId === owner || isAdmin(client.principal), {
       channel: 'order',
