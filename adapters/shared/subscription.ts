@@ -128,16 +128,42 @@ export class LiveTail {
     const { signal } = controller;
     const run = async () => {
       while (!signal.aborted) {
+        let failure: unknown;
         try {
-          await this.follow(signal);
-        } catch (error) {
-          // Until the tail reads again, every subscriber reads the store itself (and meets the error too).
-          this.from = Number.POSITIVE_INFINITY;
+          const start = await this.headPosition();
+          if (signal.aborted) return;
           this.events = [];
-          this.advanced.wake();
-          this.options.onError?.(error);
-          await delay(500, undefined, { signal }).catch(() => {});
+          this.from = start;
+          this.head = start;
+          // The same reading loop as any subscriber's, with the batches kept for the others.
+          const following = followAll(
+            async (after, limit) => {
+              const batch = await this.readBatch(after, limit);
+              this.heldBack = batch.heldBack;
+              return batch;
+            },
+            this.wakeSource,
+            {
+              after: start,
+              batchSize: 1_000,
+              onBatch: (events) => this.keep(events),
+              onError: (error) => {
+                failure = error;
+              },
+            },
+          );
+          signal.addEventListener('abort', () => void following.stop(), { once: true });
+          await following.done;
+          if (failure === undefined) return;
+        } catch (error) {
+          failure = error;
         }
+        // Until the tail reads again, every subscriber reads the store itself (and meets the error too).
+        this.from = Number.POSITIVE_INFINITY;
+        this.events = [];
+        this.advanced.wake();
+        this.options.onError?.(failure);
+        await delay(500, undefined, { signal }).catch(() => {});
       }
     };
     const done = run();
@@ -150,28 +176,15 @@ export class LiveTail {
     };
   }
 
-  private async follow(signal: AbortSignal): Promise<void> {
+  private keep(events: RecordedEvent[]): void {
     const capacity = this.options.capacity ?? 10_000;
-    const start = await this.headPosition();
-    this.events = [];
-    this.from = start;
-    this.head = start;
-    while (!signal.aborted) {
-      const generation = this.wakeSource.generation;
-      const batch = await this.readBatch(this.head, 1_000);
-      this.heldBack = batch.heldBack;
-      if (batch.events.length > 0) {
-        this.events.push(...batch.events);
-        this.head = batch.events.at(-1)!.position;
-        if (this.events.length > capacity) {
-          const dropped = this.events.splice(0, this.events.length - capacity);
-          this.from = dropped.at(-1)!.position;
-        }
-        this.advanced.wake();
-        if (batch.events.length === 1_000) continue;
-      }
-      await this.wakeSource.wait(generation, batch.heldBack ? 5 : 1_000, signal);
+    this.events.push(...events);
+    this.head = events.at(-1)!.position;
+    if (this.events.length > capacity) {
+      const dropped = this.events.splice(0, this.events.length - capacity);
+      this.from = dropped.at(-1)!.position;
     }
+    this.advanced.wake();
   }
 
   /**
