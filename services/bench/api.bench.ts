@@ -323,21 +323,25 @@ export default {
   async run(options: BenchOptions): Promise<BenchRow[]> {
     const seconds = options.quick ? 5 : 20;
     const warmup = options.quick ? 1 : 3;
-    const tradecore = await tradecoreOverHttp(seconds, warmup);
-    const servers = await connectedServers();
-    let connected: Measured;
-    try {
-      connected = await tradecoreOverHttp(seconds, warmup, servers.env);
-    } finally {
-      await servers.drop();
+    // `--modes=embedded` (or `connected`) runs one mode only.
+    const only = process.argv
+      .find((arg) => arg.startsWith('--modes='))
+      ?.slice('--modes='.length)
+      .split(',');
+    const runs: Array<[string, Measured]> = [];
+    if (!only || only.includes('embedded')) runs.push(['embedded', await tradecoreOverHttp(seconds, warmup)]);
+    if (!only || only.includes('connected')) {
+      const servers = await connectedServers();
+      try {
+        runs.push(['connected', await tradecoreOverHttp(seconds, warmup, servers.env)]);
+      } finally {
+        await servers.drop();
+      }
     }
     const peer = await bareFastifyAppend(seconds, warmup);
     const rate = (measured: Measured) => measured.completed / measured.seconds;
     const rows: BenchRow[] = [];
-    for (const [mode, measured] of [
-      ['embedded', tradecore],
-      ['connected', connected],
-    ] as const) {
+    for (const [mode, measured] of runs) {
       const filled = measured.outcomes.FILLED ?? 0;
       if (filled !== measured.completed)
         console.error(
