@@ -55,25 +55,16 @@ CREATE TABLE IF NOT EXISTS ${s}.snapshots (
   PRIMARY KEY (stream_id, schema_version, version)
 );
 
--- Appends p_events ([{id,type,data,metadata}]) to p_stream if p_expected holds
--- ('any' | 'no_stream' | 'stream_exists' | a version). Must run as its own transaction.
--- Dropped first: an older version returned one more column, and a return type cannot be replaced.
-DROP FUNCTION IF EXISTS ${s}.append_events(text, text, jsonb);
-CREATE FUNCTION ${s}.append_events(p_stream text, p_expected text, p_events jsonb)
-RETURNS TABLE (event_position bigint, stream_version bigint)
+-- Appends p_events ([{id,type,data,metadata}]) to p_stream at p_positions, if p_expected holds
+-- ('any' | 'no_stream' | 'stream_exists' | a version); returns the stream's version before it.
+-- The positions come from append_events or append_events_batch, taken with the transaction id.
+CREATE OR REPLACE FUNCTION ${s}.append_to_stream(p_stream text, p_expected text, p_events jsonb, p_positions bigint[])
+RETURNS bigint
 LANGUAGE plpgsql AS $fn$
 DECLARE
-  v_count     integer := jsonb_array_length(p_events);
-  v_positions bigint[];
-  v_current   bigint;
+  v_count   integer := jsonb_array_length(p_events);
+  v_current bigint;
 BEGIN
-  -- Take the transaction id and the positions together, under a mutex held for microseconds:
-  -- positions then follow transaction-id order, which is what lets readers skip nothing.
-  PERFORM pg_advisory_lock(${lockKey});
-  PERFORM pg_current_xact_id();
-  SELECT array_agg(nextval('${s}.event_position')) INTO v_positions FROM generate_series(1, v_count);
-  PERFORM pg_advisory_unlock(${lockKey});
-
   -- One statement creates or bumps the stream row and locks it until commit: writers of one
   -- stream queue here, and each checks the expected version against the committed truth.
   -- A refusal below rolls the bump back.
@@ -91,15 +82,77 @@ BEGIN
   -- An event id already stored raises unique_violation: the adapter then answers a retry of
   -- stored events with their original positions, off this hot path.
   INSERT INTO ${s}.events (position, transaction_id, stream_id, version, event_id, type, data, metadata)
-  SELECT v_positions[x.ordinal], pg_current_xact_id(), p_stream, v_current + x.ordinal,
+  SELECT p_positions[x.ordinal], pg_current_xact_id(), p_stream, v_current + x.ordinal,
          (x.event->>'id')::uuid, x.event->>'type', x.event->'data', x.event->'metadata'
     FROM jsonb_array_elements(p_events) WITH ORDINALITY AS x(event, ordinal);
 
   -- No pg_notify here: a transaction that notifies holds a database-wide lock through its commit
   -- and WAL flush, which serialises every append and defeats group commit. The adapter notifies
   -- after the commit instead (SqlEventStore.announce).
+  RETURN v_current;
+END
+$fn$;
 
+-- Appends p_events to p_stream if p_expected holds. Must run as its own transaction.
+-- Dropped first: an older version returned one more column, and a return type cannot be replaced.
+DROP FUNCTION IF EXISTS ${s}.append_events(text, text, jsonb);
+CREATE FUNCTION ${s}.append_events(p_stream text, p_expected text, p_events jsonb)
+RETURNS TABLE (event_position bigint, stream_version bigint)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+  v_count     integer := jsonb_array_length(p_events);
+  v_positions bigint[];
+  v_current   bigint;
+BEGIN
+  -- Take the transaction id and the positions together, under a mutex held for microseconds:
+  -- positions then follow transaction-id order, which is what lets readers skip nothing.
+  PERFORM pg_advisory_lock(${lockKey});
+  PERFORM pg_current_xact_id();
+  SELECT array_agg(nextval('${s}.event_position')) INTO v_positions FROM generate_series(1, v_count);
+  PERFORM pg_advisory_unlock(${lockKey});
+
+  v_current := ${s}.append_to_stream(p_stream, p_expected, p_events, v_positions);
   RETURN QUERY SELECT p, v_current + v_count FROM unnest(v_positions) AS p;
+END
+$fn$;
+
+-- Several appends ([{stream, expected, events}]) in one transaction, each kept or refused on its
+-- own: a refused one (wrong expected version, a stored event id) rolls back only its own
+-- subtransaction and answers its SQLSTATE and message in place of rows. Every position of the
+-- group is taken at once, with the transaction id, so positions still follow transaction-id order.
+-- Must run as its own transaction; the caller orders the appends by stream, so that two groups
+-- lock streams in the same order and never deadlock.
+CREATE OR REPLACE FUNCTION ${s}.append_events_batch(p_appends jsonb)
+RETURNS TABLE (item integer, event_position bigint, stream_version bigint, error_state text, error_message text)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+  v_positions bigint[];
+  v_append    jsonb;
+  v_item      integer := 0;
+  v_next      integer := 1;
+  v_count     integer;
+  v_mine      bigint[];
+  v_current   bigint;
+BEGIN
+  PERFORM pg_advisory_lock(${lockKey});
+  PERFORM pg_current_xact_id();
+  SELECT array_agg(nextval('${s}.event_position')) INTO v_positions
+    FROM generate_series(1, (SELECT sum(jsonb_array_length(a->'events'))::integer
+                               FROM jsonb_array_elements(p_appends) AS a));
+  PERFORM pg_advisory_unlock(${lockKey});
+
+  FOR v_append IN SELECT a FROM jsonb_array_elements(p_appends) AS a LOOP
+    v_count := jsonb_array_length(v_append->'events');
+    v_mine := v_positions[v_next : v_next + v_count - 1];
+    BEGIN
+      v_current := ${s}.append_to_stream(v_append->>'stream', v_append->>'expected', v_append->'events', v_mine);
+      RETURN QUERY SELECT v_item, p, v_current + v_count, NULL::text, NULL::text FROM unnest(v_mine) AS p;
+    EXCEPTION WHEN OTHERS THEN
+      RETURN QUERY SELECT v_item, NULL::bigint, NULL::bigint, SQLSTATE::text, SQLERRM;
+    END;
+    v_next := v_next + v_count;
+    v_item := v_item + 1;
+  END LOOP;
 END
 $fn$;
 `;

@@ -98,6 +98,27 @@ describe('Postgres event store: reading all while transactions commit out of ord
     expect(done).toBe('appended');
   });
 
+  it('writes appends that queue behind one in flight together, in one commit, each with its own outcome', async () => {
+    const { schema, store } = await freshStore();
+    const groupedBefore = await groupedAppends();
+    const contested = streamName();
+    await store.append(contested, [newEvent()]);
+    const results = await Promise.allSettled([
+      ...Array.from({ length: 30 }, () => store.append(streamName(), [newEvent(), newEvent()])),
+      ...Array.from({ length: 5 }, () => store.append(contested, [newEvent()], { expectedVersion: 0 })),
+    ]);
+    expect(results.filter((result) => result.status === 'fulfilled')).toHaveLength(31);
+    expect(results.filter((result) => result.status === 'rejected')).toHaveLength(4);
+    // Some appends went in groups of two or more.
+    expect(await groupedAppends()).toBeGreaterThan(groupedBefore);
+    // One group is one transaction: its events share a transaction id, and positions stay in order.
+    const rows = await client.query<{ transactions: number; events: number }>(
+      `SELECT count(DISTINCT transaction_id::text)::int AS transactions, count(*)::int AS events FROM ${schema}.events`,
+    );
+    expect(rows[0]!.events).toBe(1 + 60 + 1);
+    expect(rows[0]!.transactions).toBeLessThan(32);
+  });
+
   it('keeps the broker and B3 sides in separate schemas of one database', async () => {
     const broker = await freshStore();
     const b3 = await freshStore();
@@ -108,6 +129,19 @@ describe('Postgres event store: reading all while transactions commit out of ord
     expect(await broker.store.readAll()).toEqual([]);
   });
 });
+
+/** Appends of this process written in a group of two or more (the group-size histogram's upper buckets). */
+async function groupedAppends(): Promise<number> {
+  const metric = await register.getSingleMetric('tradecore_eventstore_append_group_size')!.get();
+  const byBucket = (bound: string) =>
+    metric.values.find(
+      (value) =>
+        (value as { metricName?: string }).metricName?.endsWith('_bucket') &&
+        value.labels.store === 'postgres' &&
+        String(value.labels.le) === bound,
+    )?.value ?? 0;
+  return byBucket('+Inf') - byBucket('1');
+}
 
 async function holdbackCount(): Promise<number> {
   const metric = await register.getSingleMetric('tradecore_eventstore_reader_holdback_seconds')!.get();

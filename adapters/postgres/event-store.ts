@@ -15,8 +15,9 @@ import {
   type Subscription,
   WrongExpectedVersion,
 } from '../../domain/shared/event-store.ts';
-import { appendSeconds, readerHoldbackSeconds } from '../shared/event-store-metrics.ts';
-import { prepareEvents } from '../shared/prepare-events.ts';
+import { appendGroupSize, appendSeconds, readerHoldbackSeconds } from '../shared/event-store-metrics.ts';
+import { GroupCommit } from '../shared/group-commit.ts';
+import { type PreparedEvent, prepareEvents } from '../shared/prepare-events.ts';
 import { type SqlClient, sqlState } from '../shared/sql-client.ts';
 import { type BatchRead, followAll, LiveTail, Waker } from '../shared/subscription.ts';
 import { assertSchemaName, eventStoreSchema, notifyChannel, positionLockKey } from './event-store-schema.ts';
@@ -48,6 +49,34 @@ const KNOWN_VERSIONS_KEPT = 100_000;
 
 /** How long a NOTIFY waits for more appends to share it: the delay other processes' subscribers see. */
 const NOTIFY_COALESCE_MS = 5;
+
+/**
+ * How many append statements one store has in flight on a server at once; appends that arrive
+ * meanwhile wait and go together in the next. Two keeps the connection busy while a group commits.
+ */
+const APPEND_GROUPS_IN_FLIGHT = 2;
+
+interface StreamAppend {
+  streamId: string;
+  expected: string;
+  events: PreparedEvent[];
+}
+
+interface AppendRow {
+  event_position: number;
+  stream_version: number;
+}
+
+interface BatchOutcome {
+  item: number;
+  error_state: string | null;
+  error_message: string | null;
+}
+
+const numericAppendRow = (row: AppendRow): AppendRow => ({
+  event_position: Number(row.event_position),
+  stream_version: Number(row.stream_version),
+});
 
 interface EventRow {
   position: number;
@@ -82,6 +111,7 @@ export class SqlEventStore implements EventStore {
   private notifying?: Promise<void>;
   private notifyAgain = false;
   private readonly knownVersions = new Map<string, number>();
+  private readonly appends: GroupCommit<StreamAppend, AppendRow[]>;
 
   private constructor(private readonly options: SqlEventStoreOptions) {
     this.client = options.client;
@@ -92,6 +122,11 @@ export class SqlEventStore implements EventStore {
       () => this.headPosition(),
       this.waker,
     );
+    // An embedded PGlite runs one statement at a time: a second one in flight would only queue.
+    this.appends = new GroupCommit((group) => this.writeAppends(group), {
+      inFlight: options.exclusiveWriter ? 1 : APPEND_GROUPS_IN_FLIGHT,
+      orderBy: (append) => append.streamId,
+    });
   }
 
   /** Creates the schema's tables and function if needed (safe to run from several processes at once). */
@@ -113,15 +148,11 @@ export class SqlEventStore implements EventStore {
     const prepared = prepareEvents(streamId, events, this.options.schemas);
     const stopTimer = appendSeconds.startTimer({ store: this.label });
     try {
-      const rows = await this.client.query<{ event_position: number; stream_version: number }>(
-        `SELECT event_position, stream_version FROM ${this.schema}.append_events($1, $2, $3::jsonb)`,
-        [streamId, String(expected), JSON.stringify(prepared)],
-      );
-      this.announce();
-      if (this.options.exclusiveWriter) this.remember(streamId, Number(rows[0]!.stream_version));
+      const rows = await this.appends.submit({ streamId, expected: String(expected), events: prepared });
+      if (this.options.exclusiveWriter) this.remember(streamId, rows[0]!.stream_version);
       return {
-        nextExpectedVersion: Number(rows[0]!.stream_version),
-        positions: rows.map((row) => Number(row.event_position)),
+        nextExpectedVersion: rows[0]!.stream_version,
+        positions: rows.map((row) => row.event_position),
         idempotent: false,
       };
     } catch (error) {
@@ -140,6 +171,45 @@ export class SqlEventStore implements EventStore {
     } finally {
       stopTimer();
     }
+  }
+
+  /**
+   * Sends appends to the database: one alone as `append_events`, and those that queued while
+   * earlier ones were in flight together as one `append_events_batch`, in one round trip and one
+   * commit (group commit). Each append keeps its own outcome.
+   */
+  private async writeAppends(group: StreamAppend[]): Promise<Array<AppendRow[] | Error>> {
+    appendGroupSize.observe({ store: this.label }, group.length);
+    if (group.length === 1) {
+      const [only] = group;
+      const rows = await this.client.query<AppendRow>(
+        `SELECT event_position, stream_version FROM ${this.schema}.append_events($1, $2, $3::jsonb)`,
+        [only!.streamId, only!.expected, JSON.stringify(only!.events)],
+      );
+      this.announce();
+      return [rows.map(numericAppendRow)];
+    }
+    const rows = await this.client.query<AppendRow & BatchOutcome>(
+      `SELECT item, event_position, stream_version, error_state, error_message
+         FROM ${this.schema}.append_events_batch($1::jsonb)`,
+      [
+        JSON.stringify(
+          group.map((append) => ({
+            stream: append.streamId,
+            expected: append.expected,
+            events: append.events,
+          })),
+        ),
+      ],
+    );
+    const outcomes: Array<AppendRow[] | Error> = group.map(() => []);
+    for (const row of rows) {
+      const item = Number(row.item);
+      if (row.error_state === null) (outcomes[item] as AppendRow[]).push(numericAppendRow(row));
+      else outcomes[item] = Object.assign(new Error(row.error_message ?? ''), { code: row.error_state });
+    }
+    if (outcomes.some((outcome) => !(outcome instanceof Error))) this.announce();
+    return outcomes;
   }
 
   knownVersion(streamId: string): number | undefined {

@@ -178,6 +178,39 @@ export function eventStoreContract(name: string, factory: EventStoreFactory): vo
         expect(read.map((event) => event.version)).toEqual(Array.from({ length: 30 }, (_, index) => index));
       });
 
+      it('gives each of many appends made at once its own outcome', async () => {
+        const { store } = await open();
+        const existing = streamName();
+        const stored = events(2);
+        const original = await store.append(existing, stored);
+        const fresh = Array.from({ length: 6 }, () => streamName());
+        const results = await Promise.allSettled([
+          ...fresh.map((stream) => store.append(stream, events(2), { expectedVersion: 'no_stream' })),
+          store.append(existing, events(1), { expectedVersion: 5 }),
+          store.append(existing, stored, { expectedVersion: 'no_stream' }),
+          store.append(existing, events(1), { expectedVersion: 1 }),
+          ...(factory.globalEventIds !== false ? [store.append(streamName(), [stored[0]!])] : []),
+        ]);
+        const [conflict, retry, next, reused] = results.slice(fresh.length);
+        for (const result of results.slice(0, fresh.length)) {
+          expect(result.status).toBe('fulfilled');
+          if (result.status === 'fulfilled') expect(result.value.nextExpectedVersion).toBe(1);
+        }
+        expect(conflict).toMatchObject({ status: 'rejected', reason: expect.any(WrongExpectedVersion) });
+        expect(retry).toMatchObject({
+          status: 'fulfilled',
+          value: { idempotent: true, positions: original.positions },
+        });
+        expect(next).toMatchObject({
+          status: 'fulfilled',
+          value: { nextExpectedVersion: 2, idempotent: false },
+        });
+        if (reused)
+          expect(reused).toMatchObject({ status: 'rejected', reason: expect.any(DuplicateEventId) });
+        expect(await store.readStream(existing)).toHaveLength(3);
+        for (const stream of fresh) expect(await store.readStream(stream)).toHaveLength(2);
+      });
+
       it('answers a retry of stored events with their original positions and writes nothing', async () => {
         const { store } = await open();
         const stream = streamName();

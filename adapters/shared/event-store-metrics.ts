@@ -13,3 +13,10 @@ export const readerHoldbackSeconds = new Histogram({
   labelNames: ['store'] as const,
   buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
 });
+
+export const appendGroupSize = new Histogram({
+  name: 'tradecore_eventstore_append_group_size',
+  help: 'Appends written together in one statement and one commit (group commit)',
+  labelNames: ['store'] as const,
+  buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 500],
+});
