@@ -30,7 +30,10 @@ import { loadConfig } from '../shared/config.ts';
 import type { BenchOptions } from './main.ts';
 import { type BenchRow, compared } from './report.ts';
 
-const CONCURRENCY = 8;
+/** Clients, each with a SELL and a BUY in flight (`--clients=N` overrides). */
+const CONCURRENCY = Number(
+  process.argv.find((arg) => arg.startsWith('--clients='))?.slice('--clients='.length) ?? 8,
+);
 /** Buyer/seller pairs, shared by the clients: registration is rate limited (30 a minute per client). */
 const PAIRS = 8;
 /** After the stream says an order ended: how often the read model is asked until it shows it. */
@@ -44,6 +47,8 @@ interface Measured {
   seconds: number;
   latenciesMs: number[];
   outcomes: Record<string, number>;
+  /** CPU time of this process (server and bench clients) over the measured window, in ms. */
+  cpuMs: number;
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -73,14 +78,17 @@ async function drive(
   await sleep(warmupSeconds * 1000);
   measuring = true;
   const started = performance.now();
+  const cpuAtStart = process.cpuUsage();
   await sleep(seconds * 1000);
   measuring = false;
   const elapsed = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpuAtStart);
   running = false;
   await Promise.all(loops);
   return {
     completed: latencies.length,
     seconds: elapsed,
+    cpuMs: (cpu.user + cpu.system) / 1000,
     latenciesMs: latencies.sort((a, b) => a - b),
     outcomes,
   };
@@ -363,6 +371,15 @@ export default {
           'ms',
           PEER,
           percentile(peer.latenciesMs, 99),
+          false,
+        ),
+        // CPU is steadier than rates on a shared machine: what one order costs this process.
+        compared(
+          `${mode}: process CPU per order`,
+          measured.cpuMs / Math.max(1, measured.completed),
+          'ms',
+          PEER,
+          peer.cpuMs / Math.max(1, peer.completed),
           false,
         ),
         { name: `${mode}: orders measured (FILLED)`, value: filled, unit: 'orders' },
