@@ -23,6 +23,16 @@ eventStoreContract('PGlite', {
   },
 });
 
+// The embedded mode's store is its schema's only writer: its live tail is fed by its appends.
+eventStoreContract('PGlite, exclusive writer', {
+  async create(options) {
+    const schema = `contract_${++schemas}`;
+    const open = (schemas = options?.schemas) =>
+      SqlEventStore.open({ client, schema, schemas, label: 'pglite', exclusiveWriter: true });
+    return { store: await open(), reopen: (again) => open(again?.schemas) };
+  },
+});
+
 describe('PGlite event store on disk', () => {
   it('keeps its events in the data folder across restarts', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'tradecore-pglite-'));

@@ -56,10 +56,12 @@ CREATE TABLE IF NOT EXISTS ${s}.snapshots (
 );
 
 -- Appends p_events ([{id,type,data,metadata}]) to p_stream at p_positions, if p_expected holds
--- ('any' | 'no_stream' | 'stream_exists' | a version); returns the stream's version before it.
+-- ('any' | 'no_stream' | 'stream_exists' | a version); returns each event's position, the
+-- stream's version after the append, and when each event was recorded (epoch milliseconds).
 -- The positions come from append_events or append_events_batch, taken with the transaction id.
-CREATE OR REPLACE FUNCTION ${s}.append_to_stream(p_stream text, p_expected text, p_events jsonb, p_positions bigint[])
-RETURNS bigint
+DROP FUNCTION IF EXISTS ${s}.append_to_stream(text, text, jsonb, bigint[]);
+CREATE FUNCTION ${s}.append_to_stream(p_stream text, p_expected text, p_events jsonb, p_positions bigint[])
+RETURNS TABLE (event_position bigint, stream_version bigint, recorded_ms bigint)
 LANGUAGE plpgsql AS $fn$
 DECLARE
   v_count   integer := jsonb_array_length(p_events);
@@ -81,15 +83,20 @@ BEGIN
 
   -- An event id already stored raises unique_violation: the adapter then answers a retry of
   -- stored events with their original positions, off this hot path.
-  INSERT INTO ${s}.events (position, transaction_id, stream_id, version, event_id, type, data, metadata)
-  SELECT p_positions[x.ordinal], pg_current_xact_id(), p_stream, v_current + x.ordinal,
-         (x.event->>'id')::uuid, x.event->>'type', x.event->'data', x.event->'metadata'
-    FROM jsonb_array_elements(p_events) WITH ORDINALITY AS x(event, ordinal);
-
+  --
   -- No pg_notify here: a transaction that notifies holds a database-wide lock through its commit
   -- and WAL flush, which serialises every append and defeats group commit. The adapter notifies
   -- after the commit instead (SqlEventStore.announce).
-  RETURN v_current;
+  RETURN QUERY
+  WITH inserted AS (
+    INSERT INTO ${s}.events AS e (position, transaction_id, stream_id, version, event_id, type, data, metadata)
+    SELECT p_positions[x.ordinal], pg_current_xact_id(), p_stream, v_current + x.ordinal,
+           (x.event->>'id')::uuid, x.event->>'type', x.event->'data', x.event->'metadata'
+      FROM jsonb_array_elements(p_events) WITH ORDINALITY AS x(event, ordinal)
+    RETURNING e.position, e.recorded_at
+  )
+  SELECT i.position, v_current + v_count, (extract(epoch from i.recorded_at) * 1000)::int8
+    FROM inserted AS i ORDER BY i.position;
 END
 $fn$;
 
@@ -97,12 +104,11 @@ $fn$;
 -- Dropped first: an older version returned one more column, and a return type cannot be replaced.
 DROP FUNCTION IF EXISTS ${s}.append_events(text, text, jsonb);
 CREATE FUNCTION ${s}.append_events(p_stream text, p_expected text, p_events jsonb)
-RETURNS TABLE (event_position bigint, stream_version bigint)
+RETURNS TABLE (event_position bigint, stream_version bigint, recorded_ms bigint)
 LANGUAGE plpgsql AS $fn$
 DECLARE
   v_count     integer := jsonb_array_length(p_events);
   v_positions bigint[];
-  v_current   bigint;
 BEGIN
   -- Take the transaction id and the positions together, under a mutex held for microseconds:
   -- positions then follow transaction-id order, which is what lets readers skip nothing.
@@ -111,8 +117,7 @@ BEGIN
   SELECT array_agg(nextval('${s}.event_position')) INTO v_positions FROM generate_series(1, v_count);
   PERFORM pg_advisory_unlock(${lockKey});
 
-  v_current := ${s}.append_to_stream(p_stream, p_expected, p_events, v_positions);
-  RETURN QUERY SELECT p, v_current + v_count FROM unnest(v_positions) AS p;
+  RETURN QUERY SELECT * FROM ${s}.append_to_stream(p_stream, p_expected, p_events, v_positions);
 END
 $fn$;
 
@@ -122,8 +127,10 @@ $fn$;
 -- group is taken at once, with the transaction id, so positions still follow transaction-id order.
 -- Must run as its own transaction; the caller orders the appends by stream, so that two groups
 -- lock streams in the same order and never deadlock.
-CREATE OR REPLACE FUNCTION ${s}.append_events_batch(p_appends jsonb)
-RETURNS TABLE (item integer, event_position bigint, stream_version bigint, error_state text, error_message text)
+DROP FUNCTION IF EXISTS ${s}.append_events_batch(jsonb);
+CREATE FUNCTION ${s}.append_events_batch(p_appends jsonb)
+RETURNS TABLE (item integer, event_position bigint, stream_version bigint, recorded_ms bigint,
+               error_state text, error_message text)
 LANGUAGE plpgsql AS $fn$
 DECLARE
   v_positions bigint[];
@@ -132,7 +139,6 @@ DECLARE
   v_next      integer := 1;
   v_count     integer;
   v_mine      bigint[];
-  v_current   bigint;
 BEGIN
   PERFORM pg_advisory_lock(${lockKey});
   PERFORM pg_current_xact_id();
@@ -145,10 +151,10 @@ BEGIN
     v_count := jsonb_array_length(v_append->'events');
     v_mine := v_positions[v_next : v_next + v_count - 1];
     BEGIN
-      v_current := ${s}.append_to_stream(v_append->>'stream', v_append->>'expected', v_append->'events', v_mine);
-      RETURN QUERY SELECT v_item, p, v_current + v_count, NULL::text, NULL::text FROM unnest(v_mine) AS p;
+      RETURN QUERY SELECT v_item, r.event_position, r.stream_version, r.recorded_ms, NULL::text, NULL::text
+        FROM ${s}.append_to_stream(v_append->>'stream', v_append->>'expected', v_append->'events', v_mine) AS r;
     EXCEPTION WHEN OTHERS THEN
-      RETURN QUERY SELECT v_item, NULL::bigint, NULL::bigint, SQLSTATE::text, SQLERRM;
+      RETURN QUERY SELECT v_item, NULL::bigint, NULL::bigint, NULL::bigint, SQLSTATE::text, SQLERRM;
     END;
     v_next := v_next + v_count;
     v_item := v_item + 1;

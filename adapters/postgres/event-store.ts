@@ -65,6 +65,7 @@ interface StreamAppend {
 interface AppendRow {
   event_position: number;
   stream_version: number;
+  recorded_ms: number;
 }
 
 interface BatchOutcome {
@@ -76,6 +77,7 @@ interface BatchOutcome {
 const numericAppendRow = (row: AppendRow): AppendRow => ({
   event_position: Number(row.event_position),
   stream_version: Number(row.stream_version),
+  recorded_ms: Number(row.recorded_ms),
 });
 
 interface EventRow {
@@ -121,6 +123,7 @@ export class SqlEventStore implements EventStore {
       (after, limit) => this.readAllBatch(after, limit),
       () => this.headPosition(),
       this.waker,
+      { fedByWriter: options.exclusiveWriter },
     );
     // An embedded PGlite runs one statement at a time: a second one in flight would only queue.
     this.appends = new GroupCommit((group) => this.writeAppends(group), {
@@ -183,14 +186,15 @@ export class SqlEventStore implements EventStore {
     if (group.length === 1) {
       const [only] = group;
       const rows = await this.client.query<AppendRow>(
-        `SELECT event_position, stream_version FROM ${this.schema}.append_events($1, $2, $3::jsonb)`,
+        `SELECT event_position, stream_version, recorded_ms FROM ${this.schema}.append_events($1, $2, $3::jsonb)`,
         [only!.streamId, only!.expected, JSON.stringify(only!.events)],
       );
-      this.announce();
-      return [rows.map(numericAppendRow)];
+      const appended = rows.map(numericAppendRow);
+      this.committed(group, [appended]);
+      return [appended];
     }
     const rows = await this.client.query<AppendRow & BatchOutcome>(
-      `SELECT item, event_position, stream_version, error_state, error_message
+      `SELECT item, event_position, stream_version, recorded_ms, error_state, error_message
          FROM ${this.schema}.append_events_batch($1::jsonb)`,
       [
         JSON.stringify(
@@ -208,8 +212,43 @@ export class SqlEventStore implements EventStore {
       if (row.error_state === null) (outcomes[item] as AppendRow[]).push(numericAppendRow(row));
       else outcomes[item] = Object.assign(new Error(row.error_message ?? ''), { code: row.error_state });
     }
-    if (outcomes.some((outcome) => !(outcome instanceof Error))) this.announce();
+    this.committed(group, outcomes);
     return outcomes;
+  }
+
+  /**
+   * After a commit: an exclusive writer hands what it just wrote to the live tail, which then
+   * needs no read to learn it (nobody else writes, and its appends commit in position order);
+   * then subscribers here and in other processes are woken.
+   */
+  private committed(group: StreamAppend[], outcomes: Array<AppendRow[] | Error>): void {
+    if (outcomes.every((outcome) => outcome instanceof Error)) return;
+    if (this.options.exclusiveWriter) {
+      const events: RecordedEvent[] = [];
+      group.forEach((append, index) => {
+        const rows = outcomes[index];
+        if (rows instanceof Error || rows === undefined) return;
+        const first = rows[0]!.stream_version - rows.length + 1;
+        rows.forEach((row, offset) => {
+          const event = append.events[offset]!;
+          events.push(
+            this.toEvent({
+              position: row.event_position,
+              stream_id: append.streamId,
+              version: first + offset,
+              event_id: event.id,
+              type: event.type,
+              // As a read would give it: what the jsonb column holds, not the caller's objects.
+              data: JSON.parse(JSON.stringify(event.data ?? null)),
+              metadata: JSON.parse(JSON.stringify(event.metadata)),
+              recorded_ms: row.recorded_ms,
+            }),
+          );
+        });
+      });
+      this.tail.offer(events.sort((a, b) => a.position - b.position));
+    }
+    this.announce();
   }
 
   knownVersion(streamId: string): number | undefined {

@@ -118,12 +118,24 @@ export class LiveTail {
     private readonly readBatch: (after: number, limit: number) => Promise<BatchRead>,
     private readonly headPosition: () => Promise<number>,
     private readonly wakeSource: WakeSource,
-    private readonly options: { capacity?: number; onError?: (error: unknown) => void } = {},
+    private readonly options: {
+      capacity?: number;
+      onError?: (error: unknown) => void;
+      /**
+       * The store's only writer hands the tail every event it commits (`offer`), in position
+       * order: the tail then never reads the store, beyond its head when it starts.
+       */
+      fedByWriter?: boolean;
+    } = {},
   ) {}
 
   /** Starts reading after the store's current head; idempotent. */
   start(): void {
     if (this.subscription) return;
+    if (this.options.fedByWriter) {
+      this.startFed();
+      return;
+    }
     const controller = new AbortController();
     const { signal } = controller;
     const run = async () => {
@@ -174,6 +186,41 @@ export class LiveTail {
         await done;
       },
     };
+  }
+
+  /** Offered before the head was known: kept once it is, if they lie above it. */
+  private early: RecordedEvent[] | undefined;
+
+  private startFed(): void {
+    this.early = [];
+    const done = this.headPosition().then(
+      (start) => {
+        const early = (this.early ?? []).filter((event) => event.position > start);
+        this.early = undefined;
+        this.events = [];
+        this.from = start;
+        this.head = start;
+        if (early.length > 0) this.keep(early);
+        else this.advanced.wake();
+      },
+      (error: unknown) => {
+        this.early = undefined;
+        this.options.onError?.(error);
+      },
+    );
+    this.subscription = { done, stop: () => done };
+  }
+
+  /** Events the store's only writer has just committed, in position order (`fedByWriter`). */
+  offer(events: RecordedEvent[]): void {
+    if (!this.options.fedByWriter || events.length === 0) return;
+    if (this.early) {
+      this.early.push(...events);
+      return;
+    }
+    if (this.from === Number.POSITIVE_INFINITY) return; // not started: subscribers read the store
+    const fresh = events.filter((event) => event.position > this.head);
+    if (fresh.length > 0) this.keep(fresh);
   }
 
   private keep(events: RecordedEvent[]): void {
