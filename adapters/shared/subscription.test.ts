@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { RecordedEvent } from '../../domain/shared/event-store.ts';
-import { type BatchRead, LiveTail, Waker } from './subscription.ts';
+import { type BatchRead, followAll, LiveTail, Waker } from './subscription.ts';
 
 /** A store in memory with gaps in its positions, counting the reads that reach it. */
 function fakeStore() {
@@ -91,5 +91,35 @@ describe('LiveTail', () => {
     await woken;
     expect(tail.read(0, 10)?.events.map((event) => event.position)).toEqual([2]);
     await tail.stop();
+  });
+});
+
+describe('followAll', () => {
+  it('with pacing, takes what gathered meanwhile in one batch instead of one batch per append', async () => {
+    const run = async (pacingMs: number) => {
+      const store = fakeStore();
+      const batches: number[][] = [];
+      const subscription = followAll(store.readBatch, store.appended, {
+        after: 0,
+        pacingMs,
+        onBatch: (events) => void batches.push(events.map((event) => event.position)),
+      });
+      for (let append = 0; append < 10; append++) {
+        store.append(1);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      await until(() => batches.flat().length === 10);
+      await subscription.stop();
+      return batches;
+    };
+    const unpaced = await run(0);
+    const paced = await run(100);
+    const positions = Array.from({ length: 10 }, (_, index) => (index + 1) * 2);
+    expect(unpaced.flat()).toEqual(positions);
+    expect(paced.flat()).toEqual(positions);
+    // The first append is delivered at once; the nine that follow within ~50 ms wait for one read.
+    expect(paced[0]).toEqual([2]);
+    expect(paced.length).toBeLessThanOrEqual(2);
+    expect(unpaced.length).toBeGreaterThan(paced.length);
   });
 });

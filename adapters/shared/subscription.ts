@@ -78,6 +78,9 @@ export function followAll(
         caughtUp = true;
         options.onCaughtUp?.();
       }
+      // Let the next events gather: one larger batch later instead of several small ones now.
+      if (options.pacingMs && batch.events.length > 0)
+        await delay(options.pacingMs, undefined, { signal: controller.signal }).catch(() => {});
       await wakeSource.wait(generation, batch.heldBack ? heldBackPollMs : idlePollMs, controller.signal);
     }
   };

@@ -82,6 +82,12 @@ export interface SubscribeOptions {
   /** Called once when the subscription has read everything that was stored and is following live appends. */
   onCaughtUp?: () => void;
   batchSize?: number;
+  /**
+   * After a batch that emptied what was there, wait this long before reading again, so that a
+   * busy store's events arrive in fewer, larger batches (a projector's transactions). A hint:
+   * a store may deliver sooner. Default 0.
+   */
+  pacingMs?: number;
 }
 
 export interface Subscription {
