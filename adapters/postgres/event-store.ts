@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { EventSchemas } from '../../domain/shared/event-schemas.ts';
 import {
@@ -113,6 +114,8 @@ export class SqlEventStore implements EventStore {
   private notifying?: Promise<void>;
   private notifyAgain = false;
   private readonly knownVersions = new Map<string, number>();
+  /** Sent with this store's NOTIFYs, so that it can tell its own from other processes'. */
+  private readonly origin = randomUUID();
   private readonly appends: GroupCommit<StreamAppend, AppendRow[]>;
 
   private constructor(private readonly options: SqlEventStoreOptions) {
@@ -138,7 +141,10 @@ export class SqlEventStore implements EventStore {
     await options.client.exec(
       `SELECT pg_advisory_xact_lock(${positionLockKey(`migrate.${store.schema}`)});\n${eventStoreSchema(store.schema)}`,
     );
-    store.unlisten = await options.client.listen(notifyChannel(store.schema), () => store.waker.wake());
+    // Our own NOTIFYs come back too: this process woke its subscribers when it committed.
+    store.unlisten = await options.client.listen(notifyChannel(store.schema), (payload) => {
+      if (payload !== store.origin) store.waker.wake();
+    });
     return store;
   }
 
@@ -285,7 +291,7 @@ export class SqlEventStore implements EventStore {
         // A few milliseconds' wait lets the appends committing meanwhile share this NOTIFY.
         await delay(NOTIFY_COALESCE_MS);
         this.notifyAgain = false;
-        await this.client.query("SELECT pg_notify($1, '')", [channel]).catch(() => {});
+        await this.client.query('SELECT pg_notify($1, $2)', [channel, this.origin]).catch(() => {});
       } while (this.notifyAgain);
       this.notifying = undefined;
     })();

@@ -50,16 +50,21 @@ export function followAll(
   readBatch: (after: number, limit: number) => Promise<BatchRead>,
   wakeSource: WakeSource,
   options: SubscribeOptions,
-  timing: { idlePollMs?: number; heldBackPollMs?: number } = {},
+  timing: { idlePollMs?: number; heldBackPollMs?: number; heldBackMaxPollMs?: number } = {},
 ): Subscription {
   const controller = new AbortController();
   const batchSize = options.batchSize ?? 500;
   const idlePollMs = timing.idlePollMs ?? 1000;
   const heldBackPollMs = timing.heldBackPollMs ?? 5;
+  const heldBackMaxPollMs = timing.heldBackMaxPollMs ?? 40;
 
   const run = async () => {
     let after = options.after;
     let caughtUp = false;
+    // Held back with nothing new: poll less and less often. A commit of this process, or a
+    // NOTIFY from another, wakes the reader at once whatever the interval; the poll is for
+    // transactions that tell no one (a read model's, a long one elsewhere on the server).
+    let heldBackWaitMs = heldBackPollMs;
     while (!controller.signal.aborted) {
       const generation = wakeSource.generation;
       const batch = await readBatch(after, batchSize);
@@ -81,7 +86,11 @@ export function followAll(
       // Let the next events gather: one larger batch later instead of several small ones now.
       if (options.pacingMs && batch.events.length > 0)
         await delay(options.pacingMs, undefined, { signal: controller.signal }).catch(() => {});
-      await wakeSource.wait(generation, batch.heldBack ? heldBackPollMs : idlePollMs, controller.signal);
+      heldBackWaitMs =
+        batch.heldBack && batch.events.length === 0
+          ? Math.min(heldBackWaitMs * 2, heldBackMaxPollMs)
+          : heldBackPollMs;
+      await wakeSource.wait(generation, batch.heldBack ? heldBackWaitMs : idlePollMs, controller.signal);
     }
   };
 
