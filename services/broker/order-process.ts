@@ -326,6 +326,15 @@ export class OrderProcess {
       .state;
   }
 
+  /**
+   * An order's placement (account, symbol, side, quantity), which never changes once placed: the
+   * cached copy will do, whatever happened to the order since. Its status needs `loadOrder`.
+   */
+  private async placedOrder(streamId: string): Promise<Order> {
+    const cached = this.orders.get(streamId)?.state;
+    return cached?.placed ? cached : this.loadOrder(streamId);
+  }
+
   private async onPlaced(event: RecordedEvent): Promise<void> {
     const order = await this.loadOrder(event.streamId);
     if (!order.placed) return;
@@ -355,9 +364,12 @@ export class OrderProcess {
     metadata: CommandMetadata,
   ): Promise<{ reason: string; detail: string } | undefined> {
     const walletStream = walletStreamId(order.accountId);
-    const wallet = (
-      await loadAggregate(this.store, walletStream, aggregateOf(walletDecider), { cache: this.wallets })
-    ).state;
+    // A replay finds its reservation made already. Only this manager reserves for its orders, so
+    // the wallet it cached knows; without one, the wallet is read.
+    const wallet =
+      this.wallets.get(walletStream)?.state ??
+      (await loadAggregate(this.store, walletStream, aggregateOf(walletDecider), { cache: this.wallets }))
+        .state;
     if (wallet.reservations[order.orderId] || wallet.closedOrders[order.orderId]) return undefined;
     try {
       const needsMarketPrice = order.side === 'BUY' && order.price === null;
@@ -435,7 +447,7 @@ export class OrderProcess {
   }
 
   private async onEnded(event: RecordedEvent): Promise<void> {
-    const order = await this.loadOrder(event.streamId);
+    const order = await this.placedOrder(event.streamId);
     if (!order.placed) return;
     await handleCommand(
       this.store,
@@ -452,7 +464,7 @@ export class OrderProcess {
   async onReport(message: TransportMessage<ExecutionReport>): Promise<void> {
     const report = message.body;
     const streamId = orderStreamId(report.orderId);
-    const order = await this.loadOrder(streamId);
+    const order = await this.placedOrder(streamId);
     if (!order.placed)
       throw new Error(`execution report ${report.executionId} for unknown order ${report.orderId}`);
     const metadata: CommandMetadata = {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryEventStore } from '../../adapters/memory/event-store.ts';
+import { AggregateCache } from '../../domain/shared/aggregate.ts';
 import type { Decider } from '../../domain/shared/decider.ts';
 import { DomainError } from '../../domain/shared/domain-error.ts';
 import { type AppendResult, type EventStore, WrongExpectedVersion } from '../../domain/shared/event-store.ts';
@@ -15,7 +16,8 @@ class TooHigh extends DomainError {
 const counter: Decider<number, CounterCommand, CounterEvent> = {
   initial: () => 0,
   decide: (command, state) => {
-    if (command.by === 0) return [];
+    // Nothing to do: no change asked for, or already at the maximum.
+    if (command.by === 0 || state === command.max) return [];
     if (state + command.by > command.max) throw new TooHigh('too high');
     return [{ type: 'Incremented', data: { by: command.by } }];
   },
@@ -130,5 +132,70 @@ describe('handleCommand', () => {
         expectedVersion: 'no_stream',
       }),
     ).rejects.toBeInstanceOf(WrongExpectedVersion);
+  });
+
+  describe('with a cache', () => {
+    /** The store, counting the stream reads that reach it. */
+    function countingStore() {
+      const store = new MemoryEventStore();
+      let reads = 0;
+      const counted = new Proxy(store, {
+        get(target, property, receiver) {
+          if (property !== 'readStream') return Reflect.get(target, property, receiver);
+          return (...args: Parameters<EventStore['readStream']>) => {
+            reads += 1;
+            return target.readStream(...args);
+          };
+        },
+      });
+      return { store, counted, reads: () => reads };
+    }
+    const increment = (by: number, max = 100): CounterCommand => ({ type: 'Increment', by, max });
+
+    it('decides on the cached state without reading, the expected version guarding the append', async () => {
+      const { counted, reads } = countingStore();
+      const cache = new AggregateCache<number>();
+      await handleCommand(counted, 'counter-1', counter, increment(2), metadata, { cache });
+      const before = reads();
+      const result = await handleCommand(counted, 'counter-1', counter, increment(3), metadata, { cache });
+      expect(result).toMatchObject({ version: 1, state: 5 });
+      expect(reads()).toBe(before);
+    });
+
+    it('reads the stream when another writer moved it, and decides again on what is stored', async () => {
+      const { store, counted } = countingStore();
+      const cache = new AggregateCache<number>();
+      await handleCommand(counted, 'counter-1', counter, increment(2), metadata, { cache });
+      // Another process appends: this cache does not know.
+      await handleCommand(store, 'counter-1', counter, increment(10), metadata);
+      const result = await handleCommand(counted, 'counter-1', counter, increment(3), metadata, { cache });
+      expect(result).toMatchObject({ version: 2, state: 15 });
+      expect((await store.readStream('counter-1')).map((event) => event.data)).toEqual([
+        { by: 2 },
+        { by: 10 },
+        { by: 3 },
+      ]);
+    });
+
+    it('does not take a refusal or a no-op on the cached state for the answer: it reads and decides again', async () => {
+      const { store, counted } = countingStore();
+      const cache = new AggregateCache<number>();
+      await handleCommand(counted, 'counter-1', counter, increment(10, 10), metadata, { cache });
+      // Another process takes the counter down to 3: this cache still says 10.
+      await handleCommand(store, 'counter-1', counter, increment(-7, 20), metadata);
+      // At the maximum on the cached state, nothing to do; on the stored one, 3 + 1.
+      const added = await handleCommand(counted, 'counter-1', counter, increment(1, 10), metadata, { cache });
+      expect(added).toMatchObject({ version: 2, state: 4 });
+      // Another process takes it down again, to 0: the cached 4 + 8 is too high, the stored 0 + 8 is not.
+      await handleCommand(store, 'counter-1', counter, increment(-4, 20), metadata);
+      const raised = await handleCommand(counted, 'counter-1', counter, increment(8, 10), metadata, {
+        cache,
+      });
+      expect(raised).toMatchObject({ version: 4, state: 8 });
+      // And a refusal on what is stored is still one.
+      await expect(
+        handleCommand(counted, 'counter-1', counter, increment(5, 10), metadata, { cache }),
+      ).rejects.toBeInstanceOf(TooHigh);
+    });
   });
 });

@@ -58,6 +58,11 @@ export interface CommandResult<State, Event> {
  * (`WrongExpectedVersion`), the aggregate is loaded again and the command decided again on the fresh
  * state, at most `maxRetries` times; a `DomainError` from the decider is thrown as is, never retried.
  *
+ * With a cache, the first attempt decides on the cached state without reading the stream: the
+ * append's expected version is what makes that safe, as a stream that moved meanwhile refuses it.
+ * What the append cannot check is checked by a read: when the cached state decides nothing or
+ * refuses the command, the command is decided again on the state read from the store.
+ *
  * `command` may be a function of the current state, for commands whose content depends on it.
  * Generic over any decider: the HTTP API and the process managers share it.
  */
@@ -71,13 +76,25 @@ export async function handleCommand<State, Command, Event extends DomainEvent>(
 ): Promise<CommandResult<State, Event>> {
   const maxRetries = options.maxRetries ?? 5;
   const definition = aggregateOf(decider, options.snapshot);
-  for (let attempt = 0; ; attempt += 1) {
-    const loaded = await loadAggregate(store, streamId, definition, { cache: options.cache });
+  // The cached state is trusted once, and only where a conflict is retried.
+  let unread = options.expectedVersion === undefined ? options.cache?.get(streamId) : undefined;
+  for (let attempt = 0; ; ) {
+    const fromCache = unread;
+    unread = undefined;
+    const loaded = fromCache ?? (await loadAggregate(store, streamId, definition, { cache: options.cache }));
     const resolved =
       typeof command === 'function' ? (command as (state: State) => Command)(loaded.state) : command;
-    const decided = decider.decide(resolved, loaded.state);
-    if (decided.length === 0)
+    let decided: Event[];
+    try {
+      decided = decider.decide(resolved, loaded.state);
+    } catch (error) {
+      if (fromCache) continue; // refused on a state that may be old: decide again on what is stored
+      throw error;
+    }
+    if (decided.length === 0) {
+      if (fromCache) continue;
       return { events: [], version: loaded.version, state: loaded.state, positions: [] };
+    }
 
     const occurredAt = (options.now?.() ?? new Date()).toISOString();
     const events = decided.map((event, index) => ({
@@ -100,7 +117,11 @@ export async function handleCommand<State, Command, Event extends DomainEvent>(
       return { events, version: appended.nextExpectedVersion, state, positions: appended.positions };
     } catch (error) {
       const retryable = error instanceof WrongExpectedVersion && options.expectedVersion === undefined;
-      if (!retryable || attempt >= maxRetries) throw error;
+      if (!retryable) throw error;
+      // A cached state that was behind is not a contended stream: read it, and that is no retry.
+      if (fromCache) continue;
+      if (attempt >= maxRetries) throw error;
+      attempt += 1;
     }
   }
 }
