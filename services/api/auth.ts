@@ -1,4 +1,4 @@
-import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
+import { randomBytes, scrypt, timingSafeEqual, webcrypto } from 'node:crypto';
 import { jwtVerify, SignJWT } from 'jose';
 import { z } from 'zod';
 import { Role } from '../../domain/broker/account/events.ts';
@@ -56,14 +56,21 @@ export type Principal = z.infer<typeof Principal>;
 
 /** Signs and verifies bearer tokens: HS256 JWTs with an expiry, issuer `tradecore`. */
 export class TokenIssuer {
-  private readonly key: Uint8Array;
+  /** Imported once: given raw bytes, jose imports a key for every token it signs or verifies. */
+  private readonly key: Promise<webcrypto.CryptoKey>;
 
   constructor(
     secret: string,
     private readonly ttlSeconds: number,
     private readonly now: () => Date = () => new Date(),
   ) {
-    this.key = new TextEncoder().encode(secret);
+    this.key = webcrypto.subtle.importKey(
+      'raw',
+      new TextEncoder().encode(secret),
+      { name: 'HMAC', hash: 'SHA-256' },
+      false,
+      ['sign', 'verify'],
+    );
   }
 
   async issue(principal: Principal): Promise<{ token: string; expiresAt: string }> {
@@ -75,14 +82,14 @@ export class TokenIssuer {
       .setIssuer('tradecore')
       .setIssuedAt(issuedAt)
       .setExpirationTime(expiresAt)
-      .sign(this.key);
+      .sign(await this.key);
     return { token, expiresAt: new Date(expiresAt * 1000).toISOString() };
   }
 
   /** The token's principal, or undefined when it is malformed, forged or expired. */
   async verify(token: string): Promise<Principal | undefined> {
     try {
-      const { payload } = await jwtVerify(token, this.key, {
+      const { payload } = await jwtVerify(token, await this.key, {
         issuer: 'tradecore',
         algorithms: ['HS256'],
         currentDate: this.now(),
