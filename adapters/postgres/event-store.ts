@@ -132,6 +132,8 @@ export class SqlEventStore implements EventStore {
     this.appends = new GroupCommit((group) => this.writeAppends(group), {
       inFlight: options.exclusiveWriter ? 1 : APPEND_GROUPS_IN_FLIGHT,
       orderBy: (append) => append.streamId,
+      // Appends made in one turn of the event loop (report lanes, engine batches) go as one group.
+      gather: true,
     });
   }
 

@@ -93,4 +93,15 @@ describe('GroupCommit', () => {
     for (const request of ['a', 'b', 'c', 'd']) void commit.submit(request);
     expect(writer.groups).toEqual([['a'], ['b']]);
   });
+
+  it('with gather, waits for the turn of the event loop to end and writes what it submitted as one group', async () => {
+    const writer = controlledWriter();
+    const commit = new GroupCommit(writer.write, { inFlight: 1, gather: true });
+    const all = ['a', 'b', 'c'].map((request) => commit.submit(request));
+    expect(writer.groups).toEqual([]);
+    await settle();
+    expect(writer.groups).toEqual([['a', 'b', 'c']]);
+    writer.finish[0]!();
+    expect(await Promise.all(all)).toEqual(['ok a', 'ok b', 'ok c']);
+  });
 });

@@ -2,7 +2,8 @@
  * Group commit: requests that arrive while earlier ones are being written wait, and are then
  * written together by one call of `write` — one round trip and one commit for many callers,
  * each of whom still gets its own outcome. A request that finds a free slot is written at once,
- * so a lone caller waits no longer than it would without the group.
+ * so a lone caller waits no longer than it would without the group — or, with `gather`, at the
+ * end of the current turn of the event loop, together with whatever else that turn submits.
  */
 interface Waiting<Request, Outcome> {
   request: Request;
@@ -27,13 +28,24 @@ export class GroupCommit<Request, Outcome> {
        * their order), so that two groups written at once take their locks in the same order.
        */
       orderBy?: (request: Request) => string;
+      /** Waits for the current turn of the event loop to end before writing, gathering what it submits. */
+      gather?: boolean;
     },
   ) {}
+
+  private gathering = false;
 
   submit(request: Request): Promise<Outcome> {
     return new Promise((resolve, reject) => {
       this.queued.push({ request, resolve, reject });
-      this.pump();
+      if (!this.options.gather) this.pump();
+      else if (!this.gathering) {
+        this.gathering = true;
+        setImmediate(() => {
+          this.gathering = false;
+          this.pump();
+        });
+      }
     });
   }
 
