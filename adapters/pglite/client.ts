@@ -87,7 +87,7 @@ function arrayText(values: readonly unknown[]): string {
 const quote = (text: string) => `'${text.replaceAll("'", "''")}'`;
 
 // PGlite returns int8 as BigInt; the rest of the code works in numbers.
-function normaliseRow(row: unknown): unknown {
+export function normaliseRow(row: unknown): unknown {
   const record = row as Record<string, unknown>;
   for (const key in record) if (typeof record[key] === 'bigint') record[key] = Number(record[key]);
   return record;

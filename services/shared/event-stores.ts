@@ -50,11 +50,13 @@ export async function connectEventStores(
       dataDir: join(config.dataDir, 'broker-events'),
       schema: 'broker',
       schemas: schemas.broker,
+      thread: 'worker',
     });
     b3 = await openPgliteEventStore({
       dataDir: join(config.dataDir, 'b3-events'),
       schema: 'b3',
       schemas: schemas.b3,
+      thread: 'worker',
     });
     description = `PGlite in ${config.dataDir}`;
   }

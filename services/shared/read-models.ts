@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MongoReadModelStore } from '../../adapters/mongo/read-model-store.ts';
 import { MysqlReadModelStore } from '../../adapters/mysql/read-model-store.ts';
-import { pgliteClient } from '../../adapters/pglite/client.ts';
+import { pgliteWorkerClient } from '../../adapters/pglite/worker-client.ts';
 import { pgClient } from '../../adapters/postgres/client.ts';
 import { SqlReadModelStore } from '../../adapters/postgres/read-model-store.ts';
 import type { ProjectionDefinition } from '../../projections/model.ts';
@@ -34,7 +34,7 @@ export async function connectReadModelStores(config: Config): Promise<ReadModelS
     if (embedded) return embedded;
     const dataDir = join(config.dataDir, 'read-models');
     await mkdir(dataDir, { recursive: true });
-    const client = await pgliteClient(dataDir);
+    const client = await pgliteWorkerClient(dataDir);
     closers.push(() => client.close());
     embedded = await SqlReadModelStore.open({ client, schema: READ_MODEL_SCHEMA, kind: 'pglite' });
     described.push(`PGlite in ${dataDir}`);

@@ -1,0 +1,82 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { SqlEventStore } from '../postgres/event-store.ts';
+import { SqlReadModelStore } from '../postgres/read-model-store.ts';
+import { eventStoreContract, newEvent, streamName } from '../shared/event-store-contract.ts';
+import { readModelStoreContract } from '../shared/read-model-store-contract.ts';
+import { openPgliteEventStore } from './event-store.ts';
+import { pgliteWorkerClient } from './worker-client.ts';
+
+// One database in a worker thread for the file; each store gets its own schema.
+const dataDir = await mkdtemp(join(tmpdir(), 'tradecore-pglite-worker-'));
+const client = await pgliteWorkerClient(dataDir);
+let schemas = 0;
+afterAll(async () => {
+  await client.close();
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+eventStoreContract('PGlite in a worker thread, exclusive writer', {
+  async create(options) {
+    const schema = `contract_${++schemas}`;
+    const open = (schemas = options?.schemas) =>
+      SqlEventStore.open({ client, schema, schemas, label: 'pglite', exclusiveWriter: true });
+    return { store: await open(), reopen: (again) => open(again?.schemas) };
+  },
+});
+
+readModelStoreContract('PGlite in a worker thread', {
+  async create() {
+    const schema = `rm_${++schemas}`;
+    const store = await SqlReadModelStore.open({ client, schema, kind: 'pglite' });
+    return { store, reopen: () => SqlReadModelStore.open({ client, schema, kind: 'pglite' }) };
+  },
+});
+
+describe('PGlite worker client', () => {
+  it('passes errors on with their SQLSTATE, and rolls a failed transaction back', async () => {
+    await client.query('CREATE TABLE IF NOT EXISTS worker_test (id int PRIMARY KEY, note text)');
+    await expect(client.query('SELECT * FROM no_such_table')).rejects.toMatchObject({ code: '42P01' });
+    await expect(
+      client.transaction(async (tx) => {
+        await tx.query('INSERT INTO worker_test VALUES ($1, $2)', [1, 'first']);
+        await tx.query('INSERT INTO worker_test VALUES ($1, $2)', [1, 'again']);
+      }),
+    ).rejects.toMatchObject({ code: '23505' });
+    expect(await client.query('SELECT * FROM worker_test')).toEqual([]);
+  });
+
+  it('keeps a transaction to itself: a statement from outside waits for its end', async () => {
+    await client.query('CREATE TABLE IF NOT EXISTS worker_turns (n int)');
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const transaction = client.transaction(async (tx) => {
+      await tx.query('INSERT INTO worker_turns VALUES (1)');
+      await held;
+      await tx.query('INSERT INTO worker_turns VALUES (2)');
+    });
+    const outside = client.query<{ count: number }>('SELECT count(*)::int AS count FROM worker_turns');
+    release();
+    await transaction;
+    expect(await outside).toEqual([{ count: 2 }]);
+  });
+
+  it('keeps an embedded event store in its data folder across restarts', async () => {
+    const folder = await mkdtemp(join(tmpdir(), 'tradecore-pglite-worker-store-'));
+    try {
+      const stream = streamName();
+      const first = await openPgliteEventStore({ dataDir: folder, schema: 'broker', thread: 'worker' });
+      await first.append(stream, [newEvent(), newEvent()]);
+      await first.close();
+      const second = await openPgliteEventStore({ dataDir: folder, schema: 'broker', thread: 'worker' });
+      expect((await second.readStream(stream)).map((event) => event.version)).toEqual([0, 1]);
+      await second.close();
+    } finally {
+      await rm(folder, { recursive: true, force: true });
+    }
+  });
+});

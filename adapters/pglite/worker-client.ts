@@ -1,0 +1,103 @@
+import { Worker } from 'node:worker_threads';
+import type { SqlClient, SqlQuery } from '../shared/sql-client.ts';
+import { inlineParameters, normaliseRow } from './client.ts';
+
+type Reply = { id: number; rows?: unknown[]; error?: { message: string; code?: string } };
+
+/**
+ * PGlite in `dataDir`, run in a worker thread (adapters/pglite/worker.mjs). The embedded mode's
+ * databases do most of an order's work in PGlite's WASM; on the main thread that work and the
+ * HTTP API, the order process and the engine take turns on one core, while in a worker it has a
+ * core of its own. Each statement crosses as SQL text (parameters written as literals, as
+ * `pgliteClient` does) and its rows come back by structured clone.
+ *
+ * One connection: a transaction holds it from BEGIN to COMMIT, and statements from outside the
+ * transaction wait their turn (`exclusive`).
+ */
+export async function pgliteWorkerClient(dataDir: string): Promise<SqlClient> {
+  const worker = new Worker(new URL('./worker.mjs', import.meta.url), { workerData: { dataDir } });
+  const pending = new Map<number, { resolve: (reply: Reply) => void; reject: (error: Error) => void }>();
+  const listeners = new Map<string, (payload: string) => void>();
+  let nextId = 0;
+  let failure: Error | undefined;
+
+  // The worker keeps the process alive only while it owes an answer.
+  const settle = (id: number) => {
+    pending.delete(id);
+    if (pending.size === 0) worker.unref();
+  };
+  const failAll = (error: Error) => {
+    failure ??= error;
+    for (const [id, waiting] of pending) {
+      settle(id);
+      waiting.reject(error);
+    }
+  };
+  await new Promise<void>((resolve, reject) => {
+    worker.once('message', () => resolve());
+    worker.once('error', reject);
+  });
+  worker.on('message', (message: Reply & { notify?: string; payload?: string }) => {
+    if (message.notify !== undefined) {
+      listeners.get(message.notify)?.(message.payload ?? '');
+      return;
+    }
+    const waiting = pending.get(message.id);
+    if (!waiting) return;
+    settle(message.id);
+    if (message.error) waiting.reject(Object.assign(new Error(message.error.message), message.error));
+    else waiting.resolve(message);
+  });
+  worker.on('error', failAll);
+  worker.on('exit', () => failAll(new Error(`PGlite worker for ${dataDir} has stopped`)));
+  worker.unref();
+
+  const ask = (request: Record<string, unknown>): Promise<Reply> => {
+    if (failure) return Promise.reject(failure);
+    const id = ++nextId;
+    return new Promise((resolve, reject) => {
+      if (pending.size === 0) worker.ref();
+      pending.set(id, { resolve, reject });
+      worker.postMessage({ id, ...request });
+    });
+  };
+  const run = async <Row>(text: string, params?: unknown[]): Promise<Row[]> =>
+    ((await ask({ sql: inlineParameters(text, params) })).rows ?? []).map(normaliseRow) as Row[];
+
+  // Statements one after another, a transaction's all together: the connection's turn.
+  let turn: Promise<unknown> = Promise.resolve();
+  const exclusive = <T>(work: () => Promise<T>): Promise<T> => {
+    const mine = turn.then(work);
+    turn = mine.catch(() => undefined);
+    return mine;
+  };
+  const inTransaction = async <T>(work: (tx: SqlQuery) => Promise<T>): Promise<T> => {
+    await run('BEGIN');
+    try {
+      const result = await work({ query: run });
+      await run('COMMIT');
+      return result;
+    } catch (error) {
+      await run('ROLLBACK').catch(() => undefined);
+      throw error;
+    }
+  };
+
+  return {
+    query: (text, params) => exclusive(() => run(text, params)),
+    transaction: (work) => exclusive(() => inTransaction(work)),
+    exec: (text) => exclusive(() => inTransaction(async (tx) => void (await tx.query(text)))),
+    async listen(channel, onNotify) {
+      listeners.set(channel, onNotify);
+      await exclusive(() => ask({ listen: channel }));
+      return async () => {
+        listeners.delete(channel);
+        await exclusive(() => ask({ unlisten: channel }));
+      };
+    },
+    async close() {
+      await exclusive(() => ask({ close: true }));
+      await worker.terminate();
+    },
+  };
+}
