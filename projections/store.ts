@@ -10,6 +10,11 @@ export interface ReadModelStore {
   /** Which kind of store this is, for metrics and messages: `postgres`, `pglite`, `mysql`, `mongo`. */
   readonly kind: string;
   /**
+   * Whether `applyBatch` reads `Change.position` (a store without transactions, Mongo, guards
+   * each row with it). The projector stamps positions only for such a store.
+   */
+  readonly readsPositions?: boolean;
+  /**
    * Creates the projection's tables for `target` (empty tables for a rebuild, replacing any
    * half-built ones) and its checkpoint. Safe to call from several processes at once.
    */
