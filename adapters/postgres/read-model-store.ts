@@ -1,4 +1,4 @@
-import { type MergedUpsert, planBatch } from '../../projections/batch.ts';
+import { type MergedUpsert, planBatch, type Wave } from '../../projections/batch.ts';
 import {
   type Change,
   type ColumnType,
@@ -11,7 +11,7 @@ import {
   type Value,
 } from '../../projections/model.ts';
 import type { ReadModelStore, Target } from '../../projections/store.ts';
-import { type SqlClient, type SqlQuery, sqlState } from '../shared/sql-client.ts';
+import { type SqlClient, sqlState } from '../shared/sql-client.ts';
 import { assertSchemaName, positionLockKey } from './event-store-schema.ts';
 
 const sqlTypes: Record<ColumnType, string> = {
@@ -22,6 +22,12 @@ const sqlTypes: Record<ColumnType, string> = {
   timestamp: 'timestamptz',
   json: 'jsonb',
 };
+
+/** A statement and its parameters, written before the batch's transaction begins. */
+interface Statement {
+  text: string;
+  params: string[];
+}
 
 /** Rows per statement: a batch's rows go in one statement per table and shape, up to this many. */
 const MAX_ROWS = 20_000;
@@ -119,6 +125,10 @@ export class SqlReadModelStore implements ReadModelStore {
     to: number,
   ): Promise<boolean> {
     const tables = new Map(projection.tables.map((table) => [table.name, table]));
+    // Planned and written before the transaction begins: during a rebuild the transaction's
+    // statements then follow one another as fast as the server answers, while the projector
+    // reads and projects the next window between them.
+    const statements = [...this.batchStatements(tables, target, planBatch(changes))];
     return this.client.transaction(async (tx) => {
       const moved = await tx.query(
         `UPDATE ${this.schema}.${this.checkpointTable(projection.name, target)}
@@ -126,25 +136,34 @@ export class SqlReadModelStore implements ReadModelStore {
         [from, to],
       );
       if (moved.length === 0) return false;
-      for (const wave of planBatch(changes)) {
-        for (const [name, keys] of wave.deletes)
-          await this.deleteRows(tx, tableOf(tables, name), target, keys);
-        for (const [name, upserts] of wave.upserts) {
-          const table = tableOf(tables, name);
-          const replaced = upserts.filter((upsert) => upsert.replace).map((upsert) => upsert.key);
-          if (replaced.length > 0) await this.deleteRows(tx, table, target, replaced);
-          await this.upsertRows(tx, table, target, upserts);
-        }
-      }
+      for (const { text, params } of statements) await tx.query(text, params);
       return true;
     });
   }
 
-  private async deleteRows(tx: SqlQuery, table: TableDefinition, target: Target, keys: Row[]): Promise<void> {
+  private *batchStatements(
+    tables: Map<string, TableDefinition>,
+    target: Target,
+    waves: Wave[],
+  ): Generator<Statement, void> {
+    for (const wave of waves) {
+      for (const [name, keys] of wave.deletes)
+        yield* this.deleteStatements(tableOf(tables, name), target, keys);
+      for (const [name, upserts] of wave.upserts) {
+        const table = tableOf(tables, name);
+        const replaced = upserts.filter((upsert) => upsert.replace).map((upsert) => upsert.key);
+        if (replaced.length > 0) yield* this.deleteStatements(table, target, replaced);
+        yield* this.upsertStatements(table, target, upserts);
+      }
+    }
+  }
+
+  private *deleteStatements(table: TableDefinition, target: Target, keys: Row[]): Generator<Statement, void> {
     const name = `${this.schema}.${this.table(table.name, target)}`;
     // A join on the unnested key arrays, not `(a, b) IN ((…), (…))`: the IN list becomes a deep
     // OR tree that exhausts PGlite's (WASM) stack at a few hundred keys.
     const match = table.primaryKey.map((column) => `t.${column} = k.${column}`).join(' AND ');
+    const text = `DELETE FROM ${name} AS t USING ${unnest(table, table.primaryKey)} WHERE ${match}`;
     for (const chunk of chunks(keys, MAX_ROWS)) {
       const params = table.primaryKey.map((column) =>
         arrayLiteral(
@@ -153,19 +172,15 @@ export class SqlReadModelStore implements ReadModelStore {
           chunk.map((key) => key[column] ?? null),
         ),
       );
-      await tx.query(
-        `DELETE FROM ${name} AS t USING ${unnest(table, table.primaryKey)} WHERE ${match}`,
-        params,
-      );
+      yield { text, params };
     }
   }
 
-  private async upsertRows(
-    tx: SqlQuery,
+  private *upsertStatements(
     table: TableDefinition,
     target: Target,
     upserts: MergedUpsert[],
-  ): Promise<void> {
+  ): Generator<Statement, void> {
     // Rows whose columns carry the same operations share one statement. Merged rows of one kind
     // of change list their columns in the same order, so the shape needs no sort.
     const shapes = new Map<string, MergedUpsert[]>();
@@ -208,7 +223,7 @@ export class SqlReadModelStore implements ReadModelStore {
             ),
           ),
         ];
-        await tx.query(text, params);
+        yield { text, params };
       }
     }
   }
