@@ -9,11 +9,27 @@ import type { Change, Row, Value } from './model.ts';
 
 export type ColumnOp = 'insert' | 'set' | 'add' | 'max' | 'min';
 
+/**
+ * The columns a planned row writes (key columns aside) and each one's operation, in order. Rows
+ * with the same columns and operations share one `Shape` object, so a store groups rows into
+ * statements by identity, and a row is its shape plus an array of values: no map, no object per
+ * column, no shape string per row.
+ */
+export interface Shape {
+  readonly columns: readonly string[];
+  readonly ops: readonly ColumnOp[];
+  /** Each column's place in `columns`, and in a row's `values`. */
+  readonly index: ReadonlyMap<string, number>;
+  /** The shapes one more column longer, by the column's operation and name (a trie of shapes). */
+  readonly next: Partial<Record<ColumnOp, Map<string, Shape>>>;
+}
+
 export interface MergedUpsert {
   table: string;
   key: Row;
-  /** Each column's operation and value; key columns are not listed. */
-  columns: Map<string, { op: ColumnOp; value: Value }>;
+  shape: Shape;
+  /** The value of each of the shape's columns. */
+  values: Value[];
   /** The row is deleted first (a delete came before these upserts in the batch). */
   replace: boolean;
 }
@@ -26,8 +42,9 @@ export interface Wave {
 
 /**
  * A row's identity within a batch. Values are written as JSON (a string cannot pass for a number,
- * nor a separator for a column boundary); dates as their instant. Called once per change, so it
- * builds one string and nothing else.
+ * nor a separator for a column boundary) — but numbers and strings without a NUL, nearly every
+ * key, are written as they are behind a type letter; dates as their instant. Called once per
+ * change, so it builds one string and nothing else.
  */
 export function rowKey(table: string, key: Row): string {
   const columns = Object.keys(key);
@@ -35,18 +52,46 @@ export function rowKey(table: string, key: Row): string {
   let id = table;
   for (const column of columns) {
     const value = key[column];
-    id += `\u0000${column}\u0000${value instanceof Date ? `D${value.getTime()}` : JSON.stringify(value)}`;
+    id += `\u0000${column}\u0000`;
+    if (typeof value === 'string' && !value.includes('\u0000')) id += `s${value}`;
+    else if (typeof value === 'number') id += `n${value}`;
+    else if (value instanceof Date) id += `D${value.getTime()}`;
+    else id += `J${JSON.stringify(value)}`;
   }
   return id;
 }
 
 type Upsert = Extract<Change, { kind: 'upsert' }>;
-type Column = { op: ColumnOp; value: Value };
 
 /** The parts of an upsert, in the order their columns are listed. */
 const operations = ['insert', 'set', 'add', 'max', 'min'] as const;
 
+function emptyShape(): Shape {
+  return { columns: [], ops: [], index: new Map(), next: {} };
+}
+
+/** `shape` with `column` and its operation appended, made once per batch plan. */
+function extended(shape: Shape, column: string, op: ColumnOp): Shape {
+  let byName = shape.next[op];
+  if (!byName) {
+    byName = new Map();
+    shape.next[op] = byName;
+  }
+  let next = byName.get(column);
+  if (!next) {
+    next = {
+      columns: [...shape.columns, column],
+      ops: [...shape.ops, op],
+      index: new Map(shape.index).set(column, shape.columns.length),
+      next: {},
+    };
+    byName.set(column, next);
+  }
+  return next;
+}
+
 export function planBatch(changes: Change[]): Wave[] {
+  const root = emptyShape();
   const waves: Wave[] = [];
   let pending = new Map<string, { table: string; key: Row; deleted: boolean; upsert?: MergedUpsert }>();
 
@@ -78,21 +123,16 @@ export function planBatch(changes: Change[]): Wave[] {
       pending.set(id, entry);
     }
     if (!entry.upsert) {
-      entry.upsert = {
-        table: change.table,
-        key: change.key,
-        columns: columnsOf(change),
-        replace: entry.deleted,
-      };
+      entry.upsert = planned(root, change, entry.deleted);
       continue;
     }
-    if (!merge(entry.upsert.columns, change)) {
+    if (!merge(root, entry.upsert, change)) {
       flush();
       pending.set(id, {
         table: change.table,
         key: change.key,
         deleted: false,
-        upsert: { table: change.table, key: change.key, columns: columnsOf(change), replace: false },
+        upsert: planned(root, change, false),
       });
     }
   }
@@ -100,27 +140,30 @@ export function planBatch(changes: Change[]): Wave[] {
   return waves;
 }
 
-function columnsOf(change: Upsert): Map<string, Column> {
-  const columns = new Map<string, Column>();
+function planned(root: Shape, change: Upsert, replace: boolean): MergedUpsert {
+  let shape = root;
+  const values: Value[] = [];
   for (const op of operations) {
     const row = change[op];
     for (const column in row) {
       if (column in change.key) continue;
-      if (columns.has(column))
+      if (shape.index.has(column))
         throw new Error(`change to ${change.table}: column ${column} has two operations`);
-      columns.set(column, { op, value: row[column] as Value });
+      shape = extended(shape, column, op);
+      values.push(row[column] as Value);
     }
   }
-  return columns;
+  return { table: change.table, key: change.key, shape, values, replace };
 }
 
 /**
- * Merges `change` (later) into `current` (earlier, owned by the batch plan and updated in
- * place); false, leaving `current` as it was, when some column cannot be merged. Reads the
- * change's parts directly: most changes of a batch are merged into a row already planned, so
- * they never get a column map of their own.
+ * Merges `change` (later) into `upsert` (earlier, owned by the batch plan and updated in place);
+ * false, leaving `upsert` as it was, when some column cannot be merged. Reads the change's parts
+ * directly: most changes of a batch are merged into a row already planned, so they never get a
+ * plan of their own.
  */
-function merge(current: Map<string, Column>, change: Upsert): boolean {
+function merge(root: Shape, upsert: MergedUpsert, change: Upsert): boolean {
+  const { shape } = upsert;
   let parts = 0;
   for (const op of operations) {
     const row = change[op];
@@ -128,20 +171,41 @@ function merge(current: Map<string, Column>, change: Upsert): boolean {
     parts += 1;
     for (const column in row) {
       if (column in change.key) continue;
-      const previous = current.get(column);
-      if (previous && !mergeable(previous.op, op)) return false;
+      const index = shape.index.get(column);
+      if (index !== undefined && !mergeable(shape.ops[index]!, op)) return false;
     }
   }
   if (parts > 1) assertOneOperationPerColumn(change);
+  // Operations only change to `set`, and new columns go last: the values keep their places.
+  let ops: ColumnOp[] | undefined;
+  const changedOps = (): ColumnOp[] => {
+    ops ??= [...shape.ops];
+    return ops;
+  };
+  const added: string[] = [];
   for (const op of operations) {
     const row = change[op];
     for (const column in row) {
       if (column in change.key) continue;
       const value = row[column] as Value;
-      const previous = current.get(column);
-      if (previous) combine(previous, op, value);
-      else current.set(column, { op, value });
+      const index = shape.index.get(column);
+      if (index === undefined) {
+        changedOps().push(op);
+        added.push(column);
+        upsert.values.push(value);
+        continue;
+      }
+      const previous = (ops ?? shape.ops)[index]!;
+      const combined = combine(previous, upsert.values[index]!, op, value);
+      upsert.values[index] = combined;
+      if (op === 'set' && previous !== 'set') changedOps()[index] = 'set';
     }
+  }
+  if (ops) {
+    const columns = [...shape.columns, ...added];
+    let next = root;
+    for (let index = 0; index < columns.length; index++) next = extended(next, columns[index]!, ops[index]!);
+    upsert.shape = next;
   }
   return true;
 }
@@ -162,25 +226,20 @@ function mergeable(previous: ColumnOp, next: ColumnOp): boolean {
   return previous === next || previous === 'set';
 }
 
-/** Applies a later operation (`mergeable` with it) to a column's planned one, in place. */
-function combine(previous: Column, op: ColumnOp, value: Value): void {
+/** A column's planned value after a later operation (`mergeable` with the planned one). */
+function combine(previous: ColumnOp, current: Value, op: ColumnOp, value: Value): Value {
   switch (op) {
     case 'insert':
-      return;
+      return current;
     case 'set':
-      previous.op = 'set';
-      previous.value = value;
-      return;
+      return value;
     // `previous` is `set` (a null set counts as 0 for an increment) or the same operation.
     case 'add':
-      previous.value = Number(previous.op === 'set' ? (previous.value ?? 0) : previous.value) + Number(value);
-      return;
+      return Number(previous === 'set' ? (current ?? 0) : current) + Number(value);
     case 'max':
-      if (!greater(previous.value, value)) previous.value = value;
-      return;
+      return greater(current, value) ? current : value;
     case 'min':
-      if (greater(previous.value, value)) previous.value = value;
-      return;
+      return greater(current, value) ? value : current;
   }
 }
 

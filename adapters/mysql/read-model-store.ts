@@ -5,7 +5,7 @@ import mysql, {
   type ResultSetHeader,
   type RowDataPacket,
 } from 'mysql2/promise';
-import { type MergedUpsert, planBatch, type Wave } from '../../projections/batch.ts';
+import { type MergedUpsert, planBatch, type Shape, type Wave } from '../../projections/batch.ts';
 import {
   type Change,
   type Column,
@@ -201,32 +201,32 @@ export class MysqlReadModelStore implements ReadModelStore {
     target: Target,
     upserts: MergedUpsert[],
   ): Generator<string, void> {
-    // Rows whose columns carry the same operations share one multi-row statement.
-    const shapes = new Map<string, MergedUpsert[]>();
+    // Rows whose columns carry the same operations (the same planned shape) share one multi-row
+    // statement.
+    const shapes = new Map<Shape, MergedUpsert[]>();
     for (const upsert of upserts) {
-      // Merged rows of one kind of change list their columns in the same order: no sort needed.
-      let shape = '';
-      for (const [column, { op }] of upsert.columns) shape += `${column}:${op},`;
-      const list = shapes.get(shape);
+      const list = shapes.get(upsert.shape);
       if (list) list.push(upsert);
-      else shapes.set(shape, [upsert]);
+      else shapes.set(upsert.shape, [upsert]);
     }
     const name = identifier(this.table(table.name, target));
-    for (const group of shapes.values()) {
-      const first = group[0]!;
-      const columns = [...table.primaryKey, ...first.columns.keys()];
+    for (const [shape, group] of shapes) {
+      const columns = [...table.primaryKey, ...shape.columns];
       for (const column of columns) columnOf(table, column);
-      const updates = [...first.columns]
-        .filter(([, { op }]) => op !== 'insert')
-        .map(([column, { op }]) => `${identifier(column)} = ${updateExpression(column, op)}`);
+      const updates = shape.columns
+        .map((column, index) => ({ column, op: shape.ops[index]! }))
+        .filter(({ op }) => op !== 'insert')
+        .map(({ column, op }) => `${identifier(column)} = ${updateExpression(column, op)}`);
       // Only insert-only columns: an existing row stays as it is.
       if (updates.length === 0)
         updates.push(`${identifier(table.primaryKey[0]!)} = ${identifier(table.primaryKey[0]!)}`);
       const tuples = group.map((upsert) => {
-        const values = columns.map((column) =>
-          literal(table, column, upsert.key[column] ?? upsert.columns.get(column)?.value ?? null),
-        );
-        return `(${values.join(', ')})`;
+        let tuple = '(';
+        for (const column of table.primaryKey)
+          tuple += `${literal(table, column, upsert.key[column] ?? null)}, `;
+        for (let index = 0; index < shape.columns.length; index++)
+          tuple += `${literal(table, shape.columns[index]!, upsert.values[index] ?? null)}, `;
+        return `${tuple.slice(0, -2)})`;
       });
       const head = `INSERT INTO ${name} (${columns.map(identifier).join(', ')}) VALUES `;
       const tail = ` ON DUPLICATE KEY UPDATE ${updates.join(', ')}`;

@@ -1,4 +1,4 @@
-import { type MergedUpsert, planBatch, type Wave } from '../../projections/batch.ts';
+import { type MergedUpsert, planBatch, type Shape, type Wave } from '../../projections/batch.ts';
 import {
   type Change,
   type ColumnType,
@@ -166,11 +166,7 @@ export class SqlReadModelStore implements ReadModelStore {
     const text = `DELETE FROM ${name} AS t USING ${unnest(table, table.primaryKey)} WHERE ${match}`;
     for (const chunk of chunks(keys, MAX_ROWS)) {
       const params = table.primaryKey.map((column) =>
-        arrayLiteral(
-          table,
-          column,
-          chunk.map((key) => key[column] ?? null),
-        ),
+        arrayLiteral(table, column, chunk.length, (row) => chunk[row]![column]),
       );
       yield { text, params };
     }
@@ -181,25 +177,21 @@ export class SqlReadModelStore implements ReadModelStore {
     target: Target,
     upserts: MergedUpsert[],
   ): Generator<Statement, void> {
-    // Rows whose columns carry the same operations share one statement. Merged rows of one kind
-    // of change list their columns in the same order, so the shape needs no sort.
-    const shapes = new Map<string, MergedUpsert[]>();
+    // Rows whose columns carry the same operations (the same planned shape) share one statement.
+    const shapes = new Map<Shape, MergedUpsert[]>();
     for (const upsert of upserts) {
-      let shape = '';
-      for (const [column, { op }] of upsert.columns) shape += `${column}:${op},`;
-      const list = shapes.get(shape);
+      const list = shapes.get(upsert.shape);
       if (list) list.push(upsert);
-      else shapes.set(shape, [upsert]);
+      else shapes.set(upsert.shape, [upsert]);
     }
     const name = `${this.schema}.${this.table(table.name, target)}`;
-    for (const group of shapes.values()) {
-      const first = group[0]!;
-      const valueColumns = [...first.columns.keys()];
-      for (const column of valueColumns) columnOf(table, column);
-      const columns = [...table.primaryKey, ...valueColumns];
-      const updates = [...first.columns]
-        .filter(([, { op }]) => op !== 'insert')
-        .map(([column, { op }]) => `${column} = ${updateExpression(column, op)}`);
+    for (const [shape, group] of shapes) {
+      for (const column of shape.columns) columnOf(table, column);
+      const columns = [...table.primaryKey, ...shape.columns];
+      const updates = shape.columns
+        .map((column, index) => ({ column, op: shape.ops[index]! }))
+        .filter(({ op }) => op !== 'insert')
+        .map(({ column, op }) => `${column} = ${updateExpression(column, op)}`);
       const conflict = updates.length > 0 ? `DO UPDATE SET ${updates.join(', ')}` : 'DO NOTHING';
       // One array parameter per column, unnested into rows: the statement stays a few hundred
       // bytes whatever the number of rows, so the server parses and plans it in no time, and the
@@ -209,18 +201,10 @@ export class SqlReadModelStore implements ReadModelStore {
       for (const chunk of chunks(group, MAX_ROWS)) {
         const params = [
           ...table.primaryKey.map((column) =>
-            arrayLiteral(
-              table,
-              column,
-              chunk.map((upsert) => upsert.key[column] ?? null),
-            ),
+            arrayLiteral(table, column, chunk.length, (row) => chunk[row]!.key[column]),
           ),
-          ...valueColumns.map((column) =>
-            arrayLiteral(
-              table,
-              column,
-              chunk.map((upsert) => upsert.columns.get(column)!.value),
-            ),
+          ...shape.columns.map((column, index) =>
+            arrayLiteral(table, column, chunk.length, (row) => chunk[row]!.values[index]),
           ),
         ];
         yield { text, params };
@@ -341,12 +325,17 @@ function unnest(table: TableDefinition, columns: string[]): string {
  * A column's values as a Postgres array literal (`{"a","b",NULL}`), written here rather than by
  * the driver: one string per column and batch, with no per-value conversion but the escaping.
  */
-function arrayLiteral(table: TableDefinition, column: string, values: Array<Value | undefined>): string {
+function arrayLiteral(
+  table: TableDefinition,
+  column: string,
+  count: number,
+  valueAt: (row: number) => Value | undefined,
+): string {
   const type = table.columns[column]!.type;
   let literal = '{';
-  for (let index = 0; index < values.length; index++) {
-    if (index > 0) literal += ',';
-    const value = values[index];
+  for (let row = 0; row < count; row++) {
+    if (row > 0) literal += ',';
+    const value = valueAt(row);
     if (value === null || value === undefined) literal += 'NULL';
     else if (type === 'int' || type === 'bigint') literal += integerElement(value);
     else if (type === 'boolean') literal += value ? 't' : 'f';
