@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type MergedUpsert, planBatch, rowKey } from './batch.ts';
+import { type MergedUpsert, planBatch, RebuildRows, rowKey } from './batch.ts';
 import type { Change } from './model.ts';
 
 const upsert = (key: string, parts: Omit<Extract<Change, { kind: 'upsert' }>, 'kind' | 'table' | 'key'>) =>
@@ -80,5 +80,21 @@ describe('rowKey', () => {
     ];
     expect(new Set(keys).size).toBe(keys.length);
     expect(rowKey('t', { a: 1, b: 'x' })).toBe(rowKey('t', { b: 'x', a: 1 }));
+  });
+});
+
+describe('RebuildRows', () => {
+  it('calls a row new until it has been written once, and sends deletes only for rows written', () => {
+    const rows = new RebuildRows();
+    const plan = (keys: string[]) =>
+      planBatch(keys.map((k) => upsert(k, { add: { n: 1 } })))[0]!.upserts.get('t')!;
+    const first = rows.split(plan(['a', 'b']));
+    expect(first.fresh.map((row) => row.key.k)).toEqual(['a', 'b']);
+    expect(first.existing).toEqual([]);
+    const second = rows.split(plan(['b', 'c']));
+    expect(second.fresh.map((row) => row.key.k)).toEqual(['c']);
+    expect(second.existing.map((row) => row.key.k)).toEqual(['b']);
+    expect(rows.existing('t', [{ k: 'a' }, { k: 'z' }, { k: 'c' }])).toEqual([{ k: 'a' }, { k: 'c' }]);
+    expect(rows.existing('other', [{ k: 'a' }])).toEqual([]);
   });
 });

@@ -27,6 +27,8 @@ export interface Shape {
 export interface MergedUpsert {
   table: string;
   key: Row;
+  /** `rowKey(table, key)`. */
+  id: string;
   shape: Shape;
   /** The value of each of the shape's columns. */
   values: Value[];
@@ -123,7 +125,7 @@ export function planBatch(changes: Change[]): Wave[] {
       pending.set(id, entry);
     }
     if (!entry.upsert) {
-      entry.upsert = planned(root, change, entry.deleted);
+      entry.upsert = planned(root, change, id, entry.deleted);
       continue;
     }
     if (!merge(root, entry.upsert, change)) {
@@ -132,7 +134,7 @@ export function planBatch(changes: Change[]): Wave[] {
         table: change.table,
         key: change.key,
         deleted: false,
-        upsert: planned(root, change, false),
+        upsert: planned(root, change, id, false),
       });
     }
   }
@@ -140,7 +142,7 @@ export function planBatch(changes: Change[]): Wave[] {
   return waves;
 }
 
-function planned(root: Shape, change: Upsert, replace: boolean): MergedUpsert {
+function planned(root: Shape, change: Upsert, id: string, replace: boolean): MergedUpsert {
   let shape = root;
   const values: Value[] = [];
   for (const op of operations) {
@@ -153,7 +155,7 @@ function planned(root: Shape, change: Upsert, replace: boolean): MergedUpsert {
       values.push(row[column] as Value);
     }
   }
-  return { table: change.table, key: change.key, shape, values, replace };
+  return { table: change.table, key: change.key, id, shape, values, replace };
 }
 
 /**
@@ -240,6 +242,42 @@ function combine(previous: ColumnOp, current: Value, op: ColumnOp, value: Value)
       return greater(current, value) ? current : value;
     case 'min':
       return greater(current, value) ? value : current;
+  }
+}
+
+/**
+ * The ids (`rowKey`) of every row a rebuild's batches have written: a superset of the rows in
+ * its tables, which start empty. A row not in it is new, so a store inserts it without a
+ * conflict check and sends no delete for it (a book order resting and leaving within a window).
+ * Projections are deterministic, so even a second process that took over the chain of
+ * checkpoints after the same events wrote no row outside the set.
+ */
+export class RebuildRows {
+  /** Past this many ids (a few hundred megabytes) a store forgets them and upserts every row. */
+  static readonly limit = 2_000_000;
+  private readonly ids = new Set<string>();
+
+  get full(): boolean {
+    return this.ids.size > RebuildRows.limit;
+  }
+
+  /** Splits `upserts` into rows new to the tables (remembered from now on) and rows that may exist. */
+  split(upserts: MergedUpsert[]): { fresh: MergedUpsert[]; existing: MergedUpsert[] } {
+    const fresh: MergedUpsert[] = [];
+    const existing: MergedUpsert[] = [];
+    for (const upsert of upserts) {
+      if (this.ids.has(upsert.id)) existing.push(upsert);
+      else {
+        fresh.push(upsert);
+        this.ids.add(upsert.id);
+      }
+    }
+    return { fresh, existing };
+  }
+
+  /** The keys among `keys` that may be rows of `table`. */
+  existing(table: string, keys: Row[]): Row[] {
+    return keys.filter((key) => this.ids.has(rowKey(table, key)));
   }
 }
 

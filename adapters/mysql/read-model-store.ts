@@ -5,7 +5,7 @@ import mysql, {
   type ResultSetHeader,
   type RowDataPacket,
 } from 'mysql2/promise';
-import { type MergedUpsert, planBatch, type Shape, type Wave } from '../../projections/batch.ts';
+import { type MergedUpsert, planBatch, RebuildRows, type Shape, type Wave } from '../../projections/batch.ts';
 import {
   type Change,
   type Column,
@@ -41,6 +41,8 @@ const LOCK_TIMEOUT_SECONDS = 60;
  */
 export class MysqlReadModelStore implements ReadModelStore {
   readonly kind = 'mysql';
+  /** What each rebuild this store prepared has written (see `RebuildRows`); absent: upsert every row. */
+  private readonly rebuildRows = new Map<string, RebuildRows>();
 
   private constructor(
     private readonly pool: Pool,
@@ -110,6 +112,7 @@ export class MysqlReadModelStore implements ReadModelStore {
          ON DUPLICATE KEY UPDATE id = id`,
       );
     });
+    if (target === 'rebuild') this.rebuildRows.set(projection.name, new RebuildRows());
   }
 
   async checkpoint(projectionName: string, target: Target): Promise<number> {
@@ -153,7 +156,9 @@ export class MysqlReadModelStore implements ReadModelStore {
       // The batch is planned and its first statement written while the server moves the
       // checkpoint; then each statement is queued on the connection as soon as it is written, so
       // the server runs one while the next is being written.
-      const statements = this.batchStatements(tables, target, planBatch(changes));
+      const written = target === 'rebuild' ? this.rebuildRows.get(projection.name) : undefined;
+      if (written?.full) this.rebuildRows.delete(projection.name);
+      const statements = this.batchStatements(tables, target, planBatch(changes), written);
       let next = statements.next();
       const [moved] = await moving;
       if (moved.affectedRows === 0) return false;
@@ -172,15 +177,25 @@ export class MysqlReadModelStore implements ReadModelStore {
     tables: Map<string, TableDefinition>,
     target: Target,
     waves: Wave[],
+    written?: RebuildRows,
   ): Generator<string, void> {
+    const existing = (table: TableDefinition, keys: Row[]) => written?.existing(table.name, keys) ?? keys;
     for (const wave of waves) {
-      for (const [name, keys] of wave.deletes)
-        yield* this.deleteStatements(tableOf(tables, name), target, keys);
+      for (const [name, keys] of wave.deletes) {
+        const table = tableOf(tables, name);
+        yield* this.deleteStatements(table, target, existing(table, keys));
+      }
       for (const [name, upserts] of wave.upserts) {
         const table = tableOf(tables, name);
         const replaced = upserts.filter((upsert) => upsert.replace).map((upsert) => upsert.key);
-        if (replaced.length > 0) yield* this.deleteStatements(table, target, replaced);
-        yield* this.upsertStatements(table, target, upserts);
+        if (replaced.length > 0) yield* this.deleteStatements(table, target, existing(table, replaced));
+        if (!written) {
+          yield* this.upsertStatements(table, target, upserts, true);
+          continue;
+        }
+        const rows = written.split(upserts);
+        yield* this.upsertStatements(table, target, rows.fresh, false);
+        yield* this.upsertStatements(table, target, rows.existing, true);
       }
     }
   }
@@ -200,6 +215,7 @@ export class MysqlReadModelStore implements ReadModelStore {
     table: TableDefinition,
     target: Target,
     upserts: MergedUpsert[],
+    mayExist: boolean,
   ): Generator<string, void> {
     // Rows whose columns carry the same operations (the same planned shape) share one multi-row
     // statement.
@@ -229,12 +245,13 @@ export class MysqlReadModelStore implements ReadModelStore {
         return `${tuple.slice(0, -2)})`;
       });
       const head = `INSERT INTO ${name} (${columns.map(identifier).join(', ')}) VALUES `;
-      const tail = ` ON DUPLICATE KEY UPDATE ${updates.join(', ')}`;
+      const tail = mayExist ? ` ON DUPLICATE KEY UPDATE ${updates.join(', ')}` : '';
       for (const chunk of statementChunks(tuples)) yield `${head}${chunk.join(', ')}${tail}`;
     }
   }
 
   async promoteRebuild(projection: ProjectionDefinition): Promise<void> {
+    this.rebuildRows.delete(projection.name);
     assertNames(projection);
     const names = [...projection.tables.map((table) => table.name), `${projection.name}__checkpoint`];
     const old = (name: string) => identifier(`${name}__old`);

@@ -1,4 +1,4 @@
-import { type MergedUpsert, planBatch, type Shape, type Wave } from '../../projections/batch.ts';
+import { type MergedUpsert, planBatch, RebuildRows, type Shape, type Wave } from '../../projections/batch.ts';
 import {
   type Change,
   type ColumnType,
@@ -38,6 +38,9 @@ const MAX_ROWS = 20_000;
  * `<table>__rebuild` tables that are renamed over the live ones in one transaction.
  */
 export class SqlReadModelStore implements ReadModelStore {
+  /** What each rebuild this store prepared has written (see `RebuildRows`); absent: upsert every row. */
+  private readonly rebuildRows = new Map<string, RebuildRows>();
+
   private constructor(
     private readonly client: SqlClient,
     private readonly schema: string,
@@ -91,6 +94,7 @@ export class SqlReadModelStore implements ReadModelStore {
       `INSERT INTO ${s}.${checkpoint} (id, position, version) VALUES (1, 0, ${Number(projection.version)}) ON CONFLICT (id) DO NOTHING;`,
     );
     await this.client.exec(statements.join('\n'));
+    if (target === 'rebuild') this.rebuildRows.set(projection.name, new RebuildRows());
   }
 
   async checkpoint(projectionName: string, target: Target): Promise<number> {
@@ -128,7 +132,9 @@ export class SqlReadModelStore implements ReadModelStore {
     // Planned and written before the transaction begins: during a rebuild the transaction's
     // statements then follow one another as fast as the server answers, while the projector
     // reads and projects the next window between them.
-    const statements = [...this.batchStatements(tables, target, planBatch(changes))];
+    const written = target === 'rebuild' ? this.rebuildRows.get(projection.name) : undefined;
+    const statements = [...this.batchStatements(tables, target, planBatch(changes), written)];
+    if (written?.full) this.rebuildRows.delete(projection.name);
     return this.client.transaction(async (tx) => {
       const moved = await tx.query(
         `UPDATE ${this.schema}.${this.checkpointTable(projection.name, target)}
@@ -145,15 +151,25 @@ export class SqlReadModelStore implements ReadModelStore {
     tables: Map<string, TableDefinition>,
     target: Target,
     waves: Wave[],
+    written?: RebuildRows,
   ): Generator<Statement, void> {
+    const existing = (table: TableDefinition, keys: Row[]) => written?.existing(table.name, keys) ?? keys;
     for (const wave of waves) {
-      for (const [name, keys] of wave.deletes)
-        yield* this.deleteStatements(tableOf(tables, name), target, keys);
+      for (const [name, keys] of wave.deletes) {
+        const table = tableOf(tables, name);
+        yield* this.deleteStatements(table, target, existing(table, keys));
+      }
       for (const [name, upserts] of wave.upserts) {
         const table = tableOf(tables, name);
         const replaced = upserts.filter((upsert) => upsert.replace).map((upsert) => upsert.key);
-        if (replaced.length > 0) yield* this.deleteStatements(table, target, replaced);
-        yield* this.upsertStatements(table, target, upserts);
+        if (replaced.length > 0) yield* this.deleteStatements(table, target, existing(table, replaced));
+        if (!written) {
+          yield* this.upsertStatements(table, target, upserts, true);
+          continue;
+        }
+        const rows = written.split(upserts);
+        yield* this.upsertStatements(table, target, rows.fresh, false);
+        yield* this.upsertStatements(table, target, rows.existing, true);
       }
     }
   }
@@ -176,6 +192,7 @@ export class SqlReadModelStore implements ReadModelStore {
     table: TableDefinition,
     target: Target,
     upserts: MergedUpsert[],
+    mayExist: boolean,
   ): Generator<Statement, void> {
     // Rows whose columns carry the same operations (the same planned shape) share one statement.
     const shapes = new Map<Shape, MergedUpsert[]>();
@@ -192,12 +209,13 @@ export class SqlReadModelStore implements ReadModelStore {
         .map((column, index) => ({ column, op: shape.ops[index]! }))
         .filter(({ op }) => op !== 'insert')
         .map(({ column, op }) => `${column} = ${updateExpression(column, op)}`);
-      const conflict = updates.length > 0 ? `DO UPDATE SET ${updates.join(', ')}` : 'DO NOTHING';
+      const conflict = !mayExist
+        ? ''
+        : `ON CONFLICT (${table.primaryKey.join(', ')}) ${updates.length > 0 ? `DO UPDATE SET ${updates.join(', ')}` : 'DO NOTHING'}`;
       // One array parameter per column, unnested into rows: the statement stays a few hundred
       // bytes whatever the number of rows, so the server parses and plans it in no time, and the
       // driver sends a handful of strings instead of one parameter per value.
-      const text = `INSERT INTO ${name} AS t (${columns.join(', ')}) SELECT * FROM ${unnest(table, columns)}
-           ON CONFLICT (${table.primaryKey.join(', ')}) ${conflict}`;
+      const text = `INSERT INTO ${name} AS t (${columns.join(', ')}) SELECT * FROM ${unnest(table, columns)} ${conflict}`;
       for (const chunk of chunks(group, MAX_ROWS)) {
         const params = [
           ...table.primaryKey.map((column) =>
@@ -213,6 +231,7 @@ export class SqlReadModelStore implements ReadModelStore {
   }
 
   async promoteRebuild(projection: ProjectionDefinition): Promise<void> {
+    this.rebuildRows.delete(projection.name);
     const s = this.schema;
     const statements = [
       `SELECT pg_advisory_xact_lock(${positionLockKey(`readmodels.${s}.${projection.name}`)});`,
