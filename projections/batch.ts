@@ -46,21 +46,31 @@ export interface Wave {
  * A row's identity within a batch. Values are written as JSON (a string cannot pass for a number,
  * nor a separator for a column boundary) — but numbers and strings without a NUL, nearly every
  * key, are written as they are behind a type letter; dates as their instant. Called once per
- * change, so it builds one string and nothing else.
+ * change, so a key written in column order builds one string and nothing else.
  */
 export function rowKey(table: string, key: Row): string {
-  const columns = Object.keys(key);
-  if (columns.length > 1) columns.sort();
   let id = table;
-  for (const column of columns) {
-    const value = key[column];
-    id += `\u0000${column}\u0000`;
-    if (typeof value === 'string' && !value.includes('\u0000')) id += `s${value}`;
-    else if (typeof value === 'number') id += `n${value}`;
-    else if (value instanceof Date) id += `D${value.getTime()}`;
-    else id += `J${JSON.stringify(value)}`;
+  let previous = '';
+  for (const column in key) {
+    // Key columns are listed in name order, whatever order the change wrote them in.
+    if (column < previous) return rowKeyOf(table, key, Object.keys(key).sort());
+    id += keyPart(column, key[column]);
+    previous = column;
   }
   return id;
+}
+
+function rowKeyOf(table: string, key: Row, columns: string[]): string {
+  let id = table;
+  for (const column of columns) id += keyPart(column, key[column]);
+  return id;
+}
+
+function keyPart(column: string, value: Value | undefined): string {
+  if (typeof value === 'string' && !value.includes('\u0000')) return `\u0000${column}\u0000s${value}`;
+  if (typeof value === 'number') return `\u0000${column}\u0000n${value}`;
+  if (value instanceof Date) return `\u0000${column}\u0000D${value.getTime()}`;
+  return `\u0000${column}\u0000J${JSON.stringify(value)}`;
 }
 
 type Upsert = Extract<Change, { kind: 'upsert' }>;
@@ -180,11 +190,7 @@ function merge(root: Shape, upsert: MergedUpsert, change: Upsert): boolean {
   if (parts > 1) assertOneOperationPerColumn(change);
   // Operations only change to `set`, and new columns go last: the values keep their places.
   let ops: ColumnOp[] | undefined;
-  const changedOps = (): ColumnOp[] => {
-    ops ??= [...shape.ops];
-    return ops;
-  };
-  const added: string[] = [];
+  let added: string[] | undefined;
   for (const op of operations) {
     const row = change[op];
     for (const column in row) {
@@ -192,19 +198,23 @@ function merge(root: Shape, upsert: MergedUpsert, change: Upsert): boolean {
       const value = row[column] as Value;
       const index = shape.index.get(column);
       if (index === undefined) {
-        changedOps().push(op);
+        if (!ops) ops = [...shape.ops];
+        if (!added) added = [];
+        ops.push(op);
         added.push(column);
         upsert.values.push(value);
         continue;
       }
       const previous = (ops ?? shape.ops)[index]!;
-      const combined = combine(previous, upsert.values[index]!, op, value);
-      upsert.values[index] = combined;
-      if (op === 'set' && previous !== 'set') changedOps()[index] = 'set';
+      upsert.values[index] = combine(previous, upsert.values[index]!, op, value);
+      if (op === 'set' && previous !== 'set') {
+        if (!ops) ops = [...shape.ops];
+        ops[index] = 'set';
+      }
     }
   }
   if (ops) {
-    const columns = [...shape.columns, ...added];
+    const columns = added ? [...shape.columns, ...added] : shape.columns;
     let next = root;
     for (let index = 0; index < columns.length; index++) next = extended(next, columns[index]!, ops[index]!);
     upsert.shape = next;
@@ -213,12 +223,13 @@ function merge(root: Shape, upsert: MergedUpsert, change: Upsert): boolean {
 }
 
 function assertOneOperationPerColumn(change: Upsert): void {
-  const seen = new Set<string>();
-  for (const op of operations)
-    for (const column in change[op]) {
-      if (seen.has(column)) throw new Error(`change to ${change.table}: column ${column} has two operations`);
-      seen.add(column);
-    }
+  for (let later = 1; later < operations.length; later++)
+    for (const column in change[operations[later]!])
+      for (let earlier = 0; earlier < later; earlier++) {
+        const row = change[operations[earlier]!];
+        if (row && column in row)
+          throw new Error(`change to ${change.table}: column ${column} has two operations`);
+      }
 }
 
 /** Whether a column's `next` operation can follow its `previous` one in the same statement. */
