@@ -103,44 +103,55 @@ function extended(shape: Shape, column: string, op: ColumnOp): Shape {
 }
 
 export function planBatch(changes: Change[]): Wave[] {
-  const root = emptyShape();
-  const waves: Wave[] = [];
-  let pending = new Map<string, { table: string; key: Row; deleted: boolean; upsert?: MergedUpsert }>();
+  const plan = new BatchPlan();
+  plan.add(changes);
+  return plan.waves();
+}
 
-  const flush = () => {
-    if (pending.size === 0) return;
-    const wave: Wave = { deletes: new Map(), upserts: new Map() };
-    for (const entry of pending.values()) {
-      if (entry.upsert) push(wave.upserts, entry.table, entry.upsert);
-      else if (entry.deleted) push(wave.deletes, entry.table, entry.key);
-    }
-    waves.push(wave);
-    pending = new Map();
-  };
+/**
+ * `planBatch`, a page of changes at a time: a rebuild plans each page as it is projected, so the
+ * changes of a window die young (merged into rows already planned, or copied into a row's
+ * values) instead of living in memory until the whole window is written.
+ */
+export class BatchPlan {
+  private readonly root = emptyShape();
+  private readonly planned: Wave[] = [];
+  private pending = new Map<string, { table: string; key: Row; deleted: boolean; upsert?: MergedUpsert }>();
 
-  for (const change of changes) {
+  add(changes: readonly Change[]): void {
+    for (const change of changes) this.addOne(change);
+  }
+
+  /** The waves planned; the plan is spent. */
+  waves(): Wave[] {
+    this.flush();
+    return this.planned;
+  }
+
+  private addOne(change: Change): void {
+    const { root } = this;
     const id = rowKey(change.table, change.key);
-    let entry = pending.get(id);
+    let entry = this.pending.get(id);
     if (change.kind === 'delete') {
       // A delete of a row already re-created in this wave needs the earlier wave applied first.
       if (entry?.upsert?.replace) {
-        flush();
+        this.flush();
         entry = undefined;
       }
-      pending.set(id, { table: change.table, key: change.key, deleted: true });
-      continue;
+      this.pending.set(id, { table: change.table, key: change.key, deleted: true });
+      return;
     }
     if (!entry) {
       entry = { table: change.table, key: change.key, deleted: false };
-      pending.set(id, entry);
+      this.pending.set(id, entry);
     }
     if (!entry.upsert) {
       entry.upsert = planned(root, change, id, entry.deleted);
-      continue;
+      return;
     }
     if (!merge(root, entry.upsert, change)) {
-      flush();
-      pending.set(id, {
+      this.flush();
+      this.pending.set(id, {
         table: change.table,
         key: change.key,
         deleted: false,
@@ -148,8 +159,17 @@ export function planBatch(changes: Change[]): Wave[] {
       });
     }
   }
-  flush();
-  return waves;
+
+  private flush(): void {
+    if (this.pending.size === 0) return;
+    const wave: Wave = { deletes: new Map(), upserts: new Map() };
+    for (const entry of this.pending.values()) {
+      if (entry.upsert) push(wave.upserts, entry.table, entry.upsert);
+      else if (entry.deleted) push(wave.deletes, entry.table, entry.key);
+    }
+    this.planned.push(wave);
+    this.pending = new Map();
+  }
 }
 
 function planned(root: Shape, change: Upsert, id: string, replace: boolean): MergedUpsert {

@@ -6,7 +6,7 @@ import {
   projectionLagSeconds,
 } from './metrics.ts';
 import type { Change, ProjectionDefinition } from './model.ts';
-import type { ReadModelStore, Target } from './store.ts';
+import type { OpenBatch, ReadModelStore, Target } from './store.ts';
 
 export interface RebuildProgress {
   projection: string;
@@ -62,7 +62,11 @@ const REBUILD_WINDOW_CHANGES = 20_000;
 
 /** Events read and projected by a rebuild, written in one transaction. */
 interface RebuildWindow {
+  /** The store's open batch, or else the changes themselves. */
+  batch: OpenBatch | undefined;
   changes: Change[];
+  /** How many changes the window holds. */
+  size: number;
   events: number;
   /** The position of the window's last event. */
   to: number;
@@ -257,11 +261,18 @@ export class Projector {
 
   /** Reads and projects pages after `after` until they give `rebuildWindow` changes or the history ends. */
   private async readRebuildWindow(after: number): Promise<RebuildWindow> {
-    const window: RebuildWindow = { changes: [], events: 0, to: after };
-    while (window.changes.length < this.rebuildWindow) {
-      const page = await this.options.source.readAll({ after: window.to, limit: this.batchSize });
+    const { projection, store, source } = this.options;
+    // A store that plans batches takes each page's changes as they come (see `OpenBatch`).
+    const batch = store.openBatch?.(projection, 'rebuild');
+    const window: RebuildWindow = { batch, changes: [], size: 0, events: 0, to: after };
+    while (window.size < this.rebuildWindow) {
+      const page = await source.readAll({ after: window.to, limit: this.batchSize });
       if (page.length === 0) break;
-      this.changesOf(page, window.changes);
+      if (batch) {
+        const changes = this.changesOf(page);
+        batch.add(changes);
+        window.size += changes.length;
+      } else window.size = this.changesOf(page, window.changes).length;
       window.events += page.length;
       window.to = page.at(-1)!.position;
       // Between pages, the statements the store queued for the previous window go out.
@@ -272,9 +283,10 @@ export class Projector {
 
   private async applyRebuildWindow(window: RebuildWindow, from: number): Promise<void> {
     const { projection, store } = this.options;
-    if (!(await store.applyBatch(projection, 'rebuild', window.changes, from, window.to))) {
-      throw new Error(`projection ${this.name}: another rebuild is running`);
-    }
+    const applied = window.batch
+      ? await window.batch.apply(from, window.to)
+      : await store.applyBatch(projection, 'rebuild', window.changes, from, window.to);
+    if (!applied) throw new Error(`projection ${this.name}: another rebuild is running`);
     projectedEvents.inc({ projection: projection.name, target: 'rebuild' }, window.events);
   }
 

@@ -35,9 +35,21 @@ export interface ReadModelStore {
     from: number,
     to: number,
   ): Promise<boolean>;
+  /**
+   * Optional: `applyBatch` in steps, for a store that plans a batch (merging its changes per row,
+   * the SQL stores): changes are added as they are projected and planned as they come, so they
+   * need not all stay in memory until the batch is written.
+   */
+  openBatch?(projection: ProjectionDefinition, target: Target): OpenBatch;
   /** Atomically makes the rebuilt tables (and their checkpoint) the live ones, and drops the old ones. */
   promoteRebuild(projection: ProjectionDefinition): Promise<void>;
   /** Reads rows of a live table. */
   find(projection: ProjectionDefinition, table: string, options?: FindOptions): Promise<Row[]>;
   close(): Promise<void>;
+}
+
+/** A batch being filled: `apply` is `applyBatch` with every change added, in order. */
+export interface OpenBatch {
+  add(changes: readonly Change[]): void;
+  apply(from: number, to: number): Promise<boolean>;
 }

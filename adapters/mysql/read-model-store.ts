@@ -5,7 +5,14 @@ import mysql, {
   type ResultSetHeader,
   type RowDataPacket,
 } from 'mysql2/promise';
-import { type MergedUpsert, planBatch, RebuildRows, type Shape, type Wave } from '../../projections/batch.ts';
+import {
+  BatchPlan,
+  type MergedUpsert,
+  planBatch,
+  RebuildRows,
+  type Shape,
+  type Wave,
+} from '../../projections/batch.ts';
 import {
   type Change,
   type Column,
@@ -17,7 +24,7 @@ import {
   tableOf,
   type Value,
 } from '../../projections/model.ts';
-import type { ReadModelStore, Target } from '../../projections/store.ts';
+import type { OpenBatch, ReadModelStore, Target } from '../../projections/store.ts';
 
 /** MySQL and MariaDB cap identifiers at 64 characters. */
 const MAX_IDENTIFIER_LENGTH = 64;
@@ -137,10 +144,28 @@ export class MysqlReadModelStore implements ReadModelStore {
     }
   }
 
-  async applyBatch(
+  applyBatch(
     projection: ProjectionDefinition,
     target: Target,
     changes: Change[],
+    from: number,
+    to: number,
+  ): Promise<boolean> {
+    return this.applyWaves(projection, target, planBatch(changes), from, to);
+  }
+
+  openBatch(projection: ProjectionDefinition, target: Target): OpenBatch {
+    const plan = new BatchPlan();
+    return {
+      add: (changes) => plan.add(changes),
+      apply: (from, to) => this.applyWaves(projection, target, plan.waves(), from, to),
+    };
+  }
+
+  private async applyWaves(
+    projection: ProjectionDefinition,
+    target: Target,
+    waves: Wave[],
     from: number,
     to: number,
   ): Promise<boolean> {
@@ -153,12 +178,12 @@ export class MysqlReadModelStore implements ReadModelStore {
           WHERE id = 1 AND position = ${integer(from)}`,
       );
       moving.catch(() => {});
-      // The batch is planned and its first statement written while the server moves the
-      // checkpoint; then each statement is queued on the connection as soon as it is written, so
+      // The batch's first statement is written while the server moves the checkpoint; then each
+      // statement is queued on the connection as soon as it is written, so
       // the server runs one while the next is being written.
       const written = target === 'rebuild' ? this.rebuildRows.get(projection.name) : undefined;
       if (written?.full) this.rebuildRows.delete(projection.name);
-      const statements = this.batchStatements(tables, target, planBatch(changes), written);
+      const statements = this.batchStatements(tables, target, waves, written);
       let next = statements.next();
       const [moved] = await moving;
       if (moved.affectedRows === 0) return false;

@@ -1,4 +1,11 @@
-import { type MergedUpsert, planBatch, RebuildRows, type Shape, type Wave } from '../../projections/batch.ts';
+import {
+  BatchPlan,
+  type MergedUpsert,
+  planBatch,
+  RebuildRows,
+  type Shape,
+  type Wave,
+} from '../../projections/batch.ts';
 import {
   type Change,
   type ColumnType,
@@ -10,7 +17,7 @@ import {
   tableOf,
   type Value,
 } from '../../projections/model.ts';
-import type { ReadModelStore, Target } from '../../projections/store.ts';
+import type { OpenBatch, ReadModelStore, Target } from '../../projections/store.ts';
 import { type SqlClient, sqlState } from '../shared/sql-client.ts';
 import { assertSchemaName, positionLockKey } from './event-store-schema.ts';
 
@@ -121,10 +128,28 @@ export class SqlReadModelStore implements ReadModelStore {
     }
   }
 
-  async applyBatch(
+  applyBatch(
     projection: ProjectionDefinition,
     target: Target,
     changes: Change[],
+    from: number,
+    to: number,
+  ): Promise<boolean> {
+    return this.applyWaves(projection, target, planBatch(changes), from, to);
+  }
+
+  openBatch(projection: ProjectionDefinition, target: Target): OpenBatch {
+    const plan = new BatchPlan();
+    return {
+      add: (changes) => plan.add(changes),
+      apply: (from, to) => this.applyWaves(projection, target, plan.waves(), from, to),
+    };
+  }
+
+  private async applyWaves(
+    projection: ProjectionDefinition,
+    target: Target,
+    waves: Wave[],
     from: number,
     to: number,
   ): Promise<boolean> {
@@ -133,7 +158,7 @@ export class SqlReadModelStore implements ReadModelStore {
     // statements then follow one another as fast as the server answers, while the projector
     // reads and projects the next window between them.
     const written = target === 'rebuild' ? this.rebuildRows.get(projection.name) : undefined;
-    const statements = [...this.batchStatements(tables, target, planBatch(changes), written)];
+    const statements = [...this.batchStatements(tables, target, waves, written)];
     if (written?.full) this.rebuildRows.delete(projection.name);
     return this.client.transaction(async (tx) => {
       const moved = await tx.query(
