@@ -1,7 +1,8 @@
 /**
  * `npm run bench -- projections` (`--quick`: 100,000 events instead of 1,000,000; `--stores=PGlite,
- * Postgres,MySQL,Mongo` to run some of the stores): the rebuild of
- * every read model from one deterministic trading workload (real domain events: the B3 side from
+ * Postgres,MySQL,Mongo` to run some of the stores; `--models=trades,candles` to rebuild some read
+ * models only, logging their source events ÷ the sum of their rebuild times and nothing else):
+ * the rebuild of every read model from one deterministic trading workload (real domain events: the B3 side from
  * the matching engine, the broker side following it), on each read-model store — PGlite, Postgres,
  * MySQL (MariaDB here), Mongo (the Mongo wire server here) — beside a naive projector that applies
  * one event per transaction (checkpoint compare-and-set included), in the same run.
