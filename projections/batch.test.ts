@@ -65,6 +65,9 @@ describe('planBatch', () => {
     expect(() =>
       planBatch([upsert('a', { set: { m: 1 } }), upsert('a', { set: { n: 1 }, add: { n: 1 } })]),
     ).toThrow(/two operations/);
+    expect(() =>
+      planBatch([upsert('a', { set: { n: 1 } }), upsert('b', { set: { n: 1 }, add: { n: 1 } })]),
+    ).toThrow(/two operations/);
   });
 });
 
