@@ -9,11 +9,29 @@ import type { Change, Row, Value } from './model.ts';
 
 export type ColumnOp = 'insert' | 'set' | 'add' | 'max' | 'min';
 
+/**
+ * The columns a planned row writes (key columns aside) and each one's operation, in order. Rows
+ * with the same columns and operations share one `Shape` object, so a store groups rows into
+ * statements by identity, and a row is its shape plus an array of values: no map, no object per
+ * column, no shape string per row.
+ */
+export interface Shape {
+  readonly columns: readonly string[];
+  readonly ops: readonly ColumnOp[];
+  /** Each column's place in `columns`, and in a row's `values`. */
+  readonly index: ReadonlyMap<string, number>;
+  /** The shapes one more column longer, by the column's operation and name (a trie of shapes). */
+  readonly next: Partial<Record<ColumnOp, Map<string, Shape>>>;
+}
+
 export interface MergedUpsert {
   table: string;
   key: Row;
-  /** Each column's operation and value; key columns are not listed. */
-  columns: Map<string, { op: ColumnOp; value: Value }>;
+  /** `rowKey(table, key)`. */
+  id: string;
+  shape: Shape;
+  /** The value of each of the shape's columns. */
+  values: Value[];
   /** The row is deleted first (a delete came before these upserts in the batch). */
   replace: boolean;
 }
@@ -26,101 +44,158 @@ export interface Wave {
 
 /**
  * A row's identity within a batch. Values are written as JSON (a string cannot pass for a number,
- * nor a separator for a column boundary); dates as their instant. Called once per change, so it
- * builds one string and nothing else.
+ * nor a separator for a column boundary) — but numbers and strings without a NUL, nearly every
+ * key, are written as they are behind a type letter; dates as their instant. Called once per
+ * change, so a key written in column order builds one string and nothing else.
  */
 export function rowKey(table: string, key: Row): string {
-  const columns = Object.keys(key);
-  if (columns.length > 1) columns.sort();
   let id = table;
-  for (const column of columns) {
-    const value = key[column];
-    id += `\u0000${column}\u0000${value instanceof Date ? `D${value.getTime()}` : JSON.stringify(value)}`;
+  let previous = '';
+  for (const column in key) {
+    // Key columns are listed in name order, whatever order the change wrote them in.
+    if (column < previous) return rowKeyOf(table, key, Object.keys(key).sort());
+    id += keyPart(column, key[column]);
+    previous = column;
   }
   return id;
 }
 
+function rowKeyOf(table: string, key: Row, columns: string[]): string {
+  let id = table;
+  for (const column of columns) id += keyPart(column, key[column]);
+  return id;
+}
+
+function keyPart(column: string, value: Value | undefined): string {
+  if (typeof value === 'string' && !value.includes('\u0000')) return `\u0000${column}\u0000s${value}`;
+  if (typeof value === 'number') return `\u0000${column}\u0000n${value}`;
+  if (value instanceof Date) return `\u0000${column}\u0000D${value.getTime()}`;
+  return `\u0000${column}\u0000J${JSON.stringify(value)}`;
+}
+
 type Upsert = Extract<Change, { kind: 'upsert' }>;
-type Column = { op: ColumnOp; value: Value };
 
 /** The parts of an upsert, in the order their columns are listed. */
 const operations = ['insert', 'set', 'add', 'max', 'min'] as const;
 
+function emptyShape(): Shape {
+  return { columns: [], ops: [], index: new Map(), next: {} };
+}
+
+/** `shape` with `column` and its operation appended, made once per batch plan. */
+function extended(shape: Shape, column: string, op: ColumnOp): Shape {
+  let byName = shape.next[op];
+  if (!byName) {
+    byName = new Map();
+    shape.next[op] = byName;
+  }
+  let next = byName.get(column);
+  if (!next) {
+    next = {
+      columns: [...shape.columns, column],
+      ops: [...shape.ops, op],
+      index: new Map(shape.index).set(column, shape.columns.length),
+      next: {},
+    };
+    byName.set(column, next);
+  }
+  return next;
+}
+
 export function planBatch(changes: Change[]): Wave[] {
-  const waves: Wave[] = [];
-  let pending = new Map<string, { table: string; key: Row; deleted: boolean; upsert?: MergedUpsert }>();
+  const plan = new BatchPlan();
+  plan.add(changes);
+  return plan.waves();
+}
 
-  const flush = () => {
-    if (pending.size === 0) return;
-    const wave: Wave = { deletes: new Map(), upserts: new Map() };
-    for (const entry of pending.values()) {
-      if (entry.upsert) push(wave.upserts, entry.table, entry.upsert);
-      else if (entry.deleted) push(wave.deletes, entry.table, entry.key);
-    }
-    waves.push(wave);
-    pending = new Map();
-  };
+/**
+ * `planBatch`, a page of changes at a time: a rebuild plans each page as it is projected, so the
+ * changes of a window die young (merged into rows already planned, or copied into a row's
+ * values) instead of living in memory until the whole window is written.
+ */
+export class BatchPlan {
+  private readonly root = emptyShape();
+  private readonly planned: Wave[] = [];
+  private pending = new Map<string, { table: string; key: Row; deleted: boolean; upsert?: MergedUpsert }>();
 
-  for (const change of changes) {
+  add(changes: readonly Change[]): void {
+    for (const change of changes) this.addOne(change);
+  }
+
+  /** The waves planned; the plan is spent. */
+  waves(): Wave[] {
+    this.flush();
+    return this.planned;
+  }
+
+  private addOne(change: Change): void {
+    const { root } = this;
     const id = rowKey(change.table, change.key);
-    let entry = pending.get(id);
+    let entry = this.pending.get(id);
     if (change.kind === 'delete') {
       // A delete of a row already re-created in this wave needs the earlier wave applied first.
       if (entry?.upsert?.replace) {
-        flush();
+        this.flush();
         entry = undefined;
       }
-      pending.set(id, { table: change.table, key: change.key, deleted: true });
-      continue;
+      this.pending.set(id, { table: change.table, key: change.key, deleted: true });
+      return;
     }
     if (!entry) {
       entry = { table: change.table, key: change.key, deleted: false };
-      pending.set(id, entry);
+      this.pending.set(id, entry);
     }
     if (!entry.upsert) {
-      entry.upsert = {
-        table: change.table,
-        key: change.key,
-        columns: columnsOf(change),
-        replace: entry.deleted,
-      };
-      continue;
+      entry.upsert = planned(root, change, id, entry.deleted);
+      return;
     }
-    if (!merge(entry.upsert.columns, change)) {
-      flush();
-      pending.set(id, {
+    if (!merge(root, entry.upsert, change)) {
+      this.flush();
+      this.pending.set(id, {
         table: change.table,
         key: change.key,
         deleted: false,
-        upsert: { table: change.table, key: change.key, columns: columnsOf(change), replace: false },
+        upsert: planned(root, change, id, false),
       });
     }
   }
-  flush();
-  return waves;
+
+  private flush(): void {
+    if (this.pending.size === 0) return;
+    const wave: Wave = { deletes: new Map(), upserts: new Map() };
+    for (const entry of this.pending.values()) {
+      if (entry.upsert) push(wave.upserts, entry.table, entry.upsert);
+      else if (entry.deleted) push(wave.deletes, entry.table, entry.key);
+    }
+    this.planned.push(wave);
+    this.pending = new Map();
+  }
 }
 
-function columnsOf(change: Upsert): Map<string, Column> {
-  const columns = new Map<string, Column>();
+function planned(root: Shape, change: Upsert, id: string, replace: boolean): MergedUpsert {
+  let shape = root;
+  const values: Value[] = [];
   for (const op of operations) {
     const row = change[op];
     for (const column in row) {
       if (column in change.key) continue;
-      if (columns.has(column))
+      if (shape.index.has(column))
         throw new Error(`change to ${change.table}: column ${column} has two operations`);
-      columns.set(column, { op, value: row[column] as Value });
+      shape = extended(shape, column, op);
+      values.push(row[column] as Value);
     }
   }
-  return columns;
+  return { table: change.table, key: change.key, id, shape, values, replace };
 }
 
 /**
- * Merges `change` (later) into `current` (earlier, owned by the batch plan and updated in
- * place); false, leaving `current` as it was, when some column cannot be merged. Reads the
- * change's parts directly: most changes of a batch are merged into a row already planned, so
- * they never get a column map of their own.
+ * Merges `change` (later) into `upsert` (earlier, owned by the batch plan and updated in place);
+ * false, leaving `upsert` as it was, when some column cannot be merged. Reads the change's parts
+ * directly: most changes of a batch are merged into a row already planned, so they never get a
+ * plan of their own.
  */
-function merge(current: Map<string, Column>, change: Upsert): boolean {
+function merge(root: Shape, upsert: MergedUpsert, change: Upsert): boolean {
+  const { shape } = upsert;
   let parts = 0;
   for (const op of operations) {
     const row = change[op];
@@ -128,31 +203,53 @@ function merge(current: Map<string, Column>, change: Upsert): boolean {
     parts += 1;
     for (const column in row) {
       if (column in change.key) continue;
-      const previous = current.get(column);
-      if (previous && !mergeable(previous.op, op)) return false;
+      const index = shape.index.get(column);
+      if (index !== undefined && !mergeable(shape.ops[index]!, op)) return false;
     }
   }
   if (parts > 1) assertOneOperationPerColumn(change);
+  // Operations only change to `set`, and new columns go last: the values keep their places.
+  let ops: ColumnOp[] | undefined;
+  let added: string[] | undefined;
   for (const op of operations) {
     const row = change[op];
     for (const column in row) {
       if (column in change.key) continue;
       const value = row[column] as Value;
-      const previous = current.get(column);
-      if (previous) combine(previous, op, value);
-      else current.set(column, { op, value });
+      const index = shape.index.get(column);
+      if (index === undefined) {
+        if (!ops) ops = [...shape.ops];
+        if (!added) added = [];
+        ops.push(op);
+        added.push(column);
+        upsert.values.push(value);
+        continue;
+      }
+      const previous = (ops ?? shape.ops)[index]!;
+      upsert.values[index] = combine(previous, upsert.values[index]!, op, value);
+      if (op === 'set' && previous !== 'set') {
+        if (!ops) ops = [...shape.ops];
+        ops[index] = 'set';
+      }
     }
+  }
+  if (ops) {
+    const columns = added ? [...shape.columns, ...added] : shape.columns;
+    let next = root;
+    for (let index = 0; index < columns.length; index++) next = extended(next, columns[index]!, ops[index]!);
+    upsert.shape = next;
   }
   return true;
 }
 
 function assertOneOperationPerColumn(change: Upsert): void {
-  const seen = new Set<string>();
-  for (const op of operations)
-    for (const column in change[op]) {
-      if (seen.has(column)) throw new Error(`change to ${change.table}: column ${column} has two operations`);
-      seen.add(column);
-    }
+  for (let later = 1; later < operations.length; later++)
+    for (const column in change[operations[later]!])
+      for (let earlier = 0; earlier < later; earlier++) {
+        const row = change[operations[earlier]!];
+        if (row && column in row)
+          throw new Error(`change to ${change.table}: column ${column} has two operations`);
+      }
 }
 
 /** Whether a column's `next` operation can follow its `previous` one in the same statement. */
@@ -162,25 +259,56 @@ function mergeable(previous: ColumnOp, next: ColumnOp): boolean {
   return previous === next || previous === 'set';
 }
 
-/** Applies a later operation (`mergeable` with it) to a column's planned one, in place. */
-function combine(previous: Column, op: ColumnOp, value: Value): void {
+/** A column's planned value after a later operation (`mergeable` with the planned one). */
+function combine(previous: ColumnOp, current: Value, op: ColumnOp, value: Value): Value {
   switch (op) {
     case 'insert':
-      return;
+      return current;
     case 'set':
-      previous.op = 'set';
-      previous.value = value;
-      return;
+      return value;
     // `previous` is `set` (a null set counts as 0 for an increment) or the same operation.
     case 'add':
-      previous.value = Number(previous.op === 'set' ? (previous.value ?? 0) : previous.value) + Number(value);
-      return;
+      return Number(previous === 'set' ? (current ?? 0) : current) + Number(value);
     case 'max':
-      if (!greater(previous.value, value)) previous.value = value;
-      return;
+      return greater(current, value) ? current : value;
     case 'min':
-      if (greater(previous.value, value)) previous.value = value;
-      return;
+      return greater(current, value) ? value : current;
+  }
+}
+
+/**
+ * The ids (`rowKey`) of every row a rebuild's batches have written: a superset of the rows in
+ * its tables, which start empty. A row not in it is new, so a store inserts it without a
+ * conflict check and sends no delete for it (a book order resting and leaving within a window).
+ * Projections are deterministic, so even a second process that took over the chain of
+ * checkpoints after the same events wrote no row outside the set.
+ */
+export class RebuildRows {
+  /** Past this many ids (a few hundred megabytes) a store forgets them and upserts every row. */
+  static readonly limit = 2_000_000;
+  private readonly ids = new Set<string>();
+
+  get full(): boolean {
+    return this.ids.size > RebuildRows.limit;
+  }
+
+  /** Splits `upserts` into rows new to the tables (remembered from now on) and rows that may exist. */
+  split(upserts: MergedUpsert[]): { fresh: MergedUpsert[]; existing: MergedUpsert[] } {
+    const fresh: MergedUpsert[] = [];
+    const existing: MergedUpsert[] = [];
+    for (const upsert of upserts) {
+      if (this.ids.has(upsert.id)) existing.push(upsert);
+      else {
+        fresh.push(upsert);
+        this.ids.add(upsert.id);
+      }
+    }
+    return { fresh, existing };
+  }
+
+  /** The keys among `keys` that may be rows of `table`. */
+  existing(table: string, keys: Row[]): Row[] {
+    return keys.filter((key) => this.ids.has(rowKey(table, key)));
   }
 }
 

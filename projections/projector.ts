@@ -5,8 +5,8 @@ import {
   projectionLagEvents,
   projectionLagSeconds,
 } from './metrics.ts';
-import type { ProjectionDefinition } from './model.ts';
-import type { ReadModelStore, Target } from './store.ts';
+import type { Change, ProjectionDefinition } from './model.ts';
+import type { OpenBatch, ReadModelStore, Target } from './store.ts';
 
 export interface RebuildProgress {
   projection: string;
@@ -42,6 +42,8 @@ export interface ProjectorOptions {
    * in fewer transactions (each costs the store a commit and a checkpoint write). Default 0.
    */
   pacingMs?: number;
+  /** Changes a rebuild folds in memory before writing them in one transaction (at least one page's). */
+  rebuildWindow?: number;
   /** Told about failures and rebuilds; a pino logger fits. */
   logger?: {
     info: (object: object, message: string) => void;
@@ -57,6 +59,24 @@ export interface ProjectorOptions {
 /** A projection with nothing to write still saves its checkpoint this often, so a restart replays little. */
 const IDLE_CHECKPOINT_EVERY_MS = 1_000;
 
+/**
+ * A rebuild's window: large enough that rows changed again and again (candles, book levels)
+ * collapse and each statement carries thousands of rows, small enough to stay a few megabytes.
+ */
+const REBUILD_WINDOW_CHANGES = 20_000;
+
+/** Events read and projected by a rebuild, written in one transaction. */
+interface RebuildWindow {
+  /** The store's open batch, or else the changes themselves. */
+  batch: OpenBatch | undefined;
+  changes: Change[];
+  /** How many changes the window holds. */
+  size: number;
+  events: number;
+  /** The position of the window's last event. */
+  to: number;
+}
+
 export class Projector {
   private subscription?: Subscription;
   /** The position applied, in memory; `persisted` is the one in the store (they differ after skipped batches). */
@@ -70,9 +90,11 @@ export class Projector {
   private progress?: RebuildProgress;
   private lastAppliedAt?: Date;
   private readonly batchSize: number;
+  private readonly rebuildWindow: number;
 
   constructor(private readonly options: ProjectorOptions) {
     this.batchSize = options.batchSize ?? 1000;
+    this.rebuildWindow = options.rebuildWindow ?? REBUILD_WINDOW_CHANGES;
   }
 
   get name(): string {
@@ -147,11 +169,19 @@ export class Projector {
     this.options.logger?.error({ projection: this.name, err: error }, 'projection stopped');
   }
 
-  private changesOf(events: RecordedEvent[]) {
-    const { projection } = this.options;
-    return events.flatMap((event) =>
-      projection.project(event).map((change) => ({ ...change, position: event.position })),
-    );
+  /**
+   * The changes of `events`, appended to `into`. Stamped with their event's position only for a
+   * store that reads it (Mongo): a copy of every change costs the SQL stores' rebuilds dearly.
+   */
+  private changesOf(events: RecordedEvent[], into: Change[] = []): Change[] {
+    const { projection, store } = this.options;
+    for (const event of events) {
+      const changes = projection.project(event);
+      if (store.readsPositions)
+        for (const change of changes) into.push({ ...change, position: event.position });
+      else for (const change of changes) into.push(change);
+    }
+    return into;
   }
 
   private async apply(
@@ -170,6 +200,11 @@ export class Projector {
    * Projects the whole history into fresh tables while the live ones keep serving, then swaps
    * them in atomically and follows live events from there. Projections are pure rows: a rebuild
    * emits nothing else.
+   *
+   * Unlike the live path, a rebuild folds a window of several pages (`rebuildWindow` changes) into
+   * one transaction: a row changed many times in the window (a candle, a price level) is written
+   * once. Each window is written while the next one is read and projected, in order, each moving
+   * the rebuild's checkpoint from where the previous one left it.
    */
   async rebuild(onProgress?: (progress: RebuildProgress) => void): Promise<void> {
     const { projection, store, source } = this.options;
@@ -194,29 +229,33 @@ export class Projector {
       onProgress?.(this.progress);
     };
     report();
+    let read = 0;
+    let writing: Promise<void> | undefined;
     for (;;) {
-      const page = await source.readAll({ after: position, limit: this.batchSize });
-      if (page.length === 0) {
+      let window = await this.readRebuildWindow(read);
+      if (window.events === 0) {
+        await writing;
         // Caught up: stop the live follower so nothing moves while the tables swap.
         if (this.subscription) {
           await this.subscription.stop();
           this.subscription = undefined;
         }
-        const tail = await source.readAll({ after: position, limit: this.batchSize });
-        if (tail.length > 0) {
-          head = Math.max(head, tail.at(-1)!.position);
-          await this.applyRebuildPage(tail, position);
-          position = tail.at(-1)!.position;
-          events += tail.length;
-          continue;
-        }
-        break;
+        window = await this.readRebuildWindow(read);
+        if (window.events === 0) break;
       }
-      await this.applyRebuildPage(page, position);
-      position = page.at(-1)!.position;
-      events += page.length;
-      head = Math.max(head, position);
-      report();
+      const from = read;
+      read = window.to;
+      head = Math.max(head, read);
+      await writing;
+      const written = window;
+      writing = this.applyRebuildWindow(written, from).then(() => {
+        position = written.to;
+        events += written.events;
+        report();
+      });
+      // Awaited before the next window is written; this only keeps a failure meanwhile from
+      // counting as unhandled.
+      writing.catch(() => {});
     }
     await store.promoteRebuild(projection);
     report();
@@ -226,10 +265,35 @@ export class Projector {
     else this.state = 'stopped';
   }
 
-  private async applyRebuildPage(page: RecordedEvent[], from: number): Promise<void> {
-    if (!(await this.apply('rebuild', page, from))) {
-      throw new Error(`projection ${this.name}: another rebuild is running`);
+  /** Reads and projects pages after `after` until they give `rebuildWindow` changes or the history ends. */
+  private async readRebuildWindow(after: number): Promise<RebuildWindow> {
+    const { projection, store, source } = this.options;
+    // A store that plans batches takes each page's changes as they come (see `OpenBatch`).
+    const batch = store.openBatch?.(projection, 'rebuild');
+    const window: RebuildWindow = { batch, changes: [], size: 0, events: 0, to: after };
+    while (window.size < this.rebuildWindow) {
+      const page = await source.readAll({ after: window.to, limit: this.batchSize });
+      if (page.length === 0) break;
+      if (batch) {
+        const changes = this.changesOf(page);
+        batch.add(changes);
+        window.size += changes.length;
+      } else window.size = this.changesOf(page, window.changes).length;
+      window.events += page.length;
+      window.to = page.at(-1)!.position;
+      // Between pages, the statements the store queued for the previous window go out.
+      await new Promise((resolve) => setImmediate(resolve));
     }
+    return window;
+  }
+
+  private async applyRebuildWindow(window: RebuildWindow, from: number): Promise<void> {
+    const { projection, store } = this.options;
+    const applied = window.batch
+      ? await window.batch.apply(from, window.to)
+      : await store.applyBatch(projection, 'rebuild', window.changes, from, window.to);
+    if (!applied) throw new Error(`projection ${this.name}: another rebuild is running`);
+    projectedEvents.inc({ projection: projection.name, target: 'rebuild' }, window.events);
   }
 
   async stop(): Promise<void> {

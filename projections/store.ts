@@ -10,6 +10,11 @@ export interface ReadModelStore {
   /** Which kind of store this is, for metrics and messages: `postgres`, `pglite`, `mysql`, `mongo`. */
   readonly kind: string;
   /**
+   * Whether `applyBatch` reads `Change.position` (a store without transactions, Mongo, guards
+   * each row with it). The projector stamps positions only for such a store.
+   */
+  readonly readsPositions?: boolean;
+  /**
    * Creates the projection's tables for `target` (empty tables for a rebuild, replacing any
    * half-built ones) and its checkpoint. Safe to call from several processes at once.
    */
@@ -30,9 +35,21 @@ export interface ReadModelStore {
     from: number,
     to: number,
   ): Promise<boolean>;
+  /**
+   * Optional: `applyBatch` in steps, for a store that plans a batch (merging its changes per row,
+   * the SQL stores): changes are added as they are projected and planned as they come, so they
+   * need not all stay in memory until the batch is written.
+   */
+  openBatch?(projection: ProjectionDefinition, target: Target): OpenBatch;
   /** Atomically makes the rebuilt tables (and their checkpoint) the live ones, and drops the old ones. */
   promoteRebuild(projection: ProjectionDefinition): Promise<void>;
   /** Reads rows of a live table. */
   find(projection: ProjectionDefinition, table: string, options?: FindOptions): Promise<Row[]>;
   close(): Promise<void>;
+}
+
+/** A batch being filled: `apply` is `applyBatch` with every change added, in order. */
+export interface OpenBatch {
+  add(changes: readonly Change[]): void;
+  apply(from: number, to: number): Promise<boolean>;
 }

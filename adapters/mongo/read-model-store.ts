@@ -55,6 +55,8 @@ interface CheckpointDocument {
  * the batch's writes. See docs/read-models.md, "Mongo store".
  */
 export class MongoReadModelStore implements ReadModelStore {
+  /** Each document is guarded by the position of the last change applied to it. */
+  readonly readsPositions = true;
   private readonly db: Db;
 
   private constructor(

@@ -5,7 +5,14 @@ import mysql, {
   type ResultSetHeader,
   type RowDataPacket,
 } from 'mysql2/promise';
-import { type MergedUpsert, planBatch, type Wave } from '../../projections/batch.ts';
+import {
+  BatchPlan,
+  type MergedUpsert,
+  planBatch,
+  RebuildRows,
+  type Shape,
+  type Wave,
+} from '../../projections/batch.ts';
 import {
   type Change,
   type Column,
@@ -17,7 +24,7 @@ import {
   tableOf,
   type Value,
 } from '../../projections/model.ts';
-import type { ReadModelStore, Target } from '../../projections/store.ts';
+import type { OpenBatch, ReadModelStore, Target } from '../../projections/store.ts';
 
 /** MySQL and MariaDB cap identifiers at 64 characters. */
 const MAX_IDENTIFIER_LENGTH = 64;
@@ -41,6 +48,8 @@ const LOCK_TIMEOUT_SECONDS = 60;
  */
 export class MysqlReadModelStore implements ReadModelStore {
   readonly kind = 'mysql';
+  /** What each rebuild this store prepared has written (see `RebuildRows`); absent: upsert every row. */
+  private readonly rebuildRows = new Map<string, RebuildRows>();
 
   private constructor(
     private readonly pool: Pool,
@@ -110,6 +119,7 @@ export class MysqlReadModelStore implements ReadModelStore {
          ON DUPLICATE KEY UPDATE id = id`,
       );
     });
+    if (target === 'rebuild') this.rebuildRows.set(projection.name, new RebuildRows());
   }
 
   async checkpoint(projectionName: string, target: Target): Promise<number> {
@@ -134,10 +144,28 @@ export class MysqlReadModelStore implements ReadModelStore {
     }
   }
 
-  async applyBatch(
+  applyBatch(
     projection: ProjectionDefinition,
     target: Target,
     changes: Change[],
+    from: number,
+    to: number,
+  ): Promise<boolean> {
+    return this.applyWaves(projection, target, planBatch(changes), from, to);
+  }
+
+  openBatch(projection: ProjectionDefinition, target: Target): OpenBatch {
+    const plan = new BatchPlan();
+    return {
+      add: (changes) => plan.add(changes),
+      apply: (from, to) => this.applyWaves(projection, target, plan.waves(), from, to),
+    };
+  }
+
+  private async applyWaves(
+    projection: ProjectionDefinition,
+    target: Target,
+    waves: Wave[],
     from: number,
     to: number,
   ): Promise<boolean> {
@@ -150,10 +178,12 @@ export class MysqlReadModelStore implements ReadModelStore {
           WHERE id = 1 AND position = ${integer(from)}`,
       );
       moving.catch(() => {});
-      // The batch is planned and its first statement written while the server moves the
-      // checkpoint; then each statement is queued on the connection as soon as it is written, so
+      // The batch's first statement is written while the server moves the checkpoint; then each
+      // statement is queued on the connection as soon as it is written, so
       // the server runs one while the next is being written.
-      const statements = this.batchStatements(tables, target, planBatch(changes));
+      const written = target === 'rebuild' ? this.rebuildRows.get(projection.name) : undefined;
+      if (written?.full) this.rebuildRows.delete(projection.name);
+      const statements = this.batchStatements(tables, target, waves, written);
       let next = statements.next();
       const [moved] = await moving;
       if (moved.affectedRows === 0) return false;
@@ -172,15 +202,25 @@ export class MysqlReadModelStore implements ReadModelStore {
     tables: Map<string, TableDefinition>,
     target: Target,
     waves: Wave[],
+    written?: RebuildRows,
   ): Generator<string, void> {
+    const existing = (table: TableDefinition, keys: Row[]) => written?.existing(table.name, keys) ?? keys;
     for (const wave of waves) {
-      for (const [name, keys] of wave.deletes)
-        yield* this.deleteStatements(tableOf(tables, name), target, keys);
+      for (const [name, keys] of wave.deletes) {
+        const table = tableOf(tables, name);
+        yield* this.deleteStatements(table, target, existing(table, keys));
+      }
       for (const [name, upserts] of wave.upserts) {
         const table = tableOf(tables, name);
         const replaced = upserts.filter((upsert) => upsert.replace).map((upsert) => upsert.key);
-        if (replaced.length > 0) yield* this.deleteStatements(table, target, replaced);
-        yield* this.upsertStatements(table, target, upserts);
+        if (replaced.length > 0) yield* this.deleteStatements(table, target, existing(table, replaced));
+        if (!written) {
+          yield* this.upsertStatements(table, target, upserts, true);
+          continue;
+        }
+        const rows = written.split(upserts);
+        yield* this.upsertStatements(table, target, rows.fresh, false);
+        yield* this.upsertStatements(table, target, rows.existing, true);
       }
     }
   }
@@ -200,41 +240,43 @@ export class MysqlReadModelStore implements ReadModelStore {
     table: TableDefinition,
     target: Target,
     upserts: MergedUpsert[],
+    mayExist: boolean,
   ): Generator<string, void> {
-    // Rows whose columns carry the same operations share one multi-row statement.
-    const shapes = new Map<string, MergedUpsert[]>();
+    // Rows whose columns carry the same operations (the same planned shape) share one multi-row
+    // statement.
+    const shapes = new Map<Shape, MergedUpsert[]>();
     for (const upsert of upserts) {
-      // Merged rows of one kind of change list their columns in the same order: no sort needed.
-      let shape = '';
-      for (const [column, { op }] of upsert.columns) shape += `${column}:${op},`;
-      const list = shapes.get(shape);
+      const list = shapes.get(upsert.shape);
       if (list) list.push(upsert);
-      else shapes.set(shape, [upsert]);
+      else shapes.set(upsert.shape, [upsert]);
     }
     const name = identifier(this.table(table.name, target));
-    for (const group of shapes.values()) {
-      const first = group[0]!;
-      const columns = [...table.primaryKey, ...first.columns.keys()];
+    for (const [shape, group] of shapes) {
+      const columns = [...table.primaryKey, ...shape.columns];
       for (const column of columns) columnOf(table, column);
-      const updates = [...first.columns]
-        .filter(([, { op }]) => op !== 'insert')
-        .map(([column, { op }]) => `${identifier(column)} = ${updateExpression(column, op)}`);
+      const updates = shape.columns
+        .map((column, index) => ({ column, op: shape.ops[index]! }))
+        .filter(({ op }) => op !== 'insert')
+        .map(({ column, op }) => `${identifier(column)} = ${updateExpression(column, op)}`);
       // Only insert-only columns: an existing row stays as it is.
       if (updates.length === 0)
         updates.push(`${identifier(table.primaryKey[0]!)} = ${identifier(table.primaryKey[0]!)}`);
       const tuples = group.map((upsert) => {
-        const values = columns.map((column) =>
-          literal(table, column, upsert.key[column] ?? upsert.columns.get(column)?.value ?? null),
-        );
-        return `(${values.join(', ')})`;
+        let tuple = '(';
+        for (const column of table.primaryKey)
+          tuple += `${literal(table, column, upsert.key[column] ?? null)}, `;
+        for (let index = 0; index < shape.columns.length; index++)
+          tuple += `${literal(table, shape.columns[index]!, upsert.values[index] ?? null)}, `;
+        return `${tuple.slice(0, -2)})`;
       });
       const head = `INSERT INTO ${name} (${columns.map(identifier).join(', ')}) VALUES `;
-      const tail = ` ON DUPLICATE KEY UPDATE ${updates.join(', ')}`;
+      const tail = mayExist ? ` ON DUPLICATE KEY UPDATE ${updates.join(', ')}` : '';
       for (const chunk of statementChunks(tuples)) yield `${head}${chunk.join(', ')}${tail}`;
     }
   }
 
   async promoteRebuild(projection: ProjectionDefinition): Promise<void> {
+    this.rebuildRows.delete(projection.name);
     assertNames(projection);
     const names = [...projection.tables.map((table) => table.name), `${projection.name}__checkpoint`];
     const old = (name: string) => identifier(`${name}__old`);

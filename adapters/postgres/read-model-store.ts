@@ -1,4 +1,11 @@
-import { type MergedUpsert, planBatch } from '../../projections/batch.ts';
+import {
+  BatchPlan,
+  type MergedUpsert,
+  planBatch,
+  RebuildRows,
+  type Shape,
+  type Wave,
+} from '../../projections/batch.ts';
 import {
   type Change,
   type ColumnType,
@@ -10,8 +17,8 @@ import {
   tableOf,
   type Value,
 } from '../../projections/model.ts';
-import type { ReadModelStore, Target } from '../../projections/store.ts';
-import { type SqlClient, type SqlQuery, sqlState } from '../shared/sql-client.ts';
+import type { OpenBatch, ReadModelStore, Target } from '../../projections/store.ts';
+import { type SqlClient, sqlState } from '../shared/sql-client.ts';
 import { assertSchemaName, positionLockKey } from './event-store-schema.ts';
 
 const sqlTypes: Record<ColumnType, string> = {
@@ -23,6 +30,12 @@ const sqlTypes: Record<ColumnType, string> = {
   json: 'jsonb',
 };
 
+/** A statement and its parameters, written before the batch's transaction begins. */
+interface Statement {
+  text: string;
+  params: string[];
+}
+
 /** Rows per statement: a batch's rows go in one statement per table and shape, up to this many. */
 const MAX_ROWS = 20_000;
 
@@ -32,6 +45,9 @@ const MAX_ROWS = 20_000;
  * `<table>__rebuild` tables that are renamed over the live ones in one transaction.
  */
 export class SqlReadModelStore implements ReadModelStore {
+  /** What each rebuild this store prepared has written (see `RebuildRows`); absent: upsert every row. */
+  private readonly rebuildRows = new Map<string, RebuildRows>();
+
   private constructor(
     private readonly client: SqlClient,
     private readonly schema: string,
@@ -85,6 +101,7 @@ export class SqlReadModelStore implements ReadModelStore {
       `INSERT INTO ${s}.${checkpoint} (id, position, version) VALUES (1, 0, ${Number(projection.version)}) ON CONFLICT (id) DO NOTHING;`,
     );
     await this.client.exec(statements.join('\n'));
+    if (target === 'rebuild') this.rebuildRows.set(projection.name, new RebuildRows());
   }
 
   async checkpoint(projectionName: string, target: Target): Promise<number> {
@@ -111,14 +128,38 @@ export class SqlReadModelStore implements ReadModelStore {
     }
   }
 
-  async applyBatch(
+  applyBatch(
     projection: ProjectionDefinition,
     target: Target,
     changes: Change[],
     from: number,
     to: number,
   ): Promise<boolean> {
+    return this.applyWaves(projection, target, planBatch(changes), from, to);
+  }
+
+  openBatch(projection: ProjectionDefinition, target: Target): OpenBatch {
+    const plan = new BatchPlan();
+    return {
+      add: (changes) => plan.add(changes),
+      apply: (from, to) => this.applyWaves(projection, target, plan.waves(), from, to),
+    };
+  }
+
+  private async applyWaves(
+    projection: ProjectionDefinition,
+    target: Target,
+    waves: Wave[],
+    from: number,
+    to: number,
+  ): Promise<boolean> {
     const tables = new Map(projection.tables.map((table) => [table.name, table]));
+    // Planned and written before the transaction begins: during a rebuild the transaction's
+    // statements then follow one another as fast as the server answers, while the projector
+    // reads and projects the next window between them.
+    const written = target === 'rebuild' ? this.rebuildRows.get(projection.name) : undefined;
+    const statements = [...this.batchStatements(tables, target, waves, written)];
+    if (written?.full) this.rebuildRows.delete(projection.name);
     return this.client.transaction(async (tx) => {
       const moved = await tx.query(
         `UPDATE ${this.schema}.${this.checkpointTable(projection.name, target)}
@@ -126,94 +167,96 @@ export class SqlReadModelStore implements ReadModelStore {
         [from, to],
       );
       if (moved.length === 0) return false;
-      for (const wave of planBatch(changes)) {
-        for (const [name, keys] of wave.deletes)
-          await this.deleteRows(tx, tableOf(tables, name), target, keys);
-        for (const [name, upserts] of wave.upserts) {
-          const table = tableOf(tables, name);
-          const replaced = upserts.filter((upsert) => upsert.replace).map((upsert) => upsert.key);
-          if (replaced.length > 0) await this.deleteRows(tx, table, target, replaced);
-          await this.upsertRows(tx, table, target, upserts);
-        }
-      }
+      for (const { text, params } of statements) await tx.query(text, params);
       return true;
     });
   }
 
-  private async deleteRows(tx: SqlQuery, table: TableDefinition, target: Target, keys: Row[]): Promise<void> {
+  private *batchStatements(
+    tables: Map<string, TableDefinition>,
+    target: Target,
+    waves: Wave[],
+    written?: RebuildRows,
+  ): Generator<Statement, void> {
+    const existing = (table: TableDefinition, keys: Row[]) => written?.existing(table.name, keys) ?? keys;
+    for (const wave of waves) {
+      for (const [name, keys] of wave.deletes) {
+        const table = tableOf(tables, name);
+        yield* this.deleteStatements(table, target, existing(table, keys));
+      }
+      for (const [name, upserts] of wave.upserts) {
+        const table = tableOf(tables, name);
+        const replaced = upserts.filter((upsert) => upsert.replace).map((upsert) => upsert.key);
+        if (replaced.length > 0) yield* this.deleteStatements(table, target, existing(table, replaced));
+        if (!written) {
+          yield* this.upsertStatements(table, target, upserts, true);
+          continue;
+        }
+        const rows = written.split(upserts);
+        yield* this.upsertStatements(table, target, rows.fresh, false);
+        yield* this.upsertStatements(table, target, rows.existing, true);
+      }
+    }
+  }
+
+  private *deleteStatements(table: TableDefinition, target: Target, keys: Row[]): Generator<Statement, void> {
     const name = `${this.schema}.${this.table(table.name, target)}`;
     // A join on the unnested key arrays, not `(a, b) IN ((…), (…))`: the IN list becomes a deep
     // OR tree that exhausts PGlite's (WASM) stack at a few hundred keys.
     const match = table.primaryKey.map((column) => `t.${column} = k.${column}`).join(' AND ');
+    const text = `DELETE FROM ${name} AS t USING ${unnest(table, table.primaryKey)} WHERE ${match}`;
     for (const chunk of chunks(keys, MAX_ROWS)) {
       const params = table.primaryKey.map((column) =>
-        arrayLiteral(
-          table,
-          column,
-          chunk.map((key) => key[column] ?? null),
-        ),
+        arrayLiteral(table, column, chunk.length, (row) => chunk[row]![column]),
       );
-      await tx.query(
-        `DELETE FROM ${name} AS t USING ${unnest(table, table.primaryKey)} WHERE ${match}`,
-        params,
-      );
+      yield { text, params };
     }
   }
 
-  private async upsertRows(
-    tx: SqlQuery,
+  private *upsertStatements(
     table: TableDefinition,
     target: Target,
     upserts: MergedUpsert[],
-  ): Promise<void> {
-    // Rows whose columns carry the same operations share one statement. Merged rows of one kind
-    // of change list their columns in the same order, so the shape needs no sort.
-    const shapes = new Map<string, MergedUpsert[]>();
+    mayExist: boolean,
+  ): Generator<Statement, void> {
+    // Rows whose columns carry the same operations (the same planned shape) share one statement.
+    const shapes = new Map<Shape, MergedUpsert[]>();
     for (const upsert of upserts) {
-      let shape = '';
-      for (const [column, { op }] of upsert.columns) shape += `${column}:${op},`;
-      const list = shapes.get(shape);
+      const list = shapes.get(upsert.shape);
       if (list) list.push(upsert);
-      else shapes.set(shape, [upsert]);
+      else shapes.set(upsert.shape, [upsert]);
     }
     const name = `${this.schema}.${this.table(table.name, target)}`;
-    for (const group of shapes.values()) {
-      const first = group[0]!;
-      const valueColumns = [...first.columns.keys()];
-      for (const column of valueColumns) columnOf(table, column);
-      const columns = [...table.primaryKey, ...valueColumns];
-      const updates = [...first.columns]
-        .filter(([, { op }]) => op !== 'insert')
-        .map(([column, { op }]) => `${column} = ${updateExpression(column, op)}`);
-      const conflict = updates.length > 0 ? `DO UPDATE SET ${updates.join(', ')}` : 'DO NOTHING';
+    for (const [shape, group] of shapes) {
+      for (const column of shape.columns) columnOf(table, column);
+      const columns = [...table.primaryKey, ...shape.columns];
+      const updates = shape.columns
+        .map((column, index) => ({ column, op: shape.ops[index]! }))
+        .filter(({ op }) => op !== 'insert')
+        .map(({ column, op }) => `${column} = ${updateExpression(column, op)}`);
+      const conflict = !mayExist
+        ? ''
+        : `ON CONFLICT (${table.primaryKey.join(', ')}) ${updates.length > 0 ? `DO UPDATE SET ${updates.join(', ')}` : 'DO NOTHING'}`;
       // One array parameter per column, unnested into rows: the statement stays a few hundred
       // bytes whatever the number of rows, so the server parses and plans it in no time, and the
       // driver sends a handful of strings instead of one parameter per value.
-      const text = `INSERT INTO ${name} AS t (${columns.join(', ')}) SELECT * FROM ${unnest(table, columns)}
-           ON CONFLICT (${table.primaryKey.join(', ')}) ${conflict}`;
+      const text = `INSERT INTO ${name} AS t (${columns.join(', ')}) SELECT * FROM ${unnest(table, columns)} ${conflict}`;
       for (const chunk of chunks(group, MAX_ROWS)) {
         const params = [
           ...table.primaryKey.map((column) =>
-            arrayLiteral(
-              table,
-              column,
-              chunk.map((upsert) => upsert.key[column] ?? null),
-            ),
+            arrayLiteral(table, column, chunk.length, (row) => chunk[row]!.key[column]),
           ),
-          ...valueColumns.map((column) =>
-            arrayLiteral(
-              table,
-              column,
-              chunk.map((upsert) => upsert.columns.get(column)!.value),
-            ),
+          ...shape.columns.map((column, index) =>
+            arrayLiteral(table, column, chunk.length, (row) => chunk[row]!.values[index]),
           ),
         ];
-        await tx.query(text, params);
+        yield { text, params };
       }
     }
   }
 
   async promoteRebuild(projection: ProjectionDefinition): Promise<void> {
+    this.rebuildRows.delete(projection.name);
     const s = this.schema;
     const statements = [
       `SELECT pg_advisory_xact_lock(${positionLockKey(`readmodels.${s}.${projection.name}`)});`,
@@ -326,12 +369,17 @@ function unnest(table: TableDefinition, columns: string[]): string {
  * A column's values as a Postgres array literal (`{"a","b",NULL}`), written here rather than by
  * the driver: one string per column and batch, with no per-value conversion but the escaping.
  */
-function arrayLiteral(table: TableDefinition, column: string, values: Array<Value | undefined>): string {
+function arrayLiteral(
+  table: TableDefinition,
+  column: string,
+  count: number,
+  valueAt: (row: number) => Value | undefined,
+): string {
   const type = table.columns[column]!.type;
   let literal = '{';
-  for (let index = 0; index < values.length; index++) {
-    if (index > 0) literal += ',';
-    const value = values[index];
+  for (let row = 0; row < count; row++) {
+    if (row > 0) literal += ',';
+    const value = valueAt(row);
     if (value === null || value === undefined) literal += 'NULL';
     else if (type === 'int' || type === 'bigint') literal += integerElement(value);
     else if (type === 'boolean') literal += value ? 't' : 'f';

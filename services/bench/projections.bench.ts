@@ -1,7 +1,8 @@
 /**
  * `npm run bench -- projections` (`--quick`: 100,000 events instead of 1,000,000; `--stores=PGlite,
- * Postgres,MySQL,Mongo` to run some of the stores): the rebuild of
- * every read model from one deterministic trading workload (real domain events: the B3 side from
+ * Postgres,MySQL,Mongo` to run some of the stores; `--models=trades,candles` to rebuild some read
+ * models only, logging their source events ÷ the sum of their rebuild times and nothing else):
+ * the rebuild of every read model from one deterministic trading workload (real domain events: the B3 side from
  * the matching engine, the broker side following it), on each read-model store — PGlite, Postgres,
  * MySQL (MariaDB here), Mongo (the Mongo wire server here) — beside a naive projector that applies
  * one event per transaction (checkpoint compare-and-set included), in the same run.
@@ -219,6 +220,14 @@ async function rebuild(
   return (performance.now() - started) / 1000;
 }
 
+/** The values of a `--name=a,b` argument, undefined when absent. */
+function listOption(prefix: string): string[] | undefined {
+  return process.argv
+    .find((arg) => arg.startsWith(prefix))
+    ?.slice(prefix.length)
+    .split(',');
+}
+
 export default {
   title: 'Projections: rebuild of the read models from history, batched vs one transaction per event',
   async run(options: BenchOptions): Promise<BenchRow[]> {
@@ -232,10 +241,9 @@ export default {
     );
     const rows: BenchRow[] = [];
     // `--stores=Postgres,MySQL` runs some of the stores only.
-    const only = process.argv
-      .find((arg) => arg.startsWith('--stores='))
-      ?.slice('--stores='.length)
-      .split(',');
+    const only = listOption('--stores=');
+    // `--models=trades,candles` rebuilds some of the read models only (and skips the naive runs).
+    const models = listOption('--models=');
     for (const target of storesUnderTest().filter((t) => !only || only.includes(t.name))) {
       let opened: Awaited<ReturnType<StoreUnderTest['open']>>;
       try {
@@ -255,7 +263,10 @@ export default {
               b3: histories.b3.first(Math.round(target.only.maxEvents * (options.quick ? 0.2 : 1) * 0.38)),
             }
           : histories;
-        for (const projection of target.only ? own : readModelProjections) {
+        const rebuilt = (target.only ? own : readModelProjections).filter(
+          (p) => !models || models.includes(p.name),
+        );
+        for (const projection of rebuilt) {
           const history = sliced[projection.source];
           const time = await rebuild(projection, opened.store, history);
           seconds.set(projection.name, time);
@@ -265,6 +276,16 @@ export default {
         }
         // Its own read models, then all of them; each beside the naive projector on the same models.
         // As the live projectors run: all of the store's models at once, each following its source.
+        if (models) {
+          // As for a store's own models: source events ÷ the sum of the rebuild times.
+          const sources = [...new Set(rebuilt.map((p) => p.source))];
+          const events = sources.reduce((sum, source) => sum + sliced[source].events.length, 0);
+          const time = rebuilt.reduce((sum, p) => sum + seconds.get(p.name)!, 0);
+          log(
+            `${target.name} ${models.join(', ')}: ${Math.round(events / time).toLocaleString('en-US')} events/s`,
+          );
+          continue;
+        }
         if (target.serves.length < 3) {
           const started = performance.now();
           await Promise.all(
