@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -63,6 +63,12 @@ describe('PGlite worker client', () => {
     release();
     await transaction;
     expect(await outside).toEqual([{ count: 2 }]);
+  });
+
+  it('fails to open, and says so, when the database cannot start', async () => {
+    const file = join(dataDir, 'not-a-folder');
+    await writeFile(file, 'a file where the data folder should be');
+    await expect(pgliteWorkerClient(join(file, 'pgdata'))).rejects.toThrow();
   });
 
   it('keeps an embedded event store in its data folder across restarts', async () => {

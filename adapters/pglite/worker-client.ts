@@ -36,6 +36,9 @@ export async function pgliteWorkerClient(dataDir: string): Promise<SqlClient> {
   await new Promise<void>((resolve, reject) => {
     worker.once('message', () => resolve());
     worker.once('error', reject);
+    worker.once('exit', (code) =>
+      reject(new Error(`PGlite worker for ${dataDir} exited (${code}) before it was ready`)),
+    );
   });
   worker.on('message', (message: Reply & { notify?: string; payload?: string }) => {
     if (message.notify !== undefined) {
