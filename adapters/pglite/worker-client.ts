@@ -2,7 +2,7 @@ import { Worker } from 'node:worker_threads';
 import type { SqlClient, SqlQuery } from '../shared/sql-client.ts';
 import { inlineParameters, normaliseRow } from './client.ts';
 
-type Reply = { id: number; rows?: unknown[]; error?: { message: string; code?: string } };
+type Reply = { id: number; rows?: unknown[]; applied?: boolean; error?: { message: string; code?: string } };
 
 /**
  * PGlite in `dataDir`, run in a worker thread (adapters/pglite/worker.mjs). The embedded mode's
@@ -12,7 +12,8 @@ type Reply = { id: number; rows?: unknown[]; error?: { message: string; code?: s
  * `pgliteClient` does) and its rows come back by structured clone.
  *
  * One connection: a transaction holds it from BEGIN to COMMIT, and statements from outside the
- * transaction wait their turn (`exclusive`).
+ * transaction wait their turn (`exclusive`). Every exchange with the worker costs the main thread
+ * a message each way, so a read model's batch goes as one (`guardedTransaction`).
  */
 export async function pgliteWorkerClient(dataDir: string): Promise<SqlClient> {
   const worker = new Worker(new URL('./worker.mjs', import.meta.url), { workerData: { dataDir } });
@@ -89,6 +90,15 @@ export async function pgliteWorkerClient(dataDir: string): Promise<SqlClient> {
   return {
     query: (text, params) => exclusive(() => run(text, params)),
     transaction: (work) => exclusive(() => inTransaction(work)),
+    // A read model's batch in one exchange with the worker instead of one per statement.
+    guardedTransaction: (guard, statements) =>
+      exclusive(async () => {
+        const reply = await ask({
+          guard: inlineParameters(guard.text, guard.params),
+          statements: statements.map((statement) => inlineParameters(statement.text, statement.params)),
+        });
+        return reply.applied === true;
+      }),
     exec: (text) => exclusive(() => inTransaction(async (tx) => void (await tx.query(text)))),
     async listen(channel, onNotify) {
       listeners.set(channel, onNotify);

@@ -2,6 +2,8 @@
 // uses a core of its own. Plain JavaScript, so that it loads in any runner without a TypeScript
 // loader. It answers messages from adapters/pglite/worker-client.ts, one at a time, in order:
 //   { id, sql }              → { id, rows } (the last statement's rows) or { id, error }
+//   { id, guard, statements } → { id, applied }: BEGIN; guard; if it gave rows, the statements
+//                               and COMMIT (applied: true), else ROLLBACK (applied: false)
 //   { id, listen: channel }  → { id } then { notify: channel, payload } for each NOTIFY
 //   { id, unlisten: channel} → { id }
 //   { id, close: true }      → { id }, after the database is closed
@@ -19,6 +21,23 @@ function describe(error) {
   return described;
 }
 
+async function guarded(guard, statements) {
+  await db.exec('BEGIN');
+  try {
+    const [result] = await db.exec(guard);
+    if (!result || result.rows.length === 0) {
+      await db.exec('ROLLBACK');
+      return false;
+    }
+    for (const statement of statements) await db.exec(statement);
+    await db.exec('COMMIT');
+    return true;
+  } catch (error) {
+    await db.exec('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
+}
+
 let queue = Promise.resolve();
 parentPort.on('message', (message) => {
   queue = queue.then(async () => {
@@ -26,6 +45,8 @@ parentPort.on('message', (message) => {
       if (message.sql !== undefined) {
         const results = await db.exec(message.sql);
         parentPort.postMessage({ id: message.id, rows: results.at(-1)?.rows ?? [] });
+      } else if (message.guard !== undefined) {
+        parentPort.postMessage({ id: message.id, applied: await guarded(message.guard, message.statements) });
       } else if (message.listen !== undefined) {
         const channel = message.listen;
         const unlisten = await db.listen(channel, (payload) =>

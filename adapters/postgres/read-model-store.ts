@@ -160,12 +160,14 @@ export class SqlReadModelStore implements ReadModelStore {
     const written = target === 'rebuild' ? this.rebuildRows.get(projection.name) : undefined;
     const statements = [...this.batchStatements(tables, target, waves, written)];
     if (written?.full) this.rebuildRows.delete(projection.name);
+    const moveCheckpoint = {
+      text: `UPDATE ${this.schema}.${this.checkpointTable(projection.name, target)}
+                SET position = $2, updated_at = now() WHERE id = 1 AND position = $1 RETURNING id`,
+      params: [from, to],
+    };
+    if (this.client.guardedTransaction) return this.client.guardedTransaction(moveCheckpoint, statements);
     return this.client.transaction(async (tx) => {
-      const moved = await tx.query(
-        `UPDATE ${this.schema}.${this.checkpointTable(projection.name, target)}
-            SET position = $2, updated_at = now() WHERE id = 1 AND position = $1 RETURNING id`,
-        [from, to],
-      );
+      const moved = await tx.query(moveCheckpoint.text, moveCheckpoint.params);
       if (moved.length === 0) return false;
       for (const { text, params } of statements) await tx.query(text, params);
       return true;

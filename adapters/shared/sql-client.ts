@@ -6,9 +6,21 @@ export interface SqlQuery {
   query<Row = Record<string, unknown>>(text: string, params?: unknown[]): Promise<Row[]>;
 }
 
+/** One parameterised statement. */
+export interface SqlStatement {
+  text: string;
+  params?: unknown[];
+}
+
 export interface SqlClient extends SqlQuery {
   /** Runs `work` in one transaction on one connection: committed when it resolves, rolled back when it throws. */
   transaction<T>(work: (tx: SqlQuery) => Promise<T>): Promise<T>;
+  /**
+   * Optional: one transaction that runs `guard` and, when it returns a row, `statements` and
+   * commits (true); when it returns none, rolls back (false). The same as `transaction` with
+   * those steps, for a client that runs it with one exchange instead of one per statement.
+   */
+  guardedTransaction?(guard: SqlStatement, statements: readonly SqlStatement[]): Promise<boolean>;
   /** Runs several statements in one transaction, without parameters. */
   exec(text: string): Promise<void>;
   /** Calls `onNotify` for every NOTIFY on `channel`; the returned function stops listening. */
