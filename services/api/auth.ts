@@ -54,6 +54,9 @@ export const Principal = z.object({
 });
 export type Principal = z.infer<typeof Principal>;
 
+/** How many verified tokens `TokenIssuer` remembers (the oldest go first). */
+const VERIFIED_TOKENS_KEPT = 10_000;
+
 /** Signs and verifies bearer tokens: HS256 JWTs with an expiry, issuer `tradecore`. */
 export class TokenIssuer {
   /** Imported once: given raw bytes, jose imports a key for every token it signs or verifies. */
@@ -86,20 +89,37 @@ export class TokenIssuer {
     return { token, expiresAt: new Date(expiresAt * 1000).toISOString() };
   }
 
+  /**
+   * Tokens already verified, with their expiry: a client sends the same token with every request,
+   * and checking its signature again each time was a few percent of the API's CPU. Only a token
+   * identical to one whose signature was checked is found here.
+   */
+  private readonly verified = new Map<string, { principal: Principal; expiresAtMs: number }>();
+
   /** The token's principal, or undefined when it is malformed, forged or expired. */
   async verify(token: string): Promise<Principal | undefined> {
+    const now = this.now();
+    const known = this.verified.get(token);
+    if (known) {
+      if (now.getTime() < known.expiresAtMs) return known.principal;
+      this.verified.delete(token);
+    }
     try {
       const { payload } = await jwtVerify(token, await this.key, {
         issuer: 'tradecore',
         algorithms: ['HS256'],
-        currentDate: this.now(),
+        currentDate: now,
       });
       const parsed = Principal.safeParse({
         accountId: payload.sub,
         username: payload.username,
         roles: payload.roles,
       });
-      return parsed.success ? parsed.data : undefined;
+      if (!parsed.success) return undefined;
+      if (this.verified.size >= VERIFIED_TOKENS_KEPT)
+        this.verified.delete(this.verified.keys().next().value!);
+      this.verified.set(token, { principal: parsed.data, expiresAtMs: (payload.exp ?? 0) * 1000 });
+      return parsed.data;
     } catch {
       return undefined;
     }
