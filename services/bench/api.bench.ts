@@ -1,5 +1,6 @@
 /**
- * `npm run bench -- api` (`--quick`: shorter runs): orders over HTTP against the embedded mode
+ * `npm run bench -- api` (`--quick`: shorter runs; `--modes=embedded|connected`: one mode;
+ * `--clients=N`: N clients instead of 8): orders over HTTP against the embedded mode
  * (`tradecore start`, in this process, on a fresh temp data folder: PGlite event stores and read
  * models, in-process transport and caches), with a bounded number of concurrent clients.
  *
