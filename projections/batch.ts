@@ -1,4 +1,4 @@
-import type { Change, Row, Value } from './model.ts';
+import { type Change, type Row, type TableDefinition, tableOf, type Value } from './model.ts';
 
 /**
  * Turns a batch of changes into as few statements as possible: changes to the same row are
@@ -325,4 +325,43 @@ function push<T>(map: Map<string, T[]>, key: string, value: T): void {
   const list = map.get(key);
   if (list) list.push(value);
   else map.set(key, [value]);
+}
+
+/** How a SQL store writes deletes and upserts of one table as statements (`batchStatements`). */
+export interface BatchWriter<Statement> {
+  deletes(table: TableDefinition, keys: Row[]): Iterable<Statement>;
+  /** `mayExist` false: the rows are new to the table and need no conflict check. */
+  upserts(table: TableDefinition, upserts: MergedUpsert[], mayExist: boolean): Iterable<Statement>;
+}
+
+/**
+ * A planned batch's statements in order: wave by wave, the deletes, then per table the deletes of
+ * replaced rows and the upserts. In a rebuild (`written`), rows new to the rebuilt tables go
+ * without a conflict check and keys never written are not deleted.
+ */
+export function* batchStatements<Statement>(
+  tables: ReadonlyMap<string, TableDefinition>,
+  waves: Wave[],
+  writer: BatchWriter<Statement>,
+  written?: RebuildRows,
+): Generator<Statement, void> {
+  const existing = (table: TableDefinition, keys: Row[]) => written?.existing(table.name, keys) ?? keys;
+  for (const wave of waves) {
+    for (const [name, keys] of wave.deletes) {
+      const table = tableOf(tables, name);
+      yield* writer.deletes(table, existing(table, keys));
+    }
+    for (const [name, upserts] of wave.upserts) {
+      const table = tableOf(tables, name);
+      const replaced = upserts.filter((upsert) => upsert.replace).map((upsert) => upsert.key);
+      if (replaced.length > 0) yield* writer.deletes(table, existing(table, replaced));
+      if (!written) {
+        yield* writer.upserts(table, upserts, true);
+        continue;
+      }
+      const rows = written.split(upserts);
+      yield* writer.upserts(table, rows.fresh, false);
+      yield* writer.upserts(table, rows.existing, true);
+    }
+  }
 }

@@ -1,5 +1,6 @@
 import {
   BatchPlan,
+  batchStatements,
   type MergedUpsert,
   planBatch,
   RebuildRows,
@@ -174,31 +175,21 @@ export class SqlReadModelStore implements ReadModelStore {
     });
   }
 
-  private *batchStatements(
+  private batchStatements(
     tables: Map<string, TableDefinition>,
     target: Target,
     waves: Wave[],
     written?: RebuildRows,
   ): Generator<Statement, void> {
-    const existing = (table: TableDefinition, keys: Row[]) => written?.existing(table.name, keys) ?? keys;
-    for (const wave of waves) {
-      for (const [name, keys] of wave.deletes) {
-        const table = tableOf(tables, name);
-        yield* this.deleteStatements(table, target, existing(table, keys));
-      }
-      for (const [name, upserts] of wave.upserts) {
-        const table = tableOf(tables, name);
-        const replaced = upserts.filter((upsert) => upsert.replace).map((upsert) => upsert.key);
-        if (replaced.length > 0) yield* this.deleteStatements(table, target, existing(table, replaced));
-        if (!written) {
-          yield* this.upsertStatements(table, target, upserts, true);
-          continue;
-        }
-        const rows = written.split(upserts);
-        yield* this.upsertStatements(table, target, rows.fresh, false);
-        yield* this.upsertStatements(table, target, rows.existing, true);
-      }
-    }
+    return batchStatements(
+      tables,
+      waves,
+      {
+        deletes: (table, keys) => this.deleteStatements(table, target, keys),
+        upserts: (table, upserts, mayExist) => this.upsertStatements(table, target, upserts, mayExist),
+      },
+      written,
+    );
   }
 
   private *deleteStatements(table: TableDefinition, target: Target, keys: Row[]): Generator<Statement, void> {
