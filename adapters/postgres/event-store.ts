@@ -60,7 +60,8 @@ const APPEND_GROUPS_IN_FLIGHT = 2;
 interface StreamAppend {
   streamId: string;
   expected: string;
-  events: PreparedEvent[];
+  /** The prepared events as JSON, written once: sent as the jsonb parameter, and read back by the tail. */
+  eventsJson: string;
 }
 
 interface AppendRow {
@@ -73,6 +74,15 @@ interface BatchOutcome {
   item: number;
   error_state: string | null;
   error_message: string | null;
+}
+
+/** `append_events_batch`'s argument, `[{stream, expected, events}]`, around each append's events JSON. */
+function appendsJson(group: StreamAppend[]): string {
+  const appends = group.map(
+    (append) =>
+      `{"stream":${JSON.stringify(append.streamId)},"expected":${JSON.stringify(append.expected)},"events":${append.eventsJson}}`,
+  );
+  return `[${appends.join(',')}]`;
 }
 
 const numericAppendRow = (row: AppendRow): AppendRow => ({
@@ -159,7 +169,11 @@ export class SqlEventStore implements EventStore {
     const prepared = prepareEvents(streamId, events, this.options.schemas);
     const stopTimer = appendSeconds.startTimer({ store: this.label });
     try {
-      const rows = await this.appends.submit({ streamId, expected: String(expected), events: prepared });
+      const rows = await this.appends.submit({
+        streamId,
+        expected: String(expected),
+        eventsJson: JSON.stringify(prepared),
+      });
       if (this.options.exclusiveWriter) this.remember(streamId, rows[0]!.stream_version);
       return {
         nextExpectedVersion: rows[0]!.stream_version,
@@ -195,7 +209,7 @@ export class SqlEventStore implements EventStore {
       const [only] = group;
       const rows = await this.client.query<AppendRow>(
         `SELECT event_position, stream_version, recorded_ms FROM ${this.schema}.append_events($1, $2, $3::jsonb)`,
-        [only!.streamId, only!.expected, JSON.stringify(only!.events)],
+        [only!.streamId, only!.expected, only!.eventsJson],
       );
       const appended = rows.map(numericAppendRow);
       this.committed(group, [appended]);
@@ -204,15 +218,7 @@ export class SqlEventStore implements EventStore {
     const rows = await this.client.query<AppendRow & BatchOutcome>(
       `SELECT item, event_position, stream_version, recorded_ms, error_state, error_message
          FROM ${this.schema}.append_events_batch($1::jsonb)`,
-      [
-        JSON.stringify(
-          group.map((append) => ({
-            stream: append.streamId,
-            expected: append.expected,
-            events: append.events,
-          })),
-        ),
-      ],
+      [appendsJson(group)],
     );
     const outcomes: Array<AppendRow[] | Error> = group.map(() => []);
     for (const row of rows) {
@@ -236,9 +242,11 @@ export class SqlEventStore implements EventStore {
       group.forEach((append, index) => {
         const rows = outcomes[index];
         if (rows instanceof Error || rows === undefined) return;
+        // As a read would give them: what the jsonb columns hold, not the caller's objects.
+        const appended = JSON.parse(append.eventsJson) as PreparedEvent[];
         const first = rows[0]!.stream_version - rows.length + 1;
         rows.forEach((row, offset) => {
-          const event = append.events[offset]!;
+          const event = appended[offset]!;
           events.push(
             this.toEvent({
               position: row.event_position,
@@ -246,9 +254,8 @@ export class SqlEventStore implements EventStore {
               version: first + offset,
               event_id: event.id,
               type: event.type,
-              // As a read would give it: what the jsonb column holds, not the caller's objects.
-              data: JSON.parse(JSON.stringify(event.data ?? null)),
-              metadata: JSON.parse(JSON.stringify(event.metadata)),
+              data: event.data ?? null,
+              metadata: event.metadata,
               recorded_ms: row.recorded_ms,
             }),
           );

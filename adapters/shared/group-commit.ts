@@ -14,6 +14,8 @@ interface Waiting<Request, Outcome> {
 export class GroupCommit<Request, Outcome> {
   private queued: Array<Waiting<Request, Outcome>> = [];
   private writing = 0;
+  /** A write is due at the end of this turn of the event loop (`gather`). */
+  private gathering = false;
 
   constructor(
     /** Writes a group; answers one outcome per request, in order: the result, or the Error it gets. */
@@ -32,8 +34,6 @@ export class GroupCommit<Request, Outcome> {
       gather?: boolean;
     },
   ) {}
-
-  private gathering = false;
 
   submit(request: Request): Promise<Outcome> {
     return new Promise((resolve, reject) => {

@@ -125,6 +125,8 @@ export class LiveTail {
   private head = Number.NEGATIVE_INFINITY;
   private heldBack = false;
   private subscription: Subscription | undefined;
+  /** Fed by the writer: events offered before the head was known, kept once it is if above it. */
+  private early: RecordedEvent[] | undefined;
 
   constructor(
     private readonly readBatch: (after: number, limit: number) => Promise<BatchRead>,
@@ -199,9 +201,6 @@ export class LiveTail {
       },
     };
   }
-
-  /** Offered before the head was known: kept once it is, if they lie above it. */
-  private early: RecordedEvent[] | undefined;
 
   private startFed(): void {
     this.early = [];

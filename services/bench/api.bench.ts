@@ -29,12 +29,11 @@ import { isolatedName, testUrls } from '../../infra/test-infra/isolation.ts';
 import { startTradecore } from '../all-in-one/main.ts';
 import { loadConfig } from '../shared/config.ts';
 import type { BenchOptions } from './main.ts';
+import { countOption, listOption } from './options.ts';
 import { type BenchRow, compared } from './report.ts';
 
 /** Clients, each with a SELL and a BUY in flight (`--clients=N` overrides). */
-const CONCURRENCY = Number(
-  process.argv.find((arg) => arg.startsWith('--clients='))?.slice('--clients='.length) ?? 8,
-);
+const CONCURRENCY = countOption('clients', 8);
 /** Buyer/seller pairs, shared by the clients: registration is rate limited (30 a minute per client). */
 const PAIRS = 8;
 /** After the stream says an order ended: how often the read model is asked until it shows it. */
@@ -333,10 +332,7 @@ export default {
     const seconds = options.quick ? 5 : 20;
     const warmup = options.quick ? 1 : 3;
     // `--modes=embedded` (or `connected`) runs one mode only.
-    const only = process.argv
-      .find((arg) => arg.startsWith('--modes='))
-      ?.slice('--modes='.length)
-      .split(',');
+    const only = listOption('modes');
     const runs: Array<[string, Measured]> = [];
     if (!only || only.includes('embedded')) runs.push(['embedded', await tradecoreOverHttp(seconds, warmup)]);
     if (!only || only.includes('connected')) {

@@ -42,6 +42,7 @@ import { readModelProjections } from '../../projections/read-models/index.ts';
 import { tradingWorkload } from '../../projections/read-models/workload.ts';
 import type { ReadModelStore } from '../../projections/store.ts';
 import type { BenchOptions } from './main.ts';
+import { listOption } from './options.ts';
 import { type BenchRow, compared } from './report.ts';
 
 const BATCH_SIZE = 5_000;
@@ -220,14 +221,6 @@ async function rebuild(
   return (performance.now() - started) / 1000;
 }
 
-/** The values of a `--name=a,b` argument, undefined when absent. */
-function listOption(prefix: string): string[] | undefined {
-  return process.argv
-    .find((arg) => arg.startsWith(prefix))
-    ?.slice(prefix.length)
-    .split(',');
-}
-
 export default {
   title: 'Projections: rebuild of the read models from history, batched vs one transaction per event',
   async run(options: BenchOptions): Promise<BenchRow[]> {
@@ -241,9 +234,9 @@ export default {
     );
     const rows: BenchRow[] = [];
     // `--stores=Postgres,MySQL` runs some of the stores only.
-    const only = listOption('--stores=');
+    const only = listOption('stores');
     // `--models=trades,candles` rebuilds some of the read models only (and skips the naive runs).
-    const models = listOption('--models=');
+    const models = listOption('models');
     for (const target of storesUnderTest().filter((t) => !only || only.includes(t.name))) {
       let opened: Awaited<ReturnType<StoreUnderTest['open']>>;
       try {
