@@ -21,6 +21,12 @@ export interface TableDefinition {
   primaryKey: string[];
   /** Secondary indexes, each a list of columns, for the queries the read model serves. */
   indexes?: string[][];
+  /**
+   * A tape: each row is created by one upsert and never changed nor deleted afterwards. A rebuild
+   * may then load the rows in bulk (COPY) without planning them; a second change to a row of the
+   * table fails that rebuild.
+   */
+  appendOnly?: boolean;
 }
 
 export type Value =

@@ -1,4 +1,6 @@
+import { finished } from 'node:stream/promises';
 import pg from 'pg';
+import { from as copyFromStdin } from 'pg-copy-streams';
 import type { SqlClient } from '../shared/sql-client.ts';
 
 // int8 (bigint) as a JS number: positions and versions stay far below 2^53.
@@ -13,6 +15,7 @@ export function pgClient(url: string, options: { max?: number } = {}): SqlClient
 
   return {
     pool,
+    copies: true,
     async query<Row>(text: string, params?: unknown[]) {
       // Not pool.query: it closes the connection after any error, and a statement the server
       // refused (a version conflict, a duplicate key) leaves the connection as good as it was.
@@ -34,6 +37,11 @@ export function pgClient(url: string, options: { max?: number } = {}): SqlClient
         const result = await work({
           query: async <Row>(text: string, params?: unknown[]) =>
             (await client.query(text, params)).rows as Row[],
+          copyFrom: async (statement, data) => {
+            const stream = client.query(copyFromStdin(statement));
+            stream.end(data);
+            await finished(stream);
+          },
         });
         await client.query('COMMIT');
         return result;

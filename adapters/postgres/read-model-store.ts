@@ -2,7 +2,6 @@ import {
   BatchPlan,
   batchStatements,
   type MergedUpsert,
-  planBatch,
   RebuildRows,
   type Shape,
   type Wave,
@@ -31,10 +30,14 @@ const sqlTypes: Record<ColumnType, string> = {
   json: 'jsonb',
 };
 
-/** A statement and its parameters, written before the batch's transaction begins. */
+/**
+ * A statement and its parameters, written before the batch's transaction begins; `copy` is the
+ * input of a `COPY … FROM STDIN` (only for a client that `copies`).
+ */
 interface Statement {
   text: string;
-  params: string[];
+  params?: string[];
+  copy?: string;
 }
 
 /** Rows per statement: a batch's rows go in one statement per table and shape, up to this many. */
@@ -94,15 +97,26 @@ export class SqlReadModelStore implements ReadModelStore {
       statements.push(`DROP TABLE IF EXISTS ${s}.${checkpoint};`);
     }
     // A rebuild's tables get their secondary indexes when promoted: built once over the loaded
-    // rows, they cost a fraction of what keeping them up to date row by row does.
+    // rows, they cost a fraction of what keeping them up to date row by row does. So does the
+    // primary key of a table loaded in bulk, which no upsert of the rebuild needs.
     for (const table of projection.tables)
-      statements.push(createTable(s, this.table(table.name, target), table, target === 'live'));
+      statements.push(
+        createTable(s, this.table(table.name, target), table, {
+          indexes: target === 'live',
+          primaryKey: !this.loadsInBulk(target, table),
+        }),
+      );
     statements.push(
       `CREATE TABLE IF NOT EXISTS ${s}.${checkpoint} (id integer CONSTRAINT ${checkpoint}_pkey PRIMARY KEY, position bigint NOT NULL, version integer NOT NULL, updated_at timestamptz NOT NULL DEFAULT now());`,
       `INSERT INTO ${s}.${checkpoint} (id, position, version) VALUES (1, 0, ${Number(projection.version)}) ON CONFLICT (id) DO NOTHING;`,
     );
     await this.client.exec(statements.join('\n'));
     if (target === 'rebuild') this.rebuildRows.set(projection.name, new RebuildRows());
+  }
+
+  /** Whether `target`'s rows of `table` go in with COPY (`BulkLoad`). */
+  private loadsInBulk(target: Target, table: TableDefinition): boolean {
+    return target === 'rebuild' && this.client.copies === true && table.appendOnly === true;
   }
 
   async checkpoint(projectionName: string, target: Target): Promise<number> {
@@ -129,21 +143,25 @@ export class SqlReadModelStore implements ReadModelStore {
     }
   }
 
-  applyBatch(
+  async applyBatch(
     projection: ProjectionDefinition,
     target: Target,
     changes: Change[],
     from: number,
     to: number,
   ): Promise<boolean> {
-    return this.applyWaves(projection, target, planBatch(changes), from, to);
+    const batch = this.openBatch(projection, target);
+    batch.add(changes);
+    return batch.apply(from, to);
   }
 
   openBatch(projection: ProjectionDefinition, target: Target): OpenBatch {
     const plan = new BatchPlan();
+    // A rebuild's append-only tables skip the plan: their rows are written as COPY input at once.
+    const bulk = BulkLoad.of(projection.tables.filter((table) => this.loadsInBulk(target, table)));
     return {
-      add: (changes) => plan.add(changes),
-      apply: (from, to) => this.applyWaves(projection, target, plan.waves(), from, to),
+      add: (changes) => plan.add(bulk ? bulk.take(changes) : changes),
+      apply: (from, to) => this.applyWaves(projection, target, plan.waves(), from, to, bulk),
     };
   }
 
@@ -153,13 +171,18 @@ export class SqlReadModelStore implements ReadModelStore {
     waves: Wave[],
     from: number,
     to: number,
+    bulk?: BulkLoad,
   ): Promise<boolean> {
     const tables = new Map(projection.tables.map((table) => [table.name, table]));
     // Planned and written before the transaction begins: during a rebuild the transaction's
     // statements then follow one another as fast as the server answers, while the projector
     // reads and projects the next window between them.
     const written = target === 'rebuild' ? this.rebuildRows.get(projection.name) : undefined;
-    const statements = [...this.batchStatements(tables, target, waves, written)];
+    // Append-only rows touch no row of the waves: loaded first, in any order.
+    const statements = [
+      ...(bulk?.statements((table) => `${this.schema}.${this.table(table, target)}`) ?? []),
+      ...this.batchStatements(tables, target, waves, written),
+    ];
     if (written?.full) this.rebuildRows.delete(projection.name);
     const moveCheckpoint = {
       text: `UPDATE ${this.schema}.${this.checkpointTable(projection.name, target)}
@@ -170,7 +193,10 @@ export class SqlReadModelStore implements ReadModelStore {
     return this.client.transaction(async (tx) => {
       const moved = await tx.query(moveCheckpoint.text, moveCheckpoint.params);
       if (moved.length === 0) return false;
-      for (const { text, params } of statements) await tx.query(text, params);
+      for (const { text, params, copy } of statements) {
+        if (copy === undefined) await tx.query(text, params);
+        else await tx.copyFrom!(text, copy);
+      }
       return true;
     });
   }
@@ -258,10 +284,15 @@ export class SqlReadModelStore implements ReadModelStore {
       ...projection.tables.map((table) => ({ name: table.name, indexes: table.indexes ?? [] })),
       { name: `${projection.name}__checkpoint`, indexes: [] },
     ];
-    // The rebuilt tables were loaded without their secondary indexes: build them before the swap,
-    // so readers of the promoted tables never see one missing.
-    for (const table of projection.tables)
-      statements.push(...createIndexes(s, this.table(table.name, 'rebuild'), table));
+    // The rebuilt tables were loaded without their secondary indexes (and a bulk-loaded one
+    // without its primary key, which now checks that no row came twice): build them before the
+    // swap, so readers of the promoted tables never see one missing.
+    for (const table of projection.tables) {
+      const name = this.table(table.name, 'rebuild');
+      if (this.loadsInBulk('rebuild', table))
+        statements.push(`ALTER TABLE ${s}.${name} ADD ${primaryKey(name, table)};`);
+      statements.push(...createIndexes(s, name, table));
+    }
     // Indexes and constraints keep their names through a table rename: give them the live names too,
     // so the next rebuild can create its own.
     for (const { name, indexes } of renames) {
@@ -321,15 +352,114 @@ export class SqlReadModelStore implements ReadModelStore {
   }
 }
 
-function createTable(schema: string, name: string, table: TableDefinition, withIndexes: boolean): string {
-  // Columns a change does not name are null, so only key columns are NOT NULL.
-  const columns = Object.entries(table.columns).map(
-    ([column, definition]) => `${column} ${sqlTypes[definition.type]}`,
+/**
+ * The rows a rebuild batch gives its append-only tables (`TableDefinition.appendOnly`), written
+ * as COPY text as they come: no plan, no change kept, one `COPY … FROM STDIN` per table.
+ */
+class BulkLoad {
+  private constructor(
+    private readonly tables: Map<string, { table: TableDefinition; types: ColumnType[]; lines: string[] }>,
+  ) {}
+
+  /** For these tables, undefined when there are none. */
+  static of(tables: TableDefinition[]): BulkLoad | undefined {
+    const entries = tables.map((table) => {
+      const types = Object.values(table.columns).map((column) => column.type);
+      return [table.name, { table, types, lines: [] as string[] }] as const;
+    });
+    return entries.length > 0 ? new BulkLoad(new Map(entries)) : undefined;
+  }
+
+  /** Encodes the changes to append-only tables, and returns the others. */
+  take(changes: readonly Change[]): readonly Change[] {
+    let others: Change[] | undefined;
+    for (let index = 0; index < changes.length; index++) {
+      const change = changes[index]!;
+      const target = this.tables.get(change.table);
+      if (!target) {
+        others?.push(change);
+        continue;
+      }
+      others ??= changes.slice(0, index);
+      target.lines.push(copyLine(target.table, target.types, change));
+    }
+    return others ?? changes;
+  }
+
+  *statements(tableName: (table: string) => string): Generator<Statement, void> {
+    for (const { table, lines } of this.tables.values()) {
+      if (lines.length === 0) continue;
+      const columns = Object.keys(table.columns).join(', ');
+      yield { text: `COPY ${tableName(table.name)} (${columns}) FROM STDIN`, copy: lines.join('') };
+    }
+  }
+}
+
+/** One row of COPY's text format: the table's columns in order, tab-separated, `\N` for null. */
+function copyLine(table: TableDefinition, types: ColumnType[], change: Change): string {
+  if (change.kind === 'delete')
+    throw new Error(`table ${table.name} is append-only: a change deletes one of its rows`);
+  let line = '';
+  let index = 0;
+  for (const column in table.columns) {
+    const value =
+      change.key[column] ??
+      change.insert?.[column] ??
+      change.set?.[column] ??
+      change.add?.[column] ??
+      change.max?.[column] ??
+      change.min?.[column];
+    if (index > 0) line += '\t';
+    line += copyField(types[index]!, value);
+    index++;
+  }
+  return `${line}\n`;
+}
+
+/** A value as COPY's text format reads it, written as `arrayLiteral` writes an element. */
+function copyField(type: ColumnType, value: Value | undefined): string {
+  if (value === null || value === undefined) return '\\N';
+  switch (type) {
+    case 'json':
+      return copyEscaped(JSON.stringify(value));
+    case 'boolean':
+      return value ? 't' : 'f';
+    case 'timestamp':
+      return value instanceof Date ? dateElement(value) : copyEscaped(String(value));
+    default:
+      if (typeof value === 'number') return String(value);
+      return copyEscaped(value instanceof Date ? value.toISOString() : String(value));
+  }
+}
+
+/** Backslash, tab, newline and carriage return escaped, as COPY's text format reads them. */
+function copyEscaped(text: string): string {
+  return /[\\\t\n\r]/.test(text) ? text.replace(/[\\\t\n\r]/g, (char) => copyEscapes[char]!) : text;
+}
+
+const copyEscapes: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
+
+function createTable(
+  schema: string,
+  name: string,
+  table: TableDefinition,
+  options: { indexes: boolean; primaryKey: boolean },
+): string {
+  // Columns a change does not name are null, so only key columns are NOT NULL. Text compares
+  // byte by byte ("C"): ids and symbols need no locale, and indexes build and search faster.
+  const definitions = Object.entries(table.columns).map(
+    ([column, definition]) =>
+      `${column} ${sqlTypes[definition.type]}${definition.type === 'text' ? ' COLLATE "C"' : ''}`,
   );
+  if (options.primaryKey) definitions.push(primaryKey(name, table));
   return [
-    `CREATE TABLE IF NOT EXISTS ${schema}.${name} (${columns.join(', ')}, CONSTRAINT ${name}_pkey PRIMARY KEY (${table.primaryKey.join(', ')}));`,
-    ...(withIndexes ? createIndexes(schema, name, table) : []),
+    `CREATE TABLE IF NOT EXISTS ${schema}.${name} (${definitions.join(', ')});`,
+    ...(options.indexes ? createIndexes(schema, name, table) : []),
   ].join('\n');
+}
+
+function primaryKey(name: string, table: TableDefinition): string {
+  return `CONSTRAINT ${name}_pkey PRIMARY KEY (${table.primaryKey.join(', ')})`;
 }
 
 function createIndexes(schema: string, name: string, table: TableDefinition): string[] {

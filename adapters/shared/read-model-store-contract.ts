@@ -53,6 +53,7 @@ export function accountsProjection(name = `accounts_${randomUUID().slice(0, 8)}`
         },
         primaryKey: ['account', 'position'],
         indexes: [['recorded_at']],
+        appendOnly: true,
       },
     ],
     project(event: RecordedEvent): Change[] {
@@ -83,6 +84,33 @@ export function accountsProjection(name = `accounts_${randomUUID().slice(0, 8)}`
           return [];
       }
     },
+  };
+}
+
+/** One append-only table with a column of every type, written by hand-made changes. */
+export function tapeProjection(name = `tape_${randomUUID().slice(0, 8)}`): ProjectionDefinition {
+  return {
+    name,
+    version: 1,
+    source: 'broker',
+    store: 'postgres',
+    tables: [
+      {
+        name: `${name}_rows`,
+        columns: {
+          id: { type: 'text' },
+          note: { type: 'text', nullable: true },
+          amount: { type: 'bigint', nullable: true },
+          flag: { type: 'boolean' },
+          at: { type: 'timestamp' },
+          details: { type: 'json', nullable: true },
+        },
+        primaryKey: ['id'],
+        indexes: [['at']],
+        appendOnly: true,
+      },
+    ],
+    project: () => [],
   };
 }
 
@@ -281,6 +309,43 @@ export function readModelStoreContract(name: string, factory: ReadModelStoreFact
       await waitForCheckpoint(store, projection, 3);
       expect(await rowsOf(store, projection)).toEqual(expectedBalances(await source.readAll()));
       await projector.stop();
+    });
+
+    it('rebuilds an append-only table to the rows live batches wrote, awkward values included', async () => {
+      const { store } = await open();
+      const projection = tapeProjection();
+      const [tape] = projection.tables;
+      const notes = [
+        'plain',
+        'tab\there, newline\nthere, return\r',
+        'back\\slash \\N and "quotes", {braces}, commas',
+        'ação — 株 🚀',
+        '',
+        null,
+      ];
+      const changes: Change[] = notes.map((note, index) => ({
+        kind: 'upsert',
+        table: tape!.name,
+        key: { id: `t${index}` },
+        set: {
+          note,
+          amount: index % 2 ? -index * 1_000_000_007 : null,
+          flag: index % 3 === 0,
+          at: new Date(Date.UTC(2026, 0, 5, 10, 0, index, 123)),
+          details: index === 5 ? null : { note, list: [index, 'x\ty'] },
+        },
+      }));
+      await store.prepare(projection, 'live');
+      expect(await store.applyBatch(projection, 'live', changes, 0, notes.length)).toBe(true);
+      const read = () => store.find(projection, tape!.name, { orderBy: [['id', 'asc']] });
+      const live = await read();
+      expect(live.map((row) => row.note)).toEqual(notes);
+      await store.prepare(projection, 'rebuild');
+      expect(await store.applyBatch(projection, 'rebuild', changes.slice(0, 2), 0, 2)).toBe(true);
+      expect(await store.applyBatch(projection, 'rebuild', changes.slice(2), 2, notes.length)).toBe(true);
+      await store.promoteRebuild(projection);
+      expect(await read()).toEqual(live);
+      expect(await store.checkpoint(projection.name, 'live')).toBe(notes.length);
     });
 
     it('live projection of a random workload equals a rebuild from scratch, row for row', async () => {

@@ -12,9 +12,17 @@ export interface SqlStatement {
   params?: unknown[];
 }
 
+/** A transaction's connection: statements, and COPY where the client offers it (`SqlClient.copies`). */
+export interface SqlTransaction extends SqlQuery {
+  /** Runs `statement` (`COPY … FROM STDIN`, text format) with `data` as its input. */
+  copyFrom?(statement: string, data: string): Promise<void>;
+}
+
 export interface SqlClient extends SqlQuery {
+  /** Whether `transaction` gives `copyFrom`: bulk loads then take COPY instead of INSERT. */
+  readonly copies?: boolean;
   /** Runs `work` in one transaction on one connection: committed when it resolves, rolled back when it throws. */
-  transaction<T>(work: (tx: SqlQuery) => Promise<T>): Promise<T>;
+  transaction<T>(work: (tx: SqlTransaction) => Promise<T>): Promise<T>;
   /**
    * Optional: one transaction that runs `guard` and, when it returns a row, `statements` and
    * commits (true); when it returns none, rolls back (false). The same as `transaction` with

@@ -36,6 +36,7 @@ export const tradesProjection: ProjectionDefinition = {
       columns: tradeColumns,
       primaryKey: ['trade_id'],
       indexes: [['position'], ['symbol', 'position']],
+      appendOnly: true,
     },
     {
       name: TRADE_PARTIES,
@@ -45,6 +46,7 @@ export const tradesProjection: ProjectionDefinition = {
         ['account_id', 'position'],
         ['account_id', 'symbol', 'position'],
       ],
+      appendOnly: true,
     },
   ],
   project(event: RecordedEvent): Change[] {
