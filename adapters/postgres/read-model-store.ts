@@ -286,13 +286,18 @@ export class SqlReadModelStore implements ReadModelStore {
     ];
     // The rebuilt tables were loaded without their secondary indexes (and a bulk-loaded one
     // without its primary key, which now checks that no row came twice): build them before the
-    // swap, so readers of the promoted tables never see one missing.
-    for (const table of projection.tables) {
-      const name = this.table(table.name, 'rebuild');
-      if (this.loadsInBulk('rebuild', table))
-        statements.push(`ALTER TABLE ${s}.${name} ADD ${primaryKey(name, table)};`);
-      statements.push(...createIndexes(s, name, table));
-    }
+    // swap, so readers of the promoted tables never see one missing. Each table's in a
+    // transaction of its own, all at once: a pg pool builds them on several connections (and
+    // cores), while readers still use the live tables.
+    await Promise.all(
+      projection.tables.map((table) => {
+        const name = this.table(table.name, 'rebuild');
+        const keyAndIndexes = createIndexes(s, name, table);
+        if (this.loadsInBulk('rebuild', table))
+          keyAndIndexes.unshift(`ALTER TABLE ${s}.${name} ADD ${primaryKey(name, table)};`);
+        return keyAndIndexes.length > 0 ? this.client.exec(keyAndIndexes.join('\n')) : undefined;
+      }),
+    );
     // Indexes and constraints keep their names through a table rename: give them the live names too,
     // so the next rebuild can create its own.
     for (const { name, indexes } of renames) {
