@@ -82,6 +82,8 @@ export interface ProjectionDefinition {
 /** Keyset pagination: rows after `after` (values of the `orderBy` columns of the last row seen). */
 export interface FindOptions {
   where?: Row;
+  /** Rows whose column holds one of the values (none: no row), for each column named. Not for json columns. */
+  oneOf?: Record<string, Value[]>;
   /** Columns and directions; the last one should make the order unique (a key column). */
   orderBy?: Array<[column: string, direction: 'asc' | 'desc']>;
   limit?: number;

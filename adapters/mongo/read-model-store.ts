@@ -214,6 +214,10 @@ export class MongoReadModelStore implements ReadModelStore {
       where[column] = encode(table, column, value);
     }
     if (Object.keys(where).length > 0) conditions.push(where);
+    for (const [column, values] of Object.entries(options.oneOf ?? {})) {
+      columnOf(table, column);
+      conditions.push({ [column]: { $in: values.map((value) => encode(table, column, value)) } });
+    }
     const orderBy =
       options.orderBy ?? table.primaryKey.map((column): [string, 'asc' | 'desc'] => [column, 'asc']);
     for (const [column] of orderBy) columnOf(table, column);

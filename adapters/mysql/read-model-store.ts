@@ -335,6 +335,11 @@ export class MysqlReadModelStore implements ReadModelStore {
       columnOf(table, column);
       conditions.push(equals(column, value));
     }
+    for (const [column, values] of Object.entries(options.oneOf ?? {})) {
+      columnOf(table, column);
+      const list = values.map((value) => literal(table, column, value));
+      conditions.push(list.length === 0 ? 'FALSE' : `${identifier(column)} IN (${list.join(', ')})`);
+    }
     const orderBy =
       options.orderBy ?? table.primaryKey.map((column): [string, 'asc' | 'desc'] => [column, 'asc']);
     for (const [column] of orderBy) columnOf(table, column);

@@ -324,6 +324,11 @@ export class SqlReadModelStore implements ReadModelStore {
         value === null ? `${column} IS NULL` : `${column} = ${param(params, encode(table, column, value))}`,
       );
     }
+    for (const [column, values] of Object.entries(options.oneOf ?? {})) {
+      columnOf(table, column);
+      const list = values.map((value) => param(params, encode(table, column, value)));
+      conditions.push(list.length === 0 ? 'FALSE' : `${column} IN (${list.join(', ')})`);
+    }
     const orderBy =
       options.orderBy ?? table.primaryKey.map((column): [string, 'asc' | 'desc'] => [column, 'asc']);
     if (options.after) {

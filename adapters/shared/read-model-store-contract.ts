@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { NewEvent, RecordedEvent } from '../../domain/shared/event-store.ts';
-import type { Change, ProjectionDefinition, Row } from '../../projections/model.ts';
+import type { Change, FindOptions, ProjectionDefinition, Row } from '../../projections/model.ts';
 import { Projector } from '../../projections/projector.ts';
 import type { ReadModelStore } from '../../projections/store.ts';
 import { MemoryEventStore } from '../memory/event-store.ts';
@@ -278,6 +278,31 @@ export function readModelStoreContract(name: string, factory: ReadModelStoreFact
         after = [page.at(-1)!.recorded_at ?? null, page.at(-1)!.position ?? null];
       }
       expect(seen).toEqual([25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1]);
+    });
+
+    it('finds the rows whose column holds one of several values', async () => {
+      const { store } = await open();
+      const projection = accountsProjection();
+      await store.prepare(projection, 'live');
+      const ledger = projection.tables[1]!.name;
+      const changes: Change[] = Array.from({ length: 12 }, (_, i) => ({
+        kind: 'upsert' as const,
+        table: ledger,
+        key: { account: `acc${i % 4}`, position: i + 1 },
+        set: { amount: i, recorded_at: new Date(1_700_000_000_000 + i * 1000) },
+      }));
+      await store.applyBatch(projection, 'live', changes, 0, 12);
+      const positions = async (options: FindOptions) =>
+        (await store.find(projection, ledger, { orderBy: [['position', 'asc']], ...options })).map(
+          (row) => row.position,
+        );
+      expect(await positions({ oneOf: { account: ['acc1', 'acc3', 'nobody'] } })).toEqual([
+        2, 4, 6, 8, 10, 12,
+      ]);
+      expect(await positions({ where: { account: 'acc1' }, oneOf: { position: [2, 3, 6, 10] } })).toEqual([
+        2, 6, 10,
+      ]);
+      expect(await positions({ oneOf: { account: [] } })).toEqual([]);
     });
 
     it('rebuilds into fresh tables while the live ones serve, then swaps them in; twice', async () => {

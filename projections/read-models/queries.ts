@@ -332,17 +332,30 @@ export function createReadModels(stores: Pick<ReadModelStores, 'mysql' | 'postgr
       );
     },
 
-    trades({ symbol, accountId, limit, cursor }) {
+    async trades({ symbol, accountId, limit, cursor }) {
       const where: Row = {};
       if (symbol !== undefined) where.symbol = symbol;
-      if (accountId !== undefined) where.account_id = accountId;
-      return page(
-        tradesProjection,
-        accountId === undefined ? TRADES : TRADE_PARTIES,
-        'trades',
-        { where, orderBy: [['position', 'desc']], limit, cursor },
-        tradeView,
-      );
+      const options = {
+        where,
+        orderBy: [['position', 'desc']] as Array<[string, 'asc' | 'desc']>,
+        limit,
+        cursor,
+      };
+      if (accountId === undefined) return page(tradesProjection, TRADES, 'trades', options, tradeView);
+      // An account's tape: a page of its parties, then their trades by id (the same cursor).
+      where.account_id = accountId;
+      const parties = await page(tradesProjection, TRADE_PARTIES, 'trades', options, (row) => row);
+      const trades = await find(tradesProjection, TRADES, {
+        oneOf: { trade_id: parties.items.map((party) => party.trade_id as Value) },
+      });
+      const byId = new Map(trades.map((trade) => [trade.trade_id, trade]));
+      // Both rows come from one event in one batch; a store without transactions (Mongo) may
+      // show a party a moment before its trade: the party is left out until the trade is there.
+      const items = parties.items.flatMap((party) => {
+        const trade = byId.get(party.trade_id);
+        return trade ? [tradeView({ ...trade, side: party.side as Value })] : [];
+      });
+      return { ...parties, items };
     },
 
     async book(symbol, depth) {

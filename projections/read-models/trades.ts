@@ -5,7 +5,9 @@ import type { RecordedTradeExecuted } from './events.ts';
 /**
  * The trades tape (`GET /v1/trades`): one row per B3 trade, from the `TradeExecuted` event of its
  * `trade-{tradeId}` stream, newest first by position (the keyset of the cursor). A trade has two
- * parties, so `trade_parties` holds it once per account for the per-account tape.
+ * parties, so `trade_parties` indexes it once per account for the per-account tape: the account,
+ * its side and the keyset columns, the rest read from `trades` by id. Both tables are tapes
+ * (append-only).
  */
 export const TRADES = 'trades';
 export const TRADE_PARTIES = 'trade_parties';
@@ -27,7 +29,7 @@ const tradeColumns = {
 
 export const tradesProjection: ProjectionDefinition = {
   name: 'trades',
-  version: 1,
+  version: 2,
   source: 'b3',
   store: 'postgres',
   tables: [
@@ -40,7 +42,13 @@ export const tradesProjection: ProjectionDefinition = {
     },
     {
       name: TRADE_PARTIES,
-      columns: { account_id: { type: 'text' }, side: { type: 'text' }, ...tradeColumns },
+      columns: {
+        account_id: { type: 'text' },
+        trade_id: { type: 'text' },
+        side: { type: 'text' },
+        symbol: { type: 'text' },
+        position: { type: 'bigint' },
+      },
       primaryKey: ['account_id', 'trade_id'],
       indexes: [
         ['account_id', 'position'],
@@ -65,20 +73,18 @@ export const tradesProjection: ProjectionDefinition = {
       executed_at: new Date(data.at),
       position: event.position,
     };
-    const changes: Change[] = [{ kind: 'upsert', table: TRADES, key: { trade_id: data.tradeId }, set: row }];
-    for (const [accountId, side] of [
-      [data.buyAccountId, 'BUY'],
-      [data.sellAccountId, 'SELL'],
-    ] as const) {
-      // A self-trade (prevented by the engine, but not impossible in old history) is one party row.
-      if (side === 'SELL' && accountId === data.buyAccountId) continue;
-      changes.push({
-        kind: 'upsert',
-        table: TRADE_PARTIES,
-        key: { account_id: accountId, trade_id: data.tradeId },
-        set: { ...row, side },
-      });
-    }
+    const party = (accountId: string, side: 'BUY' | 'SELL'): Change => ({
+      kind: 'upsert',
+      table: TRADE_PARTIES,
+      key: { account_id: accountId, trade_id: data.tradeId },
+      set: { side, symbol: data.symbol, position: event.position },
+    });
+    const changes: Change[] = [
+      { kind: 'upsert', table: TRADES, key: { trade_id: data.tradeId }, set: row },
+      party(data.buyAccountId, 'BUY'),
+    ];
+    // A self-trade (prevented by the engine, but not impossible in old history) is one party row.
+    if (data.sellAccountId !== data.buyAccountId) changes.push(party(data.sellAccountId, 'SELL'));
     return changes;
   },
 };
