@@ -285,19 +285,28 @@ export class SqlReadModelStore implements ReadModelStore {
       { name: `${projection.name}__checkpoint`, indexes: [] },
     ];
     // The rebuilt tables were loaded without their secondary indexes (and a bulk-loaded one
-    // without its primary key, which now checks that no row came twice): build them before the
-    // swap, so readers of the promoted tables never see one missing. Each table's in a
-    // transaction of its own, all at once: a pg pool builds them on several connections (and
-    // cores), while readers still use the live tables.
+    // without the unique index of its primary key, which now checks that no row came twice):
+    // build them before the swap, so readers of the promoted tables never see one missing. Each
+    // in a transaction of its own, all at once: index builds do not block one another, and a pg
+    // pool runs them on several connections (and cores) while readers still use the live tables.
+    const bulkLoaded = projection.tables.filter((table) => this.loadsInBulk('rebuild', table));
     await Promise.all(
-      projection.tables.map((table) => {
-        const name = this.table(table.name, 'rebuild');
-        const keyAndIndexes = createIndexes(s, name, table);
-        if (this.loadsInBulk('rebuild', table))
-          keyAndIndexes.unshift(`ALTER TABLE ${s}.${name} ADD ${primaryKey(name, table)};`);
-        return keyAndIndexes.length > 0 ? this.client.exec(keyAndIndexes.join('\n')) : undefined;
-      }),
+      projection.tables
+        .flatMap((table) => {
+          const name = this.table(table.name, 'rebuild');
+          const builds = createIndexes(s, name, table);
+          if (bulkLoaded.includes(table))
+            builds.push(`CREATE UNIQUE INDEX ${name}_pkey ON ${s}.${name} (${table.primaryKey.join(', ')});`);
+          return builds;
+        })
+        .map((build) => this.client.exec(build)),
     );
+    for (const table of bulkLoaded) {
+      const name = this.table(table.name, 'rebuild');
+      statements.push(
+        `ALTER TABLE ${s}.${name} ADD CONSTRAINT ${name}_pkey PRIMARY KEY USING INDEX ${name}_pkey;`,
+      );
+    }
     // Indexes and constraints keep their names through a table rename: give them the live names too,
     // so the next rebuild can create its own.
     for (const { name, indexes } of renames) {
@@ -455,11 +464,12 @@ function createTable(
   table: TableDefinition,
   options: { indexes: boolean; primaryKey: boolean },
 ): string {
-  // Columns a change does not name are null, so only key columns are NOT NULL. Text compares
-  // byte by byte ("C"): ids and symbols need no locale, and indexes build and search faster.
+  // Columns a change does not name are null, so only key columns are NOT NULL (said here for a
+  // table created without its primary key). Text compares byte by byte ("C"): ids and symbols
+  // need no locale, and indexes build and search faster.
   const definitions = Object.entries(table.columns).map(
     ([column, definition]) =>
-      `${column} ${sqlTypes[definition.type]}${definition.type === 'text' ? ' COLLATE "C"' : ''}`,
+      `${column} ${sqlTypes[definition.type]}${definition.type === 'text' ? ' COLLATE "C"' : ''}${table.primaryKey.includes(column) ? ' NOT NULL' : ''}`,
   );
   if (options.primaryKey) definitions.push(primaryKey(name, table));
   return [
