@@ -68,6 +68,16 @@ describe('planBatch', () => {
     expect(() =>
       planBatch([upsert('a', { set: { n: 1 } }), upsert('b', { set: { n: 1 }, add: { n: 1 } })]),
     ).toThrow(/two operations/);
+    // Merged into a row that has the column already, and into one whose operation would refuse it.
+    expect(() =>
+      planBatch([upsert('a', { set: { n: 1 } }), upsert('a', { set: { n: 2 }, add: { n: 1 } })]),
+    ).toThrow(/two operations/);
+    expect(() =>
+      planBatch([
+        upsert('a', { insert: { n: 1 } }),
+        upsert('a', { set: { m: 1 }, add: { n: 1 }, max: { m: 1 } }),
+      ]),
+    ).toThrow(/two operations/);
   });
 });
 

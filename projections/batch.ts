@@ -117,6 +117,23 @@ export class BatchPlan {
   private readonly root = emptyShape();
   private readonly planned: Wave[] = [];
   private pending = new Map<string, { table: string; key: Row; deleted: boolean; upsert?: MergedUpsert }>();
+  /**
+   * `merge`'s work space, reused from one change to the next: the places of the columns a change
+   * names, their merged values and operations, and its columns new to the row.
+   */
+  private readonly merged: { indexes: number[]; values: Value[]; ops: ColumnOp[] } = {
+    indexes: [],
+    values: [],
+    ops: [],
+  };
+  private readonly added: { columns: string[]; values: Value[]; ops: ColumnOp[] } = {
+    columns: [],
+    values: [],
+    ops: [],
+  };
+  /** Which merge last named each column place, by its number (`merges`): a column named twice shows. */
+  private readonly namedBy: number[] = [];
+  private merges = 0;
 
   add(changes: readonly Change[]): void {
     for (const change of changes) this.addOne(change);
@@ -149,7 +166,7 @@ export class BatchPlan {
       entry.upsert = planned(root, change, id, entry.deleted);
       return;
     }
-    if (!merge(root, entry.upsert, change)) {
+    if (!this.merge(entry.upsert, change)) {
       this.flush();
       this.pending.set(id, {
         table: change.table,
@@ -158,6 +175,67 @@ export class BatchPlan {
         upsert: planned(root, change, id, false),
       });
     }
+  }
+
+  /**
+   * Merges `change` (later) into `upsert` (earlier, owned by the plan and updated in place); false,
+   * leaving `upsert` as it was, when some column cannot be merged. Reads the change's parts once,
+   * into the work space, and writes the row only once every column is known to merge: most
+   * changes of a batch are merged into a row already planned, so they never get a plan of their own.
+   */
+  private merge(upsert: MergedUpsert, change: Upsert): boolean {
+    const { shape } = upsert;
+    const { merged, added, namedBy } = this;
+    const number = ++this.merges;
+    let count = 0;
+    let news = 0;
+    for (const op of operations) {
+      const row = change[op];
+      for (const column in row) {
+        const value = row[column] as Value;
+        const index = shape.index.get(column);
+        if (index === undefined) {
+          // Key columns are not in the shape (rows merged share their key columns): skipped.
+          if (column in change.key) continue;
+          for (let other = 0; other < news; other++)
+            if (added.columns[other] === column) throw twoOperations(change, column);
+          added.columns[news] = column;
+          added.values[news] = value;
+          added.ops[news] = op;
+          news++;
+          continue;
+        }
+        if (namedBy[index] === number) throw twoOperations(change, column);
+        namedBy[index] = number;
+        const previous = shape.ops[index]!;
+        if (!mergeable(previous, op)) return false;
+        merged.indexes[count] = index;
+        merged.values[count] = combine(previous, upsert.values[index]!, op, value);
+        merged.ops[count] = op;
+        count++;
+      }
+    }
+    // Operations only change to `set`, and new columns go last: the values keep their places.
+    let ops: ColumnOp[] | undefined;
+    for (let at = 0; at < count; at++) {
+      const index = merged.indexes[at]!;
+      upsert.values[index] = merged.values[at]!;
+      if (merged.ops[at] === 'set' && shape.ops[index] !== 'set') {
+        ops ??= [...shape.ops];
+        ops[index] = 'set';
+      }
+    }
+    if (news === 0 && !ops) return true;
+    const current = ops ?? shape.ops;
+    let next = this.root;
+    for (let index = 0; index < current.length; index++)
+      next = extended(next, shape.columns[index]!, current[index]!);
+    for (let at = 0; at < news; at++) {
+      next = extended(next, added.columns[at]!, added.ops[at]!);
+      upsert.values.push(added.values[at]!);
+    }
+    upsert.shape = next;
+    return true;
   }
 
   private flush(): void {
@@ -179,8 +257,7 @@ function planned(root: Shape, change: Upsert, id: string, replace: boolean): Mer
     const row = change[op];
     for (const column in row) {
       if (column in change.key) continue;
-      if (shape.index.has(column))
-        throw new Error(`change to ${change.table}: column ${column} has two operations`);
+      if (shape.index.has(column)) throw twoOperations(change, column);
       shape = extended(shape, column, op);
       values.push(row[column] as Value);
     }
@@ -188,68 +265,8 @@ function planned(root: Shape, change: Upsert, id: string, replace: boolean): Mer
   return { table: change.table, key: change.key, id, shape, values, replace };
 }
 
-/**
- * Merges `change` (later) into `upsert` (earlier, owned by the batch plan and updated in place);
- * false, leaving `upsert` as it was, when some column cannot be merged. Reads the change's parts
- * directly: most changes of a batch are merged into a row already planned, so they never get a
- * plan of their own.
- */
-function merge(root: Shape, upsert: MergedUpsert, change: Upsert): boolean {
-  const { shape } = upsert;
-  let parts = 0;
-  for (const op of operations) {
-    const row = change[op];
-    if (!row) continue;
-    parts += 1;
-    for (const column in row) {
-      if (column in change.key) continue;
-      const index = shape.index.get(column);
-      if (index !== undefined && !mergeable(shape.ops[index]!, op)) return false;
-    }
-  }
-  if (parts > 1) assertOneOperationPerColumn(change);
-  // Operations only change to `set`, and new columns go last: the values keep their places.
-  let ops: ColumnOp[] | undefined;
-  let added: string[] | undefined;
-  for (const op of operations) {
-    const row = change[op];
-    for (const column in row) {
-      if (column in change.key) continue;
-      const value = row[column] as Value;
-      const index = shape.index.get(column);
-      if (index === undefined) {
-        if (!ops) ops = [...shape.ops];
-        if (!added) added = [];
-        ops.push(op);
-        added.push(column);
-        upsert.values.push(value);
-        continue;
-      }
-      const previous = (ops ?? shape.ops)[index]!;
-      upsert.values[index] = combine(previous, upsert.values[index]!, op, value);
-      if (op === 'set' && previous !== 'set') {
-        if (!ops) ops = [...shape.ops];
-        ops[index] = 'set';
-      }
-    }
-  }
-  if (ops) {
-    const columns = added ? [...shape.columns, ...added] : shape.columns;
-    let next = root;
-    for (let index = 0; index < columns.length; index++) next = extended(next, columns[index]!, ops[index]!);
-    upsert.shape = next;
-  }
-  return true;
-}
-
-function assertOneOperationPerColumn(change: Upsert): void {
-  for (let later = 1; later < operations.length; later++)
-    for (const column in change[operations[later]!])
-      for (let earlier = 0; earlier < later; earlier++) {
-        const row = change[operations[earlier]!];
-        if (row && column in row)
-          throw new Error(`change to ${change.table}: column ${column} has two operations`);
-      }
+function twoOperations(change: Upsert, column: string): Error {
+  return new Error(`change to ${change.table}: column ${column} has two operations`);
 }
 
 /** Whether a column's `next` operation can follow its `previous` one in the same statement. */
