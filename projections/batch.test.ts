@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { type MergedUpsert, planBatch, RebuildRows, rowKey } from './batch.ts';
-import type { Change } from './model.ts';
+import { type MergedUpsert, planBatch, RebuildRows, RowMap, rowKey } from './batch.ts';
+import type { Change, Row } from './model.ts';
 
 const upsert = (key: string, parts: Omit<Extract<Change, { kind: 'upsert' }>, 'kind' | 'table' | 'key'>) =>
   ({ kind: 'upsert', table: 't', key: { k: key }, ...parts }) as Change;
@@ -60,6 +60,22 @@ describe('planBatch', () => {
     ]);
   });
 
+  it('keeps a row deleted and re-created in its first place, replacing it', () => {
+    const [wave, ...rest] = planBatch([
+      upsert('a', { set: { n: 1 } }),
+      upsert('b', { set: { n: 2 } }),
+      { kind: 'delete', table: 't', key: { k: 'a' } },
+      { kind: 'delete', table: 't', key: { k: 'c' } },
+      upsert('a', { set: { n: 3 } }),
+    ]);
+    expect(rest).toEqual([]);
+    expect(wave!.upserts.get('t')!.map((row) => [row.key.k, row.replace, columnsOf(row)])).toEqual([
+      ['a', true, { n: ['set', 3] }],
+      ['b', false, { n: ['set', 2] }],
+    ]);
+    expect(wave!.deletes.get('t')).toEqual([{ k: 'c' }]);
+  });
+
   it('refuses a change naming a column twice', () => {
     expect(() => planBatch([upsert('a', { set: { n: 1 }, add: { n: 1 } })])).toThrow(/two operations/);
     expect(() =>
@@ -67,6 +83,16 @@ describe('planBatch', () => {
     ).toThrow(/two operations/);
     expect(() =>
       planBatch([upsert('a', { set: { n: 1 } }), upsert('b', { set: { n: 1 }, add: { n: 1 } })]),
+    ).toThrow(/two operations/);
+    // Merged into a row that has the column already, and into one whose operation would refuse it.
+    expect(() =>
+      planBatch([upsert('a', { set: { n: 1 } }), upsert('a', { set: { n: 2 }, add: { n: 1 } })]),
+    ).toThrow(/two operations/);
+    expect(() =>
+      planBatch([
+        upsert('a', { insert: { n: 1 } }),
+        upsert('a', { set: { m: 1 }, add: { n: 1 }, max: { m: 1 } }),
+      ]),
     ).toThrow(/two operations/);
   });
 });
@@ -83,6 +109,41 @@ describe('rowKey', () => {
     ];
     expect(new Set(keys).size).toBe(keys.length);
     expect(rowKey('t', { a: 1, b: 'x' })).toBe(rowKey('t', { b: 'x', a: 1 }));
+  });
+});
+
+describe('RowMap', () => {
+  it("tells apart rows whose values print alike, and finds a row whatever its key columns' order", () => {
+    const rows = new RowMap<number>();
+    const keys: Array<[string, Row]> = [
+      ['t', { k: '1' }],
+      ['t', { k: 1 }],
+      ['t', { k: new Date(1) }],
+      ['t', { k: [1] }],
+      ['t', { k: '[1]' }],
+      ['t', { k: true }],
+      ['t', { k: 'true' }],
+      ['t', { k: null }],
+      ['t', { k: 'null' }],
+      ['t', { k: 'a', l: 'b' }],
+      ['t', { k: 'a', m: 'b' }],
+      ['t', { l: 'a' }],
+      ['t', {}],
+      ['u', { k: '1' }],
+    ];
+    for (const [index, [table, key]] of keys.entries()) rows.set(table, key, index);
+    expect(rows.size).toBe(keys.length);
+    for (const [index, [table, key]] of keys.entries()) expect(rows.get(table, key)).toBe(index);
+    expect(rows.get('t', { k: new Date(1) })).toBe(2);
+    expect(rows.get('t', { l: 'b', k: 'a' })).toBe(9);
+    expect(rows.get('t', { m: 'b', k: 'a' })).toBe(10);
+    expect(rows.get('t', { k: 'a' })).toBeUndefined();
+    expect(rows.get('t', { k: 'a', l: 'c' })).toBeUndefined();
+    expect(rows.get('t', { k: new Date(2) })).toBeUndefined();
+    expect(rows.get('v', { k: '1' })).toBeUndefined();
+    rows.set('t', { l: 'b', k: 'a' }, 99);
+    expect(rows.size).toBe(keys.length);
+    expect(rows.get('t', { k: 'a', l: 'b' })).toBe(99);
   });
 });
 

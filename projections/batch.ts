@@ -27,8 +27,6 @@ export interface Shape {
 export interface MergedUpsert {
   table: string;
   key: Row;
-  /** `rowKey(table, key)`. */
-  id: string;
   shape: Shape;
   /** The value of each of the shape's columns. */
   values: Value[];
@@ -43,10 +41,11 @@ export interface Wave {
 }
 
 /**
- * A row's identity within a batch. Values are written as JSON (a string cannot pass for a number,
- * nor a separator for a column boundary) — but numbers and strings without a NUL, nearly every
- * key, are written as they are behind a type letter; dates as their instant. Called once per
- * change, so a key written in column order builds one string and nothing else.
+ * A row's identity as one string, for a map of rows by string (the in-memory tables of tests; a
+ * plan keeps its rows in a `RowMap`, which builds nothing per change). Values are written as JSON
+ * (a string cannot pass for a number, nor a separator for a column boundary) — but numbers and
+ * strings without a NUL, nearly every key, are written as they are behind a type letter; dates
+ * as their instant.
  */
 export function rowKey(table: string, key: Row): string {
   let id = table;
@@ -71,6 +70,121 @@ function keyPart(column: string, value: Value | undefined): string {
   if (typeof value === 'number') return `\u0000${column}\u0000n${value}`;
   if (value instanceof Date) return `\u0000${column}\u0000D${value.getTime()}`;
   return `\u0000${column}\u0000J${JSON.stringify(value)}`;
+}
+
+/** One key column's level of a `RowMap`: the next column's levels (or the rows) by the column's value. */
+type Level = Map<unknown, unknown>;
+
+/** A level's keys of its sub-levels holding dates (by instant) and JSON values (by their text). */
+const DATES = Symbol('dates');
+const JSON_VALUES = Symbol('json');
+
+/** A table's rows keyed by one list of key columns; rows keyed by other columns are in `other`. */
+interface KeyTrie {
+  /** In the order of the first key seen: the order of the levels. */
+  readonly columns: readonly string[];
+  readonly root: Level;
+  other?: KeyTrie;
+}
+
+/**
+ * Values by row — table and key — in nested maps, one level per key column: finding a row costs a
+ * map lookup per column and builds no string (as `rowKey` would, once per change), and a
+ * rebuild's record of the rows it wrote holds no string per row. Strings, numbers, booleans and
+ * null are map keys as they are (a map tells 1 from '1'); dates go by their instant and other
+ * values by their JSON, each in a map of their own, so no value passes for another. Keys listing
+ * the same columns in another order find the same row.
+ */
+export class RowMap<T> {
+  private readonly tables = new Map<string, KeyTrie>();
+  private count = 0;
+  /** The key's values in its trie's column order, filled by `leaf`. */
+  private readonly values: (Value | undefined)[] = [];
+  /** The row's key in the level `leaf` returned. */
+  private slot: unknown;
+
+  /** How many rows hold a value. */
+  get size(): number {
+    return this.count;
+  }
+
+  get(table: string, key: Row): T | undefined {
+    return this.leaf(table, key, false)?.get(this.slot) as T | undefined;
+  }
+
+  set(table: string, key: Row, value: T): void {
+    const leaf = this.leaf(table, key, true)!;
+    if (!leaf.has(this.slot)) this.count++;
+    leaf.set(this.slot, value);
+  }
+
+  /** The level holding the row's value (at `slot`); undefined when missing and not `create`d. */
+  private leaf(table: string, key: Row, create: boolean): Level | undefined {
+    let trie = this.tables.get(table);
+    if (!trie) {
+      if (!create) return undefined;
+      trie = { columns: Object.keys(key), root: new Map() };
+      this.tables.set(table, trie);
+    }
+    const { values } = this;
+    let count = 0;
+    let inOrder = true;
+    for (const column in key) {
+      if (column !== trie.columns[count]) inOrder = false;
+      values[count++] = key[column];
+    }
+    if (!inOrder || count !== trie.columns.length) {
+      const other = otherTrie(trie, key, count, create);
+      if (!other) return undefined;
+      trie = other;
+      for (let index = 0; index < count; index++) values[index] = key[trie.columns[index]!];
+    }
+    let level = trie.root;
+    for (let index = 0; index < count; index++) {
+      const holder = this.place(level, values[index], create);
+      if (!holder) return undefined;
+      if (index === count - 1) return holder;
+      let next = holder.get(this.slot) as Level | undefined;
+      if (!next) {
+        if (!create) return undefined;
+        next = new Map();
+        holder.set(this.slot, next);
+      }
+      level = next;
+    }
+    // A key without columns: the table's one row.
+    this.slot = undefined;
+    return level;
+  }
+
+  /** The map of `level` a value is found in (its own, or one for dates or JSON), with its key in it at `slot`. */
+  private place(level: Level, value: Value | undefined, create: boolean): Level | undefined {
+    if (typeof value !== 'object' || value === null) {
+      this.slot = value;
+      return level;
+    }
+    const kind = value instanceof Date ? DATES : JSON_VALUES;
+    this.slot = value instanceof Date ? value.getTime() : JSON.stringify(value);
+    let holder = level.get(kind) as Level | undefined;
+    if (!holder && create) {
+      holder = new Map();
+      level.set(kind, holder);
+    }
+    return holder;
+  }
+}
+
+/** The trie of `key`'s columns (`count` of them) among the table's, made when missing and `create`. */
+function otherTrie(first: KeyTrie, key: Row, count: number, create: boolean): KeyTrie | undefined {
+  let trie = first;
+  for (;;) {
+    if (trie.columns.length === count && trie.columns.every((column) => column in key)) return trie;
+    if (!trie.other) break;
+    trie = trie.other;
+  }
+  if (!create) return undefined;
+  trie.other = { columns: Object.keys(key), root: new Map() };
+  return trie.other;
 }
 
 type Upsert = Extract<Change, { kind: 'upsert' }>;
@@ -116,7 +230,26 @@ export function planBatch(changes: Change[]): Wave[] {
 export class BatchPlan {
   private readonly root = emptyShape();
   private readonly planned: Wave[] = [];
-  private pending = new Map<string, { table: string; key: Row; deleted: boolean; upsert?: MergedUpsert }>();
+  /** The rows of the wave being planned, and the same in the order they came. */
+  private pending = new RowMap<PendingRow>();
+  private pendingRows: PendingRow[] = [];
+  /**
+   * `merge`'s work space, reused from one change to the next: the places of the columns a change
+   * names, their merged values and operations, and its columns new to the row.
+   */
+  private readonly merged: { indexes: number[]; values: Value[]; ops: ColumnOp[] } = {
+    indexes: [],
+    values: [],
+    ops: [],
+  };
+  private readonly added: { columns: string[]; values: Value[]; ops: ColumnOp[] } = {
+    columns: [],
+    values: [],
+    ops: [],
+  };
+  /** Which merge last named each column place, by its number (`merges`): a column named twice shows. */
+  private readonly namedBy: number[] = [];
+  private merges = 0;
 
   add(changes: readonly Change[]): void {
     for (const change of changes) this.addOne(change);
@@ -130,126 +263,142 @@ export class BatchPlan {
 
   private addOne(change: Change): void {
     const { root } = this;
-    const id = rowKey(change.table, change.key);
-    let entry = this.pending.get(id);
+    let entry = this.pending.get(change.table, change.key);
     if (change.kind === 'delete') {
       // A delete of a row already re-created in this wave needs the earlier wave applied first.
       if (entry?.upsert?.replace) {
         this.flush();
         entry = undefined;
       }
-      this.pending.set(id, { table: change.table, key: change.key, deleted: true });
+      if (!entry) this.pend({ table: change.table, key: change.key, deleted: true });
+      else {
+        entry.key = change.key;
+        entry.deleted = true;
+        entry.upsert = undefined;
+      }
       return;
     }
-    if (!entry) {
-      entry = { table: change.table, key: change.key, deleted: false };
-      this.pending.set(id, entry);
-    }
+    if (!entry) entry = this.pend({ table: change.table, key: change.key, deleted: false });
     if (!entry.upsert) {
-      entry.upsert = planned(root, change, id, entry.deleted);
+      entry.upsert = planned(root, change, entry.deleted);
       return;
     }
-    if (!merge(root, entry.upsert, change)) {
+    if (!this.merge(entry.upsert, change)) {
       this.flush();
-      this.pending.set(id, {
+      this.pend({
         table: change.table,
         key: change.key,
         deleted: false,
-        upsert: planned(root, change, id, false),
+        upsert: planned(root, change, false),
       });
     }
   }
 
+  private pend(entry: PendingRow): PendingRow {
+    this.pending.set(entry.table, entry.key, entry);
+    this.pendingRows.push(entry);
+    return entry;
+  }
+
+  /**
+   * Merges `change` (later) into `upsert` (earlier, owned by the plan and updated in place); false,
+   * leaving `upsert` as it was, when some column cannot be merged. Reads the change's parts once,
+   * into the work space, and writes the row only once every column is known to merge: most
+   * changes of a batch are merged into a row already planned, so they never get a plan of their own.
+   */
+  private merge(upsert: MergedUpsert, change: Upsert): boolean {
+    const { shape } = upsert;
+    const { merged, added, namedBy } = this;
+    const number = ++this.merges;
+    let count = 0;
+    let news = 0;
+    for (const op of operations) {
+      const row = change[op];
+      for (const column in row) {
+        const value = row[column] as Value;
+        const index = shape.index.get(column);
+        if (index === undefined) {
+          // Key columns are not in the shape (rows merged share their key columns): skipped.
+          if (column in change.key) continue;
+          for (let other = 0; other < news; other++)
+            if (added.columns[other] === column) throw twoOperations(change, column);
+          added.columns[news] = column;
+          added.values[news] = value;
+          added.ops[news] = op;
+          news++;
+          continue;
+        }
+        if (namedBy[index] === number) throw twoOperations(change, column);
+        namedBy[index] = number;
+        const previous = shape.ops[index]!;
+        if (!mergeable(previous, op)) return false;
+        merged.indexes[count] = index;
+        merged.values[count] = combine(previous, upsert.values[index]!, op, value);
+        merged.ops[count] = op;
+        count++;
+      }
+    }
+    // Operations only change to `set`, and new columns go last: the values keep their places.
+    let ops: ColumnOp[] | undefined;
+    for (let at = 0; at < count; at++) {
+      const index = merged.indexes[at]!;
+      upsert.values[index] = merged.values[at]!;
+      if (merged.ops[at] === 'set' && shape.ops[index] !== 'set') {
+        ops ??= [...shape.ops];
+        ops[index] = 'set';
+      }
+    }
+    if (news === 0 && !ops) return true;
+    const current = ops ?? shape.ops;
+    let next = this.root;
+    for (let index = 0; index < current.length; index++)
+      next = extended(next, shape.columns[index]!, current[index]!);
+    for (let at = 0; at < news; at++) {
+      next = extended(next, added.columns[at]!, added.ops[at]!);
+      upsert.values.push(added.values[at]!);
+    }
+    upsert.shape = next;
+    return true;
+  }
+
   private flush(): void {
-    if (this.pending.size === 0) return;
+    if (this.pendingRows.length === 0) return;
     const wave: Wave = { deletes: new Map(), upserts: new Map() };
-    for (const entry of this.pending.values()) {
+    for (const entry of this.pendingRows) {
       if (entry.upsert) push(wave.upserts, entry.table, entry.upsert);
       else if (entry.deleted) push(wave.deletes, entry.table, entry.key);
     }
     this.planned.push(wave);
-    this.pending = new Map();
+    this.pending = new RowMap();
+    this.pendingRows = [];
   }
 }
 
-function planned(root: Shape, change: Upsert, id: string, replace: boolean): MergedUpsert {
+/** A row of the wave being planned: deleted first or not, and its merged upsert if any. */
+interface PendingRow {
+  table: string;
+  key: Row;
+  deleted: boolean;
+  upsert?: MergedUpsert;
+}
+
+function planned(root: Shape, change: Upsert, replace: boolean): MergedUpsert {
   let shape = root;
   const values: Value[] = [];
   for (const op of operations) {
     const row = change[op];
     for (const column in row) {
       if (column in change.key) continue;
-      if (shape.index.has(column))
-        throw new Error(`change to ${change.table}: column ${column} has two operations`);
+      if (shape.index.has(column)) throw twoOperations(change, column);
       shape = extended(shape, column, op);
       values.push(row[column] as Value);
     }
   }
-  return { table: change.table, key: change.key, id, shape, values, replace };
+  return { table: change.table, key: change.key, shape, values, replace };
 }
 
-/**
- * Merges `change` (later) into `upsert` (earlier, owned by the batch plan and updated in place);
- * false, leaving `upsert` as it was, when some column cannot be merged. Reads the change's parts
- * directly: most changes of a batch are merged into a row already planned, so they never get a
- * plan of their own.
- */
-function merge(root: Shape, upsert: MergedUpsert, change: Upsert): boolean {
-  const { shape } = upsert;
-  let parts = 0;
-  for (const op of operations) {
-    const row = change[op];
-    if (!row) continue;
-    parts += 1;
-    for (const column in row) {
-      if (column in change.key) continue;
-      const index = shape.index.get(column);
-      if (index !== undefined && !mergeable(shape.ops[index]!, op)) return false;
-    }
-  }
-  if (parts > 1) assertOneOperationPerColumn(change);
-  // Operations only change to `set`, and new columns go last: the values keep their places.
-  let ops: ColumnOp[] | undefined;
-  let added: string[] | undefined;
-  for (const op of operations) {
-    const row = change[op];
-    for (const column in row) {
-      if (column in change.key) continue;
-      const value = row[column] as Value;
-      const index = shape.index.get(column);
-      if (index === undefined) {
-        if (!ops) ops = [...shape.ops];
-        if (!added) added = [];
-        ops.push(op);
-        added.push(column);
-        upsert.values.push(value);
-        continue;
-      }
-      const previous = (ops ?? shape.ops)[index]!;
-      upsert.values[index] = combine(previous, upsert.values[index]!, op, value);
-      if (op === 'set' && previous !== 'set') {
-        if (!ops) ops = [...shape.ops];
-        ops[index] = 'set';
-      }
-    }
-  }
-  if (ops) {
-    const columns = added ? [...shape.columns, ...added] : shape.columns;
-    let next = root;
-    for (let index = 0; index < columns.length; index++) next = extended(next, columns[index]!, ops[index]!);
-    upsert.shape = next;
-  }
-  return true;
-}
-
-function assertOneOperationPerColumn(change: Upsert): void {
-  for (let later = 1; later < operations.length; later++)
-    for (const column in change[operations[later]!])
-      for (let earlier = 0; earlier < later; earlier++) {
-        const row = change[operations[earlier]!];
-        if (row && column in row)
-          throw new Error(`change to ${change.table}: column ${column} has two operations`);
-      }
+function twoOperations(change: Upsert, column: string): Error {
+  return new Error(`change to ${change.table}: column ${column} has two operations`);
 }
 
 /** Whether a column's `next` operation can follow its `previous` one in the same statement. */
@@ -277,19 +426,19 @@ function combine(previous: ColumnOp, current: Value, op: ColumnOp, value: Value)
 }
 
 /**
- * The ids (`rowKey`) of every row a rebuild's batches have written: a superset of the rows in
- * its tables, which start empty. A row not in it is new, so a store inserts it without a
- * conflict check and sends no delete for it (a book order resting and leaving within a window).
- * Projections are deterministic, so even a second process that took over the chain of
- * checkpoints after the same events wrote no row outside the set.
+ * Every row a rebuild's batches have written: a superset of the rows in its tables, which start
+ * empty. A row not in it is new, so a store inserts it without a conflict check and sends no
+ * delete for it (a book order resting and leaving within a window). Projections are
+ * deterministic, so even a second process that took over the chain of checkpoints after the same
+ * events wrote no row outside the set.
  */
 export class RebuildRows {
-  /** Past this many ids (a few hundred megabytes) a store forgets them and upserts every row. */
+  /** Past this many rows (a few hundred megabytes) a store forgets them and upserts every row. */
   static readonly limit = 2_000_000;
-  private readonly ids = new Set<string>();
+  private readonly rows = new RowMap<true>();
 
   get full(): boolean {
-    return this.ids.size > RebuildRows.limit;
+    return this.rows.size > RebuildRows.limit;
   }
 
   /** Splits `upserts` into rows new to the tables (remembered from now on) and rows that may exist. */
@@ -297,10 +446,10 @@ export class RebuildRows {
     const fresh: MergedUpsert[] = [];
     const existing: MergedUpsert[] = [];
     for (const upsert of upserts) {
-      if (this.ids.has(upsert.id)) existing.push(upsert);
+      if (this.rows.get(upsert.table, upsert.key)) existing.push(upsert);
       else {
         fresh.push(upsert);
-        this.ids.add(upsert.id);
+        this.rows.set(upsert.table, upsert.key, true);
       }
     }
     return { fresh, existing };
@@ -308,7 +457,7 @@ export class RebuildRows {
 
   /** The keys among `keys` that may be rows of `table`. */
   existing(table: string, keys: Row[]): Row[] {
-    return keys.filter((key) => this.ids.has(rowKey(table, key)));
+    return keys.filter((key) => this.rows.get(table, key));
   }
 }
 

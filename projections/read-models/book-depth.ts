@@ -1,5 +1,5 @@
 import type { RecordedEvent } from '../../domain/shared/event-store.ts';
-import type { Change, ProjectionDefinition } from '../model.ts';
+import type { Change, ProjectionDefinition, Row } from '../model.ts';
 import { type RecordedBookEvent, streamEntity } from './events.ts';
 
 /**
@@ -57,28 +57,50 @@ export const bookDepthProjection: ProjectionDefinition = {
   },
 };
 
-function projectBook(symbol: string, event: RecordedBookEvent | RecordedEvent): Change[] {
-  const data = event.data as { sequence: number; at: number };
-  const book = (set: Record<string, string | number | Date>): Change => ({
+/** What every event of a book carries: the book's sequence and time move with each one. */
+interface BookEventData {
+  sequence: number;
+  at: number;
+}
+
+/**
+ * Module functions, not closures made per event: a rebuild projects hundreds of thousands of
+ * events, and each closure is an allocation (and a `__name` call under tsx).
+ */
+function book(symbol: string, data: BookEventData, set: Record<string, string | number>): Change {
+  return {
     kind: 'upsert',
     table: BOOKS,
     key: { symbol },
     set: { sequence: data.sequence, updated_at: new Date(data.at), ...set },
-  });
-  const order = (orderId: string) => ({ symbol, order_id: orderId });
+  };
+}
+
+function orderKey(symbol: string, orderId: string): Row {
+  return { symbol, order_id: orderId };
+}
+
+function projectBook(symbol: string, event: RecordedBookEvent | RecordedEvent): Change[] {
+  const data = event.data as BookEventData;
   switch (event.type) {
     case 'BookOpened': {
       const opened = event.data as { referencePrice: number; priceBandBps: number };
       return [
-        book({ status: 'OPEN', reference_price: opened.referencePrice, price_band_bps: opened.priceBandBps }),
+        book(symbol, data, {
+          status: 'OPEN',
+          reference_price: opened.referencePrice,
+          price_band_bps: opened.priceBandBps,
+        }),
       ];
     }
     case 'ReferencePriceSet':
-      return [book({ reference_price: (event.data as { referencePrice: number }).referencePrice })];
+      return [
+        book(symbol, data, { reference_price: (event.data as { referencePrice: number }).referencePrice }),
+      ];
     case 'TradingHalted':
-      return [book({ status: 'HALTED' })];
+      return [book(symbol, data, { status: 'HALTED' })];
     case 'TradingResumed':
-      return [book({ status: 'OPEN' })];
+      return [book(symbol, data, { status: 'OPEN' })];
   }
   const typed = event as RecordedBookEvent;
   switch (typed.type) {
@@ -88,7 +110,7 @@ function projectBook(symbol: string, event: RecordedBookEvent | RecordedEvent): 
         {
           kind: 'upsert',
           table: BOOK_ORDERS,
-          key: order(rested.orderId),
+          key: orderKey(symbol, rested.orderId),
           set: {
             account_id: rested.accountId,
             side: rested.side,
@@ -103,14 +125,14 @@ function projectBook(symbol: string, event: RecordedBookEvent | RecordedEvent): 
     }
     case 'OrdersMatched': {
       const matched = typed.data;
-      const changes: Change[] = [book({ last_trade_price: matched.price })];
+      const changes: Change[] = [book(symbol, data, { last_trade_price: matched.price })];
       changes.push(
         matched.restingRemaining === 0
-          ? { kind: 'delete', table: BOOK_ORDERS, key: order(matched.restingOrderId) }
+          ? { kind: 'delete', table: BOOK_ORDERS, key: orderKey(symbol, matched.restingOrderId) }
           : {
               kind: 'upsert',
               table: BOOK_ORDERS,
-              key: order(matched.restingOrderId),
+              key: orderKey(symbol, matched.restingOrderId),
               set: { remaining: matched.restingRemaining },
               add: { displayed: -matched.quantity },
             },
@@ -118,7 +140,7 @@ function projectBook(symbol: string, event: RecordedBookEvent | RecordedEvent): 
       // A fully filled incoming order never rests; one that rested earlier (a modify that lost
       // priority) is gone too.
       if (matched.incomingRemaining === 0)
-        changes.push({ kind: 'delete', table: BOOK_ORDERS, key: order(matched.incomingOrderId) });
+        changes.push({ kind: 'delete', table: BOOK_ORDERS, key: orderKey(symbol, matched.incomingOrderId) });
       return changes;
     }
     case 'IcebergReplenished': {
@@ -127,7 +149,7 @@ function projectBook(symbol: string, event: RecordedBookEvent | RecordedEvent): 
         {
           kind: 'upsert',
           table: BOOK_ORDERS,
-          key: order(replenished.orderId),
+          key: orderKey(symbol, replenished.orderId),
           set: { displayed: replenished.displayedQuantity, rested_sequence: replenished.sequence },
         },
       ];
@@ -139,7 +161,7 @@ function projectBook(symbol: string, event: RecordedBookEvent | RecordedEvent): 
           {
             kind: 'upsert',
             table: BOOK_ORDERS,
-            key: order(modified.orderId),
+            key: orderKey(symbol, modified.orderId),
             set: { remaining: modified.remaining },
             // A smaller order shows no more than what is left of it (the engine's rule).
             min: { displayed: modified.remaining },
@@ -150,7 +172,7 @@ function projectBook(symbol: string, event: RecordedBookEvent | RecordedEvent): 
         {
           kind: 'upsert',
           table: BOOK_ORDERS,
-          key: order(modified.orderId),
+          key: orderKey(symbol, modified.orderId),
           set: {
             account_id: modified.accountId,
             side: modified.side,
@@ -164,7 +186,7 @@ function projectBook(symbol: string, event: RecordedBookEvent | RecordedEvent): 
     }
     case 'OrderCanceled':
     case 'OrderExpired':
-      return [{ kind: 'delete', table: BOOK_ORDERS, key: order(typed.data.orderId) }];
+      return [{ kind: 'delete', table: BOOK_ORDERS, key: orderKey(symbol, typed.data.orderId) }];
     default:
       return [];
   }

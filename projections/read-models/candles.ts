@@ -12,6 +12,7 @@ export const CANDLES = 'candles';
 
 export const CANDLE_INTERVALS = { '1m': 60_000, '5m': 300_000, '1h': 3_600_000, '1d': 86_400_000 } as const;
 export type CandleInterval = keyof typeof CANDLE_INTERVALS;
+const intervals = Object.entries(CANDLE_INTERVALS);
 
 export const candlesProjection: ProjectionDefinition = {
   name: 'candles',
@@ -42,8 +43,10 @@ export const candlesProjection: ProjectionDefinition = {
   project(event: RecordedEvent): Change[] {
     if (event.type !== 'TradeExecuted') return [];
     const { data } = event as RecordedTradeExecuted;
-    return Object.entries(CANDLE_INTERVALS).map(
-      ([interval, length]): Change => ({
+    // A loop over the intervals, not a map with a callback: no closure nor entry arrays per trade.
+    const changes: Change[] = [];
+    for (const [interval, length] of intervals)
+      changes.push({
         kind: 'upsert',
         table: CANDLES,
         key: {
@@ -56,7 +59,7 @@ export const candlesProjection: ProjectionDefinition = {
         max: { high: data.price },
         min: { low: data.price },
         add: { volume: data.quantity, notional: data.price * data.quantity, trades: 1 },
-      }),
-    );
+      });
+    return changes;
   },
 };
