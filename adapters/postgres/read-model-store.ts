@@ -193,6 +193,9 @@ export class SqlReadModelStore implements ReadModelStore {
     return this.client.transaction(async (tx) => {
       const moved = await tx.query(moveCheckpoint.text, moveCheckpoint.params);
       if (moved.length === 0) return false;
+      // A rebuild's windows need not wait for their WAL to reach the disk: the tables serve no
+      // one until the promotion, whose commit (synchronous) flushes everything written before it.
+      if (target === 'rebuild') await tx.query('SET LOCAL synchronous_commit = off');
       for (const { text, params, copy } of statements) {
         if (copy === undefined) await tx.query(text, params);
         else await tx.copyFrom!(text, copy);

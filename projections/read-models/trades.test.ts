@@ -16,8 +16,16 @@ describe('trades tape', () => {
         { trade_id: 't1' },
         { symbol: 'PETR4', price: 3_250, quantity: 200, position: event.position, executed_at: new Date(at) },
       )
-      .thenRow(TRADE_PARTIES, { account_id: 'buyer', trade_id: 't1' }, { side: 'BUY' })
-      .thenRow(TRADE_PARTIES, { account_id: 'seller', trade_id: 't1' }, { side: 'SELL' });
+      .thenRow(
+        TRADE_PARTIES,
+        { account_id: 'buyer', position: event.position },
+        { trade_id: 't1', side: 'BUY', symbol: 'PETR4' },
+      )
+      .thenRow(
+        TRADE_PARTIES,
+        { account_id: 'seller', position: event.position },
+        { trade_id: 't1', side: 'SELL', symbol: 'PETR4' },
+      );
   });
   it('ignores book events', () =>
     given()

@@ -49,17 +49,16 @@ export const tradesProjection: ProjectionDefinition = {
         symbol: { type: 'text' },
         position: { type: 'bigint' },
       },
-      primaryKey: ['account_id', 'trade_id'],
-      indexes: [
-        ['account_id', 'position'],
-        ['account_id', 'symbol', 'position'],
-      ],
+      // A trade is the only one of its event, so its position identifies it within the account.
+      primaryKey: ['account_id', 'position'],
+      indexes: [['account_id', 'symbol', 'position']],
       appendOnly: true,
     },
   ],
   project(event: RecordedEvent): Change[] {
     if (event.type !== 'TradeExecuted') return [];
-    const { data } = event as RecordedTradeExecuted;
+    const trade = event as RecordedTradeExecuted;
+    const { data } = trade;
     const row: Row = {
       symbol: data.symbol,
       price: data.price,
@@ -73,18 +72,22 @@ export const tradesProjection: ProjectionDefinition = {
       executed_at: new Date(data.at),
       position: event.position,
     };
-    const party = (accountId: string, side: 'BUY' | 'SELL'): Change => ({
-      kind: 'upsert',
-      table: TRADE_PARTIES,
-      key: { account_id: accountId, trade_id: data.tradeId },
-      set: { side, symbol: data.symbol, position: event.position },
-    });
     const changes: Change[] = [
       { kind: 'upsert', table: TRADES, key: { trade_id: data.tradeId }, set: row },
-      party(data.buyAccountId, 'BUY'),
+      party(trade, data.buyAccountId, 'BUY'),
     ];
     // A self-trade (prevented by the engine, but not impossible in old history) is one party row.
-    if (data.sellAccountId !== data.buyAccountId) changes.push(party(data.sellAccountId, 'SELL'));
+    if (data.sellAccountId !== data.buyAccountId) changes.push(party(trade, data.sellAccountId, 'SELL'));
     return changes;
   },
 };
+
+/** A trade's row in the tape of one of its accounts. */
+function party(trade: RecordedTradeExecuted, accountId: string, side: 'BUY' | 'SELL'): Change {
+  return {
+    kind: 'upsert',
+    table: TRADE_PARTIES,
+    key: { account_id: accountId, position: trade.position },
+    set: { trade_id: trade.data.tradeId, side, symbol: trade.data.symbol },
+  };
+}

@@ -9,7 +9,10 @@
  *
  * What is measured is the projector and the store: events come from memory (the workload,
  * generated and recorded before the clock starts), so the event store's read speed is not in the
- * figures (see `npm run bench -- eventstore` for it). Each store gets fresh storage. Rates:
+ * figures (see `npm run bench -- eventstore` for it). Each store gets fresh storage. Every timed
+ * run starts after a full garbage collection: the recorded million events fill half a gigabyte
+ * of heap that a real rebuild, reading pages from its store, does not hold, and a full collection
+ * of it (half a second of marking) would otherwise land in whichever run it happened to. Rates:
  *
  * - `<store>: its read models` — the models that store serves in compose (Postgres: trades,
  *   book_depth, candles over the B3 events; MySQL: orders, wallets over the broker events; Mongo:
@@ -21,6 +24,8 @@
  * - naive — the same models, one transaction per event, timed on the first `naiveEvents` events of
  *   each source and extrapolated as a rate: a full naive run of a million events would take hours.
  */
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { MongoClient } from 'mongodb';
 import mysql from 'mysql2/promise';
 import { MongoReadModelStore } from '../../adapters/mongo/read-model-store.ts';
@@ -46,6 +51,10 @@ import { listOption } from './options.ts';
 import { type BenchRow, compared } from './report.ts';
 
 const BATCH_SIZE = 5_000;
+
+setFlagsFromString('--expose-gc');
+/** A full garbage collection (see the module comment), outside the timed runs. */
+const collectGarbage = runInNewContext('gc') as () => void;
 
 /** The recorded history of one event store, in memory: `readAll` is a slice. */
 class RecordedHistory implements Pick<EventStore, 'readAll' | 'headPosition'> {
@@ -216,6 +225,7 @@ async function rebuild(
     store,
     batchSize: BATCH_SIZE,
   });
+  collectGarbage();
   const started = performance.now();
   await projector.rebuild();
   return (performance.now() - started) / 1000;
@@ -280,6 +290,7 @@ export default {
           continue;
         }
         if (target.serves.length < 3) {
+          collectGarbage();
           const started = performance.now();
           await Promise.all(
             own.map((projection) => rebuild(projection, opened.store, sliced[projection.source])),
@@ -313,6 +324,7 @@ export default {
           for (const source of sources) {
             const slice = sliced[source].first(naiveEvents);
             naiveCount += slice.events.length;
+            collectGarbage();
             const started = performance.now();
             for (const projection of projections.filter((p) => p.source === source))
               await naiveRebuild(projection, opened.store, slice);
