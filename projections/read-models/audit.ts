@@ -39,6 +39,7 @@ export function auditTimelineProjection(source: 'broker' | 'b3'): ProjectionDefi
         },
         primaryKey: ['event_id'],
         indexes: [['correlation_id', 'occurred_at', 'recorded_at', 'position']],
+        appendOnly: true,
       },
     ],
     project(event: RecordedEvent): Change[] {

@@ -34,6 +34,7 @@ export const quotesProjection: ProjectionDefinition = {
       columns: quoteColumns,
       primaryKey: ['symbol', 'sequence'],
       indexes: [['symbol', 'quoted_at']],
+      appendOnly: true,
     },
     { name: LATEST_QUOTES, columns: quoteColumns, primaryKey: ['symbol'] },
   ],
