@@ -133,6 +133,11 @@ describe('tradecore start, embedded', () => {
       () => call('GET', '/v1/trades?symbol=PETR4', { token: buyer }),
       (answer) => answer.body?.items?.length === 1,
     );
+    const ownTrades = await until(
+      () => call('GET', `/v1/trades?accountId=${buyerId}`, { token: buyer }),
+      (answer) => answer.body?.items?.length === 1,
+    );
+    expect(ownTrades.body.items).toEqual([{ ...trades.body.items[0], side: 'BUY' }]);
     const candles = await until(
       () => call('GET', '/v1/market/PETR4/candles?interval=1m', { token: buyer }),
       (answer) => answer.body?.items?.length === 1,
@@ -169,6 +174,9 @@ describe('tradecore start, embedded', () => {
         asks: book.body.asks,
       });
       expect((await call('GET', '/v1/trades?symbol=PETR4', { token: buyer })).body).toEqual(trades.body);
+      expect((await call('GET', `/v1/trades?accountId=${buyerId}`, { token: buyer })).body).toEqual(
+        ownTrades.body,
+      );
       expect((await call('GET', '/v1/market/PETR4/candles?interval=1m', { token: buyer })).body).toEqual(
         candles.body,
       );
