@@ -114,6 +114,16 @@ export function tapeProjection(name = `tape_${randomUUID().slice(0, 8)}`): Proje
   };
 }
 
+/** `count` rows of the accounts projection's ledger: row i at position i + 1, in `account(i)`. */
+function ledgerRows(ledger: string, count: number, account: (i: number) => string): Change[] {
+  return Array.from({ length: count }, (_, i) => ({
+    kind: 'upsert' as const,
+    table: ledger,
+    key: { account: account(i), position: i + 1 },
+    set: { amount: i, recorded_at: new Date(1_700_000_000_000 + i * 1000) },
+  }));
+}
+
 let sequence = 0;
 export function accountEvent(type: 'Deposited' | 'Closed', data: Record<string, unknown>): NewEvent {
   sequence += 1;
@@ -254,13 +264,13 @@ export function readModelStoreContract(name: string, factory: ReadModelStoreFact
       const projection = accountsProjection();
       await store.prepare(projection, 'live');
       const ledger = projection.tables[1]!.name;
-      const changes: Change[] = Array.from({ length: 25 }, (_, i) => ({
-        kind: 'upsert' as const,
-        table: ledger,
-        key: { account: i % 2 ? 'odd' : 'even', position: i + 1 },
-        set: { amount: i, recorded_at: new Date(1_700_000_000_000 + i * 1000) },
-      }));
-      await store.applyBatch(projection, 'live', changes, 0, 25);
+      await store.applyBatch(
+        projection,
+        'live',
+        ledgerRows(ledger, 25, (i) => (i % 2 ? 'odd' : 'even')),
+        0,
+        25,
+      );
       const seen: number[] = [];
       let after: Row[string][] | undefined;
       for (;;) {
@@ -285,13 +295,13 @@ export function readModelStoreContract(name: string, factory: ReadModelStoreFact
       const projection = accountsProjection();
       await store.prepare(projection, 'live');
       const ledger = projection.tables[1]!.name;
-      const changes: Change[] = Array.from({ length: 12 }, (_, i) => ({
-        kind: 'upsert' as const,
-        table: ledger,
-        key: { account: `acc${i % 4}`, position: i + 1 },
-        set: { amount: i, recorded_at: new Date(1_700_000_000_000 + i * 1000) },
-      }));
-      await store.applyBatch(projection, 'live', changes, 0, 12);
+      await store.applyBatch(
+        projection,
+        'live',
+        ledgerRows(ledger, 12, (i) => `acc${i % 4}`),
+        0,
+        12,
+      );
       const positions = async (options: FindOptions) =>
         (await store.find(projection, ledger, { orderBy: [['position', 'asc']], ...options })).map(
           (row) => row.position,
