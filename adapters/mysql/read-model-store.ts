@@ -420,7 +420,7 @@ export class MysqlReadModelStore implements ReadModelStore {
   }
 }
 
-/** A mysql2 pool as the store needs it: UTC dates, JSON as text, matched-row counts. */
+/** A mysql2 pool as the store needs it: UTC dates, JSON as text, matched-row counts, statements sent as written. */
 export function mysqlPool(url: string, connectionLimit = 10): Pool {
   return mysql.createPool({
     uri: url,
@@ -432,6 +432,11 @@ export function mysqlPool(url: string, connectionLimit = 10): Pool {
     // UPDATE reports the rows it matched, not only those it changed: the checkpoint compare-and-set needs it.
     flags: ['FOUND_ROWS'],
     enableKeepAlive: true,
+    // The store's statements carry literals and no values: mysql2 would still scan each one (up
+    // to a megabyte) for placeholders it then leaves as they are. Statements with values are
+    // formatted as mysql2 does by default.
+    queryFormat: (sql: string, values: Parameters<typeof mysql.format>[1]) =>
+      Array.isArray(values) && values.length === 0 ? sql : mysql.format(sql, values, false, 'Z'),
   });
 }
 
