@@ -17,6 +17,7 @@ import {
 import {
   type Change,
   type Column,
+  type ColumnType,
   columnOf,
   type FindOptions,
   type ProjectionDefinition,
@@ -244,7 +245,9 @@ export class MysqlReadModelStore implements ReadModelStore {
     const name = identifier(this.table(table.name, target));
     for (const [shape, group] of shapes) {
       const columns = [...table.primaryKey, ...shape.columns];
-      for (const column of columns) columnOf(table, column);
+      // Each column's type looked up once per shape, not once per value.
+      const types = columns.map((column) => columnOf(table, column) && table.columns[column]!.type);
+      const keys = table.primaryKey.length;
       const updates = shape.columns
         .map((column, index) => ({ column, op: shape.ops[index]! }))
         .filter(({ op }) => op !== 'insert')
@@ -254,10 +257,10 @@ export class MysqlReadModelStore implements ReadModelStore {
         updates.push(`${identifier(table.primaryKey[0]!)} = ${identifier(table.primaryKey[0]!)}`);
       const tuples = group.map((upsert) => {
         let tuple = '(';
-        for (const column of table.primaryKey)
-          tuple += `${literal(table, column, upsert.key[column] ?? null)}, `;
-        for (let index = 0; index < shape.columns.length; index++)
-          tuple += `${literal(table, shape.columns[index]!, upsert.values[index] ?? null)}, `;
+        for (let index = 0; index < keys; index++)
+          tuple += `${typedLiteral(types[index], upsert.key[columns[index]!] ?? null)}, `;
+        for (let index = keys; index < columns.length; index++)
+          tuple += `${typedLiteral(types[index], upsert.values[index - keys] ?? null)}, `;
         return `${tuple.slice(0, -2)})`;
       });
       const head = `INSERT INTO ${name} (${columns.map(identifier).join(', ')}) VALUES `;
@@ -417,7 +420,7 @@ export class MysqlReadModelStore implements ReadModelStore {
   }
 }
 
-/** A mysql2 pool as the store needs it: UTC dates, JSON as text, matched-row counts. */
+/** A mysql2 pool as the store needs it: UTC dates, JSON as text, matched-row counts, statements sent as written. */
 export function mysqlPool(url: string, connectionLimit = 10): Pool {
   return mysql.createPool({
     uri: url,
@@ -429,6 +432,11 @@ export function mysqlPool(url: string, connectionLimit = 10): Pool {
     // UPDATE reports the rows it matched, not only those it changed: the checkpoint compare-and-set needs it.
     flags: ['FOUND_ROWS'],
     enableKeepAlive: true,
+    // The store's statements carry literals and no values: mysql2 would still scan each one (up
+    // to a megabyte) for placeholders it then leaves as they are. Statements with values are
+    // formatted as mysql2 does by default.
+    queryFormat: (sql: string, values: Parameters<typeof mysql.format>[1]) =>
+      Array.isArray(values) && values.length === 0 ? sql : mysql.format(sql, values, false, 'Z'),
   });
 }
 
@@ -536,8 +544,13 @@ function* statementChunks(tuples: string[]): Generator<string[]> {
 
 /** A value as a SQL literal for its column: statements carry no parameters, so they can be measured. */
 function literal(table: TableDefinition, column: string, value: Value | undefined): string {
+  return typedLiteral(table.columns[column]?.type, value);
+}
+
+/** `literal` for a column of type `type`. */
+function typedLiteral(type: ColumnType | undefined, value: Value | undefined): string {
   if (value === null || value === undefined) return 'NULL';
-  switch (table.columns[column]?.type) {
+  switch (type) {
     case 'json':
       return mysql.escape(JSON.stringify(value));
     case 'timestamp':
@@ -552,11 +565,13 @@ function literal(table: TableDefinition, column: string, value: Value | undefine
   }
 }
 
-/** A UTC DATETIME(3) literal, whatever the connection's time zone. */
+/**
+ * A UTC DATETIME(3) literal, whatever the connection's time zone: the ISO text without its `Z`
+ * (MySQL and MariaDB take a `T` between date and time), one slice per date written.
+ */
 function dateLiteral(date: Date): string {
   if (Number.isNaN(date.getTime())) throw new Error('invalid date in a read-model change');
-  const iso = date.toISOString();
-  return `'${iso.slice(0, 10)} ${iso.slice(11, 23)}'`;
+  return `'${date.toISOString().slice(0, 23)}'`;
 }
 
 function integer(value: number): string {

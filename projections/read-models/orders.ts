@@ -1,6 +1,6 @@
 import type { RecordedEvent } from '../../domain/shared/event-store.ts';
-import type { Change, ProjectionDefinition } from '../model.ts';
-import { type RecordedOrderEvent, streamEntity } from './events.ts';
+import type { Change, ProjectionDefinition, Row } from '../model.ts';
+import type { RecordedOrderEvent } from './events.ts';
 
 /**
  * Orders and their executions, per account (`GET /v1/orders…`). One row per order, keyed by its
@@ -73,25 +73,25 @@ export const ordersProjection: ProjectionDefinition = {
     },
   ],
   project(event: RecordedEvent): Change[] {
-    if (!streamEntity(event.streamId, 'order')) return [];
+    if (!event.streamId.startsWith('order-')) return [];
     return projectOrder(event as RecordedOrderEvent);
   },
 };
 
+/**
+ * Helpers at module level and one Date per event: under tsx a closure made per event costs a
+ * `__name` call besides its allocation, and a rebuild projects every order event.
+ */
 function projectOrder(event: RecordedOrderEvent): Change[] {
-  const key = { order_id: event.data.orderId };
-  const touched = { updated_at: new Date(eventTime(event)), stream_version: event.version };
-  const update = (set: Record<string, string | number | boolean | Date | null>): Change[] => [
-    { kind: 'upsert', table: ORDERS, key, set: { ...set, ...touched } },
-  ];
   switch (event.type) {
     case 'OrderPlaced': {
       const data = event.data;
+      const placedAt = new Date(data.placedAt);
       return [
         {
           kind: 'upsert',
           table: ORDERS,
-          key,
+          key: { order_id: data.orderId },
           set: {
             account_id: data.accountId,
             symbol: data.symbol,
@@ -111,35 +111,56 @@ function projectOrder(event: RecordedOrderEvent): Change[] {
             cancel_requested: false,
             reject_reason: null,
             reject_detail: null,
-            placed_at: new Date(data.placedAt),
+            placed_at: placedAt,
             placed_position: event.position,
-            ...touched,
+            updated_at: placedAt,
+            stream_version: event.version,
           },
         },
       ];
     }
     case 'OrderAccepted':
-      return update({ status: 'NEW' });
+      return statusChange(event.data, event.version, 'NEW');
     case 'OrderRejected':
-      return update({
-        status: 'REJECTED',
-        reject_reason: event.data.reason,
-        reject_detail: event.data.detail,
-      });
-    case 'ExecutionRecorded': {
-      const data = event.data;
       return [
         {
           kind: 'upsert',
           table: ORDERS,
-          key,
-          // The order's own totals after this execution; FILLED comes with OrderFilled.
+          key: { order_id: event.data.orderId },
           set: {
-            filled_quantity: data.filledQuantity,
-            average_price: data.averagePrice,
-            ...(data.remainingQuantity > 0 ? { status: 'PARTIALLY_FILLED' } : {}),
-            ...touched,
+            status: 'REJECTED',
+            reject_reason: event.data.reason,
+            reject_detail: event.data.detail,
+            updated_at: new Date(event.data.at),
+            stream_version: event.version,
           },
+        },
+      ];
+    case 'ExecutionRecorded': {
+      const data = event.data;
+      const executedAt = new Date(data.executedAt);
+      // The order's own totals after this execution; FILLED comes with OrderFilled.
+      const set: Row =
+        data.remainingQuantity > 0
+          ? {
+              filled_quantity: data.filledQuantity,
+              average_price: data.averagePrice,
+              status: 'PARTIALLY_FILLED',
+              updated_at: executedAt,
+              stream_version: event.version,
+            }
+          : {
+              filled_quantity: data.filledQuantity,
+              average_price: data.averagePrice,
+              updated_at: executedAt,
+              stream_version: event.version,
+            };
+      return [
+        {
+          kind: 'upsert',
+          table: ORDERS,
+          key: { order_id: data.orderId },
+          set,
           add: { filled_notional: data.quantity * data.price },
         },
         {
@@ -149,7 +170,7 @@ function projectOrder(event: RecordedOrderEvent): Change[] {
           set: {
             quantity: data.quantity,
             price: data.price,
-            executed_at: new Date(data.executedAt),
+            executed_at: executedAt,
             filled_quantity: data.filledQuantity,
             remaining_quantity: data.remainingQuantity,
             position: event.position,
@@ -158,23 +179,50 @@ function projectOrder(event: RecordedOrderEvent): Change[] {
       ];
     }
     case 'OrderFilled':
-      return update({
-        status: 'FILLED',
-        filled_quantity: event.data.filledQuantity,
-        average_price: event.data.averagePrice,
-      });
+      return [
+        {
+          kind: 'upsert',
+          table: ORDERS,
+          key: { order_id: event.data.orderId },
+          set: {
+            status: 'FILLED',
+            filled_quantity: event.data.filledQuantity,
+            average_price: event.data.averagePrice,
+            updated_at: new Date(event.data.at),
+            stream_version: event.version,
+          },
+        },
+      ];
     case 'OrderCancelRequested':
-      return update({ cancel_requested: true });
+      return [
+        {
+          kind: 'upsert',
+          table: ORDERS,
+          key: { order_id: event.data.orderId },
+          set: {
+            cancel_requested: true,
+            updated_at: new Date(event.data.at),
+            stream_version: event.version,
+          },
+        },
+      ];
     case 'OrderCanceled':
-      return update({ status: 'CANCELED' });
+      return statusChange(event.data, event.version, 'CANCELED');
     case 'OrderExpired':
-      return update({ status: 'EXPIRED' });
+      return statusChange(event.data, event.version, 'EXPIRED');
     default:
       return [];
   }
 }
 
-function eventTime(event: RecordedOrderEvent): string {
-  const data = event.data as { at?: string; placedAt?: string; executedAt?: string };
-  return data.at ?? data.placedAt ?? data.executedAt ?? event.metadata.occurredAt;
+/** The order moved to `status` at `data.at`, and nothing else changed. */
+function statusChange(data: { orderId: string; at: string }, version: number, status: string): Change[] {
+  return [
+    {
+      kind: 'upsert',
+      table: ORDERS,
+      key: { order_id: data.orderId },
+      set: { status, updated_at: new Date(data.at), stream_version: version },
+    },
+  ];
 }
