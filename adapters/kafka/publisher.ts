@@ -91,9 +91,9 @@ export interface EnsuredTopics {
 }
 
 /**
- * Creates the missing topics with their partition counts and waits for their leaders. Existing
- * topics are left alone (a different partition count there is reported, not changed: growing
- * a topic moves keys between partitions and is an operator's decision).
+ * Creates the missing topics with their partition counts and waits until their leaders host them.
+ * Existing topics are left alone (a different partition count there is reported, not changed:
+ * growing a topic moves keys between partitions and is an operator's decision).
  */
 export async function ensureTopics(admin: Admin, topics: TopicToEnsure[]): Promise<EnsuredTopics> {
   const present = new Set(await admin.listTopics());
@@ -110,6 +110,10 @@ export async function ensureTopics(admin: Admin, topics: TopicToEnsure[]): Promi
         configEntries: Object.entries(topic.config ?? {}).map(([name, value]) => ({ name, value })),
       })),
     });
+    // A broker may name a new partition's leader a moment before it hosts the partition; until
+    // then produce and offset requests fail with UNKNOWN_TOPIC_OR_PARTITION. Reading each new
+    // topic's offsets, which kafkajs retries while the broker answers so, waits that moment out.
+    await Promise.all(missing.map((topic) => admin.fetchTopicOffsets(topic.topic)));
   }
   const existingNames = topics.filter((topic) => present.has(topic.topic)).map((topic) => topic.topic);
   const existing =
