@@ -22,7 +22,7 @@ readModelStoreContract('Postgres', {
 });
 
 describe('append-only tables, loaded with COPY by a rebuild', () => {
-  it('refuses a rebuild that writes a row twice or deletes one, and the live rows keep serving', async () => {
+  it('refuses a rebuild that writes a row twice, deletes one or names an unknown column, and the live rows keep serving', async () => {
     const schema = isolatedName('rm');
     schemas.push(schema);
     const store = await SqlReadModelStore.open({ client, schema });
@@ -46,6 +46,17 @@ describe('append-only tables, loaded with COPY by a rebuild', () => {
     await expect(
       store.applyBatch(projection, 'rebuild', [{ kind: 'delete', table, key: { id: 'a' } }], 0, 1),
     ).rejects.toThrow(`table ${table} is append-only`);
+
+    await store.prepare(projection, 'rebuild');
+    await expect(
+      store.applyBatch(
+        projection,
+        'rebuild',
+        [{ kind: 'upsert', table, key: { id: 'b' }, set: { flag: true, at: new Date(0), colour: 'red' } }],
+        0,
+        1,
+      ),
+    ).rejects.toThrow(`table ${table} has no column colour`);
 
     expect(await store.find(projection, table)).toEqual([expect.objectContaining({ id: 'a', note: 'live' })]);
     expect(await store.checkpoint(projection.name, 'live')).toBe(1);

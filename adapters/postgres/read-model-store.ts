@@ -421,6 +421,13 @@ class BulkLoad {
 function copyLine(table: TableDefinition, types: ColumnType[], change: Change): string {
   if (change.kind === 'delete')
     throw new Error(`table ${table.name} is append-only: a change deletes one of its rows`);
+  // Columns are read by the table's names below: one the table lacks would be dropped unseen.
+  knownColumns(table, change.key);
+  knownColumns(table, change.insert);
+  knownColumns(table, change.set);
+  knownColumns(table, change.add);
+  knownColumns(table, change.max);
+  knownColumns(table, change.min);
   let line = '';
   let index = 0;
   for (const column in table.columns) {
@@ -436,6 +443,10 @@ function copyLine(table: TableDefinition, types: ColumnType[], change: Change): 
     index++;
   }
   return `${line}\n`;
+}
+
+function knownColumns(table: TableDefinition, row: object | undefined): void {
+  for (const column in row) columnOf(table, column);
 }
 
 /** A value as COPY's text format reads it, written as `arrayLiteral` writes an element. */
