@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import {
   type Admin,
   CompressionTypes,
@@ -110,10 +111,7 @@ export async function ensureTopics(admin: Admin, topics: TopicToEnsure[]): Promi
         configEntries: Object.entries(topic.config ?? {}).map(([name, value]) => ({ name, value })),
       })),
     });
-    // A broker may name a new partition's leader a moment before it hosts the partition; until
-    // then produce and offset requests fail with UNKNOWN_TOPIC_OR_PARTITION. Reading each new
-    // topic's offsets, which kafkajs retries while the broker answers so, waits that moment out.
-    await Promise.all(missing.map((topic) => admin.fetchTopicOffsets(topic.topic)));
+    await Promise.all(missing.map((topic) => untilHosted(admin, topic.topic)));
   }
   const existingNames = topics.filter((topic) => present.has(topic.topic)).map((topic) => topic.topic);
   const existing =
@@ -124,4 +122,42 @@ export async function ensureTopics(admin: Admin, topics: TopicToEnsure[]): Promi
           partitions: topic.partitions.length,
         }));
   return { created: missing.map((topic) => topic.topic), existing };
+}
+
+/** A broker's answers while a new partition is not served yet: wait, and ask again. */
+const NOT_HOSTED_YET = new Set([
+  'UNKNOWN_TOPIC_OR_PARTITION',
+  'LEADER_NOT_AVAILABLE',
+  'NOT_LEADER_FOR_PARTITION',
+]);
+
+/**
+ * Waits until the broker serves every partition of a topic just created. `createTopics` waits for
+ * the leaders to be named in the metadata, but a broker may name one a moment before it hosts the
+ * partition: until then produce and offset requests are refused (as not hosted, or not the
+ * leader). Reading the topic's offsets succeeds once they are all served.
+ */
+async function untilHosted(admin: Admin, topic: string, timeoutMs = 30_000): Promise<void> {
+  for (const deadline = Date.now() + timeoutMs; ; ) {
+    try {
+      await admin.fetchTopicOffsets(topic);
+      return;
+    } catch (error) {
+      if (!NOT_HOSTED_YET.has(protocolErrorType(error) ?? '') || Date.now() > deadline) throw error;
+      await delay(100);
+    }
+  }
+}
+
+/** The broker's error type (`NOT_LEADER_FOR_PARTITION`…), also when kafkajs gave up retrying and wrapped it. */
+function protocolErrorType(error: unknown): string | undefined {
+  for (
+    let cause = error;
+    typeof cause === 'object' && cause !== null;
+    cause = (cause as { cause?: unknown }).cause
+  ) {
+    const { type } = cause as { type?: unknown };
+    if (typeof type === 'string') return type;
+  }
+  return undefined;
 }
