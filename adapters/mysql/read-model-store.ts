@@ -9,7 +9,6 @@ import {
   BatchPlan,
   batchStatements,
   type MergedUpsert,
-  planBatch,
   RebuildRows,
   type Shape,
   type Wave,
@@ -153,7 +152,9 @@ export class MysqlReadModelStore implements ReadModelStore {
     from: number,
     to: number,
   ): Promise<boolean> {
-    return this.applyWaves(projection, target, planBatch(changes), from, to);
+    const batch = this.openBatch(projection, target);
+    batch.add(changes);
+    return batch.apply(from, to);
   }
 
   openBatch(projection: ProjectionDefinition, target: Target): OpenBatch {
@@ -185,7 +186,15 @@ export class MysqlReadModelStore implements ReadModelStore {
       // the server runs one while the next is being written.
       const written = target === 'rebuild' ? this.rebuildRows.get(projection.name) : undefined;
       if (written?.full) this.rebuildRows.delete(projection.name);
-      const statements = this.batchStatements(tables, target, waves, written);
+      const statements = batchStatements(
+        tables,
+        waves,
+        {
+          deletes: (table, keys) => this.deleteStatements(table, target, keys),
+          upserts: (table, upserts, mayExist) => this.upsertStatements(table, target, upserts, mayExist),
+        },
+        written,
+      );
       let next = statements.next();
       const [moved] = await moving;
       if (moved.affectedRows === 0) return false;
@@ -198,23 +207,6 @@ export class MysqlReadModelStore implements ReadModelStore {
       await Promise.all(sent);
       return true;
     });
-  }
-
-  private batchStatements(
-    tables: Map<string, TableDefinition>,
-    target: Target,
-    waves: Wave[],
-    written?: RebuildRows,
-  ): Generator<string, void> {
-    return batchStatements(
-      tables,
-      waves,
-      {
-        deletes: (table, keys) => this.deleteStatements(table, target, keys),
-        upserts: (table, upserts, mayExist) => this.upsertStatements(table, target, upserts, mayExist),
-      },
-      written,
-    );
   }
 
   private *deleteStatements(table: TableDefinition, target: Target, keys: Row[]): Generator<string, void> {

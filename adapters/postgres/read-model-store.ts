@@ -181,7 +181,15 @@ export class SqlReadModelStore implements ReadModelStore {
     // Append-only rows touch no row of the waves: loaded first, in any order.
     const statements = [
       ...(bulk?.statements((table) => `${this.schema}.${this.table(table, target)}`) ?? []),
-      ...this.batchStatements(tables, target, waves, written),
+      ...batchStatements(
+        tables,
+        waves,
+        {
+          deletes: (table, keys) => this.deleteStatements(table, target, keys),
+          upserts: (table, upserts, mayExist) => this.upsertStatements(table, target, upserts, mayExist),
+        },
+        written,
+      ),
     ];
     if (written?.full) this.rebuildRows.delete(projection.name);
     const moveCheckpoint = {
@@ -202,23 +210,6 @@ export class SqlReadModelStore implements ReadModelStore {
       }
       return true;
     });
-  }
-
-  private batchStatements(
-    tables: Map<string, TableDefinition>,
-    target: Target,
-    waves: Wave[],
-    written?: RebuildRows,
-  ): Generator<Statement, void> {
-    return batchStatements(
-      tables,
-      waves,
-      {
-        deletes: (table, keys) => this.deleteStatements(table, target, keys),
-        upserts: (table, upserts, mayExist) => this.upsertStatements(table, target, upserts, mayExist),
-      },
-      written,
-    );
   }
 
   private *deleteStatements(table: TableDefinition, target: Target, keys: Row[]): Generator<Statement, void> {

@@ -61,6 +61,12 @@ const VERIFIED_TOKENS_KEPT = 10_000;
 export class TokenIssuer {
   /** Imported once: given raw bytes, jose imports a key for every token it signs or verifies. */
   private readonly key: Promise<webcrypto.CryptoKey>;
+  /**
+   * Tokens already verified, with their expiry: a client sends the same token with every request,
+   * and checking its signature again each time was a few percent of the API's CPU. Only a token
+   * identical to one whose signature was checked is found here.
+   */
+  private readonly verified = new Map<string, { principal: Principal; expiresAtMs: number }>();
 
   constructor(
     secret: string,
@@ -88,13 +94,6 @@ export class TokenIssuer {
       .sign(await this.key);
     return { token, expiresAt: new Date(expiresAt * 1000).toISOString() };
   }
-
-  /**
-   * Tokens already verified, with their expiry: a client sends the same token with every request,
-   * and checking its signature again each time was a few percent of the API's CPU. Only a token
-   * identical to one whose signature was checked is found here.
-   */
-  private readonly verified = new Map<string, { principal: Principal; expiresAtMs: number }>();
 
   /** The token's principal, or undefined when it is malformed, forged or expired. */
   async verify(token: string): Promise<Principal | undefined> {
