@@ -146,3 +146,39 @@ describe('AggregateCache', () => {
     expect(cache.get('c')).toBeDefined();
   });
 });
+
+describe('AggregateCache.follow', () => {
+  const recorded = (streamId: string, version: number, amount: number) =>
+    ({ ...newEvent('Deposited', { amount }), streamId, version, position: version + 1 }) as never;
+
+  it("folds in a stream's first event and each next one, and ignores any other", () => {
+    const cache = new AggregateCache<Balance>();
+    cache.follow(recorded('w-1', 1, 5), balance()); // not the first, and nothing cached: unknown
+    expect(cache.get('w-1')).toBeUndefined();
+    cache.follow(recorded('w-1', 0, 10), balance());
+    cache.follow(recorded('w-1', 1, 20), balance());
+    expect(cache.get('w-1')).toEqual({ version: 1, state: { cash: 30, deposits: 2 } });
+    cache.follow(recorded('w-1', 3, 40), balance()); // a gap: the cached state stays as it was
+    cache.follow(recorded('w-1', 1, 20), balance()); // seen before
+    cache.follow(recorded('w-1', 0, 10), balance());
+    expect(cache.get('w-1')).toEqual({ version: 1, state: { cash: 30, deposits: 2 } });
+  });
+
+  it('lets a load of the only writer’s stream read nothing', async () => {
+    const store = await stores[1]![1]();
+    const stream = streamName('wallet');
+    const appended = await store.append(stream, [newEvent('Deposited', { amount: 7 })]);
+    const cache = new AggregateCache<Balance>();
+    for (const event of await store.readStream(stream)) cache.follow(event, balance());
+    let reads = 0;
+    const read = store.readStream.bind(store);
+    store.readStream = (streamId, options) => {
+      reads += 1;
+      return read(streamId, options);
+    };
+    const loaded = await loadAggregate(store, stream, balance(), { cache });
+    expect(loaded).toEqual({ state: { cash: 7, deposits: 1 }, version: appended.nextExpectedVersion });
+    expect(reads).toBe(0);
+    await store.close();
+  });
+});

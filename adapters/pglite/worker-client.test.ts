@@ -65,6 +65,30 @@ describe('PGlite worker client', () => {
     expect(await outside).toEqual([{ count: 2 }]);
   });
 
+  it('applies batches handed in together each on its own: a refused guard or a failure undoes only its batch', async () => {
+    await client.query('CREATE TABLE IF NOT EXISTS worker_batches (id int PRIMARY KEY)');
+    const insert = (id: number) => ({ text: 'INSERT INTO worker_batches VALUES ($1)', params: [id] });
+    const pass = { text: 'SELECT 1' };
+    const refuse = { text: 'SELECT 1 WHERE false' };
+    const guarded = client.guardedTransaction!;
+    // Handed in in one turn of the event loop: they cross to the worker together.
+    const outcomes = await Promise.allSettled([
+      guarded(pass, [insert(1), insert(2)]),
+      guarded(refuse, [insert(3)]),
+      guarded(pass, [insert(4), insert(1)]),
+      guarded(pass, [insert(5)]),
+    ]);
+    expect(outcomes.map((outcome) => (outcome.status === 'fulfilled' ? outcome.value : 'failed'))).toEqual([
+      true,
+      false,
+      'failed',
+      true,
+    ]);
+    expect(outcomes[2]).toMatchObject({ reason: { code: '23505' } });
+    const rows = await client.query<{ id: number }>('SELECT id FROM worker_batches ORDER BY id');
+    expect(rows.map((row) => row.id)).toEqual([1, 2, 5]);
+  });
+
   it('fails to open, and says so, when the database cannot start', async () => {
     const file = join(dataDir, 'not-a-folder');
     await writeFile(file, 'a file where the data folder should be');

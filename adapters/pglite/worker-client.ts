@@ -2,7 +2,23 @@ import { Worker } from 'node:worker_threads';
 import type { SqlClient, SqlQuery } from '../shared/sql-client.ts';
 import { inlineParameters, normaliseRow } from './client.ts';
 
-type Reply = { id: number; rows?: unknown[]; applied?: boolean; error?: { message: string; code?: string } };
+type Failure = { message: string; code?: string };
+type Reply = {
+  id: number;
+  rows?: unknown[];
+  results?: Array<{ applied?: boolean; error?: Failure }>;
+  error?: Failure;
+};
+
+/** A read model's batch waiting for its turn: its guard and statements as SQL text. */
+interface GuardedBatch {
+  guard: string;
+  statements: string[];
+  settle: (applied: boolean) => void;
+  fail: (error: Error) => void;
+}
+
+const failureOf = (error: Failure) => Object.assign(new Error(error.message), error);
 
 /**
  * PGlite in `dataDir`, run in a worker thread (adapters/pglite/worker.mjs). The embedded mode's
@@ -13,7 +29,10 @@ type Reply = { id: number; rows?: unknown[]; applied?: boolean; error?: { messag
  *
  * One connection: a transaction holds it from BEGIN to COMMIT, and statements from outside the
  * transaction wait their turn (`exclusive`). Every exchange with the worker costs the main thread
- * a message each way, so a read model's batch goes as one (`guardedTransaction`).
+ * a message each way, and every commit costs the database a WAL flush: so a read model's batch
+ * goes as one message (`guardedTransaction`), and the batches that read models hand in while the
+ * connection is busy (the projectors of one store all wake on the same appends) go together, in
+ * one transaction, each in a savepoint of its own.
  */
 export async function pgliteWorkerClient(dataDir: string): Promise<SqlClient> {
   const worker = new Worker(new URL('./worker.mjs', import.meta.url), { workerData: { dataDir } });
@@ -49,7 +68,7 @@ export async function pgliteWorkerClient(dataDir: string): Promise<SqlClient> {
     const waiting = pending.get(message.id);
     if (!waiting) return;
     settle(message.id);
-    if (message.error) waiting.reject(Object.assign(new Error(message.error.message), message.error));
+    if (message.error) waiting.reject(failureOf(message.error));
     else waiting.resolve(message);
   });
   worker.on('error', failAll);
@@ -87,17 +106,37 @@ export async function pgliteWorkerClient(dataDir: string): Promise<SqlClient> {
     }
   };
 
+  // Batches handed in while the connection is busy: they go out together at its next turn.
+  let waitingBatches: GuardedBatch[] = [];
+  const sendBatches = async () => {
+    const batches = waitingBatches;
+    waitingBatches = [];
+    try {
+      const { results = [] } = await ask({
+        batches: batches.map(({ guard, statements }) => ({ guard, statements })),
+      });
+      batches.forEach((batch, index) => {
+        const result = results[index];
+        if (result?.error) batch.fail(failureOf(result.error));
+        else batch.settle(result?.applied === true);
+      });
+    } catch (error) {
+      for (const batch of batches) batch.fail(error as Error);
+    }
+  };
+
   return {
     query: (text, params) => exclusive(() => run(text, params)),
     transaction: (work) => exclusive(() => inTransaction(work)),
-    // A read model's batch in one exchange with the worker instead of one per statement.
     guardedTransaction: (guard, statements) =>
-      exclusive(async () => {
-        const reply = await ask({
+      new Promise<boolean>((settle, fail) => {
+        waitingBatches.push({
           guard: inlineParameters(guard.text, guard.params),
           statements: statements.map((statement) => inlineParameters(statement.text, statement.params)),
+          settle,
+          fail,
         });
-        return reply.applied === true;
+        if (waitingBatches.length === 1) void exclusive(sendBatches);
       }),
     exec: (text) => exclusive(() => inTransaction(async (tx) => void (await tx.query(text)))),
     async listen(channel, onNotify) {

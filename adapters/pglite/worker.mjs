@@ -2,8 +2,10 @@
 // uses a core of its own. Plain JavaScript, so that it loads in any runner without a TypeScript
 // loader. It answers messages from adapters/pglite/worker-client.ts, one at a time, in order:
 //   { id, sql }              → { id, rows } (the last statement's rows) or { id, error }
-//   { id, guard, statements } → { id, applied }: BEGIN; guard; if it gave rows, the statements
-//                               and COMMIT (applied: true), else ROLLBACK (applied: false)
+//   { id, batches: [{ guard, statements }] } → { id, results: [{ applied } | { error }] }: one
+//                               transaction; each batch in a savepoint runs its guard and, when
+//                               that gave rows, its statements (applied: true), else it is rolled
+//                               back to the savepoint (applied: false), as it is when it fails
 //   { id, listen: channel }  → { id } then { notify: channel, payload } for each NOTIFY
 //   { id, unlisten: channel} → { id }
 //   { id, close: true }      → { id }, after the database is closed
@@ -21,17 +23,34 @@ function describe(error) {
   return described;
 }
 
-async function guarded(guard, statements) {
+/**
+ * Guarded batches in one transaction and one commit: each is all or nothing on its own (a
+ * savepoint), and the others commit whatever one of them did.
+ */
+async function guardedBatches(batches) {
+  const results = [];
   await db.exec('BEGIN');
   try {
-    const [result] = await db.exec(guard);
-    if (!result || result.rows.length === 0) {
-      await db.exec('ROLLBACK');
-      return false;
+    for (const { guard, statements } of batches) {
+      await db.exec('SAVEPOINT batch');
+      try {
+        const [result] = await db.exec(guard);
+        if (!result || result.rows.length === 0) {
+          await db.exec('ROLLBACK TO SAVEPOINT batch');
+          results.push({ applied: false });
+          continue;
+        }
+        // One exchange with the database for all of them: they return nothing to look at.
+        if (statements.length > 0) await db.exec(statements.join(';\n'));
+        await db.exec('RELEASE SAVEPOINT batch');
+        results.push({ applied: true });
+      } catch (error) {
+        await db.exec('ROLLBACK TO SAVEPOINT batch');
+        results.push({ error: describe(error) });
+      }
     }
-    for (const statement of statements) await db.exec(statement);
     await db.exec('COMMIT');
-    return true;
+    return results;
   } catch (error) {
     await db.exec('ROLLBACK').catch(() => undefined);
     throw error;
@@ -45,8 +64,8 @@ parentPort.on('message', (message) => {
       if (message.sql !== undefined) {
         const results = await db.exec(message.sql);
         parentPort.postMessage({ id: message.id, rows: results.at(-1)?.rows ?? [] });
-      } else if (message.guard !== undefined) {
-        parentPort.postMessage({ id: message.id, applied: await guarded(message.guard, message.statements) });
+      } else if (message.batches !== undefined) {
+        parentPort.postMessage({ id: message.id, results: await guardedBatches(message.batches) });
       } else if (message.listen !== undefined) {
         const channel = message.listen;
         const unlisten = await db.listen(channel, (payload) =>

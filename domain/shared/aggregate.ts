@@ -36,6 +36,21 @@ export class AggregateCache<State> {
     return entry;
   }
 
+  /**
+   * Folds in an event the process saw go by (from a subscription) when it is its stream's next
+   * one, or its first: a later load then has nothing to read.
+   */
+  follow(event: RecordedEvent, definition: AggregateDefinition<State>): void {
+    const current = this.entries.get(event.streamId);
+    const before =
+      current?.version === event.version - 1
+        ? current.state
+        : event.version === 0 && !current
+          ? definition.initial()
+          : undefined;
+    if (before !== undefined) this.set(event.streamId, event.version, definition.evolve(before, event));
+  }
+
   set(streamId: string, version: number, state: State): void {
     const current = this.entries.get(streamId);
     // Two loads of one stream can finish out of order: keep the newer.

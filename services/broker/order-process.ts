@@ -84,6 +84,9 @@ type NewEventId = (index: number) => string;
 
 /** How many orders the manager moves on at once. */
 const ORDER_LANES = 16;
+
+const ORDER_AGGREGATE = aggregateOf(orderDecider);
+
 /** How many execution reports are taken off the channel at once (in lanes by account). */
 const REPORT_PREFETCH = 32;
 
@@ -298,6 +301,8 @@ export class OrderProcess {
   /** One broker event: only order streams matter here. Exposed for tests. */
   async onEvent(event: RecordedEvent): Promise<void> {
     if (!event.streamId.startsWith('order-')) return;
+    // Folded in as it goes by: deciding on the order then reads nothing back from the store.
+    this.orders.follow(event, ORDER_AGGREGATE);
     switch ((event as RecordedEvent<OrderEvent['type']>).type) {
       case 'OrderPlaced':
         return this.onPlaced(event);
@@ -322,8 +327,7 @@ export class OrderProcess {
   }
 
   private async loadOrder(streamId: string): Promise<Order> {
-    return (await loadAggregate(this.store, streamId, aggregateOf(orderDecider), { cache: this.orders }))
-      .state;
+    return (await loadAggregate(this.store, streamId, ORDER_AGGREGATE, { cache: this.orders })).state;
   }
 
   /**

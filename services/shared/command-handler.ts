@@ -36,7 +36,8 @@ export interface HandleCommandOptions<State> {
   now?: () => Date;
   /**
    * Refuse to write unless the stream is in this state, instead of the version just loaded
-   * (`no_stream` for a command that must create its stream). A conflict on it is not retried.
+   * (`no_stream` for a command that must create its stream: it is decided on the empty state,
+   * without a read). A conflict on it is not retried.
    */
   expectedVersion?: ExpectedVersion;
 }
@@ -81,7 +82,13 @@ export async function handleCommand<State, Command, Event extends DomainEvent>(
   for (let attempt = 0; ; ) {
     const fromCache = unread;
     unread = undefined;
-    const loaded = fromCache ?? (await loadAggregate(store, streamId, definition, { cache: options.cache }));
+    // A command that must create its stream decides on the empty state, unread: when the stream
+    // exists after all, the append refuses it (and that conflict is not retried).
+    const loaded =
+      fromCache ??
+      (options.expectedVersion === 'no_stream'
+        ? { state: decider.initial(), version: -1 }
+        : await loadAggregate(store, streamId, definition, { cache: options.cache }));
     const resolved =
       typeof command === 'function' ? (command as (state: State) => Command)(loaded.state) : command;
     let decided: Event[];
