@@ -138,6 +138,10 @@ describe('tradecore start, embedded', () => {
       (answer) => answer.body?.items?.length === 1,
     );
     expect(ownTrades.body.items).toEqual([{ ...trades.body.items[0], side: 'BUY' }]);
+    // The tape names a trader's own side only; the admin sees both.
+    expect(trades.body.items[0]).toMatchObject({ buyAccountId: buyerId, quantity: 100, price: '32.50' });
+    expect(Object.keys(trades.body.items[0])).not.toContain('sellAccountId');
+    expect(Object.keys(trades.body.items[0])).not.toContain('sellOrderId');
     const candles = await until(
       () => call('GET', '/v1/market/PETR4/candles?interval=1m', { token: buyer }),
       (answer) => answer.body?.items?.length === 1,
@@ -145,6 +149,10 @@ describe('tradecore start, embedded', () => {
     const orders = await call('GET', '/v1/orders', { token: buyer });
     const admin = await login('admin', 'end-to-end-admin');
     const trace = await call('GET', '/v1/audit/trace/e2e-buy', { token: admin });
+    expect((await call('GET', '/v1/trades?symbol=PETR4', { token: admin })).body.items[0]).toMatchObject({
+      buyAccountId: buyerId,
+      sellAccountId: sellerId,
+    });
     expect(trace.body.events.map((event: { type: string }) => event.type)).toEqual(
       expect.arrayContaining([
         'OrderPlaced',

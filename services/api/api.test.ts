@@ -167,7 +167,43 @@ describe('the HTTP API on PGlite', () => {
       payload: { username: 'big', password: 'x'.repeat(40_000) },
     });
     expect(response.statusCode).toBe(413);
-    expect(response.json()).toMatchObject({ status: 413 });
+    expect(response.json()).toMatchObject({ status: 413, reason: 'BODY_TOO_LARGE' });
+  });
+
+  it('takes JSON bodies only, under documented reasons, and an empty JSON body as none', async () => {
+    const deposit = (headers: Record<string, string>, payload: string) =>
+      api.app.inject({
+        method: 'POST',
+        url: `/v1/accounts/${alice.accountId}/deposits`,
+        headers: { ...auth(alice.token), ...headers },
+        payload,
+      });
+    const before = (await api.allEvents()).length;
+    const plain = await deposit({ 'content-type': 'text/plain' }, '{"amount":"1.00"}');
+    expect(plain.statusCode).toBe(415);
+    expect(plain.json()).toMatchObject({ reason: 'UNSUPPORTED_MEDIA_TYPE' });
+    const broken = await deposit({ 'content-type': 'application/json' }, '{"amount":');
+    expect(broken.statusCode).toBe(400);
+    expect(broken.json()).toMatchObject({ reason: 'INVALID_JSON' });
+    const empty = await deposit({ 'content-type': 'application/json' }, '');
+    expect(empty.statusCode).toBe(400);
+    expect(empty.json()).toMatchObject({ reason: 'VALIDATION_FAILED' });
+    expect((await api.allEvents()).length).toBe(before);
+
+    // A cancel sent with a JSON content type and no body is a cancel.
+    const cancel = await api.app.inject({
+      method: 'DELETE',
+      url: '/v1/orders/00000000-0000-4000-8000-000000000000',
+      headers: { ...auth(alice.token), 'content-type': 'application/json' },
+    });
+    expect(cancel.statusCode).toBe(404);
+    // The scheme of the Authorization header is case-insensitive.
+    const me = await api.app.inject({
+      method: 'GET',
+      url: '/v1/auth/me',
+      headers: { authorization: `bearer ${alice.token}` },
+    });
+    expect(me.statusCode).toBe(200);
   });
 
   it('serves the OpenAPI document, health and metrics', async () => {
@@ -246,6 +282,33 @@ describe('the HTTP API on PGlite', () => {
       headers: auth(admin),
     });
     expect(unknown.statusCode).toBe(404);
+    const withFields = await api.app.inject({
+      method: 'POST',
+      url: '/v1/admin/projections/orders/rebuild',
+      headers: auth(admin),
+      payload: { everything: true },
+    });
+    expect(withFields.statusCode).toBe(400);
+    expect(withFields.json()).toMatchObject({ reason: 'VALIDATION_FAILED' });
+    const unlisted = await api.app.inject({
+      method: 'POST',
+      url: '/v1/admin/instruments/NOPE3/halt',
+      headers: auth(admin),
+      payload: { reason: 'x' },
+    });
+    expect(unlisted.statusCode).toBe(404);
+    expect(unlisted.json()).toMatchObject({ reason: 'INSTRUMENT_NOT_FOUND', detail: 'NOPE3 is not listed' });
+    // Resume takes no body, or `{}`.
+    for (const payload of [undefined, {}]) {
+      const resume = await api.app.inject({
+        method: 'POST',
+        url: '/v1/admin/instruments/MGLU3/resume',
+        headers: auth(admin),
+        ...(payload ? { payload } : {}),
+      });
+      expect(resume.statusCode).toBe(200);
+      expect(resume.json()).toMatchObject({ status: 'OPEN' });
+    }
   });
 
   it('lets an admin switch quotes off and pin a reference price for the price band', async () => {

@@ -54,6 +54,14 @@ export async function buildApi(deps: ApiDeps): Promise<App> {
     },
     routerOptions: { maxParamLength: 300 },
   }).withTypeProvider<ZodTypeProvider>() as App;
+  // Bodies are JSON or nothing: text/plain answers 415 like any other type, and an empty body
+  // sent as JSON (a DELETE from some clients) counts as none.
+  app.removeContentTypeParser('text/plain');
+  const json = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) =>
+    body === '' ? done(null, undefined) : json(request, body as string, done),
+  );
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 
@@ -70,8 +78,10 @@ export async function buildApi(deps: ApiDeps): Promise<App> {
     reply.header('x-correlation-id', request.correlationId);
     reply.header('x-request-id', request.id);
     const authorization = request.headers.authorization;
-    if (authorization?.startsWith('Bearer ')) {
-      request.principal = await context.tokens.verify(authorization.slice('Bearer '.length).trim());
+    const [scheme, token] = authorization?.trim().split(/\s+/, 2) ?? [];
+    // The scheme is case-insensitive (RFC 9110).
+    if (scheme?.toLowerCase() === 'bearer') {
+      request.principal = await context.tokens.verify(token ?? '');
       if (!request.principal)
         throw new ApiProblem(401, 'INVALID_TOKEN', 'the bearer token is malformed, forged or expired');
     }

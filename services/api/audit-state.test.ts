@@ -171,6 +171,21 @@ describe('audit state through snapshots', () => {
       expect(warm.read).toBe(10);
       const expected = await fullFold(broker, (event) => event.version <= 430);
       expect(warm.body).toEqual({ streamId: 'wallet-w1', version: 430, state: expected.state });
+      // As `tradecore audit state` does: no answer beyond the stream, before it, or to both questions.
+      const refused = async (query: string) => {
+        const response = await api.app.inject({
+          method: 'GET',
+          url: `/v1/audit/streams/wallet-w1/state?${query}`,
+          headers: { authorization: `Bearer ${admin}` },
+        });
+        return { status: response.statusCode, reason: response.json().reason };
+      };
+      expect(await refused('version=450')).toEqual({ status: 404, reason: 'VERSION_NOT_FOUND' });
+      expect(await refused('at=1999-01-01T00:00:00Z')).toEqual({ status: 404, reason: 'STREAM_NOT_FOUND' });
+      expect(await refused('version=1&at=2030-01-01T00:00:00Z')).toEqual({
+        status: 400,
+        reason: 'VALIDATION_FAILED',
+      });
     } finally {
       await api.close();
     }

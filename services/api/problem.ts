@@ -83,6 +83,14 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, body: 
     .send({ ...body, instance: request.url, correlationId: request.correlationId });
 }
 
+/** Fastify's own refusals of a body, under the reasons the API documents. */
+const FASTIFY_REASONS: Record<string, string> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_BODY_TOO_LARGE: 'BODY_TOO_LARGE',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'INVALID_JSON',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'INVALID_CONTENT_LENGTH',
+};
+
 /** Turns anything thrown by a route (or by fastify itself) into a problem. */
 export function toProblem(error: unknown): Problem {
   if (error instanceof ApiProblem)
@@ -112,7 +120,9 @@ export function toProblem(error: unknown): Problem {
     });
   const status = typeof fastifyError.statusCode === 'number' ? fastifyError.statusCode : 500;
   if (status >= 400 && status < 500) {
-    const reason = (fastifyError.code ?? 'BAD_REQUEST').replace(/^FST_ERR_/, '');
+    const reason =
+      FASTIFY_REASONS[fastifyError.code ?? ''] ??
+      (fastifyError.code ?? 'BAD_REQUEST').replace(/^FST_ERR_/, '');
     return problem(status, reason, fastifyError.message);
   }
   return problem(

@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import { accountDecider, accountStreamId } from '../../domain/broker/account/account.ts';
+import { InstrumentNotFound } from '../../domain/broker/instrument/errors.ts';
 import { instrumentDecider, instrumentStreamId } from '../../domain/broker/instrument/instrument.ts';
 import { handleCommand } from '../shared/command-handler.ts';
 import {
@@ -14,10 +15,10 @@ import { ApiProblem } from './problem.ts';
 import { instrumentAnswer } from './routes-trading.ts';
 import {
   AccountParams,
-  EmptyBody,
   HaltBody,
   InstrumentBody,
   InstrumentParams,
+  NoBody,
   ProjectionParams,
   QuotesBody,
   ReferencePriceBody,
@@ -51,6 +52,7 @@ export function adminRoutes(app: App, context: RouteContext): void {
         summary: 'Rebuild a projection from the first event (swapped in when caught up)',
         security,
         params: ProjectionParams,
+        body: NoBody,
       },
     },
     async (request, reply) => {
@@ -109,7 +111,10 @@ export function adminRoutes(app: App, context: RouteContext): void {
 
   app.delete(
     '/v1/admin/accounts/:id/roles/:role',
-    { ...admins, schema: { tags: ['admin'], summary: 'Revoke a role', security, params: RoleParams } },
+    {
+      ...admins,
+      schema: { tags: ['admin'], summary: 'Revoke a role', security, params: RoleParams, body: NoBody },
+    },
     async (request) =>
       accountCommand(request, request.params.id, {
         type: 'RevokeRole',
@@ -150,13 +155,19 @@ export function adminRoutes(app: App, context: RouteContext): void {
       request: { params: { symbol: string }; body: unknown },
       metadata: ReturnType<typeof metadataOf>,
     ) => {
+      const { symbol } = request.params;
       const result = await handleCommand(
         context.broker,
-        instrumentStreamId(request.params.symbol),
+        instrumentStreamId(symbol),
         instrumentDecider,
         toCommand(request.body as never, context.now().toISOString()),
         metadata,
-      );
+      ).catch((error: unknown) => {
+        // The path names no instrument: not a refused command.
+        if (error instanceof InstrumentNotFound)
+          throw new ApiProblem(404, 'INSTRUMENT_NOT_FOUND', `${symbol} is not listed`);
+        throw error;
+      });
       return instrumentAnswer(result.state);
     };
 
@@ -235,7 +246,7 @@ export function adminRoutes(app: App, context: RouteContext): void {
         summary: 'Resume trading',
         security,
         params: InstrumentParams,
-        body: EmptyBody.optional(),
+        body: NoBody,
       },
     },
     async (request) => resume(request, metadataOf(request)),

@@ -118,13 +118,22 @@ export function auditRoutes(app: App, context: RouteContext): void {
           `state is rebuilt for ${STATE_PREFIXES.join(', ')} streams; read the events of the others`,
         );
       const { store } = storeOf(context, streamId);
-      if ((await store.streamVersion(streamId)) === -1)
-        throw new ApiProblem(404, 'STREAM_NOT_FOUND', `no stream ${streamId}`);
+      const { version, at } = request.query;
+      const current = await store.streamVersion(streamId);
+      if (current === -1) throw new ApiProblem(404, 'STREAM_NOT_FOUND', `no stream ${streamId}`);
+      if (version !== undefined && version > current)
+        throw new ApiProblem(
+          404,
+          'VERSION_NOT_FOUND',
+          `version ${version} is beyond stream ${streamId}, whose last version is ${current}`,
+        );
       // From the latest snapshot at or below the version (or instant) asked for.
       const loaded = await auditStateAt(store, streamId, definition, {
-        version: request.query.version,
-        at: request.query.at ? new Date(request.query.at) : undefined,
+        version,
+        at: at ? new Date(at) : undefined,
       });
+      if (loaded.version === -1)
+        throw new ApiProblem(404, 'STREAM_NOT_FOUND', `stream ${streamId} had no events at ${at}`);
       return {
         streamId,
         version: loaded.version,

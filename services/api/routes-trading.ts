@@ -36,6 +36,7 @@ import {
   CustodyTransferBody,
   IdParam,
   InstrumentParams,
+  NoBody,
   OrdersQuery,
   PlaceOrderBody,
   QuotesQuery,
@@ -228,6 +229,7 @@ export function tradingRoutes(app: App, context: RouteContext): void {
         summary: 'Cancel what is left of an order',
         security,
         params: z.strictObject({ id: IdParam }),
+        body: NoBody,
       },
     },
     async (request, reply) => {
@@ -296,8 +298,13 @@ export function tradingRoutes(app: App, context: RouteContext): void {
       schema: { tags: ['market'], summary: 'The trades tape', security, querystring: TradesQuery },
     },
     async (request) => {
-      if (request.query.accountId !== undefined) assertAccountAccess(request, request.query.accountId);
-      return decimalize(await readModelsOf(context).trades(request.query));
+      const principal =
+        request.query.accountId === undefined
+          ? principalOf(request)
+          : assertAccountAccess(request, request.query.accountId);
+      const page = await readModelsOf(context).trades(request.query);
+      if (isAdmin(principal)) return decimalize(page);
+      return decimalize({ ...page, items: page.items.map((trade) => ownSideOf(trade, principal.accountId)) });
     },
   );
 
@@ -393,3 +400,18 @@ export function tradingRoutes(app: App, context: RouteContext): void {
     },
   );
 }
+
+/**
+ * A trade as a trader sees it on the tape: who bought and who sold stays private, but for the
+ * trader's own side (its order and account ids).
+ */
+function ownSideOf(trade: object, accountId: string | undefined): object {
+  const { buyOrderId, buyAccountId, sellOrderId, sellAccountId, ...tape } = trade as TradeParties;
+  return {
+    ...tape,
+    ...(buyAccountId === accountId ? { buyOrderId, buyAccountId } : {}),
+    ...(sellAccountId === accountId ? { sellOrderId, sellAccountId } : {}),
+  };
+}
+
+type TradeParties = Record<'buyOrderId' | 'buyAccountId' | 'sellOrderId' | 'sellAccountId', unknown>;

@@ -23,6 +23,18 @@ export const PositiveDecimal = z
   })
   .meta({ type: 'string', example: '32.50' });
 
+/**
+ * An ISO 8601 instant with its offset, between 1970 and 9999: what every store of the read models
+ * (Postgres, MySQL, Mongo) and the events can hold.
+ */
+export const Instant = z.iso
+  .datetime({ offset: true })
+  .refine((text) => {
+    const year = new Date(text).getUTCFullYear();
+    return year >= 1970 && year <= 9999;
+  }, 'must be between 1970 and 9999')
+  .meta({ example: '2026-11-27T14:00:00Z' });
+
 /** A whole positive number of shares, within the exact integer range. */
 export const Shares = z.number().int().positive().max(Number.MAX_SAFE_INTEGER).meta({ example: 100 });
 
@@ -73,7 +85,7 @@ export const PlaceOrderBody = z.strictObject({
   price: PositiveDecimal.optional().describe('limit price (LIMIT, STOP_LIMIT)'),
   stopPrice: PositiveDecimal.optional().describe('trigger price (STOP, STOP_LIMIT)'),
   timeInForce: TimeInForce.optional().describe('DAY when absent'),
-  expiresAt: z.iso.datetime({ offset: true }).optional().describe('GTD only'),
+  expiresAt: Instant.optional().describe('GTD only'),
 });
 
 export const OrdersQuery = z.strictObject({
@@ -94,8 +106,8 @@ export const BookQuery = z.strictObject({ depth: z.coerce.number().int().min(1).
 export const CandleInterval = z.enum(['1m', '5m', '15m', '1h', '1d']);
 export const CandlesQuery = z.strictObject({
   interval: CandleInterval.default('1m'),
-  from: z.iso.datetime({ offset: true }).optional(),
-  to: z.iso.datetime({ offset: true }).optional(),
+  from: Instant.optional(),
+  to: Instant.optional(),
 });
 export const QuotesQuery = z.strictObject({ limit: Limit, cursor: Cursor.optional() });
 
@@ -104,10 +116,15 @@ export const StreamQuery = z.strictObject({
   from: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
-export const StateQuery = z.strictObject({
-  version: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
-  at: z.iso.datetime({ offset: true }).optional(),
-});
+export const StateQuery = z
+  .strictObject({
+    version: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+    at: Instant.optional(),
+  })
+  .refine((query) => query.version === undefined || query.at === undefined, {
+    message: 'give version or at, not both',
+    path: ['at'],
+  });
 export const CorrelationParams = z.strictObject({ correlationId: IdParam });
 export const TraceQuery = z.strictObject({ limit: Limit, cursor: Cursor.optional() });
 /** An event as the audit routes show it: exactly as stored (amounts in cents), password hashes redacted. */
@@ -149,4 +166,5 @@ export const InstrumentParams = z.strictObject({ symbol: StandardSymbolParam });
 export const ReferencePriceBody = z.strictObject({ referencePrice: PositiveDecimal });
 export const QuotesBody = z.strictObject({ enabled: z.boolean() });
 export const HaltBody = z.strictObject({ reason: z.string().min(1).max(500) });
-export const EmptyBody = z.strictObject({});
+/** No body, or `{}`: for the commands that need nothing more than their path. */
+export const NoBody = z.strictObject({}).nullish();
