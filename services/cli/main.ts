@@ -54,13 +54,28 @@ async function serve(service: string | undefined, config: Config): Promise<numbe
   return runUntilSignal(await startService(service, config));
 }
 
+/** A signal this long after the first forces the process out of a shutdown that hangs. */
+const FORCE_AFTER_MS = 2_000;
+
 async function runUntilSignal(running: { banner: string[]; stop(): Promise<void> }): Promise<number> {
   for (const line of running.banner) console.log(line);
+  let stopping = 0;
   await new Promise<void>((resolve) => {
-    process.once('SIGINT', () => resolve());
-    process.once('SIGTERM', () => resolve());
+    const onSignal = () => {
+      // Ctrl-C under npm arrives twice (from the terminal and forwarded by npm): a repeat soon
+      // after the first is that echo; a later one is someone insisting.
+      if (stopping === 0) {
+        stopping = Date.now();
+        resolve();
+      } else if (Date.now() - stopping > FORCE_AFTER_MS) {
+        console.error('tradecore: stopped before the end of its shutdown');
+        process.exit(130);
+      }
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
   });
-  console.log('tradecore: stopping…');
+  console.log('tradecore: stopping… (Ctrl-C again to force)');
   await running.stop();
   console.log('tradecore: stopped');
   return 0;
