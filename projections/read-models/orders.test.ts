@@ -110,11 +110,11 @@ describe('orders read model', () => {
         recorded(stream, 'OrderCanceled', {
           orderId: 'o1',
           canceledQuantity: 300,
-          reason: null,
+          reason: 'SELF_TRADE_PREVENTION',
           at: '2026-01-05T13:00:03.000Z',
         }),
       )
-      .thenRow(ORDERS, { order_id: 'o1' }, { status: 'CANCELED' });
+      .thenRow(ORDERS, { order_id: 'o1' }, { status: 'CANCELED', cancel_reason: 'SELF_TRADE_PREVENTION' });
   });
 
   it('ignores other streams', () =>

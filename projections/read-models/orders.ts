@@ -13,7 +13,8 @@ export const EXECUTIONS = 'order_executions';
 
 export const ordersProjection: ProjectionDefinition = {
   name: 'orders',
-  version: 1,
+  // 2: cancel_reason.
+  version: 2,
   source: 'broker',
   store: 'mysql',
   tables: [
@@ -40,6 +41,8 @@ export const ordersProjection: ProjectionDefinition = {
         cancel_requested: { type: 'boolean' },
         reject_reason: { type: 'text', nullable: true },
         reject_detail: { type: 'text', nullable: true },
+        /** Why the order was canceled: CANCELED_BY_TRADER, SELF_TRADE_PREVENTION, … */
+        cancel_reason: { type: 'text', nullable: true },
         placed_at: { type: 'timestamp' },
         placed_position: { type: 'bigint' },
         updated_at: { type: 'timestamp' },
@@ -111,6 +114,7 @@ function projectOrder(event: RecordedOrderEvent): Change[] {
             cancel_requested: false,
             reject_reason: null,
             reject_detail: null,
+            cancel_reason: null,
             placed_at: placedAt,
             placed_position: event.position,
             updated_at: placedAt,
@@ -207,7 +211,19 @@ function projectOrder(event: RecordedOrderEvent): Change[] {
         },
       ];
     case 'OrderCanceled':
-      return statusChange(event.data, event.version, 'CANCELED');
+      return [
+        {
+          kind: 'upsert',
+          table: ORDERS,
+          key: { order_id: event.data.orderId },
+          set: {
+            status: 'CANCELED',
+            cancel_reason: event.data.reason,
+            updated_at: new Date(event.data.at),
+            stream_version: event.version,
+          },
+        },
+      ];
     case 'OrderExpired':
       return statusChange(event.data, event.version, 'EXPIRED');
     default:

@@ -71,6 +71,8 @@ export interface OrderView {
   cancelRequested: boolean;
   rejectReason: string | null;
   rejectDetail: string | null;
+  /** Why a CANCELED order was canceled (CANCELED_BY_TRADER, SELF_TRADE_PREVENTION, …). */
+  cancelReason: string | null;
   placedAt: Date;
   updatedAt: Date;
   /** The version of the `order-{orderId}` stream this view includes. */
@@ -483,6 +485,7 @@ function orderView(row: Row): OrderView {
     cancelRequested: row.cancel_requested === true || row.cancel_requested === 1,
     rejectReason: textOrNull(row.reject_reason),
     rejectDetail: textOrNull(row.reject_detail),
+    cancelReason: textOrNull(row.cancel_reason),
     placedAt: date(row.placed_at),
     updatedAt: date(row.updated_at),
     version: num(row.stream_version),

@@ -138,6 +138,10 @@ describe('order path, fully in process', () => {
     });
     const [rejected] = await ordersReach(broker, [order], ['REJECTED']);
     expect(rejected!.rejectReason).toBe('REFERENCE_PRICE_MISSING');
+    const events = await broker.readStream(`order-${order}`);
+    expect(events.find((event) => event.type === 'OrderRejected')?.data).toMatchObject({
+      detail: 'B3 has no reference price for the instrument yet',
+    });
     await eventually(async () => (await walletOf(broker, 'vale-buyer')).cash.available === 1_000_000);
   });
 

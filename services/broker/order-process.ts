@@ -82,6 +82,23 @@ export interface OrderProcessOptions {
 
 type NewEventId = (index: number) => string;
 
+/** What B3's reason codes for refusing a new order mean, for the order's `rejectDetail`. */
+const B3_REJECTIONS: Record<string, string> = {
+  BOOK_NOT_OPEN: 'the book is not open for trading',
+  INSTRUMENT_HALTED: 'trading in the instrument is halted',
+  DUPLICATE_ORDER_ID: 'B3 already has an order with this id',
+  INVALID_QUANTITY: 'B3 refused the quantity',
+  INVALID_PRICE: 'B3 refused the limit price',
+  INVALID_STOP_PRICE: 'B3 refused the stop price',
+  INVALID_EXPIRY: 'the expiry is not in the future',
+  INVALID_DISPLAY_QUANTITY: 'B3 refused the displayed quantity',
+  PRICE_BAND: 'the price is outside the price band around the reference price',
+  NO_LIQUIDITY: 'there was nothing on the other side of the book to trade with',
+  FOK_NOT_FILLABLE: 'the book could not fill the whole quantity at once (fill or kill)',
+  REFERENCE_PRICE_MISSING: 'B3 has no reference price for the instrument yet',
+  REFERENCE_PRICE_STALE: "B3's reference price for the instrument is out of date",
+};
+
 /** How many orders the manager moves on at once. */
 const ORDER_LANES = 16;
 
@@ -530,7 +547,12 @@ export class OrderProcess {
         }
         return this.endOrder(
           streamId,
-          { type: 'RejectOrder', reason: report.reason ?? 'REJECTED_BY_B3', detail: 'rejected by B3', at },
+          {
+            type: 'RejectOrder',
+            reason: report.reason ?? 'REJECTED_BY_B3',
+            detail: B3_REJECTIONS[report.reason ?? ''] ?? 'rejected by B3',
+            at,
+          },
           metadata,
           ids,
         );
