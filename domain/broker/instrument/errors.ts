@@ -1,4 +1,5 @@
 import { DomainError } from '../../shared/domain-error.ts';
+import { formatCents } from '../../shared/money.ts';
 
 export class InstrumentAlreadyListed extends DomainError {
   readonly reason = 'INSTRUMENT_ALREADY_LISTED';
@@ -39,7 +40,10 @@ export class TickSizeViolation extends DomainError {
     readonly price: number,
     readonly tickSize: number,
   ) {
-    super(`price ${price} is not a multiple of the tick size ${tickSize} cents`, { price, tickSize });
+    super(`price ${formatCents(price)} is not a multiple of the tick size ${formatCents(tickSize)}`, {
+      price,
+      tickSize,
+    });
   }
 }
 

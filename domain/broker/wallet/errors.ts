@@ -1,5 +1,5 @@
 import { DomainError } from '../../shared/domain-error.ts';
-import type { Cents } from '../../shared/money.ts';
+import { type Cents, formatCents } from '../../shared/money.ts';
 
 /** Available cash does not cover a withdrawal or a buy reservation. */
 export class InsufficientFunds extends DomainError {
@@ -8,7 +8,24 @@ export class InsufficientFunds extends DomainError {
     readonly requested: Cents,
     readonly available: Cents,
   ) {
-    super(`requested ${requested} cents, ${available} available`, { requested, available });
+    super(`requested ${formatCents(requested)}, ${formatCents(available)} available`, {
+      requested,
+      available,
+    });
+  }
+}
+
+/** A deposit that would take the balance past the largest amount kept exactly. */
+export class BalanceTooLarge extends DomainError {
+  readonly reason = 'BALANCE_TOO_LARGE';
+  constructor(
+    readonly amount: Cents,
+    readonly balance: Cents,
+  ) {
+    super(
+      `a deposit of ${formatCents(amount)} would take the balance of ${formatCents(balance)} past the largest amount kept exactly`,
+      { amount, balance },
+    );
   }
 }
 
@@ -65,7 +82,7 @@ export class ExecutionPriceAboveReservation extends DomainError {
     readonly reservedPrice: Cents,
   ) {
     super(
-      `execution at ${price} cents is above the ${reservedPrice} reserved per share for order ${orderId}`,
+      `execution at ${formatCents(price)} is above the ${formatCents(reservedPrice)} reserved per share for order ${orderId}`,
       {
         orderId,
         price,

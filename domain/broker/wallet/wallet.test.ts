@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { specification } from '../../shared/testing.ts';
 import { InvalidAmount, InvalidPrice, InvalidQuantity, InvalidSymbol } from '../errors.ts';
 import {
+  BalanceTooLarge,
   DuplicateReservation,
   ExecutionExceedsReservation,
   ExecutionPriceAboveReservation,
@@ -57,10 +58,19 @@ describe('deposits and withdrawals', () => {
     given([]).when({ type: 'Deposit', amount: 10.5 }).thenThrows(InvalidAmount);
     given([]).when({ type: 'Deposit', amount: -100 }).thenThrows(InvalidAmount);
   });
-  it('refuses a deposit that would overflow exact cents', () =>
+  it('refuses a deposit that would overflow exact cents, saying so', () => {
     given([deposited(Number.MAX_SAFE_INTEGER - 10)])
       .when({ type: 'Deposit', amount: 100 })
-      .thenThrows(InvalidAmount));
+      .thenThrows(BalanceTooLarge, { amount: 100, balance: Number.MAX_SAFE_INTEGER - 10 });
+    expect(() =>
+      walletDecider.decide(
+        { type: 'Deposit', amount: 100 },
+        walletDecider.evolve(walletDecider.initial(), deposited(Number.MAX_SAFE_INTEGER - 10)),
+      ),
+    ).toThrow(
+      'a deposit of 1.00 would take the balance of 90071992547409.81 past the largest amount kept exactly',
+    );
+  });
   it('withdraws up to the available cash', () =>
     given([deposited(100_000)])
       .when({ type: 'Withdraw', amount: 100_000 })
@@ -69,6 +79,13 @@ describe('deposits and withdrawals', () => {
     given([deposited(10_000)])
       .when({ type: 'Withdraw', amount: 10_001 })
       .thenThrows(InsufficientFunds, { requested: 10_001, available: 10_000 }));
+  it('says the amounts of a refused withdrawal as decimals', () =>
+    expect(() =>
+      walletDecider.decide(
+        { type: 'Withdraw', amount: 10_001 },
+        walletDecider.evolve(walletDecider.initial(), deposited(10_000)),
+      ),
+    ).toThrow('requested 100.01, 100.00 available'));
   it('does not let reserved cash be withdrawn', () =>
     given([deposited(100_000), cashReserved('o1', 100, 900)])
       .when({ type: 'Withdraw', amount: 20_000 })

@@ -4,6 +4,7 @@ import { InvalidAmount, InvalidPrice, InvalidQuantity, InvalidSymbol, isPositive
 import { custodySymbol } from '../instrument/instrument.ts';
 import { FRACTIONAL_SYMBOL, STANDARD_SYMBOL } from '../schemas.ts';
 import {
+  BalanceTooLarge,
   DuplicateReservation,
   ExecutionExceedsReservation,
   ExecutionPriceAboveReservation,
@@ -106,8 +107,8 @@ export function decide(command: WalletCommand, wallet: Wallet): WalletEvent[] {
   switch (command.type) {
     case 'Deposit': {
       checkAmount(command.amount);
-      if (!Number.isSafeInteger(wallet.cash.available + wallet.cash.reserved + command.amount))
-        throw new InvalidAmount(command.amount);
+      const balance = wallet.cash.available + wallet.cash.reserved;
+      if (!Number.isSafeInteger(balance + command.amount)) throw new BalanceTooLarge(command.amount, balance);
       return [{ type: 'CashDeposited', data: { amount: command.amount } }];
     }
     case 'Withdraw': {
