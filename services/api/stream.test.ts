@@ -88,6 +88,7 @@ describe('live updates over WebSocket', () => {
     await until(() => client.messages.some((message) => message.channel === 'trade'));
     const trades = client.messages.filter((message) => message.channel === 'trade');
     expect(trades).toEqual([expect.objectContaining({ symbol: 'PETR4', price: '32.50', quantity: 100 })]);
+    expect(trades[0]!.at).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
     client.socket.terminate();
   });
 

@@ -90,7 +90,9 @@ class StreamHub {
       this.send((client) => client.symbols.has(symbol), {
         channel: 'trade',
         symbol,
-        ...pick(data, ['tradeId', 'price', 'quantity', 'aggressorSide', 'at']),
+        ...pick(data, ['tradeId', 'price', 'quantity', 'aggressorSide']),
+        // B3's events keep epoch milliseconds; the API speaks ISO instants.
+        at: new Date(Number(data.at)).toISOString(),
       });
     } else if (event.streamId.startsWith('book-')) {
       const symbol = event.streamId.slice('book-'.length);

@@ -184,5 +184,8 @@ describe('tradecore CLI', () => {
     const option = await tradecore('projections', 'status', '--verbose');
     expect(option.code).toBe(2);
     expect(option.stderr).toContain("'--verbose'");
+    const service = await tradecore('serve', 'nope');
+    expect(service.code).toBe(2);
+    expect(service.stderr).toContain('unknown service "nope"');
   }, 60_000);
 });

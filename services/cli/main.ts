@@ -50,7 +50,12 @@ async function start(config: Config): Promise<number> {
 
 async function serve(service: string | undefined, config: Config): Promise<number> {
   const { isServiceName, SERVICES, startService } = await import('./serve.ts');
-  if (!isServiceName(service)) throw new UsageError(`serve needs a service: ${SERVICES.join(', ')}`);
+  if (!isServiceName(service))
+    throw new UsageError(
+      service === undefined
+        ? `serve needs a service: ${SERVICES.join(', ')}`
+        : `unknown service "${service}": serve one of ${SERVICES.join(', ')}`,
+    );
   return runUntilSignal(await startService(service, config));
 }
 
