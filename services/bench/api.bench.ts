@@ -16,6 +16,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify from 'fastify';
@@ -96,10 +97,52 @@ async function drive(
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function json<T>(response: Response): Promise<T> {
-  const body = await response.text();
-  if (!response.ok) throw new Error(`${response.status} ${body}`);
-  return JSON.parse(body) as T;
+/** An answer as the bench reads it: status and body text. */
+interface Answer {
+  status: number;
+  text: string;
+}
+
+/**
+ * The clients' HTTP: node's own client on kept-alive sockets. The bench runs in the measured
+ * process, and `fetch` (undici, its parser in WASM, web streams) cost it about as much CPU as the
+ * routes it called.
+ */
+const agent = new Agent({ keepAlive: true });
+function call(url: string, options: { method?: string; token?: string; key?: string; body?: unknown } = {}) {
+  const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
+  return new Promise<Answer>((resolve, reject) => {
+    const outgoing = request(
+      url,
+      {
+        method: options.method ?? (payload === undefined ? 'GET' : 'POST'),
+        agent,
+        headers: {
+          ...(payload === undefined
+            ? {}
+            : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }),
+          ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
+          ...(options.key ? { 'idempotency-key': options.key } : {}),
+        },
+      },
+      (response) => {
+        let text = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => {
+          text += chunk;
+        });
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, text }));
+        response.on('error', reject);
+      },
+    );
+    outgoing.on('error', reject);
+    outgoing.end(payload);
+  });
+}
+
+function json<T>(answer: Answer): T {
+  if (answer.status >= 300) throw new Error(`${answer.status} ${answer.text}`);
+  return JSON.parse(answer.text) as T;
 }
 
 /**
@@ -161,17 +204,9 @@ async function tradecoreOverHttp(
   const url = running.url;
   try {
     const post = (path: string, body: unknown, token?: string, key?: string) =>
-      fetch(`${url}${path}`, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          ...(token ? { authorization: `Bearer ${token}` } : {}),
-          ...(key ? { 'idempotency-key': key } : {}),
-        },
-        body: JSON.stringify(body),
-      });
+      call(`${url}${path}`, { body, token, key });
     const login = async (username: string, password: string) =>
-      (await json<{ token: string }>(await post('/v1/auth/login', { username, password }))).token;
+      json<{ token: string }>(await post('/v1/auth/login', { username, password })).token;
     const admin = await login('admin', ADMIN_PASSWORD);
     // Buyer/seller pairs, funded well beyond the run.
     const traders = await Promise.all(
@@ -179,7 +214,7 @@ async function tradecoreOverHttp(
         const make = async (role: string) => {
           const username = `bench-${role}-${client}`;
           const password = 'bench-password';
-          const { accountId } = await json<{ accountId: string }>(
+          const { accountId } = json<{ accountId: string }>(
             await post('/v1/auth/register', { username, password }),
           );
           // The admin acts on every account: one login, since logins are rate limited per client.
@@ -187,7 +222,7 @@ async function tradecoreOverHttp(
         };
         const buyer = await make('buyer');
         const seller = await make('seller');
-        await json(
+        json(
           await post(
             `/v1/accounts/${buyer.accountId}/deposits`,
             { amount: '900000000.00' },
@@ -195,7 +230,7 @@ async function tradecoreOverHttp(
             randomUUID(),
           ),
         );
-        await json(
+        json(
           await post(
             `/v1/accounts/${seller.accountId}/custody-transfers`,
             { symbol: 'PETR4', quantity: 50_000_000 },
@@ -209,10 +244,8 @@ async function tradecoreOverHttp(
     // The engine needs a reference price: wait for the quote feed's first PETR4 quote.
     let price: string | null = null;
     for (let attempt = 0; attempt < 100 && price === null; attempt++) {
-      const quote = await fetch(`${url}/v1/market/PETR4/quote`, {
-        headers: { authorization: `Bearer ${admin}` },
-      });
-      if (quote.ok) price = ((await quote.json()) as { last: string | null }).last;
+      const quote = await call(`${url}/v1/market/PETR4/quote`, { token: admin });
+      if (quote.status === 200) price = (JSON.parse(quote.text) as { last: string | null }).last;
       if (price === null) await sleep(100);
     }
     if (price === null) throw new Error('no PETR4 quote');
@@ -239,13 +272,11 @@ async function tradecoreOverHttp(
           ended.delete(orderId),
         );
       for (;;) {
-        const response = await fetch(`${url}/v1/orders/${orderId}`, {
-          headers: { authorization: `Bearer ${token}` },
-        });
-        if (response.ok) {
-          const { status } = (await response.json()) as { status: string };
+        const response = await call(`${url}/v1/orders/${orderId}`, { token });
+        if (response.status === 200) {
+          const { status } = JSON.parse(response.text) as { status: string };
           if (FINAL.has(status)) return status;
-        } else await response.arrayBuffer();
+        }
         await sleep(POLL_MS);
       }
     };
@@ -255,7 +286,7 @@ async function tradecoreOverHttp(
       record: (latencyMs: number, outcome: string) => void,
     ) => {
       const sent = performance.now();
-      const { orderId } = await json<{ orderId: string }>(
+      const { orderId } = json<{ orderId: string }>(
         await post(
           '/v1/orders',
           { accountId: trader.accountId, symbol: 'PETR4', side, type: 'LIMIT', quantity: 100, price },
@@ -309,12 +340,9 @@ async function bareFastifyAppend(seconds: number, warmup: number): Promise<Measu
   try {
     return await drive(CONCURRENCY * 2, seconds, warmup, async (_client, record) => {
       const sent = performance.now();
-      const response = await fetch(`${url}/orders`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ symbol: 'PETR4', side: 'BUY', type: 'LIMIT', quantity: 100, price: '32.50' }),
+      const response = await call(`${url}/orders`, {
+        body: { symbol: 'PETR4', side: 'BUY', type: 'LIMIT', quantity: 100, price: '32.50' },
       });
-      await response.arrayBuffer();
       record(performance.now() - sent, String(response.status));
     });
   } finally {
