@@ -3,17 +3,13 @@ import fastifyRateLimit from '@fastify/rate-limit';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify from 'fastify';
-import {
-  jsonSchemaTransform,
-  serializerCompiler,
-  validatorCompiler,
-  type ZodTypeProvider,
-} from 'fastify-type-provider-zod';
+import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import pino from 'pino';
 import { register } from 'prom-client';
 import { AggregateCache } from '../../domain/shared/aggregate.ts';
 import type { ApiDeps, App, RouteContext } from './context.ts';
 import { ensureDefaultMetrics, httpDuration } from './metrics.ts';
+import { documentAnswers } from './openapi.ts';
 import { ApiProblem, problem, sendProblem, toProblem } from './problem.ts';
 import { adminRoutes } from './routes-admin.ts';
 import { auditRoutes } from './routes-audit.ts';
@@ -145,7 +141,7 @@ export async function buildApi(deps: ApiDeps): Promise<App> {
         { name: 'operations' },
       ],
     },
-    transform: jsonSchemaTransform,
+    transform: documentAnswers,
   });
   await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
 

@@ -20,3 +20,45 @@ it('serves the Swagger UI page and its assets at /docs', async () => {
     type: 'string',
   });
 });
+
+it('documents every route’s answers: its success, and problems as application/problem+json', async () => {
+  const spec = (await api.app.inject({ method: 'GET', url: '/docs/json' })).json();
+  const operations = Object.entries(
+    spec.paths as Record<string, Record<string, { responses: Record<string, { content?: object }> }>>,
+  ).flatMap(([path, methods]) =>
+    Object.entries(methods).map(([method, operation]) => ({ path, method, operation })),
+  );
+  const v1 = operations.filter(({ path }) => path.startsWith('/v1/'));
+  expect(v1.length).toBeGreaterThan(25);
+  for (const { path, method, operation } of v1) {
+    const codes = Object.keys(operation.responses);
+    expect(
+      codes.some((code) => code.startsWith('2')),
+      `${method} ${path}`,
+    ).toBe(true);
+    expect(operation.responses['400']?.content, `${method} ${path}`).toHaveProperty([
+      'application/problem+json',
+    ]);
+    expect(operation.responses['500'], `${method} ${path}`).toBeDefined();
+  }
+  expect(Object.keys(spec.paths['/v1/orders'].post.responses)).toContain('202');
+  expect(Object.keys(spec.paths['/v1/auth/register'].post.responses)).toContain('201');
+  expect(Object.keys(spec.paths['/v1/accounts/{id}/wallet'].get.responses)).toEqual(
+    expect.arrayContaining(['200', '401', '403', '404']),
+  );
+  // Every POST that creates takes an Idempotency-Key, and says so.
+  for (const path of [
+    '/v1/auth/register',
+    '/v1/accounts/{id}/deposits',
+    '/v1/orders',
+    '/v1/admin/instruments',
+  ]) {
+    const headers = (spec.paths[path].post.parameters as Array<{ in: string; name: string }>).filter(
+      (parameter) => parameter.in === 'header',
+    );
+    expect(
+      headers.map((header) => header.name),
+      path,
+    ).toContain('idempotency-key');
+  }
+});

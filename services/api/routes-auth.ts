@@ -140,7 +140,13 @@ export function authRoutes(app: App, context: RouteContext): void {
 
   app.get(
     '/v1/auth/me',
-    { schema: { tags: ['auth'], summary: "The bearer token's account and roles" } },
+    {
+      schema: {
+        tags: ['auth'],
+        summary: "The bearer token's account and roles",
+        security: [{ bearerAuth: [] }],
+      },
+    },
     async (request) => principalOf(request),
   );
 }

@@ -1,0 +1,118 @@
+import { jsonSchemaTransform } from 'fastify-type-provider-zod';
+
+/**
+ * What the OpenAPI document says each route answers: its success, and the problems
+ * (application/problem+json) it can give. Documentation only: answers are not serialized through
+ * these, so a route's body is described here in words, not checked.
+ */
+
+/** Successes other than 200, by route. */
+const SUCCESS: Record<string, [status: number, description: string]> = {
+  'POST /v1/auth/register': [201, 'The account was created: {accountId}'],
+  'POST /v1/accounts/{id}/deposits': [201, 'The wallet after the deposit'],
+  'POST /v1/accounts/{id}/withdrawals': [201, 'The wallet after the withdrawal'],
+  'POST /v1/accounts/{id}/custody-transfers': [201, 'The wallet after the transfer'],
+  'POST /v1/orders': [202, 'Taken: {orderId, status: "PENDING_NEW"}; follow it with GET /v1/orders/{id}'],
+  'DELETE /v1/orders/{id}': [202, 'The cancel is asked of B3: {orderId, status, cancelRequested}'],
+  'POST /v1/admin/projections/{name}/rebuild': [
+    202,
+    'The rebuild started: {projection, status: "REBUILDING"}',
+  ],
+  'POST /v1/admin/instruments': [201, 'The instrument was listed'],
+};
+
+/** The POSTs that create, and so take an `Idempotency-Key` (see docs/api.md). */
+const CREATES = new Set([
+  'POST /v1/auth/register',
+  'POST /v1/accounts/{id}/deposits',
+  'POST /v1/accounts/{id}/withdrawals',
+  'POST /v1/accounts/{id}/custody-transfers',
+  'POST /v1/orders',
+  'POST /v1/admin/instruments',
+]);
+
+const PROBLEMS: Record<number, string> = {
+  400: 'The request does not match its schema (errors lists the fields), or a bad cursor or key',
+  401: 'No valid bearer token',
+  403: 'The token may not do this',
+  404: 'No such resource',
+  409: 'A conflict: taken, already listed, or a key still in progress',
+  413: 'The body is over 16 KiB',
+  415: 'The body is not JSON',
+  422: 'A business rule refused the command (reason and details say which), or a key reused with another request',
+  429: 'Too many attempts; retry after the time given',
+  500: 'Failed on our side; logged under the correlation id',
+  503: 'A dependency or read side is not available',
+};
+
+const problem = {
+  type: 'object',
+  required: ['type', 'title', 'status', 'reason'],
+  properties: {
+    type: { type: 'string' },
+    title: { type: 'string' },
+    status: { type: 'integer' },
+    reason: { type: 'string', description: 'Stable: switch on it' },
+    detail: { type: 'string' },
+    errors: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: { field: { type: 'string' }, message: { type: 'string' } },
+      },
+    },
+    details: { type: 'object' },
+    instance: { type: 'string' },
+    correlationId: { type: 'string' },
+  },
+};
+
+const idempotencyKey = {
+  type: 'string',
+  pattern: '^[A-Za-z0-9_.:-]{1,100}$',
+  description:
+    'The same key and body answer the first answer again and create nothing; the same key with another body is 422',
+};
+
+/** The problems a route can give, from what it takes: a token, a body, a path. */
+function problemsOf(method: string, url: string, schema: Record<string, unknown>): number[] {
+  const secured = Array.isArray(schema.security) && schema.security.length > 0;
+  const statuses = [400];
+  if (secured) statuses.push(401, 403);
+  if (url.includes('{') || method === 'GET') statuses.push(404);
+  if (method !== 'GET') statuses.push(409, 413, 415, 422);
+  if (url === '/v1/auth/login') statuses.push(401, 429);
+  statuses.push(500, 503);
+  return [...new Set(statuses)].sort();
+}
+
+type TransformInput = Parameters<typeof jsonSchemaTransform>[0];
+
+/** `jsonSchemaTransform`, then each route's answers and, on a create, its `Idempotency-Key`. */
+export function documentAnswers(input: TransformInput): ReturnType<typeof jsonSchemaTransform> {
+  const output = jsonSchemaTransform(input);
+  const schema = output.schema as Record<string, unknown> | undefined;
+  const method = [input.route.method].flat()[0]?.toUpperCase() ?? 'GET';
+  if (!schema || schema.hide || !output.url.startsWith('/v1/')) return output;
+  // The document names path parameters `{id}`; fastify routes write `:id`.
+  const url = output.url.replace(/:(\w+)/g, '{$1}');
+  const route = `${method} ${url}`;
+  // A route that declares its answer's schema keeps it.
+  const declared = (schema.response ?? {}) as Record<string, unknown>;
+  const [status, description] = SUCCESS[route] ?? [200, 'The answer'];
+  const response: Record<string, unknown> = { [status]: { description, type: 'object' } };
+  for (const code of problemsOf(method, url, schema))
+    response[code] = {
+      description: PROBLEMS[code],
+      content: { 'application/problem+json': { schema: problem } },
+    };
+  schema.response = { ...response, ...declared };
+  if (CREATES.has(route)) {
+    const headers = (schema.headers ?? { type: 'object', properties: {} }) as {
+      properties: Record<string, unknown>;
+    };
+    headers.properties['idempotency-key'] = idempotencyKey;
+    schema.headers = headers;
+  }
+  return output;
+}
