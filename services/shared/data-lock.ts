@@ -16,9 +16,7 @@ import { readFileSync, unlinkSync } from 'node:fs';
 import { link, mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
-import type { Config } from './config.ts';
-import { embeddedEventStores } from './event-stores.ts';
-import { embeddedReadModelStores } from './read-models.ts';
+import { type Config, embeddedEventStores, embeddedReadModelStores } from './config.ts';
 
 export const LOCK_FILE = 'tradecore.lock';
 

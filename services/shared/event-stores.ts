@@ -15,11 +15,6 @@ export interface EventStores {
   close(): Promise<void>;
 }
 
-/** True when the event stores are PGlite databases in the data folder (no ESDB_URL, no DATABASE_URL). */
-export function embeddedEventStores(config: Config): boolean {
-  return !config.esdbUrl && !config.databaseUrl;
-}
-
 /**
  * The broker and B3 event stores, kept apart (the domain isolation of the original design):
  * EventStoreDB when ESDB_URL is set, else Postgres when DATABASE_URL is set, else PGlite

@@ -19,11 +19,6 @@ export type { ReadModelStores } from '../../projections/read-models/queries.ts';
 /** The Postgres schema every SQL read model lives in (on Postgres and on PGlite). */
 export const READ_MODEL_SCHEMA = 'readmodels';
 
-/** True when any read model would be served by the PGlite database in the data folder. */
-export function embeddedReadModelStores(config: Config): boolean {
-  return !(config.b3DatabaseUrl ?? config.databaseUrl) || !config.mysqlUrl || !config.mongoUrl;
-}
-
 /**
  * The three read-model stores, each chosen by its URL: MYSQL_URL → MySQL (orders, wallets),
  * B3_DATABASE_URL or DATABASE_URL → Postgres schema `readmodels` (trades, depth, candles),
