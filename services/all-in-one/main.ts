@@ -11,6 +11,7 @@ import type { App } from '../api/context.ts';
 import { ADMIN_USERNAME, ensureAdmin, seedInstruments } from '../api/seed.ts';
 import { startBrokerSide } from '../broker/main.ts';
 import type { Config } from '../shared/config.ts';
+import { lockEmbeddedDataFolder } from '../shared/data-lock.ts';
 import { connectEventStores } from '../shared/event-stores.ts';
 import { connectReadModelStores, startProjections } from '../shared/read-models.ts';
 import { loadSecrets } from '../shared/secrets.ts';
@@ -48,6 +49,13 @@ export async function startTradecore(
     stack.length = 0;
   };
   try {
+    // Before anything touches the data folder: a second process on it is refused here.
+    const lock = await lockEmbeddedDataFolder(
+      config,
+      { eventStores: true, readModels: true },
+      { serves: true, log: (line) => logger.info(line) },
+    );
+    if (lock) stack.push({ name: 'data folder lock', stop: () => lock.release() });
     const secrets = await loadSecrets(config);
     const eventStores = await connectEventStores(config, {
       broker: brokerStoreSchemas(),
@@ -108,6 +116,7 @@ export async function startTradecore(
     stack.push({ name: 'http', stop: () => app.close() });
     const address = await app.listen({ port: config.port, host: config.host });
     const url = address.replace('://0.0.0.0', '://127.0.0.1').replace('://[::]', '://127.0.0.1');
+    await lock?.advertise(url);
 
     const password = secrets.adminPasswordGenerated
       ? `${secrets.adminPassword}   (generated now and shown once; kept in ${secrets.adminPasswordFile})`

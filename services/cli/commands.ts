@@ -17,6 +17,7 @@ import {
 } from '../../projections/read-models/queries.ts';
 import { type AuditStateDefinition, auditStateAt, auditStateOf } from '../api/audit-state.ts';
 import type { Config } from '../shared/config.ts';
+import { lockEmbeddedDataFolder } from '../shared/data-lock.ts';
 import { connectEventStores, type EventStores } from '../shared/event-stores.ts';
 import {
   connectReadModelStores,
@@ -46,7 +47,37 @@ export function eventSchemas() {
   };
 }
 
+/**
+ * Runs `work` holding the data folder's lock when the command opens anything embedded in it, so
+ * that it never opens PGlite under a running `tradecore start` (services/shared/data-lock.ts).
+ */
+export async function holdingDataFolder<T>(
+  config: Config,
+  opens: { eventStores?: boolean; readModels?: boolean },
+  err: ProgressOutput,
+  work: () => Promise<T>,
+): Promise<T> {
+  const lock = await lockEmbeddedDataFolder(config, opens, {
+    log: (line) => err.write(`tradecore: ${line}\n`),
+  });
+  try {
+    return await work();
+  } finally {
+    await lock?.release();
+  }
+}
+
 async function withProjections<T>(
+  config: Config,
+  io: CommandIo,
+  work: (registry: ProjectionRegistry, eventStores: EventStores) => Promise<T>,
+): Promise<T> {
+  return holdingDataFolder(config, { eventStores: true, readModels: true }, io.err, () =>
+    withOpenProjections(config, work),
+  );
+}
+
+async function withOpenProjections<T>(
   config: Config,
   work: (registry: ProjectionRegistry, eventStores: EventStores) => Promise<T>,
 ): Promise<T> {
@@ -71,7 +102,7 @@ async function withProjections<T>(
 /** `tradecore replay` and `tradecore projections rebuild <name|all>`. */
 export async function rebuild(config: Config, name: string | undefined, io: CommandIo): Promise<void> {
   if (!name) throw new UsageError('projections rebuild needs a read model name, or all');
-  await withProjections(config, async (registry) => {
+  await withProjections(config, io, async (registry) => {
     if (name !== 'all' && !registry.projectors.has(name))
       throw new UsageError(new UnknownProjection(name, [...registry.projectors.keys()]).message);
     const renderer = progressRenderer(io.err);
@@ -111,7 +142,7 @@ export async function rebuild(config: Config, name: string | undefined, io: Comm
 
 /** `tradecore projections status`. */
 export async function status(config: Config, io: CommandIo): Promise<ProjectorStatus[]> {
-  return withProjections(config, async (registry) => {
+  return withProjections(config, io, async (registry) => {
     const statuses = await registry.status();
     if (io.json) io.out(JSON.stringify({ projections: statuses }));
     else {
@@ -152,20 +183,22 @@ export async function auditStream(
   const store = storeOf(streamId);
   const from = integerOption('--from', options.from, 0) ?? 0;
   const limit = integerOption('--limit', options.limit, 1) ?? 100;
-  const eventStores = await connectEventStores(config, eventSchemas());
-  try {
-    const events = await eventStores[store].readStream(streamId, { fromVersion: from, limit });
-    if (events.length === 0 && (await eventStores[store].streamVersion(streamId)) < 0)
-      throw new CommandFailed(`stream ${streamId} has no events in the ${store} event store`);
-    if (io.json) io.out(JSON.stringify({ streamId, store, events }));
-    else
-      for (const event of events)
-        io.out(
-          `${event.version}\t${event.position}\t${event.recordedAt.toISOString()}\t${event.type}\tcorrelation=${event.metadata.correlationId} causation=${event.metadata.causationId} actor=${event.metadata.actor}\t${JSON.stringify(event.data)}`,
-        );
-  } finally {
-    await eventStores.close();
-  }
+  await holdingDataFolder(config, { eventStores: true }, io.err, async () => {
+    const eventStores = await connectEventStores(config, eventSchemas());
+    try {
+      const events = await eventStores[store].readStream(streamId, { fromVersion: from, limit });
+      if (events.length === 0 && (await eventStores[store].streamVersion(streamId)) < 0)
+        throw new CommandFailed(`stream ${streamId} has no events in the ${store} event store`);
+      if (io.json) io.out(JSON.stringify({ streamId, store, events }));
+      else
+        for (const event of events)
+          io.out(
+            `${event.version}\t${event.position}\t${event.recordedAt.toISOString()}\t${event.type}\tcorrelation=${event.metadata.correlationId} causation=${event.metadata.causationId} actor=${event.metadata.actor}\t${JSON.stringify(event.data)}`,
+          );
+    } finally {
+      await eventStores.close();
+    }
+  });
 }
 
 /** The state a stream's events fold into, chosen by the stream's prefix. */
@@ -199,28 +232,31 @@ export async function auditState(
   }
   const definition = stateDefinitionOf(streamId);
   const store = storeOf(streamId);
-  const eventStores = await connectEventStores(config, eventSchemas());
-  try {
-    const current = await eventStores[store].streamVersion(streamId);
-    if (current < 0) throw new CommandFailed(`stream ${streamId} has no events in the ${store} event store`);
-    if (version !== undefined && version > current)
-      throw new CommandFailed(
-        `--version ${version} is beyond stream ${streamId}, whose last version is ${current}`,
-      );
-    // From the latest snapshot at or below the version (or instant), then the events after it.
-    const loaded = await auditStateAt(eventStores[store], streamId, definition, { version, at });
-    if (loaded.version < 0) throw new CommandFailed(`stream ${streamId} had no events at ${options.at}`);
-    const result = {
-      streamId,
-      version: loaded.version,
-      currentVersion: current,
-      ...(loaded.fromSnapshot !== undefined ? { fromSnapshot: loaded.fromSnapshot } : {}),
-      state: loaded.state,
-    };
-    io.out(io.json ? JSON.stringify(result) : JSON.stringify(result, null, 2));
-  } finally {
-    await eventStores.close();
-  }
+  await holdingDataFolder(config, { eventStores: true }, io.err, async () => {
+    const eventStores = await connectEventStores(config, eventSchemas());
+    try {
+      const current = await eventStores[store].streamVersion(streamId);
+      if (current < 0)
+        throw new CommandFailed(`stream ${streamId} has no events in the ${store} event store`);
+      if (version !== undefined && version > current)
+        throw new CommandFailed(
+          `--version ${version} is beyond stream ${streamId}, whose last version is ${current}`,
+        );
+      // From the latest snapshot at or below the version (or instant), then the events after it.
+      const loaded = await auditStateAt(eventStores[store], streamId, definition, { version, at });
+      if (loaded.version < 0) throw new CommandFailed(`stream ${streamId} had no events at ${options.at}`);
+      const result = {
+        streamId,
+        version: loaded.version,
+        currentVersion: current,
+        ...(loaded.fromSnapshot !== undefined ? { fromSnapshot: loaded.fromSnapshot } : {}),
+        state: loaded.state,
+      };
+      io.out(io.json ? JSON.stringify(result) : JSON.stringify(result, null, 2));
+    } finally {
+      await eventStores.close();
+    }
+  });
 }
 
 /**
@@ -237,54 +273,56 @@ export async function auditTrace(
   const limit = integerOption('--limit', options.limit, 1);
   if (limit !== undefined && limit > MAX_PAGE) throw new UsageError(`--limit must be at most ${MAX_PAGE}`);
   const paged = limit !== undefined || options.cursor !== undefined;
-  const eventStores = await connectEventStores(config, eventSchemas());
-  try {
-    const readModelStores = await connectReadModelStores(config);
+  await holdingDataFolder(config, { eventStores: true, readModels: true }, io.err, async () => {
+    const eventStores = await connectEventStores(config, eventSchemas());
     try {
-      const registry = await startProjections({
-        eventStores,
-        readModelStores,
-        projections: [brokerAuditProjection, b3AuditProjection],
-      });
+      const readModelStores = await connectReadModelStores(config);
       try {
-        await caughtUp(registry);
-      } finally {
-        await registry.stop();
-      }
-      const readModels = createReadModels(readModelStores);
-      let page: { items: AuditEntry[]; nextCursor?: string };
-      try {
-        page = paged
-          ? await readModels.auditTrace(correlationId, { limit: limit ?? 50, cursor: options.cursor })
-          : { items: await readModels.trace(correlationId) };
-      } catch (error) {
-        if (error instanceof InvalidCursor)
-          throw new UsageError(`--cursor is not one that audit trace ${correlationId} gave out`);
-        throw error;
-      }
-      if (page.items.length === 0 && options.cursor === undefined)
-        throw new CommandFailed(`no events with correlation id ${correlationId}`);
-      if (io.json)
-        io.out(
-          JSON.stringify({
-            correlationId,
-            events: page.items,
-            ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}),
-          }),
-        );
-      else {
-        for (const entry of page.items)
+        const registry = await startProjections({
+          eventStores,
+          readModelStores,
+          projections: [brokerAuditProjection, b3AuditProjection],
+        });
+        try {
+          await caughtUp(registry);
+        } finally {
+          await registry.stop();
+        }
+        const readModels = createReadModels(readModelStores);
+        let page: { items: AuditEntry[]; nextCursor?: string };
+        try {
+          page = paged
+            ? await readModels.auditTrace(correlationId, { limit: limit ?? 50, cursor: options.cursor })
+            : { items: await readModels.trace(correlationId) };
+        } catch (error) {
+          if (error instanceof InvalidCursor)
+            throw new UsageError(`--cursor is not one that audit trace ${correlationId} gave out`);
+          throw error;
+        }
+        if (page.items.length === 0 && options.cursor === undefined)
+          throw new CommandFailed(`no events with correlation id ${correlationId}`);
+        if (io.json)
           io.out(
-            `${entry.occurredAt.toISOString()}\t${entry.store}\t${entry.streamId}@${entry.version}\t${entry.type}\tcausation=${entry.causationId} actor=${entry.actor}\t${JSON.stringify(entry.data)}`,
+            JSON.stringify({
+              correlationId,
+              events: page.items,
+              ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}),
+            }),
           );
-        if (page.nextCursor) io.err.write(`more: --cursor ${page.nextCursor}\n`);
+        else {
+          for (const entry of page.items)
+            io.out(
+              `${entry.occurredAt.toISOString()}\t${entry.store}\t${entry.streamId}@${entry.version}\t${entry.type}\tcausation=${entry.causationId} actor=${entry.actor}\t${JSON.stringify(entry.data)}`,
+            );
+          if (page.nextCursor) io.err.write(`more: --cursor ${page.nextCursor}\n`);
+        }
+      } finally {
+        await readModelStores.close();
       }
     } finally {
-      await readModelStores.close();
+      await eventStores.close();
     }
-  } finally {
-    await eventStores.close();
-  }
+  });
 }
 
 async function caughtUp(registry: ProjectionRegistry, timeoutMs = 120_000): Promise<void> {

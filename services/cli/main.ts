@@ -4,6 +4,7 @@
 import { parseArgs } from 'node:util';
 import type { Config } from '../shared/config.ts';
 import { ConfigError, loadConfig } from '../shared/config.ts';
+import { DataFolderLocked } from '../shared/data-lock.ts';
 import { connectEventStores } from '../shared/event-stores.ts';
 import {
   auditState,
@@ -11,6 +12,7 @@ import {
   auditTrace,
   CommandFailed,
   type CommandIo,
+  holdingDataFolder,
   rebuild,
   status,
   UsageError,
@@ -120,12 +122,15 @@ async function main(argv: string[]): Promise<number> {
       noMore(argument);
       return serve(subcommand, config());
     case 'demo': {
-      const stores = await connectEventStores(config());
-      try {
-        await eventStoreDemo(stores, (line) => console.log(line));
-      } finally {
-        await stores.close();
-      }
+      const demoConfig = config();
+      await holdingDataFolder(demoConfig, { eventStores: true }, io.err, async () => {
+        const stores = await connectEventStores(demoConfig);
+        try {
+          await eventStoreDemo(stores, (line) => console.log(line));
+        } finally {
+          await stores.close();
+        }
+      });
       return 0;
     }
     case 'replay':
@@ -188,7 +193,9 @@ main(process.argv.slice(2)).then(
       process.exit(2);
     }
     console.error(
-      error instanceof ConfigError || error instanceof CommandFailed ? `tradecore: ${error.message}` : error,
+      error instanceof ConfigError || error instanceof CommandFailed || error instanceof DataFolderLocked
+        ? `tradecore: ${error.message}`
+        : error,
     );
     process.exit(1);
   },

@@ -10,6 +10,7 @@ import { quoteEventDefinitions } from '../../domain/b3/quote-events.ts';
 import { EventSchemas } from '../../domain/shared/event-schemas.ts';
 import { brokerStoreSchemas } from '../api/api-events.ts';
 import type { Config } from '../shared/config.ts';
+import { lockEmbeddedDataFolder } from '../shared/data-lock.ts';
 import { connectEventStores } from '../shared/event-stores.ts';
 import { type RunningService, ShutdownStack, startOpsServer } from '../shared/ops-server.ts';
 import { connectReadModelStores, startProjections } from '../shared/read-models.ts';
@@ -17,6 +18,13 @@ import { connectReadModelStores, startProjections } from '../shared/read-models.
 export async function startProjectorService(config: Config, logger: Logger): Promise<RunningService> {
   const stack = new ShutdownStack(logger);
   try {
+    // ESDB_URL without DATABASE_URL leaves the Postgres read models embedded in the data folder.
+    const lock = await lockEmbeddedDataFolder(
+      config,
+      { eventStores: true, readModels: true },
+      { log: (line) => logger.info(line) },
+    );
+    if (lock) stack.push('data folder lock', () => lock.release());
     const eventStores = await connectEventStores(config, {
       broker: brokerStoreSchemas(),
       b3: new EventSchemas([...b3EventDefinitions, ...quoteEventDefinitions]),

@@ -142,6 +142,22 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   };
 }
 
+/**
+ * True when the event stores are PGlite databases in the data folder: neither ESDB_URL nor
+ * DATABASE_URL (the choice connectEventStores makes).
+ */
+export function embeddedEventStores(config: Config): boolean {
+  return !config.esdbUrl && !config.databaseUrl;
+}
+
+/**
+ * True when any read model is served by the PGlite database in the data folder: B3_DATABASE_URL
+ * (or DATABASE_URL), MYSQL_URL or MONGO_URL absent (the choices connectReadModelStores makes).
+ */
+export function embeddedReadModelStores(config: Config): boolean {
+  return !(config.b3DatabaseUrl ?? config.databaseUrl) || !config.mysqlUrl || !config.mongoUrl;
+}
+
 /** The same Redis server, another database: `redis://h:6379` → `redis://h:6379/1`. */
 export function redisDatabase(url: string, database: number): string {
   const parsed = new URL(url);

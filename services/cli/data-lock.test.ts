@@ -1,0 +1,125 @@
+/**
+ * The data folder's lock as a user meets it: `tradecore start` running in one process, the CLI in
+ * others, on the same folder (`node services/cli/bin.js …` in child processes, as cli.test.ts).
+ */
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LOCK_FILE } from '../shared/data-lock.ts';
+
+const bin = fileURLToPath(new URL('./bin.js', import.meta.url));
+let dataDir: string;
+let lockPath: string;
+const servers: ChildProcess[] = [];
+
+function env(extra: Record<string, string> = {}) {
+  // Embedded mode only: no server URL from the test environment leaks into the child.
+  return {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    TRADECORE_DATA_DIR: dataDir,
+    TRADECORE_ADMIN_PASSWORD: 'lock-test-admin',
+    PORT: '0',
+    LOG_LEVEL: 'silent',
+    QUOTE_SOURCE: 'off',
+    ...extra,
+  };
+}
+
+function tradecore(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [bin, ...args], { env: env(), timeout: 60_000 }, (error, stdout, stderr) => {
+      const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** `tradecore start` in its own process, once it listens. */
+async function startServer(): Promise<{ child: ChildProcess; url: string; exited: Promise<number | null> }> {
+  const child = spawn(process.execPath, [bin, 'start'], { env: env() });
+  servers.push(child);
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  let stdout = '';
+  let stderr = '';
+  child.stderr.on('data', (chunk) => {
+    stderr += chunk;
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout.on('data', (chunk) => {
+      stdout += chunk;
+      const listening = /tradecore is listening on (\S+)/.exec(stdout);
+      if (listening) resolve(listening[1]!);
+    });
+    child.on('exit', (code) => reject(new Error(`tradecore start exited (${code}): ${stderr}`)));
+  });
+  return { child, url, exited };
+}
+
+beforeAll(async () => {
+  dataDir = await mkdtemp(join(tmpdir(), 'tradecore-cli-lock-'));
+  lockPath = join(dataDir, LOCK_FILE);
+});
+afterAll(async () => {
+  for (const server of servers) server.kill('SIGKILL');
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+describe('the data folder, between tradecore start and the CLI', () => {
+  it('refuses replay, projections, audit and a second start while start runs; lets them in once it stops', async () => {
+    const server = await startServer();
+    const pid = server.child.pid!;
+
+    for (const args of [['replay'], ['projections', 'status'], ['audit', 'stream', 'instrument-PETR4']]) {
+      const refused = await tradecore(...args);
+      expect(refused.code, args.join(' ')).toBe(1);
+      // One line, no PGlite stack trace: the folder, the holder, and what to do instead.
+      expect(refused.stderr.trim().split('\n')).toEqual([
+        `tradecore: data folder ${dataDir} is in use by pid ${pid} (tradecore start, since ${(JSON.parse(await readFile(lockPath, 'utf8')) as { since: string }).since}), and only one process may open it at a time: stop that process first, or while it runs use its HTTP API at ${server.url} instead: GET /v1/admin/projections, POST /v1/admin/projections/{name}/rebuild, GET /v1/audit/streams/{streamId}, GET /v1/audit/trace/{correlationId}`,
+      ]);
+      expect(refused.stdout).toBe('');
+    }
+
+    const second = await tradecore('start');
+    expect(second.code).toBe(1);
+    expect(second.stderr).toContain(`data folder ${dataDir} is in use by pid ${pid} (tradecore start`);
+    expect(second.stdout).not.toContain('listening');
+
+    // The first one was not disturbed, and still holds the folder.
+    const ready = await fetch(`${server.url}/health/ready`);
+    expect(ready.status).toBe(200);
+    expect(JSON.parse(await readFile(lockPath, 'utf8')).pid).toBe(pid);
+
+    server.child.kill('SIGTERM');
+    expect(await server.exited).toBe(0);
+    expect(existsSync(lockPath)).toBe(false);
+
+    const status = await tradecore('projections', 'status', '--json');
+    expect(status.code, status.stderr).toBe(0);
+    expect(JSON.parse(status.stdout).projections.map((s: { projection: string }) => s.projection)).toContain(
+      'orders',
+    );
+    // Released after the command, too.
+    expect(existsSync(lockPath)).toBe(false);
+  }, 120_000);
+
+  it('takes over the lock of a start killed with -9, saying so, and replays', async () => {
+    const server = await startServer();
+    const pid = server.child.pid!;
+    server.child.kill('SIGKILL');
+    await server.exited;
+    expect(JSON.parse(await readFile(lockPath, 'utf8')).pid).toBe(pid);
+
+    const replay = await tradecore('replay');
+    expect(replay.code, replay.stderr).toBe(0);
+    expect(replay.stderr).toContain(
+      `tradecore: took over the lock on ${dataDir} left by pid ${pid} (tradecore start), which is no longer running`,
+    );
+    expect(replay.stdout).toMatch(/rebuilt orders: \d+ events/);
+    expect(existsSync(lockPath)).toBe(false);
+  }, 120_000);
+});
