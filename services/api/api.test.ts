@@ -170,6 +170,16 @@ describe('the HTTP API on PGlite', () => {
     expect(response.json()).toMatchObject({ status: 413, reason: 'BODY_TOO_LARGE' });
   });
 
+  it('answers 404 for the book of a symbol that is not listed, and the book of one that is', async () => {
+    const book = (symbol: string) =>
+      api.app.inject({ method: 'GET', url: `/v1/market/${symbol}/book`, headers: auth(alice.token) });
+    expect((await book('PETR4')).statusCode).toBe(200);
+    expect((await book('PETR4F')).statusCode).toBe(200);
+    const unlisted = await book('XXXX3');
+    expect(unlisted.statusCode).toBe(404);
+    expect(unlisted.json()).toMatchObject({ reason: 'BOOK_NOT_FOUND' });
+  });
+
   it('takes JSON bodies only, under documented reasons, and an empty JSON body as none', async () => {
     const deposit = (headers: Record<string, string>, payload: string) =>
       api.app.inject({

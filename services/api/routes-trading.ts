@@ -69,6 +69,15 @@ async function listedInstrument(context: RouteContext, symbol: string): Promise<
   return state;
 }
 
+/** Whether `symbol` trades: the standard or fractional market of a listed instrument. */
+async function isTraded(context: RouteContext, symbol: string): Promise<boolean> {
+  const instrument = await listedInstrument(context, symbol).catch((error: unknown) => {
+    if (error instanceof InstrumentNotFound) return undefined;
+    throw error;
+  });
+  return instrument !== undefined && (symbol === instrument.symbol || symbol === instrument.fractionalSymbol);
+}
+
 export function cashOf(wallet: Wallet) {
   return { available: formatCents(wallet.cash.available), reserved: formatCents(wallet.cash.reserved) };
 }
@@ -321,8 +330,14 @@ export function tradingRoutes(app: App, context: RouteContext): void {
       },
     },
     async (request) => {
-      const book = await readModelsOf(context).book(request.params.symbol, request.query.depth);
-      if (!book) throw new ApiProblem(404, 'BOOK_NOT_FOUND', `no book for ${request.params.symbol}`);
+      const { symbol } = request.params;
+      const book = await readModelsOf(context).book(symbol, request.query.depth);
+      // A book the engine never opened is one of a listed symbol, or none at all.
+      if (
+        !book ||
+        ((book as { status?: string }).status === 'NOT_OPEN' && !(await isTraded(context, symbol)))
+      )
+        throw new ApiProblem(404, 'BOOK_NOT_FOUND', `no book for ${symbol}: it is not listed`);
       return decimalize(book);
     },
   );
