@@ -25,6 +25,8 @@ export const IdempotencyKeyClaimedData = z.strictObject({
 export const IdempotencyKeyCompletedData = z.strictObject({
   statusCode: z.number().int().min(100).max(599),
   body: z.unknown(),
+  /** The answer's Location header, given again with a replay. */
+  location: z.string().min(1).max(500).optional(),
 });
 export const IdempotencyKeyReleasedData = z.strictObject({ reason: z.string().max(500) });
 

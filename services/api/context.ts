@@ -125,10 +125,7 @@ export async function answerCreate(
   work: () => Promise<StoredAnswer>,
 ): Promise<FastifyReply> {
   const header = request.headers['idempotency-key'];
-  if (header === undefined) {
-    const answer = await work();
-    return reply.code(answer.statusCode).send(answer.body);
-  }
+  if (header === undefined) return send(reply, await work());
   if (typeof header !== 'string' || !IDEMPOTENCY_KEY.test(header))
     throw new ApiProblem(
       400,
@@ -148,6 +145,11 @@ export async function answerCreate(
     work,
   );
   if (answer.replayed) reply.header('idempotent-replayed', 'true');
+  return send(reply, answer);
+}
+
+function send(reply: FastifyReply, answer: StoredAnswer): FastifyReply {
+  if (answer.location) reply.header('location', answer.location);
   return reply.code(answer.statusCode).send(answer.body);
 }
 

@@ -57,6 +57,8 @@ describe('Idempotency-Key', () => {
     expect(second.statusCode).toBe(202);
     expect(second.json()).toEqual(first.json());
     expect(second.headers['idempotent-replayed']).toBe('true');
+    expect(first.headers.location).toBe(`/v1/orders/${first.json().orderId}`);
+    expect(second.headers.location).toBe(first.headers.location);
     expect((await orderStreams()).size).toBe(before + 1);
   });
 

@@ -14,6 +14,8 @@ import { ApiProblem } from './problem.ts';
 export interface StoredAnswer {
   statusCode: number;
   body: unknown;
+  /** Where the created resource is read (the Location header). */
+  location?: string;
 }
 
 /** Keys are opaque to us but end up in a stream id: printable, bounded. */
@@ -53,7 +55,11 @@ function fold(events: RecordedEvent[]): KeyState {
         kind: 'completed',
         version: event.version,
         fingerprint: state.fingerprint,
-        answer: { statusCode: Number(data.statusCode), body: data.body },
+        answer: {
+          statusCode: Number(data.statusCode),
+          body: data.body,
+          ...(typeof data.location === 'string' ? { location: data.location } : {}),
+        },
       };
     else if (event.type === 'IdempotencyKeyReleased') state = { kind: 'free', version: event.version };
   }

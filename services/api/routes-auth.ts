@@ -97,8 +97,7 @@ export function authRoutes(app: App, context: RouteContext): void {
           { accountId, username: request.body.username, password: request.body.password },
           { ...metadataOf(request, accountId) },
         );
-        reply.header('location', `/v1/accounts/${accountId}/wallet`);
-        return { statusCode: 201, body: { accountId } };
+        return { statusCode: 201, body: { accountId }, location: `/v1/accounts/${accountId}/wallet` };
       }),
   );
 

@@ -223,8 +223,11 @@ export function tradingRoutes(app: App, context: RouteContext): void {
           metadataOf(request),
           { expectedVersion: 'no_stream' },
         );
-        reply.header('location', `/v1/orders/${orderId}`);
-        return { statusCode: 202, body: { orderId, status: 'PENDING_NEW' } };
+        return {
+          statusCode: 202,
+          body: { orderId, status: 'PENDING_NEW' },
+          location: `/v1/orders/${orderId}`,
+        };
       });
     },
   );
