@@ -3,7 +3,7 @@
  * data folder in a temp dir seeded with a trading workload of real domain events.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,15 +17,25 @@ const bin = fileURLToPath(new URL('./bin.js', import.meta.url));
 let dataDir: string;
 
 function tradecore(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  // Embedded mode only: no server URL from the test environment leaks into the child.
+  return tradecoreIn(dataDir, {}, ...args);
+}
+
+/** The CLI in `cwd` (where it looks for a `.env`), with `extra` in its environment. */
+function tradecoreIn(
+  cwd: string,
+  extra: Record<string, string>,
+  ...args: string[]
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  // Embedded mode only: no server URL from the test environment (or a `.env`) leaks into the child.
   const env = {
     PATH: process.env.PATH,
     HOME: process.env.HOME,
     TRADECORE_DATA_DIR: dataDir,
     LOG_LEVEL: 'silent',
+    ...extra,
   };
   return new Promise((resolve) => {
-    execFile(process.execPath, [bin, ...args], { env, timeout: 60_000 }, (error, stdout, stderr) => {
+    execFile(process.execPath, [bin, ...args], { env, cwd, timeout: 60_000 }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
       resolve({ code, stdout, stderr });
     });
@@ -184,6 +194,15 @@ describe('tradecore CLI', () => {
     const option = await tradecore('projections', 'status', '--verbose');
     expect(option.code).toBe(2);
     expect(option.stderr).toContain("'--verbose'");
+    // A `.env` in the working folder fills what the environment leaves unset.
+    const folder = await mkdtemp(join(tmpdir(), 'tradecore-cli-env-'));
+    await writeFile(join(folder, '.env'), 'PRICE_BAND_PERCENT=250\nLOG_LEVEL=nonsense\n');
+    const fromFile = await tradecoreIn(folder, {}, 'projections', 'status');
+    expect(fromFile.code).toBe(1);
+    expect(fromFile.stderr).toContain('PRICE_BAND_PERCENT');
+    const environmentWins = await tradecoreIn(folder, { PRICE_BAND_PERCENT: '10' }, 'projections', 'status');
+    expect(environmentWins.code, environmentWins.stderr).toBe(0);
+    await rm(folder, { recursive: true, force: true });
     const service = await tradecore('serve', 'nope');
     expect(service.code).toBe(2);
     expect(service.stderr).toContain('unknown service "nope"');

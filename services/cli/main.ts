@@ -1,6 +1,7 @@
 /**
  * The `tradecore` command line. Composition root: config from the environment, then one command.
  */
+import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Config } from '../shared/config.ts';
 import { ConfigError, loadConfig } from '../shared/config.ts';
@@ -110,7 +111,11 @@ async function main(argv: string[]): Promise<number> {
     err: process.stderr,
     json: values.json === true,
   };
-  const config = () => loadConfig(process.env);
+  const config = () => {
+    // A `.env` in the working folder fills what the environment leaves unset (the environment wins).
+    if (existsSync('.env')) process.loadEnvFile('.env');
+    return loadConfig(process.env);
+  };
   const noMore = (extra: string | undefined) => {
     if (extra !== undefined) throw new UsageError(`unexpected argument "${extra}"`);
   };
