@@ -92,7 +92,7 @@ describe('tradecore CLI', () => {
     const unknown = await tradecore('projections', 'rebuild', 'walets');
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('unknown projection "walets"');
-  }, 60_000);
+  }, 120_000);
 
   it('shows a stream with its metadata, from a version, and refuses a bad --limit', async () => {
     const stream = await tradecore(
@@ -115,7 +115,7 @@ describe('tradecore CLI', () => {
     const missing = await tradecore('audit', 'stream', 'order-nobody');
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('order-nobody has no events');
-  }, 60_000);
+  }, 120_000);
 
   it('rebuilds an aggregate’s state at a version, or at a point in time', async () => {
     const placed = await tradecore('audit', 'state', 'order-ord-3-1', '--version', '0', '--json');
@@ -149,7 +149,7 @@ describe('tradecore CLI', () => {
     expect(beyond.stderr).toContain('--version 999 is beyond stream order-ord-3-1');
     const trade = await tradecore('audit', 'state', 'trade-x', '--version', '0');
     expect(trade.code).toBe(2);
-  }, 60_000);
+  }, 120_000);
 
   it('traces one request across streams and both stores', async () => {
     const trace = await tradecore('audit', 'trace', 'req-3-1', '--json');
@@ -184,7 +184,7 @@ describe('tradecore CLI', () => {
 
     const none = await tradecore('audit', 'trace', 'req-nobody');
     expect(none.code).toBe(1);
-  }, 60_000);
+  }, 120_000);
 
   it('keeps help, and refuses unknown commands and options', async () => {
     expect((await tradecore('help')).stdout).toContain('projections rebuild <name|all>');
@@ -206,5 +206,5 @@ describe('tradecore CLI', () => {
     const service = await tradecore('serve', 'nope');
     expect(service.code).toBe(2);
     expect(service.stderr).toContain('unknown service "nope"');
-  }, 60_000);
+  }, 120_000);
 });
