@@ -137,6 +137,12 @@ export const modify = (
 export const halted = (at = T0): BookCommand => ({ type: 'HaltTrading', at });
 export const resumed = (at = T0): BookCommand => ({ type: 'ResumeTrading', at });
 export const endOfDay = (at = T0): BookCommand => ({ type: 'EndOfDay', at });
+/** The session clock's close: the close instant, run at `at` (later when the engine was down). */
+export const sessionClose = (closedAt: number, at = closedAt): BookCommand => ({
+  type: 'EndOfDay',
+  closedAt,
+  at,
+});
 export const clockTick = (at: number): BookCommand => ({ type: 'ExpireOrders', at });
 export const referencePrice = (price: number, at = T0): BookCommand => ({
   type: 'SetReferencePrice',

@@ -77,9 +77,15 @@ export interface ModifyOrder {
   at: number;
 }
 
-/** Closes the trading day: every DAY order expires. */
+/**
+ * Closes the trading day: DAY orders expire. A scheduled close names its instant (`closedAt`, at
+ * or before `at`): DAY orders accepted after it belong to the next session and stay, and a book
+ * that already ended a session at or after it does nothing (a repeat, or another engine's close).
+ * Without `closedAt` every DAY order expires, whenever it came.
+ */
 export interface EndOfDay {
   type: 'EndOfDay';
+  closedAt?: number;
   at: number;
 }
 

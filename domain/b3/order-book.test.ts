@@ -24,6 +24,7 @@ import {
   resumed,
   SYMBOL,
   sell,
+  sessionClose,
   stop,
   T0,
   triggered,
@@ -372,6 +373,49 @@ describe('time in force', () => {
   });
 });
 
+describe('the scheduled session close', () => {
+  const close = T0 + 3_600_000;
+
+  it('expires the DAY orders accepted before the close, even when run later, and keeps the next session’s', () => {
+    const outcome = given(
+      opened(),
+      buy('before', 100, 9_90),
+      sell('gtc', 100, 10_50, { timeInForce: 'GTC' }),
+      // Accepted after the close, before the (late) close ran: it belongs to the next session.
+      buy('after', 100, 9_80, { at: close + 1 }),
+    )
+      .when(sessionClose(close, close + 60_000))
+      .then(expired('before', 'END_OF_DAY'), { type: 'SessionEnded', data: { at: close + 60_000 } });
+    expect(outcome.book.order('after')).toMatchObject({ remaining: 100 });
+    expect(outcome.book.order('gtc')).toMatchObject({ remaining: 100 });
+    expect(outcome.book.lastSessionEnd).toBe(close + 60_000);
+  });
+
+  it('does nothing when the book already ended a session at or after that close', () =>
+    given(opened(), buy('b1', 100, 9_90), sessionClose(close), buy('b2', 100, 9_80, { at: close + 10 }))
+      .when(sessionClose(close, close + 20))
+      .then());
+
+  it('runs the next day’s close after an earlier one', () =>
+    given(opened(), sessionClose(close), buy('b1', 100, 9_90, { at: close + 10 }))
+      .when(sessionClose(close + 86_400_000))
+      .then(expired('b1', 'END_OF_DAY'), { type: 'SessionEnded' }));
+
+  it('refuses a close in the future of its command', () =>
+    expect(() => given(opened()).when(sessionClose(close, close - 1))).toThrow(RangeError));
+
+  it('names the earliest pending GTD expiry, and none once it passed', () => {
+    const { book } = given(
+      opened(),
+      buy('b1', 100, 9_90, { timeInForce: 'GTD', expiresAt: T0 + 60_000 }),
+      buy('b2', 100, 9_80, { timeInForce: 'GTD', expiresAt: T0 + 30_000 }),
+    ).when(clockTick(T0 + 30_000));
+    expect(book.pendingExpiry).toBe(T0 + 60_000);
+    book.execute(clockTick(T0 + 60_000));
+    expect(book.pendingExpiry).toBeUndefined();
+  });
+});
+
 describe('self-trade prevention', () => {
   it('cancels the resting order of the same account and trades on with the next', () =>
     given(opened(), sell('own', 100, 10_00, { accountId: 'alice' }), sell('s2', 100, 10_00))
@@ -617,7 +661,7 @@ describe('the book stream', () => {
     const rebuilt = OrderBook.fromSnapshot(snapshot);
     for (const event of tail) rebuilt.apply(parseBookEvent(JSON.parse(JSON.stringify(event))));
     expect(rebuilt.snapshot()).toEqual(book.snapshot());
-    expect(BOOK_SNAPSHOT_SCHEMA_VERSION).toBe(1);
+    expect(BOOK_SNAPSHOT_SCHEMA_VERSION).toBe(2);
   });
 
   it('registers every event type once, for the event store', () => {

@@ -8,7 +8,7 @@ import {
   Side,
   TimeInForce,
 } from './book-events.ts';
-import type { BookCommand, CancelOrder, ModifyOrder, OpenBook, PlaceOrder } from './commands.ts';
+import type { BookCommand, CancelOrder, EndOfDay, ModifyOrder, OpenBook, PlaceOrder } from './commands.ts';
 import { OrderIndex } from './order-index.ts';
 
 /**
@@ -66,6 +66,8 @@ class BookOrder {
   /** GTD expiry instant; 0 when none (a GTD expiry is always after its command's instant ≥ 0). */
   expiresAt = 0;
   acceptedSequence = 0;
+  /** When the book accepted it (epoch ms): which session a DAY order belongs to. */
+  acceptedAt = 0;
   parked = false;
 
   /** Sets every field: a new order, or a spare one taken back from a finished order. */
@@ -83,6 +85,7 @@ class BookOrder {
     display: number,
     expiresAt: number,
     acceptedSequence: number,
+    acceptedAt: number,
     parked: boolean,
   ): BookOrder {
     this.prev = null;
@@ -101,6 +104,7 @@ class BookOrder {
     this.display = display;
     this.expiresAt = expiresAt;
     this.acceptedSequence = acceptedSequence;
+    this.acceptedAt = acceptedAt;
     this.parked = parked;
     return this;
   }
@@ -233,6 +237,8 @@ export class OrderBook {
   private incoming: BookOrder | null = null;
   /** No GTD order expires before this instant (a lower bound: canceled orders are not taken out). */
   private nextExpiry = Number.POSITIVE_INFINITY;
+  /** When the book last ended a session (the `at` of its last SessionEnded; 0 before any). */
+  private sessionEndedAt = 0;
   private readonly tradeIdOf: (symbol: string, sequence: number) => string;
   private out: BookEvent[] = NO_EVENTS;
   private at = 0;
@@ -258,6 +264,7 @@ export class OrderBook {
     book.setBand(snapshot.referencePrice, snapshot.priceBandBps);
     book.sequence = snapshot.sequence;
     book.lastTradePrice = snapshot.lastTradePrice;
+    book.sessionEndedAt = snapshot.sessionEndedAt;
     for (const state of [...snapshot.bids, ...snapshot.asks, ...snapshot.stops]) {
       const order = book
         .newOrder()
@@ -275,6 +282,7 @@ export class OrderBook {
           state.displayQuantity,
           state.expiresAt,
           state.acceptedSequence,
+          state.acceptedAt,
           state.parked,
         );
       book.orders.add(order);
@@ -292,6 +300,20 @@ export class OrderBook {
   /** The sequence of the last event the book includes (0 before any). */
   get lastSequence(): number {
     return this.sequence;
+  }
+
+  /**
+   * The earliest GTD expiry among the orders it holds, or undefined: when an `ExpireOrders` has
+   * something to do. A lower bound: an order that left the book early may still set it, and then
+   * the tick expires nothing.
+   */
+  get pendingExpiry(): number | undefined {
+    return this.nextExpiry === Number.POSITIVE_INFINITY ? undefined : this.nextExpiry;
+  }
+
+  /** When the book last ended a session (epoch ms; 0 before any). */
+  get lastSessionEnd(): number {
+    return this.sessionEndedAt;
   }
 
   get lastPrice(): number | undefined {
@@ -354,8 +376,7 @@ export class OrderBook {
           this.status = 'OPEN';
           break;
         case 'EndOfDay':
-          this.expireAll((order) => order.timeInForce === 'DAY', 'END_OF_DAY');
-          this.out.push({ type: 'SessionEnded', data: { sequence: ++this.sequence, at: this.at } });
+          this.endSession(command);
           break;
         case 'ExpireOrders':
           break;
@@ -383,6 +404,8 @@ export class OrderBook {
         this.status = 'OPEN';
         break;
       case 'SessionEnded':
+        this.sessionEndedAt = event.data.at;
+        break;
       case 'OrderRejected':
       case 'RequestRejected':
         break;
@@ -404,6 +427,7 @@ export class OrderBook {
             data.displayQuantity ?? 0,
             data.expiresAt ?? 0,
             data.sequence,
+            data.at,
             parked,
           ),
         );
@@ -469,6 +493,7 @@ export class OrderBook {
       priceBandBps: this.priceBandBps,
       sequence: this.sequence,
       lastTradePrice: this.lastTradePrice,
+      sessionEndedAt: this.sessionEndedAt,
       bids: sideState(this.bids),
       asks: sideState(this.asks),
       stops: [...this.buyStops, ...this.sellStops].map(stateOf),
@@ -548,6 +573,7 @@ export class OrderBook {
       command.displayQuantity ?? 0,
       command.expiresAt ?? 0,
       this.sequence + 1,
+      this.at,
       parked,
     );
     if (parked) this.accept(order);
@@ -751,6 +777,19 @@ export class OrderBook {
       this.applyTriggered(order);
       this.enter(order, false);
     }
+  }
+
+  private endSession(command: EndOfDay): void {
+    const { closedAt } = command;
+    if (closedAt !== undefined) {
+      if (!Number.isSafeInteger(closedAt) || closedAt < 0 || closedAt > command.at)
+        throw new RangeError('a session close must be an instant at or before the command');
+      if (this.sessionEndedAt >= closedAt) return;
+    }
+    const cutoff = closedAt ?? command.at;
+    this.expireAll((order) => order.timeInForce === 'DAY' && order.acceptedAt <= cutoff, 'END_OF_DAY');
+    this.out.push({ type: 'SessionEnded', data: { sequence: ++this.sequence, at: this.at } });
+    this.sessionEndedAt = this.at;
   }
 
   private expireGoodTillDate(now: number): void {
@@ -1084,11 +1123,13 @@ const stateOf = (order: BookOrder): RestingOrderState => ({
   displayQuantity: order.display,
   expiresAt: order.expiresAt,
   acceptedSequence: order.acceptedSequence,
+  acceptedAt: order.acceptedAt,
   parked: order.parked,
 });
 
 /** A snapshot's shape; stored with `BOOK_SNAPSHOT_SCHEMA_VERSION` so an old shape is ignored, not misread. */
-export const BOOK_SNAPSHOT_SCHEMA_VERSION = 1;
+// 2: orders carry acceptedAt and the book its sessionEndedAt (the session close needs both).
+export const BOOK_SNAPSHOT_SCHEMA_VERSION = 2;
 
 const count = z.number().int().nonnegative();
 export const RestingOrderState = z.object({
@@ -1109,6 +1150,8 @@ export const RestingOrderState = z.object({
   /** 0 when not GTD. */
   expiresAt: count,
   acceptedSequence: count,
+  /** Epoch ms. */
+  acceptedAt: count,
   parked: z.boolean(),
 });
 export type RestingOrderState = z.infer<typeof RestingOrderState>;
@@ -1120,6 +1163,8 @@ export const BookSnapshot = z.object({
   priceBandBps: count,
   sequence: count,
   lastTradePrice: count,
+  /** Epoch ms of the last SessionEnded; 0 before any. */
+  sessionEndedAt: count,
   /** Best price first, and in time priority within a price. */
   bids: z.array(RestingOrderState),
   asks: z.array(RestingOrderState),

@@ -9,6 +9,7 @@ import { buildApi } from '../api/app.ts';
 import { TokenIssuer } from '../api/auth.ts';
 import type { App } from '../api/context.ts';
 import { ADMIN_USERNAME, ensureAdmin, seedInstruments } from '../api/seed.ts';
+import type { Clock } from '../b3-engine/session-clock.ts';
 import { startBrokerSide } from '../broker/main.ts';
 import type { Config } from '../shared/config.ts';
 import { lockEmbeddedDataFolder } from '../shared/data-lock.ts';
@@ -41,6 +42,8 @@ export async function startTradecore(
   config: Config,
   logger: Logger = pino({ level: config.logLevel }),
   role: Role = 'all',
+  /** The B3 engine's time and timers (tests run a session close without waiting for it). */
+  clock?: Clock,
 ): Promise<RunningTradecore> {
   const stack: Array<{ name: string; stop: () => Promise<unknown> }> = [];
   const stop = async () => {
@@ -87,7 +90,12 @@ export async function startTradecore(
     const trading =
       role !== 'all'
         ? undefined
-        : await startTradingServices({ config, eventStores, logger: logger.child({ component: 'trading' }) });
+        : await startTradingServices({
+            config,
+            eventStores,
+            logger: logger.child({ component: 'trading' }),
+            clock,
+          });
     if (trading) stack.push({ name: 'trading services', stop: () => trading.stop() });
     // `serve broker-api` runs the broker side of the order path next to its API (serve checks the URLs).
     const brokerSide =

@@ -11,7 +11,7 @@ import type {
   TransportPublisher,
 } from '../../domain/shared/transport.ts';
 import { b3Schemas } from '../shared/trading-fixtures.ts';
-import { EngineService, referenceSymbol } from './engine-service.ts';
+import { ENGINE_SNAPSHOT_SCHEMA_VERSION, EngineService, referenceSymbol } from './engine-service.ts';
 
 const NOW = Date.parse('2025-03-14T13:00:00Z');
 
@@ -138,7 +138,9 @@ describe('B3 engine service', () => {
     });
     const messages = [30_00, 30_10, 30_20, 30_30, 30_40].map((price) => newOrder({ price }));
     for (const message of messages) await engine.handle(message);
-    expect(await store.loadSnapshot(bookStreamId('PETR4'), { schemaVersion: 1_001 })).toBeDefined();
+    expect(
+      await store.loadSnapshot(bookStreamId('PETR4'), { schemaVersion: ENGINE_SNAPSHOT_SCHEMA_VERSION }),
+    ).toBeDefined();
 
     const restarted = make();
     expect((await restarted.book('PETR4')).depth()).toEqual((await engine.book('PETR4')).depth());

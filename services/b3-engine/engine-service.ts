@@ -15,6 +15,7 @@
  * is already booked) books nothing: the service re-appends its trades (idempotent by id) and
  * re-publishes the reports its events gave (same message ids, derived from the execution ids).
  */
+import { randomUUID } from 'node:crypto';
 import {
   type BookEvent,
   bookStreamId,
@@ -44,6 +45,8 @@ import { deterministicId } from '../shared/deterministic-id.ts';
 import { KeyedLanes } from '../shared/keyed-lanes.ts';
 import { type ServiceLogger, silentLogger } from '../shared/service-logger.ts';
 import { engineMessages, referencePriceRejections } from '../shared/trading-metrics.ts';
+import { BookDirectory } from './book-directory.ts';
+import { type SessionBooks, SessionClock, type SessionSchedule, type Timers } from './session-clock.ts';
 
 export const ENGINE_ACTOR = 'b3-engine';
 /** The engine service's snapshot of a book: the domain snapshot plus the dedupe index. */
@@ -71,6 +74,17 @@ export interface EngineServiceOptions {
   maxAttempts?: number;
   retryDelaysMs?: readonly number[];
   logger?: ServiceLogger;
+  /**
+   * Runs the session clock (docs/order-flow.md): `EndOfDay` on every book at the close, and
+   * `ExpireOrders` when a GTD order's time comes. Absent: nothing expires unless asked (`session`).
+   */
+  sessionClock?: {
+    schedule: SessionSchedule;
+    /** Default: the runtime's timers. */
+    timers?: Timers;
+    /** Symbols probed for books on a first start over an existing store (the listed catalogue). */
+    seedSymbols?: readonly string[];
+  };
   /** Test hooks: crash injection between an effect and its acknowledgement. */
   hooks?: { afterAppend?: (message: TransportMessage<BrokerToB3Body>) => Promise<void> };
 }
@@ -153,14 +167,29 @@ export class EngineService {
   private readonly logger: ServiceLogger;
   private readonly now: () => number;
   private subscription: TransportSubscription | undefined;
+  private readonly directory: BookDirectory;
+  /** The session clock, when the options ask for one. */
+  readonly clock: SessionClock | undefined;
 
   constructor(private readonly options: EngineServiceOptions) {
     this.logger = options.logger ?? silentLogger;
     this.now = options.now ?? Date.now;
+    this.directory = new BookDirectory(options.store, options.sessionClock?.seedSymbols);
+    this.clock =
+      options.sessionClock &&
+      new SessionClock({
+        books: this.sessionBooks(),
+        schedule: options.sessionClock.schedule,
+        timers: options.sessionClock.timers,
+        now: this.now,
+        logger: this.logger,
+      });
   }
 
   async start(): Promise<void> {
     if (this.subscription) return;
+    // Before the first message: a session that closed while the engine was down ends first.
+    await this.clock?.start();
     this.subscription = await this.options.transport.consume<BrokerToB3Body>(
       'broker-to-b3',
       (message) => this.handle(message),
@@ -174,6 +203,7 @@ export class EngineService {
   }
 
   async stop(): Promise<void> {
+    await this.clock?.stop();
     await this.subscription?.stop();
     this.subscription = undefined;
     await this.lines.drain();
@@ -208,13 +238,46 @@ export class EngineService {
    * orders past their time, `HaltTrading` / `ResumeTrading` stop and restart matching. `requestId`
    * (a uuid) makes it idempotent: the same id runs once, and a repeat re-sends its reports.
    */
-  session(symbol: string, command: SessionCommand, requestId: string): Promise<void> {
+  session(
+    symbol: string,
+    command: SessionCommand,
+    requestId: string,
+    options: { closedAt?: number } = {},
+  ): Promise<void> {
+    const { closedAt } = options;
     return this.inLine(symbol, {
       id: requestId,
       correlationId: requestId,
       type: command,
-      decide: async (state) => state.book.execute({ type: command, at: this.now() }),
+      decide: async (state) =>
+        state.book.execute(
+          command === 'EndOfDay' && closedAt !== undefined
+            ? { type: command, closedAt, at: this.now() }
+            : { type: command, at: this.now() },
+        ),
     });
+  }
+
+  /**
+   * The session clock's view of the books. A close's request id derives from the symbol and the
+   * close, so two engine instances' clocks send the same request: the second finds it booked (or,
+   * its book behind the store, fails its expected version, reloads and finds it) and books nothing.
+   */
+  private sessionBooks(): SessionBooks {
+    return {
+      symbols: async () => [...new Set([...(await this.directory.list()), ...this.books.keys()])].sort(),
+      endSession: async (symbol, closedAt) => {
+        const { version, book } = await this.state(symbol);
+        // No stream: no orders, and no reason to create one. A later end: this close is in it.
+        if (version === -1 || book.lastSessionEnd >= closedAt) return;
+        const requestId = deterministicId(symbol, 'end-of-day', String(closedAt));
+        await this.session(symbol, 'EndOfDay', requestId, { closedAt });
+      },
+      // A fresh id each time: an ExpireOrders is decided on the book as it is (a repeat expires
+      // nothing), and deciding is what recomputes the book's next expiry. A deduplicated repeat
+      // would leave a past expiry armed, firing again and again.
+      expireOrders: (symbol) => this.session(symbol, 'ExpireOrders', randomUUID()),
+    };
   }
 
   private inLine(symbol: string, request: Request): Promise<void> {
@@ -303,6 +366,8 @@ export class EngineService {
       state.appendedSinceSnapshot >= (this.options.snapshotEvery ?? 500)
     )
       await this.snapshot(symbol, state);
+    // Orders came or went: the book's timer follows its earliest GTD expiry.
+    if (this.books.has(symbol)) this.clock?.watch(symbol, state.book.pendingExpiry);
     // Trades and reports go out in their own line, in booking order, while this line books the next batch.
     void this.completions.run(symbol, () => this.completeAll(symbol, completions, duplicates));
   }
@@ -446,6 +511,7 @@ export class EngineService {
     const result = await this.options.store.append(streamId, perRequest.flat(), {
       expectedVersion: state.version === -1 ? 'no_stream' : state.version,
     });
+    if (state.version === -1) await this.rememberBook(symbol);
     const recordedAt = new Date();
     let version = state.version + 1;
     let offset = 0;
@@ -469,6 +535,16 @@ export class EngineService {
     state.version = result.nextExpectedVersion;
     state.appendedSinceSnapshot += offset;
     return recorded;
+  }
+
+  /** A new book stream goes into the directory the session clock reaches every book by. */
+  private async rememberBook(symbol: string): Promise<void> {
+    try {
+      await this.directory.add(symbol);
+    } catch (error) {
+      // The next add or close merges it in; until then only a restart could miss this book.
+      this.logger.warn({ err: error, symbol }, 'book directory update failed');
+    }
   }
 
   private remember(state: BookState, key: string, range: Range): void {
@@ -591,6 +667,7 @@ export class EngineService {
       { symbol, version: state.version, fromSnapshot: snapshot?.version, replayed: events.length },
       'book recovered',
     );
+    this.clock?.watch(symbol, state.book.pendingExpiry);
     return state;
   }
 

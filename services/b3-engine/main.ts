@@ -13,8 +13,9 @@ import { EventSchemas } from '../../domain/shared/event-schemas.ts';
 import type { Config } from '../shared/config.ts';
 import { connectEventStores } from '../shared/event-stores.ts';
 import { type RunningService, ShutdownStack, startOpsServer } from '../shared/ops-server.ts';
-import { startKafkaRelays } from '../shared/trading.ts';
+import { formatClose, startKafkaRelays } from '../shared/trading.ts';
 import { EngineService } from './engine-service.ts';
+import { sessionClockSettings } from './session-clock.ts';
 
 /** Needs AMQP_URL and a B3 market cache (B3_REDIS_URL, or REDIS_URL's database 1): `tradecore serve` checks. */
 export async function startB3EngineService(
@@ -42,6 +43,7 @@ export async function startB3EngineService(
       marketPrices,
       priceMaxAgeMs: config.priceMaxAgeMs,
       priceBandBps: Math.round(config.priceBandPercent * 100),
+      sessionClock: sessionClockSettings(config),
       logger: logger.child({ component: 'engine' }),
     });
     if (config.kafkaBrokers) {
@@ -78,6 +80,7 @@ export async function startB3EngineService(
         `tradecore b3-engine: health and metrics on ${ops.url}`,
         `event stores: ${eventStores.description}`,
         `price band ±${config.priceBandPercent}%, reference prices older than ${config.priceMaxAgeMs / 1000} s rejected`,
+        `session close: ${formatClose(config)} São Paulo time (B3_SESSION_CLOSE), DAY orders expire then`,
       ],
       stop: () => stack.stop(),
     };

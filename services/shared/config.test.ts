@@ -18,6 +18,7 @@ describe('configuration', () => {
       kafkaTopicPrefix: '',
       priceMaxAgeMs: 300_000,
       priceBandPercent: 10,
+      sessionClose: { hour: 18, minute: 0 },
       quoteSource: 'random-walk',
       quoteIntervalMs: 1000,
       quoteSeed: 42,
@@ -54,6 +55,9 @@ describe('configuration', () => {
     expect(() => loadConfig({ KAFKA_BROKERS: 'no-port' })).toThrow(/KAFKA_BROKERS/);
     expect(() => loadConfig({ AMQP_URL: 'not a url' })).toThrow(/AMQP_URL/);
     expect(() => loadConfig({ QUOTE_SOURCE: 'bloomberg' })).toThrow(/QUOTE_SOURCE/);
+    expect(loadConfig({ B3_SESSION_CLOSE: '17:55' }).sessionClose).toEqual({ hour: 17, minute: 55 });
+    for (const bad of ['18h', '24:00', '9:30', '18:60', ''])
+      expect(() => loadConfig({ B3_SESSION_CLOSE: bad }), bad).toThrow(/B3_SESSION_CLOSE: must be HH:MM/);
     expect(loadConfig({ QUOTE_SOURCE: 'brapi', BRAPI_TOKEN: 't0ken' })).toMatchObject({
       quoteSource: 'brapi',
       brapiToken: 't0ken',

@@ -56,6 +56,15 @@ export const ConfigSchema = z.object({
   PRICE_MAX_AGE_SECONDS: z.coerce.number().int().positive().default(300),
   /** Half-width of the B3 price band around the reference price, in percent. */
   PRICE_BAND_PERCENT: z.coerce.number().positive().max(100).default(10),
+  /**
+   * When B3's trading session closes, 24-hour HH:MM in São Paulo time: DAY orders expire then.
+   * B3's regular equities session ends around 18:00 (its hours move with US daylight saving).
+   */
+  B3_SESSION_CLOSE: z
+    .string()
+    .trim()
+    .regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'must be HH:MM, 24-hour, in São Paulo time')
+    .default('18:00'),
   /** Where quotes come from: a seeded random walk, a recorded Brapi file, or nowhere (admin prices only). */
   QUOTE_SOURCE: z.enum(['random-walk', 'replay', 'brapi', 'off']).default('random-walk'),
   /** QUOTE_SOURCE=brapi: the Brapi API (default https://brapi.dev) and its token. */
@@ -92,6 +101,8 @@ export type Config = {
   kafkaTopicPrefix: string;
   priceMaxAgeMs: number;
   priceBandPercent: number;
+  /** The session close, wall-clock time in America/Sao_Paulo. */
+  sessionClose: { hour: number; minute: number };
   quoteSource: 'random-walk' | 'replay' | 'brapi' | 'off';
   brapiUrl?: string;
   brapiToken?: string;
@@ -132,6 +143,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     kafkaTopicPrefix: values.KAFKA_TOPIC_PREFIX,
     priceMaxAgeMs: values.PRICE_MAX_AGE_SECONDS * 1000,
     priceBandPercent: values.PRICE_BAND_PERCENT,
+    sessionClose: {
+      hour: Number(values.B3_SESSION_CLOSE.slice(0, 2)),
+      minute: Number(values.B3_SESSION_CLOSE.slice(3, 5)),
+    },
     quoteSource: values.QUOTE_SOURCE,
     brapiUrl: values.BRAPI_URL,
     brapiToken: values.BRAPI_TOKEN,

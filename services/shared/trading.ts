@@ -20,6 +20,7 @@ import type { PriceCache } from '../../domain/shared/price-cache.ts';
 import type { Transport } from '../../domain/shared/transport.ts';
 import { Relay, type RelayCheckpoints } from '../../projections/relay.ts';
 import { EngineService } from '../b3-engine/engine-service.ts';
+import { type Clock, sessionClockSettings } from '../b3-engine/session-clock.ts';
 import { OrderProcess } from '../broker/order-process.ts';
 import { MarketDataFeed, type QuoteSourceConfig } from '../market-data/feed.ts';
 import { routeB3Events } from '../market-data/integration.ts';
@@ -59,6 +60,8 @@ export interface StartTradingServicesOptions {
   checkpoints?: { broker?: RelayCheckpoints; b3?: RelayCheckpoints };
   /** Transport retries (tests shorten them). */
   retryDelaysMs?: readonly number[];
+  /** The engine's time and timers (tests run a session close without waiting for it). */
+  clock?: Clock;
 }
 
 export async function startTradingServices(options: StartTradingServicesOptions): Promise<TradingServices> {
@@ -119,6 +122,8 @@ export async function startTradingServices(options: StartTradingServicesOptions)
       priceMaxAgeMs: config.priceMaxAgeMs,
       priceBandBps: Math.round(config.priceBandPercent * 100),
       retryDelaysMs: options.retryDelaysMs,
+      ...(options.clock ? { now: options.clock.now } : {}),
+      sessionClock: sessionClockSettings(config, options.clock),
       logger,
     });
     const orderProcess = new OrderProcess({
@@ -160,6 +165,9 @@ export async function startTradingServices(options: StartTradingServicesOptions)
     await marketData.start();
     stoppers.push(() => marketData.stop());
     description.push(
+      `session close: ${formatClose(config)} São Paulo time (B3_SESSION_CLOSE), DAY orders expire then`,
+    );
+    description.push(
       `market data: ${source.kind}${config.quotesEnabled ? '' : ' (quotes off)'}, price band ±${config.priceBandPercent}%`,
     );
 
@@ -178,6 +186,12 @@ export async function startTradingServices(options: StartTradingServicesOptions)
     await stop();
     throw error;
   }
+}
+
+/** `18:00`: the session close as B3_SESSION_CLOSE spells it. */
+export function formatClose(config: Pick<Config, 'sessionClose'>): string {
+  const { hour, minute } = config.sessionClose;
+  return `${String(hour).padStart(2, '0')}:${String(minute).padStart(2, '0')}`;
 }
 
 /** The quote source the config names (QUOTE_SOURCE and its settings), over the default catalogue. */
