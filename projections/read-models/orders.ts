@@ -126,20 +126,10 @@ function projectOrder(event: RecordedOrderEvent): Change[] {
     case 'OrderAccepted':
       return statusChange(event.data, event.version, 'NEW');
     case 'OrderRejected':
-      return [
-        {
-          kind: 'upsert',
-          table: ORDERS,
-          key: { order_id: event.data.orderId },
-          set: {
-            status: 'REJECTED',
-            reject_reason: event.data.reason,
-            reject_detail: event.data.detail,
-            updated_at: new Date(event.data.at),
-            stream_version: event.version,
-          },
-        },
-      ];
+      return statusChange(event.data, event.version, 'REJECTED', {
+        reject_reason: event.data.reason,
+        reject_detail: event.data.detail,
+      });
     case 'ExecutionRecorded': {
       const data = event.data;
       const executedAt = new Date(data.executedAt);
@@ -211,19 +201,7 @@ function projectOrder(event: RecordedOrderEvent): Change[] {
         },
       ];
     case 'OrderCanceled':
-      return [
-        {
-          kind: 'upsert',
-          table: ORDERS,
-          key: { order_id: event.data.orderId },
-          set: {
-            status: 'CANCELED',
-            cancel_reason: event.data.reason,
-            updated_at: new Date(event.data.at),
-            stream_version: event.version,
-          },
-        },
-      ];
+      return statusChange(event.data, event.version, 'CANCELED', { cancel_reason: event.data.reason });
     case 'OrderExpired':
       return statusChange(event.data, event.version, 'EXPIRED');
     default:
@@ -231,14 +209,19 @@ function projectOrder(event: RecordedOrderEvent): Change[] {
   }
 }
 
-/** The order moved to `status` at `data.at`, and nothing else changed. */
-function statusChange(data: { orderId: string; at: string }, version: number, status: string): Change[] {
+/** The order moved to `status` at `data.at`, with `also` (its reason) and nothing else changed. */
+function statusChange(
+  data: { orderId: string; at: string },
+  version: number,
+  status: string,
+  also: Row = {},
+): Change[] {
   return [
     {
       kind: 'upsert',
       table: ORDERS,
       key: { order_id: data.orderId },
-      set: { status, updated_at: new Date(data.at), stream_version: version },
+      set: { status, ...also, updated_at: new Date(data.at), stream_version: version },
     },
   ];
 }

@@ -4,7 +4,6 @@ import { MemoryEventStore } from '../../adapters/memory/event-store.ts';
 import { MemoryPriceCache } from '../../adapters/memory/price-cache.ts';
 import { bookStreamId } from '../../domain/b3/book-events.ts';
 import type { ExecutionReport } from '../../domain/b3/execution-reports.ts';
-import type { BrokerToB3Body, NewOrderBody } from '../../domain/b3/order-messages.ts';
 import type {
   TransportConsumer,
   TransportMessage,
@@ -12,6 +11,7 @@ import type {
 } from '../../domain/shared/transport.ts';
 import { b3Schemas } from '../shared/trading-fixtures.ts';
 import { ENGINE_SNAPSHOT_SCHEMA_VERSION, EngineService, referenceSymbol } from './engine-service.ts';
+import { newOrderMessage } from './testing.ts';
 
 const NOW = Date.parse('2025-03-14T13:00:00Z');
 
@@ -30,29 +30,7 @@ function recordingTransport(): TransportPublisher &
   };
 }
 
-function newOrder(
-  body: Partial<NewOrderBody> = {},
-  messageId = randomUUID(),
-): TransportMessage<BrokerToB3Body> {
-  return {
-    messageId,
-    type: 'NewOrder',
-    correlationId: randomUUID(),
-    causationId: randomUUID(),
-    schemaVersion: 1,
-    body: {
-      orderId: randomUUID(),
-      accountId: 'acc-1',
-      symbol: 'PETR4',
-      side: 'BUY',
-      orderType: 'LIMIT',
-      quantity: 100,
-      price: 32_50,
-      timeInForce: 'DAY',
-      ...body,
-    },
-  };
-}
+const newOrder = newOrderMessage;
 
 async function setup(
   options: { price?: { price: number; at: number; pinned?: boolean }; snapshotEvery?: number } = {},

@@ -4,7 +4,7 @@ import { MemoryEventStore } from '../../adapters/memory/event-store.ts';
 import { MemoryPriceCache } from '../../adapters/memory/price-cache.ts';
 import { bookStreamId } from '../../domain/b3/book-events.ts';
 import type { ExecutionReport } from '../../domain/b3/execution-reports.ts';
-import type { BrokerToB3Body, NewOrderBody } from '../../domain/b3/order-messages.ts';
+import type { NewOrderBody } from '../../domain/b3/order-messages.ts';
 import type { EventStore } from '../../domain/shared/event-store.ts';
 import type { TransportMessage } from '../../domain/shared/transport.ts';
 import { b3Schemas } from '../shared/trading-fixtures.ts';
@@ -18,6 +18,7 @@ import {
   SessionClock,
   type SessionSchedule,
 } from './session-clock.ts';
+import { newOrderMessage } from './testing.ts';
 
 const schedule: SessionSchedule = { close: { hour: 18, minute: 0 }, timeZone: B3_TIME_ZONE };
 /** 17:59 in São Paulo (UTC−3): a minute before the close. */
@@ -168,26 +169,7 @@ async function engineOn(store: EventStore, time: FakeClock) {
   return { engine, sent, expired };
 }
 
-function newOrder(body: Partial<NewOrderBody> = {}): TransportMessage<BrokerToB3Body> {
-  return {
-    messageId: randomUUID(),
-    type: 'NewOrder',
-    correlationId: randomUUID(),
-    causationId: randomUUID(),
-    schemaVersion: 1,
-    body: {
-      orderId: randomUUID(),
-      accountId: 'acc-1',
-      symbol: 'PETR4',
-      side: 'BUY',
-      orderType: 'LIMIT',
-      quantity: 100,
-      price: 32_00,
-      timeInForce: 'DAY',
-      ...body,
-    },
-  };
-}
+const newOrder = (body: Partial<NewOrderBody> = {}) => newOrderMessage({ price: 32_00, ...body });
 
 const bookEvents = async (store: EventStore) =>
   (await store.readStream(bookStreamId('PETR4'))).map((event) => event.type);
