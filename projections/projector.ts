@@ -91,6 +91,8 @@ export class Projector {
   private lastAppliedAt?: Date;
   private readonly batchSize: number;
   private readonly rebuildWindow: number;
+  /** Callers of `whenApplied`, waiting for the checkpoint to reach their position. */
+  private waiters: Array<{ position: number; resolve: () => void }> = [];
 
   constructor(private readonly options: ProjectorOptions) {
     this.batchSize = options.batchSize ?? 1000;
@@ -99,6 +101,25 @@ export class Projector {
 
   get name(): string {
     return this.options.projection.name;
+  }
+
+  /**
+   * Resolves once the live read model includes every event of its store up to `position`; at
+   * once when it is not following live events (stopped, rebuilding, failed), as nothing here would
+   * bring it there. The WebSocket stream sends an update only when a read of it would show it.
+   */
+  whenApplied(position: number): Promise<void> {
+    if (this.checkpoint >= position || this.state !== 'running') return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ position, resolve }));
+  }
+
+  private wakeWaiters(): void {
+    if (this.waiters.length === 0) return;
+    const waiting: typeof this.waiters = [];
+    for (const waiter of this.waiters)
+      if (this.checkpoint >= waiter.position || this.state !== 'running') waiter.resolve();
+      else waiting.push(waiter);
+    this.waiters = waiting;
   }
 
   /** Prepares the tables (rebuilding them first when the projection's version changed) and follows live events. */
@@ -138,6 +159,7 @@ export class Projector {
           this.checkpoint = events.at(-1)!.position;
           this.lastAppliedAt = events.at(-1)!.recordedAt;
           projectionCheckpoint.set({ projection: projection.name }, this.checkpoint);
+          this.wakeWaiters();
           this.scheduleCheckpointSave();
           return;
         }
@@ -148,6 +170,7 @@ export class Projector {
           this.checkpoint = events.at(-1)!.position;
           this.lastAppliedAt = events.at(-1)!.recordedAt;
           projectionCheckpoint.set({ projection: projection.name }, this.checkpoint);
+          this.wakeWaiters();
         } else {
           // Another instance applied this batch: start again from where it left the checkpoint.
           throw new CheckpointMoved();
@@ -165,6 +188,7 @@ export class Projector {
 
   private fail(error: unknown): void {
     this.state = 'failed';
+    this.wakeWaiters();
     this.lastError = error instanceof Error ? error.message : String(error);
     this.options.logger?.error({ projection: this.name, err: error }, 'projection stopped');
   }
@@ -210,6 +234,7 @@ export class Projector {
     const { projection, store, source } = this.options;
     const wasFollowing = this.subscription !== undefined;
     this.state = 'rebuilding';
+    this.wakeWaiters();
     await store.prepare(projection, 'rebuild');
     const started = performance.now();
     let position = 0;
@@ -304,6 +329,7 @@ export class Projector {
     this.saveTimer = undefined;
     await this.saveCheckpoint();
     this.state = 'stopped';
+    this.wakeWaiters();
   }
 
   /** Store writes one at a time: a batch and a checkpoint save must not race on the compare-and-set. */

@@ -170,6 +170,53 @@ describe('the HTTP API on PGlite', () => {
     expect(response.json()).toMatchObject({ status: 413, reason: 'BODY_TOO_LARGE' });
   });
 
+  it('sends an order update over the stream only once GET /v1/orders/{id} shows it', async () => {
+    await api.app.inject({
+      method: 'POST',
+      url: `/v1/accounts/${alice.accountId}/deposits`,
+      headers: auth(alice.token),
+      payload: { amount: '1000.00' },
+    });
+    const socket = await api.app.injectWS('/v1/stream', { headers: auth(alice.token) });
+    const announced = new Set<string>();
+    const waiting = new Map<string, () => void>();
+    socket.on('message', (raw: Buffer) => {
+      const message = JSON.parse(String(raw)) as { channel: string; event?: string; orderId?: string };
+      if (message.channel !== 'order' || message.event !== 'OrderPlaced') return;
+      announced.add(message.orderId!);
+      waiting.get(message.orderId!)?.();
+    });
+    try {
+      for (let attempt = 0; attempt < 5; attempt++) {
+        const placed = await api.app.inject({
+          method: 'POST',
+          url: '/v1/orders',
+          headers: auth(alice.token),
+          payload: {
+            accountId: alice.accountId,
+            symbol: 'PETR4',
+            side: 'BUY',
+            type: 'LIMIT',
+            quantity: 100,
+            price: '1.00',
+          },
+        });
+        const { orderId } = placed.json() as { orderId: string };
+        if (!announced.has(orderId)) await new Promise<void>((resolve) => waiting.set(orderId, resolve));
+        // Read at once, with no retry: the read model already has what the message said.
+        const order = await api.app.inject({
+          method: 'GET',
+          url: `/v1/orders/${orderId}`,
+          headers: auth(alice.token),
+        });
+        expect(order.statusCode, order.body).toBe(200);
+        expect(order.json()).toMatchObject({ orderId });
+      }
+    } finally {
+      socket.terminate();
+    }
+  });
+
   it('answers 404 for the book of a symbol that is not listed, and the book of one that is', async () => {
     const book = (symbol: string) =>
       api.app.inject({ method: 'GET', url: `/v1/market/${symbol}/book`, headers: auth(alice.token) });

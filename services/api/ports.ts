@@ -56,6 +56,11 @@ export interface ProjectionsControl {
   readonly projectors?: ReadonlyMap<string, unknown>;
   status(): Promise<unknown> | unknown;
   rebuild(name: string, onProgress?: (progress: unknown) => void): Promise<unknown>;
+  /**
+   * Resolves once read model `name` includes its store's events up to `position`, where this
+   * process runs it; absent where the read models are projected elsewhere.
+   */
+  applied?(name: string, position: number): Promise<void>;
   stop(): Promise<void>;
 }
 

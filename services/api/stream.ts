@@ -10,9 +10,14 @@ import { Ticker } from './schemas.ts';
  * Live updates over WebSocket, `GET /v1/stream?symbols=PETR4,VALE3` (token in `Authorization:
  * Bearer …` or, for browsers, `?access_token=`): each symbol's trades and book changes, and the
  * caller's own order updates. Messages are JSON: `{channel: 'trade' | 'book' | 'order', …}`.
- * Both event stores are followed from their head once, and fanned out to every socket.
+ * Both event stores are followed from their head once, and fanned out to every socket; where this
+ * process runs the projections, a message goes out once the read model behind it (the tape, the
+ * book depth, the orders) has its event, so a read after it shows it.
  */
 const ENDED = new Set(['OrderFilled', 'OrderRejected', 'OrderCanceled', 'OrderExpired']);
+
+/** The longest a message waits for the read model behind it (see `StreamHub.readable`). */
+const READ_MODEL_WAIT_MS = 2_000;
 
 /** What the hub needs of a `ws` socket. */
 interface Socket {
@@ -83,10 +88,29 @@ class StreamHub {
       if (client.socket.readyState === 1 && filter(client)) client.socket.send(text);
   }
 
-  private onB3(event: RecordedEvent): void {
+  /**
+   * Waits until read model `projection` includes `event` (where this process projects it), so a
+   * client that reads after a message sees what the message said. Bounded: a read model that lags
+   * by more than READ_MODEL_WAIT_MS does not hold the stream back.
+   */
+  private async readable(projection: string, event: RecordedEvent): Promise<void> {
+    const applied = this.context.projections?.applied?.(projection, event.position);
+    if (!applied) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      applied,
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, READ_MODEL_WAIT_MS);
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+
+  private async onB3(event: RecordedEvent): Promise<void> {
     const data = event.data as Record<string, unknown>;
     if (event.type === 'TradeExecuted') {
       const symbol = String(data.symbol);
+      await this.readable('trades', event);
       this.send((client) => client.symbols.has(symbol), {
         channel: 'trade',
         symbol,
@@ -96,6 +120,7 @@ class StreamHub {
       });
     } else if (event.streamId.startsWith('book-')) {
       const symbol = event.streamId.slice('book-'.length);
+      await this.readable('book_depth', event);
       this.send((client) => client.symbols.has(symbol), {
         channel: 'book',
         symbol,
@@ -119,6 +144,7 @@ class StreamHub {
     // An order that ended has no more updates: its owner need not be remembered.
     if (ENDED.has(event.type)) this.owners.delete(orderId);
     const { orderId: _, ...rest } = data;
+    await this.readable('orders', event);
     this.send((client) => client.principal.accountId === owner || isAdmin(client.principal), {
       channel: 'order',
       orderId,
