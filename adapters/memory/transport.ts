@@ -46,6 +46,8 @@ interface ChannelState {
   readonly consumers: Consumer[];
   readonly deadLetters: WireMessage[];
   next: number;
+  /** Messages waiting out a retry delay. */
+  retrying: number;
 }
 
 export class MemoryTransport implements Transport {
@@ -108,6 +110,22 @@ export class MemoryTransport implements Transport {
     return options?.limit === undefined ? all : all.slice(0, options.limit);
   }
 
+  /**
+   * Resolves once every message published to `channel` so far has been handled (none waiting, in
+   * flight or waiting out a retry), or after `timeoutMs`; says which. Nothing here outlives the
+   * process: a graceful stop lets the last messages reach their consumer before it stops it.
+   */
+  async settled(channel: TransportChannelName, timeoutMs = 5_000): Promise<boolean> {
+    const state = this.state(channel);
+    const busy = () =>
+      state.ready.length > 0 ||
+      state.retrying > 0 ||
+      state.consumers.some((consumer) => consumer.inFlight.size > 0);
+    const deadline = Date.now() + timeoutMs;
+    while (busy() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+    return !busy();
+  }
+
   /** Messages waiting for a consumer (not in flight, not waiting out a retry delay). */
   depth(channel: TransportChannelName): number {
     return this.state(channel).ready.length;
@@ -126,7 +144,7 @@ export class MemoryTransport implements Transport {
   private state(channel: TransportChannelName): ChannelState {
     let state = this.channels.get(channel);
     if (!state) {
-      state = { ready: [], consumers: [], deadLetters: [], next: 0 };
+      state = { ready: [], consumers: [], deadLetters: [], next: 0, retrying: 0 };
       this.channels.set(channel, state);
     }
     return state;
@@ -167,8 +185,11 @@ export class MemoryTransport implements Transport {
     await new Promise<void>((resolve) => setImmediate(resolve));
     const outcome = await handleDelivery(wire, channel, false, consumer.handler, consumer.policy);
     if (outcome.kind === 'retry') {
+      const state = this.state(channel);
+      state.retrying += 1;
       const timer = setTimeout(() => {
         this.timers.delete(timer);
+        state.retrying -= 1;
         this.enqueue(channel, withAttempt(wire, outcome.nextAttempt));
       }, outcome.delayMs);
       this.timers.add(timer);

@@ -164,16 +164,26 @@ export class OrderProcess {
     await this.follow();
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops following the store, so that no order is accepted and sent to B3 any more, but keeps
+   * taking execution reports. A graceful stop runs this, then stops the engine (which books and
+   * reports what it already took), then `stop`: a report published after its consumer stopped
+   * would wait in the in-process transport and die with the process.
+   */
+  async stopFollowing(): Promise<void> {
     this.running = false;
     if (this.restartTimer) clearTimeout(this.restartTimer);
-    await this.reports?.stop();
-    this.reports = undefined;
     const subscription = this.subscription;
     this.subscription = undefined;
     this.advance(); // wakes a read waiting for a free lane
     await subscription?.stop();
     await this.orderLanes.drain();
+  }
+
+  async stop(): Promise<void> {
+    await this.stopFollowing();
+    await this.reports?.stop();
+    this.reports = undefined;
     await this.saving;
     this.advance();
     if (this.position > 0) await this.checkpoints.save(this.name, this.position).catch(() => undefined);

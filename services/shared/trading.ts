@@ -153,11 +153,19 @@ export async function startTradingServices(options: StartTradingServicesOptions)
         : 'integration events: none (KAFKA_BROKERS unset)',
     );
 
-    // Consumers first, producers last, so nothing waits on a service not yet started.
+    // Consumers first, producers last, so nothing waits on a service not yet started. They stop
+    // the other way round, the order path from its source: the order process stops sending orders,
+    // the engine books and reports what it took, and the order process takes those last reports
+    // (in process, a report left unconsumed would end with the process).
+    stoppers.push(async () => {
+      if (transport instanceof MemoryTransport && !(await transport.settled('b3-to-broker')))
+        logger.warn({}, 'stopping with execution reports still unhandled');
+      await orderProcess.stop();
+    });
     await engine.start();
     stoppers.push(() => engine.stop());
     await orderProcess.start();
-    stoppers.push(() => orderProcess.stop());
+    stoppers.push(() => orderProcess.stopFollowing());
     for (const relay of relays) {
       await relay.start();
       stoppers.push(() => relay.stop());
