@@ -1,7 +1,13 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MemoryEventStore } from '../../adapters/memory/event-store.ts';
 import { MemoryPriceCache } from '../../adapters/memory/price-cache.ts';
 import { MemoryTransport } from '../../adapters/memory/transport.ts';
+import { openPgliteEventStore } from '../../adapters/pglite/event-store.ts';
+import {
+  type ExpectedVersion,
+  type NewEvent,
+  WrongExpectedVersion,
+} from '../../domain/shared/event-store.ts';
 import type { TransportChannelName, TransportMessage } from '../../domain/shared/transport.ts';
 import { EngineService } from '../b3-engine/engine-service.ts';
 import {
@@ -12,6 +18,7 @@ import {
   listInstrument,
   ordersReach,
   placeOrder,
+  requestCancel,
   walletOf,
 } from '../shared/trading-fixtures.ts';
 import { OrderProcess } from './order-process.ts';
@@ -29,6 +36,14 @@ class FlakyTransport extends MemoryTransport {
     }
     return super.publish(channel, message);
   }
+}
+
+/** What the manager logged at warn and error level, and whether each line carried an error (a stack). */
+function capturingLogger() {
+  const lines: Array<{ level: 'warn' | 'error'; message: string; stack: boolean }> = [];
+  const line = (level: 'warn' | 'error') => (details: object, message: string) =>
+    lines.push({ level, message, stack: 'err' in details });
+  return { lines, logger: { info() {}, warn: line('warn'), error: line('error') } };
 }
 
 describe('order process manager', () => {
@@ -50,12 +65,14 @@ describe('order process manager', () => {
       priceMaxAgeMs: 1,
       priceBandBps: 1_000,
     });
+    const { lines, logger } = capturingLogger();
     const process = new OrderProcess({
       store: broker,
       transport,
       assetPrices: prices,
       priceBandPercent: 10,
       restartDelayMs: 20,
+      logger,
     });
     await engine.start();
     await process.start();
@@ -88,6 +105,60 @@ describe('order process manager', () => {
     expect(wallet.filter((event) => event.type === 'CashReserved')).toHaveLength(1);
     expect((await walletOf(broker, 'retry-buyer')).cash).toEqual({ available: 80_000, reserved: 320_000 });
     expect(process.checkpoint).toBeGreaterThan(0);
+    // A step that really failed is an error, with its stack.
+    expect(lines).toEqual([
+      { level: 'error', message: 'order process step failed, following again', stack: true },
+      { level: 'error', message: 'order process step failed, following again', stack: true },
+    ]);
+  });
+
+  it('logs a wallet conflict that outlasts the retries as a warning, and reserves on following again', async () => {
+    // Another writer moving the wallet under every attempt: the first step runs out of retries.
+    class ContendedStore extends MemoryEventStore {
+      conflicts = 8;
+      override async append(
+        streamId: string,
+        events: NewEvent[],
+        options?: { expectedVersion?: ExpectedVersion },
+      ) {
+        if (streamId.startsWith('wallet-') && events[0]?.type === 'CashReserved' && this.conflicts > 0) {
+          this.conflicts -= 1;
+          throw new WrongExpectedVersion(streamId, options?.expectedVersion ?? 'any', 99);
+        }
+        return super.append(streamId, events, options);
+      }
+    }
+    const broker = new ContendedStore({ schemas: brokerSchemas() });
+    const transport = new MemoryTransport();
+    const { lines, logger } = capturingLogger();
+    const process = new OrderProcess({
+      store: broker,
+      transport,
+      assetPrices: new MemoryPriceCache(),
+      priceBandPercent: 10,
+      restartDelayMs: 20,
+      logger,
+    });
+    await process.start();
+    stoppers.push(
+      () => process.stop(),
+      () => transport.close(),
+    );
+    await listInstrument(broker, 'PETR4', 32_50);
+    await deposit(broker, 'contended', 400_000);
+    const order = await placeOrder(broker, {
+      accountId: 'contended',
+      symbol: 'PETR4',
+      side: 'BUY',
+      quantity: 100,
+      price: 32_00,
+    });
+    await ordersReach(broker, [order], ['NEW']);
+    expect(broker.conflicts).toBe(0);
+    expect((await walletOf(broker, 'contended')).cash).toEqual({ available: 80_000, reserved: 320_000 });
+    expect(lines).toEqual([
+      { level: 'warn', message: 'order process step conflicted, following again', stack: false },
+    ]);
   });
 
   it('moves other orders on while one is stuck, and keeps its checkpoint below the stuck one', async () => {
@@ -149,4 +220,79 @@ describe('order process manager', () => {
     await second.idle();
     expect(second.checkpoint).toBe(await broker.headPosition());
   });
+  it('reserves, accepts and releases one account’s many concurrent orders one wallet command at a time', async () => {
+    // The trial that found it: one account sending orders 8 at a time. Its reservations raced on
+    // the wallet's version, ran out of retries and made the manager follow again from its checkpoint.
+    const broker = await openPgliteEventStore({ schema: 'broker', schemas: brokerSchemas() });
+    const b3 = new MemoryEventStore({ schemas: b3Schemas() });
+    const transport = new MemoryTransport();
+    const prices = new MemoryPriceCache();
+    await prices.set({ symbol: 'ITUB4', price: 30_00, at: 0, source: 'admin', pinned: true });
+    const engine = new EngineService({
+      store: b3,
+      transport,
+      marketPrices: prices,
+      priceMaxAgeMs: 1,
+      priceBandBps: 1_000,
+    });
+    const { lines, logger } = capturingLogger();
+    const process = new OrderProcess({
+      store: broker,
+      transport,
+      assetPrices: prices,
+      priceBandPercent: 10,
+      restartDelayMs: 20,
+      logger,
+    });
+    const append = broker.append.bind(broker);
+    let walletConflicts = 0;
+    vi.spyOn(broker, 'append').mockImplementation(async (streamId, events, options) => {
+      try {
+        return await append(streamId, events, options);
+      } catch (error) {
+        if (error instanceof WrongExpectedVersion && streamId.startsWith('wallet-')) walletConflicts += 1;
+        throw error;
+      }
+    });
+    await engine.start();
+    await process.start();
+    stoppers.push(
+      () => broker.close(),
+      () => engine.stop(),
+      () => process.stop(),
+      () => transport.close(),
+    );
+
+    const perOrder = 100 * 29_50;
+    await listInstrument(broker, 'ITUB4', 30_00);
+    await deposit(broker, 'carol', 45 * perOrder);
+    const orders = await Promise.all(
+      Array.from({ length: 60 }, () =>
+        placeOrder(broker, { accountId: 'carol', symbol: 'ITUB4', side: 'BUY', quantity: 100, price: 29_50 }),
+      ),
+    );
+    const placed = await ordersReach(broker, orders, ['NEW', 'REJECTED'], 60_000);
+    const open = orders.filter((_, index) => placed[index]!.status === 'NEW');
+    expect(open).toHaveLength(45);
+    expect(placed.filter((order) => order.status === 'REJECTED').map((order) => order.rejectReason)).toEqual(
+      Array(15).fill('INSUFFICIENT_FUNDS'),
+    );
+    expect((await walletOf(broker, 'carol')).cash).toEqual({ available: 0, reserved: 45 * perOrder });
+
+    // Twenty cancels at once: their releases are wallet commands too.
+    await eventually(async () => {
+      const book = await engine.book('ITUB4');
+      return open.every((orderId) => book.order(orderId)) ? true : undefined;
+    });
+    const canceled = open.slice(0, 20);
+    await Promise.all(canceled.map((orderId) => requestCancel(broker, orderId, 'carol')));
+    await ordersReach(broker, canceled, ['CANCELED'], 60_000);
+    await process.idle(60_000);
+    const wallet = await walletOf(broker, 'carol');
+    expect(wallet.cash).toEqual({ available: 20 * perOrder, reserved: 25 * perOrder });
+    expect(Object.keys(wallet.reservations).sort()).toEqual(open.slice(20).sort());
+
+    expect(walletConflicts).toBe(0);
+    expect(lines).toEqual([]);
+  }, 120_000);
 });

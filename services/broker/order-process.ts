@@ -16,6 +16,11 @@
  * re-appends the same ids (the store answers idempotently) or the decider decides nothing
  * (executions and settlements are keyed by execution id); messages to B3 carry ids derived from
  * the causing event, which B3 deduplicates. Conflicts are retried on fresh state by `handleCommand`.
+ *
+ * Every wallet command (reserve, release, settle) goes through one lane per wallet: orders run side
+ * by side, but one account's orders share its wallet stream, and racing on its version would spend
+ * `handleCommand`'s retries and make the manager follow again from its checkpoint. A wallet lane
+ * only appends to its wallet and never waits on an order or report lane, so lanes cannot deadlock.
  */
 
 import type { ExecutionReport } from '../../domain/b3/execution-reports.ts';
@@ -32,10 +37,20 @@ import {
   orderStreamId,
 } from '../../domain/broker/order/order.ts';
 import { reservationFor } from '../../domain/broker/order/reservation.ts';
-import { type Wallet, walletDecider, walletStreamId } from '../../domain/broker/wallet/wallet.ts';
+import {
+  type Wallet,
+  type WalletCommand,
+  walletDecider,
+  walletStreamId,
+} from '../../domain/broker/wallet/wallet.ts';
 import { AggregateCache, loadAggregate } from '../../domain/shared/aggregate.ts';
 import { isDomainError } from '../../domain/shared/domain-error.ts';
-import type { EventStore, RecordedEvent, Subscription } from '../../domain/shared/event-store.ts';
+import {
+  type EventStore,
+  type RecordedEvent,
+  type Subscription,
+  WrongExpectedVersion,
+} from '../../domain/shared/event-store.ts';
 import type { PriceCache } from '../../domain/shared/price-cache.ts';
 import type {
   TransportConsumer,
@@ -128,6 +143,8 @@ export class OrderProcess {
   private readonly wallets = new AggregateCache<Wallet>();
   /** One lane per order stream: an order's events are handled in store order. */
   private readonly orderLanes = new KeyedLanes();
+  /** One lane per wallet stream: its commands run one at a time (see the module comment). */
+  private readonly walletLanes = new KeyedLanes();
   /** Positions of the order events being handled. */
   private readonly handling = new Set<number>();
   /** A step failed: reading stops until the running steps settle and the manager follows again. */
@@ -258,7 +275,13 @@ export class OrderProcess {
         },
         (error: unknown) => {
           // The event stays in `handling`, so the checkpoint stays below it: following again replays it.
-          this.logger.error({ err: error, position }, 'order process step failed, following again');
+          // A stream another writer kept moving is contention, not a fault: following again retries it.
+          if (error instanceof WrongExpectedVersion)
+            this.logger.warn(
+              { position, streamId: error.streamId, conflict: error.message },
+              'order process step conflicted, following again',
+            );
+          else this.logger.error({ err: error, position }, 'order process step failed, following again');
           void this.restartAfter(subscription);
         },
       );
@@ -411,15 +434,28 @@ export class OrderProcess {
         referencePrice: referencePrice ?? 0,
         priceBandPercent: this.options.priceBandPercent,
       });
-      await handleCommand(this.store, walletStream, walletDecider, command, metadata, {
-        newEventId: this.idsFrom(event.id, 'reserve'),
-        cache: this.wallets,
-      });
+      await this.walletCommand(order.accountId, command, metadata, this.idsFrom(event.id, 'reserve'));
       return undefined;
     } catch (error) {
       if (isDomainError(error)) return { reason: error.reason, detail: error.message };
       throw error;
     }
+  }
+
+  /** One command on an account's wallet, in that wallet's lane. */
+  private async walletCommand(
+    accountId: string,
+    command: WalletCommand,
+    metadata: CommandMetadata,
+    newEventId: NewEventId,
+  ): Promise<void> {
+    const streamId = walletStreamId(accountId);
+    await this.walletLanes.run(streamId, () =>
+      handleCommand(this.store, streamId, walletDecider, command, metadata, {
+        newEventId,
+        cache: this.wallets,
+      }),
+    );
   }
 
   private async referencePrice(symbol: string): Promise<number | undefined> {
@@ -480,13 +516,11 @@ export class OrderProcess {
   private async onEnded(event: RecordedEvent): Promise<void> {
     const order = await this.placedOrder(event.streamId);
     if (!order.placed) return;
-    await handleCommand(
-      this.store,
-      walletStreamId(order.accountId),
-      walletDecider,
+    await this.walletCommand(
+      order.accountId,
       { type: 'ReleaseReservation', orderId: order.orderId },
       this.metadataOf(event),
-      { newEventId: this.idsFrom(event.id, 'release'), cache: this.wallets },
+      this.idsFrom(event.id, 'release'),
     );
     orderProcessSteps.inc({ step: 'released' });
   }
@@ -512,10 +546,8 @@ export class OrderProcess {
         const price = report.price;
         if (quantity === undefined || price === undefined)
           throw new Error(`fill ${report.executionId} without quantity or price`);
-        await handleCommand(
-          this.store,
-          walletStreamId(order.accountId),
-          walletDecider,
+        await this.walletCommand(
+          order.accountId,
           {
             type: 'SettleExecution',
             executionId: report.executionId,
@@ -524,7 +556,7 @@ export class OrderProcess {
             price,
           },
           metadata,
-          { newEventId: ids('settle'), cache: this.wallets },
+          ids('settle'),
         );
         await this.options.hooks?.afterSettlement?.(report);
         await handleCommand(
