@@ -320,6 +320,16 @@ describe('the HTTP API on PGlite', () => {
       referencePrice: '9.80',
       fractionalSymbol: 'MGLU3F',
     });
+    // Its price reaches the market data at once, so the B3 price band can take orders for it.
+    const quote = await eventually(async () => {
+      const response = await api.app.inject({
+        method: 'GET',
+        url: '/v1/market/MGLU3/quote',
+        headers: auth(admin),
+      });
+      return response.statusCode === 200 ? response.json() : undefined;
+    });
+    expect(quote).toMatchObject({ symbol: 'MGLU3', last: '9.80' });
     const halt = await api.app.inject({
       method: 'POST',
       url: '/v1/admin/instruments/MGLU3/halt',

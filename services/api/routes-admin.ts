@@ -145,6 +145,8 @@ export function adminRoutes(app: App, context: RouteContext): void {
             );
           throw error;
         });
+        // The B3 price band reads the market cache: the listing's price is its first reference.
+        await context.marketData?.setReferencePrice(result.state.symbol, result.state.referencePrice);
         return { statusCode: 201, body: instrumentAnswer(result.state) };
       }),
   );
