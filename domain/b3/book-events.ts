@@ -72,7 +72,11 @@ export const BookOpenedData = z.object({
 export const ReferencePriceSetData = z.object({ ...header, referencePrice: cents });
 export const TradingHaltedData = z.object({ ...header });
 export const TradingResumedData = z.object({ ...header });
-export const SessionEndedData = z.object({ ...header });
+export const SessionEndedData = z.object({
+  ...header,
+  /** The close this end is for, when it was run after the fact (a catch-up); `at` otherwise. */
+  closedAt: z.number().int().nonnegative().optional(),
+});
 
 export const OrderAcceptedData = z.object({
   ...header,

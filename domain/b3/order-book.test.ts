@@ -385,11 +385,20 @@ describe('the scheduled session close', () => {
       buy('after', 100, 9_80, { at: close + 1 }),
     )
       .when(sessionClose(close, close + 60_000))
-      .then(expired('before', 'END_OF_DAY'), { type: 'SessionEnded', data: { at: close + 60_000 } });
+      .then(expired('before', 'END_OF_DAY'), {
+        type: 'SessionEnded',
+        data: { at: close + 60_000, closedAt: close },
+      });
     expect(outcome.book.order('after')).toMatchObject({ remaining: 100 });
     expect(outcome.book.order('gtc')).toMatchObject({ remaining: 100 });
-    expect(outcome.book.lastSessionEnd).toBe(close + 60_000);
+    expect(outcome.book.lastSessionEnd).toBe(close);
   });
+
+  it('runs a close that comes before a late catch-up of the previous one finished', () =>
+    // The 12:45 close caught up at 12:46:10, an order at 12:45:57, then the 12:46 close.
+    given(opened(), sessionClose(close, close + 70_000), buy('b1', 100, 9_90, { at: close + 57_000 }))
+      .when(sessionClose(close + 60_000, close + 75_000))
+      .then(expired('b1', 'END_OF_DAY'), { type: 'SessionEnded', data: { closedAt: close + 60_000 } }));
 
   it('does nothing when the book already ended a session at or after that close', () =>
     given(opened(), buy('b1', 100, 9_90), sessionClose(close), buy('b2', 100, 9_80, { at: close + 10 }))

@@ -237,7 +237,7 @@ export class OrderBook {
   private incoming: BookOrder | null = null;
   /** No GTD order expires before this instant (a lower bound: canceled orders are not taken out). */
   private nextExpiry = Number.POSITIVE_INFINITY;
-  /** When the book last ended a session (the `at` of its last SessionEnded; 0 before any). */
+  /** The close the book last ended a session for (its last SessionEnded's `closedAt`; 0 before any). */
   private sessionEndedAt = 0;
   private readonly tradeIdOf: (symbol: string, sequence: number) => string;
   private out: BookEvent[] = NO_EVENTS;
@@ -404,7 +404,7 @@ export class OrderBook {
         this.status = 'OPEN';
         break;
       case 'SessionEnded':
-        this.sessionEndedAt = event.data.at;
+        this.sessionEndedAt = event.data.closedAt ?? event.data.at;
         break;
       case 'OrderRejected':
       case 'RequestRejected':
@@ -788,8 +788,12 @@ export class OrderBook {
     }
     const cutoff = closedAt ?? command.at;
     this.expireAll((order) => order.timeInForce === 'DAY' && order.acceptedAt <= cutoff, 'END_OF_DAY');
-    this.out.push({ type: 'SessionEnded', data: { sequence: ++this.sequence, at: this.at } });
-    this.sessionEndedAt = this.at;
+    // The close's instant, not the moment it ran: a catch-up run late must not swallow the next close.
+    this.out.push({
+      type: 'SessionEnded',
+      data: { sequence: ++this.sequence, at: this.at, closedAt: cutoff },
+    });
+    this.sessionEndedAt = cutoff;
   }
 
   private expireGoodTillDate(now: number): void {
