@@ -1,7 +1,7 @@
 /**
  * The `tradecore` command line. Composition root: config from the environment, then one command.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Config } from '../shared/config.ts';
 import { ConfigError, loadConfig } from '../shared/config.ts';
@@ -113,7 +113,10 @@ async function main(argv: string[]): Promise<number> {
   };
   const config = () => {
     // A `.env` in the working folder fills what the environment leaves unset (the environment wins).
-    if (existsSync('.env')) process.loadEnvFile('.env');
+    if (existsSync('.env')) {
+      if (!statSync('.env').isFile()) throw new ConfigError('.env in the working folder is not a file');
+      process.loadEnvFile('.env');
+    }
     return loadConfig(process.env);
   };
   const noMore = (extra: string | undefined) => {
