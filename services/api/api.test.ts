@@ -217,7 +217,7 @@ describe('the HTTP API on PGlite', () => {
     }
   });
 
-  it('answers 404 for the book of a symbol that is not listed, and the book of one that is', async () => {
+  it('answers 404 for the market data of a symbol that is not listed, and those of one that is', async () => {
     const book = (symbol: string) =>
       api.app.inject({ method: 'GET', url: `/v1/market/${symbol}/book`, headers: auth(alice.token) });
     expect((await book('PETR4')).statusCode).toBe(200);
@@ -225,6 +225,13 @@ describe('the HTTP API on PGlite', () => {
     const unlisted = await book('XXXX3');
     expect(unlisted.statusCode).toBe(404);
     expect(unlisted.json()).toMatchObject({ reason: 'BOOK_NOT_FOUND' });
+    // Its candles and quote history likewise, where a listed symbol with none answers an empty list.
+    for (const path of ['candles', 'quotes']) {
+      const read = (symbol: string) =>
+        api.app.inject({ method: 'GET', url: `/v1/market/${symbol}/${path}`, headers: auth(alice.token) });
+      expect((await read('XXXX3')).json()).toMatchObject({ status: 404, reason: 'INSTRUMENT_NOT_FOUND' });
+      expect((await read('PRIO3')).statusCode).toBe(200);
+    }
   });
 
   it('takes JSON bodies only, under documented reasons, and an empty JSON body as none', async () => {

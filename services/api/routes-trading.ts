@@ -69,6 +69,12 @@ async function listedInstrument(context: RouteContext, symbol: string): Promise<
   return state;
 }
 
+/** 404 for a market data read of a symbol that does not trade (an empty answer says nothing). */
+async function assertTraded(context: RouteContext, symbol: string): Promise<void> {
+  if (!(await isTraded(context, symbol)))
+    throw new ApiProblem(404, 'INSTRUMENT_NOT_FOUND', `${symbol} is not listed`);
+}
+
 /** Whether `symbol` trades: the standard or fractional market of a listed instrument. */
 async function isTraded(context: RouteContext, symbol: string): Promise<boolean> {
   const instrument = await listedInstrument(context, symbol).catch((error: unknown) => {
@@ -370,7 +376,9 @@ export function tradingRoutes(app: App, context: RouteContext): void {
     async (request) => {
       const readModels = readModelsOf(context);
       if (!readModels.quotes) throw new ApiProblem(503, 'READ_MODELS_UNAVAILABLE', 'no quote history here');
-      return decimalize(await readModels.quotes(request.params.symbol, request.query));
+      const page = await readModels.quotes(request.params.symbol, request.query);
+      if (page.items.length === 0) await assertTraded(context, request.params.symbol);
+      return decimalize(page);
     },
   );
 
@@ -396,7 +404,9 @@ export function tradingRoutes(app: App, context: RouteContext): void {
         from,
         to,
       );
-      return decimalize(Array.isArray(candles) ? { items: candles } : candles);
+      const answer = Array.isArray(candles) ? { items: candles } : candles;
+      if (answer.items.length === 0) await assertTraded(context, request.params.symbol);
+      return decimalize(answer);
     },
   );
 
