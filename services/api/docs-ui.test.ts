@@ -42,6 +42,7 @@ it('documents every route’s answers: its success, and problems as application/
     expect(operation.responses['500'], `${method} ${path}`).toBeDefined();
   }
   expect(Object.keys(spec.paths['/v1/orders'].post.responses)).toContain('202');
+  expect(Object.keys(spec.paths['/health/ready'].get.responses)).toEqual(['200', '503']);
   expect(Object.keys(spec.paths['/v1/auth/register'].post.responses)).toContain('201');
   expect(Object.keys(spec.paths['/v1/accounts/{id}/wallet'].get.responses)).toEqual(
     expect.arrayContaining(['200', '401', '403', '404']),

@@ -93,6 +93,11 @@ export function documentAnswers(input: TransformInput): ReturnType<typeof jsonSc
   const output = jsonSchemaTransform(input);
   const schema = output.schema as Record<string, unknown> | undefined;
   const method = [input.route.method].flat()[0]?.toUpperCase() ?? 'GET';
+  if (schema && output.url === '/health/ready')
+    schema.response = {
+      200: { description: 'Every dependency answers', type: 'object' },
+      503: { description: 'A dependency does not answer: the body names it', type: 'object' },
+    };
   if (!schema || schema.hide || !output.url.startsWith('/v1/')) return output;
   // The document names path parameters `{id}`; fastify routes write `:id`.
   const url = output.url.replace(/:(\w+)/g, '{$1}');
