@@ -1,8 +1,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
+import { SHUTDOWN_GRACE_MS } from '../api/app.ts';
 import { loadConfig } from '../shared/config.ts';
 import { type RunningTradecore, startTradecore } from './main.ts';
 
@@ -12,9 +14,16 @@ import { type RunningTradecore, startTradecore } from './main.ts';
  * read the same answers.
  */
 let dataDir: string;
+const dataDirs: string[] = [];
 afterAll(async () => {
-  if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  for (const folder of dataDirs) await rm(folder, { recursive: true, force: true });
 });
+
+async function freshDataDir(prefix: string): Promise<string> {
+  dataDir = await mkdtemp(join(tmpdir(), prefix));
+  dataDirs.push(dataDir);
+  return dataDir;
+}
 
 async function start(): Promise<RunningTradecore> {
   const config = loadConfig({
@@ -57,7 +66,7 @@ async function until<T>(read: () => Promise<T>, ok: (value: T) => boolean, timeo
 
 describe('tradecore start, embedded', () => {
   it('trades over HTTP and answers the same after a restart', async () => {
-    dataDir = await mkdtemp(join(tmpdir(), 'tradecore-e2e-'));
+    await freshDataDir('tradecore-e2e-');
     let running = await start();
     let call = client(running.url);
     expect(running.banner.join('\n')).toContain(`${running.url}/docs`);
@@ -196,5 +205,60 @@ describe('tradecore start, embedded', () => {
     } finally {
       await running.stop();
     }
+  }, 120_000);
+});
+
+describe('tradecore stop', () => {
+  it('ends within the grace period when clients hold connections open', async () => {
+    await freshDataDir('tradecore-stop-');
+    const running = await start();
+    const { port } = new URL(running.url);
+    const token = (
+      await client(running.url)('POST', '/v1/auth/login', {
+        body: { username: 'admin', password: 'end-to-end-admin' },
+      })
+    ).body.token as string;
+    const open = (request: string) => {
+      const socket = connect(Number(port), '127.0.0.1');
+      socket.on('error', () => {});
+      socket.write(request);
+      return socket;
+    };
+    const sockets = [
+      // Connected, never a byte.
+      open(''),
+      // Half a request.
+      open('GET /health/live HTTP/1.1\r\nhost: 127.0.0.1\r\n'),
+      // A WebSocket that never answers the close.
+      open(
+        [
+          'GET /v1/stream HTTP/1.1',
+          'host: 127.0.0.1',
+          'connection: Upgrade',
+          'upgrade: websocket',
+          'sec-websocket-version: 13',
+          'sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==',
+          `authorization: Bearer ${token}`,
+          '',
+          '',
+        ].join('\r\n'),
+      ),
+    ];
+    const upgraded = await new Promise<string>((resolve) =>
+      sockets[2]!.once('data', (chunk) => resolve(String(chunk))),
+    );
+    expect(upgraded).toMatch(/^HTTP\/1.1 101 /);
+
+    const started = Date.now();
+    const stopped = await Promise.race([
+      running.stop().then(() => 'stopped'),
+      new Promise((resolve) => setTimeout(resolve, SHUTDOWN_GRACE_MS + 5_000, 'still stopping')),
+    ]);
+    expect(stopped).toBe('stopped');
+    // The open connections held it until the grace period ran out.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(SHUTDOWN_GRACE_MS - 100);
+    // stop() went on past the HTTP server: the data folder is free for the next start.
+    await (await start()).stop();
+    for (const socket of sockets) socket.destroy();
   }, 120_000);
 });

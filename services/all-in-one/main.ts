@@ -5,7 +5,7 @@ import { defaultCatalogue } from '../../domain/broker/instrument/catalogue.ts';
 import { EventSchemas } from '../../domain/shared/event-schemas.ts';
 import { createReadModels } from '../../projections/read-models/queries.ts';
 import { brokerStoreSchemas } from '../api/api-events.ts';
-import { buildApi } from '../api/app.ts';
+import { buildApi, closeGracefully } from '../api/app.ts';
 import { TokenIssuer } from '../api/auth.ts';
 import type { App } from '../api/context.ts';
 import { ADMIN_USERNAME, ensureAdmin, seedInstruments } from '../api/seed.ts';
@@ -120,8 +120,8 @@ export async function startTradecore(
       marketData: trading?.marketData,
       logger: logger.child({ component: 'http' }),
     });
-    // First to stop: no new requests while the rest drains.
-    stack.push({ name: 'http', stop: () => app.close() });
+    // First to stop: no new requests while the rest drains; open connections get a grace period.
+    stack.push({ name: 'http', stop: () => closeGracefully(app) });
     const address = await app.listen({ port: config.port, host: config.host });
     const url = address.replace('://0.0.0.0', '://127.0.0.1').replace('://[::]', '://127.0.0.1');
     await lock?.advertise(url);

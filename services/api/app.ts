@@ -15,7 +15,7 @@ import { adminRoutes } from './routes-admin.ts';
 import { auditRoutes } from './routes-audit.ts';
 import { authRoutes } from './routes-auth.ts';
 import { tradingRoutes } from './routes-trading.ts';
-import { streamRoutes } from './stream.ts';
+import { streamRoutes, websocketSupport } from './stream.ts';
 
 export type { ApiDeps } from './context.ts';
 
@@ -66,6 +66,8 @@ export async function buildApi(deps: ApiDeps): Promise<App> {
 
   app.decorateRequest('correlationId', '');
   app.decorateRequest('principal', undefined);
+  // Before the hooks below, which refuse requests (see `websocketSupport`).
+  await websocketSupport(app);
 
   app.addHook('onRequest', async (request, reply) => {
     request.correlationId =
@@ -152,6 +154,27 @@ export async function buildApi(deps: ApiDeps): Promise<App> {
   await streamRoutes(app, context);
   operationsRoutes(app, context);
   return app;
+}
+
+/** How long `closeGracefully` lets open connections finish before it cuts them. */
+export const SHUTDOWN_GRACE_MS = 5_000;
+
+/**
+ * `app.close()` with a deadline: no new connections, the open ones get `graceMs` to finish, then
+ * what is left is cut (a client that never completed its request, a WebSocket that does not answer
+ * the close), so the rest of a shutdown always runs.
+ */
+export async function closeGracefully(app: App, graceMs = SHUTDOWN_GRACE_MS): Promise<void> {
+  const deadline = setTimeout(() => {
+    app.log.warn({ graceMs }, 'closing the connections still open after the grace period');
+    app.server.closeAllConnections();
+    for (const socket of app.websocketServer.clients) socket.terminate();
+  }, graceMs);
+  try {
+    await app.close();
+  } finally {
+    clearTimeout(deadline);
+  }
 }
 
 function operationsRoutes(app: App, context: RouteContext): void {

@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { closeGracefully } from './app.ts';
 import { startTestApi, type TestApi } from './testing.ts';
 
 let api: TestApi;
@@ -101,5 +103,77 @@ describe('live updates over WebSocket', () => {
       headers: { authorization: `Bearer ${alice.token}` },
     });
     expect(bad.statusCode).toBe(400);
+  });
+});
+
+/**
+ * Asks for an upgrade over a raw TCP socket: the status line, and whether the server ended the
+ * connection by itself within `waitMs` (the client then leaves, as a browser would).
+ */
+async function upgrade(port: number, path: string, headers: string[] = [], waitMs = 1_000) {
+  const socket = connect(port, '127.0.0.1');
+  let answer = '';
+  socket.on('data', (chunk) => {
+    answer += chunk;
+  });
+  const endedByServer = await new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), waitMs);
+    socket.on('end', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+    socket.write(
+      [
+        `GET ${path} HTTP/1.1`,
+        'host: 127.0.0.1',
+        'connection: Upgrade',
+        'upgrade: websocket',
+        'sec-websocket-version: 13',
+        `sec-websocket-key: ${randomUUID().slice(0, 22)}==`,
+        ...headers,
+        '',
+        '',
+      ].join('\r\n'),
+    );
+  });
+  socket.end();
+  return { status: answer.split('\r\n', 1)[0], endedByServer };
+}
+
+const connections = (api: TestApi) =>
+  new Promise<number>((resolve, reject) =>
+    api.app.server.getConnections((error, count) => (error ? reject(error) : resolve(count))),
+  );
+
+describe('a WebSocket server on a real port', () => {
+  let served: TestApi;
+  let port: number;
+  let token: string;
+  beforeAll(async () => {
+    served = await startTestApi({ readModels: false });
+    token = (await served.trader('streamer-c')).token;
+    await served.app.listen({ port: 0, host: '127.0.0.1' });
+    port = (served.app.server.address() as { port: number }).port;
+  }, 180_000);
+  afterAll(async () => served?.close());
+
+  it('closes the socket of every upgrade it refuses, so it can stop at once', async () => {
+    const refused = [
+      await upgrade(port, '/v1/stream?symbols=PETR4', ['authorization: Bearer forged']),
+      await upgrade(port, '/v1/stream?symbols=PETR4&access_token=forged'),
+      await upgrade(port, '/v1/stream?symbols=PETR4'),
+      await upgrade(port, '/v1/stream?symbols=nope', [`authorization: Bearer ${token}`]),
+    ];
+    expect(refused).toEqual([
+      { status: 'HTTP/1.1 401 Unauthorized', endedByServer: true },
+      { status: 'HTTP/1.1 401 Unauthorized', endedByServer: true },
+      { status: 'HTTP/1.1 401 Unauthorized', endedByServer: true },
+      { status: 'HTTP/1.1 400 Bad Request', endedByServer: true },
+    ]);
+    await vi.waitFor(async () => expect(await connections(served)).toBe(0), { timeout: 1_000 });
+    const started = Date.now();
+    // A grace period longer than the test: only a server with nothing open closes in time.
+    await closeGracefully(served.app, 60_000);
+    expect(Date.now() - started).toBeLessThan(2_000);
   });
 });

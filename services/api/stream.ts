@@ -159,8 +159,18 @@ function pick(data: Record<string, unknown>, keys: string[]): Record<string, unk
   return Object.fromEntries(keys.filter((key) => key in data).map((key) => [key, data[key]]));
 }
 
-export async function streamRoutes(app: App, context: RouteContext): Promise<void> {
+/**
+ * Registers @fastify/websocket. Call it before adding any hook that can refuse a request: the
+ * plugin's onRequest hook marks an upgrade request, and its onResponse hook destroys the socket of
+ * an upgrade that got an answer instead (401, 403, 400). A hook that throws before that mark (a
+ * forged bearer token) leaves the socket open in CLOSE-WAIT, holding `app.close()` for good.
+ */
+export async function websocketSupport(app: App): Promise<void> {
   await app.register(fastifyWebsocket, { options: { maxPayload: 4096 } });
+}
+
+/** `GET /v1/stream`; needs `websocketSupport` registered first. */
+export async function streamRoutes(app: App, context: RouteContext): Promise<void> {
   const hub = new StreamHub(context);
   app.addHook('onClose', async () => hub.stop());
 
