@@ -4,11 +4,12 @@ import { MemoryPriceCache } from '../../adapters/memory/price-cache.ts';
 import { MemoryTransport } from '../../adapters/memory/transport.ts';
 import { openPgliteEventStore } from '../../adapters/pglite/event-store.ts';
 import {
+  type EventStore,
   type ExpectedVersion,
   type NewEvent,
   WrongExpectedVersion,
 } from '../../domain/shared/event-store.ts';
-import type { TransportChannelName, TransportMessage } from '../../domain/shared/transport.ts';
+import type { Transport, TransportChannelName, TransportMessage } from '../../domain/shared/transport.ts';
 import { EngineService } from '../b3-engine/engine-service.ts';
 import {
   b3Schemas,
@@ -52,12 +53,15 @@ describe('order process manager', () => {
     for (const stop of stoppers.splice(0).reverse()) await stop();
   });
 
-  it('follows the store again from its checkpoint when a step fails, and routes the order then', async () => {
-    const broker = new MemoryEventStore({ schemas: brokerSchemas() });
-    const b3 = new MemoryEventStore({ schemas: b3Schemas() });
-    const transport = new FlakyTransport();
+  /** The order path on these stores: B3's engine and an order process that follows again after 20 ms, both stopped after the test. */
+  async function startOrderPath(
+    broker: EventStore,
+    b3: EventStore,
+    transport: Transport,
+    quote: { symbol: string; price: number },
+  ) {
     const prices = new MemoryPriceCache();
-    await prices.set({ symbol: 'PETR4', price: 32_50, at: 0, source: 'admin', pinned: true });
+    await prices.set({ symbol: quote.symbol, price: quote.price, at: 0, source: 'admin', pinned: true });
     const engine = new EngineService({
       store: b3,
       transport,
@@ -81,6 +85,14 @@ describe('order process manager', () => {
       () => process.stop(),
       () => transport.close(),
     );
+    return { engine, process, lines };
+  }
+
+  it('follows the store again from its checkpoint when a step fails, and routes the order then', async () => {
+    const broker = new MemoryEventStore({ schemas: brokerSchemas() });
+    const b3 = new MemoryEventStore({ schemas: b3Schemas() });
+    const transport = new FlakyTransport();
+    const { process, lines } = await startOrderPath(broker, b3, transport, { symbol: 'PETR4', price: 32_50 });
 
     await listInstrument(broker, 'PETR4', 32_50);
     await deposit(broker, 'retry-buyer', 400_000);
@@ -226,24 +238,6 @@ describe('order process manager', () => {
     const broker = await openPgliteEventStore({ schema: 'broker', schemas: brokerSchemas() });
     const b3 = new MemoryEventStore({ schemas: b3Schemas() });
     const transport = new MemoryTransport();
-    const prices = new MemoryPriceCache();
-    await prices.set({ symbol: 'ITUB4', price: 30_00, at: 0, source: 'admin', pinned: true });
-    const engine = new EngineService({
-      store: b3,
-      transport,
-      marketPrices: prices,
-      priceMaxAgeMs: 1,
-      priceBandBps: 1_000,
-    });
-    const { lines, logger } = capturingLogger();
-    const process = new OrderProcess({
-      store: broker,
-      transport,
-      assetPrices: prices,
-      priceBandPercent: 10,
-      restartDelayMs: 20,
-      logger,
-    });
     const append = broker.append.bind(broker);
     let walletConflicts = 0;
     vi.spyOn(broker, 'append').mockImplementation(async (streamId, events, options) => {
@@ -254,14 +248,11 @@ describe('order process manager', () => {
         throw error;
       }
     });
-    await engine.start();
-    await process.start();
-    stoppers.push(
-      () => broker.close(),
-      () => engine.stop(),
-      () => process.stop(),
-      () => transport.close(),
-    );
+    stoppers.push(() => broker.close());
+    const { engine, process, lines } = await startOrderPath(broker, b3, transport, {
+      symbol: 'ITUB4',
+      price: 30_00,
+    });
 
     const perOrder = 100 * 29_50;
     await listInstrument(broker, 'ITUB4', 30_00);
