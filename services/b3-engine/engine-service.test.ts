@@ -2,8 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { MemoryEventStore } from '../../adapters/memory/event-store.ts';
 import { MemoryPriceCache } from '../../adapters/memory/price-cache.ts';
+import { newEvent } from '../../adapters/shared/event-store-contract.ts';
 import { bookStreamId } from '../../domain/b3/book-events.ts';
 import type { ExecutionReport } from '../../domain/b3/execution-reports.ts';
+import { quoteStreamId } from '../../domain/b3/quote-events.ts';
 import type {
   TransportConsumer,
   TransportMessage,
@@ -71,6 +73,17 @@ describe('B3 engine service', () => {
     const pinned = await setup({ price: { price: 32_50, at: NOW - 3_600_000, pinned: true } });
     await pinned.engine.handle(newOrder());
     expect(pinned.transport.sent[0]!.body).toMatchObject({ type: 'ACK' });
+  });
+
+  it('takes the last recorded quote when the market cache has none, and puts it back', async () => {
+    const { store, prices, transport, engine } = await setup();
+    const quote = { symbol: 'PETR4', bid: null, ask: null, bidSize: 0, askSize: 0, volume: 0 };
+    await store.append(quoteStreamId('PETR4'), [
+      newEvent('QuoteReceived', { ...quote, last: 32_50, source: 'admin', at: NOW - 3_600_000 }),
+    ]);
+    await engine.handle(newOrder());
+    expect(transport.sent[0]!.body).toMatchObject({ type: 'ACK' });
+    expect(await prices.get('PETR4')).toMatchObject({ price: 32_50, pinned: true });
   });
 
   it('opens the book at the cached reference price and follows it when it moves', async () => {

@@ -34,13 +34,14 @@ import {
   type NewOrderBody,
 } from '../../domain/b3/order-messages.ts';
 import type { EventMetadata, EventStore, NewEvent, RecordedEvent } from '../../domain/shared/event-store.ts';
-import { type PriceCache, usablePrice } from '../../domain/shared/price-cache.ts';
+import { type CachedPrice, type PriceCache, usablePrice } from '../../domain/shared/price-cache.ts';
 import type {
   TransportConsumer,
   TransportMessage,
   TransportPublisher,
   TransportSubscription,
 } from '../../domain/shared/transport.ts';
+import { lastRecordedPrice } from '../market-data/feed.ts';
 import { deterministicId } from '../shared/deterministic-id.ts';
 import { KeyedLanes } from '../shared/keyed-lanes.ts';
 import { type ServiceLogger, silentLogger } from '../shared/service-logger.ts';
@@ -280,6 +281,18 @@ export class EngineService {
     };
   }
 
+  /**
+   * The market cache's price for the band; when the cache has none (emptied by a restart, and the
+   * symbol listed after the catalogue was warmed), the last quote recorded for it, put back.
+   */
+  private async referencePrice(symbol: string): Promise<CachedPrice | undefined> {
+    const cached = await this.options.marketPrices.get(symbol);
+    if (cached) return cached;
+    const recorded = await lastRecordedPrice(this.options.store, symbol);
+    if (recorded) await this.options.marketPrices.set(recorded);
+    return recorded;
+  }
+
   private inLine(symbol: string, request: Request): Promise<void> {
     return new Promise((resolve, reject) => {
       let queue = this.queues.get(symbol);
@@ -443,7 +456,7 @@ export class EngineService {
     }
     if (message.type !== 'NewOrder') throw new Error(`the engine does not handle ${message.type}`);
     const body = message.body as NewOrderBody;
-    const cached = await this.options.marketPrices.get(referenceSymbol(symbol));
+    const cached = await this.referencePrice(referenceSymbol(symbol));
     const usable = usablePrice(cached, at, this.options.priceMaxAgeMs);
     if (!usable.ok) {
       referencePriceRejections.inc({ reason: usable.reason });

@@ -11,7 +11,7 @@ import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { quoteStreamId } from '../../domain/b3/quote-events.ts';
 import type { EventStore } from '../../domain/shared/event-store.ts';
-import type { PriceCache } from '../../domain/shared/price-cache.ts';
+import type { CachedPrice, PriceCache } from '../../domain/shared/price-cache.ts';
 import { deterministicId } from '../shared/deterministic-id.ts';
 import { type ServiceLogger, silentLogger } from '../shared/service-logger.ts';
 import { quotesPublished } from '../shared/trading-metrics.ts';
@@ -148,19 +148,8 @@ export class MarketDataFeed {
   async warmCaches(symbols: readonly string[]): Promise<number> {
     let warmed = 0;
     for (const symbol of symbols) {
-      const [last] = await this.options.store.readStream(quoteStreamId(symbol), {
-        direction: 'backwards',
-        limit: 1,
-      });
-      const data = last?.data as { last: number | null; at: number; source: string } | undefined;
-      if (!data || data.last === null) continue;
-      const cached = {
-        symbol,
-        price: data.last,
-        at: data.at,
-        source: data.source,
-        pinned: data.source === 'admin',
-      };
+      const cached = await lastRecordedPrice(this.options.store, symbol);
+      if (!cached) continue;
       await Promise.all([this.options.brokerPrices.set(cached), this.options.marketPrices.set(cached)]);
       warmed += 1;
     }
@@ -212,4 +201,15 @@ export class MarketDataFeed {
     this.published += 1;
     quotesPublished.inc({ source: quote.source.startsWith('replay:') ? 'replay' : quote.source });
   }
+}
+
+/**
+ * The price a symbol's last recorded quote gives (its `quotes-…` stream in the B3 store), as a
+ * cache holds it: what an emptied cache is filled from. An admin's price comes back pinned.
+ */
+export async function lastRecordedPrice(store: EventStore, symbol: string): Promise<CachedPrice | undefined> {
+  const [last] = await store.readStream(quoteStreamId(symbol), { direction: 'backwards', limit: 1 });
+  const data = last?.data as { last: number | null; at: number; source: string } | undefined;
+  if (!data || data.last === null) return undefined;
+  return { symbol, price: data.last, at: data.at, source: data.source, pinned: data.source === 'admin' };
 }
