@@ -22,6 +22,7 @@ import { connectEventStores, type EventStores } from '../shared/event-stores.ts'
 import {
   connectReadModelStores,
   type ProjectionRegistry,
+  type ReadModelStores,
   startProjections,
   UnknownProjection,
 } from '../shared/read-models.ts';
@@ -67,36 +68,56 @@ export async function holdingDataFolder<T>(
   }
 }
 
+/** `work` on the event stores, opened under the data folder's lock and closed after. */
+async function withEventStores<T>(
+  config: Config,
+  io: CommandIo,
+  work: (eventStores: EventStores) => Promise<T>,
+): Promise<T> {
+  return holdingDataFolder(config, { eventStores: true }, io.err, async () => {
+    const eventStores = await connectEventStores(config, eventSchemas());
+    try {
+      return await work(eventStores);
+    } finally {
+      await eventStores.close();
+    }
+  });
+}
+
+/** `work` on the event stores and the read-model stores, opened under the lock and closed after. */
+async function withStores<T>(
+  config: Config,
+  io: CommandIo,
+  work: (eventStores: EventStores, readModelStores: ReadModelStores) => Promise<T>,
+): Promise<T> {
+  return holdingDataFolder(config, { eventStores: true, readModels: true }, io.err, async () => {
+    const eventStores = await connectEventStores(config, eventSchemas());
+    try {
+      const readModelStores = await connectReadModelStores(config);
+      try {
+        return await work(eventStores, readModelStores);
+      } finally {
+        await readModelStores.close();
+      }
+    } finally {
+      await eventStores.close();
+    }
+  });
+}
+
 async function withProjections<T>(
   config: Config,
   io: CommandIo,
   work: (registry: ProjectionRegistry, eventStores: EventStores) => Promise<T>,
 ): Promise<T> {
-  return holdingDataFolder(config, { eventStores: true, readModels: true }, io.err, () =>
-    withOpenProjections(config, work),
-  );
-}
-
-async function withOpenProjections<T>(
-  config: Config,
-  work: (registry: ProjectionRegistry, eventStores: EventStores) => Promise<T>,
-): Promise<T> {
-  const eventStores = await connectEventStores(config, eventSchemas());
-  try {
-    const readModelStores = await connectReadModelStores(config);
+  return withStores(config, io, async (eventStores, readModelStores) => {
+    const registry = await startProjections({ eventStores, readModelStores, follow: false });
     try {
-      const registry = await startProjections({ eventStores, readModelStores, follow: false });
-      try {
-        return await work(registry, eventStores);
-      } finally {
-        await registry.stop();
-      }
+      return await work(registry, eventStores);
     } finally {
-      await readModelStores.close();
+      await registry.stop();
     }
-  } finally {
-    await eventStores.close();
-  }
+  });
 }
 
 /** `tradecore replay` and `tradecore projections rebuild <name|all>`. */
@@ -183,21 +204,16 @@ export async function auditStream(
   const store = storeOf(streamId);
   const from = integerOption('--from', options.from, 0) ?? 0;
   const limit = integerOption('--limit', options.limit, 1) ?? 100;
-  await holdingDataFolder(config, { eventStores: true }, io.err, async () => {
-    const eventStores = await connectEventStores(config, eventSchemas());
-    try {
-      const events = await eventStores[store].readStream(streamId, { fromVersion: from, limit });
-      if (events.length === 0 && (await eventStores[store].streamVersion(streamId)) < 0)
-        throw new CommandFailed(`stream ${streamId} has no events in the ${store} event store`);
-      if (io.json) io.out(JSON.stringify({ streamId, store, events }));
-      else
-        for (const event of events)
-          io.out(
-            `${event.version}\t${event.position}\t${event.recordedAt.toISOString()}\t${event.type}\tcorrelation=${event.metadata.correlationId} causation=${event.metadata.causationId} actor=${event.metadata.actor}\t${JSON.stringify(event.data)}`,
-          );
-    } finally {
-      await eventStores.close();
-    }
+  await withEventStores(config, io, async (eventStores) => {
+    const events = await eventStores[store].readStream(streamId, { fromVersion: from, limit });
+    if (events.length === 0 && (await eventStores[store].streamVersion(streamId)) < 0)
+      throw new CommandFailed(`stream ${streamId} has no events in the ${store} event store`);
+    if (io.json) io.out(JSON.stringify({ streamId, store, events }));
+    else
+      for (const event of events)
+        io.out(
+          `${event.version}\t${event.position}\t${event.recordedAt.toISOString()}\t${event.type}\tcorrelation=${event.metadata.correlationId} causation=${event.metadata.causationId} actor=${event.metadata.actor}\t${JSON.stringify(event.data)}`,
+        );
   });
 }
 
@@ -232,30 +248,24 @@ export async function auditState(
   }
   const definition = stateDefinitionOf(streamId);
   const store = storeOf(streamId);
-  await holdingDataFolder(config, { eventStores: true }, io.err, async () => {
-    const eventStores = await connectEventStores(config, eventSchemas());
-    try {
-      const current = await eventStores[store].streamVersion(streamId);
-      if (current < 0)
-        throw new CommandFailed(`stream ${streamId} has no events in the ${store} event store`);
-      if (version !== undefined && version > current)
-        throw new CommandFailed(
-          `--version ${version} is beyond stream ${streamId}, whose last version is ${current}`,
-        );
-      // From the latest snapshot at or below the version (or instant), then the events after it.
-      const loaded = await auditStateAt(eventStores[store], streamId, definition, { version, at });
-      if (loaded.version < 0) throw new CommandFailed(`stream ${streamId} had no events at ${options.at}`);
-      const result = {
-        streamId,
-        version: loaded.version,
-        currentVersion: current,
-        ...(loaded.fromSnapshot !== undefined ? { fromSnapshot: loaded.fromSnapshot } : {}),
-        state: loaded.state,
-      };
-      io.out(io.json ? JSON.stringify(result) : JSON.stringify(result, null, 2));
-    } finally {
-      await eventStores.close();
-    }
+  await withEventStores(config, io, async (eventStores) => {
+    const current = await eventStores[store].streamVersion(streamId);
+    if (current < 0) throw new CommandFailed(`stream ${streamId} has no events in the ${store} event store`);
+    if (version !== undefined && version > current)
+      throw new CommandFailed(
+        `--version ${version} is beyond stream ${streamId}, whose last version is ${current}`,
+      );
+    // From the latest snapshot at or below the version (or instant), then the events after it.
+    const loaded = await auditStateAt(eventStores[store], streamId, definition, { version, at });
+    if (loaded.version < 0) throw new CommandFailed(`stream ${streamId} had no events at ${options.at}`);
+    const result = {
+      streamId,
+      version: loaded.version,
+      currentVersion: current,
+      ...(loaded.fromSnapshot !== undefined ? { fromSnapshot: loaded.fromSnapshot } : {}),
+      state: loaded.state,
+    };
+    io.out(io.json ? JSON.stringify(result) : JSON.stringify(result, null, 2));
   });
 }
 
@@ -273,54 +283,44 @@ export async function auditTrace(
   const limit = integerOption('--limit', options.limit, 1);
   if (limit !== undefined && limit > MAX_PAGE) throw new UsageError(`--limit must be at most ${MAX_PAGE}`);
   const paged = limit !== undefined || options.cursor !== undefined;
-  await holdingDataFolder(config, { eventStores: true, readModels: true }, io.err, async () => {
-    const eventStores = await connectEventStores(config, eventSchemas());
+  await withStores(config, io, async (eventStores, readModelStores) => {
+    const registry = await startProjections({
+      eventStores,
+      readModelStores,
+      projections: [brokerAuditProjection, b3AuditProjection],
+    });
     try {
-      const readModelStores = await connectReadModelStores(config);
-      try {
-        const registry = await startProjections({
-          eventStores,
-          readModelStores,
-          projections: [brokerAuditProjection, b3AuditProjection],
-        });
-        try {
-          await caughtUp(registry);
-        } finally {
-          await registry.stop();
-        }
-        const readModels = createReadModels(readModelStores);
-        let page: { items: AuditEntry[]; nextCursor?: string };
-        try {
-          page = paged
-            ? await readModels.auditTrace(correlationId, { limit: limit ?? 50, cursor: options.cursor })
-            : { items: await readModels.trace(correlationId) };
-        } catch (error) {
-          if (error instanceof InvalidCursor)
-            throw new UsageError(`--cursor is not one that audit trace ${correlationId} gave out`);
-          throw error;
-        }
-        if (page.items.length === 0 && options.cursor === undefined)
-          throw new CommandFailed(`no events with correlation id ${correlationId}`);
-        if (io.json)
-          io.out(
-            JSON.stringify({
-              correlationId,
-              events: page.items,
-              ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}),
-            }),
-          );
-        else {
-          for (const entry of page.items)
-            io.out(
-              `${entry.occurredAt.toISOString()}\t${entry.store}\t${entry.streamId}@${entry.version}\t${entry.type}\tcausation=${entry.causationId} actor=${entry.actor}\t${JSON.stringify(entry.data)}`,
-            );
-          if (page.nextCursor) io.err.write(`more: --cursor ${page.nextCursor}\n`);
-        }
-      } finally {
-        await readModelStores.close();
-      }
+      await caughtUp(registry);
     } finally {
-      await eventStores.close();
+      await registry.stop();
+    }
+    const readModels = createReadModels(readModelStores);
+    let page: { items: AuditEntry[]; nextCursor?: string };
+    try {
+      page = paged
+        ? await readModels.auditTrace(correlationId, { limit: limit ?? 50, cursor: options.cursor })
+        : { items: await readModels.trace(correlationId) };
+    } catch (error) {
+      if (error instanceof InvalidCursor)
+        throw new UsageError(`--cursor is not one that audit trace ${correlationId} gave out`);
+      throw error;
+    }
+    if (page.items.length === 0 && options.cursor === undefined)
+      throw new CommandFailed(`no events with correlation id ${correlationId}`);
+    if (io.json)
+      io.out(
+        JSON.stringify({
+          correlationId,
+          events: page.items,
+          ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}),
+        }),
+      );
+    else {
+      for (const entry of page.items)
+        io.out(
+          `${entry.occurredAt.toISOString()}\t${entry.store}\t${entry.streamId}@${entry.version}\t${entry.type}\tcausation=${entry.causationId} actor=${entry.actor}\t${JSON.stringify(entry.data)}`,
+        );
+      if (page.nextCursor) io.err.write(`more: --cursor ${page.nextCursor}\n`);
     }
   });
 }
