@@ -23,6 +23,7 @@
  * only appends to its wallet and never waits on an order or report lane, so lanes cannot deadlock.
  */
 
+import type { RejectReason } from '../../domain/b3/book-events.ts';
 import type { ExecutionReport } from '../../domain/b3/execution-reports.ts';
 import type { CancelOrderBody, NewOrderBody } from '../../domain/b3/order-messages.ts';
 import { b3ToBrokerSchemas, MESSAGE_SCHEMA_VERSION } from '../../domain/b3/order-messages.ts';
@@ -98,7 +99,7 @@ export interface OrderProcessOptions {
 type NewEventId = (index: number) => string;
 
 /** What B3's reason codes for refusing a new order mean, for the order's `rejectDetail`. */
-const B3_REJECTIONS: Record<string, string> = {
+const B3_REJECTIONS: Record<RejectReason, string> = {
   BOOK_NOT_OPEN: 'the book is not open for trading',
   INSTRUMENT_HALTED: 'trading in the instrument is halted',
   DUPLICATE_ORDER_ID: 'B3 already has an order with this id',
@@ -107,6 +108,7 @@ const B3_REJECTIONS: Record<string, string> = {
   INVALID_STOP_PRICE: 'B3 refused the stop price',
   INVALID_EXPIRY: 'the expiry is not in the future',
   INVALID_DISPLAY_QUANTITY: 'B3 refused the displayed quantity',
+  UNKNOWN_ORDER: 'B3 does not know the order',
   PRICE_BAND: 'the price is outside the price band around the reference price',
   NO_LIQUIDITY: 'there was nothing on the other side of the book to trade with',
   FOK_NOT_FILLABLE: 'the book could not fill the whole quantity at once (fill or kill)',
@@ -592,7 +594,7 @@ export class OrderProcess {
           {
             type: 'RejectOrder',
             reason: report.reason ?? 'REJECTED_BY_B3',
-            detail: B3_REJECTIONS[report.reason ?? ''] ?? 'rejected by B3',
+            detail: B3_REJECTIONS[report.reason as RejectReason] ?? 'rejected by B3',
             at,
           },
           metadata,
