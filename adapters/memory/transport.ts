@@ -110,11 +110,7 @@ export class MemoryTransport implements Transport {
     return options?.limit === undefined ? all : all.slice(0, options.limit);
   }
 
-  /**
-   * Resolves once every message published to `channel` so far has been handled (none waiting, in
-   * flight or waiting out a retry), or after `timeoutMs`; says which. Nothing here outlives the
-   * process: a graceful stop lets the last messages reach their consumer before it stops it.
-   */
+  /** See `Transport.settled`: a graceful stop lets the last messages reach their consumer first. */
   async settled(channel: TransportChannelName, timeoutMs = 5_000): Promise<boolean> {
     const state = this.state(channel);
     const busy = () =>

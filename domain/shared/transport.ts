@@ -149,6 +149,12 @@ export interface TransportDeadLetters {
 export interface Transport extends TransportPublisher, TransportConsumer, TransportDeadLetters {
   /** Stops every consumer (draining), then releases connections. */
   close(): Promise<void>;
+  /**
+   * A transport that keeps nothing past its process (in process): resolves once every message
+   * published to `channel` so far has been handled, or after `timeoutMs`, and says which. A
+   * server's queues keep unhandled messages for the next start, so they need none.
+   */
+  settled?(channel: TransportChannelName, timeoutMs?: number): Promise<boolean>;
 }
 
 export class InvalidTransportMessage extends Error {

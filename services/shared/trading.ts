@@ -78,7 +78,7 @@ export async function startTradingServices(options: StartTradingServicesOptions)
   };
 
   try {
-    const transport =
+    const transport: Transport =
       options.transport ??
       (config.amqpUrl
         ? await RabbitMqBridge.connect({
@@ -158,7 +158,7 @@ export async function startTradingServices(options: StartTradingServicesOptions)
     // the engine books and reports what it took, and the order process takes those last reports
     // (in process, a report left unconsumed would end with the process).
     stoppers.push(async () => {
-      if (transport instanceof MemoryTransport && !(await transport.settled('b3-to-broker')))
+      if ((await transport.settled?.('b3-to-broker')) === false)
         logger.warn({}, 'stopping with execution reports still unhandled');
       await orderProcess.stop();
     });
