@@ -104,12 +104,13 @@ export class Projector {
   }
 
   /**
-   * Resolves once the live read model includes every event of its store up to `position`; at
-   * once when it is not following live events (stopped, rebuilding, failed), as nothing here would
-   * bring it there. The WebSocket stream sends an update only when a read of it would show it.
+   * Resolves once the live read model includes every event of its store up to `position`;
+   * undefined when there is nothing to wait for: it does already, or it is not following live
+   * events (stopped, rebuilding, failed) and nothing here would bring it there. The WebSocket
+   * stream sends an update only when a read of it would show it.
    */
-  whenApplied(position: number): Promise<void> {
-    if (this.checkpoint >= position || this.state !== 'running') return Promise.resolve();
+  whenApplied(position: number): Promise<void> | undefined {
+    if (this.checkpoint >= position || this.state !== 'running') return undefined;
     return new Promise((resolve) => this.waiters.push({ position, resolve }));
   }
 

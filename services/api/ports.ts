@@ -58,9 +58,10 @@ export interface ProjectionsControl {
   rebuild(name: string, onProgress?: (progress: unknown) => void): Promise<unknown>;
   /**
    * Resolves once read model `name` includes its store's events up to `position`, where this
-   * process runs it; absent where the read models are projected elsewhere.
+   * process runs it; undefined when it already does; absent where the read models are projected
+   * elsewhere.
    */
-  applied?(name: string, position: number): Promise<void>;
+  applied?(name: string, position: number): Promise<void> | undefined;
   stop(): Promise<void>;
 }
 

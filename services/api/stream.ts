@@ -95,7 +95,7 @@ class StreamHub {
    */
   private async readable(projection: string, event: RecordedEvent): Promise<void> {
     const applied = this.context.projections?.applied?.(projection, event.position);
-    if (!applied) return;
+    if (!applied) return; // applied already, or projected elsewhere: no timer on the common path
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       applied,

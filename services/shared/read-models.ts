@@ -93,8 +93,8 @@ export interface ProjectionRegistry {
   status(): Promise<ProjectorStatus[]>;
   /** Rebuilds one read model (or `all`, one after another) while the live tables keep serving. */
   rebuild(name: string, onProgress?: (progress: RebuildProgress) => void): Promise<void>;
-  /** Resolves once read model `name` includes its store's events up to `position` (see `Projector.whenApplied`). */
-  applied(name: string, position: number): Promise<void>;
+  /** Resolves once read model `name` includes its store's events up to `position`; undefined when it does (see `Projector.whenApplied`). */
+  applied(name: string, position: number): Promise<void> | undefined;
   stop(): Promise<void>;
 }
 
@@ -169,7 +169,7 @@ export async function startProjections(options: StartProjectionsOptions): Promis
   return {
     projectors,
     status: () => Promise.all([...projectors.values()].map((projector) => projector.status())),
-    applied: (name, position) => projectors.get(name)?.whenApplied(position) ?? Promise.resolve(),
+    applied: (name, position) => projectors.get(name)?.whenApplied(position),
     async rebuild(name, onProgress) {
       if (name !== 'all') return rebuildOne(name, onProgress);
       for (const projection of projectors.keys()) await rebuildOne(projection, onProgress);
