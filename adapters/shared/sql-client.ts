@@ -26,7 +26,8 @@ export interface SqlClient extends SqlQuery {
   /**
    * Optional: one transaction that runs `guard` and, when it returns a row, `statements` and
    * commits (true); when it returns none, rolls back (false). The same as `transaction` with
-   * those steps, for a client that runs it with one exchange instead of one per statement.
+   * those steps, for a client that runs it with one exchange instead of one per statement; such a
+   * client may commit several callers' batches together, each all or nothing in a savepoint.
    */
   guardedTransaction?(guard: SqlStatement, statements: readonly SqlStatement[]): Promise<boolean>;
   /** Runs several statements in one transaction, without parameters. */

@@ -83,7 +83,7 @@ function problemsOf(method: string, url: string, schema: Record<string, unknown>
   if (method !== 'GET') statuses.push(409, 413, 415, 422);
   if (url === '/v1/auth/login') statuses.push(401, 429);
   statuses.push(500, 503);
-  return [...new Set(statuses)].sort();
+  return [...new Set(statuses)].sort((a, b) => a - b);
 }
 
 type TransformInput = Parameters<typeof jsonSchemaTransform>[0];
