@@ -89,6 +89,31 @@ describe('PGlite worker client', () => {
     expect(rows.map((row) => row.id)).toEqual([1, 2, 5]);
   });
 
+  it('undoes only its own batch when the first guard fails or the last batch does', async () => {
+    await client.query('CREATE TABLE IF NOT EXISTS worker_edges (id int PRIMARY KEY)');
+    const insert = (id: number) => ({ text: 'INSERT INTO worker_edges VALUES ($1)', params: [id] });
+    const guarded = client.guardedTransaction!;
+    const outcomes = await Promise.allSettled([
+      guarded({ text: 'SELECT * FROM no_such_guard_table' }, [insert(1)]),
+      guarded({ text: 'SELECT 1' }, [insert(2)]),
+      guarded({ text: 'SELECT 1 WHERE false' }, [insert(3)]),
+      guarded({ text: 'SELECT 1' }, [insert(4), insert(4)]),
+    ]);
+    expect(outcomes.map((outcome) => (outcome.status === 'fulfilled' ? outcome.value : 'failed'))).toEqual([
+      'failed',
+      true,
+      false,
+      'failed',
+    ]);
+    expect(outcomes[0]).toMatchObject({ reason: { code: '42P01' } });
+    expect(outcomes[3]).toMatchObject({ reason: { code: '23505' } });
+    const rows = await client.query<{ id: number }>('SELECT id FROM worker_edges ORDER BY id');
+    expect(rows.map((row) => row.id)).toEqual([2]);
+    // The connection is out of the transaction: a statement on its own commits on its own.
+    await client.query('INSERT INTO worker_edges VALUES (5)');
+    expect(await client.query('SELECT count(*)::int AS n FROM worker_edges')).toEqual([{ n: 2 }]);
+  });
+
   it('fails to open, and says so, when the database cannot start', async () => {
     const file = join(dataDir, 'not-a-folder');
     await writeFile(file, 'a file where the data folder should be');
