@@ -64,6 +64,27 @@ describe('market data feed', () => {
     expect(await store.readStream(quoteStreamId('ITUB4'))).toHaveLength(3);
   });
 
+  it('appends a tick’s quotes together, and one that fails does not hold back the others', async () => {
+    const { store, feed: quotes } = feed();
+    const append = store.append.bind(store);
+    let inFlight = 0;
+    let mostInFlight = 0;
+    store.append = async (streamId, events, options) => {
+      inFlight += 1;
+      mostInFlight = Math.max(mostInFlight, inFlight);
+      await new Promise((resolve) => setImmediate(resolve));
+      inFlight -= 1;
+      if (streamId === quoteStreamId('VALE3')) throw new Error('store refused');
+      return append(streamId, events, options);
+    };
+    const symbols = ['PETR4', 'VALE3', 'ITUB4', 'BBAS3'];
+    await quotes.publishAll(symbols.map((symbol) => ({ symbol, price: 10_00, at: 7, source: 'feed' })));
+    expect(mostInFlight).toBe(symbols.length);
+    for (const symbol of ['PETR4', 'ITUB4', 'BBAS3'])
+      expect(await store.readStream(quoteStreamId(symbol))).toHaveLength(1);
+    expect(await store.readStream(quoteStreamId('VALE3'))).toHaveLength(0);
+  });
+
   it('walks prices from a seed on its timer', async () => {
     const { brokerPrices, feed: quotes } = feed({
       source: { kind: 'random-walk', start: { PETR4: 32_50 }, seed: 9, intervalMs: 10 },

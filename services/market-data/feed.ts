@@ -163,8 +163,17 @@ export class MarketDataFeed {
     return true;
   }
 
+  /**
+   * A tick's quotes, each symbol on its own stream: appended together, so that the event store
+   * commits them as one group instead of one append after another. One that fails is logged and
+   * does not hold back the others.
+   */
   async publishAll(quotes: Quote[]): Promise<void> {
-    for (const quote of quotes) await this.publish(quote);
+    const outcomes = await Promise.allSettled(quotes.map((quote) => this.publish(quote)));
+    outcomes.forEach((outcome, index) => {
+      if (outcome.status === 'rejected')
+        this.logger.warn({ err: outcome.reason, symbol: quotes[index]!.symbol }, 'quote not published');
+    });
   }
 
   private async record(quote: Quote, pinned: boolean): Promise<void> {
