@@ -1,4 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bookStreamId } from '../../domain/b3/book-events.ts';
 import { eventually, startTestApi, type TestApi } from './testing.ts';
 
 let api: TestApi;
@@ -232,6 +234,50 @@ describe('the HTTP API on PGlite', () => {
       expect((await read('XXXX3')).json()).toMatchObject({ status: 404, reason: 'INSTRUMENT_NOT_FOUND' });
       expect((await read('PRIO3')).statusCode).toBe(200);
     }
+  });
+
+  it('shows the book of a halted instrument as HALTED, on both markets, until trading resumes', async () => {
+    const admin = await api.adminToken();
+    // The B3 engine opened TAEE11's book (its first order did); TAEE11F's it never opened.
+    await api.b3.append(bookStreamId('TAEE11'), [
+      {
+        id: randomUUID(),
+        type: 'BookOpened',
+        data: { sequence: 1, at: Date.now(), symbol: 'TAEE11', referencePrice: 36_20, priceBandBps: 1000 },
+        metadata: {
+          correlationId: randomUUID(),
+          causationId: randomUUID(),
+          actor: 'b3-engine',
+          occurredAt: new Date().toISOString(),
+        },
+      },
+    ]);
+    const book = async (symbol: string) => {
+      const response = await api.app.inject({
+        method: 'GET',
+        url: `/v1/market/${symbol}/book`,
+        headers: auth(alice.token),
+      });
+      expect(response.statusCode, response.body).toBe(200);
+      return response.json() as { status: string; haltReason: string | null };
+    };
+    await eventually(async () => ((await book('TAEE11')).status === 'OPEN' ? true : undefined));
+    expect(await book('TAEE11F')).toMatchObject({ status: 'NOT_OPEN' });
+
+    const admit = (action: 'halt' | 'resume', payload: object) =>
+      api.app.inject({
+        method: 'POST',
+        url: `/v1/admin/instruments/TAEE11/${action}`,
+        headers: auth(admin),
+        payload,
+      });
+    expect((await admit('halt', { reason: 'material fact pending' })).statusCode).toBe(200);
+    for (const symbol of ['TAEE11', 'TAEE11F'])
+      expect(await book(symbol)).toMatchObject({ status: 'HALTED', haltReason: 'material fact pending' });
+
+    expect((await admit('resume', {})).statusCode).toBe(200);
+    expect(await book('TAEE11')).toMatchObject({ status: 'OPEN', haltReason: null, referencePrice: '36.20' });
+    expect(await book('TAEE11F')).toMatchObject({ status: 'NOT_OPEN', haltReason: null });
   });
 
   it('takes JSON bodies only, under documented reasons, and an empty JSON body as none', async () => {
