@@ -1,6 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bookStreamId } from '../../domain/b3/book-events.ts';
+import {
+  LoginAnswer,
+  OrderAnswer,
+  OrderPlacedAnswer,
+  TradesPageAnswer,
+  WalletAnswer,
+  WalletChangeAnswer,
+} from './answers.ts';
 import { eventually, startTestApi, type TestApi } from './testing.ts';
 
 let api: TestApi;
@@ -278,6 +286,100 @@ describe('the HTTP API on PGlite', () => {
     expect((await admit('resume', {})).statusCode).toBe(200);
     expect(await book('TAEE11')).toMatchObject({ status: 'OPEN', haltReason: null, referencePrice: '36.20' });
     expect(await book('TAEE11F')).toMatchObject({ status: 'NOT_OPEN', haltReason: null });
+  });
+
+  it('answers its main routes as the OpenAPI document describes them, field for field', async () => {
+    const trader = await api.trader('documented');
+    const login = await api.app.inject({
+      method: 'POST',
+      url: '/v1/auth/login',
+      payload: { username: 'documented', password: 'a-good-password' },
+    });
+    LoginAnswer.parse(login.json());
+    const deposit = await api.app.inject({
+      method: 'POST',
+      url: `/v1/accounts/${trader.accountId}/deposits`,
+      headers: auth(trader.token),
+      payload: { amount: '500.00' },
+    });
+    WalletChangeAnswer.parse(deposit.json());
+    const transfer = await api.app.inject({
+      method: 'POST',
+      url: `/v1/accounts/${trader.accountId}/custody-transfers`,
+      headers: auth(trader.token),
+      payload: { symbol: 'ITUB4', quantity: 100, unitCost: '35.00' },
+    });
+    WalletChangeAnswer.parse(transfer.json());
+    const wallet = await eventually(async () => {
+      const response = await api.app.inject({
+        method: 'GET',
+        url: `/v1/accounts/${trader.accountId}/wallet`,
+        headers: auth(trader.token),
+      });
+      const body = response.json() as { positions?: unknown[] };
+      return body.positions?.length === 1 ? body : undefined;
+    });
+    WalletAnswer.parse(wallet);
+    const placed = await api.app.inject({
+      method: 'POST',
+      url: '/v1/orders',
+      headers: auth(trader.token),
+      payload: {
+        accountId: trader.accountId,
+        symbol: 'ITUB4',
+        side: 'SELL',
+        type: 'LIMIT',
+        quantity: 100,
+        price: '35.10',
+      },
+    });
+    const { orderId } = OrderPlacedAnswer.parse(placed.json());
+    const order = await eventually(async () => {
+      const response = await api.app.inject({
+        method: 'GET',
+        url: `/v1/orders/${orderId}`,
+        headers: auth(trader.token),
+      });
+      return response.statusCode === 200 ? response.json() : undefined;
+    });
+    OrderAnswer.parse(order);
+    // One trade on the tape with this trader on one side: a trader sees its own side's ids only.
+    await api.b3.append('trade-ITUB4-documented', [
+      {
+        id: randomUUID(),
+        type: 'TradeExecuted',
+        data: {
+          tradeId: 'ITUB4-documented',
+          symbol: 'ITUB4',
+          price: 35_10,
+          quantity: 100,
+          buyOrderId: 'someone-elses',
+          buyAccountId: 'someone-else',
+          sellOrderId: orderId,
+          sellAccountId: trader.accountId,
+          aggressorSide: 'BUY',
+          bookSequence: 1,
+          at: Date.now(),
+        },
+        metadata: {
+          correlationId: randomUUID(),
+          causationId: randomUUID(),
+          actor: 'b3-engine',
+          occurredAt: new Date().toISOString(),
+        },
+      },
+    ]);
+    const tape = await eventually(async () => {
+      const response = await api.app.inject({
+        method: 'GET',
+        url: '/v1/trades?symbol=ITUB4&limit=1',
+        headers: auth(trader.token),
+      });
+      const page = response.json() as { items?: unknown[] };
+      return page.items?.length === 1 ? page : undefined;
+    });
+    expect(TradesPageAnswer.parse(tape).items[0]).toMatchObject({ sellOrderId: orderId, price: '35.10' });
+    expect(tape.items?.[0]).not.toHaveProperty('buyAccountId');
   });
 
   it('takes JSON bodies only, under documented reasons, and an empty JSON body as none', async () => {

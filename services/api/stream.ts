@@ -37,6 +37,7 @@ const StreamQuery = z.strictObject({
   symbols: z
     .string()
     .max(500)
+    .describe('comma-separated tickers (PETR4,VALE3): their trades and book changes')
     .optional()
     .transform((text, context) => {
       const symbols = (text ?? '').split(',').filter((symbol) => symbol !== '');
@@ -45,7 +46,11 @@ const StreamQuery = z.strictObject({
           context.addIssue({ code: 'custom', message: `${symbol} is not a B3 ticker` });
       return symbols;
     }),
-  access_token: z.string().max(4000).optional(),
+  access_token: z
+    .string()
+    .max(4000)
+    .describe('the bearer token, where a browser cannot set `Authorization`')
+    .optional(),
 });
 
 class StreamHub {
