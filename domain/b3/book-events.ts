@@ -91,7 +91,22 @@ export const OrderAcceptedData = z.object({
   displayQuantity: shares.optional(),
   expiresAt: instant.optional(),
 });
-export const OrderRejectedData = z.object({ ...header, orderId: id, accountId: id, reason: RejectReason });
+/**
+ * A `PRICE_BAND` refusal's figures (absent from every other refusal, and from those recorded before
+ * they were added): the band's lowest and highest accepted price, and the price that fell outside
+ * it — the limit or stop price, or for a market order the best price it would have traded at.
+ */
+const priceBandFigures = {
+  priceBand: z.object({ low: z.number().int().nonnegative(), high: cents }).optional(),
+  price: cents.optional(),
+};
+export const OrderRejectedData = z.object({
+  ...header,
+  orderId: id,
+  accountId: id,
+  reason: RejectReason,
+  ...priceBandFigures,
+});
 export const StopTriggeredData = z.object({
   ...header,
   orderId: id,
@@ -164,6 +179,7 @@ export const RequestRejectedData = z.object({
   accountId: id,
   request: z.enum(['CANCEL', 'MODIFY']),
   reason: RejectReason,
+  ...priceBandFigures,
 });
 
 export const TradeExecutedData = z.object({

@@ -23,8 +23,13 @@ export const ExecutionReport = z.object({
   incomingOrderId: z.string().min(1).optional(),
   side: Side.optional(),
   tradeId: z.string().min(1).optional(),
-  /** Fill: the execution price; ACK of a modify: the new limit price. */
+  /**
+   * Fill: the execution price; ACK of a modify: the new limit price; REJECTED for `PRICE_BAND`: the
+   * price that fell outside the band.
+   */
   price: z.number().int().positive().optional(),
+  /** REJECTED for `PRICE_BAND`: the band's lowest and highest accepted price. */
+  priceBand: z.object({ low: z.number().int().nonnegative(), high: z.number().int().positive() }).optional(),
   /** Fill: shares executed; CANCELED/EXPIRED: shares taken out of the book; ACK: the order's total quantity. */
   quantity: z.number().int().nonnegative().optional(),
   /** Shares still open on the order after this report. */
@@ -86,6 +91,7 @@ export function executionReports(symbol: string, event: BookEvent): ExecutionRep
           orderId: event.data.orderId,
           accountId: event.data.accountId,
           reason: event.data.reason,
+          ...bandFiguresOf(event.data),
         },
       ];
     case 'RequestRejected':
@@ -98,6 +104,7 @@ export function executionReports(symbol: string, event: BookEvent): ExecutionRep
           orderId: event.data.orderId,
           accountId: event.data.accountId,
           reason: event.data.reason,
+          ...bandFiguresOf(event.data),
         },
       ];
     case 'OrdersMatched': {
@@ -150,4 +157,15 @@ export function executionReports(symbol: string, event: BookEvent): ExecutionRep
     default:
       return [];
   }
+}
+
+/** A `PRICE_BAND` refusal's band and price, when its event recorded them. */
+function bandFiguresOf(data: {
+  priceBand?: { low: number; high: number };
+  price?: number;
+}): Pick<ExecutionReport, 'priceBand' | 'price'> {
+  return {
+    ...(data.priceBand !== undefined ? { priceBand: data.priceBand } : {}),
+    ...(data.price !== undefined ? { price: data.price } : {}),
+  };
 }

@@ -33,6 +33,12 @@ import { BOOK_SNAPSHOT_SCHEMA_VERSION, BookSnapshot, OrderBook } from './order-b
 
 // Reference price R$10.00, band ±10%: limit prices from R$9.00 to R$11.00 are accepted.
 
+/** A `PRICE_BAND` rejection of a new order: the band's edges (10.00 ± 10% unless given) and the price tried. */
+const outsideBand = (orderId: string, price: number, priceBand = { low: 9_00, high: 11_00 }) => ({
+  type: 'OrderRejected' as const,
+  data: { orderId, reason: 'PRICE_BAND', priceBand, price },
+});
+
 describe('placing limit orders', () => {
   it('acknowledges an order and rests it when nothing crosses', () =>
     given(opened())
@@ -201,13 +207,25 @@ describe('rejecting orders', () => {
     given(opened()).when(command).then(rejected('b1', 'INVALID_DISPLAY_QUANTITY'));
   });
 
-  it('rejects a limit price outside the price band: PRICE_BAND', () => {
+  it('rejects a limit price outside the price band, with the band and the price: PRICE_BAND', () => {
+    const band = { low: 9_00, high: 11_00 };
     given(opened())
       .when(buy('b1', 100, 11_01))
-      .then(rejected('b1', 'PRICE_BAND'));
+      .then(outsideBand('b1', 11_01))
+      .thenReports({ type: 'REJECTED', orderId: 'b1', reason: 'PRICE_BAND', priceBand: band, price: 11_01 });
     given(opened())
       .when(sell('s1', 100, 8_99))
-      .then(rejected('s1', 'PRICE_BAND'));
+      .then(outsideBand('s1', 8_99));
+  });
+
+  it.each([
+    ['INVALID_PRICE', buy('b1', 100, 10.005)],
+    ['NO_LIQUIDITY', marketBuy('b1', 100)],
+  ] as const)('gives no band figures with any other rejection: %s', (reason, command) => {
+    const [event] = given(opened()).when(command).events;
+    expect(event).toMatchObject({ type: 'OrderRejected', data: { reason } });
+    expect(event!.data).not.toHaveProperty('priceBand');
+    expect(event!.data).not.toHaveProperty('price');
   });
 
   it('accepts limit prices on the band edges', () => {
@@ -222,7 +240,7 @@ describe('rejecting orders', () => {
   it('rejects a stop price outside the price band: PRICE_BAND', () =>
     given(opened())
       .when(stop('BUY', 'b1', 100, 11_50))
-      .then(rejected('b1', 'PRICE_BAND')));
+      .then(outsideBand('b1', 11_50)));
 
   it('moves the band with the reference price', () =>
     given(opened(), referencePrice(20_00))
@@ -237,7 +255,8 @@ describe('rejecting orders', () => {
   it('rejects a market order whose best price is already beyond the band: PRICE_BAND', () =>
     given(opened(), sell('s1', 100, 10_90), referencePrice(9_00))
       .when(marketBuy('b1', 100))
-      .then(rejected('b1', 'PRICE_BAND')));
+      // 9.00 ± 10%: the best ask, 10.90, is what it would have traded at.
+      .then(outsideBand('b1', 10_90, { low: 8_10, high: 9_90 })));
 
   it('rejects a FOK order the book cannot fill at once: FOK_NOT_FILLABLE', () =>
     given(opened(), sell('s1', 100, 10_00))
@@ -621,7 +640,17 @@ describe('modify', () => {
   it('rejects a price outside the band: PRICE_BAND', () =>
     given(opened(), buy('b1', 100, 9_90))
       .when(modify('b1', 'buyer', { price: 8_00 }))
-      .then(requestRejected('b1', 'MODIFY', 'PRICE_BAND')));
+      .then({
+        type: 'RequestRejected',
+        data: {
+          orderId: 'b1',
+          request: 'MODIFY',
+          reason: 'PRICE_BAND',
+          priceBand: { low: 9_00, high: 11_00 },
+          price: 8_00,
+        },
+      })
+      .thenReports({ type: 'REJECTED', request: 'MODIFY', reason: 'PRICE_BAND', price: 8_00 }));
 
   it('rejects a price on a stop order without a limit: INVALID_PRICE', () =>
     given(opened(), stop('BUY', 'stop', 100, 10_10))

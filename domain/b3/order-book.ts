@@ -553,6 +553,14 @@ export class OrderBook {
           orderId: command.orderId,
           accountId: command.accountId,
           reason,
+          // The limit price, unless it is inside the band: then the stop price is the one outside.
+          ...(reason === 'PRICE_BAND'
+            ? this.bandFigures(
+                command.price !== undefined && !this.withinBand(command.price)
+                  ? command.price
+                  : command.stopPrice!,
+              )
+            : {}),
         },
       });
       return;
@@ -627,7 +635,7 @@ export class OrderBook {
         return;
       }
       if (this.beyondBand(order.side, best.price)) {
-        this.refuse(order, isNew, 'PRICE_BAND');
+        this.refuse(order, isNew, 'PRICE_BAND', best.price);
         return;
       }
     }
@@ -722,7 +730,7 @@ export class OrderBook {
         return;
       }
       if (!this.withinBand(command.price)) {
-        this.refuseRequest(command, 'MODIFY', 'PRICE_BAND');
+        this.refuseRequest(command, 'MODIFY', 'PRICE_BAND', command.price);
         return;
       }
     }
@@ -849,23 +857,40 @@ export class OrderBook {
     this.applyAccepted(order);
   }
 
-  /** A new order fails its pre-trade checks: rejected; an accepted one (a triggered stop): canceled. */
-  private refuse(order: BookOrder, isNew: boolean, reason: RejectReason & CancelReason): void {
+  /**
+   * A new order fails its pre-trade checks: rejected; an accepted one (a triggered stop): canceled.
+   * `price`: for a `PRICE_BAND` refusal, the price outside the band.
+   */
+  private refuse(
+    order: BookOrder,
+    isNew: boolean,
+    reason: RejectReason & CancelReason,
+    price?: number,
+  ): void {
     if (!isNew) {
       this.cancel(order, reason);
       return;
     }
     this.out.push({
       type: 'OrderRejected',
-      data: { sequence: ++this.sequence, at: this.at, orderId: order.id, accountId: order.accountId, reason },
+      data: {
+        sequence: ++this.sequence,
+        at: this.at,
+        orderId: order.id,
+        accountId: order.accountId,
+        reason,
+        ...(price !== undefined ? this.bandFigures(price) : {}),
+      },
     });
     this.release(order);
   }
 
+  /** `price`: for a `PRICE_BAND` refusal, the price outside the band. */
   private refuseRequest(
     command: CancelOrder | ModifyOrder,
     request: 'CANCEL' | 'MODIFY',
     reason: RejectReason,
+    price?: number,
   ): void {
     this.out.push({
       type: 'RequestRejected',
@@ -876,8 +901,14 @@ export class OrderBook {
         accountId: command.accountId,
         request,
         reason,
+        ...(price !== undefined ? this.bandFigures(price) : {}),
       },
     });
+  }
+
+  /** What a `PRICE_BAND` refusal records: the band's edges as they are now, and the price outside them. */
+  private bandFigures(price: number): { priceBand: { low: number; high: number }; price: number } {
+    return { priceBand: { low: this.bandLow, high: this.bandHigh }, price };
   }
 
   private match(resting: BookOrder, incoming: BookOrder, quantity: number, price: number): void {

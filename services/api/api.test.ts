@@ -1,4 +1,14 @@
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bookStreamId } from '../../domain/b3/book-events.ts';
+import {
+  LoginAnswer,
+  OrderAnswer,
+  OrderPlacedAnswer,
+  TradesPageAnswer,
+  WalletAnswer,
+  WalletChangeAnswer,
+} from './answers.ts';
 import { eventually, startTestApi, type TestApi } from './testing.ts';
 
 let api: TestApi;
@@ -232,6 +242,144 @@ describe('the HTTP API on PGlite', () => {
       expect((await read('XXXX3')).json()).toMatchObject({ status: 404, reason: 'INSTRUMENT_NOT_FOUND' });
       expect((await read('PRIO3')).statusCode).toBe(200);
     }
+  });
+
+  it('shows the book of a halted instrument as HALTED, on both markets, until trading resumes', async () => {
+    const admin = await api.adminToken();
+    // The B3 engine opened TAEE11's book (its first order did); TAEE11F's it never opened.
+    await api.b3.append(bookStreamId('TAEE11'), [
+      {
+        id: randomUUID(),
+        type: 'BookOpened',
+        data: { sequence: 1, at: Date.now(), symbol: 'TAEE11', referencePrice: 36_20, priceBandBps: 1000 },
+        metadata: {
+          correlationId: randomUUID(),
+          causationId: randomUUID(),
+          actor: 'b3-engine',
+          occurredAt: new Date().toISOString(),
+        },
+      },
+    ]);
+    const book = async (symbol: string) => {
+      const response = await api.app.inject({
+        method: 'GET',
+        url: `/v1/market/${symbol}/book`,
+        headers: auth(alice.token),
+      });
+      expect(response.statusCode, response.body).toBe(200);
+      return response.json() as { status: string; haltReason: string | null };
+    };
+    await eventually(async () => ((await book('TAEE11')).status === 'OPEN' ? true : undefined));
+    expect(await book('TAEE11F')).toMatchObject({ status: 'NOT_OPEN' });
+
+    const admit = (action: 'halt' | 'resume', payload: object) =>
+      api.app.inject({
+        method: 'POST',
+        url: `/v1/admin/instruments/TAEE11/${action}`,
+        headers: auth(admin),
+        payload,
+      });
+    expect((await admit('halt', { reason: 'material fact pending' })).statusCode).toBe(200);
+    for (const symbol of ['TAEE11', 'TAEE11F'])
+      expect(await book(symbol)).toMatchObject({ status: 'HALTED', haltReason: 'material fact pending' });
+
+    expect((await admit('resume', {})).statusCode).toBe(200);
+    expect(await book('TAEE11')).toMatchObject({ status: 'OPEN', haltReason: null, referencePrice: '36.20' });
+    expect(await book('TAEE11F')).toMatchObject({ status: 'NOT_OPEN', haltReason: null });
+  });
+
+  it('answers its main routes as the OpenAPI document describes them, field for field', async () => {
+    const trader = await api.trader('documented');
+    const login = await api.app.inject({
+      method: 'POST',
+      url: '/v1/auth/login',
+      payload: { username: 'documented', password: 'a-good-password' },
+    });
+    LoginAnswer.parse(login.json());
+    const deposit = await api.app.inject({
+      method: 'POST',
+      url: `/v1/accounts/${trader.accountId}/deposits`,
+      headers: auth(trader.token),
+      payload: { amount: '500.00' },
+    });
+    WalletChangeAnswer.parse(deposit.json());
+    const transfer = await api.app.inject({
+      method: 'POST',
+      url: `/v1/accounts/${trader.accountId}/custody-transfers`,
+      headers: auth(trader.token),
+      payload: { symbol: 'ITUB4', quantity: 100, unitCost: '35.00' },
+    });
+    WalletChangeAnswer.parse(transfer.json());
+    const wallet = await eventually(async () => {
+      const response = await api.app.inject({
+        method: 'GET',
+        url: `/v1/accounts/${trader.accountId}/wallet`,
+        headers: auth(trader.token),
+      });
+      const body = response.json() as { positions?: unknown[] };
+      return body.positions?.length === 1 ? body : undefined;
+    });
+    WalletAnswer.parse(wallet);
+    const placed = await api.app.inject({
+      method: 'POST',
+      url: '/v1/orders',
+      headers: auth(trader.token),
+      payload: {
+        accountId: trader.accountId,
+        symbol: 'ITUB4',
+        side: 'SELL',
+        type: 'LIMIT',
+        quantity: 100,
+        price: '35.10',
+      },
+    });
+    const { orderId } = OrderPlacedAnswer.parse(placed.json());
+    const order = await eventually(async () => {
+      const response = await api.app.inject({
+        method: 'GET',
+        url: `/v1/orders/${orderId}`,
+        headers: auth(trader.token),
+      });
+      return response.statusCode === 200 ? response.json() : undefined;
+    });
+    OrderAnswer.parse(order);
+    // One trade on the tape with this trader on one side: a trader sees its own side's ids only.
+    await api.b3.append('trade-ITUB4-documented', [
+      {
+        id: randomUUID(),
+        type: 'TradeExecuted',
+        data: {
+          tradeId: 'ITUB4-documented',
+          symbol: 'ITUB4',
+          price: 35_10,
+          quantity: 100,
+          buyOrderId: 'someone-elses',
+          buyAccountId: 'someone-else',
+          sellOrderId: orderId,
+          sellAccountId: trader.accountId,
+          aggressorSide: 'BUY',
+          bookSequence: 1,
+          at: Date.now(),
+        },
+        metadata: {
+          correlationId: randomUUID(),
+          causationId: randomUUID(),
+          actor: 'b3-engine',
+          occurredAt: new Date().toISOString(),
+        },
+      },
+    ]);
+    const tape = await eventually(async () => {
+      const response = await api.app.inject({
+        method: 'GET',
+        url: '/v1/trades?symbol=ITUB4&limit=1',
+        headers: auth(trader.token),
+      });
+      const page = response.json() as { items?: unknown[] };
+      return page.items?.length === 1 ? page : undefined;
+    });
+    expect(TradesPageAnswer.parse(tape).items[0]).toMatchObject({ sellOrderId: orderId, price: '35.10' });
+    expect(tape.items?.[0]).not.toHaveProperty('buyAccountId');
   });
 
   it('takes JSON bodies only, under documented reasons, and an empty JSON body as none', async () => {

@@ -1,9 +1,10 @@
 import { jsonSchemaTransform } from 'fastify-type-provider-zod';
+import { ANSWERS, answerSchema } from './answers.ts';
 
 /**
  * What the OpenAPI document says each route answers: its success, and the problems
  * (application/problem+json) it can give. Documentation only: answers are not serialized through
- * these, so a route's body is described here in words, not checked.
+ * these. The main answers have a schema (`answers.ts`), the others are described in words.
  */
 
 /** Successes other than 200, by route. */
@@ -86,12 +87,48 @@ function problemsOf(method: string, url: string, schema: Record<string, unknown>
   return [...new Set(statuses)].sort((a, b) => a - b);
 }
 
+/**
+ * `GET /v1/stream`: a WebSocket upgrade. @fastify/websocket hides its routes from the document;
+ * this one is part of the API, so it is shown, with the upgrade it needs and what it answers.
+ */
+function documentUpgrade(schema: Record<string, unknown>): void {
+  schema.security = [{ bearerAuth: [] }];
+  schema.description =
+    'Send `Authorization: Bearer …`, or, where a browser cannot set headers, the token as `access_token`. After a `{"channel":"hello"}` message, JSON messages: `{channel:"trade", symbol, tradeId, price, quantity, aggressorSide, at}` for the symbols asked for, `{channel:"book", symbol, event, sequence}` when a book changes (and `{channel:"book", symbol, event:"TradingHalted"|"TradingResumed", reason?}` when an admin halts or resumes its instrument), `{channel:"order", orderId, accountId, event, …}` for the caller\'s own orders (every order for an admin). See docs/api.md.';
+  schema.headers = {
+    type: 'object',
+    properties: {
+      upgrade: { type: 'string', enum: ['websocket'] },
+      connection: { type: 'string', example: 'Upgrade' },
+    },
+    required: ['upgrade', 'connection'],
+  };
+  const response: Record<string, unknown> = {
+    // `type: 'null'`: no body (the swagger plugin then lists no content).
+    101: { description: 'Switching Protocols: the WebSocket is open', type: 'null' },
+  };
+  for (const code of [400, 401, 403, 500])
+    response[code] = {
+      description:
+        code === 400 ? 'A symbol that is not a B3 ticker, or an unknown query parameter' : PROBLEMS[code],
+      content: { 'application/problem+json': { schema: problem } },
+    };
+  schema.response = response;
+}
+
 type TransformInput = Parameters<typeof jsonSchemaTransform>[0];
 
 /** `jsonSchemaTransform`, then each route's answers and, on a create, its `Idempotency-Key`. */
 export function documentAnswers(input: TransformInput): ReturnType<typeof jsonSchemaTransform> {
-  const output = jsonSchemaTransform(input);
+  const upgrade = (input.route as { websocket?: boolean }).websocket === true && input.schema !== undefined;
+  const output = jsonSchemaTransform(
+    upgrade ? { ...input, schema: { ...input.schema, hide: false } } : input,
+  );
   const schema = output.schema as Record<string, unknown> | undefined;
+  if (upgrade && schema) {
+    documentUpgrade(schema);
+    return output;
+  }
   const method = [input.route.method].flat()[0]?.toUpperCase() ?? 'GET';
   if (schema && output.url === '/health/ready')
     schema.response = {
@@ -105,7 +142,10 @@ export function documentAnswers(input: TransformInput): ReturnType<typeof jsonSc
   // A route that declares its answer's schema keeps it.
   const declared = (schema.response ?? {}) as Record<string, unknown>;
   const [status, description] = SUCCESS[route] ?? [200, 'The answer'];
-  const response: Record<string, unknown> = { [status]: { description, type: 'object' } };
+  const answer = ANSWERS[route];
+  const response: Record<string, unknown> = {
+    [status]: { description, ...(answer ? answerSchema(answer) : { type: 'object' }) },
+  };
   for (const code of problemsOf(method, url, schema))
     response[code] = {
       description: PROBLEMS[code],

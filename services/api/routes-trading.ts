@@ -77,11 +77,18 @@ async function assertTraded(context: RouteContext, symbol: string): Promise<void
 
 /** Whether `symbol` trades: the standard or fractional market of a listed instrument. */
 async function isTraded(context: RouteContext, symbol: string): Promise<boolean> {
+  return (await tradedInstrument(context, symbol)) !== undefined;
+}
+
+/** The listed instrument `symbol` is the standard or fractional market of; undefined when none. */
+async function tradedInstrument(context: RouteContext, symbol: string): Promise<Instrument | undefined> {
   const instrument = await listedInstrument(context, symbol).catch((error: unknown) => {
     if (error instanceof InstrumentNotFound) return undefined;
     throw error;
   });
-  return instrument !== undefined && (symbol === instrument.symbol || symbol === instrument.fractionalSymbol);
+  return instrument !== undefined && (symbol === instrument.symbol || symbol === instrument.fractionalSymbol)
+    ? instrument
+    : undefined;
 }
 
 export function cashOf(wallet: Wallet) {
@@ -340,14 +347,21 @@ export function tradingRoutes(app: App, context: RouteContext): void {
     },
     async (request) => {
       const { symbol } = request.params;
-      const book = await readModelsOf(context).book(symbol, request.query.depth);
+      const [book, instrument] = await Promise.all([
+        readModelsOf(context).book(symbol, request.query.depth),
+        tradedInstrument(context, symbol),
+      ]);
       // A book the engine never opened is one of a listed symbol, or none at all.
-      if (
-        !book ||
-        ((book as { status?: string }).status === 'NOT_OPEN' && !(await isTraded(context, symbol)))
-      )
+      if (!book || ((book as { status?: string }).status === 'NOT_OPEN' && !instrument))
         throw new ApiProblem(404, 'BOOK_NOT_FOUND', `no book for ${symbol}: it is not listed`);
-      return decimalize(book);
+      // The trading status is the catalogue's: an admin's halt stops both markets at the broker,
+      // whatever state the B3 book was last left in, so the book says so until trading resumes.
+      const halted = instrument?.status === 'HALTED';
+      return decimalize({
+        ...book,
+        ...(halted ? { status: 'HALTED' } : {}),
+        haltReason: halted ? instrument.haltReason : null,
+      });
     },
   );
 

@@ -94,6 +94,36 @@ describe('live updates over WebSocket', () => {
     client.socket.terminate();
   });
 
+  it("tells a book's subscribers when an admin halts and resumes its instrument", async () => {
+    const standard = await open('/v1/stream?symbols=BBSE3', alice.token);
+    const fractional = await open('/v1/stream?symbols=BBSE3F', alice.token);
+    const other = await open('/v1/stream?symbols=VALE3', alice.token);
+    await until(() => [standard, fractional, other].every((client) => client.messages.length > 0));
+    const admin = await api.adminToken();
+    const admit = (action: 'halt' | 'resume', payload: object) =>
+      api.app.inject({
+        method: 'POST',
+        url: `/v1/admin/instruments/BBSE3/${action}`,
+        headers: { authorization: `Bearer ${admin}` },
+        payload,
+      });
+    expect((await admit('halt', { reason: 'circuit breaker' })).statusCode).toBe(200);
+    expect((await admit('resume', {})).statusCode).toBe(200);
+    const books = (client: { messages: Array<Record<string, unknown>> }) =>
+      client.messages.filter((message) => message.channel === 'book');
+    await until(() => books(standard).length === 2 && books(fractional).length === 2);
+    for (const [client, symbol] of [
+      [standard, 'BBSE3'],
+      [fractional, 'BBSE3F'],
+    ] as const)
+      expect(books(client)).toEqual([
+        { channel: 'book', symbol, event: 'TradingHalted', reason: 'circuit breaker' },
+        { channel: 'book', symbol, event: 'TradingResumed' },
+      ]);
+    expect(books(other)).toEqual([]);
+    for (const client of [standard, fractional, other]) client.socket.terminate();
+  });
+
   it('refuses anonymous callers and bad symbols', async () => {
     const anonymous = await api.app.inject({ method: 'GET', url: '/v1/stream' });
     expect(anonymous.statusCode).toBe(401);

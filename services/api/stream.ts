@@ -37,6 +37,7 @@ const StreamQuery = z.strictObject({
   symbols: z
     .string()
     .max(500)
+    .describe('comma-separated tickers (PETR4,VALE3): their trades and book changes')
     .optional()
     .transform((text, context) => {
       const symbols = (text ?? '').split(',').filter((symbol) => symbol !== '');
@@ -45,7 +46,11 @@ const StreamQuery = z.strictObject({
           context.addIssue({ code: 'custom', message: `${symbol} is not a B3 ticker` });
       return symbols;
     }),
-  access_token: z.string().max(4000).optional(),
+  access_token: z
+    .string()
+    .max(4000)
+    .describe('the bearer token, where a browser cannot set `Authorization`')
+    .optional(),
 });
 
 class StreamHub {
@@ -131,6 +136,7 @@ class StreamHub {
   }
 
   private async onBroker(event: RecordedEvent): Promise<void> {
+    if (event.streamId.startsWith('instrument-')) return this.onInstrument(event);
     if (!event.streamId.startsWith('order-')) return;
     const data = event.data as Record<string, unknown>;
     const orderId = String(data.orderId ?? event.streamId.slice('order-'.length));
@@ -152,6 +158,22 @@ class StreamHub {
       event: event.type,
       ...rest,
     });
+  }
+
+  /**
+   * An admin's halt or resume changes the status both of the instrument's books show (standard and
+   * fractional market): their subscribers hear it as a book change, with the halt's reason.
+   */
+  private onInstrument(event: RecordedEvent): void {
+    if (event.type !== 'TradingHalted' && event.type !== 'TradingResumed') return;
+    const data = event.data as { symbol: string; reason?: string };
+    for (const symbol of [data.symbol, `${data.symbol}F`])
+      this.send((client) => client.symbols.has(symbol), {
+        channel: 'book',
+        symbol,
+        event: event.type,
+        ...(data.reason !== undefined ? { reason: data.reason } : {}),
+      });
   }
 }
 

@@ -145,6 +145,27 @@ describe('order path, fully in process', () => {
     await eventually(async () => (await walletOf(broker, 'vale-buyer')).cash.available === 1_000_000);
   });
 
+  it('rejects a limit price outside the band at B3, naming the band and the price tried', async () => {
+    await deposit(broker, 'band-buyer', 400_000);
+    const order = await placeOrder(broker, {
+      accountId: 'band-buyer',
+      symbol: 'PETR4',
+      side: 'BUY',
+      quantity: 100,
+      price: 40_00,
+    });
+    const [rejected] = await ordersReach(broker, [order], ['REJECTED']);
+    expect(rejected!.rejectReason).toBe('PRICE_BAND');
+    const events = await broker.readStream(`order-${order}`);
+    // 32.50 ± 10%: 29.25 to 35.75.
+    expect(events.find((event) => event.type === 'OrderRejected')?.data).toMatchObject({
+      reason: 'PRICE_BAND',
+      detail:
+        'the price 40.00 is outside the price band around the reference price, which accepts 29.25 to 35.75',
+    });
+    await eventually(async () => (await walletOf(broker, 'band-buyer')).cash.available === 400_000);
+  });
+
   it('records admin reference prices as quotes, and drops feed quotes while switched off', async () => {
     expect(services.marketData.quotesEnabled).toBe(false);
     expect(

@@ -52,6 +52,7 @@ import {
   type Subscription,
   WrongExpectedVersion,
 } from '../../domain/shared/event-store.ts';
+import { formatCents } from '../../domain/shared/money.ts';
 import type { PriceCache } from '../../domain/shared/price-cache.ts';
 import type {
   TransportConsumer,
@@ -115,6 +116,18 @@ const B3_REJECTIONS: Record<RejectReason, string> = {
   REFERENCE_PRICE_MISSING: 'B3 has no reference price for the instrument yet',
   REFERENCE_PRICE_STALE: "B3's reference price for the instrument is out of date",
 };
+
+/**
+ * The order's `rejectDetail` for a B3 refusal: the reason's text, and for `PRICE_BAND` the band's
+ * edges and the price outside them, as the report carries them (reports of rejections recorded
+ * before B3 kept those figures carry none, and get the text alone).
+ */
+export function b3RejectDetail(report: Pick<ExecutionReport, 'reason' | 'price' | 'priceBand'>): string {
+  const text = B3_REJECTIONS[report.reason as RejectReason] ?? 'rejected by B3';
+  const { priceBand, price } = report;
+  if (report.reason !== 'PRICE_BAND' || priceBand === undefined || price === undefined) return text;
+  return `the price ${formatCents(price)} is outside the price band around the reference price, which accepts ${formatCents(priceBand.low)} to ${formatCents(priceBand.high)}`;
+}
 
 /** How many orders the manager moves on at once. */
 const ORDER_LANES = 16;
@@ -584,7 +597,12 @@ export class OrderProcess {
       case 'REJECTED':
         if (report.request !== undefined && report.request !== 'NEW') {
           this.logger.info(
-            { orderId: report.orderId, request: report.request, reason: report.reason },
+            {
+              orderId: report.orderId,
+              request: report.request,
+              reason: report.reason,
+              detail: b3RejectDetail(report),
+            },
             'B3 refused a request on an order',
           );
           return;
@@ -594,7 +612,7 @@ export class OrderProcess {
           {
             type: 'RejectOrder',
             reason: report.reason ?? 'REJECTED_BY_B3',
-            detail: B3_REJECTIONS[report.reason as RejectReason] ?? 'rejected by B3',
+            detail: b3RejectDetail(report),
             at,
           },
           metadata,

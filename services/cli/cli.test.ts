@@ -117,6 +117,23 @@ describe('tradecore CLI', () => {
     expect(missing.stderr).toContain('order-nobody has no events');
   }, 120_000);
 
+  it('rebuilds an aggregate’s state as it is now when given neither a version nor a time', async () => {
+    const current = await tradecore('audit', 'state', 'order-ord-3-1', '--json');
+    expect(current.code, current.stderr).toBe(0);
+    const answer = JSON.parse(current.stdout);
+    expect(answer.currentVersion).toBeGreaterThan(0);
+    expect(answer.version).toBe(answer.currentVersion);
+    const last = await tradecore(
+      'audit',
+      'state',
+      'order-ord-3-1',
+      '--version',
+      String(answer.currentVersion),
+      '--json',
+    );
+    expect(answer.state).toEqual(JSON.parse(last.stdout).state);
+  }, 120_000);
+
   it('rebuilds an aggregate’s state at a version, or at a point in time', async () => {
     const placed = await tradecore('audit', 'state', 'order-ord-3-1', '--version', '0', '--json');
     expect(placed.code, placed.stderr).toBe(0);
@@ -140,7 +157,7 @@ describe('tradecore CLI', () => {
       '2026-01-05T13:00:00Z',
     );
     expect(both.code).toBe(2);
-    expect(both.stderr).toContain('exactly one of --version N or --at');
+    expect(both.stderr).toContain('one of --version N or --at ISO-8601-instant, not both');
     const badAt = await tradecore('audit', 'state', 'order-ord-3-1', '--at', 'yesterday');
     expect(badAt.code).toBe(2);
     expect(badAt.stderr).toContain('--at must be an ISO-8601 instant');

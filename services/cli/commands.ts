@@ -227,7 +227,7 @@ export function stateDefinitionOf(streamId: string): AuditStateDefinition {
   return definition;
 }
 
-/** `tradecore audit state <stream> --version N | --at ISO`. */
+/** `tradecore audit state <stream> [--version N | --at ISO]`: neither is the state now. */
 export async function auditState(
   config: Config,
   streamId: string | undefined,
@@ -235,8 +235,8 @@ export async function auditState(
   io: CommandIo,
 ): Promise<void> {
   if (!streamId) throw new UsageError('audit state needs a stream id, such as wallet-123');
-  if ((options.version === undefined) === (options.at === undefined))
-    throw new UsageError('audit state needs exactly one of --version N or --at ISO-8601-instant');
+  if (options.version !== undefined && options.at !== undefined)
+    throw new UsageError('audit state takes one of --version N or --at ISO-8601-instant, not both');
   const version = integerOption('--version', options.version, 0);
   let at: Date | undefined;
   if (options.at !== undefined) {

@@ -32,8 +32,8 @@ commands:
   projections status                     checkpoint, head and lag of every read model
   audit stream <stream> [--from N] [--limit N]
                                          a stream's events with their metadata (order-…, wallet-…, book-…, …)
-  audit state <stream> --version N | --at ISO
-                                         an aggregate's state at a version or a point in time
+  audit state <stream> [--version N | --at ISO]
+                                         an aggregate's state at a version or a point in time (neither: now)
   audit trace <correlationId> [--limit N] [--cursor C]
                                          every event of one request, across streams, in order (or one page)
   help                                   show this help

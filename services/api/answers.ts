@@ -1,0 +1,143 @@
+import { z } from 'zod';
+import { OrderSide, OrderStatus, OrderType, TimeInForce } from '../../domain/broker/order/events.ts';
+
+/**
+ * The main answers' bodies, for the OpenAPI document (`openapi.ts`) and for the tests that hold the
+ * real answers to them. Documentation only: routes do not serialize through these (a response
+ * schema on a route would make fastify serialize, and so strip or change, what the route answers).
+ * Money is a decimal string (`"32.50"`), instants are ISO 8601 strings.
+ */
+
+const Money = z
+  .string()
+  .regex(/^-?\d+\.\d{2}$/)
+  .meta({ example: '32.50' });
+const Instant = z.string().meta({ format: 'date-time', example: '2026-11-27T14:00:00.000Z' });
+const Count = z.number().int().nonnegative();
+
+/** `POST /v1/auth/login`. */
+export const LoginAnswer = z.strictObject({
+  token: z.string().describe('a JWT: send it as `Authorization: Bearer …`'),
+  tokenType: z.literal('Bearer'),
+  expiresAt: Instant,
+  accountId: z.string(),
+  roles: z.array(z.enum(['trader', 'auditor', 'admin'])),
+});
+
+const Cash = z.strictObject({ available: Money, reserved: Money });
+
+/** `GET /v1/accounts/{id}/wallet`: the wallets read model. */
+export const WalletAnswer = z.strictObject({
+  accountId: z.string(),
+  cash: Cash,
+  positions: z.array(
+    z.strictObject({
+      symbol: z.string(),
+      available: Count.describe('shares'),
+      reserved: Count.describe('shares'),
+      costBasis: Money.describe('what the shares held cost, in total'),
+    }),
+  ),
+  updatedAt: Instant.nullable().optional().describe('absent for a wallet that never moved'),
+  version: z.number().int().nullable().optional().describe('the wallet stream version the answer includes'),
+});
+
+/** A deposit's, withdrawal's or custody transfer's `201`: the wallet the command left. */
+export const WalletChangeAnswer = z.strictObject({
+  accountId: z.string(),
+  version: z.number().int().describe('the wallet stream version after the command'),
+  cash: Cash,
+  positions: z.array(z.strictObject({ symbol: z.string(), available: Count, reserved: Count })),
+});
+
+/** `POST /v1/orders`: `202`. */
+export const OrderPlacedAnswer = z.strictObject({ orderId: z.string(), status: z.literal('PENDING_NEW') });
+
+/** `GET /v1/orders/{id}`: the orders read model. */
+export const OrderAnswer = z.strictObject({
+  orderId: z.string(),
+  accountId: z.string(),
+  symbol: z.string().describe('the traded ticker: PETR4, or PETR4F on the fractional market'),
+  custodySymbol: z.string().describe('the custody position it trades: PETR4 for both'),
+  market: z.string(),
+  side: OrderSide,
+  type: OrderType,
+  timeInForce: TimeInForce,
+  quantity: Count,
+  price: Money.nullable().describe('the limit price; null for MARKET and STOP'),
+  stopPrice: Money.nullable(),
+  expiresAt: Instant.nullable(),
+  status: OrderStatus,
+  filledQuantity: Count,
+  remainingQuantity: Count,
+  averagePrice: Money.nullable().describe('null before the first execution'),
+  cancelRequested: z.boolean(),
+  rejectReason: z.string().nullable(),
+  rejectDetail: z.string().nullable(),
+  cancelReason: z.string().nullable(),
+  placedAt: Instant,
+  updatedAt: Instant,
+  version: z.number().int().describe('the order stream version the answer includes'),
+  executions: z.array(
+    z.strictObject({
+      executionId: z.string(),
+      quantity: Count,
+      price: Money,
+      executedAt: Instant,
+      filledQuantity: Count,
+      remainingQuantity: Count,
+    }),
+  ),
+});
+
+/** `GET /v1/trades`: a page of the tape. */
+export const TradesPageAnswer = z.strictObject({
+  items: z.array(
+    z.strictObject({
+      tradeId: z.string(),
+      symbol: z.string(),
+      price: Money,
+      quantity: Count,
+      aggressorSide: OrderSide,
+      executedAt: Instant,
+      buyOrderId: z.string().optional().describe("a trader sees its own side's ids only"),
+      buyAccountId: z.string().optional(),
+      sellOrderId: z.string().optional(),
+      sellAccountId: z.string().optional(),
+      side: OrderSide.optional().describe('with `accountId`: the side that account took'),
+    }),
+  ),
+  nextCursor: z.string().optional().describe('pass back as `cursor` for the next page'),
+});
+
+/** The answers the document describes with a schema, by route. */
+export const ANSWERS: Record<string, z.ZodType> = {
+  'POST /v1/auth/login': LoginAnswer,
+  'GET /v1/accounts/{id}/wallet': WalletAnswer,
+  'POST /v1/accounts/{id}/deposits': WalletChangeAnswer,
+  'POST /v1/accounts/{id}/withdrawals': WalletChangeAnswer,
+  'POST /v1/accounts/{id}/custody-transfers': WalletChangeAnswer,
+  'POST /v1/orders': OrderPlacedAnswer,
+  'GET /v1/orders/{id}': OrderAnswer,
+  'GET /v1/trades': TradesPageAnswer,
+};
+
+/**
+ * An answer's JSON Schema for the document. Without `additionalProperties: false`: an answer may
+ * gain fields, and a client should not break when it does (the tests hold the answers to exactly
+ * these fields).
+ */
+export function answerSchema(schema: z.ZodType): Record<string, unknown> {
+  const { $schema: _, ...json } = z.toJSONSchema(schema, { io: 'output' }) as Record<string, unknown>;
+  return openObjects(json) as Record<string, unknown>;
+}
+
+function openObjects(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(openObjects);
+  if (value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(
+    Object.entries(value)
+      .filter(([key, item]) => !(key === 'additionalProperties' && item === false))
+      .map(([key, item]) => [key, openObjects(item)]),
+  );
+}
