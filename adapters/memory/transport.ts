@@ -6,7 +6,10 @@
  * with `deadLetters`) and counts in `tradecore_transport_dead_letters_total`.
  *
  * Messages travel in the wire format (JSON text plus envelope properties), so a body that would
- * not survive RabbitMQ does not survive here either. Nothing outlives `close()`.
+ * not survive RabbitMQ does not survive here either. Nothing outlives `close()`, nor the process:
+ * where that matters (the embedded mode), `confirm: 'handled'` confirms a publish only once a
+ * consumer has handled the message, so that a publisher counts as sent only what can no longer be
+ * lost, and sends again after a crash whatever was not (docs/order-flow.md).
  */
 import type { z } from 'zod';
 import {
@@ -41,8 +44,29 @@ interface Consumer {
   stopped: boolean;
 }
 
+/** A publish waiting for its confirm (`confirm: 'handled'`). */
+interface Confirm {
+  resolve(): void;
+  reject(error: Error): void;
+}
+
+/** A message on its way: the wire, and the confirm its publisher waits for, if any. */
+interface Queued {
+  readonly wire: WireMessage;
+  readonly confirm?: Confirm;
+}
+
+export interface MemoryTransportOptions {
+  /**
+   * When a publish resolves: `queued` (the default), once the message is queued, as a broker's
+   * confirm; `handled`, once a consumer has handled it or it was dead-lettered, which in a
+   * transport that dies with its process is when it is safe.
+   */
+  confirm?: 'queued' | 'handled';
+}
+
 interface ChannelState {
-  readonly ready: WireMessage[];
+  readonly ready: Queued[];
   readonly consumers: Consumer[];
   readonly deadLetters: WireMessage[];
   next: number;
@@ -53,7 +77,11 @@ interface ChannelState {
 export class MemoryTransport implements Transport {
   private readonly channels = new Map<TransportChannelName, ChannelState>();
   private readonly timers = new Set<NodeJS.Timeout>();
+  /** Publishes waiting for their message to be handled: refused if the transport closes first. */
+  private readonly unconfirmed = new Set<Confirm>();
   private closed = false;
+
+  constructor(private readonly options: MemoryTransportOptions = {}) {}
 
   async publish<Body>(
     channel: TransportChannelName,
@@ -69,7 +97,19 @@ export class MemoryTransport implements Transport {
     if (this.closed) throw new Error('memory transport is closed');
     // The "confirm" comes on a later tick, as a broker's would.
     await new Promise<void>((resolve) => setImmediate(resolve));
-    this.enqueue(channel, wire);
+    if (this.options.confirm !== 'handled') return this.enqueue(channel, { wire });
+    if (this.closed) throw new Error('memory transport is closed');
+    await new Promise<void>((resolve, reject) => {
+      const confirm: Confirm = {
+        resolve: () => {
+          this.unconfirmed.delete(confirm);
+          resolve();
+        },
+        reject,
+      };
+      this.unconfirmed.add(confirm);
+      this.enqueue(channel, { wire, confirm });
+    });
   }
 
   async consume<Body>(
@@ -135,6 +175,9 @@ export class MemoryTransport implements Transport {
     const consumers = [...this.channels.values()].flatMap((state) => state.consumers.splice(0));
     for (const consumer of consumers) consumer.stopped = true;
     await Promise.allSettled(consumers.flatMap((consumer) => [...consumer.inFlight]));
+    for (const confirm of this.unconfirmed)
+      confirm.reject(new Error('memory transport closed before the message was handled'));
+    this.unconfirmed.clear();
   }
 
   private state(channel: TransportChannelName): ChannelState {
@@ -146,8 +189,8 @@ export class MemoryTransport implements Transport {
     return state;
   }
 
-  private enqueue(channel: TransportChannelName, wire: WireMessage): void {
-    this.state(channel).ready.push(wire);
+  private enqueue(channel: TransportChannelName, queued: Queued): void {
+    this.state(channel).ready.push(queued);
     this.pump(channel);
   }
 
@@ -157,8 +200,8 @@ export class MemoryTransport implements Transport {
     while (state.ready.length > 0) {
       const consumer = this.nextWithRoom(state);
       if (!consumer) return;
-      const wire = state.ready.shift()!;
-      const running = this.deliver(channel, consumer, wire).finally(() => {
+      const queued = state.ready.shift()!;
+      const running = this.deliver(channel, consumer, queued).finally(() => {
         consumer.inFlight.delete(running);
         this.pump(channel);
       });
@@ -177,7 +220,8 @@ export class MemoryTransport implements Transport {
     return undefined;
   }
 
-  private async deliver(channel: TransportChannelName, consumer: Consumer, wire: WireMessage): Promise<void> {
+  private async deliver(channel: TransportChannelName, consumer: Consumer, queued: Queued): Promise<void> {
+    const { wire, confirm } = queued;
     await new Promise<void>((resolve) => setImmediate(resolve));
     const outcome = await handleDelivery(wire, channel, false, consumer.handler, consumer.policy);
     if (outcome.kind === 'retry') {
@@ -186,14 +230,18 @@ export class MemoryTransport implements Transport {
       const timer = setTimeout(() => {
         this.timers.delete(timer);
         state.retrying -= 1;
-        this.enqueue(channel, withAttempt(wire, outcome.nextAttempt));
+        this.enqueue(channel, { ...queued, wire: withAttempt(wire, outcome.nextAttempt) });
       }, outcome.delayMs);
       this.timers.add(timer);
-    } else if (outcome.kind === 'dead-letter') {
+      return;
+    }
+    if (outcome.kind === 'dead-letter') {
       this.state(channel).deadLetters.push(
         withDeathReason(wire, outcome.reason, outcome.detail, outcome.attempts),
       );
       deadLettersTotal.inc({ channel, reason: outcome.reason });
     }
+    // Handled, or parked where an operator finds it: either way no longer the publisher's.
+    confirm?.resolve();
   }
 }

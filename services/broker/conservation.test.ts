@@ -42,6 +42,45 @@ function randomOrder(random: () => number): PlaceOrderInput {
   };
 }
 
+/**
+ * A store that dies at `crash()`, as under kill -9: from then on nothing asked of it answers, and
+ * a subscriber is handed nothing more. What was written before stays in the store underneath,
+ * which the services started after the "crash" open directly.
+ */
+function crashable(
+  store: EventStore,
+  slowAppend: (events: readonly { type: string }[]) => number = () => 0,
+): EventStore & { crash(): void } {
+  let dead = false;
+  const never = new Promise<never>(() => {});
+  const guard = <T>(work: () => Promise<T>): Promise<T> =>
+    dead ? never : work().then((value) => (dead ? never : value));
+  return {
+    append: (streamId, events, options) =>
+      guard(async () => {
+        const ms = slowAppend(events);
+        if (ms > 0) await new Promise((resolve) => setTimeout(resolve, ms));
+        return store.append(streamId, events, options);
+      }),
+    readStream: (streamId, options) => guard(() => store.readStream(streamId, options)),
+    readAll: (options) => guard(() => store.readAll(options)),
+    streamVersion: (streamId) => guard(() => store.streamVersion(streamId)),
+    headPosition: () => guard(() => store.headPosition()),
+    subscribeToAll: (options) =>
+      store.subscribeToAll({
+        ...options,
+        ...(options.onEvent ? { onEvent: (event) => (dead ? never : options.onEvent!(event)) } : {}),
+        ...(options.onBatch ? { onBatch: (events) => (dead ? never : options.onBatch!(events)) } : {}),
+      }),
+    saveSnapshot: (snapshot) => guard(() => store.saveSnapshot(snapshot)),
+    loadSnapshot: (streamId, options) => guard(() => store.loadSnapshot(streamId, options)),
+    close: async () => {},
+    crash: () => {
+      dead = true;
+    },
+  };
+}
+
 describe('conservation: cash and shares summed over every wallet are unchanged by trading', () => {
   let services: TradingServices | undefined;
   let stores: EventStore[] = [];
@@ -97,6 +136,77 @@ describe('conservation: cash and shares summed over every wallet are unchanged b
     }
     const ended = await ordersReach(broker, orders, ['FILLED', 'CANCELED'], 20_000);
     expect(ended.filter((order) => order.status === 'FILLED').length).toBeGreaterThan(0);
+    await eventually(async () => {
+      const wallets = await Promise.all(ACCOUNTS.map((account) => walletOf(broker, account)));
+      return wallets.every((wallet) => wallet.cash.reserved === 0);
+    }, 20_000);
+    expect(await totals(broker, ACCOUNTS)).toEqual(before);
+  }, 60_000);
+
+  it('holds across a crash in the middle of trading: every trade B3 made is settled after the restart', async () => {
+    const broker = new MemoryEventStore({ schemas: brokerSchemas() });
+    const b3 = new MemoryEventStore({ schemas: b3Schemas() });
+    stores = [broker, b3];
+    const config = loadConfig({ QUOTE_SOURCE: 'off', QUOTES_ENABLED: 'false' });
+    const prices = { brokerPrices: new MemoryPriceCache(), marketPrices: new MemoryPriceCache() };
+    // Not closed afterwards: the frozen services' subscriptions on them never end.
+    stores = [];
+    // Settlements are slowed down, so that execution reports queue in the transport while the
+    // order process's checkpoint (saved every second) moves past the orders they belong to.
+    const settling = (events: readonly { type: string }[]) =>
+      events.some((event) => event.type === 'BuySettled' || event.type === 'SellSettled') ? 400 : 0;
+    const dying = { broker: crashable(broker, settling), b3: crashable(b3) };
+    const crashed = await startTradingServices({
+      config,
+      eventStores: dying,
+      retryDelaysMs: [10, 20],
+      ...prices,
+    });
+    await crashed.marketData.setReferencePrice('PETR4', 32_50);
+    await listInstrument(broker, 'PETR4', 32_50);
+    for (const account of ACCOUNTS) {
+      await deposit(broker, account, 5_000_000);
+      await transferSharesIn(broker, account, 'PETR4', 1_000, 30_00);
+    }
+    const before = await totals(broker, ACCOUNTS);
+    const orders = await Promise.all(
+      Array.from({ length: 60 }, (_, index) =>
+        placeOrder(broker, {
+          accountId: ACCOUNTS[index % ACCOUNTS.length]!,
+          symbol: 'PETR4',
+          side: index % 2 === 0 ? 'SELL' : 'BUY',
+          quantity: 100,
+          type: 'LIMIT',
+          price: 32_50,
+          timeInForce: 'DAY',
+        }),
+      ),
+    );
+    // Killed while orders and execution reports are on their way: the in-process transport's
+    // messages die with it. The old services are left as they are, frozen.
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    dying.broker.crash();
+    dying.b3.crash();
+    services = await startTradingServices({
+      config,
+      eventStores: { broker, b3 },
+      retryDelaysMs: [10, 20],
+      ...prices,
+    });
+    await ordersReach(broker, orders, ['NEW', 'PARTIALLY_FILLED', 'FILLED'], 20_000);
+    await services.orderProcess.idle();
+    for (const orderId of orders) {
+      const order = await orderOf(broker, orderId);
+      if (!isTerminal(order.status))
+        await requestCancel(broker, orderId, order.accountId).catch(() => undefined);
+    }
+    const ended = await ordersReach(broker, orders, ['FILLED', 'CANCELED'], 20_000);
+    // Every trade on B3's tape reached both orders: as many filled buys as filled sells.
+    const filled = ended.filter((order) => order.status === 'FILLED');
+    expect(filled.length).toBeGreaterThan(0);
+    expect(filled.filter((order) => order.side === 'BUY').length).toBe(
+      filled.filter((order) => order.side === 'SELL').length,
+    );
     await eventually(async () => {
       const wallets = await Promise.all(ACCOUNTS.map((account) => walletOf(broker, account)));
       return wallets.every((wallet) => wallet.cash.reserved === 0);

@@ -422,8 +422,11 @@ export class OrderProcess {
       await this.route(result.state, event);
       return;
     }
-    // A replay after a crash: the order was accepted, maybe not routed. The same message id again.
-    if (order.status !== 'REJECTED' && !isTerminal(order.status)) await this.route(order, event);
+    // A replay after a crash: the order was accepted, maybe not routed, or routed while some of
+    // what B3 reported about it was lost. The same message id again: B3 books nothing twice and
+    // sends the reports of its booking again, the other side's fills included, so an order that
+    // has ended is sent too. Only a rejected order never reached B3, or made no trade there.
+    if (order.status !== 'REJECTED') await this.route(order, event);
   }
 
   /** Reserves what the order needs; returns the reason when the wallet refuses. */

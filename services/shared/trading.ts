@@ -87,7 +87,9 @@ export async function startTradingServices(options: StartTradingServicesOptions)
             connectionName: options.connectionName,
             logger,
           })
-        : new MemoryTransport());
+        : // In process, a message dies with the process: a publish is confirmed once handled, so
+          // that what a crash loses is sent again by its publisher (docs/order-flow.md).
+          new MemoryTransport({ confirm: 'handled' }));
     if (!options.transport) closers.push(() => transport.close());
     description.push(config.amqpUrl ? 'broker↔B3 transport: RabbitMQ' : 'broker↔B3 transport: in process');
 
