@@ -3,6 +3,7 @@ import { MemoryEventStore } from '../../adapters/memory/event-store.ts';
 import { MemoryPriceCache } from '../../adapters/memory/price-cache.ts';
 import { isTerminal } from '../../domain/broker/order/order.ts';
 import type { EventStore } from '../../domain/shared/event-store.ts';
+import { FakeClock } from '../b3-engine/fake-clock.ts';
 import { seededRandom } from '../market-data/quotes.ts';
 import { loadConfig } from '../shared/config.ts';
 import { startTradingServices, type TradingServices } from '../shared/trading.ts';
@@ -213,6 +214,42 @@ describe('conservation: cash and shares summed over every wallet are unchanged b
     }, 20_000);
     expect(await totals(broker, ACCOUNTS)).toEqual(before);
   }, 60_000);
+
+  it('holds when a session closed while it was down: the start expires the DAY order and releases its cash', async () => {
+    const broker = new MemoryEventStore({ schemas: brokerSchemas() });
+    const b3 = new MemoryEventStore({ schemas: b3Schemas() });
+    stores = [broker, b3];
+    const config = loadConfig({ QUOTE_SOURCE: 'off', QUOTES_ENABLED: 'false', B3_SESSION_CLOSE: '18:00' });
+    const prices = { brokerPrices: new MemoryPriceCache(), marketPrices: new MemoryPriceCache() };
+    // 17:59 in São Paulo (UTC−3), a minute before the close.
+    const clock = new FakeClock(Date.parse('2025-03-14T20:59:00Z'));
+    const start = () => startTradingServices({ config, eventStores: { broker, b3 }, clock, ...prices });
+    services = await start();
+    await services.marketData.setReferencePrice('PETR4', 32_50);
+    await listInstrument(broker, 'PETR4', 32_50);
+    await deposit(broker, 'ana', 1_000_000);
+    const before = await totals(broker, ['ana']);
+    const buy = await placeOrder(broker, {
+      accountId: 'ana',
+      symbol: 'PETR4',
+      side: 'BUY',
+      quantity: 100,
+      type: 'LIMIT',
+      price: 32_00,
+      timeInForce: 'DAY',
+    });
+    await ordersReach(broker, [buy], ['NEW']);
+    await services.orderProcess.idle();
+    await services.stop();
+
+    // Down through the close. The engine's first act on start reports the expiry: the broker
+    // takes reports before the engine starts, or the in-process transport's confirm never comes.
+    await clock.advanceTo(Date.parse('2025-03-14T22:00:00Z'));
+    services = await start();
+    await ordersReach(broker, [buy], ['EXPIRED']);
+    await eventually(async () => (await walletOf(broker, 'ana')).cash.reserved === 0);
+    expect(await totals(broker, ['ana'])).toEqual(before);
+  });
 
   for (const seed of [7, 2024, 31337]) {
     it(`holds for a random session of orders and cancels (seed ${seed})`, async () => {

@@ -177,10 +177,21 @@ export class OrderProcess {
     this.restartDelay = options.restartDelayMs ?? 500;
   }
 
-  /** Follows the store from the checkpoint and starts consuming execution reports. */
+  /** Starts consuming execution reports (if not yet), then follows the store from the checkpoint. */
   async start(): Promise<void> {
     if (this.running) return;
     this.running = true;
+    await this.consumeReports();
+    await this.follow();
+  }
+
+  /**
+   * Starts consuming execution reports only. The engine may report as it starts (the expiries of
+   * a session that closed while it was down), and an in-process transport confirms those
+   * publishes only once they are handled: this consumer must be there first.
+   */
+  async consumeReports(): Promise<void> {
+    if (this.reports) return;
     this.reports = await this.options.transport.consume<ExecutionReport>(
       'b3-to-broker',
       // One account's reports one at a time, in B3's order (a fill, then the cancel of the rest);
@@ -193,7 +204,6 @@ export class OrderProcess {
         retryDelaysMs: this.options.retryDelaysMs,
       },
     );
-    await this.follow();
   }
 
   /**

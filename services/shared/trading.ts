@@ -164,6 +164,7 @@ export async function startTradingServices(options: StartTradingServicesOptions)
         logger.warn({}, 'stopping with execution reports still unhandled');
       await orderProcess.stop();
     });
+    await orderProcess.consumeReports();
     await engine.start();
     stoppers.push(() => engine.stop());
     await orderProcess.start();
