@@ -3,7 +3,8 @@
  * a server. Deliveries are asynchronous, at most `prefetch` per consumer in flight; a failing
  * handler's message comes back after its backoff delay with its attempt raised; a message that
  * fails `maxAttempts` times, or is poison, lands in the channel's dead-letter list (inspectable
- * with `deadLetters`) and counts in `tradecore_transport_dead_letters_total`.
+ * with `deadLetters`), counts in `tradecore_transport_dead_letters_total` and is logged at error
+ * level, as the RabbitMQ bridge does.
  *
  * Messages travel in the wire format (JSON text plus envelope properties), so a body that would
  * not survive RabbitMQ does not survive here either. Nothing outlives `close()`.
@@ -26,6 +27,9 @@ import {
   type ConsumePolicy,
   encodeMessage,
   handleDelivery,
+  logDeadLetter,
+  silentTransportLogger,
+  type TransportLogger,
   toDeadLetter,
   type WireMessage,
   withAttempt,
@@ -54,6 +58,11 @@ export class MemoryTransport implements Transport {
   private readonly channels = new Map<TransportChannelName, ChannelState>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private closed = false;
+  private readonly logger: TransportLogger;
+
+  constructor(options: { readonly logger?: TransportLogger } = {}) {
+    this.logger = options.logger ?? silentTransportLogger;
+  }
 
   async publish<Body>(
     channel: TransportChannelName,
@@ -194,6 +203,7 @@ export class MemoryTransport implements Transport {
         withDeathReason(wire, outcome.reason, outcome.detail, outcome.attempts),
       );
       deadLettersTotal.inc({ channel, reason: outcome.reason });
+      logDeadLetter(this.logger, channel, wire, outcome);
     }
   }
 }

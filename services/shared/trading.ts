@@ -87,7 +87,7 @@ export async function startTradingServices(options: StartTradingServicesOptions)
             connectionName: options.connectionName,
             logger,
           })
-        : new MemoryTransport());
+        : new MemoryTransport({ logger }));
     if (!options.transport) closers.push(() => transport.close());
     description.push(config.amqpUrl ? 'broker↔B3 transport: RabbitMQ' : 'broker↔B3 transport: in process');
 
