@@ -1,5 +1,5 @@
 import { DomainError } from '../../shared/domain-error.ts';
-import { type Cents, formatCents } from '../../shared/money.ts';
+import { type Cents, formatCents, formatProduct, LARGEST_EXACT_AMOUNT } from '../../shared/money.ts';
 
 /** Available cash does not cover a withdrawal or a buy reservation. */
 export class InsufficientFunds extends DomainError {
@@ -26,6 +26,58 @@ export class BalanceTooLarge extends DomainError {
       `a deposit of ${formatCents(amount)} would take the balance of ${formatCents(balance)} past the largest amount kept exactly`,
       { amount, balance },
     );
+  }
+}
+
+/**
+ * quantity × price (the cost of a custody transfer, the cash a buy reserves) past the largest amount
+ * kept exactly: the quantity is fine, the amount is not.
+ */
+export class AmountTooLarge extends DomainError {
+  readonly reason = 'AMOUNT_TOO_LARGE';
+  constructor(
+    readonly what: 'cost' | 'reservation' | 'proceeds',
+    readonly quantity: number,
+    readonly price: Cents,
+  ) {
+    super(
+      `the ${what} of ${quantity} × ${formatCents(price)} = ${formatProduct(quantity, price)} is past the largest amount kept exactly, ${LARGEST_EXACT_AMOUNT}`,
+      { what, quantity, price, amount: formatProduct(quantity, price) },
+    );
+  }
+}
+
+/**
+ * A position's total cost past the largest amount kept exactly: what it holds, plus what open buys
+ * of the symbol will add when they settle, plus the transfer or buy at hand.
+ */
+export class CostBasisTooLarge extends DomainError {
+  readonly reason = 'COST_BASIS_TOO_LARGE';
+  constructor(
+    readonly symbol: string,
+    readonly costBasis: Cents,
+    readonly adding: Cents,
+  ) {
+    super(
+      `the ${symbol} position's cost of ${formatCents(costBasis)} (with its open buys) plus ${formatCents(adding)} would be past the largest amount kept exactly, ${LARGEST_EXACT_AMOUNT}`,
+      { symbol, costBasis, adding },
+    );
+  }
+}
+
+/** A position past the largest number of shares kept exactly. */
+export class PositionTooLarge extends DomainError {
+  readonly reason = 'POSITION_TOO_LARGE';
+  constructor(
+    readonly symbol: string,
+    readonly held: number,
+    readonly adding: number,
+  ) {
+    super(`${held} ${symbol} plus ${adding} would be past the largest number of shares kept exactly`, {
+      symbol,
+      held,
+      adding,
+    });
   }
 }
 

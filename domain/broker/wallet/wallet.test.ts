@@ -2,13 +2,16 @@ import { describe, expect, it } from 'vitest';
 import { specification } from '../../shared/testing.ts';
 import { InvalidAmount, InvalidPrice, InvalidQuantity, InvalidSymbol } from '../errors.ts';
 import {
+  AmountTooLarge,
   BalanceTooLarge,
+  CostBasisTooLarge,
   DuplicateReservation,
   ExecutionExceedsReservation,
   ExecutionPriceAboveReservation,
   InsufficientFunds,
   InsufficientShares,
   InvalidPriceBand,
+  PositionTooLarge,
   ReservationNotFound,
 } from './errors.ts';
 import { type WalletEvent, walletEvents } from './events.ts';
@@ -117,6 +120,45 @@ describe('custody transfers', () => {
     given([])
       .when({ type: 'TransferSharesIn', symbol: 'PETR4', quantity: 1, unitCost: -1 })
       .thenThrows(InvalidPrice));
+  it('refuses a cost past the exact range as AMOUNT_TOO_LARGE, naming the amount, not the quantity', () => {
+    const refusal = () =>
+      walletDecider.decide(
+        { type: 'TransferSharesIn', symbol: 'ABCD7', quantity: 1000, unitCost: 9_999_999_999_999 },
+        walletDecider.initial(),
+      );
+    given([])
+      .when({ type: 'TransferSharesIn', symbol: 'ABCD7', quantity: 1000, unitCost: 9_999_999_999_999 })
+      .thenThrows(AmountTooLarge, {
+        what: 'cost',
+        quantity: 1000,
+        price: 9_999_999_999_999,
+        amount: '99999999999990.00',
+      });
+    expect(refusal).toThrow(
+      'the cost of 1000 × 99999999999.99 = 99999999999990.00 is past the largest amount kept exactly, 90071992547409.91',
+    );
+  });
+  it("refuses a transfer that would take the position's cost basis past the exact range", () =>
+    // Each transfer's cost is exact (8 999 999 999 999 100 cents); the two together are not.
+    given([transferredIn('VALE3', 900, 9_999_999_999_999)])
+      .when({ type: 'TransferSharesIn', symbol: 'VALE3', quantity: 900, unitCost: 9_999_999_999_999 })
+      .thenThrows(CostBasisTooLarge, {
+        symbol: 'VALE3',
+        costBasis: 8_999_999_999_999_100,
+        adding: 8_999_999_999_999_100,
+      }));
+  it('counts the cost an open buy will add when it settles', () =>
+    given([deposited(9_000_000_000_000_000), cashReserved('o1', 100, 80_000_000_000_000)])
+      .when({ type: 'TransferSharesIn', symbol: 'PETR4', quantity: 100, unitCost: 20_000_000_000_000 })
+      .thenThrows(CostBasisTooLarge, { costBasis: 8_000_000_000_000_000, adding: 2_000_000_000_000_000 }));
+  it('refuses a transfer that would take the position past the exact number of shares', () =>
+    given([transferredIn('PETR4', Number.MAX_SAFE_INTEGER - 10, 0)])
+      .when({ type: 'TransferSharesIn', symbol: 'PETR4', quantity: 100, unitCost: 0 })
+      .thenThrows(PositionTooLarge, { held: Number.MAX_SAFE_INTEGER - 10, adding: 100 }));
+  it('accepts a zero declared cost: shares transferred in at no cost', () =>
+    given([])
+      .when({ type: 'TransferSharesIn', symbol: 'PETR4', quantity: 100, unitCost: 0 })
+      .then([transferredIn('PETR4', 100, 0)]));
   it('transfers shares out with their share of the cost basis', () =>
     given([transferredIn('PETR4', 300, 3000)])
       .when({ type: 'TransferSharesOut', symbol: 'PETR4', quantity: 100 })
@@ -228,6 +270,26 @@ describe('reserving cash for a buy', () => {
         pricing: { kind: 'MARKET', referencePrice: 0, priceBandPercent: 10 },
       })
       .thenThrows(InvalidPrice));
+  it('refuses a reservation past the exact range as AMOUNT_TOO_LARGE, naming the amount', () =>
+    given([deposited(10_000)])
+      .when({
+        type: 'ReserveCash',
+        orderId: 'o1',
+        symbol: 'PETR4',
+        quantity: 100,
+        pricing: { kind: 'LIMIT', limitPrice: 999_999_999_999_999 },
+      })
+      .thenThrows(AmountTooLarge, { what: 'reservation', quantity: 100, amount: '999999999999999.00' }));
+  it("refuses a buy whose settlement would take the position's cost basis past the exact range", () =>
+    given([deposited(2_000_000_000_000_000), transferredIn('PETR4', 100, 80_000_000_000_000)])
+      .when({
+        type: 'ReserveCash',
+        orderId: 'o1',
+        symbol: 'PETR4',
+        quantity: 100,
+        pricing: { kind: 'LIMIT', limitPrice: 20_000_000_000_000 },
+      })
+      .thenThrows(CostBasisTooLarge, { costBasis: 8_000_000_000_000_000, adding: 2_000_000_000_000_000 }));
   it('refuses a quantity that is not a whole positive number', () =>
     given([deposited(10_000)])
       .when({

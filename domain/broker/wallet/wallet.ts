@@ -4,13 +4,16 @@ import { InvalidAmount, InvalidPrice, InvalidQuantity, InvalidSymbol, isPositive
 import { custodySymbol } from '../instrument/instrument.ts';
 import { FRACTIONAL_SYMBOL, STANDARD_SYMBOL } from '../schemas.ts';
 import {
+  AmountTooLarge,
   BalanceTooLarge,
+  CostBasisTooLarge,
   DuplicateReservation,
   ExecutionExceedsReservation,
   ExecutionPriceAboveReservation,
   InsufficientFunds,
   InsufficientShares,
   InvalidPriceBand,
+  PositionTooLarge,
   ReservationNotFound,
 } from './errors.ts';
 import type { CashReserved, WalletEvent } from './events.ts';
@@ -123,11 +126,9 @@ export function decide(command: WalletCommand, wallet: Wallet): WalletEvent[] {
       const held = position(wallet, symbol);
       const unitCost = command.unitCost ?? held.averageCost;
       if (!(Number.isSafeInteger(unitCost) && unitCost >= 0)) throw new InvalidPrice(unitCost);
-      if (
-        !isSafeNotional(command.quantity, unitCost) ||
-        !Number.isSafeInteger(held.available + command.quantity)
-      )
-        throw new InvalidQuantity(command.quantity);
+      if (!isSafeNotional(command.quantity, unitCost))
+        throw new AmountTooLarge('cost', command.quantity, unitCost);
+      checkRoomInPosition(wallet, symbol, command.quantity, command.quantity * unitCost);
       return [{ type: 'SharesTransferredIn', data: { symbol, quantity: command.quantity, unitCost } }];
     }
     case 'TransferSharesOut': {
@@ -147,7 +148,8 @@ export function decide(command: WalletCommand, wallet: Wallet): WalletEvent[] {
       const symbol = checkSymbol(command.symbol);
       checkQuantity(command.quantity);
       const { price, basis } = buyReservationPrice(command.pricing);
-      if (!isSafeNotional(command.quantity, price)) throw new InvalidQuantity(command.quantity);
+      if (!isSafeNotional(command.quantity, price))
+        throw new AmountTooLarge('reservation', command.quantity, price);
       const amount = command.quantity * price;
       const existing = wallet.reservations[command.orderId];
       if (
@@ -159,6 +161,9 @@ export function decide(command: WalletCommand, wallet: Wallet): WalletEvent[] {
         return [];
       if (existing || wallet.closedOrders[command.orderId]) throw new DuplicateReservation(command.orderId);
       if (amount > wallet.cash.available) throw new InsufficientFunds(amount, wallet.cash.available);
+      // The settlement of a fill is never refused (B3 has traded): a position it would take past the
+      // exact range is refused here, before the order reaches the exchange.
+      checkRoomInPosition(wallet, symbol, command.quantity, amount);
       return [
         {
           type: 'CashReserved',
@@ -366,6 +371,26 @@ function costBasisOf(held: Position, quantity: number): Cents {
   const shares = held.available + held.reserved;
   if (quantity >= shares) return held.costBasis;
   return Math.round((held.costBasis * quantity) / shares);
+}
+
+/**
+ * Refuses shares and cost that would take a position past the exact integer range, counting what
+ * its open buys will add when they settle (each settles at most its reserved cash's worth of cost
+ * when it fills at or below its reserved price).
+ */
+function checkRoomInPosition(wallet: Wallet, symbol: string, shares: number, cost: Cents): void {
+  const held = position(wallet, symbol);
+  let pendingShares = 0;
+  let pendingCost = 0;
+  for (const reservation of Object.values(wallet.reservations)) {
+    if (reservation.side !== 'BUY' || reservation.symbol !== symbol) continue;
+    pendingShares += reservation.quantity;
+    pendingCost += reservation.amount;
+  }
+  const heldShares = held.available + held.reserved + pendingShares;
+  if (!Number.isSafeInteger(heldShares + shares)) throw new PositionTooLarge(symbol, heldShares, shares);
+  const costBasis = held.costBasis + pendingCost;
+  if (!Number.isSafeInteger(costBasis + cost)) throw new CostBasisTooLarge(symbol, costBasis, cost);
 }
 
 function checkAmount(amount: Cents): void {
