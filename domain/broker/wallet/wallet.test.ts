@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { EventSchemas } from '../../shared/event-schemas.ts';
+import type { RecordedEvent } from '../../shared/event-store.ts';
 import { specification } from '../../shared/testing.ts';
 import { InvalidAmount, InvalidPrice, InvalidQuantity, InvalidSymbol } from '../errors.ts';
 import {
@@ -7,7 +9,6 @@ import {
   CostBasisTooLarge,
   DuplicateReservation,
   ExecutionExceedsReservation,
-  ExecutionPriceAboveReservation,
   InsufficientFunds,
   InsufficientShares,
   InvalidPriceBand,
@@ -47,7 +48,8 @@ const buySettled = (
     quantity,
     price,
     amount: quantity * price,
-    released: quantity * (reserved - price),
+    released: Math.max(0, quantity * (reserved - price)),
+    fromAvailable: Math.max(0, quantity * (price - reserved)),
   },
 });
 
@@ -270,6 +272,27 @@ describe('reserving cash for a buy', () => {
         pricing: { kind: 'MARKET', referencePrice: 0, priceBandPercent: 10 },
       })
       .thenThrows(InvalidPrice));
+  it('refuses a sell whose proceeds at its price would take the balance past the exact range', () => {
+    given([deposited(Number.MAX_SAFE_INTEGER - 1_000), transferredIn('PETR4', 100)])
+      .when({ type: 'ReserveShares', orderId: 'o1', symbol: 'PETR4', quantity: 100, proceedsPrice: 3250 })
+      .thenThrows(BalanceTooLarge, {
+        what: 'sale',
+        amount: 325_000,
+        balance: Number.MAX_SAFE_INTEGER - 1_000,
+      });
+    given([deposited(Number.MAX_SAFE_INTEGER - 1_000_000), transferredIn('PETR4', 100)])
+      .when({ type: 'ReserveShares', orderId: 'o1', symbol: 'PETR4', quantity: 100, proceedsPrice: 3250 })
+      .then([sharesReserved('o1', 100)]);
+    given([transferredIn('PETR4', 1000)])
+      .when({
+        type: 'ReserveShares',
+        orderId: 'o1',
+        symbol: 'PETR4',
+        quantity: 1000,
+        proceedsPrice: 9_999_999_999_999,
+      })
+      .thenThrows(AmountTooLarge, { what: 'proceeds', amount: '99999999999990.00' });
+  });
   it('refuses a reservation past the exact range as AMOUNT_TOO_LARGE, naming the amount', () =>
     given([deposited(10_000)])
       .when({
@@ -453,10 +476,93 @@ describe('settling an execution', () => {
     given(buyer)
       .when({ type: 'SettleExecution', executionId: 'x1', orderId: 'o1', quantity: 300, price: 3250 })
       .thenThrows(ExecutionExceedsReservation, { quantity: 300, reserved: 200 }));
-  it('refuses a buy execution above the reserved price', () =>
+  it('books a buy execution above the reserved price, the excess taken from available cash', () =>
     given(buyer)
-      .when({ type: 'SettleExecution', executionId: 'x1', orderId: 'o1', quantity: 100, price: 3301 })
-      .thenThrows(ExecutionPriceAboveReservation, { price: 3301, reservedPrice: 3300 }));
+      .when({ type: 'SettleExecution', executionId: 'x1', orderId: 'o1', quantity: 100, price: 3400 })
+      .then([buySettled('x1', 'o1', 100, 3400, 3300)]));
+  it('takes available cash below zero when it cannot cover the excess: a debit that blocks buys and withdrawals', () => {
+    // 200 reserved at 33.00 with nothing else available, both fills at 35.00.
+    const allIn = [deposited(660_000), cashReserved('o1', 200, 3300)];
+    const filled = [
+      ...allIn,
+      buySettled('x1', 'o1', 100, 3500, 3300),
+      buySettled('x2', 'o1', 100, 3500, 3300),
+    ];
+    given(allIn)
+      .when({ type: 'SettleExecution', executionId: 'x1', orderId: 'o1', quantity: 100, price: 3500 })
+      .thenState((wallet) => {
+        expect(wallet.cash).toEqual({ available: -20_000, reserved: 330_000 });
+        expect(wallet.reservations.o1).toMatchObject({ quantity: 100, amount: 330_000 });
+      });
+    given(filled).when({ type: 'ReleaseReservation', orderId: 'o1' }).thenNothing();
+    given(filled)
+      .when({ type: 'Withdraw', amount: 1 })
+      .thenThrows(InsufficientFunds, { requested: 1, available: -40_000 });
+    given(filled)
+      .when({
+        type: 'ReserveCash',
+        orderId: 'o3',
+        symbol: 'PETR4',
+        quantity: 1,
+        pricing: { kind: 'LIMIT', limitPrice: 1 },
+      })
+      .thenThrows(InsufficientFunds, { available: -40_000 });
+    expect(() =>
+      walletDecider.decide(
+        { type: 'Withdraw', amount: 1 },
+        filled.reduce(walletDecider.evolve, walletDecider.initial()),
+      ),
+    ).toThrow('the wallet owes 400.00 for a fill above its reservation');
+    // Conserved: 6 600.00 in, 7 000.00 paid for 200 shares, 400.00 owed.
+    given(filled)
+      .when({ type: 'Deposit', amount: 40_000 })
+      .thenState((wallet) => {
+        expect(wallet.cash).toEqual({ available: 0, reserved: 0 });
+        expect(wallet.positions.PETR4).toMatchObject({ available: 200, costBasis: 700_000 });
+        expect(wallet.reservations).toEqual({});
+      });
+  });
+  it('upcasts a version 1 BuySettled, from before fills above the reservation were booked', () => {
+    const schemas = new EventSchemas(walletEvents);
+    const stored = {
+      id: 'e1',
+      streamId: 'wallet-a1',
+      version: 1,
+      position: 1,
+      type: 'BuySettled',
+      data: {
+        executionId: 'x1',
+        orderId: 'o1',
+        symbol: 'PETR4',
+        quantity: 100,
+        price: 3250,
+        amount: 325_000,
+        released: 5_000,
+      },
+      metadata: { schemaVersion: 1 },
+    } as unknown as RecordedEvent;
+    expect(schemas.decode(stored)).toMatchObject({
+      data: { released: 5_000, fromAvailable: 0 },
+      metadata: { schemaVersion: 2 },
+    });
+  });
+  it('books a sale whose proceeds take the balance past the exact range: B3 has traded', () =>
+    given([deposited(Number.MAX_SAFE_INTEGER - 1_000), ...seller])
+      .when({ type: 'SettleExecution', executionId: 'x1', orderId: 'o2', quantity: 100, price: 3250 })
+      .then([
+        {
+          type: 'SellSettled',
+          data: {
+            executionId: 'x1',
+            orderId: 'o2',
+            symbol: 'PETR4',
+            quantity: 100,
+            price: 3250,
+            amount: 325_000,
+            costBasisRemoved: 300_000,
+          },
+        },
+      ]));
   it('refuses a non-positive execution price', () =>
     given(seller)
       .when({ type: 'SettleExecution', executionId: 'x1', orderId: 'o2', quantity: 100, price: 0 })
