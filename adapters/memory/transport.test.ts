@@ -2,7 +2,7 @@ import { transportContract } from '../shared/transport-contract.ts';
 import { MemoryTransport } from './transport.ts';
 
 transportContract('memory', {
-  async create() {
-    return new MemoryTransport();
+  async create(options) {
+    return new MemoryTransport(options);
   },
 });

@@ -3,7 +3,8 @@
  * a server. Deliveries are asynchronous, at most `prefetch` per consumer in flight; a failing
  * handler's message comes back after its backoff delay with its attempt raised; a message that
  * fails `maxAttempts` times, or is poison, lands in the channel's dead-letter list (inspectable
- * with `deadLetters`) and counts in `tradecore_transport_dead_letters_total`.
+ * with `deadLetters`), counts in `tradecore_transport_dead_letters_total` and is logged at error
+ * level, as the RabbitMQ bridge does.
  *
  * Messages travel in the wire format (JSON text plus envelope properties), so a body that would
  * not survive RabbitMQ does not survive here either. Nothing outlives `close()`, nor the process:
@@ -29,6 +30,9 @@ import {
   type ConsumePolicy,
   encodeMessage,
   handleDelivery,
+  logDeadLetter,
+  silentTransportLogger,
+  type TransportLogger,
   toDeadLetter,
   type WireMessage,
   withAttempt,
@@ -63,6 +67,8 @@ export interface MemoryTransportOptions {
    * transport that dies with its process is when it is safe.
    */
   confirm?: 'queued' | 'handled';
+  /** Where dead letters are logged. */
+  readonly logger?: TransportLogger;
 }
 
 interface ChannelState {
@@ -80,8 +86,11 @@ export class MemoryTransport implements Transport {
   /** Publishes waiting for their message to be handled: refused if the transport closes first. */
   private readonly unconfirmed = new Set<Confirm>();
   private closed = false;
+  private readonly logger: TransportLogger;
 
-  constructor(private readonly options: MemoryTransportOptions = {}) {}
+  constructor(private readonly options: MemoryTransportOptions = {}) {
+    this.logger = options.logger ?? silentTransportLogger;
+  }
 
   async publish<Body>(
     channel: TransportChannelName,
@@ -240,6 +249,7 @@ export class MemoryTransport implements Transport {
         withDeathReason(wire, outcome.reason, outcome.detail, outcome.attempts),
       );
       deadLettersTotal.inc({ channel, reason: outcome.reason });
+      logDeadLetter(this.logger, channel, wire, outcome);
     }
     // Handled, or parked where an operator finds it: either way no longer the publisher's.
     confirm?.resolve();

@@ -72,7 +72,7 @@ afterAll(async () => {
 });
 
 transportContract('RabbitMQ', {
-  create: () => connect(),
+  create: (options) => connect(options),
 });
 
 describe('RabbitMQ bridge', () => {

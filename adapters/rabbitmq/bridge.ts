@@ -49,6 +49,9 @@ import {
   type ConsumePolicy,
   encodeMessage,
   handleDelivery,
+  logDeadLetter,
+  silentTransportLogger,
+  type TransportLogger,
   toDeadLetter,
   type WireMessage,
   withAttempt,
@@ -56,14 +59,9 @@ import {
 } from '../shared/transport-codec.ts';
 import { deadLettersTotal } from '../shared/transport-metrics.ts';
 
-/** The pino methods the bridge logs with. */
-export interface TransportLogger {
-  info(details: object, message: string): void;
-  warn(details: object, message: string): void;
-  error(details: object, message: string): void;
-}
+export type { TransportLogger } from '../shared/transport-codec.ts';
 
-const silent: TransportLogger = { info() {}, warn() {}, error() {} };
+const silent: TransportLogger = silentTransportLogger;
 
 export interface RabbitMqBridgeOptions {
   /** `amqp://user:password@host:5672/vhost`; add `?heartbeat=10` to notice a dead peer sooner. */
@@ -248,15 +246,7 @@ class BridgeConsumer {
           false,
         );
         deadLettersTotal.inc({ channel: this.channelName, reason: outcome.reason });
-        this.logger.warn(
-          {
-            channel: this.channelName,
-            messageId: wire.messageId,
-            reason: outcome.reason,
-            detail: outcome.detail,
-          },
-          'transport message dead-lettered',
-        );
+        logDeadLetter(this.logger, this.channelName, wire, outcome);
       }
       channel.ack(message);
     } catch (error) {

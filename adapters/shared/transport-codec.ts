@@ -146,6 +146,8 @@ export type Outcome =
       readonly reason: DeadLetterReason;
       readonly detail: string;
       readonly attempts: number;
+      /** What the handler threw, when it was the handler that failed. */
+      readonly error?: unknown;
     };
 
 export interface ConsumePolicy<Body> {
@@ -173,7 +175,42 @@ export async function handleDelivery<Body>(
   } catch (error) {
     const detail = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
     if (attempt >= policy.maxAttempts)
-      return { kind: 'dead-letter', reason: 'handler-failed', detail, attempts: attempt };
+      return { kind: 'dead-letter', reason: 'handler-failed', detail, attempts: attempt, error };
     return { kind: 'retry', nextAttempt: attempt + 1, delayMs: retryDelay(policy.retryDelaysMs, attempt) };
   }
+}
+
+/** The pino methods a transport logs with. */
+export interface TransportLogger {
+  info(details: object, message: string): void;
+  warn(details: object, message: string): void;
+  error(details: object, message: string): void;
+}
+
+export const silentTransportLogger: TransportLogger = { info() {}, warn() {}, error() {} };
+
+/**
+ * Logs a message given up to the dead letters, at error level, the same way on every transport: a
+ * dead letter is work the system will not do (a fill not settled, an order not booked), and the
+ * metric alone does not say which message or why.
+ */
+export function logDeadLetter(
+  logger: TransportLogger,
+  channel: TransportChannelName,
+  wire: WireMessage,
+  outcome: Extract<Outcome, { kind: 'dead-letter' }>,
+): void {
+  logger.error(
+    {
+      channel,
+      reason: outcome.reason,
+      messageId: wire.messageId,
+      type: wire.type,
+      correlationId: wire.correlationId,
+      attempts: outcome.attempts,
+      detail: outcome.detail,
+      ...(outcome.error !== undefined ? { err: outcome.error } : {}),
+    },
+    'transport message dead-lettered',
+  );
 }

@@ -16,7 +16,7 @@ import {
   type TransportMessage,
   type TransportSubscription,
 } from '../../domain/shared/transport.ts';
-import { encodeMessage, type WireMessage } from './transport-codec.ts';
+import { encodeMessage, type TransportLogger, type WireMessage } from './transport-codec.ts';
 import { deadLettersTotal } from './transport-metrics.ts';
 
 export interface TransportUnderTest extends Transport {
@@ -25,8 +25,8 @@ export interface TransportUnderTest extends Transport {
 }
 
 export interface TransportFactory {
-  /** A transport over fresh, empty channels. */
-  create(): Promise<TransportUnderTest>;
+  /** A transport over fresh, empty channels, logging to `logger` when one is given. */
+  create(options?: { readonly logger?: TransportLogger }): Promise<TransportUnderTest>;
   /** Called once after the suite, to drop what `create` made on a server. */
   cleanup?(): Promise<void>;
 }
@@ -129,11 +129,24 @@ export class DedupingBook {
 
 const fast = { maxAttempts: 3, retryDelaysMs: [10, 30] } as const;
 
+/** A logger that keeps what it was given, by level. */
+function recordingLogger(): TransportLogger & { errors: Array<{ details: object; message: string }> } {
+  const errors: Array<{ details: object; message: string }> = [];
+  return {
+    errors,
+    info() {},
+    warn() {},
+    error(details, message) {
+      errors.push({ details, message });
+    },
+  };
+}
+
 export function transportContract(name: string, factory: TransportFactory): void {
   describe(`Transport contract: ${name}`, () => {
     const opened: Transport[] = [];
-    const open = async () => {
-      const transport = await factory.create();
+    const open = async (options?: { readonly logger?: TransportLogger }) => {
+      const transport = await factory.create(options);
       opened.push(transport);
       return transport;
     };
@@ -246,7 +259,8 @@ export function transportContract(name: string, factory: TransportFactory): void
       });
 
       it('dead-letters a message whose handler always fails, after maxAttempts, with the reason', async () => {
-        const transport = await open();
+        const logger = recordingLogger();
+        const transport = await open({ logger });
         const attempts: number[] = [];
         const subscription = await transport.consume(
           'b3-to-broker',
@@ -284,13 +298,29 @@ export function transportContract(name: string, factory: TransportFactory): void
           },
         ]);
         expect(await deadLetterCount('b3-to-broker', 'handler-failed')).toBe(before + 1);
+        // Logged at error level, with what an operator needs to find the message and the failure.
+        const logged = logger.errors.filter((entry) => entry.message === 'transport message dead-lettered');
+        expect(logged).toHaveLength(1);
+        expect(logged[0]?.details).toMatchObject({
+          channel: 'b3-to-broker',
+          reason: 'handler-failed',
+          messageId: report.messageId,
+          type: 'ExecutionReport',
+          correlationId: 'corr-report',
+          attempts: 3,
+          detail: 'Error: settlement refused: wallet locked',
+        });
+        const { err } = (logged[0]?.details ?? {}) as { err?: unknown };
+        expect(err).toBeInstanceOf(Error);
+        expect((err as Error).message).toBe('settlement refused: wallet locked');
         await sleep(100);
         expect(attempts).toHaveLength(3);
         await subscription.stop();
       });
 
       it('dead-letters poison messages at once: bad JSON, a body failing its schema, a bad envelope, an unknown type', async () => {
-        const transport = await open();
+        const logger = recordingLogger();
+        const transport = await open({ logger });
         let handled = 0;
         const subscription = await transport.consume(
           'broker-to-b3',
@@ -329,6 +359,15 @@ export function transportContract(name: string, factory: TransportFactory): void
         expect(byReason.get('unknown-type')?.type).toBe('CancelOrder');
         const after = await counts();
         expect(after).toEqual(before.map((count) => count + 1));
+        const loggedReasons = logger.errors
+          .filter((entry) => entry.message === 'transport message dead-lettered')
+          .map((entry) => (entry.details as { channel: string; reason: string }).reason);
+        expect(loggedReasons.sort()).toEqual([
+          'invalid-body',
+          'invalid-envelope',
+          'invalid-json',
+          'unknown-type',
+        ]);
         await subscription.stop();
       });
     });

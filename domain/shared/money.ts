@@ -47,6 +47,20 @@ export function formatCents(cents: Cents): string {
   return `${sign}${units}.${fraction}`;
 }
 
+/**
+ * quantity × price as a decimal string, exactly, however large: for messages about amounts too
+ * large to keep as cents (`1000 × 9999999999999` → `"99999999999990.00"`).
+ */
+export function formatProduct(quantity: number, price: Cents): string {
+  const cents = BigInt(Math.trunc(quantity)) * BigInt(Math.trunc(price));
+  const sign = cents < 0n ? '-' : '';
+  const magnitude = cents < 0n ? -cents : cents;
+  return `${sign}${magnitude / 100n}.${String(magnitude % 100n).padStart(2, '0')}`;
+}
+
+/** The largest amount of cents kept exactly, as a decimal: `"90071992547409.91"`. */
+export const LARGEST_EXACT_AMOUNT = formatCents(Number.MAX_SAFE_INTEGER);
+
 /** A zod schema for a decimal string at an edge, parsed to cents: `DecimalAmount.parse("32.50") === 3250`. */
 export const DecimalAmount = z
   .string()

@@ -40,6 +40,7 @@ describe('wallets read model', () => {
           price: 3_200,
           amount: 320_000,
           released: 5_000,
+          fromAvailable: 0,
         }),
       )
       .thenRow(WALLET_CASH, { account_id: 'a1' }, { available: 30_000, reserved: 650_000 })
@@ -47,6 +48,27 @@ describe('wallets read model', () => {
         WALLET_POSITIONS,
         { account_id: 'a1', symbol: 'PETR4' },
         { available: 100, reserved: 0, cost_basis: 320_000 },
+      ));
+
+  it('settles a buy above its reservation: the excess comes out of available cash, below zero if need be', () =>
+    given(deposited(1_000_000), reserved())
+      .when(
+        recorded(wallet, 'BuySettled', {
+          executionId: 'x1',
+          orderId: 'o1',
+          symbol: 'PETR4',
+          quantity: 300,
+          price: 3_500,
+          amount: 1_050_000,
+          released: 0,
+          fromAvailable: 75_000,
+        }),
+      )
+      .thenRow(WALLET_CASH, { account_id: 'a1' }, { available: -50_000, reserved: 0 })
+      .thenRow(
+        WALLET_POSITIONS,
+        { account_id: 'a1', symbol: 'PETR4' },
+        { available: 300, reserved: 0, cost_basis: 1_050_000 },
       ));
 
   it('releases what a canceled sell had reserved', () =>

@@ -80,8 +80,11 @@ function projectWallet(accountId: string, event: RecordedWalletEvent): Change[] 
     case 'SharesReserved':
       return [cash(0), shares(event.data.symbol, -event.data.quantity, event.data.quantity)];
     case 'BuySettled': {
-      const { symbol, quantity, amount, released } = event.data;
-      return [cash(released, -(amount + released)), shares(symbol, quantity, 0, amount)];
+      const { symbol, quantity, amount, released, fromAvailable } = event.data;
+      return [
+        cash(released - fromAvailable, -(amount + released - fromAvailable)),
+        shares(symbol, quantity, 0, amount),
+      ];
     }
     case 'SellSettled': {
       const { symbol, quantity, amount, costBasisRemoved } = event.data;

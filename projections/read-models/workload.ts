@@ -172,6 +172,7 @@ export function* tradingWorkload(options: WorkloadOptions): Generator<WorkloadEv
         price,
         amount: quantity * price,
         released: quantity * (order.reservedPrice - price),
+        fromAvailable: 0,
       });
     } else {
       const costBasisRemoved = Math.round((position.cost * quantity) / Math.max(position.shares, quantity));

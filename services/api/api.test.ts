@@ -84,6 +84,71 @@ describe('the HTTP API on PGlite', () => {
     expect(response.json()).toMatchObject({ reason: 'INSUFFICIENT_FUNDS' });
   });
 
+  it('takes a custody transfer at no cost: unitCost "0.00" is shares that cost nothing', async () => {
+    const trader = await api.trader('gifted');
+    const transfer = await api.app.inject({
+      method: 'POST',
+      url: `/v1/accounts/${trader.accountId}/custody-transfers`,
+      headers: auth(trader.token),
+      payload: { symbol: 'BBDC4', quantity: 100, unitCost: '0.00' },
+    });
+    expect(transfer.statusCode).toBe(201);
+    const wallet = await eventually(async () => {
+      const response = await api.app.inject({
+        method: 'GET',
+        url: `/v1/accounts/${trader.accountId}/wallet`,
+        headers: auth(trader.token),
+      });
+      const body = response.json() as { positions?: unknown[] };
+      return body.positions?.length === 1 ? body : undefined;
+    });
+    expect(wallet).toMatchObject({
+      positions: [{ symbol: 'BBDC4', available: 100, reserved: 0, costBasis: '0.00' }],
+    });
+    const negative = await api.app.inject({
+      method: 'POST',
+      url: `/v1/accounts/${trader.accountId}/custody-transfers`,
+      headers: auth(trader.token),
+      payload: { symbol: 'BBDC4', quantity: 100, unitCost: '-1.00' },
+    });
+    expect(negative.statusCode).toBe(400);
+  });
+
+  it('refuses a custody transfer whose cost, or the position cost it makes, is past the exact range', async () => {
+    const trader = await api.trader('whale');
+    const transfer = (quantity: number, unitCost: string) =>
+      api.app.inject({
+        method: 'POST',
+        url: `/v1/accounts/${trader.accountId}/custody-transfers`,
+        headers: auth(trader.token),
+        payload: { symbol: 'VALE3', quantity, unitCost },
+      });
+    const tooCostly = await transfer(1000, '99999999999.99');
+    expect(tooCostly.statusCode).toBe(422);
+    expect(tooCostly.json()).toMatchObject({
+      reason: 'AMOUNT_TOO_LARGE',
+      detail:
+        'the cost of 1000 × 99999999999.99 = 99999999999990.00 is past the largest amount kept exactly, 90071992547409.91',
+    });
+    expect((await transfer(900, '99999999999.99')).statusCode).toBe(201);
+    const second = await transfer(900, '99999999999.99');
+    expect(second.statusCode).toBe(422);
+    expect(second.json()).toMatchObject({ reason: 'COST_BASIS_TOO_LARGE' });
+    // The read model holds what the events say: one transfer, its cost exact, as a decimal string.
+    const wallet = await eventually(async () => {
+      const response = await api.app.inject({
+        method: 'GET',
+        url: `/v1/accounts/${trader.accountId}/wallet`,
+        headers: auth(trader.token),
+      });
+      const body = response.json() as { positions?: unknown[] };
+      return body.positions?.length === 1 ? body : undefined;
+    });
+    expect(wallet).toMatchObject({
+      positions: [{ symbol: 'VALE3', available: 900, costBasis: '89999999999991.00' }],
+    });
+  });
+
   it('places an order: 202 PENDING_NEW, OrderPlaced in the order stream', async () => {
     const response = await api.app.inject({
       method: 'POST',

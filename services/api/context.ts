@@ -182,18 +182,25 @@ const MONEY_KEYS = new Set([
   'lastTradePrice',
 ]);
 
-/** Turns the cents of a read-model answer into decimal strings (`3250` → `"32.50"`), recursively. */
+/**
+ * Turns the cents of a read-model answer into decimal strings (`3250` → `"32.50"`), recursively.
+ * An amount that is not a whole number of cents within the exact range (which the wallet refuses to
+ * create) throws: answering it as a raw, rounded number would show an amount nobody holds.
+ */
 export function decimalize<T>(value: T): T {
   if (Array.isArray(value)) return value.map(decimalize) as T;
   if (value === null || typeof value !== 'object' || value instanceof Date) return value;
   const out: Record<string, unknown> = {};
   for (const [key, item] of Object.entries(value as Record<string, unknown>)) {
-    out[key] =
-      MONEY_KEYS.has(key) && typeof item === 'number' && Number.isSafeInteger(item)
-        ? formatCents(item)
-        : decimalize(item);
+    out[key] = MONEY_KEYS.has(key) && typeof item === 'number' ? moneyOf(key, item) : decimalize(item);
   }
   return out as T;
+}
+
+function moneyOf(key: string, cents: number): string {
+  if (!Number.isSafeInteger(cents))
+    throw new RangeError(`${key} is not a whole number of cents within the exact range: ${cents}`);
+  return formatCents(cents);
 }
 
 /** A wallet row's cash is money, its positions' available/reserved are shares. */

@@ -5,23 +5,36 @@ import { InvalidDecimalAmount, toCents } from '../../domain/shared/money.ts';
 
 /** The API's edge schemas: decimal strings in, integer cents inside (domain/shared/money.ts converts). */
 
+/** A decimal amount with at most two decimals (`"32.50"`), parsed to cents, above (or from) zero. */
+function decimalAbove(minimum: 'zero' | 'one-cent') {
+  return z
+    .string()
+    .max(20)
+    .regex(
+      /^\d+(\.\d{1,2})?$/,
+      minimum === 'zero'
+        ? 'must be a decimal of zero or more with at most two decimals, e.g. "32.50"'
+        : 'must be a positive decimal with at most two decimals, e.g. "32.50"',
+    )
+    .transform((text, context) => {
+      try {
+        const cents = toCents(text);
+        if (cents > 0 || minimum === 'zero') return cents;
+        context.addIssue({ code: 'custom', message: 'must be greater than zero' });
+      } catch (error) {
+        if (!(error instanceof InvalidDecimalAmount)) throw error;
+        context.addIssue({ code: 'custom', message: 'too large' });
+      }
+      return z.NEVER;
+    })
+    .meta({ type: 'string', example: '32.50' });
+}
+
 /** A strictly positive decimal amount with at most two decimals (`"32.50"`), parsed to cents. */
-export const PositiveDecimal = z
-  .string()
-  .max(20)
-  .regex(/^\d+(\.\d{1,2})?$/, 'must be a positive decimal with at most two decimals, e.g. "32.50"')
-  .transform((text, context) => {
-    try {
-      const cents = toCents(text);
-      if (cents > 0) return cents;
-      context.addIssue({ code: 'custom', message: 'must be greater than zero' });
-    } catch (error) {
-      if (!(error instanceof InvalidDecimalAmount)) throw error;
-      context.addIssue({ code: 'custom', message: 'too large' });
-    }
-    return z.NEVER;
-  })
-  .meta({ type: 'string', example: '32.50' });
+export const PositiveDecimal = decimalAbove('one-cent');
+
+/** A decimal amount of zero or more (`"0.00"`, `"32.50"`), parsed to cents: a cost can be nothing. */
+export const NonNegativeDecimal = decimalAbove('zero');
 
 /**
  * An ISO 8601 instant with its offset, between 1970 and 9999: what every store of the read models
@@ -72,8 +85,11 @@ export const AmountBody = z.strictObject({ amount: PositiveDecimal });
 export const CustodyTransferBody = z.strictObject({
   symbol: Ticker,
   quantity: Shares,
-  /** Acquisition cost per share, for the average cost; the position's current average cost when absent. */
-  unitCost: PositiveDecimal.optional(),
+  /**
+   * Acquisition cost per share, for the average cost; zero for shares that cost nothing (a gift, a
+   * bonus issue); the position's current average cost when absent.
+   */
+  unitCost: NonNegativeDecimal.optional(),
 });
 
 export const PlaceOrderBody = z.strictObject({

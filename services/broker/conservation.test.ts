@@ -306,3 +306,115 @@ describe('conservation: cash and shares summed over every wallet are unchanged b
     });
   }
 });
+
+describe('conservation when B3 fills beyond what the broker reserved: the fill is booked, never dropped', () => {
+  let services: TradingServices | undefined;
+  let stores: EventStore[] = [];
+
+  afterEach(async () => {
+    await services?.stop();
+    for (const store of stores) await store.close();
+    services = undefined;
+    stores = [];
+  });
+
+  it('settles a stop buy that fills above the band edge it reserved at; the excess leaves the wallet owing', async () => {
+    const broker = new MemoryEventStore({ schemas: brokerSchemas() });
+    const b3 = new MemoryEventStore({ schemas: b3Schemas() });
+    stores = [broker, b3];
+    services = await startTradingServices({
+      config: loadConfig({ QUOTE_SOURCE: 'off', QUOTES_ENABLED: 'false' }),
+      eventStores: { broker, b3 },
+      retryDelaysMs: [10, 20],
+    });
+    const accounts = ['alice', 'bob', 'carla', 'dave'];
+    await services.marketData.setReferencePrice('BBAS3', 20_00);
+    await listInstrument(broker, 'BBAS3', 20_00);
+    // Alice has exactly what her stop reserves: 100 × 22.00, the band's upper edge around 20.00.
+    await deposit(broker, 'alice', 2_200_00);
+    await transferSharesIn(broker, 'bob', 'BBAS3', 200, 18_00);
+    await deposit(broker, 'carla', 10_000_00);
+    // Dave's cash is within a sale's proceeds of the largest exact balance.
+    await deposit(broker, 'dave', Number.MAX_SAFE_INTEGER - 1_000_00);
+    await transferSharesIn(broker, 'dave', 'BBAS3', 100, 18_00);
+    const before = await totals(broker, accounts);
+
+    const stop = await placeOrder(broker, {
+      accountId: 'alice',
+      symbol: 'BBAS3',
+      side: 'BUY',
+      type: 'STOP',
+      quantity: 100,
+      stopPrice: 21_00,
+      timeInForce: 'GTC',
+    });
+    await ordersReach(broker, [stop], ['NEW']);
+    expect((await walletOf(broker, 'alice')).cash).toEqual({ available: 0, reserved: 2_200_00 });
+
+    // The admin moves the reference price past the band alice reserved for; then trading at 25.00
+    // triggers her stop, which fills at 25.00.
+    await services.marketData.setReferencePrice('BBAS3', 24_00);
+    const sell = await placeOrder(broker, {
+      accountId: 'bob',
+      symbol: 'BBAS3',
+      side: 'SELL',
+      type: 'LIMIT',
+      quantity: 200,
+      price: 25_00,
+      timeInForce: 'GTC',
+    });
+    await ordersReach(broker, [sell], ['NEW']);
+    const buy = await placeOrder(broker, {
+      accountId: 'carla',
+      symbol: 'BBAS3',
+      side: 'BUY',
+      type: 'LIMIT',
+      quantity: 100,
+      price: 25_00,
+    });
+    const [stopOrder, sellOrder, buyOrder] = await ordersReach(broker, [stop, sell, buy], ['FILLED'], 20_000);
+    expect(stopOrder).toMatchObject({ status: 'FILLED', filledQuantity: 100, averagePrice: 25_00 });
+    expect(sellOrder?.filledQuantity).toBe(200);
+    expect(buyOrder?.filledQuantity).toBe(100);
+
+    // Dave's sale is refused before it reaches B3, not after it traded.
+    const daveSell = await placeOrder(broker, {
+      accountId: 'dave',
+      symbol: 'BBAS3',
+      side: 'SELL',
+      type: 'LIMIT',
+      quantity: 100,
+      price: 24_00,
+    });
+    const [daveOrder] = await ordersReach(broker, [daveSell], ['REJECTED']);
+    expect(daveOrder?.rejectReason).toBe('BALANCE_TOO_LARGE');
+
+    await services.orderProcess.idle();
+    const alice = await eventually(async () => {
+      const wallet = await walletOf(broker, 'alice');
+      return wallet.cash.reserved === 0 && Object.keys(wallet.reservations).length === 0 ? wallet : undefined;
+    });
+    // 2 500.00 paid for shares 2 200.00 was reserved for: she owes the 300.00.
+    expect(alice.cash).toEqual({ available: -300_00, reserved: 0 });
+    expect(alice.positions.BBAS3).toMatchObject({ available: 100, reserved: 0, costBasis: 2_500_00 });
+    expect((await walletOf(broker, 'bob')).cash.available).toBe(5_000_00);
+    expect(await totals(broker, accounts)).toEqual(before);
+    expect(await services.transport.deadLetters('b3-to-broker')).toEqual([]);
+
+    // The debit blocks her next buy until she covers it.
+    const next = await placeOrder(broker, {
+      accountId: 'alice',
+      symbol: 'BBAS3',
+      side: 'BUY',
+      type: 'LIMIT',
+      quantity: 100,
+      price: 24_00,
+    });
+    const [refused] = await ordersReach(broker, [next], ['REJECTED']);
+    expect(refused).toMatchObject({ rejectReason: 'INSUFFICIENT_FUNDS' });
+    const rejection = (await broker.readStream(`order-${next}`)).find(
+      (event) => event.type === 'OrderRejected',
+    );
+    expect((rejection?.data as { detail?: string } | undefined)?.detail).toMatch(/owes 300\.00/);
+  }, 60_000);
+});

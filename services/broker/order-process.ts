@@ -38,6 +38,7 @@ import {
   orderStreamId,
 } from '../../domain/broker/order/order.ts';
 import { reservationFor } from '../../domain/broker/order/reservation.ts';
+import type { WalletEvent } from '../../domain/broker/wallet/events.ts';
 import {
   type Wallet,
   type WalletCommand,
@@ -454,9 +455,11 @@ export class OrderProcess {
         .state;
     if (wallet.reservations[order.orderId] || wallet.closedOrders[order.orderId]) return undefined;
     try {
-      const needsMarketPrice = order.side === 'BUY' && order.price === null;
+      // A market buy reserves at the band's upper edge, so it needs a reference price; a market sell
+      // uses one, when there is one, only to bound the proceeds it may bring.
+      const needsMarketPrice = order.price === null;
       const referencePrice = needsMarketPrice ? await this.referencePrice(order.custodySymbol) : 0;
-      if (needsMarketPrice && referencePrice === undefined)
+      if (order.side === 'BUY' && needsMarketPrice && referencePrice === undefined)
         return { reason: 'REFERENCE_PRICE_MISSING', detail: `no reference price for ${order.custodySymbol}` };
       const command = reservationFor(order, {
         referencePrice: referencePrice ?? 0,
@@ -476,14 +479,15 @@ export class OrderProcess {
     command: WalletCommand,
     metadata: CommandMetadata,
     newEventId: NewEventId,
-  ): Promise<void> {
+  ): Promise<WalletEvent[]> {
     const streamId = walletStreamId(accountId);
-    await this.walletLanes.run(streamId, () =>
+    const result = await this.walletLanes.run(streamId, () =>
       handleCommand(this.store, streamId, walletDecider, command, metadata, {
         newEventId,
         cache: this.wallets,
       }),
     );
+    return result.events;
   }
 
   private async referencePrice(symbol: string): Promise<number | undefined> {
@@ -574,7 +578,7 @@ export class OrderProcess {
         const price = report.price;
         if (quantity === undefined || price === undefined)
           throw new Error(`fill ${report.executionId} without quantity or price`);
-        await this.walletCommand(
+        const settled = await this.walletCommand(
           order.accountId,
           {
             type: 'SettleExecution',
@@ -586,6 +590,7 @@ export class OrderProcess {
           metadata,
           ids('settle'),
         );
+        this.reportUnusualSettlement(settled, order.accountId);
         await this.options.hooks?.afterSettlement?.(report);
         await handleCommand(
           this.store,
@@ -633,6 +638,44 @@ export class OrderProcess {
         );
       case 'ACK':
         return;
+    }
+  }
+
+  /**
+   * What a settlement may book that an operator must know of (B3 has traded, so it is booked all the
+   * same): a buy filled above the price its reservation covered, the excess taken from available cash
+   * (a warning; below zero, the wallet owes it), and a sale whose proceeds took the balance past the
+   * exact range, which reservations are meant to prevent (an error).
+   */
+  private reportUnusualSettlement(settled: WalletEvent[], accountId: string): void {
+    const wallet = this.wallets.get(walletStreamId(accountId))?.state;
+    const available = wallet?.cash.available;
+    const money = (cents: number) => (Number.isSafeInteger(cents) ? formatCents(cents) : String(cents));
+    for (const event of settled) {
+      const { orderId, executionId, price } = event.data as {
+        orderId: string;
+        executionId: string;
+        price: number;
+      };
+      const details = { accountId, orderId, executionId, price: money(price) };
+      if (event.type === 'BuySettled' && event.data.fromAvailable > 0)
+        this.logger.warn(
+          {
+            ...details,
+            fromAvailable: money(event.data.fromAvailable),
+            ...(available !== undefined ? { available: money(available) } : {}),
+          },
+          'buy filled above its reservation: the excess was taken from available cash',
+        );
+      if (
+        event.type === 'SellSettled' &&
+        wallet !== undefined &&
+        !Number.isSafeInteger(wallet.cash.available + wallet.cash.reserved)
+      )
+        this.logger.error(
+          { ...details, amount: money(event.data.amount) },
+          "sale settled past the wallet's exact cash range: the balance is no longer exact",
+        );
     }
   }
 

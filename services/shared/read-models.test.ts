@@ -90,6 +90,13 @@ async function allRows(store: ReadModelStore): Promise<Record<string, Row[]>> {
 }
 
 /** The pure projections folded in memory: what every store must hold. */
+const schemaVersions = new Map<string, number>(
+  [...brokerEvents, ...b3EventDefinitions, ...quoteEventDefinitions].map((definition) => [
+    definition.type,
+    definition.version,
+  ]),
+);
+
 function expectedRows(workload: WorkloadEvent[], positions: Map<string, number>): MemoryTables {
   const tables = new MemoryTables();
   const versions = new Map<string, number>();
@@ -101,7 +108,8 @@ function expectedRows(workload: WorkloadEvent[], positions: Map<string, number>)
       streamId: item.streamId,
       version,
       position: positions.get(item.event.id)!,
-      metadata: { schemaVersion: 1, ...item.event.metadata },
+      // Stamped as the store stamps it: the type's current schema version.
+      metadata: { schemaVersion: schemaVersions.get(item.event.type) ?? 1, ...item.event.metadata },
       recordedAt: new Date(0),
     } as Parameters<(typeof readModelProjections)[number]['project']>[0];
     for (const projection of readModelProjections)

@@ -71,6 +71,7 @@ export interface PlaceOrderInput {
   side: OrderSide;
   quantity: number;
   price?: number;
+  stopPrice?: number;
   type?: OrderType;
   timeInForce?: TimeInForce;
   orderId?: string;
@@ -95,6 +96,7 @@ export async function placeOrder(store: EventStore, input: PlaceOrderInput): Pro
       orderType: input.type ?? 'LIMIT',
       quantity: input.quantity,
       price: input.price ?? null,
+      stopPrice: input.stopPrice ?? null,
       timeInForce: input.timeInForce ?? 'DAY',
       instrument,
       at: new Date().toISOString(),

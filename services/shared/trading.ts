@@ -89,7 +89,7 @@ export async function startTradingServices(options: StartTradingServicesOptions)
           })
         : // In process, a message dies with the process: a publish is confirmed once handled, so
           // that what a crash loses is sent again by its publisher (docs/order-flow.md).
-          new MemoryTransport({ confirm: 'handled' }));
+          new MemoryTransport({ confirm: 'handled', logger }));
     if (!options.transport) closers.push(() => transport.close());
     description.push(config.amqpUrl ? 'broker↔B3 transport: RabbitMQ' : 'broker↔B3 transport: in process');
 

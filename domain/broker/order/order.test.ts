@@ -439,13 +439,21 @@ describe('wallet reservation for an order', () => {
     const wallet = replay(walletDecider, [{ type: 'CashDeposited', data: { amount: 10_000_000 } }]);
     expect(walletDecider.decide(command, wallet)).toMatchObject([{ data: { price: 3575, amount: 715_000 } }]);
   });
-  it('reserves the custody position for a fractional sell', () =>
+  it('reserves the custody position for a fractional sell, bounding its proceeds by its limit price', () =>
     expect(reservationFor(order({ side: 'SELL', symbol: 'PETR4F', quantity: 42 }), market)).toEqual({
       type: 'ReserveShares',
       orderId: 'o1',
       symbol: 'PETR4',
       quantity: 42,
+      proceedsPrice: 3250,
     }));
+  it("bounds a market sell's proceeds by the price band's upper edge, or not at all without a reference price", () => {
+    const marketSell = order({ side: 'SELL', orderType: 'MARKET', price: null, timeInForce: 'IOC' });
+    expect(reservationFor(marketSell, market)).toMatchObject({ type: 'ReserveShares', proceedsPrice: 3575 });
+    expect(reservationFor(marketSell, { referencePrice: 0, priceBandPercent: 10 })).not.toHaveProperty(
+      'proceedsPrice',
+    );
+  });
 });
 
 describe('order properties', () => {

@@ -1,31 +1,92 @@
 import { DomainError } from '../../shared/domain-error.ts';
-import { type Cents, formatCents } from '../../shared/money.ts';
+import { type Cents, formatCents, formatProduct, LARGEST_EXACT_AMOUNT } from '../../shared/money.ts';
 
-/** Available cash does not cover a withdrawal or a buy reservation. */
+/**
+ * Available cash does not cover a withdrawal or a buy reservation. Available cash below zero is a
+ * debit left by a fill above its reservation, and says so.
+ */
 export class InsufficientFunds extends DomainError {
   readonly reason = 'INSUFFICIENT_FUNDS';
   constructor(
     readonly requested: Cents,
     readonly available: Cents,
   ) {
-    super(`requested ${formatCents(requested)}, ${formatCents(available)} available`, {
-      requested,
-      available,
-    });
+    super(
+      available < 0
+        ? `requested ${formatCents(requested)}, ${formatCents(available)} available: the wallet owes ${formatCents(-available)} for a fill above its reservation, to be covered by a deposit or a sale first`
+        : `requested ${formatCents(requested)}, ${formatCents(available)} available`,
+      { requested, available },
+    );
   }
 }
 
-/** A deposit that would take the balance past the largest amount kept exactly. */
+/**
+ * A deposit, or the proceeds of a sell order at its price, that would take the balance past the
+ * largest amount kept exactly.
+ */
 export class BalanceTooLarge extends DomainError {
   readonly reason = 'BALANCE_TOO_LARGE';
   constructor(
     readonly amount: Cents,
     readonly balance: Cents,
+    readonly what: 'deposit' | 'sale' = 'deposit',
   ) {
     super(
-      `a deposit of ${formatCents(amount)} would take the balance of ${formatCents(balance)} past the largest amount kept exactly`,
-      { amount, balance },
+      `${what === 'deposit' ? 'a deposit' : "the sale's proceeds"} of ${formatCents(amount)} would take the balance of ${formatCents(balance)} past the largest amount kept exactly, ${LARGEST_EXACT_AMOUNT}`,
+      { amount, balance, what },
     );
+  }
+}
+
+/**
+ * quantity × price (the cost of a custody transfer, the cash a buy reserves) past the largest amount
+ * kept exactly: the quantity is fine, the amount is not.
+ */
+export class AmountTooLarge extends DomainError {
+  readonly reason = 'AMOUNT_TOO_LARGE';
+  constructor(
+    readonly what: 'cost' | 'reservation' | 'proceeds',
+    readonly quantity: number,
+    readonly price: Cents,
+  ) {
+    super(
+      `the ${what} of ${quantity} × ${formatCents(price)} = ${formatProduct(quantity, price)} is past the largest amount kept exactly, ${LARGEST_EXACT_AMOUNT}`,
+      { what, quantity, price, amount: formatProduct(quantity, price) },
+    );
+  }
+}
+
+/**
+ * A position's total cost past the largest amount kept exactly: what it holds, plus what open buys
+ * of the symbol will add when they settle, plus the transfer or buy at hand.
+ */
+export class CostBasisTooLarge extends DomainError {
+  readonly reason = 'COST_BASIS_TOO_LARGE';
+  constructor(
+    readonly symbol: string,
+    readonly costBasis: Cents,
+    readonly adding: Cents,
+  ) {
+    super(
+      `the ${symbol} position's cost of ${formatCents(costBasis)} (with its open buys) plus ${formatCents(adding)} would be past the largest amount kept exactly, ${LARGEST_EXACT_AMOUNT}`,
+      { symbol, costBasis, adding },
+    );
+  }
+}
+
+/** A position past the largest number of shares kept exactly. */
+export class PositionTooLarge extends DomainError {
+  readonly reason = 'POSITION_TOO_LARGE';
+  constructor(
+    readonly symbol: string,
+    readonly held: number,
+    readonly adding: number,
+  ) {
+    super(`${held} ${symbol} plus ${adding} would be past the largest number of shares kept exactly`, {
+      symbol,
+      held,
+      adding,
+    });
   }
 }
 
@@ -70,25 +131,6 @@ export class ExecutionExceedsReservation extends DomainError {
       quantity,
       reserved,
     });
-  }
-}
-
-/** A buy execution above the per-share price the cash reservation covers. */
-export class ExecutionPriceAboveReservation extends DomainError {
-  readonly reason = 'PRICE_ABOVE_RESERVATION';
-  constructor(
-    readonly orderId: string,
-    readonly price: Cents,
-    readonly reservedPrice: Cents,
-  ) {
-    super(
-      `execution at ${formatCents(price)} is above the ${formatCents(reservedPrice)} reserved per share for order ${orderId}`,
-      {
-        orderId,
-        price,
-        reservedPrice,
-      },
-    );
   }
 }
 

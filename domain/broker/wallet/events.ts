@@ -34,16 +34,26 @@ export const CashReservedData = z.strictObject({
   basis: z.enum(['LIMIT_PRICE', 'PRICE_BAND_UPPER_EDGE']),
 });
 export const SharesReservedData = z.strictObject({ orderId: Id, symbol: StandardSymbol, quantity: Quantity });
+/**
+ * Version 2 added `fromAvailable`: B3's fill is a fact, so a fill above the reserved price (a stop
+ * or market buy after the reference price moved past its band) is booked, the excess paid from
+ * available cash. Version 1 events had no such fills and upcast with `fromAvailable: 0`.
+ */
 export const BuySettledData = z.strictObject({
   executionId: Id,
   orderId: Id,
   symbol: StandardSymbol,
   quantity: Quantity,
   price: PositiveCents,
-  /** What the shares cost: quantity × execution price, paid from the reservation. */
+  /** What the shares cost: quantity × execution price, paid from the reservation (and available cash beyond it). */
   amount: PositiveCents,
   /** The reservation's excess for this fill, back to available cash: quantity × (reserved price − execution price). */
   released: NonNegativeCents,
+  /**
+   * What the reservation did not cover, for a fill above the reserved price: quantity × (execution
+   * price − reserved price), taken from available cash, which goes below zero when it is short.
+   */
+  fromAvailable: NonNegativeCents,
 });
 export const SellSettledData = z.strictObject({
   executionId: Id,
@@ -96,7 +106,12 @@ export const walletEvents = [
   defineEvent({ type: 'SharesTransferredOut', version: 1, schema: SharesTransferredOutData }),
   defineEvent({ type: 'CashReserved', version: 1, schema: CashReservedData }),
   defineEvent({ type: 'SharesReserved', version: 1, schema: SharesReservedData }),
-  defineEvent({ type: 'BuySettled', version: 1, schema: BuySettledData }),
+  defineEvent({
+    type: 'BuySettled',
+    version: 2,
+    schema: BuySettledData,
+    upcasters: { 1: (data) => ({ ...(data as object), fromAvailable: 0 }) },
+  }),
   defineEvent({ type: 'SellSettled', version: 1, schema: SellSettledData }),
   defineEvent({ type: 'ReservationReleased', version: 1, schema: ReservationReleasedData }),
 ] as const;

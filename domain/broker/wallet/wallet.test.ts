@@ -1,14 +1,18 @@
 import { describe, expect, it } from 'vitest';
+import { EventSchemas } from '../../shared/event-schemas.ts';
+import type { RecordedEvent } from '../../shared/event-store.ts';
 import { specification } from '../../shared/testing.ts';
 import { InvalidAmount, InvalidPrice, InvalidQuantity, InvalidSymbol } from '../errors.ts';
 import {
+  AmountTooLarge,
   BalanceTooLarge,
+  CostBasisTooLarge,
   DuplicateReservation,
   ExecutionExceedsReservation,
-  ExecutionPriceAboveReservation,
   InsufficientFunds,
   InsufficientShares,
   InvalidPriceBand,
+  PositionTooLarge,
   ReservationNotFound,
 } from './errors.ts';
 import { type WalletEvent, walletEvents } from './events.ts';
@@ -44,7 +48,8 @@ const buySettled = (
     quantity,
     price,
     amount: quantity * price,
-    released: quantity * (reserved - price),
+    released: Math.max(0, quantity * (reserved - price)),
+    fromAvailable: Math.max(0, quantity * (price - reserved)),
   },
 });
 
@@ -117,6 +122,45 @@ describe('custody transfers', () => {
     given([])
       .when({ type: 'TransferSharesIn', symbol: 'PETR4', quantity: 1, unitCost: -1 })
       .thenThrows(InvalidPrice));
+  it('refuses a cost past the exact range as AMOUNT_TOO_LARGE, naming the amount, not the quantity', () => {
+    const refusal = () =>
+      walletDecider.decide(
+        { type: 'TransferSharesIn', symbol: 'ABCD7', quantity: 1000, unitCost: 9_999_999_999_999 },
+        walletDecider.initial(),
+      );
+    given([])
+      .when({ type: 'TransferSharesIn', symbol: 'ABCD7', quantity: 1000, unitCost: 9_999_999_999_999 })
+      .thenThrows(AmountTooLarge, {
+        what: 'cost',
+        quantity: 1000,
+        price: 9_999_999_999_999,
+        amount: '99999999999990.00',
+      });
+    expect(refusal).toThrow(
+      'the cost of 1000 × 99999999999.99 = 99999999999990.00 is past the largest amount kept exactly, 90071992547409.91',
+    );
+  });
+  it("refuses a transfer that would take the position's cost basis past the exact range", () =>
+    // Each transfer's cost is exact (8 999 999 999 999 100 cents); the two together are not.
+    given([transferredIn('VALE3', 900, 9_999_999_999_999)])
+      .when({ type: 'TransferSharesIn', symbol: 'VALE3', quantity: 900, unitCost: 9_999_999_999_999 })
+      .thenThrows(CostBasisTooLarge, {
+        symbol: 'VALE3',
+        costBasis: 8_999_999_999_999_100,
+        adding: 8_999_999_999_999_100,
+      }));
+  it('counts the cost an open buy will add when it settles', () =>
+    given([deposited(9_000_000_000_000_000), cashReserved('o1', 100, 80_000_000_000_000)])
+      .when({ type: 'TransferSharesIn', symbol: 'PETR4', quantity: 100, unitCost: 20_000_000_000_000 })
+      .thenThrows(CostBasisTooLarge, { costBasis: 8_000_000_000_000_000, adding: 2_000_000_000_000_000 }));
+  it('refuses a transfer that would take the position past the exact number of shares', () =>
+    given([transferredIn('PETR4', Number.MAX_SAFE_INTEGER - 10, 0)])
+      .when({ type: 'TransferSharesIn', symbol: 'PETR4', quantity: 100, unitCost: 0 })
+      .thenThrows(PositionTooLarge, { held: Number.MAX_SAFE_INTEGER - 10, adding: 100 }));
+  it('accepts a zero declared cost: shares transferred in at no cost', () =>
+    given([])
+      .when({ type: 'TransferSharesIn', symbol: 'PETR4', quantity: 100, unitCost: 0 })
+      .then([transferredIn('PETR4', 100, 0)]));
   it('transfers shares out with their share of the cost basis', () =>
     given([transferredIn('PETR4', 300, 3000)])
       .when({ type: 'TransferSharesOut', symbol: 'PETR4', quantity: 100 })
@@ -228,6 +272,47 @@ describe('reserving cash for a buy', () => {
         pricing: { kind: 'MARKET', referencePrice: 0, priceBandPercent: 10 },
       })
       .thenThrows(InvalidPrice));
+  it('refuses a sell whose proceeds at its price would take the balance past the exact range', () => {
+    given([deposited(Number.MAX_SAFE_INTEGER - 1_000), transferredIn('PETR4', 100)])
+      .when({ type: 'ReserveShares', orderId: 'o1', symbol: 'PETR4', quantity: 100, proceedsPrice: 3250 })
+      .thenThrows(BalanceTooLarge, {
+        what: 'sale',
+        amount: 325_000,
+        balance: Number.MAX_SAFE_INTEGER - 1_000,
+      });
+    given([deposited(Number.MAX_SAFE_INTEGER - 1_000_000), transferredIn('PETR4', 100)])
+      .when({ type: 'ReserveShares', orderId: 'o1', symbol: 'PETR4', quantity: 100, proceedsPrice: 3250 })
+      .then([sharesReserved('o1', 100)]);
+    given([transferredIn('PETR4', 1000)])
+      .when({
+        type: 'ReserveShares',
+        orderId: 'o1',
+        symbol: 'PETR4',
+        quantity: 1000,
+        proceedsPrice: 9_999_999_999_999,
+      })
+      .thenThrows(AmountTooLarge, { what: 'proceeds', amount: '99999999999990.00' });
+  });
+  it('refuses a reservation past the exact range as AMOUNT_TOO_LARGE, naming the amount', () =>
+    given([deposited(10_000)])
+      .when({
+        type: 'ReserveCash',
+        orderId: 'o1',
+        symbol: 'PETR4',
+        quantity: 100,
+        pricing: { kind: 'LIMIT', limitPrice: 999_999_999_999_999 },
+      })
+      .thenThrows(AmountTooLarge, { what: 'reservation', quantity: 100, amount: '999999999999999.00' }));
+  it("refuses a buy whose settlement would take the position's cost basis past the exact range", () =>
+    given([deposited(2_000_000_000_000_000), transferredIn('PETR4', 100, 80_000_000_000_000)])
+      .when({
+        type: 'ReserveCash',
+        orderId: 'o1',
+        symbol: 'PETR4',
+        quantity: 100,
+        pricing: { kind: 'LIMIT', limitPrice: 20_000_000_000_000 },
+      })
+      .thenThrows(CostBasisTooLarge, { costBasis: 8_000_000_000_000_000, adding: 2_000_000_000_000_000 }));
   it('refuses a quantity that is not a whole positive number', () =>
     given([deposited(10_000)])
       .when({
@@ -391,10 +476,93 @@ describe('settling an execution', () => {
     given(buyer)
       .when({ type: 'SettleExecution', executionId: 'x1', orderId: 'o1', quantity: 300, price: 3250 })
       .thenThrows(ExecutionExceedsReservation, { quantity: 300, reserved: 200 }));
-  it('refuses a buy execution above the reserved price', () =>
+  it('books a buy execution above the reserved price, the excess taken from available cash', () =>
     given(buyer)
-      .when({ type: 'SettleExecution', executionId: 'x1', orderId: 'o1', quantity: 100, price: 3301 })
-      .thenThrows(ExecutionPriceAboveReservation, { price: 3301, reservedPrice: 3300 }));
+      .when({ type: 'SettleExecution', executionId: 'x1', orderId: 'o1', quantity: 100, price: 3400 })
+      .then([buySettled('x1', 'o1', 100, 3400, 3300)]));
+  it('takes available cash below zero when it cannot cover the excess: a debit that blocks buys and withdrawals', () => {
+    // 200 reserved at 33.00 with nothing else available, both fills at 35.00.
+    const allIn = [deposited(660_000), cashReserved('o1', 200, 3300)];
+    const filled = [
+      ...allIn,
+      buySettled('x1', 'o1', 100, 3500, 3300),
+      buySettled('x2', 'o1', 100, 3500, 3300),
+    ];
+    given(allIn)
+      .when({ type: 'SettleExecution', executionId: 'x1', orderId: 'o1', quantity: 100, price: 3500 })
+      .thenState((wallet) => {
+        expect(wallet.cash).toEqual({ available: -20_000, reserved: 330_000 });
+        expect(wallet.reservations.o1).toMatchObject({ quantity: 100, amount: 330_000 });
+      });
+    given(filled).when({ type: 'ReleaseReservation', orderId: 'o1' }).thenNothing();
+    given(filled)
+      .when({ type: 'Withdraw', amount: 1 })
+      .thenThrows(InsufficientFunds, { requested: 1, available: -40_000 });
+    given(filled)
+      .when({
+        type: 'ReserveCash',
+        orderId: 'o3',
+        symbol: 'PETR4',
+        quantity: 1,
+        pricing: { kind: 'LIMIT', limitPrice: 1 },
+      })
+      .thenThrows(InsufficientFunds, { available: -40_000 });
+    expect(() =>
+      walletDecider.decide(
+        { type: 'Withdraw', amount: 1 },
+        filled.reduce(walletDecider.evolve, walletDecider.initial()),
+      ),
+    ).toThrow('the wallet owes 400.00 for a fill above its reservation');
+    // Conserved: 6 600.00 in, 7 000.00 paid for 200 shares, 400.00 owed.
+    given(filled)
+      .when({ type: 'Deposit', amount: 40_000 })
+      .thenState((wallet) => {
+        expect(wallet.cash).toEqual({ available: 0, reserved: 0 });
+        expect(wallet.positions.PETR4).toMatchObject({ available: 200, costBasis: 700_000 });
+        expect(wallet.reservations).toEqual({});
+      });
+  });
+  it('upcasts a version 1 BuySettled, from before fills above the reservation were booked', () => {
+    const schemas = new EventSchemas(walletEvents);
+    const stored = {
+      id: 'e1',
+      streamId: 'wallet-a1',
+      version: 1,
+      position: 1,
+      type: 'BuySettled',
+      data: {
+        executionId: 'x1',
+        orderId: 'o1',
+        symbol: 'PETR4',
+        quantity: 100,
+        price: 3250,
+        amount: 325_000,
+        released: 5_000,
+      },
+      metadata: { schemaVersion: 1 },
+    } as unknown as RecordedEvent;
+    expect(schemas.decode(stored)).toMatchObject({
+      data: { released: 5_000, fromAvailable: 0 },
+      metadata: { schemaVersion: 2 },
+    });
+  });
+  it('books a sale whose proceeds take the balance past the exact range: B3 has traded', () =>
+    given([deposited(Number.MAX_SAFE_INTEGER - 1_000), ...seller])
+      .when({ type: 'SettleExecution', executionId: 'x1', orderId: 'o2', quantity: 100, price: 3250 })
+      .then([
+        {
+          type: 'SellSettled',
+          data: {
+            executionId: 'x1',
+            orderId: 'o2',
+            symbol: 'PETR4',
+            quantity: 100,
+            price: 3250,
+            amount: 325_000,
+            costBasisRemoved: 300_000,
+          },
+        },
+      ]));
   it('refuses a non-positive execution price', () =>
     given(seller)
       .when({ type: 'SettleExecution', executionId: 'x1', orderId: 'o2', quantity: 100, price: 0 })

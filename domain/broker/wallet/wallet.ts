@@ -4,13 +4,15 @@ import { InvalidAmount, InvalidPrice, InvalidQuantity, InvalidSymbol, isPositive
 import { custodySymbol } from '../instrument/instrument.ts';
 import { FRACTIONAL_SYMBOL, STANDARD_SYMBOL } from '../schemas.ts';
 import {
+  AmountTooLarge,
   BalanceTooLarge,
+  CostBasisTooLarge,
   DuplicateReservation,
   ExecutionExceedsReservation,
-  ExecutionPriceAboveReservation,
   InsufficientFunds,
   InsufficientShares,
   InvalidPriceBand,
+  PositionTooLarge,
   ReservationNotFound,
 } from './errors.ts';
 import type { CashReserved, WalletEvent } from './events.ts';
@@ -54,7 +56,9 @@ export type Reservation =
  * What a buy reserves per share. A limit (or stop-limit) buy reserves its limit price. A market (or
  * stop) buy has no price of its own, so it reserves the highest price it could possibly pay: the upper
  * edge of the B3 price band, reference price × (1 + band %), rounded down to the cent — the engine
- * rejects any sweep beyond it, so the reservation always covers the fills and the excess is released.
+ * rejects any sweep beyond it, so the reservation covers the fills and the excess is released, unless
+ * the reference price moved up before the order traded (a waiting stop): then settlement takes the
+ * excess from available cash.
  */
 export type BuyPricing =
   | { kind: 'LIMIT'; limitPrice: Cents }
@@ -67,7 +71,11 @@ export type WalletCommand =
   | { type: 'TransferSharesIn'; symbol: string; quantity: number; unitCost?: Cents }
   | { type: 'TransferSharesOut'; symbol: string; quantity: number }
   | { type: 'ReserveCash'; orderId: string; symbol: string; quantity: number; pricing: BuyPricing }
-  | { type: 'ReserveShares'; orderId: string; symbol: string; quantity: number }
+  /**
+   * `proceedsPrice`: the most per share the sale is expected at (its limit price, or the price band's
+   * upper edge for a market sell), so that proceeds that could not be kept exactly are refused here.
+   */
+  | { type: 'ReserveShares'; orderId: string; symbol: string; quantity: number; proceedsPrice?: Cents }
   | { type: 'SettleExecution'; executionId: string; orderId: string; quantity: number; price: Cents }
   | { type: 'ReleaseReservation'; orderId: string };
 
@@ -123,11 +131,9 @@ export function decide(command: WalletCommand, wallet: Wallet): WalletEvent[] {
       const held = position(wallet, symbol);
       const unitCost = command.unitCost ?? held.averageCost;
       if (!(Number.isSafeInteger(unitCost) && unitCost >= 0)) throw new InvalidPrice(unitCost);
-      if (
-        !isSafeNotional(command.quantity, unitCost) ||
-        !Number.isSafeInteger(held.available + command.quantity)
-      )
-        throw new InvalidQuantity(command.quantity);
+      if (!isSafeNotional(command.quantity, unitCost))
+        throw new AmountTooLarge('cost', command.quantity, unitCost);
+      checkRoomInPosition(wallet, symbol, command.quantity, command.quantity * unitCost);
       return [{ type: 'SharesTransferredIn', data: { symbol, quantity: command.quantity, unitCost } }];
     }
     case 'TransferSharesOut': {
@@ -147,7 +153,8 @@ export function decide(command: WalletCommand, wallet: Wallet): WalletEvent[] {
       const symbol = checkSymbol(command.symbol);
       checkQuantity(command.quantity);
       const { price, basis } = buyReservationPrice(command.pricing);
-      if (!isSafeNotional(command.quantity, price)) throw new InvalidQuantity(command.quantity);
+      if (!isSafeNotional(command.quantity, price))
+        throw new AmountTooLarge('reservation', command.quantity, price);
       const amount = command.quantity * price;
       const existing = wallet.reservations[command.orderId];
       if (
@@ -159,6 +166,9 @@ export function decide(command: WalletCommand, wallet: Wallet): WalletEvent[] {
         return [];
       if (existing || wallet.closedOrders[command.orderId]) throw new DuplicateReservation(command.orderId);
       if (amount > wallet.cash.available) throw new InsufficientFunds(amount, wallet.cash.available);
+      // The settlement of a fill is never refused (B3 has traded): a position it would take past the
+      // exact range is refused here, before the order reaches the exchange.
+      checkRoomInPosition(wallet, symbol, command.quantity, amount);
       return [
         {
           type: 'CashReserved',
@@ -176,6 +186,17 @@ export function decide(command: WalletCommand, wallet: Wallet): WalletEvent[] {
       const held = position(wallet, symbol);
       if (command.quantity > held.available)
         throw new InsufficientShares(symbol, command.quantity, held.available);
+      // The settlement of a sale is never refused (B3 has traded): proceeds that would take the cash
+      // past the exact range are refused here, before the order reaches the exchange.
+      const { proceedsPrice } = command;
+      if (proceedsPrice !== undefined) {
+        if (!isPositiveWhole(proceedsPrice)) throw new InvalidPrice(proceedsPrice);
+        if (!isSafeNotional(command.quantity, proceedsPrice))
+          throw new AmountTooLarge('proceeds', command.quantity, proceedsPrice);
+        const balance = wallet.cash.available + wallet.cash.reserved;
+        const proceeds = command.quantity * proceedsPrice;
+        if (!Number.isSafeInteger(balance + proceeds)) throw new BalanceTooLarge(proceeds, balance, 'sale');
+      }
       return [
         { type: 'SharesReserved', data: { orderId: command.orderId, symbol, quantity: command.quantity } },
       ];
@@ -190,17 +211,21 @@ export function decide(command: WalletCommand, wallet: Wallet): WalletEvent[] {
       if (quantity > reservation.quantity)
         throw new ExecutionExceedsReservation(orderId, quantity, reservation.quantity);
       const { symbol } = reservation;
+      // B3 has traded: the fill is a fact, and booking it is never refused for its price or its size.
+      // What the reservation does not cover is taken from available cash, which may go below zero: a
+      // debit that refuses new buys and withdrawals until a deposit or a sale covers it.
       if (reservation.side === 'BUY') {
-        if (price > reservation.price)
-          throw new ExecutionPriceAboveReservation(orderId, price, reservation.price);
         const amount = quantity * price;
-        const released = quantity * reservation.price - amount;
+        const reserved = quantity * reservation.price;
+        const released = Math.max(0, reserved - amount);
+        const fromAvailable = Math.max(0, amount - reserved);
         return [
-          { type: 'BuySettled', data: { executionId, orderId, symbol, quantity, price, amount, released } },
+          {
+            type: 'BuySettled',
+            data: { executionId, orderId, symbol, quantity, price, amount, released, fromAvailable },
+          },
         ];
       }
-      if (!isSafeNotional(quantity, price) || !Number.isSafeInteger(wallet.cash.available + quantity * price))
-        throw new InvalidPrice(price);
       const costBasisRemoved = costBasisOf(position(wallet, symbol), quantity);
       return [
         {
@@ -271,8 +296,9 @@ export function evolve(wallet: Wallet, event: WalletEvent): Wallet {
       };
     }
     case 'BuySettled': {
-      const { executionId, orderId, symbol, quantity, amount, released } = event.data;
-      const consumed = amount + released;
+      const { executionId, orderId, symbol, quantity, amount, released, fromAvailable } = event.data;
+      // What left the reservation: quantity × the reserved price.
+      const consumed = amount + released - fromAvailable;
       const settled = withPosition(wallet, symbol, (held) => ({
         ...held,
         available: held.available + quantity,
@@ -280,7 +306,10 @@ export function evolve(wallet: Wallet, event: WalletEvent): Wallet {
       }));
       return {
         ...settled,
-        cash: { available: wallet.cash.available + released, reserved: wallet.cash.reserved - consumed },
+        cash: {
+          available: wallet.cash.available + released - fromAvailable,
+          reserved: wallet.cash.reserved - consumed,
+        },
         settledExecutions: { ...wallet.settledExecutions, [executionId]: true },
         ...consume(wallet, orderId, quantity, consumed),
       };
@@ -366,6 +395,26 @@ function costBasisOf(held: Position, quantity: number): Cents {
   const shares = held.available + held.reserved;
   if (quantity >= shares) return held.costBasis;
   return Math.round((held.costBasis * quantity) / shares);
+}
+
+/**
+ * Refuses shares and cost that would take a position past the exact integer range, counting what
+ * its open buys will add when they settle (each settles at most its reserved cash's worth of cost
+ * when it fills at or below its reserved price).
+ */
+function checkRoomInPosition(wallet: Wallet, symbol: string, shares: number, cost: Cents): void {
+  const held = position(wallet, symbol);
+  let pendingShares = 0;
+  let pendingCost = 0;
+  for (const reservation of Object.values(wallet.reservations)) {
+    if (reservation.side !== 'BUY' || reservation.symbol !== symbol) continue;
+    pendingShares += reservation.quantity;
+    pendingCost += reservation.amount;
+  }
+  const heldShares = held.available + held.reserved + pendingShares;
+  if (!Number.isSafeInteger(heldShares + shares)) throw new PositionTooLarge(symbol, heldShares, shares);
+  const costBasis = held.costBasis + pendingCost;
+  if (!Number.isSafeInteger(costBasis + cost)) throw new CostBasisTooLarge(symbol, costBasis, cost);
 }
 
 function checkAmount(amount: Cents): void {
