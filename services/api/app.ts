@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import fastifyRateLimit from '@fastify/rate-limit';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
-import Fastify from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyRequest } from 'fastify';
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import pino from 'pino';
 import { register } from 'prom-client';
@@ -11,6 +11,7 @@ import type { ApiDeps, App, RouteContext } from './context.ts';
 import { ensureDefaultMetrics, httpDuration } from './metrics.ts';
 import { documentAnswers } from './openapi.ts';
 import { ApiProblem, problem, sendProblem, toProblem } from './problem.ts';
+import { redactUrl } from './redact.ts';
 import { adminRoutes } from './routes-admin.ts';
 import { auditRoutes } from './routes-audit.ts';
 import { authRoutes } from './routes-auth.ts';
@@ -27,6 +28,27 @@ function correlationIdOf(offered: unknown): string {
 }
 
 /**
+ * The API's logger: fastify's request serializer, but with credentials in the URL redacted (the
+ * `incoming request` line logs `req.url`). A logger given serializers keeps them over fastify's.
+ */
+function apiLogger(logger: FastifyBaseLogger): FastifyBaseLogger {
+  return logger.child(
+    {},
+    {
+      serializers: {
+        req: (request: FastifyRequest) => ({
+          method: request.method,
+          url: redactUrl(request.url),
+          host: request.host,
+          remoteAddress: request.ip,
+          remotePort: request.socket?.remotePort,
+        }),
+      },
+    },
+  );
+}
+
+/**
  * The tradecore HTTP API (docs/api.md): every route of the architecture page, zod-validated,
  * problem+json errors, JWT auth by role and account, idempotent creates, correlation ids into
  * every event and log line, OpenAPI at /docs, health and Prometheus metrics. Test it with `inject()`.
@@ -38,7 +60,7 @@ export async function buildApi(deps: ApiDeps): Promise<App> {
     caches: { accounts: new AggregateCache(), instruments: new AggregateCache() },
   };
   const app = Fastify({
-    loggerInstance: deps.logger ?? pino({ level: 'silent' }),
+    loggerInstance: apiLogger(deps.logger ?? pino({ level: 'silent' })),
     bodyLimit: deps.bodyLimit ?? 16 * 1024,
     genReqId: () => randomUUID(),
     // The request's logger is made before any hook runs: decide the correlation id here, so that

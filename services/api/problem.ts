@@ -2,6 +2,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { isDomainError } from '../../domain/shared/domain-error.ts';
 import { WrongExpectedVersion } from '../../domain/shared/event-store.ts';
+import { redactUrl } from './redact.ts';
 
 /**
  * Every error answer is an RFC 9457 problem (`application/problem+json`): `type`, `title`, `status`,
@@ -80,7 +81,7 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, body: 
   return reply
     .code(body.status)
     .type(PROBLEM_CONTENT_TYPE)
-    .send({ ...body, instance: request.url, correlationId: request.correlationId });
+    .send({ ...body, instance: redactUrl(request.url), correlationId: request.correlationId });
 }
 
 /** Fastify's own refusals of a body, under the reasons the API documents. */
