@@ -39,11 +39,12 @@ const PROBLEMS: Record<number, string> = {
   404: 'No such resource',
   409: 'A conflict: taken, already listed, or a key still in progress',
   413: 'The body is over 16 KiB',
+  414: 'A path parameter is over 300 characters',
   415: 'The body is not JSON',
   422: 'A business rule refused the command (reason and details say which), or a key reused with another request',
   429: 'Too many attempts; retry after the time given',
   500: 'Failed on our side; logged under the correlation id',
-  503: 'A dependency or read side is not available',
+  503: 'A dependency or read side is not available, or the server is shutting down',
 };
 
 const problem = {
@@ -81,6 +82,7 @@ function problemsOf(method: string, url: string, schema: Record<string, unknown>
   const statuses = [400];
   if (secured) statuses.push(401, 403);
   if (url.includes('{') || method === 'GET') statuses.push(404);
+  if (url.includes('{')) statuses.push(414);
   if (method !== 'GET') statuses.push(409, 413, 415, 422);
   if (url === '/v1/auth/login') statuses.push(401, 429);
   statuses.push(500, 503);
