@@ -96,7 +96,7 @@ function problemsOf(method: string, url: string, schema: Record<string, unknown>
 function documentUpgrade(schema: Record<string, unknown>): void {
   schema.security = [{ bearerAuth: [] }];
   schema.description =
-    'Send `Authorization: Bearer …`, or, where a browser cannot set headers, the token as `access_token`. After a `{"channel":"hello"}` message, JSON messages: `{channel:"trade", symbol, tradeId, price, quantity, aggressorSide, at}` for the symbols asked for, `{channel:"book", symbol, event, sequence}` when a book changes (and `{channel:"book", symbol, event:"TradingHalted"|"TradingResumed", reason?}` when an admin halts or resumes its instrument), `{channel:"order", orderId, accountId, event, …}` for the caller\'s own orders (every order for an admin). See docs/api.md.';
+    'Send `Authorization: Bearer …`, or, where a browser cannot set headers, the token as `access_token`. After a `{"channel":"hello"}` message, JSON messages: `{channel:"trade", symbol, tradeId, price, quantity, aggressorSide, at}` for the symbols asked for, `{channel:"book", symbol, event, sequence}` when a book changes (and `{channel:"book", symbol, event:"TradingHalted"|"TradingResumed", reason?}` when an admin halts or resumes its instrument), `{channel:"order", orderId, accountId, event, …}` for the caller\'s own orders (every order for an admin). On shutdown the server closes the stream with 1001 (going away). See docs/api.md.';
   schema.headers = {
     type: 'object',
     properties: {
@@ -112,7 +112,9 @@ function documentUpgrade(schema: Record<string, unknown>): void {
   for (const code of [400, 401, 403, 500])
     response[code] = {
       description:
-        code === 400 ? 'A symbol that is not a B3 ticker, or an unknown query parameter' : PROBLEMS[code],
+        code === 400
+          ? 'A symbol that is not a B3 ticker (VALIDATION_FAILED) or not listed (INSTRUMENT_NOT_FOUND), or an unknown query parameter'
+          : PROBLEMS[code],
       content: { 'application/problem+json': { schema: problem } },
     };
   schema.response = response;

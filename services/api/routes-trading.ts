@@ -76,7 +76,7 @@ async function assertTraded(context: RouteContext, symbol: string): Promise<void
 }
 
 /** Whether `symbol` trades: the standard or fractional market of a listed instrument. */
-async function isTraded(context: RouteContext, symbol: string): Promise<boolean> {
+export async function isTraded(context: RouteContext, symbol: string): Promise<boolean> {
   return (await tradedInstrument(context, symbol)) !== undefined;
 }
 
