@@ -242,6 +242,13 @@ describe('the HTTP API on PGlite', () => {
       expect((await read('XXXX3')).json()).toMatchObject({ status: 404, reason: 'INSTRUMENT_NOT_FOUND' });
       expect((await read('PRIO3')).statusCode).toBe(200);
     }
+    // The latest quote: not listed is INSTRUMENT_NOT_FOUND, as above; listed without a quote yet is
+    // QUOTE_NOT_FOUND.
+    const quote = (symbol: string) =>
+      api.app.inject({ method: 'GET', url: `/v1/market/${symbol}/quote`, headers: auth(alice.token) });
+    expect((await quote('XXXX3')).json()).toMatchObject({ status: 404, reason: 'INSTRUMENT_NOT_FOUND' });
+    expect((await quote('XXXX3F')).json()).toMatchObject({ status: 404, reason: 'INSTRUMENT_NOT_FOUND' });
+    expect((await quote('PRIO3')).json()).toMatchObject({ status: 404, reason: 'QUOTE_NOT_FOUND' });
   });
 
   it('shows the book of a halted instrument as HALTED, on both markets, until trading resumes', async () => {
@@ -485,6 +492,17 @@ describe('the HTTP API on PGlite', () => {
       return response.statusCode === 200 ? response.json() : undefined;
     });
     expect(quote).toMatchObject({ symbol: 'MGLU3', last: '9.80' });
+    // The fractional market trades the same share at the same price: its quote is the instrument's.
+    for (const path of ['quote', 'quotes']) {
+      const fractional = await api.app.inject({
+        method: 'GET',
+        url: `/v1/market/MGLU3F/${path}`,
+        headers: auth(admin),
+      });
+      expect(fractional.statusCode, fractional.body).toBe(200);
+      const answer = fractional.json();
+      expect(path === 'quote' ? answer : answer.items[0]).toMatchObject({ symbol: 'MGLU3', last: '9.80' });
+    }
     const halt = await api.app.inject({
       method: 'POST',
       url: '/v1/admin/instruments/MGLU3/halt',

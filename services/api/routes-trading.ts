@@ -91,6 +91,16 @@ async function tradedInstrument(context: RouteContext, symbol: string): Promise<
     : undefined;
 }
 
+/**
+ * The instrument whose quotes `symbol` reads: quotes are an instrument's, and its fractional market
+ * (`PETR4F`) trades the same share at the same price, so it reads `PETR4`'s. 404 when not listed.
+ */
+async function quotedInstrument(context: RouteContext, symbol: string): Promise<Instrument> {
+  const instrument = await tradedInstrument(context, symbol);
+  if (!instrument) throw new ApiProblem(404, 'INSTRUMENT_NOT_FOUND', `${symbol} is not listed`);
+  return instrument;
+}
+
 export function cashOf(wallet: Wallet) {
   return { available: formatCents(wallet.cash.available), reserved: formatCents(wallet.cash.reserved) };
 }
@@ -367,10 +377,20 @@ export function tradingRoutes(app: App, context: RouteContext): void {
 
   app.get(
     '/v1/market/:symbol/quote',
-    { ...traders, schema: { tags: ['market'], summary: 'The latest quote', security, params: SymbolParams } },
+    {
+      ...traders,
+      schema: {
+        tags: ['market'],
+        summary: "The latest quote (a fractional ticker answers its instrument's)",
+        security,
+        params: SymbolParams,
+      },
+    },
     async (request) => {
-      const quote = await readModelsOf(context).quote(request.params.symbol);
-      if (!quote) throw new ApiProblem(404, 'QUOTE_NOT_FOUND', `no quote for ${request.params.symbol}`);
+      const instrument = await quotedInstrument(context, request.params.symbol);
+      const quote = await readModelsOf(context).quote(instrument.symbol);
+      if (!quote)
+        throw new ApiProblem(404, 'QUOTE_NOT_FOUND', `no quote for ${instrument.symbol} yet: it is listed`);
       return decimalize(quote);
     },
   );
@@ -381,7 +401,7 @@ export function tradingRoutes(app: App, context: RouteContext): void {
       ...traders,
       schema: {
         tags: ['market'],
-        summary: 'Quote history, newest first',
+        summary: "Quote history, newest first (a fractional ticker reads its instrument's)",
         security,
         params: SymbolParams,
         querystring: QuotesQuery,
@@ -390,9 +410,8 @@ export function tradingRoutes(app: App, context: RouteContext): void {
     async (request) => {
       const readModels = readModelsOf(context);
       if (!readModels.quotes) throw new ApiProblem(503, 'READ_MODELS_UNAVAILABLE', 'no quote history here');
-      const page = await readModels.quotes(request.params.symbol, request.query);
-      if (page.items.length === 0) await assertTraded(context, request.params.symbol);
-      return decimalize(page);
+      const instrument = await quotedInstrument(context, request.params.symbol);
+      return decimalize(await readModels.quotes(instrument.symbol, request.query));
     },
   );
 
