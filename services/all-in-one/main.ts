@@ -16,7 +16,7 @@ import { lockEmbeddedDataFolder } from '../shared/data-lock.ts';
 import { connectEventStores } from '../shared/event-stores.ts';
 import { assertCanListen, listenError } from '../shared/listen.ts';
 import { connectReadModelStores, startProjections } from '../shared/read-models.ts';
-import { loadSecrets } from '../shared/secrets.ts';
+import { loadSecrets, retireGeneratedAdminPassword } from '../shared/secrets.ts';
 import { startTradingServices } from '../shared/trading.ts';
 
 export interface RunningTradecore {
@@ -77,6 +77,12 @@ export async function startTradecore(
       { broker: eventStores.broker, b3: eventStores.b3, tokens, now: () => new Date() },
       secrets.adminPassword,
     );
+    const retired = await retireGeneratedAdminPassword(config);
+    if (retired)
+      logger.warn(
+        { file: retired },
+        'removed the admin password an earlier start generated: TRADECORE_ADMIN_PASSWORD is the admin password now',
+      );
 
     const readModelStores = await connectReadModelStores(config);
     stack.push({ name: 'read-model stores', stop: () => readModelStores.close() });
