@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bookStreamId } from '../../domain/b3/book-events.ts';
+import { orderDecider } from '../../domain/broker/order/order.ts';
+import { handleCommand } from '../shared/command-handler.ts';
 import {
   LoginAnswer,
   OrderAnswer,
@@ -134,6 +136,23 @@ describe('the HTTP API on PGlite', () => {
     expect(cancel.statusCode).toBe(202);
     const events = await api.broker.readStream(`order-${orderId}`);
     expect(events.map((event) => event.type)).toEqual(['OrderPlaced', 'OrderCancelRequested']);
+
+    // B3 confirms the cancel (as the order process records it); asking again changes nothing.
+    await handleCommand(
+      api.broker,
+      `order-${orderId}`,
+      orderDecider,
+      { type: 'CancelOrder', reason: 'CANCELED_BY_TRADER', at: new Date().toISOString() },
+      { correlationId: 'b3-confirms', causationId: 'b3-confirms', actor: 'order-process' },
+    );
+    const again = await api.app.inject({
+      method: 'DELETE',
+      url: `/v1/orders/${orderId}`,
+      headers: auth(alice.token),
+    });
+    expect(again.statusCode, again.body).toBe(200);
+    expect(again.json()).toEqual({ orderId, status: 'CANCELED', cancelRequested: true });
+    expect((await api.broker.readStream(`order-${orderId}`)).length).toBe(3);
   });
 
   it('refuses orders that break the instrument rules with the domain reason', async () => {

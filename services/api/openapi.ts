@@ -14,7 +14,10 @@ const SUCCESS: Record<string, [status: number, description: string]> = {
   'POST /v1/accounts/{id}/withdrawals': [201, 'The wallet after the withdrawal'],
   'POST /v1/accounts/{id}/custody-transfers': [201, 'The wallet after the transfer'],
   'POST /v1/orders': [202, 'Taken: {orderId, status: "PENDING_NEW"}; follow it with GET /v1/orders/{id}'],
-  'DELETE /v1/orders/{id}': [202, 'The cancel is asked of B3: {orderId, status, cancelRequested}'],
+  'DELETE /v1/orders/{id}': [
+    202,
+    'The cancel is asked of B3: {orderId, status, cancelRequested}; an order canceled already answers 200 with status CANCELED and changes nothing',
+  ],
   'POST /v1/admin/projections/{name}/rebuild': [
     202,
     'The rebuild started: {projection, status: "REBUILDING"}',

@@ -261,7 +261,7 @@ export function tradingRoutes(app: App, context: RouteContext): void {
       ...traders,
       schema: {
         tags: ['orders'],
-        summary: 'Cancel what is left of an order',
+        summary: 'Cancel what is left of an order (again once canceled: 200, nothing changes)',
         security,
         params: z.strictObject({ id: IdParam }),
         body: NoBody,
@@ -283,7 +283,10 @@ export function tradingRoutes(app: App, context: RouteContext): void {
         { type: 'RequestCancel', requestedBy: principal.accountId, at: context.now().toISOString() },
         metadataOf(request),
       );
-      return reply.code(202).send({ orderId, status: result.state.status, cancelRequested: true });
+      // Canceled already (a repeat): nothing is asked of B3, the answer is the order's final state.
+      return reply
+        .code(result.state.status === 'CANCELED' ? 200 : 202)
+        .send({ orderId, status: result.state.status, cancelRequested: true });
     },
   );
 
