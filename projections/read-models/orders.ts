@@ -41,7 +41,7 @@ export const ordersProjection: ProjectionDefinition = {
         cancel_requested: { type: 'boolean' },
         reject_reason: { type: 'text', nullable: true },
         reject_detail: { type: 'text', nullable: true },
-        /** Why the order was canceled: CANCELED_BY_TRADER, SELF_TRADE_PREVENTION, … */
+        /** Why the order was canceled: CANCELED_BY_TRADER, CANCELED_BY_ADMIN, SELF_TRADE_PREVENTION, … */
         cancel_reason: { type: 'text', nullable: true },
         placed_at: { type: 'timestamp' },
         placed_position: { type: 'bigint' },

@@ -71,7 +71,7 @@ export interface OrderView {
   cancelRequested: boolean;
   rejectReason: string | null;
   rejectDetail: string | null;
-  /** Why a CANCELED order was canceled (CANCELED_BY_TRADER, SELF_TRADE_PREVENTION, …). */
+  /** Why a CANCELED order was canceled (CANCELED_BY_TRADER, CANCELED_BY_ADMIN, SELF_TRADE_PREVENTION, …). */
   cancelReason: string | null;
   placedAt: Date;
   updatedAt: Date;

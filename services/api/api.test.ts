@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bookStreamId } from '../../domain/b3/book-events.ts';
+import { orderDecider } from '../../domain/broker/order/order.ts';
+import { handleCommand } from '../shared/command-handler.ts';
 import {
   LoginAnswer,
   OrderAnswer,
@@ -199,6 +201,23 @@ describe('the HTTP API on PGlite', () => {
     expect(cancel.statusCode).toBe(202);
     const events = await api.broker.readStream(`order-${orderId}`);
     expect(events.map((event) => event.type)).toEqual(['OrderPlaced', 'OrderCancelRequested']);
+
+    // B3 confirms the cancel (as the order process records it); asking again changes nothing.
+    await handleCommand(
+      api.broker,
+      `order-${orderId}`,
+      orderDecider,
+      { type: 'CancelOrder', reason: 'CANCELED_BY_TRADER', at: new Date().toISOString() },
+      { correlationId: 'b3-confirms', causationId: 'b3-confirms', actor: 'order-process' },
+    );
+    const again = await api.app.inject({
+      method: 'DELETE',
+      url: `/v1/orders/${orderId}`,
+      headers: auth(alice.token),
+    });
+    expect(again.statusCode, again.body).toBe(200);
+    expect(again.json()).toEqual({ orderId, status: 'CANCELED', cancelRequested: true });
+    expect((await api.broker.readStream(`order-${orderId}`)).length).toBe(3);
   });
 
   it('refuses orders that break the instrument rules with the domain reason', async () => {
@@ -307,6 +326,13 @@ describe('the HTTP API on PGlite', () => {
       expect((await read('XXXX3')).json()).toMatchObject({ status: 404, reason: 'INSTRUMENT_NOT_FOUND' });
       expect((await read('PRIO3')).statusCode).toBe(200);
     }
+    // The latest quote: not listed is INSTRUMENT_NOT_FOUND, as above; listed without a quote yet is
+    // QUOTE_NOT_FOUND.
+    const quote = (symbol: string) =>
+      api.app.inject({ method: 'GET', url: `/v1/market/${symbol}/quote`, headers: auth(alice.token) });
+    expect((await quote('XXXX3')).json()).toMatchObject({ status: 404, reason: 'INSTRUMENT_NOT_FOUND' });
+    expect((await quote('XXXX3F')).json()).toMatchObject({ status: 404, reason: 'INSTRUMENT_NOT_FOUND' });
+    expect((await quote('PRIO3')).json()).toMatchObject({ status: 404, reason: 'QUOTE_NOT_FOUND' });
   });
 
   it('shows the book of a halted instrument as HALTED, on both markets, until trading resumes', async () => {
@@ -550,6 +576,17 @@ describe('the HTTP API on PGlite', () => {
       return response.statusCode === 200 ? response.json() : undefined;
     });
     expect(quote).toMatchObject({ symbol: 'MGLU3', last: '9.80' });
+    // The fractional market trades the same share at the same price: its quote is the instrument's.
+    for (const path of ['quote', 'quotes']) {
+      const fractional = await api.app.inject({
+        method: 'GET',
+        url: `/v1/market/MGLU3F/${path}`,
+        headers: auth(admin),
+      });
+      expect(fractional.statusCode, fractional.body).toBe(200);
+      const answer = fractional.json();
+      expect(path === 'quote' ? answer : answer.items[0]).toMatchObject({ symbol: 'MGLU3', last: '9.80' });
+    }
     const halt = await api.app.inject({
       method: 'POST',
       url: '/v1/admin/instruments/MGLU3/halt',

@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import fastifyRateLimit from '@fastify/rate-limit';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
-import Fastify from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import pino from 'pino';
 import { register } from 'prom-client';
@@ -10,7 +12,8 @@ import { AggregateCache } from '../../domain/shared/aggregate.ts';
 import type { ApiDeps, App, RouteContext } from './context.ts';
 import { ensureDefaultMetrics, httpDuration } from './metrics.ts';
 import { documentAnswers } from './openapi.ts';
-import { ApiProblem, problem, sendProblem, toProblem } from './problem.ts';
+import { ApiProblem, PROBLEM_CONTENT_TYPE, problem, sendProblem, toProblem } from './problem.ts';
+import { redactUrl } from './redact.ts';
 import { adminRoutes } from './routes-admin.ts';
 import { auditRoutes } from './routes-audit.ts';
 import { authRoutes } from './routes-auth.ts';
@@ -27,6 +30,27 @@ function correlationIdOf(offered: unknown): string {
 }
 
 /**
+ * The API's logger: fastify's request serializer, but with credentials in the URL redacted (the
+ * `incoming request` line logs `req.url`). A logger given serializers keeps them over fastify's.
+ */
+function apiLogger(logger: FastifyBaseLogger): FastifyBaseLogger {
+  return logger.child(
+    {},
+    {
+      serializers: {
+        req: (request: FastifyRequest) => ({
+          method: request.method,
+          url: redactUrl(request.url),
+          host: request.host,
+          remoteAddress: request.ip,
+          remotePort: request.socket?.remotePort,
+        }),
+      },
+    },
+  );
+}
+
+/**
  * The tradecore HTTP API (docs/api.md): every route of the architecture page, zod-validated,
  * problem+json errors, JWT auth by role and account, idempotent creates, correlation ids into
  * every event and log line, OpenAPI at /docs, health and Prometheus metrics. Test it with `inject()`.
@@ -38,7 +62,7 @@ export async function buildApi(deps: ApiDeps): Promise<App> {
     caches: { accounts: new AggregateCache(), instruments: new AggregateCache() },
   };
   const app = Fastify({
-    loggerInstance: deps.logger ?? pino({ level: 'silent' }),
+    loggerInstance: apiLogger(deps.logger ?? pino({ level: 'silent' })),
     bodyLimit: deps.bodyLimit ?? 16 * 1024,
     genReqId: () => randomUUID(),
     // The request's logger is made before any hook runs: decide the correlation id here, so that
@@ -48,7 +72,23 @@ export async function buildApi(deps: ApiDeps): Promise<App> {
       (rawRequest as { correlationId?: string }).correlationId = correlationId;
       return logger.child({ ...bindings, correlationId }, options);
     },
-    routerOptions: { maxParamLength: 300 },
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // The router's own refusals (a path parameter over MAX_PARAM_LENGTH, bad percent-encoding) and
+    // what the HTTP parser refuses before there is a request (headers over 16 KiB, not HTTP) are
+    // problems like every other error, not fastify's own JSON.
+    frameworkErrors: (error, request, reply) => {
+      request.correlationId =
+        (request.raw as { correlationId?: string }).correlationId ??
+        correlationIdOf(request.headers['x-correlation-id']);
+      reply.header('x-correlation-id', request.correlationId);
+      reply.header('x-request-id', request.id);
+      const body = toProblem(error);
+      request.log.info({ reason: body.reason, status: body.status }, 'request refused');
+      return sendProblem(request, reply, body);
+    },
+    clientErrorHandler: answerClientError,
+    // While closing, new requests get a problem (SHUTTING_DOWN) from the hook below instead.
+    return503OnClosing: false,
   }).withTypeProvider<ZodTypeProvider>() as App;
   // Bodies are JSON or nothing: text/plain answers 415 like any other type, and an empty body
   // sent as JSON (a DELETE from some clients) counts as none.
@@ -69,12 +109,24 @@ export async function buildApi(deps: ApiDeps): Promise<App> {
   // Before the hooks below, which refuse requests (see `websocketSupport`).
   await websocketSupport(app);
 
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
   app.addHook('onRequest', async (request, reply) => {
     request.correlationId =
       (request.raw as { correlationId?: string }).correlationId ??
       correlationIdOf(request.headers['x-correlation-id']);
     reply.header('x-correlation-id', request.correlationId);
     reply.header('x-request-id', request.id);
+    if (closing) {
+      reply.header('connection', 'close');
+      throw new ApiProblem(
+        503,
+        'SHUTTING_DOWN',
+        'the server is shutting down; retry on another instance or later',
+      );
+    }
     const authorization = request.headers.authorization;
     const [scheme, token] = authorization?.trim().split(/\s+/, 2) ?? [];
     // The scheme is case-insensitive (RFC 9110).
@@ -154,6 +206,42 @@ export async function buildApi(deps: ApiDeps): Promise<App> {
   await streamRoutes(app, context);
   operationsRoutes(app, context);
   return app;
+}
+
+/** The longest path parameter the router takes (an id, a stream id, a symbol); longer answers 414. */
+export const MAX_PARAM_LENGTH = 300;
+
+/**
+ * What the HTTP parser refuses before fastify has a request (Node's `clientError`): headers over
+ * Node's 16 KiB limit, a request that is not HTTP, one that took too long to arrive. Answered as a
+ * problem written on the raw socket, which is then closed.
+ */
+function answerClientError(this: FastifyInstance, error: Error & { code?: string }, socket: Socket): void {
+  // A reset connection has nobody to answer.
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, reason, detail] =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'HEADERS_TOO_LARGE', 'the request headers are over 16 KiB']
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'REQUEST_TIMEOUT', 'the request did not arrive in time']
+        : [400, 'MALFORMED_REQUEST', 'the request is not valid HTTP/1.1'];
+  const correlationId = randomUUID();
+  this.log.info({ reason, status, correlationId, code: error.code }, 'request refused');
+  if (socket.writable) {
+    const body = JSON.stringify(problem(status, reason, detail, { correlationId }));
+    socket.write(
+      [
+        `HTTP/1.1 ${status} ${STATUS_CODES[status]}`,
+        `content-type: ${PROBLEM_CONTENT_TYPE}`,
+        `content-length: ${Buffer.byteLength(body)}`,
+        `x-correlation-id: ${correlationId}`,
+        'connection: close',
+        '',
+        body,
+      ].join('\r\n'),
+    );
+  }
+  socket.destroy();
 }
 
 /** How long `closeGracefully` lets open connections finish before it cuts them. */

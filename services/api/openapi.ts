@@ -14,7 +14,10 @@ const SUCCESS: Record<string, [status: number, description: string]> = {
   'POST /v1/accounts/{id}/withdrawals': [201, 'The wallet after the withdrawal'],
   'POST /v1/accounts/{id}/custody-transfers': [201, 'The wallet after the transfer'],
   'POST /v1/orders': [202, 'Taken: {orderId, status: "PENDING_NEW"}; follow it with GET /v1/orders/{id}'],
-  'DELETE /v1/orders/{id}': [202, 'The cancel is asked of B3: {orderId, status, cancelRequested}'],
+  'DELETE /v1/orders/{id}': [
+    202,
+    'The cancel is asked of B3: {orderId, status, cancelRequested}; an order canceled already answers 200 with status CANCELED and changes nothing',
+  ],
   'POST /v1/admin/projections/{name}/rebuild': [
     202,
     'The rebuild started: {projection, status: "REBUILDING"}',
@@ -39,11 +42,12 @@ const PROBLEMS: Record<number, string> = {
   404: 'No such resource',
   409: 'A conflict: taken, already listed, or a key still in progress',
   413: 'The body is over 16 KiB',
+  414: 'A path parameter is over 300 characters',
   415: 'The body is not JSON',
   422: 'A business rule refused the command (reason and details say which), or a key reused with another request',
   429: 'Too many attempts; retry after the time given',
   500: 'Failed on our side; logged under the correlation id',
-  503: 'A dependency or read side is not available',
+  503: 'A dependency or read side is not available, or the server is shutting down',
 };
 
 const problem = {
@@ -81,6 +85,7 @@ function problemsOf(method: string, url: string, schema: Record<string, unknown>
   const statuses = [400];
   if (secured) statuses.push(401, 403);
   if (url.includes('{') || method === 'GET') statuses.push(404);
+  if (url.includes('{')) statuses.push(414);
   if (method !== 'GET') statuses.push(409, 413, 415, 422);
   if (url === '/v1/auth/login') statuses.push(401, 429);
   statuses.push(500, 503);
@@ -94,7 +99,7 @@ function problemsOf(method: string, url: string, schema: Record<string, unknown>
 function documentUpgrade(schema: Record<string, unknown>): void {
   schema.security = [{ bearerAuth: [] }];
   schema.description =
-    'Send `Authorization: Bearer …`, or, where a browser cannot set headers, the token as `access_token`. After a `{"channel":"hello"}` message, JSON messages: `{channel:"trade", symbol, tradeId, price, quantity, aggressorSide, at}` for the symbols asked for, `{channel:"book", symbol, event, sequence}` when a book changes (and `{channel:"book", symbol, event:"TradingHalted"|"TradingResumed", reason?}` when an admin halts or resumes its instrument), `{channel:"order", orderId, accountId, event, …}` for the caller\'s own orders (every order for an admin). See docs/api.md.';
+    'Send `Authorization: Bearer …`, or, where a browser cannot set headers, the token as `access_token`. After a `{"channel":"hello"}` message, JSON messages: `{channel:"trade", symbol, tradeId, price, quantity, aggressorSide, at}` for the symbols asked for, `{channel:"book", symbol, event, sequence}` when a book changes (and `{channel:"book", symbol, event:"TradingHalted"|"TradingResumed", reason?}` when an admin halts or resumes its instrument), `{channel:"order", orderId, accountId, event, …}` for the caller\'s own orders (every order for an admin). On shutdown the server closes the stream with 1001 (going away). See docs/api.md.';
   schema.headers = {
     type: 'object',
     properties: {
@@ -110,7 +115,9 @@ function documentUpgrade(schema: Record<string, unknown>): void {
   for (const code of [400, 401, 403, 500])
     response[code] = {
       description:
-        code === 400 ? 'A symbol that is not a B3 ticker, or an unknown query parameter' : PROBLEMS[code],
+        code === 400
+          ? 'A symbol that is not a B3 ticker (VALIDATION_FAILED) or not listed (INSTRUMENT_NOT_FOUND), or an unknown query parameter'
+          : PROBLEMS[code],
       content: { 'application/problem+json': { schema: problem } },
     };
   schema.response = response;

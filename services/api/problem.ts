@@ -2,6 +2,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { isDomainError } from '../../domain/shared/domain-error.ts';
 import { WrongExpectedVersion } from '../../domain/shared/event-store.ts';
+import { redactUrl } from './redact.ts';
 
 /**
  * Every error answer is an RFC 9457 problem (`application/problem+json`): `type`, `title`, `status`,
@@ -43,11 +44,14 @@ const TITLES: Record<number, string> = {
   404: 'Not Found',
   405: 'Method Not Allowed',
   406: 'Not Acceptable',
+  408: 'Request Timeout',
   409: 'Conflict',
   413: 'Content Too Large',
+  414: 'URI Too Long',
   415: 'Unsupported Media Type',
   422: 'Unprocessable Content',
   429: 'Too Many Requests',
+  431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
   503: 'Service Unavailable',
 };
@@ -80,7 +84,7 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, body: 
   return reply
     .code(body.status)
     .type(PROBLEM_CONTENT_TYPE)
-    .send({ ...body, instance: request.url, correlationId: request.correlationId });
+    .send({ ...body, instance: redactUrl(request.url), correlationId: request.correlationId });
 }
 
 /** Fastify's own refusals of a body, under the reasons the API documents. */
@@ -89,6 +93,14 @@ const FASTIFY_REASONS: Record<string, string> = {
   FST_ERR_CTP_BODY_TOO_LARGE: 'BODY_TOO_LARGE',
   FST_ERR_CTP_INVALID_JSON_BODY: 'INVALID_JSON',
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'INVALID_CONTENT_LENGTH',
+  FST_ERR_BAD_URL: 'INVALID_URL',
+  FST_ERR_MAX_PARAM_LENGTH: 'PATH_PARAMETER_TOO_LONG',
+};
+
+/** What to say instead of fastify's message, which repeats the whole path. */
+const FASTIFY_DETAILS: Record<string, string> = {
+  FST_ERR_BAD_URL: 'the path is not valid percent-encoding (a % needs two hex digits after it)',
+  FST_ERR_MAX_PARAM_LENGTH: 'a path parameter is over 300 characters',
 };
 
 /** Turns anything thrown by a route (or by fastify itself) into a problem. */
@@ -123,7 +135,7 @@ export function toProblem(error: unknown): Problem {
     const reason =
       FASTIFY_REASONS[fastifyError.code ?? ''] ??
       (fastifyError.code ?? 'BAD_REQUEST').replace(/^FST_ERR_/, '');
-    return problem(status, reason, fastifyError.message);
+    return problem(status, reason, FASTIFY_DETAILS[fastifyError.code ?? ''] ?? fastifyError.message);
   }
   return problem(
     500,

@@ -76,7 +76,7 @@ async function assertTraded(context: RouteContext, symbol: string): Promise<void
 }
 
 /** Whether `symbol` trades: the standard or fractional market of a listed instrument. */
-async function isTraded(context: RouteContext, symbol: string): Promise<boolean> {
+export async function isTraded(context: RouteContext, symbol: string): Promise<boolean> {
   return (await tradedInstrument(context, symbol)) !== undefined;
 }
 
@@ -89,6 +89,16 @@ async function tradedInstrument(context: RouteContext, symbol: string): Promise<
   return instrument !== undefined && (symbol === instrument.symbol || symbol === instrument.fractionalSymbol)
     ? instrument
     : undefined;
+}
+
+/**
+ * The instrument whose quotes `symbol` reads: quotes are an instrument's, and its fractional market
+ * (`PETR4F`) trades the same share at the same price, so it reads `PETR4`'s. 404 when not listed.
+ */
+async function quotedInstrument(context: RouteContext, symbol: string): Promise<Instrument> {
+  const instrument = await tradedInstrument(context, symbol);
+  if (!instrument) throw new ApiProblem(404, 'INSTRUMENT_NOT_FOUND', `${symbol} is not listed`);
+  return instrument;
 }
 
 export function cashOf(wallet: Wallet) {
@@ -251,7 +261,7 @@ export function tradingRoutes(app: App, context: RouteContext): void {
       ...traders,
       schema: {
         tags: ['orders'],
-        summary: 'Cancel what is left of an order',
+        summary: 'Cancel what is left of an order (again once canceled: 200, nothing changes)',
         security,
         params: z.strictObject({ id: IdParam }),
         body: NoBody,
@@ -273,7 +283,10 @@ export function tradingRoutes(app: App, context: RouteContext): void {
         { type: 'RequestCancel', requestedBy: principal.accountId, at: context.now().toISOString() },
         metadataOf(request),
       );
-      return reply.code(202).send({ orderId, status: result.state.status, cancelRequested: true });
+      // Canceled already (a repeat): nothing is asked of B3, the answer is the order's final state.
+      return reply
+        .code(result.state.status === 'CANCELED' ? 200 : 202)
+        .send({ orderId, status: result.state.status, cancelRequested: true });
     },
   );
 
@@ -367,10 +380,20 @@ export function tradingRoutes(app: App, context: RouteContext): void {
 
   app.get(
     '/v1/market/:symbol/quote',
-    { ...traders, schema: { tags: ['market'], summary: 'The latest quote', security, params: SymbolParams } },
+    {
+      ...traders,
+      schema: {
+        tags: ['market'],
+        summary: "The latest quote (a fractional ticker answers its instrument's)",
+        security,
+        params: SymbolParams,
+      },
+    },
     async (request) => {
-      const quote = await readModelsOf(context).quote(request.params.symbol);
-      if (!quote) throw new ApiProblem(404, 'QUOTE_NOT_FOUND', `no quote for ${request.params.symbol}`);
+      const instrument = await quotedInstrument(context, request.params.symbol);
+      const quote = await readModelsOf(context).quote(instrument.symbol);
+      if (!quote)
+        throw new ApiProblem(404, 'QUOTE_NOT_FOUND', `no quote for ${instrument.symbol} yet: it is listed`);
       return decimalize(quote);
     },
   );
@@ -381,7 +404,7 @@ export function tradingRoutes(app: App, context: RouteContext): void {
       ...traders,
       schema: {
         tags: ['market'],
-        summary: 'Quote history, newest first',
+        summary: "Quote history, newest first (a fractional ticker reads its instrument's)",
         security,
         params: SymbolParams,
         querystring: QuotesQuery,
@@ -390,9 +413,8 @@ export function tradingRoutes(app: App, context: RouteContext): void {
     async (request) => {
       const readModels = readModelsOf(context);
       if (!readModels.quotes) throw new ApiProblem(503, 'READ_MODELS_UNAVAILABLE', 'no quote history here');
-      const page = await readModels.quotes(request.params.symbol, request.query);
-      if (page.items.length === 0) await assertTraded(context, request.params.symbol);
-      return decimalize(page);
+      const instrument = await quotedInstrument(context, request.params.symbol);
+      return decimalize(await readModels.quotes(instrument.symbol, request.query));
     },
   );
 

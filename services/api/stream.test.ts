@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import WebSocket from 'ws';
 import { closeGracefully } from './app.ts';
 import { startTestApi, type TestApi } from './testing.ts';
 
@@ -134,6 +135,24 @@ describe('live updates over WebSocket', () => {
     });
     expect(bad.statusCode).toBe(400);
   });
+
+  it('refuses a ticker that is not listed, naming it, and takes the fractional market of a listed one', async () => {
+    const refused = await api.app.inject({
+      method: 'GET',
+      url: '/v1/stream?symbols=PETR4,ZZZZ3',
+      headers: { authorization: `Bearer ${alice.token}` },
+    });
+    expect(refused.statusCode).toBe(400);
+    expect(refused.headers['content-type']).toContain('application/problem+json');
+    expect(refused.json()).toMatchObject({
+      reason: 'INSTRUMENT_NOT_FOUND',
+      detail: 'ZZZZ3 is not listed',
+      errors: [{ field: 'querystring.symbols', message: 'ZZZZ3 is not listed' }],
+    });
+    const fractional = await open('/v1/stream?symbols=PETR4F', alice.token);
+    expect(fractional.socket.readyState).toBe(WebSocket.OPEN);
+    fractional.socket.terminate();
+  });
 });
 
 /**
@@ -174,6 +193,29 @@ const connections = (api: TestApi) =>
   new Promise<number>((resolve, reject) =>
     api.app.server.getConnections((error, count) => (error ? reject(error) : resolve(count))),
   );
+
+describe('a WebSocket server shutting down', () => {
+  it('closes every stream with 1001 (going away) and a reason', async () => {
+    const served = await startTestApi({ readModels: false });
+    try {
+      const { token } = await served.trader('streamer-d');
+      await served.app.listen({ port: 0, host: '127.0.0.1' });
+      const { port } = served.app.server.address() as { port: number };
+      const socket = new WebSocket(`ws://127.0.0.1:${port}/v1/stream?symbols=PETR4&access_token=${token}`);
+      await new Promise((resolve) => socket.on('message', resolve));
+      const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+        socket.on('close', (code, reason) => resolve({ code, reason: String(reason) })),
+      );
+      const started = Date.now();
+      // A grace period longer than the test: the client answers the close, nothing is cut.
+      await closeGracefully(served.app, 60_000);
+      expect(await closed).toEqual({ code: 1001, reason: 'server shutting down' });
+      expect(Date.now() - started).toBeLessThan(5_000);
+    } finally {
+      await served.close();
+    }
+  });
+});
 
 describe('a WebSocket server on a real port', () => {
   let served: TestApi;

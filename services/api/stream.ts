@@ -4,6 +4,7 @@ import type { EventStore, RecordedEvent, Subscription } from '../../domain/share
 import type { Principal } from './auth.ts';
 import { type App, decimalize, isAdmin, type RouteContext } from './context.ts';
 import { ApiProblem } from './problem.ts';
+import { isTraded } from './routes-trading.ts';
 import { Ticker } from './schemas.ts';
 
 /**
@@ -83,7 +84,7 @@ class StreamHub {
 
   async stop(): Promise<void> {
     await Promise.all(this.subscriptions.map((subscription) => subscription.stop()));
-    for (const client of this.clients) client.socket.close(1001, 'server shutting down');
+    for (const client of this.clients) client.socket.close(GOING_AWAY, 'server shutting down');
     this.clients.clear();
   }
 
@@ -188,8 +189,16 @@ function pick(data: Record<string, unknown>, keys: string[]): Record<string, unk
  * forged bearer token) leaves the socket open in CLOSE-WAIT, holding `app.close()` for good.
  */
 export async function websocketSupport(app: App): Promise<void> {
+  // Ahead of the plugin's own preClose, which closes every socket without a code (1005): a client
+  // is told the server is going away (1001), and why.
+  app.addHook('preClose', async () => {
+    for (const socket of app.websocketServer?.clients ?? []) socket.close(GOING_AWAY, 'server shutting down');
+  });
   await app.register(fastifyWebsocket, { options: { maxPayload: 4096 } });
 }
+
+/** RFC 6455 close code: the server is going down. */
+const GOING_AWAY = 1001;
 
 /** `GET /v1/stream`; needs `websocketSupport` registered first. */
 export async function streamRoutes(app: App, context: RouteContext): Promise<void> {
@@ -216,6 +225,16 @@ export async function streamRoutes(app: App, context: RouteContext): Promise<voi
           throw new ApiProblem(401, 'UNAUTHENTICATED', 'a valid bearer token is required');
         if (!request.principal.roles.some((role) => role === 'trader' || role === 'admin'))
           throw new ApiProblem(403, 'FORBIDDEN_ROLE', 'this route needs one of the roles: trader, admin');
+      },
+      // A symbol nobody trades would never send a message: refused, naming it (after validation,
+      // which refuses what is not a ticker at all).
+      preHandler: async (request) => {
+        const { symbols } = request.query as z.output<typeof StreamQuery>;
+        for (const symbol of symbols)
+          if (!(await isTraded(context, symbol)))
+            throw new ApiProblem(400, 'INSTRUMENT_NOT_FOUND', `${symbol} is not listed`, {
+              errors: [{ field: 'querystring.symbols', message: `${symbol} is not listed` }],
+            });
       },
     },
     async (socket, request) => {

@@ -126,6 +126,28 @@ describe('order path, fully in process', () => {
     expect(wallet.cash.available).toBe(500_000);
   });
 
+  it('records who asked for a cancel: the owner, or an admin acting on its order', async () => {
+    await deposit(broker, 'cancel-owner', 1_000_000);
+    const reasonOf = async (requestedBy: string) => {
+      const order = await placeOrder(broker, {
+        accountId: 'cancel-owner',
+        symbol: 'PETR4',
+        side: 'BUY',
+        quantity: 100,
+        price: 30_00,
+      });
+      await ordersReach(broker, [order], ['NEW']);
+      await requestCancel(broker, order, requestedBy);
+      await ordersReach(broker, [order], ['CANCELED']);
+      const events = await broker.readStream(`order-${order}`);
+      return (
+        events.find((event) => event.type === 'OrderCanceled')?.data as { reason?: unknown } | undefined
+      )?.reason;
+    };
+    expect(await reasonOf('cancel-owner')).toBe('CANCELED_BY_TRADER');
+    expect(await reasonOf('admin')).toBe('CANCELED_BY_ADMIN');
+  });
+
   it('rejects at B3 when the reference price is missing, and the broker releases the reservation', async () => {
     await listInstrument(broker, 'VALE3', 55_20);
     await deposit(broker, 'vale-buyer', 1_000_000);

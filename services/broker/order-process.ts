@@ -606,7 +606,7 @@ export class OrderProcess {
       case 'CANCELED':
         return this.endOrder(
           streamId,
-          { type: 'CancelOrder', reason: report.reason ?? null, at },
+          { type: 'CancelOrder', reason: await this.cancelReason(streamId, order, report.reason), at },
           metadata,
           ids,
         );
@@ -677,6 +677,24 @@ export class OrderProcess {
           "sale settled past the wallet's exact cash range: the balance is no longer exact",
         );
     }
+  }
+
+  /**
+   * Why the order was canceled, as the broker records it. B3 reports every cancel its participant
+   * (the broker) asked for as CANCELED_BY_TRADER; the broker knows who asked: the owner, or an admin
+   * acting on another's order (CANCELED_BY_ADMIN). Cancels are rare: the stream is read for it.
+   */
+  private async cancelReason(
+    streamId: string,
+    order: Order,
+    reason: string | undefined,
+  ): Promise<string | null> {
+    if (reason !== 'CANCELED_BY_TRADER') return reason ?? null;
+    const requested = (await this.store.readStream(streamId)).findLast(
+      (event) => event.type === 'OrderCancelRequested',
+    );
+    const requestedBy = (requested?.data as { requestedBy?: unknown } | undefined)?.requestedBy;
+    return typeof requestedBy === 'string' && requestedBy !== order.accountId ? 'CANCELED_BY_ADMIN' : reason;
   }
 
   /** Ends an order on B3's word; an order that already ended (filled first, say) stays as it is. */

@@ -7,6 +7,7 @@ import type { Config } from '../shared/config.ts';
 import { ConfigError, loadConfig } from '../shared/config.ts';
 import { DataFolderLocked } from '../shared/data-lock.ts';
 import { connectEventStores } from '../shared/event-stores.ts';
+import { ListenError } from '../shared/listen.ts';
 import {
   auditState,
   auditStream,
@@ -200,11 +201,16 @@ main(process.argv.slice(2)).then(
       console.error(`tradecore: ${(error as Error).message}\n\n${usage}`);
       process.exit(2);
     }
-    console.error(
-      error instanceof ConfigError || error instanceof CommandFailed || error instanceof DataFolderLocked
-        ? `tradecore: ${error.message}`
-        : error,
-    );
+    if (
+      error instanceof ConfigError ||
+      error instanceof CommandFailed ||
+      error instanceof DataFolderLocked ||
+      error instanceof ListenError
+    )
+      console.error(`tradecore: ${error.message}`);
+    // Unexpected: a line that says what failed, then the details for a bug report.
+    else
+      console.error(`tradecore: failed: ${error instanceof Error ? error.message : String(error)}\n`, error);
     process.exit(1);
   },
 );

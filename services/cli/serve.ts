@@ -9,6 +9,7 @@ import { startB3EngineService } from '../b3-engine/main.ts';
 import { startMarketDataService } from '../market-data/main.ts';
 import { startProjectorService } from '../projector/main.ts';
 import { type Config, ConfigError } from '../shared/config.ts';
+import { assertCanListen } from '../shared/listen.ts';
 import type { RunningService } from '../shared/ops-server.ts';
 
 export const SERVICES = ['broker-api', 'b3-engine', 'market-data', 'projector', 'query-api'] as const;
@@ -82,6 +83,8 @@ export function checkServeConfig(service: ServiceName, config: Config): void {
 
 export async function startService(service: ServiceName, config: Config): Promise<RunningService> {
   checkServeConfig(service, config);
+  // Before connecting to anything: a taken port fails at once.
+  await assertCanListen(config.host, config.port);
   const logger = pino({ level: config.logLevel }).child({ service });
   // checkServeConfig has made sure of these; the narrowing is for the compiler.
   const amqpUrl = config.amqpUrl ?? '';

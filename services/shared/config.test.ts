@@ -1,5 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from './config.ts';
+import { ConfigError, ConfigSchema, loadConfig } from './config.ts';
 import { redact } from './event-stores.ts';
 
 describe('configuration', () => {
@@ -99,5 +100,28 @@ describe('configuration', () => {
 
   it('never prints a password in a URL', () => {
     expect(redact('postgres://trader:secret@db:5432/x')).toBe('postgres://trader:***@db:5432/x');
+  });
+});
+
+describe('the user documentation', () => {
+  it('names as a setting only variables the configuration reads (or .env.example lists)', () => {
+    const root = (path: string) => new URL(`../../${path}`, import.meta.url);
+    const known = new Set([
+      ...Object.keys(ConfigSchema.shape),
+      ...[...readFileSync(root('.env.example'), 'utf8').matchAll(/^#?\s*([A-Z][A-Z0-9_]*)=/gm)].map(
+        (match) => match[1],
+      ),
+    ]);
+    // What reads as an environment variable: UPPER_SNAKE ending like one, in backticks (problem
+    // reasons such as INVALID_URL aside).
+    const setting =
+      /`((?!INVALID_)(?:[A-Z0-9]+_)+(?:MS|URL|SECONDS|DIR|PASSWORD|SECRET|PERCENT|FILE|BROKERS|PREFIX|LEVEL|SEED|ENABLED))`/g;
+    const unknown = ['README.md', 'docs/api.md', 'docs/cli.md', 'docs/operations.md'].flatMap((file) =>
+      [...readFileSync(root(file), 'utf8').matchAll(setting)]
+        .map((match) => match[1])
+        .filter((name) => !known.has(name))
+        .map((name) => `${file}: ${name}`),
+    );
+    expect(unknown).toEqual([]);
   });
 });

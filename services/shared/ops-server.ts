@@ -2,6 +2,7 @@ import Fastify from 'fastify';
 import type { Logger } from 'pino';
 import { register } from 'prom-client';
 import { ensureDefaultMetrics } from '../api/metrics.ts';
+import { listenError } from './listen.ts';
 
 /** One dependency `/health/ready` checks: resolves when reachable, throws (or rejects) when not. */
 export type ReadinessCheck = () => Promise<unknown>;
@@ -46,7 +47,12 @@ export async function startOpsServer(
   app.get('/metrics', async (_request, reply) =>
     reply.type(register.contentType).send(await register.metrics()),
   );
-  const address = await app.listen({ port: options.port, host: options.host });
+  const address = await app
+    .listen({ port: options.port, host: options.host })
+    .catch(async (error: unknown) => {
+      await app.close();
+      throw listenError(error, options.host, options.port) ?? error;
+    });
   const url = address.replace('://0.0.0.0', '://127.0.0.1').replace('://[::]', '://127.0.0.1');
   return { url, close: () => app.close() };
 }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from './config.ts';
 
@@ -31,6 +31,23 @@ export async function loadSecrets(config: Config): Promise<Secrets> {
     adminPasswordGenerated: admin.generated,
     adminPasswordFile: config.adminPassword ? undefined : adminFile,
   };
+}
+
+/**
+ * With TRADECORE_ADMIN_PASSWORD set, the admin's password is that one (`ensureAdmin` changes it): a
+ * password an earlier start generated into the data folder no longer works, so its file goes rather
+ * than mislead whoever reads it. Call it once the password has been changed. Returns the removed file.
+ */
+export async function retireGeneratedAdminPassword(config: Config): Promise<string | undefined> {
+  if (!config.adminPassword) return undefined;
+  const file = join(config.dataDir, 'admin-password');
+  try {
+    await unlink(file);
+    return file;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
 }
 
 async function readOrCreate(

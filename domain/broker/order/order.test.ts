@@ -382,6 +382,18 @@ describe('cancel and expiry', () => {
     given([placed, accepted, requested])
       .when({ type: 'RequestCancel', requestedBy: 'a1', at })
       .thenNothing());
+  it('changes nothing when cancel is requested again after the order was canceled', () =>
+    given([placed, accepted, requested, canceled])
+      .when({ type: 'RequestCancel', requestedBy: 'a1', at })
+      .thenNothing());
+  it('refuses to cancel a rejected or expired order', () => {
+    given([placed, rejected])
+      .when({ type: 'RequestCancel', requestedBy: 'a1', at })
+      .thenThrows(OrderClosed, { status: 'REJECTED' });
+    given([placed, accepted, expired])
+      .when({ type: 'RequestCancel', requestedBy: 'a1', at })
+      .thenThrows(OrderClosed, { status: 'EXPIRED' });
+  });
   it('refuses to cancel a filled order', () =>
     given([placed, accepted, ...filledBy])
       .when({ type: 'RequestCancel', requestedBy: 'a1', at })

@@ -191,6 +191,8 @@ export function decide(command: OrderCommand, order: Order): OrderEvent[] {
       return events;
     }
     case 'RequestCancel': {
+      // Asking again once the cancel is done changes nothing, like asking twice before it is.
+      if (status === 'CANCELED') return [];
       if (isTerminal(status)) throw new OrderClosed(status);
       if (order.cancelRequested) return [];
       return [

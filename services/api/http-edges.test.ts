@@ -1,0 +1,174 @@
+import { connect } from 'node:net';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { redactUrl } from './redact.ts';
+import { startTestApi, type TestApi } from './testing.ts';
+
+/** Log lines as the process would print them, parsed. */
+const lines: Array<Record<string, unknown>> = [];
+const sink = new Writable({
+  write(chunk, _encoding, done) {
+    for (const line of String(chunk).split('\n')) if (line.trim() !== '') lines.push(JSON.parse(line));
+    done();
+  },
+});
+
+let api: TestApi;
+let alice: { accountId: string; token: string };
+
+beforeAll(async () => {
+  api = await startTestApi({ readModels: false, logger: pino({ level: 'info' }, sink) });
+  alice = await api.trader('edge-alice');
+}, 180_000);
+afterAll(async () => api?.close());
+
+describe('a token in the query (?access_token=, for browser WebSockets)', () => {
+  it('is never written to the logs, on the stream route or any other', async () => {
+    lines.length = 0;
+    for (const url of [
+      `/v1/stream?symbols=PETR4&access_token=${alice.token}`,
+      `/v1/orders?access_token=${alice.token}`,
+      `/v1/orders?access%5Ftoken=${alice.token}&limit=5`,
+    ])
+      await api.app.inject({ method: 'GET', url });
+    const incoming = lines.filter((line) => line.msg === 'incoming request');
+    expect(incoming.map((line) => (line.req as { url: string }).url)).toEqual([
+      '/v1/stream?symbols=PETR4&access_token=[redacted]',
+      '/v1/orders?access_token=[redacted]',
+      '/v1/orders?access%5Ftoken=[redacted]&limit=5',
+    ]);
+    const logged = lines.map((line) => JSON.stringify(line)).join('\n');
+    // A JWT's signature: the part that makes it a credential.
+    expect(logged).not.toContain(alice.token.split('.')[2]);
+  });
+
+  it('is not echoed in a problem either', async () => {
+    const refused = await api.app.inject({ method: 'GET', url: '/v1/orders?access_token=forged-token' });
+    expect(refused.statusCode).toBe(401);
+    expect(refused.json().instance).toBe('/v1/orders?access_token=[redacted]');
+  });
+
+  it('leaves other query parameters and URLs without a query as they are', () => {
+    expect(redactUrl('/v1/orders')).toBe('/v1/orders');
+    expect(redactUrl('/v1/orders?limit=5&status=NEW')).toBe('/v1/orders?limit=5&status=NEW');
+    expect(redactUrl('/v1/stream?ACCESS_TOKEN=x&symbols=PETR4')).toBe(
+      '/v1/stream?ACCESS_TOKEN=[redacted]&symbols=PETR4',
+    );
+  });
+});
+
+describe('what the router refuses before any route runs', () => {
+  it('answers a path parameter over 300 characters with a problem (414)', async () => {
+    const response = await api.app.inject({
+      method: 'GET',
+      url: `/v1/orders/${'x'.repeat(400)}`,
+      headers: { authorization: `Bearer ${alice.token}`, 'x-correlation-id': 'too-long-1' },
+    });
+    expect(response.statusCode).toBe(414);
+    expect(response.headers['content-type']).toContain('application/problem+json');
+    expect(response.headers['x-correlation-id']).toBe('too-long-1');
+    expect(response.json()).toMatchObject({
+      status: 414,
+      title: 'URI Too Long',
+      reason: 'PATH_PARAMETER_TOO_LONG',
+      detail: 'a path parameter is over 300 characters',
+      correlationId: 'too-long-1',
+    });
+  });
+
+  it('answers a path that is not valid percent-encoding with a problem (400)', async () => {
+    const response = await api.app.inject({ method: 'GET', url: '/v1/orders/%ZZ' });
+    expect(response.statusCode).toBe(400);
+    expect(response.headers['content-type']).toContain('application/problem+json');
+    expect(response.json()).toMatchObject({
+      status: 400,
+      reason: 'INVALID_URL',
+      instance: '/v1/orders/%ZZ',
+      correlationId: expect.any(String),
+    });
+  });
+});
+
+/** Sends `request` as raw bytes and reads the answer until the server closes the connection. */
+async function raw(port: number, request: string): Promise<{ head: string[]; body: string }> {
+  const socket = connect(port, '127.0.0.1');
+  let answer = '';
+  socket.on('data', (chunk) => {
+    answer += chunk;
+  });
+  await new Promise<void>((resolve) => {
+    socket.on('close', () => resolve());
+    socket.on('error', () => resolve());
+    socket.write(request);
+  });
+  const [head = '', body = ''] = answer.split('\r\n\r\n');
+  return { head: head.split('\r\n'), body };
+}
+
+describe('what the HTTP parser refuses, on a real port', () => {
+  let served: TestApi;
+  let port: number;
+  let held: Promise<void> = Promise.resolve();
+  beforeAll(async () => {
+    served = await startTestApi({ readModels: false });
+    // `?hold` requests wait for the test that holds them.
+    served.app.addHook('onRequest', async (request) => {
+      if (request.url === '/health/live?hold') await held;
+    });
+    await served.app.listen({ port: 0, host: '127.0.0.1' });
+    port = (served.app.server.address() as { port: number }).port;
+  }, 180_000);
+  afterAll(async () => served?.close());
+
+  it('answers headers over 16 KiB with a problem (431)', async () => {
+    const { head, body } = await raw(
+      port,
+      `GET /health/live HTTP/1.1\r\nhost: 127.0.0.1\r\nx-big: ${'a'.repeat(17 * 1024)}\r\n\r\n`,
+    );
+    expect(head[0]).toBe('HTTP/1.1 431 Request Header Fields Too Large');
+    expect(head).toContain('content-type: application/problem+json');
+    expect(JSON.parse(body)).toMatchObject({
+      status: 431,
+      reason: 'HEADERS_TOO_LARGE',
+      correlationId: expect.any(String),
+    });
+  });
+
+  it('answers a request that is not HTTP with a problem (400)', async () => {
+    const { head, body } = await raw(port, 'NOT HTTP AT ALL\r\n\r\n');
+    expect(head[0]).toBe('HTTP/1.1 400 Bad Request');
+    expect(JSON.parse(body)).toMatchObject({ status: 400, reason: 'MALFORMED_REQUEST' });
+  });
+
+  it('answers a request that arrives while it shuts down with a problem (503)', async () => {
+    let release = () => {};
+    held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const socket = connect(port, '127.0.0.1');
+    let answer = '';
+    socket.on('data', (chunk) => {
+      answer += chunk;
+    });
+    // The first request is held open, so the connection is busy when the shutdown starts and the
+    // second one, sent on it after that, reaches the server.
+    socket.write('GET /health/live?hold HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const closed = served.app.close();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    socket.write('GET /health/live HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const ended = new Promise((resolve) => socket.on('close', resolve));
+    release();
+    await closed;
+    await ended;
+    const second = answer.slice(answer.indexOf('HTTP/1.1', 1));
+    expect(second.split('\r\n')[0]).toBe('HTTP/1.1 503 Service Unavailable');
+    expect(second).toContain('content-type: application/problem+json');
+    expect(JSON.parse(second.slice(second.indexOf('\r\n\r\n') + 4))).toMatchObject({
+      reason: 'SHUTTING_DOWN',
+      correlationId: expect.stringMatching(/.+/),
+    });
+  });
+});
