@@ -82,6 +82,64 @@ function crashable(
   };
 }
 
+/**
+ * Funds every account, then places 60 orders of 100 PETR4 at one price, sells and buys in turn:
+ * sells rest, buys trade with them, so every trade has a resting side.
+ */
+async function fundAndTrade(broker: EventStore) {
+  await listInstrument(broker, 'PETR4', 32_50);
+  for (const account of ACCOUNTS) {
+    await deposit(broker, account, 5_000_000);
+    await transferSharesIn(broker, account, 'PETR4', 1_000, 30_00);
+  }
+  const before = await totals(broker, ACCOUNTS);
+  const orders = await Promise.all(
+    Array.from({ length: 60 }, (_, index) =>
+      placeOrder(broker, {
+        accountId: ACCOUNTS[index % ACCOUNTS.length]!,
+        symbol: 'PETR4',
+        side: index % 2 === 0 ? 'SELL' : 'BUY',
+        quantity: 100,
+        type: 'LIMIT',
+        price: 32_50,
+        timeInForce: 'DAY',
+      }),
+    ),
+  );
+  return { before, orders };
+}
+
+/**
+ * After a restart: every order reaches B3 and back, what rests is canceled, every trade reached
+ * both its orders (as many filled buys as filled sells), nothing stays reserved, and the totals
+ * are what they were before trading.
+ */
+async function endsSettled(
+  broker: EventStore,
+  services: TradingServices,
+  orders: string[],
+  before: Awaited<ReturnType<typeof totals>>,
+) {
+  await ordersReach(broker, orders, ['NEW', 'PARTIALLY_FILLED', 'FILLED'], 20_000);
+  await services.orderProcess.idle();
+  for (const orderId of orders) {
+    const order = await orderOf(broker, orderId);
+    if (!isTerminal(order.status))
+      await requestCancel(broker, orderId, order.accountId).catch(() => undefined);
+  }
+  const ended = await ordersReach(broker, orders, ['FILLED', 'CANCELED'], 20_000);
+  const filled = ended.filter((order) => order.status === 'FILLED');
+  expect(filled.length).toBeGreaterThan(0);
+  expect(filled.filter((order) => order.side === 'BUY').length).toBe(
+    filled.filter((order) => order.side === 'SELL').length,
+  );
+  await eventually(async () => {
+    const wallets = await Promise.all(ACCOUNTS.map((account) => walletOf(broker, account)));
+    return wallets.every((wallet) => wallet.cash.reserved === 0);
+  }, 20_000);
+  expect(await totals(broker, ACCOUNTS)).toEqual(before);
+}
+
 describe('conservation: cash and shares summed over every wallet are unchanged by trading', () => {
   let services: TradingServices | undefined;
   let stores: EventStore[] = [];
@@ -104,44 +162,12 @@ describe('conservation: cash and shares summed over every wallet are unchanged b
       startTradingServices({ config, eventStores: { broker, b3 }, retryDelaysMs: [10, 20], ...prices });
     services = await start();
     await services.marketData.setReferencePrice('PETR4', 32_50);
-    await listInstrument(broker, 'PETR4', 32_50);
-    for (const account of ACCOUNTS) {
-      await deposit(broker, account, 5_000_000);
-      await transferSharesIn(broker, account, 'PETR4', 1_000, 30_00);
-    }
-    const before = await totals(broker, ACCOUNTS);
-    // Sells rest, buys at the same price trade with them: every trade has a resting side.
-    const orders = await Promise.all(
-      Array.from({ length: 60 }, (_, index) =>
-        placeOrder(broker, {
-          accountId: ACCOUNTS[index % ACCOUNTS.length]!,
-          symbol: 'PETR4',
-          side: index % 2 === 0 ? 'SELL' : 'BUY',
-          quantity: 100,
-          type: 'LIMIT',
-          price: 32_50,
-          timeInForce: 'DAY',
-        }),
-      ),
-    );
+    const { before, orders } = await fundAndTrade(broker);
     // Stopped while orders and execution reports are on their way, then started again.
     await eventually(async () => (await b3.headPosition()) > 40, 10_000);
     await services.stop();
     services = await start();
-    await ordersReach(broker, orders, ['NEW', 'PARTIALLY_FILLED', 'FILLED'], 20_000);
-    await services.orderProcess.idle();
-    for (const orderId of orders) {
-      const order = await orderOf(broker, orderId);
-      if (!isTerminal(order.status))
-        await requestCancel(broker, orderId, order.accountId).catch(() => undefined);
-    }
-    const ended = await ordersReach(broker, orders, ['FILLED', 'CANCELED'], 20_000);
-    expect(ended.filter((order) => order.status === 'FILLED').length).toBeGreaterThan(0);
-    await eventually(async () => {
-      const wallets = await Promise.all(ACCOUNTS.map((account) => walletOf(broker, account)));
-      return wallets.every((wallet) => wallet.cash.reserved === 0);
-    }, 20_000);
-    expect(await totals(broker, ACCOUNTS)).toEqual(before);
+    await endsSettled(broker, services, orders, before);
   }, 60_000);
 
   it('holds across a crash in the middle of trading: every trade B3 made is settled after the restart', async () => {
@@ -164,25 +190,7 @@ describe('conservation: cash and shares summed over every wallet are unchanged b
       ...prices,
     });
     await crashed.marketData.setReferencePrice('PETR4', 32_50);
-    await listInstrument(broker, 'PETR4', 32_50);
-    for (const account of ACCOUNTS) {
-      await deposit(broker, account, 5_000_000);
-      await transferSharesIn(broker, account, 'PETR4', 1_000, 30_00);
-    }
-    const before = await totals(broker, ACCOUNTS);
-    const orders = await Promise.all(
-      Array.from({ length: 60 }, (_, index) =>
-        placeOrder(broker, {
-          accountId: ACCOUNTS[index % ACCOUNTS.length]!,
-          symbol: 'PETR4',
-          side: index % 2 === 0 ? 'SELL' : 'BUY',
-          quantity: 100,
-          type: 'LIMIT',
-          price: 32_50,
-          timeInForce: 'DAY',
-        }),
-      ),
-    );
+    const { before, orders } = await fundAndTrade(broker);
     // Killed while orders and execution reports are on their way: the in-process transport's
     // messages die with it. The old services are left as they are, frozen.
     await new Promise((resolve) => setTimeout(resolve, 2_500));
@@ -194,25 +202,7 @@ describe('conservation: cash and shares summed over every wallet are unchanged b
       retryDelaysMs: [10, 20],
       ...prices,
     });
-    await ordersReach(broker, orders, ['NEW', 'PARTIALLY_FILLED', 'FILLED'], 20_000);
-    await services.orderProcess.idle();
-    for (const orderId of orders) {
-      const order = await orderOf(broker, orderId);
-      if (!isTerminal(order.status))
-        await requestCancel(broker, orderId, order.accountId).catch(() => undefined);
-    }
-    const ended = await ordersReach(broker, orders, ['FILLED', 'CANCELED'], 20_000);
-    // Every trade on B3's tape reached both orders: as many filled buys as filled sells.
-    const filled = ended.filter((order) => order.status === 'FILLED');
-    expect(filled.length).toBeGreaterThan(0);
-    expect(filled.filter((order) => order.side === 'BUY').length).toBe(
-      filled.filter((order) => order.side === 'SELL').length,
-    );
-    await eventually(async () => {
-      const wallets = await Promise.all(ACCOUNTS.map((account) => walletOf(broker, account)));
-      return wallets.every((wallet) => wallet.cash.reserved === 0);
-    }, 20_000);
-    expect(await totals(broker, ACCOUNTS)).toEqual(before);
+    await endsSettled(broker, services, orders, before);
   }, 60_000);
 
   it('holds when a session closed while it was down: the start expires the DAY order and releases its cash', async () => {
