@@ -8,7 +8,12 @@ import { quoteEventDefinitions } from '../../domain/b3/quote-events.ts';
 import { brokerEvents } from '../../domain/broker/events.ts';
 import { EventSchemas } from '../../domain/shared/event-schemas.ts';
 import type { ProjectorStatus, RebuildProgress } from '../../projections/projector.ts';
-import { b3AuditProjection, brokerAuditProjection } from '../../projections/read-models/index.ts';
+import { checkAuditTraceCursor } from '../../projections/read-models/audit-trace.ts';
+import {
+  b3AuditProjection,
+  brokerAuditProjection,
+  readModelProjections,
+} from '../../projections/read-models/index.ts';
 import {
   type AuditEntry,
   createReadModels,
@@ -123,9 +128,11 @@ async function withProjections<T>(
 /** `tradecore replay` and `tradecore projections rebuild <name|all>`. */
 export async function rebuild(config: Config, name: string | undefined, io: CommandIo): Promise<void> {
   if (!name) throw new UsageError('projections rebuild needs a read model name, or all');
+  // Named before the data folder's lock is taken: a typo is a usage error even while it is held.
+  const known = readModelProjections.map((projection) => projection.name);
+  if (name !== 'all' && !known.includes(name))
+    throw new UsageError(new UnknownProjection(name, known).message);
   await withProjections(config, io, async (registry) => {
-    if (name !== 'all' && !registry.projectors.has(name))
-      throw new UsageError(new UnknownProjection(name, [...registry.projectors.keys()]).message);
     const renderer = progressRenderer(io.err);
     const results: Array<{ projection: string; events: number; seconds: number; eventsPerSecond: number }> =
       [];
@@ -283,6 +290,8 @@ export async function auditTrace(
   const limit = integerOption('--limit', options.limit, 1);
   if (limit !== undefined && limit > MAX_PAGE) throw new UsageError(`--limit must be at most ${MAX_PAGE}`);
   const paged = limit !== undefined || options.cursor !== undefined;
+  if (options.cursor !== undefined && !checkAuditTraceCursor(correlationId, options.cursor))
+    throw new UsageError(`--cursor is not one that audit trace ${correlationId} gave out`);
   await withStores(config, io, async (eventStores, readModelStores) => {
     const registry = await startProjections({
       eventStores,

@@ -51,7 +51,7 @@ async function start(config: Config): Promise<number> {
   return runUntilSignal(await startTradecore(config));
 }
 
-async function serve(service: string | undefined, config: Config): Promise<number> {
+async function serve(service: string | undefined, config: () => Config): Promise<number> {
   const { isServiceName, SERVICES, startService } = await import('./serve.ts');
   if (!isServiceName(service))
     throw new UsageError(
@@ -59,7 +59,7 @@ async function serve(service: string | undefined, config: Config): Promise<numbe
         ? `serve needs a service: ${SERVICES.join(', ')}`
         : `unknown service "${service}": serve one of ${SERVICES.join(', ')}`,
     );
-  return runUntilSignal(await startService(service, config));
+  return runUntilSignal(await startService(service, config()));
 }
 
 /** A signal this long after the first forces the process out of a shutdown that hangs. */
@@ -128,7 +128,8 @@ async function main(argv: string[]): Promise<number> {
       return start(config());
     case 'serve':
       noMore(argument);
-      return serve(subcommand, config());
+      // The service is named before the configuration is read: a typo is a usage error either way.
+      return serve(subcommand, config);
     case 'demo': {
       const demoConfig = config();
       await holdingDataFolder(demoConfig, { eventStores: true }, io.err, async () => {
