@@ -1,10 +1,6 @@
 import pino, { type Logger } from 'pino';
-import { b3EventDefinitions } from '../../domain/b3/book-events.ts';
-import { quoteEventDefinitions } from '../../domain/b3/quote-events.ts';
 import { defaultCatalogue } from '../../domain/broker/instrument/catalogue.ts';
-import { EventSchemas } from '../../domain/shared/event-schemas.ts';
 import { createReadModels } from '../../projections/read-models/queries.ts';
-import { brokerStoreSchemas } from '../api/api-events.ts';
 import { buildApi, closeGracefully } from '../api/app.ts';
 import { TokenIssuer } from '../api/auth.ts';
 import type { App } from '../api/context.ts';
@@ -60,10 +56,7 @@ export async function startTradecore(
     );
     if (lock) stack.push({ name: 'data folder lock', stop: () => lock.release() });
     const secrets = await loadSecrets(config);
-    const eventStores = await connectEventStores(config, {
-      broker: brokerStoreSchemas(),
-      b3: new EventSchemas([...b3EventDefinitions, ...quoteEventDefinitions]),
-    });
+    const eventStores = await connectEventStores(config);
     stack.push({ name: 'event stores', stop: () => eventStores.close() });
 
     const listed = await seedInstruments(eventStores.broker, defaultCatalogue);

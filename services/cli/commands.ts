@@ -3,10 +3,6 @@
  * or JSON with `--json`), progress and errors to stderr; a bad argument is a `UsageError` naming
  * it (exit 2), a well-formed request that cannot be answered a `CommandFailed` (exit 1).
  */
-import { b3EventDefinitions } from '../../domain/b3/book-events.ts';
-import { quoteEventDefinitions } from '../../domain/b3/quote-events.ts';
-import { brokerEvents } from '../../domain/broker/events.ts';
-import { EventSchemas } from '../../domain/shared/event-schemas.ts';
 import type { ProjectorStatus, RebuildProgress } from '../../projections/projector.ts';
 import { checkAuditTraceCursor } from '../../projections/read-models/audit-trace.ts';
 import {
@@ -46,13 +42,6 @@ export interface CommandIo {
   json: boolean;
 }
 
-export function eventSchemas() {
-  return {
-    broker: new EventSchemas(brokerEvents),
-    b3: new EventSchemas([...b3EventDefinitions, ...quoteEventDefinitions]),
-  };
-}
-
 /**
  * Runs `work` holding the data folder's lock when the command opens anything embedded in it, so
  * that it never opens PGlite under a running `tradecore start` (services/shared/data-lock.ts).
@@ -80,7 +69,7 @@ async function withEventStores<T>(
   work: (eventStores: EventStores) => Promise<T>,
 ): Promise<T> {
   return holdingDataFolder(config, { eventStores: true }, io.err, async () => {
-    const eventStores = await connectEventStores(config, eventSchemas());
+    const eventStores = await connectEventStores(config);
     try {
       return await work(eventStores);
     } finally {
@@ -96,7 +85,7 @@ async function withStores<T>(
   work: (eventStores: EventStores, readModelStores: ReadModelStores) => Promise<T>,
 ): Promise<T> {
   return holdingDataFolder(config, { eventStores: true, readModels: true }, io.err, async () => {
-    const eventStores = await connectEventStores(config, eventSchemas());
+    const eventStores = await connectEventStores(config);
     try {
       const readModelStores = await connectReadModelStores(config);
       try {

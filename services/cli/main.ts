@@ -6,19 +6,17 @@ import { parseArgs } from 'node:util';
 import type { Config } from '../shared/config.ts';
 import { ConfigError, loadConfig } from '../shared/config.ts';
 import { DataFolderLocked } from '../shared/data-lock.ts';
-import { connectEventStores } from '../shared/event-stores.ts';
 import {
   auditState,
   auditStream,
   auditTrace,
   CommandFailed,
   type CommandIo,
-  holdingDataFolder,
   rebuild,
   status,
   UsageError,
 } from './commands.ts';
-import { eventStoreDemo } from './demo.ts';
+import { runDemo } from './demo.ts';
 
 const usage = `usage: tradecore <command> [options]
 
@@ -26,7 +24,7 @@ commands:
   start                                  run every service in one process and serve the HTTP API (embedded unless URLs are set)
   serve <service>                        one service per process, adapters chosen by URL (docs/operations.md):
                                          broker-api (API + order process), b3-engine, market-data, projector, query-api
-  demo                                   a short demo of the event stores in TRADECORE_DATA_DIR
+  demo                                   a short demo of the event stores, in a fresh folder of its own
   replay                                 rebuild every read model from history (same as: projections rebuild all)
   projections rebuild <name|all>         rebuild read models into fresh tables, swapped in when caught up
   projections status                     checkpoint, head and lag of every read model
@@ -130,18 +128,11 @@ async function main(argv: string[]): Promise<number> {
       noMore(argument);
       // The service is named before the configuration is read: a typo is a usage error either way.
       return serve(subcommand, config);
-    case 'demo': {
-      const demoConfig = config();
-      await holdingDataFolder(demoConfig, { eventStores: true }, io.err, async () => {
-        const stores = await connectEventStores(demoConfig);
-        try {
-          await eventStoreDemo(stores, (line) => console.log(line));
-        } finally {
-          await stores.close();
-        }
-      });
+    case 'demo':
+      noMore(subcommand);
+      // Its own fresh folder: no configuration read, no data folder or server of yours opened.
+      await runDemo((line) => console.log(line));
       return 0;
-    }
     case 'replay':
       noMore(subcommand);
       await rebuild(config(), 'all', io);
