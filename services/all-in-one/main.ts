@@ -10,6 +10,7 @@ import { startBrokerSide } from '../broker/main.ts';
 import type { Config } from '../shared/config.ts';
 import { lockEmbeddedDataFolder } from '../shared/data-lock.ts';
 import { connectEventStores } from '../shared/event-stores.ts';
+import { KeyedLanes } from '../shared/keyed-lanes.ts';
 import { connectReadModelStores, startProjections } from '../shared/read-models.ts';
 import { loadSecrets } from '../shared/secrets.ts';
 import { startTradingServices } from '../shared/trading.ts';
@@ -80,6 +81,9 @@ export async function startTradecore(
           });
     if (projections) stack.push({ name: 'projections', stop: () => projections.stop() });
 
+    // One set of per-wallet lanes for the API's wallet routes and the order process, when both run
+    // here: their commands on one wallet take turns instead of conflicting on its version.
+    const walletLanes = new KeyedLanes();
     const trading =
       role !== 'all'
         ? undefined
@@ -88,6 +92,7 @@ export async function startTradecore(
             eventStores,
             logger: logger.child({ component: 'trading' }),
             clock,
+            walletLanes,
           });
     if (trading) stack.push({ name: 'trading services', stop: () => trading.stop() });
     // `serve broker-api` runs the broker side of the order path next to its API (serve checks the URLs).
@@ -97,6 +102,7 @@ export async function startTradecore(
             { ...config, amqpUrl: config.amqpUrl, redisUrl: config.redisUrl },
             eventStores.broker,
             logger.child({ component: 'broker' }),
+            walletLanes,
           )
         : undefined;
     if (brokerSide) stack.push({ name: 'broker side', stop: () => brokerSide.stop() });
@@ -110,6 +116,7 @@ export async function startTradecore(
       // A query against the read-model stores: answers only when they are reachable.
       readiness: { 'read-models': () => readModels.orders({ limit: 1 }), ...brokerSide?.readiness },
       projections,
+      walletLanes,
       marketData: trading?.marketData,
       logger: logger.child({ component: 'http' }),
     });
