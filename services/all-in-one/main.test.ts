@@ -1,11 +1,14 @@
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
+import { EventSchemas } from '../../domain/shared/event-schemas.ts';
 import { SHUTDOWN_GRACE_MS } from '../api/app.ts';
 import { loadConfig } from '../shared/config.ts';
+import { connectEventStores } from '../shared/event-stores.ts';
 import { type RunningTradecore, startTradecore } from './main.ts';
 
 /**
@@ -202,6 +205,55 @@ describe('tradecore start, embedded', () => {
         token: await login('admin', 'end-to-end-admin'),
       });
       expect(again.body).toEqual(trace.body);
+    } finally {
+      await running.stop();
+    }
+  }, 120_000);
+});
+
+describe('tradecore start, with a read model that fails', () => {
+  it('is not ready, naming the failed read model, while the admin API reports it failed', async () => {
+    await freshDataDir('tradecore-failed-');
+    // An event the schemas would refuse, written by a store that checks none (as the old demo did).
+    const unchecked = await connectEventStores(loadConfig({ TRADECORE_DATA_DIR: dataDir }), {
+      broker: new EventSchemas(),
+    });
+    await unchecked.broker.append('wallet-broken', [
+      {
+        id: randomUUID(),
+        type: 'CashDeposited',
+        data: { amount: '1000.00' },
+        metadata: {
+          correlationId: 'c',
+          causationId: 'c',
+          actor: 'test',
+          occurredAt: new Date().toISOString(),
+        },
+      },
+    ]);
+    await unchecked.close();
+
+    const running = await start();
+    try {
+      const call = client(running.url);
+      const admin = (
+        await call('POST', '/v1/auth/login', { body: { username: 'admin', password: 'end-to-end-admin' } })
+      ).body.token as string;
+      const projections = await until(
+        () => call('GET', '/v1/admin/projections', { token: admin }),
+        (answer) => answer.body?.projections?.some((p: { state: string }) => p.state === 'failed'),
+      );
+      const failed = projections.body.projections.filter((p: { state: string }) => p.state === 'failed');
+      expect(failed.map((p: { projection: string }) => p.projection)).toEqual(['wallets']);
+
+      const ready = await call('GET', '/health/ready');
+      expect(ready.status).toBe(503);
+      expect(ready.body.status).toBe('not ready');
+      expect(ready.body.checks.projections.status).toBe('down');
+      expect(ready.body.checks.projections.error).toMatch(/^read model wallets failed: /);
+      // The stores themselves answer: only the projection is named.
+      expect(ready.body.checks['broker-event-store']).toEqual({ status: 'up' });
+      expect((await call('GET', '/health/live')).status).toBe(200);
     } finally {
       await running.stop();
     }

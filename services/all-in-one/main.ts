@@ -11,7 +11,7 @@ import type { Config } from '../shared/config.ts';
 import { lockEmbeddedDataFolder } from '../shared/data-lock.ts';
 import { connectEventStores } from '../shared/event-stores.ts';
 import { KeyedLanes } from '../shared/keyed-lanes.ts';
-import { connectReadModelStores, startProjections } from '../shared/read-models.ts';
+import { connectReadModelStores, projectionsReadiness, startProjections } from '../shared/read-models.ts';
 import { loadSecrets } from '../shared/secrets.ts';
 import { startTradingServices } from '../shared/trading.ts';
 
@@ -114,7 +114,12 @@ export async function startTradecore(
       tokens,
       readModels,
       // A query against the read-model stores: answers only when they are reachable.
-      readiness: { 'read-models': () => readModels.orders({ limit: 1 }), ...brokerSide?.readiness },
+      readiness: {
+        'read-models': () => readModels.orders({ limit: 1 }),
+        // Where this process projects them: a read model whose projector failed is not served fresh.
+        ...(projections ? { projections: projectionsReadiness(projections) } : {}),
+        ...brokerSide?.readiness,
+      },
       projections,
       walletLanes,
       marketData: trading?.marketData,

@@ -9,7 +9,7 @@ import type { Config } from '../shared/config.ts';
 import { lockEmbeddedDataFolder } from '../shared/data-lock.ts';
 import { connectEventStores } from '../shared/event-stores.ts';
 import { type RunningService, ShutdownStack, startOpsServer } from '../shared/ops-server.ts';
-import { connectReadModelStores, startProjections } from '../shared/read-models.ts';
+import { connectReadModelStores, projectionsReadiness, startProjections } from '../shared/read-models.ts';
 
 export async function startProjectorService(config: Config, logger: Logger): Promise<RunningService> {
   const stack = new ShutdownStack(logger);
@@ -39,7 +39,7 @@ export async function startProjectorService(config: Config, logger: Logger): Pro
       readiness: {
         'broker-event-store': () => eventStores.broker.headPosition(),
         'b3-event-store': () => eventStores.b3.headPosition(),
-        'read-models': () => projections.status(),
+        'read-models': projectionsReadiness(projections),
       },
     });
     stack.push('http', () => ops.close());
