@@ -165,6 +165,19 @@ describe('tradecore CLI', () => {
     expect(beyond.stderr).toContain('--version 999 is beyond stream order-ord-3-1');
     const trade = await tradecore('audit', 'state', 'trade-x', '--version', '0');
     expect(trade.code).toBe(2);
+    // The HTTP API's refusal, word for word (services/api/audit-state.test.ts).
+    expect(trade.stderr).toContain(
+      'tradecore: state is rebuilt for account-, wallet-, order-, instrument-, book- streams, not "trade-x"',
+    );
+
+    // Without --json, text: a heading, then one `path value` line per field of the state.
+    const text = await tradecore('audit', 'state', 'order-ord-3-1', '--version', '1');
+    expect(text.code, text.stderr).toBe(0);
+    const [heading, ...fields] = text.stdout.trimEnd().split('\n');
+    expect(heading).toMatch(/^order-ord-3-1 at version 1 of \d+$/);
+    expect(fields).toContainEqual(expect.stringMatching(/^ {2}status +NEW$/));
+    expect(fields).toContainEqual(expect.stringMatching(/^ {2}orderId +ord-3-1$/));
+    expect(text.stdout).not.toContain('{"');
   }, 120_000);
 
   it('traces one request across streams and both stores', async () => {

@@ -16,7 +16,13 @@ import {
   InvalidCursor,
   MAX_PAGE,
 } from '../../projections/read-models/queries.ts';
-import { type AuditStateDefinition, auditStateAt, auditStateOf } from '../api/audit-state.ts';
+import {
+  type AuditStateDefinition,
+  auditStateAt,
+  auditStateOf,
+  B3_STREAM_PREFIXES,
+  stateNotSupported,
+} from '../api/audit-state.ts';
 import type { Config } from '../shared/config.ts';
 import { lockEmbeddedDataFolder } from '../shared/data-lock.ts';
 import { connectEventStores, type EventStores } from '../shared/event-stores.ts';
@@ -177,15 +183,14 @@ export async function status(config: Config, io: CommandIo): Promise<ProjectorSt
   });
 }
 
-const brokerPrefixes = ['account', 'wallet', 'order', 'instrument'];
-const b3Prefixes = ['book', 'trade', 'quotes'];
+const brokerPrefixes = ['account-', 'wallet-', 'order-', 'instrument-'];
 
+/** The store of a stream with a known prefix (the HTTP API's `auditStoreOf`); a usage error otherwise. */
 function storeOf(streamId: string): 'broker' | 'b3' {
-  const prefix = streamId.split('-')[0] ?? '';
-  if (brokerPrefixes.includes(prefix)) return 'broker';
-  if (b3Prefixes.includes(prefix)) return 'b3';
+  if (brokerPrefixes.some((prefix) => streamId.startsWith(prefix))) return 'broker';
+  if (B3_STREAM_PREFIXES.some((prefix) => streamId.startsWith(prefix))) return 'b3';
   throw new UsageError(
-    `stream "${streamId}" has no known prefix (${[...brokerPrefixes, ...b3Prefixes].map((p) => `${p}-`).join(', ')})`,
+    `stream "${streamId}" has no known prefix (${[...brokerPrefixes, ...B3_STREAM_PREFIXES].join(', ')})`,
   );
 }
 
@@ -216,10 +221,7 @@ export async function auditStream(
 /** The state a stream's events fold into, chosen by the stream's prefix. */
 export function stateDefinitionOf(streamId: string): AuditStateDefinition {
   const definition = auditStateOf(streamId);
-  if (!definition)
-    throw new UsageError(
-      `audit state works on account-, wallet-, order-, instrument- and book- streams, not "${streamId}"`,
-    );
+  if (!definition) throw new UsageError(stateNotSupported(streamId));
   return definition;
 }
 
@@ -261,7 +263,15 @@ export async function auditState(
       ...(loaded.fromSnapshot !== undefined ? { fromSnapshot: loaded.fromSnapshot } : {}),
       state: loaded.state,
     };
-    io.out(io.json ? JSON.stringify(result) : JSON.stringify(result, null, 2));
+    if (io.json) io.out(JSON.stringify(result));
+    else {
+      io.out(
+        `${streamId} at version ${loaded.version} of ${current}${loaded.fromSnapshot !== undefined ? ` (from the snapshot at version ${loaded.fromSnapshot})` : ''}`,
+      );
+      const rows = flatten(loaded.state);
+      const width = Math.max(0, ...rows.map(([path]) => path.length));
+      for (const [path, value] of rows) io.out(`  ${path.padEnd(width)}  ${value}`.trimEnd());
+    }
   });
 }
 
@@ -333,6 +343,30 @@ async function caughtUp(registry: ProjectionRegistry, timeoutMs = 120_000): Prom
     if (Date.now() > deadline) throw new CommandFailed('the audit timeline did not catch up in time');
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
+}
+
+/**
+ * A state as `path value` lines, one per leaf: `cash.available 100000`, `executions[0].price 3250`;
+ * an empty object or list is `{}` or `[]`. Amounts stay integer cents, as the events hold them.
+ */
+export function flatten(
+  value: unknown,
+  path = '',
+  rows: Array<[string, string]> = [],
+): Array<[string, string]> {
+  if (Array.isArray(value)) {
+    if (value.length === 0) rows.push([path, '[]']);
+    for (const [index, item] of value.entries()) flatten(item, `${path}[${index}]`, rows);
+  } else if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>);
+    if (entries.length === 0) rows.push([path, '{}']);
+    for (const [key, item] of entries) flatten(item, path ? `${path}.${key}` : key, rows);
+  } else
+    rows.push([
+      path,
+      value === undefined ? '' : typeof value === 'string' && value !== '' ? value : JSON.stringify(value),
+    ]);
+  return rows;
 }
 
 function integerOption(name: string, value: string | undefined, minimum: number): number | undefined {

@@ -115,7 +115,7 @@ describe('the data folder, between tradecore start and the CLI', () => {
         [['projections', 'rebuild', 'nope'], 'unknown projection "nope" (known: orders, wallets,'],
         [
           ['audit', 'state', 'trade-x'],
-          'audit state works on account-, wallet-, order-, instrument- and book-',
+          'state is rebuilt for account-, wallet-, order-, instrument-, book- streams',
         ],
         [['audit', 'stream', 'nope-1'], 'stream "nope-1" has no known prefix'],
         [
