@@ -127,7 +127,9 @@ describe('the data folder, between tradecore start and the CLI', () => {
       for (const [args, message] of cases) {
         const refused = await tradecore(...args);
         expect(refused.code, `${args.join(' ')}: ${refused.stderr}`).toBe(2);
-        expect(refused.stderr.split('\n')[0]).toContain(message);
+        // One line: what was wrong, and where the usage is.
+        expect(refused.stderr.trimEnd().split('\n')).toEqual([expect.stringContaining(message)]);
+        expect(refused.stderr).toContain('(tradecore help shows the usage)');
         expect(refused.stderr).not.toContain('in use by pid');
       }
       // A good argument still meets the lock.

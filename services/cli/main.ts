@@ -189,7 +189,8 @@ main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error: unknown) => {
     if (error instanceof UsageError || isParseArgsError(error)) {
-      console.error(`tradecore: ${(error as Error).message}\n\n${usage}`);
+      // One line naming what was wrong; the whole usage is one `tradecore help` away.
+      console.error(`tradecore: ${(error as Error).message} (tradecore help shows the usage)`);
       process.exit(2);
     }
     console.error(
