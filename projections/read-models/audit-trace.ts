@@ -48,6 +48,25 @@ const ORDER: Array<[string, 'asc']> = [
 
 type Stores = Record<ProjectionDefinition['store'], ReadModelStore>;
 
+/** Whether `cursor` is one a page of `correlationId`'s trace gave out (checked before any store is opened). */
+export function checkAuditTraceCursor(correlationId: string, cursor: string): boolean {
+  try {
+    return decodeTraceCursor(correlationId, cursor) !== undefined;
+  } catch (error) {
+    if (error instanceof InvalidCursor) return false;
+    throw error;
+  }
+}
+
+/** The cursor names the correlation id, so it cannot page through another trace. */
+const traceList = (correlationId: string): string => `trace:${correlationId}`;
+
+function decodeTraceCursor(correlationId: string, cursor: string | undefined): number[] | undefined {
+  const decoded = decodeCursor(traceList(correlationId), cursor, 4) as number[] | undefined;
+  if (decoded && !decoded.every((value) => Number.isSafeInteger(value))) throw new InvalidCursor(cursor!);
+  return decoded;
+}
+
 /** One page of a correlation id's events, both stores merged. */
 export async function readAuditTrace(
   stores: Stores,
@@ -55,10 +74,7 @@ export async function readAuditTrace(
   query: { limit: number; cursor?: string },
 ): Promise<AuditTrace> {
   const limit = Math.min(MAX_PAGE, Math.max(1, Math.floor(query.limit) || 1));
-  // The cursor names the correlation id, so it cannot page through another trace.
-  const list = `trace:${correlationId}`;
-  const cursor = decodeCursor(list, query.cursor, 4) as number[] | undefined;
-  if (cursor && !cursor.every((value) => Number.isSafeInteger(value))) throw new InvalidCursor(query.cursor!);
+  const cursor = decodeTraceCursor(correlationId, query.cursor);
 
   const [broker, b3] = await Promise.all(
     SOURCES.map(({ projection }) => stores[projection.store].checkpoint(projection.name, 'live')),
@@ -82,7 +98,9 @@ export async function readAuditTrace(
   const last = items.at(-1);
   return {
     items,
-    ...(merged.length > limit && last ? { nextCursor: encodeCursor(list, keyOf(last)) } : {}),
+    ...(merged.length > limit && last
+      ? { nextCursor: encodeCursor(traceList(correlationId), keyOf(last)) }
+      : {}),
     through: { broker: broker ?? 0, b3: b3 ?? 0 },
   };
 }

@@ -1,11 +1,14 @@
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
+import { EventSchemas } from '../../domain/shared/event-schemas.ts';
 import { SHUTDOWN_GRACE_MS } from '../api/app.ts';
 import { loadConfig } from '../shared/config.ts';
+import { connectEventStores } from '../shared/event-stores.ts';
 import { type RunningTradecore, startTradecore } from './main.ts';
 
 /**
@@ -206,6 +209,136 @@ describe('tradecore start, embedded', () => {
       await running.stop();
     }
   }, 120_000);
+});
+
+describe('tradecore start, with a read model that fails', () => {
+  it('is not ready, naming the failed read model, while the admin API reports it failed', async () => {
+    await freshDataDir('tradecore-failed-');
+    // An event the schemas would refuse, written by a store that checks none (as the old demo did).
+    const unchecked = await connectEventStores(loadConfig({ TRADECORE_DATA_DIR: dataDir }), {
+      broker: new EventSchemas(),
+    });
+    await unchecked.broker.append('wallet-broken', [
+      {
+        id: randomUUID(),
+        type: 'CashDeposited',
+        data: { amount: '1000.00' },
+        metadata: {
+          correlationId: 'c',
+          causationId: 'c',
+          actor: 'test',
+          occurredAt: new Date().toISOString(),
+        },
+      },
+    ]);
+    await unchecked.close();
+
+    const running = await start();
+    try {
+      const call = client(running.url);
+      const admin = (
+        await call('POST', '/v1/auth/login', { body: { username: 'admin', password: 'end-to-end-admin' } })
+      ).body.token as string;
+      const projections = await until(
+        () => call('GET', '/v1/admin/projections', { token: admin }),
+        (answer) => answer.body?.projections?.some((p: { state: string }) => p.state === 'failed'),
+      );
+      const failed = projections.body.projections.filter((p: { state: string }) => p.state === 'failed');
+      expect(failed.map((p: { projection: string }) => p.projection)).toEqual(['wallets']);
+
+      const ready = await call('GET', '/health/ready');
+      expect(ready.status).toBe(503);
+      expect(ready.body.status).toBe('not ready');
+      expect(ready.body.checks.projections.status).toBe('down');
+      expect(ready.body.checks.projections.error).toMatch(/^read model wallets failed: /);
+      // The stores themselves answer: only the projection is named.
+      expect(ready.body.checks['broker-event-store']).toEqual({ status: 'up' });
+      expect((await call('GET', '/health/live')).status).toBe(200);
+    } finally {
+      await running.stop();
+    }
+  }, 120_000);
+});
+
+describe('tradecore start, one account depositing while it places orders', () => {
+  it('takes every deposit (no 409 reaches the client) and keeps the balance exact', async () => {
+    await freshDataDir('tradecore-lanes-');
+    const running = await start();
+    try {
+      const call = client(running.url);
+      const accountId = (
+        await call('POST', '/v1/auth/register', { body: { username: 'busy', password: 'busy-pass' } })
+      ).body.accountId as string;
+      const token = (
+        await call('POST', '/v1/auth/login', { body: { username: 'busy', password: 'busy-pass' } })
+      ).body.token as string;
+      expect(
+        (await call('POST', `/v1/accounts/${accountId}/deposits`, { token, body: { amount: '1000.00' } }))
+          .status,
+      ).toBe(201);
+
+      // The new user's trial: 4 workers depositing 1.00 and 4 placing a resting fractional buy,
+      // all on one account's wallet, for a few seconds.
+      const statuses: number[] = [];
+      const orderIds: string[] = [];
+      const end = Date.now() + 4_000;
+      const depositing = async () => {
+        while (Date.now() < end) {
+          const answer = await call('POST', `/v1/accounts/${accountId}/deposits`, {
+            token,
+            body: { amount: '1.00' },
+          });
+          statuses.push(answer.status);
+        }
+      };
+      const ordering = async () => {
+        while (Date.now() < end) {
+          const answer = await call('POST', '/v1/orders', {
+            token,
+            body: {
+              accountId,
+              symbol: 'PETR4F',
+              side: 'BUY',
+              type: 'LIMIT',
+              quantity: 1,
+              price: '30.00',
+              timeInForce: 'GTC',
+            },
+          });
+          expect(answer.status, JSON.stringify(answer.body)).toBe(202);
+          orderIds.push(answer.body.orderId);
+        }
+      };
+      await Promise.all([...Array.from({ length: 4 }, depositing), ...Array.from({ length: 4 }, ordering)]);
+      expect(statuses.filter((status) => status !== 201)).toEqual([]);
+      expect(orderIds.length).toBeGreaterThan(0);
+
+      // Every order reserved (and rests, GTC) or was refused and released: each one's 30.00 is
+      // either reserved or back, and every deposit is there.
+      const deposited = 100_000 + statuses.length * 100;
+      const orders = await until(
+        () => Promise.all(orderIds.map((id) => call('GET', `/v1/orders/${id}`, { token }))),
+        (answers) => answers.every((answer) => answer.body?.status && answer.body.status !== 'PENDING_NEW'),
+        60_000,
+      );
+      const resting = orders.filter((answer) => answer.body.status === 'NEW').length;
+      const cents = (amount: string) => Math.round(Number(amount) * 100);
+      const wallet = await until(
+        () => call('GET', `/v1/accounts/${accountId}/wallet`, { token }),
+        (answer) =>
+          answer.body?.cash !== undefined &&
+          cents(answer.body.cash.reserved) === resting * 3_000 &&
+          cents(answer.body.cash.available) + cents(answer.body.cash.reserved) === deposited,
+        30_000,
+      );
+      expect({
+        available: cents(wallet.body.cash.available),
+        reserved: cents(wallet.body.cash.reserved),
+      }).toEqual({ available: deposited - resting * 3_000, reserved: resting * 3_000 });
+    } finally {
+      await running.stop();
+    }
+  }, 180_000);
 });
 
 describe('tradecore stop', () => {

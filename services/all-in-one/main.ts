@@ -1,10 +1,6 @@
 import pino, { type Logger } from 'pino';
-import { b3EventDefinitions } from '../../domain/b3/book-events.ts';
-import { quoteEventDefinitions } from '../../domain/b3/quote-events.ts';
 import { defaultCatalogue } from '../../domain/broker/instrument/catalogue.ts';
-import { EventSchemas } from '../../domain/shared/event-schemas.ts';
 import { createReadModels } from '../../projections/read-models/queries.ts';
-import { brokerStoreSchemas } from '../api/api-events.ts';
 import { buildApi, closeGracefully } from '../api/app.ts';
 import { TokenIssuer } from '../api/auth.ts';
 import type { App } from '../api/context.ts';
@@ -14,8 +10,9 @@ import { startBrokerSide } from '../broker/main.ts';
 import type { Config } from '../shared/config.ts';
 import { lockEmbeddedDataFolder } from '../shared/data-lock.ts';
 import { connectEventStores } from '../shared/event-stores.ts';
+import { KeyedLanes } from '../shared/keyed-lanes.ts';
 import { assertCanListen, listenError } from '../shared/listen.ts';
-import { connectReadModelStores, startProjections } from '../shared/read-models.ts';
+import { connectReadModelStores, projectionsReadiness, startProjections } from '../shared/read-models.ts';
 import { loadSecrets, retireGeneratedAdminPassword } from '../shared/secrets.ts';
 import { startTradingServices } from '../shared/trading.ts';
 
@@ -64,10 +61,7 @@ export async function startTradecore(
     );
     if (lock) stack.push({ name: 'data folder lock', stop: () => lock.release() });
     const secrets = await loadSecrets(config);
-    const eventStores = await connectEventStores(config, {
-      broker: brokerStoreSchemas(),
-      b3: new EventSchemas([...b3EventDefinitions, ...quoteEventDefinitions]),
-    });
+    const eventStores = await connectEventStores(config);
     stack.push({ name: 'event stores', stop: () => eventStores.close() });
 
     const listed = await seedInstruments(eventStores.broker, defaultCatalogue);
@@ -97,6 +91,9 @@ export async function startTradecore(
           });
     if (projections) stack.push({ name: 'projections', stop: () => projections.stop() });
 
+    // One set of per-wallet lanes for the API's wallet routes and the order process, when both run
+    // here: their commands on one wallet take turns instead of conflicting on its version.
+    const walletLanes = new KeyedLanes();
     const trading =
       role !== 'all'
         ? undefined
@@ -105,6 +102,7 @@ export async function startTradecore(
             eventStores,
             logger: logger.child({ component: 'trading' }),
             clock,
+            walletLanes,
           });
     if (trading) stack.push({ name: 'trading services', stop: () => trading.stop() });
     // `serve broker-api` runs the broker side of the order path next to its API (serve checks the URLs).
@@ -114,6 +112,7 @@ export async function startTradecore(
             { ...config, amqpUrl: config.amqpUrl, redisUrl: config.redisUrl },
             eventStores.broker,
             logger.child({ component: 'broker' }),
+            walletLanes,
           )
         : undefined;
     if (brokerSide) stack.push({ name: 'broker side', stop: () => brokerSide.stop() });
@@ -125,8 +124,14 @@ export async function startTradecore(
       tokens,
       readModels,
       // A query against the read-model stores: answers only when they are reachable.
-      readiness: { 'read-models': () => readModels.orders({ limit: 1 }), ...brokerSide?.readiness },
+      readiness: {
+        'read-models': () => readModels.orders({ limit: 1 }),
+        // Where this process projects them: a read model whose projector failed is not served fresh.
+        ...(projections ? { projections: projectionsReadiness(projections) } : {}),
+        ...brokerSide?.readiness,
+      },
       projections,
+      walletLanes,
       marketData: trading?.marketData,
       logger: logger.child({ component: 'http' }),
     });

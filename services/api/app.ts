@@ -9,6 +9,7 @@ import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fas
 import pino from 'pino';
 import { register } from 'prom-client';
 import { AggregateCache } from '../../domain/shared/aggregate.ts';
+import { KeyedLanes } from '../shared/keyed-lanes.ts';
 import type { ApiDeps, App, RouteContext } from './context.ts';
 import { ensureDefaultMetrics, httpDuration } from './metrics.ts';
 import { documentAnswers } from './openapi.ts';
@@ -59,6 +60,7 @@ export async function buildApi(deps: ApiDeps): Promise<App> {
   const context: RouteContext = {
     ...deps,
     now: deps.now ?? (() => new Date()),
+    walletLanes: deps.walletLanes ?? new KeyedLanes(),
     caches: { accounts: new AggregateCache(), instruments: new AggregateCache() },
   };
   const app = Fastify({

@@ -7,7 +7,12 @@ import { walletDecider } from '../../domain/broker/wallet/wallet.ts';
 import type { EventStore, ReadStreamOptions, RecordedEvent } from '../../domain/shared/event-store.ts';
 import { appendWorkload, tradingWorkload } from '../../projections/read-models/workload.ts';
 import { ENGINE_SNAPSHOT_SCHEMA_VERSION } from '../b3-engine/engine-service.ts';
-import { AUDIT_STATE_SNAPSHOT_SCHEMA_VERSION, auditStateAt, auditStateOf } from './audit-state.ts';
+import {
+  AUDIT_STATE_SNAPSHOT_SCHEMA_VERSION,
+  auditStateAt,
+  auditStateOf,
+  stateNotSupported,
+} from './audit-state.ts';
 import { startTestApi } from './testing.ts';
 
 /** A store that counts the events its callers read. */
@@ -148,6 +153,50 @@ describe('audit state through snapshots', () => {
     expect(
       await b3.loadSnapshot('book-PETR4', { schemaVersion: AUDIT_STATE_SNAPSHOT_SCHEMA_VERSION }),
     ).toBeUndefined();
+  });
+
+  it('GET /v1/audit/streams/{id}/state rebuilds a B3 book as `tradecore audit state` does, and refuses a trade alike', async () => {
+    const broker = new MemoryEventStore();
+    const b3 = new MemoryEventStore();
+    await appendWorkload(
+      { broker, b3 },
+      tradingWorkload({ seed: 7, requests: 40, accounts: 2, symbols: ['PETR4'] }),
+    );
+    const events = await b3.readStream('book-PETR4');
+    const api = await startTestApi({ broker, b3, readModels: false });
+    try {
+      const admin = await api.adminToken();
+      const get = (url: string) =>
+        api.app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${admin}` } });
+      const at = Math.floor(events.length / 2);
+      const book = await get(`/v1/audit/streams/book-PETR4/state?version=${at}`);
+      expect(book.statusCode, book.body).toBe(200);
+      expect(book.json()).toEqual({
+        streamId: 'book-PETR4',
+        version: at,
+        state: JSON.parse(
+          JSON.stringify(
+            OrderBook.replay(
+              'PETR4',
+              events
+                .filter((event) => event.version <= at)
+                .map((event) => ({ type: event.type, data: event.data }) as BookEvent),
+            ).snapshot(),
+          ),
+        ),
+      });
+      const tradeId = (await b3.readAll({ limit: 10_000 })).find((event) =>
+        event.streamId.startsWith('trade-'),
+      )!.streamId;
+      const trade = await get(`/v1/audit/streams/${tradeId}/state`);
+      expect(trade.statusCode).toBe(400);
+      expect(trade.json()).toMatchObject({
+        reason: 'STATE_NOT_SUPPORTED',
+        detail: stateNotSupported(tradeId),
+      });
+    } finally {
+      await api.close();
+    }
   });
 
   it('GET /v1/audit/streams/{id}/state answers through the snapshot what the full fold answers', async () => {

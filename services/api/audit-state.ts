@@ -80,6 +80,21 @@ function bookState(symbol: string): AuditStateDefinition {
   };
 }
 
+/** The streams whose state the audit rebuilds (`audit state`, `GET …/state`), by prefix. */
+export const AUDIT_STATE_PREFIXES = ['account-', 'wallet-', 'order-', 'instrument-', 'book-'] as const;
+
+/** Why a stream's state is not rebuilt: one message for the CLI and the HTTP API. */
+export function stateNotSupported(streamId: string): string {
+  return `state is rebuilt for ${AUDIT_STATE_PREFIXES.join(', ')} streams, not "${streamId}"; read its events instead`;
+}
+
+/** The streams the B3 event store holds, by prefix; every other stream is the broker's. */
+export const B3_STREAM_PREFIXES = ['book-', 'trade-', 'quotes-'] as const;
+
+export function auditStoreOf(streamId: string): 'broker' | 'b3' {
+  return B3_STREAM_PREFIXES.some((prefix) => streamId.startsWith(prefix)) ? 'b3' : 'broker';
+}
+
 /** The state a stream folds into, by its prefix; undefined for streams without one. */
 export function auditStateOf(
   streamId: string,

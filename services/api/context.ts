@@ -13,6 +13,7 @@ import type { AggregateCache } from '../../domain/shared/aggregate.ts';
 import type { EventStore } from '../../domain/shared/event-store.ts';
 import { formatCents } from '../../domain/shared/money.ts';
 import type { CommandMetadata } from '../shared/command-handler.ts';
+import type { KeyedLanes } from '../shared/keyed-lanes.ts';
 import type { Principal, TokenIssuer } from './auth.ts';
 import { fingerprintOf, IDEMPOTENCY_KEY, type StoredAnswer, withIdempotency } from './idempotency.ts';
 import type { ProjectionsControl, ReadinessCheck, ReadModels } from './ports.ts';
@@ -48,6 +49,12 @@ export interface ApiDeps {
    * set reference prices, so tests and demos can be deterministic. Absent: those routes answer 503.
    */
   marketData?: MarketDataControl;
+  /**
+   * The lanes wallet commands take turns in, by wallet stream, shared with the order process when
+   * it runs in this process: a deposit waits for a reservation instead of conflicting with it
+   * (default: the API's own, so that its own wallet commands take turns at least).
+   */
+  walletLanes?: KeyedLanes;
   /** Extra dependencies `/health/ready` checks (the event stores are always checked). */
   readiness?: Record<string, ReadinessCheck>;
   /** A pino logger; silent when absent. */
@@ -69,6 +76,7 @@ export type App = FastifyInstance<
 
 export interface RouteContext extends ApiDeps {
   now: () => Date;
+  walletLanes: KeyedLanes;
   /** Accounts and instruments as this process last loaded them: read on every order. */
   caches: { accounts: AggregateCache<Account>; instruments: AggregateCache<Instrument> };
 }

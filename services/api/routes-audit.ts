@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { EventStore, RecordedEvent } from '../../domain/shared/event-store.ts';
-import { auditStateAt, auditStateOf } from './audit-state.ts';
+import { auditStateAt, auditStateOf, auditStoreOf, stateNotSupported } from './audit-state.ts';
 import { type App, type RouteContext, readModelsOf, requireRoles } from './context.ts';
 import { ApiProblem } from './problem.ts';
 import {
@@ -14,17 +14,13 @@ import {
 
 const security = [{ bearerAuth: [] }];
 
-/** Streams whose state the audit API rebuilds: the broker aggregates, by stream prefix. */
-const STATE_PREFIXES = ['account-', 'wallet-', 'order-', 'instrument-'];
-
-/** B3 streams live in the B3 event store; everything else in the broker's. */
+/** B3 streams (book-, trade-, quotes-) live in the B3 event store; everything else in the broker's. */
 export function storeOf(
   context: RouteContext,
   streamId: string,
 ): { store: EventStore; name: 'broker' | 'b3' } {
-  return streamId.startsWith('book-') || streamId.startsWith('trade-')
-    ? { store: context.b3, name: 'b3' }
-    : { store: context.broker, name: 'broker' };
+  const name = auditStoreOf(streamId);
+  return { store: context[name], name };
 }
 
 /** Password hashes stay inside: an auditor sees that a password changed, never the hash. */
@@ -108,15 +104,9 @@ export function auditRoutes(app: App, context: RouteContext): void {
     },
     async (request) => {
       const { streamId } = request.params;
-      const definition = STATE_PREFIXES.some((prefix) => streamId.startsWith(prefix))
-        ? auditStateOf(streamId)
-        : undefined;
-      if (!definition)
-        throw new ApiProblem(
-          400,
-          'STATE_NOT_SUPPORTED',
-          `state is rebuilt for ${STATE_PREFIXES.join(', ')} streams; read the events of the others`,
-        );
+      // The same folds as `tradecore audit state`: the broker aggregates, and B3 books.
+      const definition = auditStateOf(streamId);
+      if (!definition) throw new ApiProblem(400, 'STATE_NOT_SUPPORTED', stateNotSupported(streamId));
       const { store } = storeOf(context, streamId);
       const { version, at } = request.query;
       const current = await store.streamVersion(streamId);

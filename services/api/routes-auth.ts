@@ -26,7 +26,7 @@ export async function accountIdOfUsername(
  * version no_stream (the event store is the uniqueness constraint), then the account stream is written.
  */
 export async function registerAccount(
-  context: Omit<RouteContext, 'caches'>,
+  context: Omit<RouteContext, 'caches' | 'walletLanes'>,
   input: {
     accountId?: string;
     username: string;

@@ -138,12 +138,16 @@ export function tradingRoutes(app: App, context: RouteContext): void {
           const symbol = (request.body as { symbol?: string }).symbol;
           // Custody holds listed instruments only: a share of something nobody trades is no position.
           if (symbol !== undefined) await listedInstrument(context, symbol);
-          const result = await handleCommand(
-            context.broker,
-            walletStreamId(accountId),
-            walletDecider,
-            toCommand(request.body as never),
-            metadataOf(request),
+          const streamId = walletStreamId(accountId);
+          // In the wallet's lane: after the order process's reservation, not racing it.
+          const result = await context.walletLanes.run(streamId, () =>
+            handleCommand(
+              context.broker,
+              streamId,
+              walletDecider,
+              toCommand(request.body as never),
+              metadataOf(request),
+            ),
           );
           const positions = Object.entries(result.state.positions).map(([symbol, held]) => ({
             symbol,

@@ -52,7 +52,10 @@ export const ADMIN_USERNAME = 'admin';
  * Makes sure the `admin` account exists with this password: registers it on the first start, and
  * changes its password when TRADECORE_ADMIN_PASSWORD was changed since. Returns whether it was created.
  */
-export async function ensureAdmin(context: Omit<RouteContext, 'caches'>, password: string): Promise<boolean> {
+export async function ensureAdmin(
+  context: Omit<RouteContext, 'caches' | 'walletLanes'>,
+  password: string,
+): Promise<boolean> {
   const streamId = accountStreamId(ADMIN_ACCOUNT_ID);
   const { state } = await loadAggregate(context.broker, streamId, aggregateOf(accountDecider));
   if (!state.registered) {

@@ -7,9 +7,6 @@
 import type { Logger } from 'pino';
 import { RabbitMqBridge } from '../../adapters/rabbitmq/bridge.ts';
 import { RedisPriceCache } from '../../adapters/redis/price-cache.ts';
-import { b3EventDefinitions } from '../../domain/b3/book-events.ts';
-import { quoteEventDefinitions } from '../../domain/b3/quote-events.ts';
-import { EventSchemas } from '../../domain/shared/event-schemas.ts';
 import type { Config } from '../shared/config.ts';
 import { connectEventStores } from '../shared/event-stores.ts';
 import { type RunningService, ShutdownStack, startOpsServer } from '../shared/ops-server.ts';
@@ -24,9 +21,7 @@ export async function startB3EngineService(
 ): Promise<RunningService> {
   const stack = new ShutdownStack(logger);
   try {
-    const eventStores = await connectEventStores(config, {
-      b3: new EventSchemas([...b3EventDefinitions, ...quoteEventDefinitions]),
-    });
+    const eventStores = await connectEventStores(config);
     stack.push('event stores', () => eventStores.close());
     const transport = await RabbitMqBridge.connect({
       url: config.amqpUrl,

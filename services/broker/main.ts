@@ -8,6 +8,7 @@ import { RabbitMqBridge } from '../../adapters/rabbitmq/bridge.ts';
 import { RedisPriceCache } from '../../adapters/redis/price-cache.ts';
 import type { EventStore } from '../../domain/shared/event-store.ts';
 import type { Config } from '../shared/config.ts';
+import type { KeyedLanes } from '../shared/keyed-lanes.ts';
 import { ShutdownStack } from '../shared/ops-server.ts';
 import { startKafkaRelays } from '../shared/trading.ts';
 import { OrderProcess } from './order-process.ts';
@@ -23,6 +24,8 @@ export async function startBrokerSide(
   config: Config & { amqpUrl: string; redisUrl: string },
   broker: EventStore,
   logger: Logger,
+  /** The per-wallet lanes shared with the API in this process. */
+  walletLanes?: KeyedLanes,
 ): Promise<BrokerSide> {
   const stack = new ShutdownStack(logger);
   try {
@@ -52,6 +55,7 @@ export async function startBrokerSide(
       transport,
       assetPrices,
       priceBandPercent: config.priceBandPercent,
+      walletLanes,
       logger: logger.child({ component: 'order-process' }),
     });
     await orderProcess.start();

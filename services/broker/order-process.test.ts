@@ -11,6 +11,7 @@ import {
 } from '../../domain/shared/event-store.ts';
 import type { Transport, TransportChannelName, TransportMessage } from '../../domain/shared/transport.ts';
 import { EngineService } from '../b3-engine/engine-service.ts';
+import { DEFAULT_MAX_RETRIES } from '../shared/command-handler.ts';
 import {
   b3Schemas,
   brokerSchemas,
@@ -125,9 +126,10 @@ describe('order process manager', () => {
   });
 
   it('logs a wallet conflict that outlasts the retries as a warning, and reserves on following again', async () => {
-    // Another writer moving the wallet under every attempt: the first step runs out of retries.
+    // Another writer moving the wallet under every attempt: the first step runs out of retries
+    // (the attempt on the cached wallet, then the first and every retry), the second one lands.
     class ContendedStore extends MemoryEventStore {
-      conflicts = 8;
+      conflicts = DEFAULT_MAX_RETRIES + 4;
       override async append(
         streamId: string,
         events: NewEvent[],

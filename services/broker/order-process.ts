@@ -21,6 +21,8 @@
  * by side, but one account's orders share its wallet stream, and racing on its version would spend
  * `handleCommand`'s retries and make the manager follow again from its checkpoint. A wallet lane
  * only appends to its wallet and never waits on an order or report lane, so lanes cannot deadlock.
+ * The API's wallet routes in the same process run in the same lanes (`walletLanes`), so a deposit
+ * and a reservation take turns too.
  */
 
 import type { RejectReason } from '../../domain/b3/book-events.ts';
@@ -92,6 +94,12 @@ export interface OrderProcessOptions {
   checkpointEveryMs?: number;
   /** Delay before following the store again after a failure (default 500 ms, doubling to 10 s). */
   restartDelayMs?: number;
+  /**
+   * The lanes wallet commands take turns in, by wallet stream. Where the HTTP API runs in the same
+   * process, give both the same one, so that a deposit waits for a reservation instead of
+   * conflicting with it (default: the manager's own).
+   */
+  walletLanes?: KeyedLanes;
   /** Test hooks: crash injection between an effect and its acknowledgement. */
   hooks?: {
     afterSettlement?: (report: ExecutionReport) => Promise<void>;
@@ -160,7 +168,7 @@ export class OrderProcess {
   /** One lane per order stream: an order's events are handled in store order. */
   private readonly orderLanes = new KeyedLanes();
   /** One lane per wallet stream: its commands run one at a time (see the module comment). */
-  private readonly walletLanes = new KeyedLanes();
+  private readonly walletLanes: KeyedLanes;
   /** Positions of the order events being handled. */
   private readonly handling = new Set<number>();
   /** A step failed: reading stops until the running steps settle and the manager follows again. */
@@ -176,6 +184,7 @@ export class OrderProcess {
     this.name = options.name ?? 'order-process';
     this.now = options.now ?? (() => new Date());
     this.restartDelay = options.restartDelayMs ?? 500;
+    this.walletLanes = options.walletLanes ?? new KeyedLanes();
   }
 
   /** Starts consuming execution reports (if not yet), then follows the store from the checkpoint. */

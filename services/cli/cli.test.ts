@@ -11,7 +11,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendWorkload, tradingWorkload } from '../../projections/read-models/workload.ts';
 import { loadConfig } from '../shared/config.ts';
 import { connectEventStores } from '../shared/event-stores.ts';
-import { eventSchemas } from './commands.ts';
 
 const bin = fileURLToPath(new URL('./bin.js', import.meta.url));
 let dataDir: string;
@@ -44,7 +43,7 @@ function tradecoreIn(
 
 beforeAll(async () => {
   dataDir = await mkdtemp(join(tmpdir(), 'tradecore-cli-'));
-  const stores = await connectEventStores(loadConfig({ TRADECORE_DATA_DIR: dataDir }), eventSchemas());
+  const stores = await connectEventStores(loadConfig({ TRADECORE_DATA_DIR: dataDir }));
   try {
     await appendWorkload(
       stores,
@@ -166,6 +165,19 @@ describe('tradecore CLI', () => {
     expect(beyond.stderr).toContain('--version 999 is beyond stream order-ord-3-1');
     const trade = await tradecore('audit', 'state', 'trade-x', '--version', '0');
     expect(trade.code).toBe(2);
+    // The HTTP API's refusal, word for word (services/api/audit-state.test.ts).
+    expect(trade.stderr).toContain(
+      'tradecore: state is rebuilt for account-, wallet-, order-, instrument-, book- streams, not "trade-x"',
+    );
+
+    // Without --json, text: a heading, then one `path value` line per field of the state.
+    const text = await tradecore('audit', 'state', 'order-ord-3-1', '--version', '1');
+    expect(text.code, text.stderr).toBe(0);
+    const [heading, ...fields] = text.stdout.trimEnd().split('\n');
+    expect(heading).toMatch(/^order-ord-3-1 at version 1 of \d+$/);
+    expect(fields).toContainEqual(expect.stringMatching(/^ {2}status +NEW$/));
+    expect(fields).toContainEqual(expect.stringMatching(/^ {2}orderId +ord-3-1$/));
+    expect(text.stdout).not.toContain('{"');
   }, 120_000);
 
   it('traces one request across streams and both stores', async () => {
@@ -201,6 +213,41 @@ describe('tradecore CLI', () => {
 
     const none = await tradecore('audit', 'trace', 'req-nobody');
     expect(none.code).toBe(1);
+  }, 120_000);
+
+  it('runs the demo in a fresh folder of its own, leaving the data folder alone', async () => {
+    const temp = await mkdtemp(join(tmpdir(), 'tradecore-cli-demo-'));
+    try {
+      const before = await tradecore('projections', 'status', '--json');
+      const demo = await tradecoreIn(dataDir, { TMPDIR: temp }, 'demo');
+      expect(demo.code, demo.stderr).toBe(0);
+      const folder = /demo: in a fresh data folder of its own, (\S+)/.exec(demo.stdout)?.[1];
+      expect(folder?.startsWith(join(temp, 'tradecore-demo-'))).toBe(true);
+      expect(demo.stdout).toContain('an event that fails its schema is refused: invalid CashDeposited event');
+      // Nothing reached the data folder it was run on: no demo stream, the heads unchanged.
+      expect((await tradecore('audit', 'stream', 'wallet-demo')).code).toBe(1);
+      const after = await tradecore('projections', 'status', '--json');
+      const heads = (stdout: string) =>
+        (JSON.parse(stdout).projections as Array<{ projection: string; head: number }>).map((s) => [
+          s.projection,
+          s.head,
+        ]);
+      expect(heads(after.stdout)).toEqual(heads(before.stdout));
+      // What it wrote in its own folder is what the services write: the read models take it.
+      const replay = await tradecoreIn(dataDir, { TRADECORE_DATA_DIR: folder! }, 'replay');
+      expect(replay.code, replay.stderr).toBe(0);
+      const book = await tradecoreIn(
+        dataDir,
+        { TRADECORE_DATA_DIR: folder! },
+        'audit',
+        'state',
+        'book-PETR4',
+        '--json',
+      );
+      expect(JSON.parse(book.stdout).state).toMatchObject({ symbol: 'PETR4', status: 'OPEN' });
+    } finally {
+      await rm(temp, { recursive: true, force: true });
+    }
   }, 120_000);
 
   it('keeps help, and refuses unknown commands and options', async () => {

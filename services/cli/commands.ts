@@ -3,19 +3,26 @@
  * or JSON with `--json`), progress and errors to stderr; a bad argument is a `UsageError` naming
  * it (exit 2), a well-formed request that cannot be answered a `CommandFailed` (exit 1).
  */
-import { b3EventDefinitions } from '../../domain/b3/book-events.ts';
-import { quoteEventDefinitions } from '../../domain/b3/quote-events.ts';
-import { brokerEvents } from '../../domain/broker/events.ts';
-import { EventSchemas } from '../../domain/shared/event-schemas.ts';
 import type { ProjectorStatus, RebuildProgress } from '../../projections/projector.ts';
-import { b3AuditProjection, brokerAuditProjection } from '../../projections/read-models/index.ts';
+import { checkAuditTraceCursor } from '../../projections/read-models/audit-trace.ts';
+import {
+  b3AuditProjection,
+  brokerAuditProjection,
+  readModelProjections,
+} from '../../projections/read-models/index.ts';
 import {
   type AuditEntry,
   createReadModels,
   InvalidCursor,
   MAX_PAGE,
 } from '../../projections/read-models/queries.ts';
-import { type AuditStateDefinition, auditStateAt, auditStateOf } from '../api/audit-state.ts';
+import {
+  type AuditStateDefinition,
+  auditStateAt,
+  auditStateOf,
+  B3_STREAM_PREFIXES,
+  stateNotSupported,
+} from '../api/audit-state.ts';
 import type { Config } from '../shared/config.ts';
 import { lockEmbeddedDataFolder } from '../shared/data-lock.ts';
 import { connectEventStores, type EventStores } from '../shared/event-stores.ts';
@@ -39,13 +46,6 @@ export interface CommandIo {
   out: (line: string) => void;
   err: ProgressOutput;
   json: boolean;
-}
-
-export function eventSchemas() {
-  return {
-    broker: new EventSchemas(brokerEvents),
-    b3: new EventSchemas([...b3EventDefinitions, ...quoteEventDefinitions]),
-  };
 }
 
 /**
@@ -75,7 +75,7 @@ async function withEventStores<T>(
   work: (eventStores: EventStores) => Promise<T>,
 ): Promise<T> {
   return holdingDataFolder(config, { eventStores: true }, io.err, async () => {
-    const eventStores = await connectEventStores(config, eventSchemas());
+    const eventStores = await connectEventStores(config);
     try {
       return await work(eventStores);
     } finally {
@@ -91,7 +91,7 @@ async function withStores<T>(
   work: (eventStores: EventStores, readModelStores: ReadModelStores) => Promise<T>,
 ): Promise<T> {
   return holdingDataFolder(config, { eventStores: true, readModels: true }, io.err, async () => {
-    const eventStores = await connectEventStores(config, eventSchemas());
+    const eventStores = await connectEventStores(config);
     try {
       const readModelStores = await connectReadModelStores(config);
       try {
@@ -123,9 +123,11 @@ async function withProjections<T>(
 /** `tradecore replay` and `tradecore projections rebuild <name|all>`. */
 export async function rebuild(config: Config, name: string | undefined, io: CommandIo): Promise<void> {
   if (!name) throw new UsageError('projections rebuild needs a read model name, or all');
+  // Named before the data folder's lock is taken: a typo is a usage error even while it is held.
+  const known = readModelProjections.map((projection) => projection.name);
+  if (name !== 'all' && !known.includes(name))
+    throw new UsageError(new UnknownProjection(name, known).message);
   await withProjections(config, io, async (registry) => {
-    if (name !== 'all' && !registry.projectors.has(name))
-      throw new UsageError(new UnknownProjection(name, [...registry.projectors.keys()]).message);
     const renderer = progressRenderer(io.err);
     const results: Array<{ projection: string; events: number; seconds: number; eventsPerSecond: number }> =
       [];
@@ -181,15 +183,14 @@ export async function status(config: Config, io: CommandIo): Promise<ProjectorSt
   });
 }
 
-const brokerPrefixes = ['account', 'wallet', 'order', 'instrument'];
-const b3Prefixes = ['book', 'trade', 'quotes'];
+const brokerPrefixes = ['account-', 'wallet-', 'order-', 'instrument-'];
 
+/** The store of a stream with a known prefix (the HTTP API's `auditStoreOf`); a usage error otherwise. */
 function storeOf(streamId: string): 'broker' | 'b3' {
-  const prefix = streamId.split('-')[0] ?? '';
-  if (brokerPrefixes.includes(prefix)) return 'broker';
-  if (b3Prefixes.includes(prefix)) return 'b3';
+  if (brokerPrefixes.some((prefix) => streamId.startsWith(prefix))) return 'broker';
+  if (B3_STREAM_PREFIXES.some((prefix) => streamId.startsWith(prefix))) return 'b3';
   throw new UsageError(
-    `stream "${streamId}" has no known prefix (${[...brokerPrefixes, ...b3Prefixes].map((p) => `${p}-`).join(', ')})`,
+    `stream "${streamId}" has no known prefix (${[...brokerPrefixes, ...B3_STREAM_PREFIXES].join(', ')})`,
   );
 }
 
@@ -220,10 +221,7 @@ export async function auditStream(
 /** The state a stream's events fold into, chosen by the stream's prefix. */
 export function stateDefinitionOf(streamId: string): AuditStateDefinition {
   const definition = auditStateOf(streamId);
-  if (!definition)
-    throw new UsageError(
-      `audit state works on account-, wallet-, order-, instrument- and book- streams, not "${streamId}"`,
-    );
+  if (!definition) throw new UsageError(stateNotSupported(streamId));
   return definition;
 }
 
@@ -265,7 +263,15 @@ export async function auditState(
       ...(loaded.fromSnapshot !== undefined ? { fromSnapshot: loaded.fromSnapshot } : {}),
       state: loaded.state,
     };
-    io.out(io.json ? JSON.stringify(result) : JSON.stringify(result, null, 2));
+    if (io.json) io.out(JSON.stringify(result));
+    else {
+      io.out(
+        `${streamId} at version ${loaded.version} of ${current}${loaded.fromSnapshot !== undefined ? ` (from the snapshot at version ${loaded.fromSnapshot})` : ''}`,
+      );
+      const rows = flatten(loaded.state);
+      const width = Math.max(0, ...rows.map(([path]) => path.length));
+      for (const [path, value] of rows) io.out(`  ${path.padEnd(width)}  ${value}`.trimEnd());
+    }
   });
 }
 
@@ -283,6 +289,8 @@ export async function auditTrace(
   const limit = integerOption('--limit', options.limit, 1);
   if (limit !== undefined && limit > MAX_PAGE) throw new UsageError(`--limit must be at most ${MAX_PAGE}`);
   const paged = limit !== undefined || options.cursor !== undefined;
+  if (options.cursor !== undefined && !checkAuditTraceCursor(correlationId, options.cursor))
+    throw new UsageError(`--cursor is not one that audit trace ${correlationId} gave out`);
   await withStores(config, io, async (eventStores, readModelStores) => {
     const registry = await startProjections({
       eventStores,
@@ -335,6 +343,30 @@ async function caughtUp(registry: ProjectionRegistry, timeoutMs = 120_000): Prom
     if (Date.now() > deadline) throw new CommandFailed('the audit timeline did not catch up in time');
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
+}
+
+/**
+ * A state as `path value` lines, one per leaf: `cash.available 100000`, `executions[0].price 3250`;
+ * an empty object or list is `{}` or `[]`. Amounts stay integer cents, as the events hold them.
+ */
+export function flatten(
+  value: unknown,
+  path = '',
+  rows: Array<[string, string]> = [],
+): Array<[string, string]> {
+  if (Array.isArray(value)) {
+    if (value.length === 0) rows.push([path, '[]']);
+    for (const [index, item] of value.entries()) flatten(item, `${path}[${index}]`, rows);
+  } else if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>);
+    if (entries.length === 0) rows.push([path, '{}']);
+    for (const [key, item] of entries) flatten(item, path ? `${path}.${key}` : key, rows);
+  } else
+    rows.push([
+      path,
+      value === undefined ? '' : typeof value === 'string' && value !== '' ? value : JSON.stringify(value),
+    ]);
+  return rows;
 }
 
 function integerOption(name: string, value: string | undefined, minimum: number): number | undefined {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LOCK_FILE } from '../shared/data-lock.ts';
+import { LOCK_FILE, lockDataFolder } from '../shared/data-lock.ts';
 
 const bin = fileURLToPath(new URL('./bin.js', import.meta.url));
 let dataDir: string;
@@ -105,6 +105,40 @@ describe('the data folder, between tradecore start and the CLI', () => {
     );
     // Released after the command, too.
     expect(existsSync(lockPath)).toBe(false);
+  }, 120_000);
+
+  it('names a bad argument (exit 2) before it looks at the lock, while another process holds the folder', async () => {
+    // This test process holds the folder, as a running `tradecore start` would.
+    const lock = await lockDataFolder(dataDir, { command: 'tradecore start' });
+    try {
+      const cases: Array<[string[], string]> = [
+        [['projections', 'rebuild', 'nope'], 'unknown projection "nope" (known: orders, wallets,'],
+        [
+          ['audit', 'state', 'trade-x'],
+          'state is rebuilt for account-, wallet-, order-, instrument-, book- streams',
+        ],
+        [['audit', 'stream', 'nope-1'], 'stream "nope-1" has no known prefix'],
+        [
+          ['audit', 'trace', 'req-1', '--cursor', 'forged'],
+          '--cursor is not one that audit trace req-1 gave out',
+        ],
+        [['serve', 'nope'], 'unknown service "nope"'],
+      ];
+      for (const [args, message] of cases) {
+        const refused = await tradecore(...args);
+        expect(refused.code, `${args.join(' ')}: ${refused.stderr}`).toBe(2);
+        // One line: what was wrong, and where the usage is.
+        expect(refused.stderr.trimEnd().split('\n')).toEqual([expect.stringContaining(message)]);
+        expect(refused.stderr).toContain('(tradecore help shows the usage)');
+        expect(refused.stderr).not.toContain('in use by pid');
+      }
+      // A good argument still meets the lock.
+      const held = await tradecore('projections', 'rebuild', 'wallets');
+      expect(held.code).toBe(1);
+      expect(held.stderr).toContain(`in use by pid ${process.pid}`);
+    } finally {
+      await lock.release();
+    }
   }, 120_000);
 
   it('takes over the lock of a start killed with -9, saying so, and replays', async () => {

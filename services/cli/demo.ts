@@ -1,52 +1,101 @@
 import { randomUUID } from 'node:crypto';
-import type { EventStore, NewEvent, RecordedEvent } from '../../domain/shared/event-store.ts';
-import type { EventStores } from '../shared/event-stores.ts';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { bookStreamId } from '../../domain/b3/book-events.ts';
+import { OrderBook } from '../../domain/b3/order-book.ts';
+import { walletDecider, walletStreamId } from '../../domain/broker/wallet/wallet.ts';
+import type { NewEvent, RecordedEvent } from '../../domain/shared/event-store.ts';
+import { formatCents } from '../../domain/shared/money.ts';
+import { handleCommand } from '../shared/command-handler.ts';
+import { loadConfig } from '../shared/config.ts';
+import { connectEventStores, type EventStores } from '../shared/event-stores.ts';
 
 /**
- * What `tradecore start` shows until the services land: the embedded event stores at work.
- * Each run appends to the same streams, so a second run shows the data survived the restart.
+ * `tradecore demo`: the event stores at work, in a fresh embedded data folder of its own (never
+ * the one `tradecore start` uses, nor a server named by a URL), so that nothing it writes can
+ * reach real data. It says where that folder is; the folder is left behind to look at.
  */
+export async function runDemo(print: (line: string) => void, parent = tmpdir()): Promise<string> {
+  const dataDir = await mkdtemp(join(parent, 'tradecore-demo-'));
+  print(`demo: in a fresh data folder of its own, ${dataDir} (your data folder and servers are not touched)`);
+  const stores = await connectEventStores(loadConfig({ TRADECORE_DATA_DIR: dataDir }));
+  try {
+    await eventStoreDemo(stores, print);
+  } finally {
+    await stores.close();
+  }
+  print(`look again: TRADECORE_DATA_DIR=${dataDir} tradecore audit stream ${walletStreamId('demo')}`);
+  return dataDir;
+}
+
+/** Real commands through the deciders, real event schemas: what the services do, in miniature. */
 export async function eventStoreDemo(stores: EventStores, print: (line: string) => void): Promise<void> {
   const correlationId = randomUUID();
+  const metadata = { correlationId, causationId: correlationId, actor: 'demo' };
   const event = (type: string, data: unknown): NewEvent => ({
     id: randomUUID(),
     type,
     data,
-    metadata: {
-      correlationId,
-      causationId: correlationId,
-      actor: 'demo',
-      occurredAt: new Date().toISOString(),
-    },
+    metadata: { ...metadata, occurredAt: new Date().toISOString() },
   });
 
   print(`event stores: ${stores.description}`);
-  const wallet = 'wallet-demo';
-  const before = await stores.broker.streamVersion(wallet);
-  print(`${wallet} holds ${before + 1} events from earlier runs`);
-
+  const wallet = walletStreamId('demo');
   const live: RecordedEvent[] = [];
   const subscription = stores.broker.subscribeToAll({
     after: await stores.broker.headPosition(),
     onEvent: (recorded) => void live.push(recorded),
   });
 
-  const deposit = await stores.broker.append(wallet, [event('CashDeposited', { amount: '1000.00' })], {
-    expectedVersion: before === -1 ? 'no_stream' : before,
-  });
+  const deposit = await handleCommand(
+    stores.broker,
+    wallet,
+    walletDecider,
+    { type: 'Deposit', amount: 100_000 },
+    metadata,
+  );
   print(
-    `appended CashDeposited to ${wallet} at version ${deposit.nextExpectedVersion}, position ${deposit.positions[0]}`,
+    `Deposit 1000.00 → CashDeposited appended to ${wallet} at version ${deposit.version}, position ${deposit.positions[0]}; available ${formatCents(deposit.state.cash.available)}`,
   );
 
   const stale = await stores.broker
-    .append(wallet, [event('CashWithdrawn', { amount: '1.00' })], { expectedVersion: before })
+    .append(wallet, [event('CashWithdrawn', { amount: 100 })], { expectedVersion: 'no_stream' })
     .catch((error: Error) => error);
-  print(`a writer with the stale expected version ${before} is refused: ${(stale as Error).message}`);
+  print(`a writer that has not seen that deposit is refused: ${(stale as Error).message}`);
 
-  const book = 'book-PETR4';
-  await stores.b3.append(book, [event('OrderBooked', { side: 'BUY', price: '32.50', quantity: 100 })]);
+  // Amounts are integer cents inside; a decimal string is what the wallets projection chokes on.
+  const invalid = await stores.broker
+    .append(wallet, [event('CashDeposited', { amount: '1000.00' })])
+    .catch((error: Error) => error);
+  print(`an event that fails its schema is refused: ${(invalid as Error).message}`);
+
+  const symbol = 'PETR4';
+  const book = new OrderBook(symbol);
+  const at = Date.now();
+  const booked = book.execute({ type: 'OpenBook', referencePrice: 3_250, priceBandBps: 1_000, at });
+  book.execute(
+    {
+      type: 'PlaceOrder',
+      orderId: 'demo-order-1',
+      accountId: 'demo',
+      side: 'BUY',
+      orderType: 'LIMIT',
+      quantity: 100,
+      price: 3_250,
+      timeInForce: 'DAY',
+      at,
+    },
+    booked,
+  );
+  const bookStream = bookStreamId(symbol);
+  await stores.b3.append(
+    bookStream,
+    booked.map((decided) => event(decided.type, decided.data)),
+    { expectedVersion: 'no_stream' },
+  );
   print(
-    `appended OrderBooked to ${book} in the separate B3 store (broker store sees it: ${await seen(stores.broker, book)})`,
+    `the matching engine's ${booked.map((decided) => decided.type).join(', ')} appended to ${bookStream} in the separate B3 store (the broker store has it: ${(await stores.broker.streamVersion(bookStream)) >= 0})`,
   );
 
   await waitUntil(() => live.length > 0);
@@ -55,17 +104,11 @@ export async function eventStoreDemo(stores: EventStores, print: (line: string) 
     `a subscriber following all broker events received: ${live.map((recorded) => recorded.type).join(', ')}`,
   );
 
-  const history = await stores.broker.readStream(wallet, { direction: 'backwards', limit: 3 });
-  print(`${wallet}, newest first:`);
-  for (const recorded of history) {
+  print(`${wallet}, as stored:`);
+  for (const recorded of await stores.broker.readStream(wallet))
     print(
       `  v${recorded.version}  #${recorded.position}  ${recorded.type}  ${JSON.stringify(recorded.data)}  ${recorded.recordedAt.toISOString()}`,
     );
-  }
-}
-
-async function seen(store: EventStore, streamId: string): Promise<boolean> {
-  return (await store.streamVersion(streamId)) >= 0;
 }
 
 async function waitUntil(condition: () => boolean, timeoutMs = 5_000): Promise<void> {

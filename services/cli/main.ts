@@ -6,7 +6,6 @@ import { parseArgs } from 'node:util';
 import type { Config } from '../shared/config.ts';
 import { ConfigError, loadConfig } from '../shared/config.ts';
 import { DataFolderLocked } from '../shared/data-lock.ts';
-import { connectEventStores } from '../shared/event-stores.ts';
 import { ListenError } from '../shared/listen.ts';
 import {
   auditState,
@@ -14,12 +13,11 @@ import {
   auditTrace,
   CommandFailed,
   type CommandIo,
-  holdingDataFolder,
   rebuild,
   status,
   UsageError,
 } from './commands.ts';
-import { eventStoreDemo } from './demo.ts';
+import { runDemo } from './demo.ts';
 
 const usage = `usage: tradecore <command> [options]
 
@@ -27,7 +25,7 @@ commands:
   start                                  run every service in one process and serve the HTTP API (embedded unless URLs are set)
   serve <service>                        one service per process, adapters chosen by URL (docs/operations.md):
                                          broker-api (API + order process), b3-engine, market-data, projector, query-api
-  demo                                   a short demo of the event stores in TRADECORE_DATA_DIR
+  demo                                   a short demo of the event stores, in a fresh folder of its own
   replay                                 rebuild every read model from history (same as: projections rebuild all)
   projections rebuild <name|all>         rebuild read models into fresh tables, swapped in when caught up
   projections status                     checkpoint, head and lag of every read model
@@ -52,7 +50,7 @@ async function start(config: Config): Promise<number> {
   return runUntilSignal(await startTradecore(config));
 }
 
-async function serve(service: string | undefined, config: Config): Promise<number> {
+async function serve(service: string | undefined, config: () => Config): Promise<number> {
   const { isServiceName, SERVICES, startService } = await import('./serve.ts');
   if (!isServiceName(service))
     throw new UsageError(
@@ -60,7 +58,7 @@ async function serve(service: string | undefined, config: Config): Promise<numbe
         ? `serve needs a service: ${SERVICES.join(', ')}`
         : `unknown service "${service}": serve one of ${SERVICES.join(', ')}`,
     );
-  return runUntilSignal(await startService(service, config));
+  return runUntilSignal(await startService(service, config()));
 }
 
 /** A signal this long after the first forces the process out of a shutdown that hangs. */
@@ -129,19 +127,13 @@ async function main(argv: string[]): Promise<number> {
       return start(config());
     case 'serve':
       noMore(argument);
-      return serve(subcommand, config());
-    case 'demo': {
-      const demoConfig = config();
-      await holdingDataFolder(demoConfig, { eventStores: true }, io.err, async () => {
-        const stores = await connectEventStores(demoConfig);
-        try {
-          await eventStoreDemo(stores, (line) => console.log(line));
-        } finally {
-          await stores.close();
-        }
-      });
+      // The service is named before the configuration is read: a typo is a usage error either way.
+      return serve(subcommand, config);
+    case 'demo':
+      noMore(subcommand);
+      // Its own fresh folder: no configuration read, no data folder or server of yours opened.
+      await runDemo((line) => console.log(line));
       return 0;
-    }
     case 'replay':
       noMore(subcommand);
       await rebuild(config(), 'all', io);
@@ -198,7 +190,8 @@ main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error: unknown) => {
     if (error instanceof UsageError || isParseArgsError(error)) {
-      console.error(`tradecore: ${(error as Error).message}\n\n${usage}`);
+      // One line naming what was wrong; the whole usage is one `tradecore help` away.
+      console.error(`tradecore: ${(error as Error).message} (tradecore help shows the usage)`);
       process.exit(2);
     }
     if (

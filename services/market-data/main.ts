@@ -5,10 +5,7 @@
  */
 import type { Logger } from 'pino';
 import { RedisPriceCache } from '../../adapters/redis/price-cache.ts';
-import { b3EventDefinitions } from '../../domain/b3/book-events.ts';
-import { quoteEventDefinitions } from '../../domain/b3/quote-events.ts';
 import { defaultCatalogue } from '../../domain/broker/instrument/catalogue.ts';
-import { EventSchemas } from '../../domain/shared/event-schemas.ts';
 import type { Config } from '../shared/config.ts';
 import { connectEventStores } from '../shared/event-stores.ts';
 import { type RunningService, ShutdownStack, startOpsServer } from '../shared/ops-server.ts';
@@ -22,9 +19,7 @@ export async function startMarketDataService(
 ): Promise<RunningService> {
   const stack = new ShutdownStack(logger);
   try {
-    const eventStores = await connectEventStores(config, {
-      b3: new EventSchemas([...b3EventDefinitions, ...quoteEventDefinitions]),
-    });
+    const eventStores = await connectEventStores(config);
     stack.push('event stores', () => eventStores.close());
     const brokerPrices = await RedisPriceCache.connect({ url: config.redisUrl });
     stack.push('broker asset cache', () => brokerPrices.close());

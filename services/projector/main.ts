@@ -5,15 +5,11 @@
  * projector keeps its checkpoint with its rows, so a restart resumes where it stopped.
  */
 import type { Logger } from 'pino';
-import { b3EventDefinitions } from '../../domain/b3/book-events.ts';
-import { quoteEventDefinitions } from '../../domain/b3/quote-events.ts';
-import { EventSchemas } from '../../domain/shared/event-schemas.ts';
-import { brokerStoreSchemas } from '../api/api-events.ts';
 import type { Config } from '../shared/config.ts';
 import { lockEmbeddedDataFolder } from '../shared/data-lock.ts';
 import { connectEventStores } from '../shared/event-stores.ts';
 import { type RunningService, ShutdownStack, startOpsServer } from '../shared/ops-server.ts';
-import { connectReadModelStores, startProjections } from '../shared/read-models.ts';
+import { connectReadModelStores, projectionsReadiness, startProjections } from '../shared/read-models.ts';
 
 export async function startProjectorService(config: Config, logger: Logger): Promise<RunningService> {
   const stack = new ShutdownStack(logger);
@@ -25,10 +21,7 @@ export async function startProjectorService(config: Config, logger: Logger): Pro
       { log: (line) => logger.info(line) },
     );
     if (lock) stack.push('data folder lock', () => lock.release());
-    const eventStores = await connectEventStores(config, {
-      broker: brokerStoreSchemas(),
-      b3: new EventSchemas([...b3EventDefinitions, ...quoteEventDefinitions]),
-    });
+    const eventStores = await connectEventStores(config);
     stack.push('event stores', () => eventStores.close());
     const readModelStores = await connectReadModelStores(config);
     stack.push('read-model stores', () => readModelStores.close());
@@ -46,7 +39,7 @@ export async function startProjectorService(config: Config, logger: Logger): Pro
       readiness: {
         'broker-event-store': () => eventStores.broker.headPosition(),
         'b3-event-store': () => eventStores.b3.headPosition(),
-        'read-models': () => projections.status(),
+        'read-models': projectionsReadiness(projections),
       },
     });
     stack.push('http', () => ops.close());

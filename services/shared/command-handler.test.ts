@@ -4,7 +4,7 @@ import { AggregateCache } from '../../domain/shared/aggregate.ts';
 import type { Decider } from '../../domain/shared/decider.ts';
 import { DomainError } from '../../domain/shared/domain-error.ts';
 import { type AppendResult, type EventStore, WrongExpectedVersion } from '../../domain/shared/event-store.ts';
-import { handleCommand } from './command-handler.ts';
+import { BACKOFF_BASE_MS, BACKOFF_CAP_MS, handleCommand, jitteredBackoff } from './command-handler.ts';
 
 type CounterEvent = { type: 'Incremented'; data: { by: number } };
 type CounterCommand = { type: 'Increment'; by: number; max: number };
@@ -93,6 +93,34 @@ describe('handleCommand', () => {
       'rival',
       'tester',
     ]);
+  });
+
+  it('waits a jittered pause before each retry, its range doubling from one retry to the next', async () => {
+    const store = new MemoryEventStore();
+    const waits: number[] = [];
+    const result = await handleCommand(
+      racingStore(store, 4),
+      'counter-1',
+      counter,
+      { type: 'Increment', by: 1, max: 100 },
+      metadata,
+      { sleep: async (ms) => void waits.push(ms) },
+    );
+    expect(result.state).toBe(5);
+    expect(waits).toHaveLength(4);
+    waits.forEach((ms, index) => {
+      expect(ms).toBeGreaterThanOrEqual(0);
+      expect(ms).toBeLessThan(BACKOFF_BASE_MS * 2 ** index);
+    });
+    // The range: full jitter under base·2^(n-1), capped.
+    expect([1, 2, 3, 4, 20].map((attempt) => jitteredBackoff(attempt, () => 0.999))).toEqual([
+      9,
+      19,
+      39,
+      79,
+      BACKOFF_CAP_MS - 1,
+    ]);
+    expect(jitteredBackoff(3, () => 0)).toBe(0);
   });
 
   it('gives up after maxRetries conflicts', async () => {

@@ -1,7 +1,7 @@
 /**
  * The embedded data folder's lock. PGlite is one process's database: a second process opening the
  * same folder reads it half-written and can corrupt it. So whatever opens PGlite in the folder
- * (`tradecore start`, the replay, projections and audit commands, `demo`) first places
+ * (`tradecore start`, the replay, projections and audit commands) first places
  * `tradecore.lock` in it, naming its pid and command, and a second opener is refused with a
  * message saying who holds it and what to do instead.
  *

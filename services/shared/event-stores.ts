@@ -3,8 +3,11 @@ import { join } from 'node:path';
 import { EventStoreDbEventStore } from '../../adapters/eventstoredb/event-store.ts';
 import { openPgliteEventStore } from '../../adapters/pglite/event-store.ts';
 import { openPostgresEventStore } from '../../adapters/postgres/index.ts';
-import type { EventSchemas } from '../../domain/shared/event-schemas.ts';
+import { b3EventDefinitions } from '../../domain/b3/book-events.ts';
+import { quoteEventDefinitions } from '../../domain/b3/quote-events.ts';
+import { EventSchemas } from '../../domain/shared/event-schemas.ts';
 import type { EventStore } from '../../domain/shared/event-store.ts';
+import { brokerStoreSchemas } from '../api/api-events.ts';
 import type { Config } from './config.ts';
 
 export interface EventStores {
@@ -16,14 +19,28 @@ export interface EventStores {
 }
 
 /**
+ * What each store accepts: the broker's domain events and the API's own (usernames, idempotency
+ * keys) in the broker store; the book, trade and quote events in the B3 store. Strict: an event of
+ * another type, or whose data fails its type's schema, is refused before it is written.
+ */
+export function storeSchemas(): { broker: EventSchemas; b3: EventSchemas } {
+  return {
+    broker: brokerStoreSchemas(),
+    b3: new EventSchemas([...b3EventDefinitions, ...quoteEventDefinitions]),
+  };
+}
+
+/**
  * The broker and B3 event stores, kept apart (the domain isolation of the original design):
  * EventStoreDB when ESDB_URL is set, else Postgres when DATABASE_URL is set, else PGlite
- * databases in the data folder.
+ * databases in the data folder. They validate with `storeSchemas()` unless a test narrows them,
+ * so whatever opens them this way cannot write an event the projections would choke on.
  */
 export async function connectEventStores(
   config: Config,
-  schemas: { broker?: EventSchemas; b3?: EventSchemas } = {},
+  overrides: { broker?: EventSchemas; b3?: EventSchemas } = {},
 ): Promise<EventStores> {
+  const schemas = { ...storeSchemas(), ...overrides };
   let broker: EventStore;
   let b3: EventStore;
   let description: string;

@@ -98,6 +98,26 @@ export interface ProjectionRegistry {
   stop(): Promise<void>;
 }
 
+/**
+ * A readiness check (`/health/ready`) on the read models this process projects: it throws, naming
+ * each one, while any has failed — a failed projector stops applying events for good (until a
+ * rebuild, or a restart once the cause is gone), so its read model only gets staler and the
+ * process is not ready, whatever its stores answer. A rebuild in progress is not a failure.
+ */
+export function projectionsReadiness(registry: Pick<ProjectionRegistry, 'status'>): () => Promise<unknown> {
+  return async () => {
+    const statuses = await registry.status();
+    const failed = statuses.filter((status) => status.state === 'failed');
+    if (failed.length > 0)
+      throw new Error(
+        failed
+          .map((status) => `read model ${status.projection} failed: ${status.error ?? 'unknown error'}`)
+          .join('; '),
+      );
+    return statuses;
+  };
+}
+
 export class UnknownProjection extends Error {
   override readonly name = 'UnknownProjection';
   constructor(

@@ -26,6 +26,7 @@ import { MarketDataFeed, type QuoteSourceConfig } from '../market-data/feed.ts';
 import { routeB3Events } from '../market-data/integration.ts';
 import type { Config } from './config.ts';
 import type { EventStores } from './event-stores.ts';
+import type { KeyedLanes } from './keyed-lanes.ts';
 import { type ServiceLogger, silentLogger } from './service-logger.ts';
 import { SnapshotCheckpoints } from './snapshot-checkpoints.ts';
 
@@ -62,6 +63,8 @@ export interface StartTradingServicesOptions {
   retryDelaysMs?: readonly number[];
   /** The engine's time and timers (tests run a session close without waiting for it). */
   clock?: Clock;
+  /** The per-wallet lanes shared with the API in this process (see `OrderProcessOptions.walletLanes`). */
+  walletLanes?: KeyedLanes;
 }
 
 export async function startTradingServices(options: StartTradingServicesOptions): Promise<TradingServices> {
@@ -135,6 +138,7 @@ export async function startTradingServices(options: StartTradingServicesOptions)
       priceBandPercent: config.priceBandPercent,
       checkpoints: options.checkpoints?.broker,
       retryDelaysMs: options.retryDelaysMs,
+      walletLanes: options.walletLanes,
       logger,
     });
 
