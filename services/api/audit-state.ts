@@ -179,3 +179,17 @@ export async function auditStateAt(
     eventsRead,
   };
 }
+
+/**
+ * Password hashes stay inside, whoever audits (the API, the CLI): an auditor sees that a password
+ * changed, never the hash.
+ */
+export function redactSecrets(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(redactSecrets);
+  if (value === null || typeof value !== 'object' || value instanceof Date) return value;
+  return Object.fromEntries(
+    Object.entries(value as Record<string, unknown>).map(([key, item]) =>
+      key === 'passwordHash' ? [key, '[redacted]'] : [key, redactSecrets(item)],
+    ),
+  );
+}

@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { EventStore, RecordedEvent } from '../../domain/shared/event-store.ts';
-import { auditStateAt, auditStateOf, auditStoreOf, stateNotSupported } from './audit-state.ts';
+import { auditStateAt, auditStateOf, auditStoreOf, redactSecrets, stateNotSupported } from './audit-state.ts';
 import { type App, type RouteContext, readModelsOf, requireRoles } from './context.ts';
 import { ApiProblem } from './problem.ts';
 import {
@@ -23,17 +23,6 @@ export function storeOf(
   return { store: context[name], name };
 }
 
-/** Password hashes stay inside: an auditor sees that a password changed, never the hash. */
-function redact(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(redact);
-  if (value === null || typeof value !== 'object') return value;
-  return Object.fromEntries(
-    Object.entries(value as Record<string, unknown>).map(([key, item]) =>
-      key === 'passwordHash' ? [key, '[redacted]'] : [key, redact(item)],
-    ),
-  );
-}
-
 export function auditEvent(
   event: Pick<
     RecordedEvent,
@@ -48,7 +37,7 @@ export function auditEvent(
     position: event.position,
     id: event.id,
     type: event.type,
-    data: redact(event.data),
+    data: redactSecrets(event.data),
     metadata: event.metadata,
     recordedAt: event.recordedAt.toISOString(),
   };
@@ -128,7 +117,7 @@ export function auditRoutes(app: App, context: RouteContext): void {
         streamId,
         version: loaded.version,
         ...(request.query.at ? { at: request.query.at } : {}),
-        state: redact(loaded.state),
+        state: redactSecrets(loaded.state),
       };
     },
   );

@@ -3,6 +3,7 @@
  * data folder in a temp dir seeded with a trading workload of real domain events.
  */
 import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,6 +42,9 @@ function tradecoreIn(
   });
 }
 
+/** An account's password hash: the CLI's audit commands never print it. */
+const SECRET_HASH = 'scrypt$not-for-your-eyes';
+
 beforeAll(async () => {
   dataDir = await mkdtemp(join(tmpdir(), 'tradecore-cli-'));
   const stores = await connectEventStores(loadConfig({ TRADECORE_DATA_DIR: dataDir }));
@@ -49,6 +53,25 @@ beforeAll(async () => {
       stores,
       tradingWorkload({ seed: 3, requests: 60, accounts: 4, symbols: ['PETR4', 'VALE3'] }),
     );
+    await stores.broker.append('account-cli-auditee', [
+      {
+        id: randomUUID(),
+        type: 'AccountRegistered',
+        data: {
+          accountId: 'cli-auditee',
+          username: 'auditee',
+          passwordHash: SECRET_HASH,
+          roles: ['trader'],
+          registeredAt: new Date().toISOString(),
+        },
+        metadata: {
+          correlationId: randomUUID(),
+          causationId: randomUUID(),
+          actor: 'test',
+          occurredAt: new Date().toISOString(),
+        },
+      },
+    ]);
   } finally {
     await stores.close();
   }
@@ -56,6 +79,17 @@ beforeAll(async () => {
 afterAll(() => rm(dataDir, { recursive: true, force: true }));
 
 describe('tradecore CLI', () => {
+  it('never prints a password hash: audit stream and audit state redact it, as the HTTP audit does', async () => {
+    const stream = await tradecore('audit', 'stream', 'account-cli-auditee');
+    const state = await tradecore('audit', 'state', 'account-cli-auditee');
+    const stateJson = await tradecore('audit', 'state', 'account-cli-auditee', '--json');
+    for (const result of [stream, state, stateJson]) {
+      expect(result.code).toBe(0);
+      expect(result.stdout).toContain('[redacted]');
+      expect(result.stdout).not.toContain(SECRET_HASH);
+    }
+  });
+
   it('replays every read model, with progress on stderr, and reports them caught up', async () => {
     const before = await tradecore('projections', 'status', '--json');
     expect(before.code).toBe(0);

@@ -21,6 +21,7 @@ import {
   auditStateAt,
   auditStateOf,
   B3_STREAM_PREFIXES,
+  redactSecrets,
   stateNotSupported,
 } from '../api/audit-state.ts';
 import type { Config } from '../shared/config.ts';
@@ -206,7 +207,9 @@ export async function auditStream(
   const from = integerOption('--from', options.from, 0) ?? 0;
   const limit = integerOption('--limit', options.limit, 1) ?? 100;
   await withEventStores(config, io, async (eventStores) => {
-    const events = await eventStores[store].readStream(streamId, { fromVersion: from, limit });
+    const events = (await eventStores[store].readStream(streamId, { fromVersion: from, limit })).map(
+      (event) => ({ ...event, data: redactSecrets(event.data) }),
+    );
     if (events.length === 0 && (await eventStores[store].streamVersion(streamId)) < 0)
       throw new CommandFailed(`stream ${streamId} has no events in the ${store} event store`);
     if (io.json) io.out(JSON.stringify({ streamId, store, events }));
@@ -255,20 +258,21 @@ export async function auditState(
       );
     // From the latest snapshot at or below the version (or instant), then the events after it.
     const loaded = await auditStateAt(eventStores[store], streamId, definition, { version, at });
+    const state = redactSecrets(loaded.state);
     if (loaded.version < 0) throw new CommandFailed(`stream ${streamId} had no events at ${options.at}`);
     const result = {
       streamId,
       version: loaded.version,
       currentVersion: current,
       ...(loaded.fromSnapshot !== undefined ? { fromSnapshot: loaded.fromSnapshot } : {}),
-      state: loaded.state,
+      state,
     };
     if (io.json) io.out(JSON.stringify(result));
     else {
       io.out(
         `${streamId} at version ${loaded.version} of ${current}${loaded.fromSnapshot !== undefined ? ` (from the snapshot at version ${loaded.fromSnapshot})` : ''}`,
       );
-      const rows = flatten(loaded.state);
+      const rows = flatten(state);
       const width = Math.max(0, ...rows.map(([path]) => path.length));
       for (const [path, value] of rows) io.out(`  ${path.padEnd(width)}  ${value}`.trimEnd());
     }
@@ -319,14 +323,14 @@ export async function auditTrace(
       io.out(
         JSON.stringify({
           correlationId,
-          events: page.items,
+          events: page.items.map((entry) => ({ ...entry, data: redactSecrets(entry.data) })),
           ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}),
         }),
       );
     else {
       for (const entry of page.items)
         io.out(
-          `${entry.occurredAt.toISOString()}\t${entry.store}\t${entry.streamId}@${entry.version}\t${entry.type}\tcausation=${entry.causationId} actor=${entry.actor}\t${JSON.stringify(entry.data)}`,
+          `${entry.occurredAt.toISOString()}\t${entry.store}\t${entry.streamId}@${entry.version}\t${entry.type}\tcausation=${entry.causationId} actor=${entry.actor}\t${JSON.stringify(redactSecrets(entry.data))}`,
         );
       if (page.nextCursor) io.err.write(`more: --cursor ${page.nextCursor}\n`);
     }
