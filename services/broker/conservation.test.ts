@@ -140,17 +140,18 @@ async function endsSettled(
   expect(await totals(broker, ACCOUNTS)).toEqual(before);
 }
 
+// The services and stores a test started, stopped and closed after it.
+let services: TradingServices | undefined;
+let stores: EventStore[] = [];
+
+afterEach(async () => {
+  await services?.stop();
+  for (const store of stores) await store.close();
+  services = undefined;
+  stores = [];
+});
+
 describe('conservation: cash and shares summed over every wallet are unchanged by trading', () => {
-  let services: TradingServices | undefined;
-  let stores: EventStore[] = [];
-
-  afterEach(async () => {
-    await services?.stop();
-    for (const store of stores) await store.close();
-    services = undefined;
-    stores = [];
-  });
-
   it('holds across a graceful stop in the middle of trading: no fill is lost', async () => {
     const broker = new MemoryEventStore({ schemas: brokerSchemas() });
     const b3 = new MemoryEventStore({ schemas: b3Schemas() });
@@ -298,16 +299,6 @@ describe('conservation: cash and shares summed over every wallet are unchanged b
 });
 
 describe('conservation when B3 fills beyond what the broker reserved: the fill is booked, never dropped', () => {
-  let services: TradingServices | undefined;
-  let stores: EventStore[] = [];
-
-  afterEach(async () => {
-    await services?.stop();
-    for (const store of stores) await store.close();
-    services = undefined;
-    stores = [];
-  });
-
   it('settles a stop buy that fills above the band edge it reserved at; the excess leaves the wallet owing', async () => {
     const broker = new MemoryEventStore({ schemas: brokerSchemas() });
     const b3 = new MemoryEventStore({ schemas: b3Schemas() });
