@@ -543,6 +543,13 @@ describe('the HTTP API on PGlite', () => {
     });
     expect(state.statusCode).toBe(200);
     expect(state.json()).toMatchObject({ version: 0, state: { cash: { available: 1000050 } } });
+    // Where the stream is now, as `tradecore audit state` says it: its last event's version.
+    const walletEvents = await api.app.inject({
+      method: 'GET',
+      url: `/v1/audit/streams/wallet-${alice.accountId}?from=0&limit=1000`,
+      headers: auth(admin),
+    });
+    expect(state.json().currentVersion).toBe(walletEvents.json().events.at(-1).version);
   });
 
   it('lets an admin list instruments, halt one, and run projections', async () => {

@@ -171,7 +171,9 @@ describe('audit state through snapshots', () => {
       const at = Math.floor(events.length / 2);
       const book = await get(`/v1/audit/streams/book-PETR4/state?version=${at}`);
       expect(book.statusCode, book.body).toBe(200);
-      expect(book.json()).toEqual({
+      const { currentVersion, fromSnapshot: _snapshot, ...answer } = book.json();
+      expect(currentVersion).toBe(events.at(-1)!.version);
+      expect(answer).toEqual({
         streamId: 'book-PETR4',
         version: at,
         state: JSON.parse(
@@ -219,7 +221,13 @@ describe('audit state through snapshots', () => {
       const warm = await state('version=430');
       expect(warm.read).toBe(10);
       const expected = await fullFold(broker, (event) => event.version <= 430);
-      expect(warm.body).toEqual({ streamId: 'wallet-w1', version: 430, state: expected.state });
+      expect(warm.body).toEqual({
+        streamId: 'wallet-w1',
+        version: 430,
+        currentVersion: expect.any(Number),
+        fromSnapshot: expect.any(Number),
+        state: expected.state,
+      });
       // As `tradecore audit state` does: no answer beyond the stream, before it, or to both questions.
       const refused = async (query: string) => {
         const response = await api.app.inject({

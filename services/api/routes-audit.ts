@@ -113,9 +113,12 @@ export function auditRoutes(app: App, context: RouteContext): void {
       });
       if (loaded.version === -1)
         throw new ApiProblem(404, 'STREAM_NOT_FOUND', `stream ${streamId} had no events at ${at}`);
+      // As `tradecore audit state --json` answers: where the stream is now, and the snapshot used.
       return {
         streamId,
         version: loaded.version,
+        currentVersion: current,
+        ...(loaded.fromSnapshot !== undefined ? { fromSnapshot: loaded.fromSnapshot } : {}),
         ...(request.query.at ? { at: request.query.at } : {}),
         state: redactSecrets(loaded.state),
       };
