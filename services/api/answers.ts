@@ -25,19 +25,18 @@ export const LoginAnswer = z.strictObject({
 });
 
 const Cash = z.strictObject({ available: Money, reserved: Money });
+const Position = z.strictObject({
+  symbol: z.string(),
+  available: Count.describe('shares'),
+  reserved: Count.describe('shares'),
+  costBasis: Money.describe('what the shares held cost, in total'),
+});
 
 /** `GET /v1/accounts/{id}/wallet`: the wallets read model. */
 export const WalletAnswer = z.strictObject({
   accountId: z.string(),
   cash: Cash,
-  positions: z.array(
-    z.strictObject({
-      symbol: z.string(),
-      available: Count.describe('shares'),
-      reserved: Count.describe('shares'),
-      costBasis: Money.describe('what the shares held cost, in total'),
-    }),
-  ),
+  positions: z.array(Position),
   updatedAt: Instant.nullable().optional().describe('absent for a wallet that never moved'),
   version: z.number().int().nullable().optional().describe('the wallet stream version the answer includes'),
 });
@@ -47,7 +46,7 @@ export const WalletChangeAnswer = z.strictObject({
   accountId: z.string(),
   version: z.number().int().describe('the wallet stream version after the command'),
   cash: Cash,
-  positions: z.array(z.strictObject({ symbol: z.string(), available: Count, reserved: Count })),
+  positions: z.array(Position),
 });
 
 /** `POST /v1/orders`: `202`. */

@@ -411,6 +411,8 @@ describe('the HTTP API on PGlite', () => {
       return body.positions?.length === 1 ? body : undefined;
     });
     WalletAnswer.parse(wallet);
+    // The command's answer shows the positions as the wallet read model does.
+    expect(transfer.json().positions).toEqual((wallet as { positions: unknown[] }).positions);
     const placed = await api.app.inject({
       method: 'POST',
       url: '/v1/orders',

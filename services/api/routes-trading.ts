@@ -149,11 +149,16 @@ export function tradingRoutes(app: App, context: RouteContext): void {
               metadataOf(request),
             ),
           );
-          const positions = Object.entries(result.state.positions).map(([symbol, held]) => ({
-            symbol,
-            available: held.available,
-            reserved: held.reserved,
-          }));
+          // As `GET …/wallet` shows them: positions still held, with what they cost.
+          const positions = Object.entries(result.state.positions)
+            .filter(([, held]) => held.available !== 0 || held.reserved !== 0)
+            .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+            .map(([symbol, held]) => ({
+              symbol,
+              available: held.available,
+              reserved: held.reserved,
+              costBasis: formatCents(held.costBasis),
+            }));
           return {
             statusCode: 201,
             body: { accountId, version: result.version, cash: cashOf(result.state), positions },
