@@ -4,7 +4,12 @@ import type { Socket } from 'node:net';
 import fastifyRateLimit from '@fastify/rate-limit';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import pino from 'pino';
 import { register } from 'prom-client';
@@ -79,11 +84,7 @@ export async function buildApi(deps: ApiDeps): Promise<App> {
     // what the HTTP parser refuses before there is a request (headers over 16 KiB, not HTTP) are
     // problems like every other error, not fastify's own JSON.
     frameworkErrors: (error, request, reply) => {
-      request.correlationId =
-        (request.raw as { correlationId?: string }).correlationId ??
-        correlationIdOf(request.headers['x-correlation-id']);
-      reply.header('x-correlation-id', request.correlationId);
-      reply.header('x-request-id', request.id);
+      identify(request, reply);
       const body = toProblem(error);
       request.log.info({ reason: body.reason, status: body.status }, 'request refused');
       return sendProblem(request, reply, body);
@@ -116,11 +117,7 @@ export async function buildApi(deps: ApiDeps): Promise<App> {
     closing = true;
   });
   app.addHook('onRequest', async (request, reply) => {
-    request.correlationId =
-      (request.raw as { correlationId?: string }).correlationId ??
-      correlationIdOf(request.headers['x-correlation-id']);
-    reply.header('x-correlation-id', request.correlationId);
-    reply.header('x-request-id', request.id);
+    identify(request, reply);
     if (closing) {
       reply.header('connection', 'close');
       throw new ApiProblem(
@@ -208,6 +205,18 @@ export async function buildApi(deps: ApiDeps): Promise<App> {
   await streamRoutes(app, context);
   operationsRoutes(app, context);
   return app;
+}
+
+/**
+ * The request's correlation id (the one its logger was made with) and the answer's
+ * `x-correlation-id` and `x-request-id`: for every request, the router's refusals included.
+ */
+function identify(request: FastifyRequest, reply: FastifyReply): void {
+  request.correlationId =
+    (request.raw as { correlationId?: string }).correlationId ??
+    correlationIdOf(request.headers['x-correlation-id']);
+  reply.header('x-correlation-id', request.correlationId);
+  reply.header('x-request-id', request.id);
 }
 
 /** The longest path parameter the router takes (an id, a stream id, a symbol); longer answers 414. */
