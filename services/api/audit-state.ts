@@ -180,16 +180,20 @@ export async function auditStateAt(
   };
 }
 
+/** Fields no audit shows: a password's hash, and a request's fingerprint (a register's covers its password). */
+const SECRET_FIELDS = new Set(['passwordHash', 'fingerprint']);
+
 /**
- * Password hashes stay inside, whoever audits (the API, the CLI): an auditor sees that a password
- * changed, never the hash.
+ * Secrets stay inside, whoever audits (the API, the CLI): an auditor sees that a password changed,
+ * or that an idempotency key was claimed, never the hash or the fingerprint. Fingerprints are keyed
+ * now (services/api/idempotency.ts); those stored before were plain digests.
  */
 export function redactSecrets(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(redactSecrets);
   if (value === null || typeof value !== 'object' || value instanceof Date) return value;
   return Object.fromEntries(
     Object.entries(value as Record<string, unknown>).map(([key, item]) =>
-      key === 'passwordHash' ? [key, '[redacted]'] : [key, redactSecrets(item)],
+      SECRET_FIELDS.has(key) ? [key, '[redacted]'] : [key, redactSecrets(item)],
     ),
   );
 }

@@ -1,4 +1,4 @@
-import { randomBytes, scrypt, timingSafeEqual, webcrypto } from 'node:crypto';
+import { createHmac, randomBytes, scrypt, timingSafeEqual, webcrypto } from 'node:crypto';
 import { jwtVerify, SignJWT } from 'jose';
 import { z } from 'zod';
 import { Role } from '../../domain/broker/account/events.ts';
@@ -67,12 +67,20 @@ export class TokenIssuer {
    * identical to one whose signature was checked is found here.
    */
   private readonly verified = new Map<string, { principal: Principal; expiresAtMs: number }>();
+  /**
+   * The key request fingerprints are made with (services/api/idempotency.ts), derived from the
+   * signing secret, so every API process with the same secret has the same: a register's body holds
+   * a password, and its fingerprint, which the audit API shows, must not be a plain digest anyone
+   * could test guesses against.
+   */
+  readonly fingerprintKey: Buffer;
 
   constructor(
     secret: string,
     private readonly ttlSeconds: number,
     private readonly now: () => Date = () => new Date(),
   ) {
+    this.fingerprintKey = createHmac('sha256', secret).update('tradecore idempotency fingerprint').digest();
     this.key = webcrypto.subtle.importKey(
       'raw',
       new TextEncoder().encode(secret),

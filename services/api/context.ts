@@ -146,7 +146,12 @@ export async function answerCreate(
     {
       actor,
       key: header,
-      fingerprint: fingerprintOf(request.method, request.url.split('?')[0] ?? request.url, request.body),
+      fingerprint: fingerprintOf(
+        context.tokens.fingerprintKey,
+        request.method,
+        request.url.split('?')[0] ?? request.url,
+        request.body,
+      ),
       metadata: metadataOf(request),
       now: context.now,
     },

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -112,6 +113,32 @@ describe('Idempotency-Key', () => {
     const retried = await post('/v1/orders', { ...order(), quantity: 150 }, { 'idempotency-key': 'order-3' });
     expect(retried.statusCode).toBe(422);
     expect(retried.headers['idempotent-replayed']).toBeUndefined();
+  });
+
+  it('keeps a register’s password out of reach: its fingerprint is keyed, and the audit API hides it', async () => {
+    const body = { username: 'fingerprinted', password: 'correct horse' };
+    const registered = await api.app.inject({
+      method: 'POST',
+      url: '/v1/auth/register',
+      payload: body,
+      headers: { 'idempotency-key': 'reg-1' },
+    });
+    expect(registered.statusCode).toBe(201);
+    const [claimed] = await api.broker.readStream('idempotency-anonymous-reg-1');
+    // A plain digest of the request could be matched against guessed passwords offline.
+    const plain = createHash('sha256')
+      .update(
+        `POST /v1/auth/register\n${JSON.stringify({ password: body.password, username: body.username })}`,
+      )
+      .digest('base64url');
+    expect(claimed?.data).toMatchObject({ key: 'reg-1', fingerprint: expect.any(String) });
+    expect(claimed?.data.fingerprint).not.toBe(plain);
+    const audited = await api.app.inject({
+      method: 'GET',
+      url: '/v1/audit/streams/idempotency-anonymous-reg-1',
+      headers: { authorization: `Bearer ${await api.adminToken()}` },
+    });
+    expect(audited.json().events[0].data).toEqual({ key: 'reg-1', fingerprint: '[redacted]' });
   });
 
   it('refuses a malformed key', async () => {

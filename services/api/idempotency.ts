@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import type {
   EventStore,
   ExpectedVersion,
@@ -26,9 +26,12 @@ type KeyState =
   | { kind: 'claimed'; version: number; fingerprint: string }
   | { kind: 'completed'; version: number; fingerprint: string; answer: StoredAnswer };
 
-/** sha256 over method, URL path and the body with its keys sorted: one request, one fingerprint. */
-export function fingerprintOf(method: string, path: string, body: unknown): string {
-  return createHash('sha256')
+/**
+ * HMAC-SHA256, keyed (`TokenIssuer.fingerprintKey`), over method, URL path and the body with its
+ * keys sorted: one request, one fingerprint, and none that gives away a body's secret (a password).
+ */
+export function fingerprintOf(key: Buffer, method: string, path: string, body: unknown): string {
+  return createHmac('sha256', key)
     .update(`${method} ${path}\n${canonicalJson(body)}`)
     .digest('base64url');
 }
