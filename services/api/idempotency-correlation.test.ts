@@ -132,7 +132,7 @@ describe('Idempotency-Key', () => {
       )
       .digest('base64url');
     expect(claimed?.data).toMatchObject({ key: 'reg-1', fingerprint: expect.any(String) });
-    expect(claimed?.data.fingerprint).not.toBe(plain);
+    expect((claimed?.data as { fingerprint: string }).fingerprint).not.toBe(plain);
     const audited = await api.app.inject({
       method: 'GET',
       url: '/v1/audit/streams/idempotency-anonymous-reg-1',
