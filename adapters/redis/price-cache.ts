@@ -24,6 +24,11 @@ export interface RedisPriceCacheOptions {
   url: string;
   /** Prepended to every key (tests isolate with one). */
   keyPrefix?: string;
+  /**
+   * Where the connection's errors go (a lost connection, each failed reconnect): without a
+   * listener ioredis prints them to stderr itself, outside the service's JSON logs.
+   */
+  logger?: { warn(details: object, message: string): void };
 }
 
 export class RedisPriceCache implements PriceCache {
@@ -38,7 +43,14 @@ export class RedisPriceCache implements PriceCache {
       maxRetriesPerRequest: 3,
       connectTimeout: 5_000,
     });
-    await redis.connect();
+    redis.on('error', (error: Error) => options.logger?.warn({ err: error }, 'Redis connection error'));
+    try {
+      await redis.connect();
+    } catch (error) {
+      // Or ioredis goes on reconnecting to a server the caller has given up on.
+      redis.disconnect();
+      throw error;
+    }
     return new RedisPriceCache(redis, options.keyPrefix ?? '');
   }
 

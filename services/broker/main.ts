@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { RabbitMqBridge } from '../../adapters/rabbitmq/bridge.ts';
 import { RedisPriceCache } from '../../adapters/redis/price-cache.ts';
 import type { EventStore } from '../../domain/shared/event-store.ts';
-import type { Config } from '../shared/config.ts';
+import { type Config, reaching } from '../shared/config.ts';
 import type { KeyedLanes } from '../shared/keyed-lanes.ts';
 import { ShutdownStack } from '../shared/ops-server.ts';
 import { startKafkaRelays } from '../shared/trading.ts';
@@ -29,13 +29,13 @@ export async function startBrokerSide(
 ): Promise<BrokerSide> {
   const stack = new ShutdownStack(logger);
   try {
-    const transport = await RabbitMqBridge.connect({
-      url: config.amqpUrl,
-      connectionName: 'broker-api',
-      logger,
-    });
+    const transport = await reaching('AMQP_URL', config.amqpUrl, () =>
+      RabbitMqBridge.connect({ url: config.amqpUrl, connectionName: 'broker-api', logger }),
+    );
     stack.push('transport', () => transport.close());
-    const assetPrices = await RedisPriceCache.connect({ url: config.redisUrl });
+    const assetPrices = await reaching('REDIS_URL', config.redisUrl, () =>
+      RedisPriceCache.connect({ url: config.redisUrl, logger }),
+    );
     stack.push('broker asset cache', () => assetPrices.close());
     if (config.kafkaBrokers) {
       const kafka = await startKafkaRelays({

@@ -4,7 +4,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Config } from '../shared/config.ts';
-import { ConfigError, loadConfig } from '../shared/config.ts';
+import { ConfigError, loadConfig, ServerUnreachable } from '../shared/config.ts';
 import { DataFolderLocked } from '../shared/data-lock.ts';
 import { ListenError } from '../shared/listen.ts';
 import {
@@ -198,7 +198,8 @@ main(process.argv.slice(2)).then(
       error instanceof ConfigError ||
       error instanceof CommandFailed ||
       error instanceof DataFolderLocked ||
-      error instanceof ListenError
+      error instanceof ListenError ||
+      error instanceof ServerUnreachable
     )
       console.error(`tradecore: ${error.message}`);
     // Unexpected: a line that says what failed, then the details for a bug report.

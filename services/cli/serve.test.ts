@@ -77,6 +77,24 @@ describe('tradecore serve: configuration fails fast, naming the variable', () =>
     expect(result.stderr).toContain(`${variable}:`);
   });
 
+  // Past the config: a server that is not there, or another kind of server on that port.
+  it.each([
+    [
+      'postgres://x@127.0.0.1:1/x',
+      'DATABASE_URL: cannot use postgres://x@127.0.0.1:1/x: connect ECONNREFUSED',
+    ],
+    [`postgres://root@${new URL(testUrls().mysqlUrl).host}/x`, 'DATABASE_URL: cannot use postgres://root@'],
+  ])('names the setting whose server it cannot use (%s), in one line', async (databaseUrl, message) => {
+    const result = await tradecore(
+      { DATABASE_URL: databaseUrl, MYSQL_URL: testUrls().mysqlUrl, MONGO_URL: testUrls().mongoUrl },
+      'serve',
+      'query-api',
+    );
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(`tradecore: ${message}`);
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
   it('an unknown service is a usage error listing the services', async () => {
     const result = await tradecore({}, 'serve', 'matching-engine');
     expect(result.code).toBe(2);
@@ -114,6 +132,18 @@ describe('tradecore serve projector on the real servers', () => {
     const mysqlAdmin = await mysql.createConnection(urls.mysqlUrl);
     await mysqlAdmin.query(`DROP DATABASE IF EXISTS \`${database}\``);
     await mysqlAdmin.end();
+  });
+
+  it('names REDIS_URL when its server is not there, in one line', async () => {
+    const result = await tradecore(
+      { DATABASE_URL: url.toString(), REDIS_URL: 'redis://127.0.0.1:1/9' },
+      'serve',
+      'market-data',
+    );
+    expect(result.code).toBe(1);
+    expect(result.stderr.trim()).toMatch(
+      /^tradecore: REDIS_URL: cannot use redis:\/\/127\.0\.0\.1:1\/9: .+$/,
+    );
   });
 
   it('answers /health/live, /health/ready and /metrics, and stops cleanly on SIGTERM', async () => {

@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import { RedisPriceCache } from '../../adapters/redis/price-cache.ts';
 import { defaultCatalogue } from '../../domain/broker/instrument/catalogue.ts';
-import type { Config } from '../shared/config.ts';
+import { b3RedisVariable, type Config, reaching } from '../shared/config.ts';
 import { connectEventStores } from '../shared/event-stores.ts';
 import { type RunningService, ShutdownStack, startOpsServer } from '../shared/ops-server.ts';
 import { quoteSourceConfig } from '../shared/trading.ts';
@@ -21,9 +21,13 @@ export async function startMarketDataService(
   try {
     const eventStores = await connectEventStores(config);
     stack.push('event stores', () => eventStores.close());
-    const brokerPrices = await RedisPriceCache.connect({ url: config.redisUrl });
+    const brokerPrices = await reaching('REDIS_URL', config.redisUrl, () =>
+      RedisPriceCache.connect({ url: config.redisUrl, logger }),
+    );
     stack.push('broker asset cache', () => brokerPrices.close());
-    const marketPrices = await RedisPriceCache.connect({ url: config.b3RedisUrl });
+    const marketPrices = await reaching(b3RedisVariable(config), config.b3RedisUrl, () =>
+      RedisPriceCache.connect({ url: config.b3RedisUrl, logger }),
+    );
     stack.push('B3 market cache', () => marketPrices.close());
 
     const source = quoteSourceConfig(config);

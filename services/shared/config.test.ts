@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, ConfigSchema, loadConfig } from './config.ts';
-import { redact } from './event-stores.ts';
+import { ConfigError, ConfigSchema, loadConfig, redact } from './config.ts';
 
 describe('configuration', () => {
   it('runs embedded with defaults when nothing is set', () => {
@@ -73,6 +72,32 @@ describe('configuration', () => {
   it('refuses a short JWT secret or admin password, naming the variable', () => {
     expect(() => loadConfig({ TRADECORE_JWT_SECRET: 'short' })).toThrow(/TRADECORE_JWT_SECRET/);
     expect(() => loadConfig({ TRADECORE_ADMIN_PASSWORD: 'short' })).toThrow(/TRADECORE_ADMIN_PASSWORD/);
+  });
+
+  it('refuses the placeholders .env.example gives for the admin password and the JWT secret', () => {
+    const example = readFileSync(new URL('../../.env.example', import.meta.url), 'utf8');
+    const placeholder = (name: string) => new RegExp(`^${name}=(.*)$`, 'm').exec(example)?.[1] ?? '';
+    for (const name of ['TRADECORE_ADMIN_PASSWORD', 'TRADECORE_JWT_SECRET']) {
+      expect(placeholder(name)).toMatch(/^change-me/);
+      expect(() => loadConfig({ [name]: placeholder(name) })).toThrow(
+        `${name}: is still the placeholder from .env.example`,
+      );
+    }
+  });
+
+  it('refuses a URL of another kind of server, naming the variable and the schemes it takes', () => {
+    expect(() => loadConfig({ DATABASE_URL: 'mysql://root@127.0.0.1:3306/x' })).toThrow(
+      'DATABASE_URL: must be a postgres:// or postgresql:// URL',
+    );
+    expect(() => loadConfig({ REDIS_URL: 'mongodb://127.0.0.1:27017' })).toThrow(
+      'REDIS_URL: must be a redis:// or rediss:// URL',
+    );
+    expect(() => loadConfig({ AMQP_URL: 'http://127.0.0.1:15672' })).toThrow('AMQP_URL: must be a amqp://');
+    expect(() => loadConfig({ MYSQL_URL: 'postgres://db/x' })).toThrow('MYSQL_URL: must be a mysql:// URL');
+    expect(loadConfig({ DATABASE_URL: 'postgresql://db/x', AMQP_URL: 'amqps://mq' })).toMatchObject({
+      databaseUrl: 'postgresql://db/x',
+      amqpUrl: 'amqps://mq',
+    });
   });
 
   it('fails fast naming the bad variable', () => {

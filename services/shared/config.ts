@@ -4,12 +4,30 @@ import { z } from 'zod';
  * Every setting tradecore reads from the environment, validated at start. Nothing else reads
  * `process.env`. An adapter is chosen by its URL: absent means embedded.
  */
-const optionalUrl = z
-  .string()
-  .trim()
-  .transform((value) => (value === '' ? undefined : value))
-  .pipe(z.url().optional())
-  .optional();
+const optionalUrl = (...schemes: string[]) =>
+  z
+    .string()
+    .trim()
+    .transform((value) => (value === '' ? undefined : value))
+    .pipe(
+      z
+        .url()
+        .refine((value) => !URL.canParse(value) || schemes.includes(new URL(value).protocol.slice(0, -1)), {
+          message: `must be a ${schemes.map((scheme) => `${scheme}://`).join(' or ')} URL`,
+        })
+        .optional(),
+    )
+    .optional();
+
+/** A secret `.env.example` gives a placeholder for: copied unchanged, everyone knows it. */
+const secret = (minimum: number) =>
+  z
+    .string()
+    .min(minimum, `must be at least ${minimum} characters`)
+    .refine(
+      (value) => !value.startsWith('change-me'),
+      'is still the placeholder from .env.example: set your own',
+    );
 
 export const ConfigSchema = z.object({
   TRADECORE_DATA_DIR: z.string().min(1).default('./.tradecore'),
@@ -17,27 +35,27 @@ export const ConfigSchema = z.object({
   HOST: z.string().min(1).default('127.0.0.1'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Broker event store (Postgres); PGlite in the data folder when absent. */
-  DATABASE_URL: optionalUrl,
+  DATABASE_URL: optionalUrl('postgres', 'postgresql'),
   /** B3 event store (Postgres); DATABASE_URL's server, schema `b3`, when absent. */
-  B3_DATABASE_URL: optionalUrl,
+  B3_DATABASE_URL: optionalUrl('postgres', 'postgresql'),
   /** EventStoreDB for both event stores instead of Postgres, when set. */
-  ESDB_URL: optionalUrl,
+  ESDB_URL: optionalUrl('esdb', 'esdb+discover'),
   /** MySQL (or MariaDB) for the broker read models (orders, wallets); the URL names the database. PGlite when absent. */
-  MYSQL_URL: optionalUrl,
+  MYSQL_URL: optionalUrl('mysql'),
   /** Mongo for the document read models (quotes, audit timeline); database from the URL's path, else `tradecore`. PGlite when absent. */
-  MONGO_URL: optionalUrl,
+  MONGO_URL: optionalUrl('mongodb', 'mongodb+srv'),
   /** The `admin` account's password; generated on first start and kept in the data folder when absent. */
-  TRADECORE_ADMIN_PASSWORD: z.string().min(8, 'must be at least 8 characters').max(200).optional(),
+  TRADECORE_ADMIN_PASSWORD: secret(8).pipe(z.string().max(200)).optional(),
   /** The JWT signing key (HS256); generated on first start and kept in the data folder when absent. */
-  TRADECORE_JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  TRADECORE_JWT_SECRET: secret(32).optional(),
   /** How long a login token stays valid, in seconds. */
   TRADECORE_JWT_TTL_SECONDS: z.coerce.number().int().min(60).max(604_800).default(3600),
   /** Redis for the broker asset cache (prices market buys reserve against); in-process cache when absent. */
-  REDIS_URL: optionalUrl,
+  REDIS_URL: optionalUrl('redis', 'rediss'),
   /** Redis for the B3 market cache (the engine's reference prices); REDIS_URL's server, database 1, when absent. */
-  B3_REDIS_URL: optionalUrl,
+  B3_REDIS_URL: optionalUrl('redis', 'rediss'),
   /** RabbitMQ for the broker↔B3 transport; in-process transport when absent. */
-  AMQP_URL: optionalUrl,
+  AMQP_URL: optionalUrl('amqp', 'amqps'),
   /** Kafka bootstrap brokers, comma-separated host:port; no integration events when absent. */
   KAFKA_BROKERS: z
     .string()
@@ -68,7 +86,7 @@ export const ConfigSchema = z.object({
   /** Where quotes come from: a seeded random walk, a recorded Brapi file, or nowhere (admin prices only). */
   QUOTE_SOURCE: z.enum(['random-walk', 'replay', 'brapi', 'off']).default('random-walk'),
   /** QUOTE_SOURCE=brapi: the Brapi API (default https://brapi.dev) and its token. */
-  BRAPI_URL: optionalUrl,
+  BRAPI_URL: optionalUrl('https', 'http'),
   BRAPI_TOKEN: z.string().min(1).optional(),
   /** The Brapi `/api/quote` recording QUOTE_SOURCE=replay plays. */
   QUOTE_REPLAY_FILE: z.string().min(1).optional(),
@@ -115,6 +133,44 @@ export type Config = {
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
+
+/** A server a setting names could not be used at start: the message names the setting. */
+export class ServerUnreachable extends Error {
+  override readonly name = 'ServerUnreachable';
+}
+
+/**
+ * Opens what `variable`'s URL names; a failure (nothing listening, another kind of server on that
+ * port, refused credentials) is a `ServerUnreachable` naming the setting and its URL, password
+ * hidden, so that a misconfigured service says which setting to fix.
+ */
+export async function reaching<T>(variable: string, url: string, open: () => Promise<T>): Promise<T> {
+  try {
+    return await open();
+  } catch (error) {
+    throw new ServerUnreachable(
+      `${variable}: cannot use ${redact(url)}: ${error instanceof Error ? error.message : String(error)}`,
+      { cause: error },
+    );
+  }
+}
+
+/** A URL without its password, for logs and banners. */
+export function redact(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return '(unparseable URL)';
+  }
+}
+
+/** The setting that gave the B3 side's URL: its own, or the broker's it defaults to. */
+export const b3DatabaseVariable = (config: Config): string =>
+  config.b3DatabaseUrl ? 'B3_DATABASE_URL' : 'DATABASE_URL';
+export const b3RedisVariable = (config: Config): string =>
+  config.redisUrl && config.b3RedisUrl === redisDatabase(config.redisUrl, 1) ? 'REDIS_URL' : 'B3_REDIS_URL';
 
 export function loadConfig(env: Record<string, string | undefined>): Config {
   const parsed = ConfigSchema.safeParse(env);

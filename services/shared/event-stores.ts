@@ -8,7 +8,7 @@ import { quoteEventDefinitions } from '../../domain/b3/quote-events.ts';
 import { EventSchemas } from '../../domain/shared/event-schemas.ts';
 import type { EventStore } from '../../domain/shared/event-store.ts';
 import { brokerStoreSchemas } from '../api/api-events.ts';
-import type { Config } from './config.ts';
+import { b3DatabaseVariable, type Config, reaching, redact } from './config.ts';
 
 export interface EventStores {
   broker: EventStore;
@@ -54,12 +54,13 @@ export async function connectEventStores(
     description = `EventStoreDB at ${redact(config.esdbUrl)}`;
   } else if (config.databaseUrl) {
     const b3Url = config.b3DatabaseUrl ?? config.databaseUrl;
-    broker = await openPostgresEventStore({
-      url: config.databaseUrl,
-      schema: 'broker',
-      schemas: schemas.broker,
-    });
-    b3 = await openPostgresEventStore({ url: b3Url, schema: 'b3', schemas: schemas.b3 });
+    const databaseUrl = config.databaseUrl;
+    broker = await reaching('DATABASE_URL', databaseUrl, () =>
+      openPostgresEventStore({ url: databaseUrl, schema: 'broker', schemas: schemas.broker }),
+    );
+    b3 = await reaching(b3DatabaseVariable(config), b3Url, () =>
+      openPostgresEventStore({ url: b3Url, schema: 'b3', schemas: schemas.b3 }),
+    );
     description = `Postgres at ${redact(config.databaseUrl)} (broker) and ${redact(b3Url)} (b3)`;
   } else {
     await mkdir(config.dataDir, { recursive: true });
@@ -85,15 +86,4 @@ export async function connectEventStores(
       await Promise.all([broker.close(), b3.close()]);
     },
   };
-}
-
-/** A URL without its password, for logs and banners. */
-export function redact(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return '(unparseable URL)';
-  }
 }

@@ -10,9 +10,8 @@ import { Projector, type ProjectorStatus, type RebuildProgress } from '../../pro
 import { readModelProjections } from '../../projections/read-models/index.ts';
 import { type ReadModelStores, storeFor } from '../../projections/read-models/queries.ts';
 import type { ReadModelStore } from '../../projections/store.ts';
-import type { Config } from './config.ts';
+import { b3DatabaseVariable, type Config, reaching, redact } from './config.ts';
 import type { EventStores } from './event-stores.ts';
-import { redact } from './event-stores.ts';
 
 export type { ReadModelStores } from '../../projections/read-models/queries.ts';
 
@@ -43,23 +42,31 @@ export async function connectReadModelStores(config: Config): Promise<ReadModelS
   try {
     const postgresUrl = config.b3DatabaseUrl ?? config.databaseUrl;
     const postgres = postgresUrl
-      ? await SqlReadModelStore.open({
-          client: pgClient(postgresUrl),
-          schema: READ_MODEL_SCHEMA,
-          ownsClient: true,
-        })
+      ? await reaching(b3DatabaseVariable(config), postgresUrl, () =>
+          SqlReadModelStore.open({
+            client: pgClient(postgresUrl),
+            schema: READ_MODEL_SCHEMA,
+            ownsClient: true,
+          }),
+        )
       : await pglite();
     if (postgresUrl) {
       opened.push(postgres);
       described.push(`Postgres at ${redact(postgresUrl)}`);
     }
-    const mysql = config.mysqlUrl ? await MysqlReadModelStore.open({ url: config.mysqlUrl }) : await pglite();
+    const mysqlUrl = config.mysqlUrl;
+    const mysql = mysqlUrl
+      ? await reaching('MYSQL_URL', mysqlUrl, () => MysqlReadModelStore.open({ url: mysqlUrl }))
+      : await pglite();
     if (config.mysqlUrl) {
       opened.push(mysql);
       described.push(`MySQL at ${redact(config.mysqlUrl)}`);
     }
-    const mongo = config.mongoUrl
-      ? await MongoReadModelStore.connect(config.mongoUrl, mongoDatabase(config.mongoUrl))
+    const mongoUrl = config.mongoUrl;
+    const mongo = mongoUrl
+      ? await reaching('MONGO_URL', mongoUrl, () =>
+          MongoReadModelStore.connect(mongoUrl, mongoDatabase(mongoUrl)),
+        )
       : await pglite();
     if (config.mongoUrl) {
       opened.push(mongo);

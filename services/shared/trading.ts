@@ -24,7 +24,7 @@ import { type Clock, sessionClockSettings } from '../b3-engine/session-clock.ts'
 import { OrderProcess } from '../broker/order-process.ts';
 import { MarketDataFeed, type QuoteSourceConfig } from '../market-data/feed.ts';
 import { routeB3Events } from '../market-data/integration.ts';
-import type { Config } from './config.ts';
+import { b3RedisVariable, type Config, reaching } from './config.ts';
 import type { EventStores } from './event-stores.ts';
 import type { KeyedLanes } from './keyed-lanes.ts';
 import { type ServiceLogger, silentLogger } from './service-logger.ts';
@@ -81,31 +81,40 @@ export async function startTradingServices(options: StartTradingServicesOptions)
   };
 
   try {
+    const amqpUrl = config.amqpUrl;
     const transport: Transport =
       options.transport ??
-      (config.amqpUrl
-        ? await RabbitMqBridge.connect({
-            url: config.amqpUrl,
-            prefix: options.rabbitPrefix,
-            connectionName: options.connectionName,
-            logger,
-          })
+      (amqpUrl
+        ? await reaching('AMQP_URL', amqpUrl, () =>
+            RabbitMqBridge.connect({
+              url: amqpUrl,
+              prefix: options.rabbitPrefix,
+              connectionName: options.connectionName,
+              logger,
+            }),
+          )
         : // In process, a message dies with the process: a publish is confirmed once handled, so
           // that what a crash loses is sent again by its publisher (docs/order-flow.md).
           new MemoryTransport({ confirm: 'handled', logger }));
     if (!options.transport) closers.push(() => transport.close());
     description.push(config.amqpUrl ? 'broker↔B3 transport: RabbitMQ' : 'broker↔B3 transport: in process');
 
-    const cache = async (given: PriceCache | undefined, url: string | undefined): Promise<PriceCache> => {
+    const cache = async (
+      given: PriceCache | undefined,
+      variable: string,
+      url: string | undefined,
+    ): Promise<PriceCache> => {
       if (given) return given;
       const created = url
-        ? await RedisPriceCache.connect({ url, keyPrefix: options.redisKeyPrefix })
+        ? await reaching(variable, url, () =>
+            RedisPriceCache.connect({ url, keyPrefix: options.redisKeyPrefix, logger }),
+          )
         : new MemoryPriceCache();
       closers.push(() => created.close());
       return created;
     };
-    const brokerPrices = await cache(options.brokerPrices, config.redisUrl);
-    const marketPrices = await cache(options.marketPrices, config.b3RedisUrl);
+    const brokerPrices = await cache(options.brokerPrices, 'REDIS_URL', config.redisUrl);
+    const marketPrices = await cache(options.marketPrices, b3RedisVariable(config), config.b3RedisUrl);
     description.push(config.redisUrl ? 'price caches: Redis' : 'price caches: in process');
 
     const source = quoteSourceConfig(config);
