@@ -40,6 +40,11 @@ const envExample = Object.fromEntries(
     .map((match) => [match[1], match[2]]),
 ) as Record<string, string>;
 
+/** `.env` as the README says to make it: .env.example with its `change-me` placeholders changed. */
+const userEnv = Object.fromEntries(
+  Object.entries(envExample).map(([key, value]) => [key, value.replace(/^change-me/, 'chosen-by-the-user')]),
+);
+
 const INTERPOLATION = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}/g;
 
 /** Compose's interpolation: ${VAR}, ${VAR:-default}, ${VAR:?error}, from the given .env. */
@@ -170,14 +175,20 @@ describe('docker-compose.yml', () => {
       expect(JSON.stringify(service.healthcheck?.test)).toContain(`127.0.0.1:${port}/health/ready`);
     });
 
-    it('starts with .env.example: a valid config with every URL `tradecore serve` requires of it', () => {
-      const environment = Object.fromEntries(
+    const environmentFrom = (env: Record<string, string>) =>
+      Object.fromEntries(
         Object.entries(service.environment ?? {}).map(([key, value]) => [
           key,
-          interpolate(String(value), envExample),
+          interpolate(String(value), env),
         ]),
       );
-      const config = loadConfig(environment);
+
+    it('starts with .env.example once its placeholders are changed: a valid config with every URL `tradecore serve` requires of it', () => {
+      // Unchanged, the admin password and the JWT secret are everyone's: refused.
+      expect(() => loadConfig(environmentFrom(envExample))).toThrow(
+        'is still the placeholder from .env.example',
+      );
+      const config = loadConfig(environmentFrom(userEnv));
       const served = service.command?.[1];
       if (service.command?.[0] === 'serve' && isServiceName(served))
         expect(() => checkServeConfig(served, config)).not.toThrow();
