@@ -75,6 +75,25 @@ describe('the HTTP API on PGlite', () => {
     });
   });
 
+  it('shows a trader who never moved anything an empty wallet, and an account that is no trader none', async () => {
+    const admin = await api.adminToken();
+    const newcomer = await api.trader('newcomer');
+    const auditor = await api.auditor('wallet-auditor');
+    const read = (accountId: string) =>
+      api.app.inject({ method: 'GET', url: `/v1/accounts/${accountId}/wallet`, headers: auth(admin) });
+    const empty = await read(newcomer.accountId);
+    expect(empty.statusCode).toBe(200);
+    expect(empty.json()).toEqual({
+      accountId: newcomer.accountId,
+      cash: { available: '0.00', reserved: '0.00' },
+      positions: [],
+    });
+    const none = await read(auditor.accountId);
+    expect(none.statusCode).toBe(404);
+    expect(none.json()).toMatchObject({ reason: 'WALLET_NOT_FOUND' });
+    expect((await read(randomUUID())).json()).toMatchObject({ status: 404, reason: 'ACCOUNT_NOT_FOUND' });
+  });
+
   it('never lets a withdrawal take available cash below zero', async () => {
     const response = await api.app.inject({
       method: 'POST',

@@ -1,6 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { accountDecider, accountStreamId, assertMay } from '../../domain/broker/account/account.ts';
+import {
+  type Account,
+  accountDecider,
+  accountStreamId,
+  assertMay,
+} from '../../domain/broker/account/account.ts';
+import { AccountNotFound } from '../../domain/broker/account/errors.ts';
 import { InstrumentNotFound } from '../../domain/broker/instrument/errors.ts';
 import type { Instrument } from '../../domain/broker/instrument/instrument.ts';
 import {
@@ -48,13 +54,17 @@ const security = [{ bearerAuth: [] }];
 
 /** The account must exist, be active and trade: wallets and orders belong to traders. */
 async function assertTrader(context: RouteContext, accountId: string): Promise<void> {
+  assertMay(await accountOf(context, accountId), 'trader');
+}
+
+async function accountOf(context: RouteContext, accountId: string): Promise<Account> {
   const { state } = await loadAggregate(
     context.broker,
     accountStreamId(accountId),
     aggregateOf(accountDecider),
     { cache: context.caches.accounts },
   );
-  assertMay(state, 'trader');
+  return state;
 }
 
 /** The catalogue entry a traded symbol (`PETR4`, `PETR4F`) belongs to; 422 INSTRUMENT_NOT_FOUND when none. */
@@ -204,8 +214,16 @@ export function tradingRoutes(app: App, context: RouteContext): void {
       assertAccountAccess(request, request.params.id);
       const row = await readModelsOf(context).wallet(request.params.id);
       if (row) return walletAnswer(request.params.id, row);
-      // A trader who has not moved any cash or shares yet has an empty wallet, not a missing one.
-      await assertTrader(context, request.params.id);
+      // A trader who has not moved any cash or shares yet has an empty wallet, not a missing one;
+      // an account that never held any and is not a trader (an admin, an auditor) has none.
+      const account = await accountOf(context, request.params.id);
+      if (!account.registered) throw new AccountNotFound();
+      if (!account.roles.includes('trader'))
+        throw new ApiProblem(
+          404,
+          'WALLET_NOT_FOUND',
+          `account ${request.params.id} has no wallet: it never held cash or shares, and it is not a trader`,
+        );
       return { accountId: request.params.id, cash: { available: '0.00', reserved: '0.00' }, positions: [] };
     },
   );
