@@ -330,6 +330,27 @@ describe('the HTTP API on PGlite', () => {
     }
   });
 
+  it('answers a fractional ticker’s catalogue entry with its instrument, and says how to manage it', async () => {
+    const instrument = (symbol: string) =>
+      api.app.inject({ method: 'GET', url: `/v1/instruments/${symbol}`, headers: auth(alice.token) });
+    const fractional = await instrument('PETR4F');
+    expect(fractional.statusCode).toBe(200);
+    expect(fractional.json()).toEqual((await instrument('PETR4')).json());
+    expect(fractional.json()).toMatchObject({ symbol: 'PETR4', fractionalSymbol: 'PETR4F' });
+    expect((await instrument('XXXX3F')).json()).toMatchObject({
+      status: 404,
+      reason: 'INSTRUMENT_NOT_FOUND',
+    });
+    const halt = await api.app.inject({
+      method: 'POST',
+      url: '/v1/admin/instruments/PETR4F/halt',
+      headers: auth(await api.adminToken()),
+      payload: { reason: 'news' },
+    });
+    expect(halt.statusCode).toBe(400);
+    expect(halt.json().errors[0].message).toContain('managed through its instrument, PETR4');
+  });
+
   it('answers 404 for the market data of a symbol that is not listed, and those of one that is', async () => {
     const book = (symbol: string) =>
       api.app.inject({ method: 'GET', url: `/v1/market/${symbol}/book`, headers: auth(alice.token) });

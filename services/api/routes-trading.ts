@@ -41,7 +41,6 @@ import {
   CandlesQuery,
   CustodyTransferBody,
   IdParam,
-  InstrumentParams,
   NoBody,
   OrdersQuery,
   PlaceOrderBody,
@@ -477,12 +476,18 @@ export function tradingRoutes(app: App, context: RouteContext): void {
     '/v1/instruments/:symbol',
     {
       ...traders,
-      schema: { tags: ['market'], summary: 'A catalogue entry', security, params: InstrumentParams },
+      schema: {
+        tags: ['market'],
+        summary: 'A catalogue entry',
+        description: 'A fractional ticker (PETR4F) answers the instrument it trades (PETR4).',
+        security,
+        params: SymbolParams,
+      },
     },
     async (request) => {
       const { state } = await loadAggregate(
         context.broker,
-        instrumentStreamId(request.params.symbol),
+        instrumentStreamId(custodySymbol(request.params.symbol)),
         aggregateOf(instrumentDecider),
       );
       if (!state.listed)

@@ -63,7 +63,10 @@ export const Ticker = z
 export const StandardSymbolParam = z
   .string()
   .max(12)
-  .regex(STANDARD_SYMBOL, 'must be a B3 ticker such as PETR4');
+  .regex(
+    STANDARD_SYMBOL,
+    'must be an instrument’s standard ticker such as PETR4 (a fractional ticker such as PETR4F is managed through its instrument, PETR4)',
+  );
 
 /** Ids in paths: what a stream id can hold, no more. */
 export const IdParam = z
