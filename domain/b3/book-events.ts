@@ -70,7 +70,11 @@ export const BookOpenedData = z.object({
   priceBandBps: z.number().int().min(0).max(10_000),
 });
 export const ReferencePriceSetData = z.object({ ...header, referencePrice: cents });
-export const TradingHaltedData = z.object({ ...header });
+export const TradingHaltedData = z.object({
+  ...header,
+  /** Why the book was halted (an admin's reason); absent from halts recorded before it was kept. */
+  reason: z.string().min(1).max(500).optional(),
+});
 export const TradingResumedData = z.object({ ...header });
 export const SessionEndedData = z.object({
   ...header,

@@ -134,7 +134,11 @@ export const modify = (
   changes: Pick<ModifyOrder, 'price' | 'quantity'>,
   at = T0,
 ): BookCommand => ({ type: 'ModifyOrder', orderId, accountId, ...changes, at });
-export const halted = (at = T0): BookCommand => ({ type: 'HaltTrading', at });
+export const halted = (reason?: string, at = T0): BookCommand => ({
+  type: 'HaltTrading',
+  ...(reason !== undefined ? { reason } : {}),
+  at,
+});
 export const resumed = (at = T0): BookCommand => ({ type: 'ResumeTrading', at });
 export const endOfDay = (at = T0): BookCommand => ({ type: 'EndOfDay', at });
 /** The session clock's close: the close instant, run at `at` (later when the engine was down). */

@@ -29,8 +29,14 @@ export interface SetReferencePrice {
   at: number;
 }
 
+/**
+ * Stops matching: new orders and modifications are rejected (INSTRUMENT_HALTED), cancels still
+ * go through. A book not opened yet is halted too, so that the first order to reach it is refused.
+ */
 export interface HaltTrading {
   type: 'HaltTrading';
+  /** Why, in words (an admin's halt carries the reason it was given). */
+  reason?: string;
   at: number;
 }
 

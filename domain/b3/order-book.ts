@@ -366,14 +366,22 @@ export class OrderBook {
           this.setBand(command.referencePrice, this.priceBandBps);
           break;
         case 'HaltTrading':
-          if (this.status !== 'OPEN') break;
-          this.out.push({ type: 'TradingHalted', data: { sequence: ++this.sequence, at: this.at } });
+          // A book not opened yet is halted too: the order that would open it must be refused.
+          if (this.status === 'HALTED') break;
+          this.out.push({
+            type: 'TradingHalted',
+            data: {
+              sequence: ++this.sequence,
+              at: this.at,
+              ...(command.reason !== undefined ? { reason: command.reason } : {}),
+            },
+          });
           this.status = 'HALTED';
           break;
         case 'ResumeTrading':
           if (this.status !== 'HALTED') break;
           this.out.push({ type: 'TradingResumed', data: { sequence: ++this.sequence, at: this.at } });
-          this.status = 'OPEN';
+          this.status = this.resumedStatus();
           break;
         case 'EndOfDay':
           this.endSession(command);
@@ -401,7 +409,7 @@ export class OrderBook {
         this.status = 'HALTED';
         break;
       case 'TradingResumed':
-        this.status = 'OPEN';
+        this.status = this.resumedStatus();
         break;
       case 'SessionEnded':
         this.sessionEndedAt = event.data.closedAt ?? event.data.at;
@@ -520,6 +528,12 @@ export class OrderBook {
   }
 
   // ── deciding ────────────────────────────────────────────────────────────────────────────────
+
+  /** What a resume goes back to: open, or not open yet for a book halted before its first order. */
+  private resumedStatus(): BookStatus {
+    // A book opens with its reference price (always positive): none means it never opened.
+    return this.referencePrice > 0 ? 'OPEN' : 'NOT_OPEN';
+  }
 
   private open(command: OpenBook): void {
     if (this.status !== 'NOT_OPEN') throw new Error(`book ${this.symbol} is already open`);
