@@ -140,6 +140,18 @@ export const halted = (reason?: string, at = T0): BookCommand => ({
   at,
 });
 export const resumed = (at = T0): BookCommand => ({ type: 'ResumeTrading', at });
+/** An admin's halt or resume as the broker's catalogue sends it, at that catalogue version. */
+export const catalogueHalt = (catalogueVersion: number, reason = 'halted by an admin'): BookCommand => ({
+  type: 'HaltTrading',
+  reason,
+  catalogueVersion,
+  at: T0,
+});
+export const catalogueResume = (catalogueVersion: number): BookCommand => ({
+  type: 'ResumeTrading',
+  catalogueVersion,
+  at: T0,
+});
 export const endOfDay = (at = T0): BookCommand => ({ type: 'EndOfDay', at });
 /** The session clock's close: the close instant, run at `at` (later when the engine was down). */
 export const sessionClose = (closedAt: number, at = closedAt): BookCommand => ({

@@ -5,6 +5,8 @@ import {
   buy,
   cancel,
   canceled,
+  catalogueHalt,
+  catalogueResume,
   clockTick,
   endOfDay,
   expired,
@@ -731,8 +733,27 @@ describe('the book stream', () => {
       .then(accepted('b1'), rested('b1'));
   });
 
+  it("applies the catalogue's newest halt or resume and ignores repeats and overtaken ones", () => {
+    given(opened())
+      .when(catalogueHalt(2))
+      .then({ type: 'TradingHalted', data: { catalogueVersion: 2 } });
+    // Redelivered: nothing.
+    given(opened(), catalogueHalt(2)).when(catalogueHalt(2)).then();
+    given(opened(), catalogueHalt(2)).when(catalogueResume(3)).then({ type: 'TradingResumed' });
+    // A resume (3) retried behind the next halt (4) comes last: it is stale, the book stays halted.
+    const { book } = given(opened(), catalogueHalt(2), catalogueHalt(4)).when(catalogueResume(3)).then();
+    expect(book.bookStatus).toBe('HALTED');
+    // A newer halt of a book halted already is recorded all the same, so the older resume stays stale.
+    given(opened(), catalogueHalt(2))
+      .when(catalogueHalt(4))
+      .then({ type: 'TradingHalted', data: { catalogueVersion: 4 } });
+    // An operator's unversioned halt or resume still follows the book's state.
+    given(opened(), catalogueHalt(2)).when(halted()).then();
+    given(opened(), catalogueHalt(2)).when(resumed()).then({ type: 'TradingResumed' });
+  });
+
   it('keeps a halt across a snapshot', () => {
-    for (const history of [[opened(), buy('b1', 100, 9_90), halted()], [halted()]]) {
+    for (const history of [[opened(), buy('b1', 100, 9_90), halted()], [halted()], [catalogueHalt(5)]]) {
       const { book } = given(...history).when(resumed());
       const live = given(...history).book;
       const snapshot = BookSnapshot.parse(JSON.parse(JSON.stringify(live.snapshot())));
