@@ -143,11 +143,12 @@ describe('an admin halt at B3, in process', () => {
     await eventually(
       async () => (await bookStatus('PETR4')) === 'HALTED' && (await bookStatus('PETR4F')) === 'HALTED',
     );
+    // As the engine stored it (its book in memory changes just before the append).
     for (const symbol of ['PETR4', 'PETR4F']) {
-      const halt = (await b3.readStream(bookStreamId(symbol))).find(
-        (event) => event.type === 'TradingHalted',
+      const halt = await eventually(async () =>
+        (await b3.readStream(bookStreamId(symbol))).find((event) => event.type === 'TradingHalted'),
       );
-      expect(halt?.data, symbol).toMatchObject({ reason: 'material fact pending' });
+      expect(halt.data, symbol).toMatchObject({ reason: 'material fact pending' });
     }
 
     wire.release(inFlight);
