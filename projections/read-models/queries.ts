@@ -376,7 +376,8 @@ export function createReadModels(stores: Pick<ReadModelStores, 'mysql' | 'postgr
         symbol,
         // A book opens with its reference price: one resumed before it ever opened is not open yet.
         status: recorded === 'OPEN' && referencePrice === null ? 'NOT_OPEN' : recorded,
-        haltReason: recorded === 'HALTED' ? ((status?.halt_reason as string | null | undefined) ?? null) : null,
+        haltReason:
+          recorded === 'HALTED' ? ((status?.halt_reason as string | null | undefined) ?? null) : null,
         referencePrice,
         lastTradePrice: numOrNull(status?.last_trade_price),
         sequence: num(status?.sequence),
