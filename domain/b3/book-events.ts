@@ -70,8 +70,15 @@ export const BookOpenedData = z.object({
   priceBandBps: z.number().int().min(0).max(10_000),
 });
 export const ReferencePriceSetData = z.object({ ...header, referencePrice: cents });
-export const TradingHaltedData = z.object({ ...header });
-export const TradingResumedData = z.object({ ...header });
+/** The broker catalogue's version a halt or resume came from; absent from an operator's (and older events). */
+const catalogueVersion = z.number().int().nonnegative().optional();
+export const TradingHaltedData = z.object({
+  ...header,
+  /** Why the book was halted (an admin's reason); absent from halts recorded before it was kept. */
+  reason: z.string().min(1).max(500).optional(),
+  catalogueVersion,
+});
+export const TradingResumedData = z.object({ ...header, catalogueVersion });
 export const SessionEndedData = z.object({
   ...header,
   /** The close this end is for, when it was run after the fact (a catch-up); `at` otherwise. */

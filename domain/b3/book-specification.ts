@@ -134,8 +134,24 @@ export const modify = (
   changes: Pick<ModifyOrder, 'price' | 'quantity'>,
   at = T0,
 ): BookCommand => ({ type: 'ModifyOrder', orderId, accountId, ...changes, at });
-export const halted = (at = T0): BookCommand => ({ type: 'HaltTrading', at });
+export const halted = (reason?: string, at = T0): BookCommand => ({
+  type: 'HaltTrading',
+  ...(reason !== undefined ? { reason } : {}),
+  at,
+});
 export const resumed = (at = T0): BookCommand => ({ type: 'ResumeTrading', at });
+/** An admin's halt or resume as the broker's catalogue sends it, at that catalogue version. */
+export const catalogueHalt = (catalogueVersion: number, reason = 'halted by an admin'): BookCommand => ({
+  type: 'HaltTrading',
+  reason,
+  catalogueVersion,
+  at: T0,
+});
+export const catalogueResume = (catalogueVersion: number): BookCommand => ({
+  type: 'ResumeTrading',
+  catalogueVersion,
+  at: T0,
+});
 export const endOfDay = (at = T0): BookCommand => ({ type: 'EndOfDay', at });
 /** The session clock's close: the close instant, run at `at` (later when the engine was down). */
 export const sessionClose = (closedAt: number, at = closedAt): BookCommand => ({

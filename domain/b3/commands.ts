@@ -29,15 +29,35 @@ export interface SetReferencePrice {
   at: number;
 }
 
+/**
+ * Stops matching: new orders and modifications are rejected (INSTRUMENT_HALTED), cancels still
+ * go through. A book not opened yet is halted too, so that the first order to reach it is refused.
+ */
 export interface HaltTrading {
   type: 'HaltTrading';
+  /** Why, in words (an admin's halt carries the reason it was given). */
+  reason?: string;
+  /** The version of the catalogue entry this halt comes from (see `CatalogueVersioned`). */
+  catalogueVersion?: number;
   at: number;
 }
 
+/** Reopens a halted book as it was. */
 export interface ResumeTrading {
   type: 'ResumeTrading';
+  /** The version of the catalogue entry this resume comes from (see `CatalogueVersioned`). */
+  catalogueVersion?: number;
   at: number;
 }
+
+/**
+ * A halt or resume sent by the broker's catalogue names the catalogue entry's version. The
+ * transport may deliver them out of order (a retried message goes behind a later one), so the book
+ * applies the newest it has seen, even to a book already in that state (to remember the version),
+ * and ignores one at or below it: a repeat or an overtaken one changes nothing. Without a version
+ * (an operator's session command) a halt of a halted book, or a resume of an open one, does nothing.
+ */
+export type CatalogueVersioned = Pick<HaltTrading, 'catalogueVersion'>;
 
 export interface PlaceOrder {
   type: 'PlaceOrder';

@@ -5,6 +5,8 @@ import {
   buy,
   cancel,
   canceled,
+  catalogueHalt,
+  catalogueResume,
   clockTick,
   endOfDay,
   expired,
@@ -155,6 +157,29 @@ describe('rejecting orders', () => {
     given(opened(), halted(), resumed())
       .when(buy('b1', 100, 10_00))
       .then(accepted('b1'), rested('b1')));
+
+  it('trades nothing and fires no stop during a halt, and resumes with the book as it was', () => {
+    const history = [
+      opened(),
+      sell('s1', 100, 10_00),
+      stop('BUY', 'stop', 100, 10_00, { accountId: 'stopper' }),
+      halted('circuit breaker'),
+    ];
+    given(...history)
+      .when(buy('b1', 100, 10_00))
+      .then(rejected('b1', 'INSTRUMENT_HALTED'));
+    const { book } = given(...history).when(resumed());
+    expect(book.depth().asks).toEqual([{ price: 10_00, quantity: 100, orders: 1 }]);
+    expect(book.order('stop')).toBeDefined();
+    given(...history, resumed())
+      .when(buy('b1', 100, 10_00))
+      .then(
+        accepted('b1'),
+        matched({ restingOrderId: 's1', incomingOrderId: 'b1', quantity: 100 }),
+        triggered('stop', 10_00),
+        { type: 'OrderCanceled' },
+      );
+  });
 
   it('rejects an id already live in the book: DUPLICATE_ORDER_ID', () =>
     given(opened(), buy('b1', 100, 9_90))
@@ -681,7 +706,62 @@ describe('the book stream', () => {
   it('halting and resuming are events, and repeating them changes nothing', () => {
     given(opened()).when(halted()).then({ type: 'TradingHalted' });
     given(opened(), halted()).when(halted()).then();
+    given(opened(), halted()).when(halted('another reason')).then();
     given(opened(), halted()).when(resumed()).then({ type: 'TradingResumed' });
+    given(opened()).when(resumed()).then();
+  });
+
+  it('records why a book was halted', () => {
+    const { book } = given(opened(), buy('b1', 100, 9_90))
+      .when(halted('material fact pending'))
+      .then({ type: 'TradingHalted', data: { reason: 'material fact pending' } });
+    expect(book.bookStatus).toBe('HALTED');
+    expect(book.depth().bids).toEqual([{ price: 9_90, quantity: 100, orders: 1 }]);
+  });
+
+  it('halts a book that never opened: the order that would open it is refused, and a resume leaves it not open', () => {
+    const { book } = given().when(halted('before the open')).then({ type: 'TradingHalted' });
+    expect(book.bookStatus).toBe('HALTED');
+    given(halted())
+      .when(buy('b1', 100, 10_00))
+      .then(rejected('b1', 'INSTRUMENT_HALTED'));
+    const resumedBook = given(halted()).when(resumed()).then({ type: 'TradingResumed' }).book;
+    expect(resumedBook.bookStatus).toBe('NOT_OPEN');
+    // It opens as any new book does.
+    given(halted(), resumed(), opened())
+      .when(buy('b1', 100, 10_00))
+      .then(accepted('b1'), rested('b1'));
+  });
+
+  it("applies the catalogue's newest halt or resume and ignores repeats and overtaken ones", () => {
+    given(opened())
+      .when(catalogueHalt(2))
+      .then({ type: 'TradingHalted', data: { catalogueVersion: 2 } });
+    // Redelivered: nothing.
+    given(opened(), catalogueHalt(2)).when(catalogueHalt(2)).then();
+    given(opened(), catalogueHalt(2)).when(catalogueResume(3)).then({ type: 'TradingResumed' });
+    // A resume (3) retried behind the next halt (4) comes last: it is stale, the book stays halted.
+    const { book } = given(opened(), catalogueHalt(2), catalogueHalt(4)).when(catalogueResume(3)).then();
+    expect(book.bookStatus).toBe('HALTED');
+    // A newer halt of a book halted already is recorded all the same, so the older resume stays stale.
+    given(opened(), catalogueHalt(2))
+      .when(catalogueHalt(4))
+      .then({ type: 'TradingHalted', data: { catalogueVersion: 4 } });
+    // An operator's unversioned halt or resume still follows the book's state.
+    given(opened(), catalogueHalt(2)).when(halted()).then();
+    given(opened(), catalogueHalt(2)).when(resumed()).then({ type: 'TradingResumed' });
+  });
+
+  it('keeps a halt across a snapshot', () => {
+    for (const history of [[opened(), buy('b1', 100, 9_90), halted()], [halted()], [catalogueHalt(5)]]) {
+      const { book } = given(...history).when(resumed());
+      const live = given(...history).book;
+      const snapshot = BookSnapshot.parse(JSON.parse(JSON.stringify(live.snapshot())));
+      const rebuilt = OrderBook.fromSnapshot(snapshot);
+      expect(rebuilt.bookStatus).toBe('HALTED');
+      rebuilt.execute(resumed());
+      expect(rebuilt.snapshot()).toEqual(book.snapshot());
+    }
   });
 
   it('refuses to open a book twice', () => {

@@ -239,6 +239,8 @@ export class OrderBook {
   private nextExpiry = Number.POSITIVE_INFINITY;
   /** The close the book last ended a session for (its last SessionEnded's `closedAt`; 0 before any). */
   private sessionEndedAt = 0;
+  /** The newest catalogue version a halt or resume came with (0 before any; see `CatalogueVersioned`). */
+  private catalogueVersion = 0;
   private readonly tradeIdOf: (symbol: string, sequence: number) => string;
   private out: BookEvent[] = NO_EVENTS;
   private at = 0;
@@ -265,6 +267,7 @@ export class OrderBook {
     book.sequence = snapshot.sequence;
     book.lastTradePrice = snapshot.lastTradePrice;
     book.sessionEndedAt = snapshot.sessionEndedAt;
+    book.catalogueVersion = snapshot.catalogueVersion;
     for (const state of [...snapshot.bids, ...snapshot.asks, ...snapshot.stops]) {
       const order = book
         .newOrder()
@@ -365,16 +368,36 @@ export class OrderBook {
           });
           this.setBand(command.referencePrice, this.priceBandBps);
           break;
-        case 'HaltTrading':
-          if (this.status !== 'OPEN') break;
-          this.out.push({ type: 'TradingHalted', data: { sequence: ++this.sequence, at: this.at } });
-          this.status = 'HALTED';
+        case 'HaltTrading': {
+          // A book not opened yet is halted too: the order that would open it must be refused.
+          const version = command.catalogueVersion;
+          if (version === undefined ? this.status === 'HALTED' : version <= this.catalogueVersion) break;
+          this.out.push({
+            type: 'TradingHalted',
+            data: {
+              sequence: ++this.sequence,
+              at: this.at,
+              ...(command.reason !== undefined ? { reason: command.reason } : {}),
+              ...(version !== undefined ? { catalogueVersion: version } : {}),
+            },
+          });
+          this.applyHalted(version);
           break;
-        case 'ResumeTrading':
-          if (this.status !== 'HALTED') break;
-          this.out.push({ type: 'TradingResumed', data: { sequence: ++this.sequence, at: this.at } });
-          this.status = 'OPEN';
+        }
+        case 'ResumeTrading': {
+          const version = command.catalogueVersion;
+          if (version === undefined ? this.status !== 'HALTED' : version <= this.catalogueVersion) break;
+          this.out.push({
+            type: 'TradingResumed',
+            data: {
+              sequence: ++this.sequence,
+              at: this.at,
+              ...(version !== undefined ? { catalogueVersion: version } : {}),
+            },
+          });
+          this.applyResumed(version);
           break;
+        }
         case 'EndOfDay':
           this.endSession(command);
           break;
@@ -398,10 +421,10 @@ export class OrderBook {
         this.setBand(event.data.referencePrice, this.priceBandBps);
         break;
       case 'TradingHalted':
-        this.status = 'HALTED';
+        this.applyHalted(event.data.catalogueVersion);
         break;
       case 'TradingResumed':
-        this.status = 'OPEN';
+        this.applyResumed(event.data.catalogueVersion);
         break;
       case 'SessionEnded':
         this.sessionEndedAt = event.data.closedAt ?? event.data.at;
@@ -494,6 +517,7 @@ export class OrderBook {
       sequence: this.sequence,
       lastTradePrice: this.lastTradePrice,
       sessionEndedAt: this.sessionEndedAt,
+      catalogueVersion: this.catalogueVersion,
       bids: sideState(this.bids),
       asks: sideState(this.asks),
       stops: [...this.buyStops, ...this.sellStops].map(stateOf),
@@ -520,6 +544,18 @@ export class OrderBook {
   }
 
   // ── deciding ────────────────────────────────────────────────────────────────────────────────
+
+  private applyHalted(catalogueVersion: number | undefined): void {
+    this.status = 'HALTED';
+    if (catalogueVersion !== undefined) this.catalogueVersion = catalogueVersion;
+  }
+
+  /** A resume goes back to open, or to not open yet for a book halted before its first order. */
+  private applyResumed(catalogueVersion: number | undefined): void {
+    // A book opens with its reference price (always positive): none means it never opened.
+    this.status = this.referencePrice > 0 ? 'OPEN' : 'NOT_OPEN';
+    if (catalogueVersion !== undefined) this.catalogueVersion = catalogueVersion;
+  }
 
   private open(command: OpenBook): void {
     if (this.status !== 'NOT_OPEN') throw new Error(`book ${this.symbol} is already open`);
@@ -1200,6 +1236,8 @@ export const BookSnapshot = z.object({
   lastTradePrice: count,
   /** Epoch ms of the last SessionEnded; 0 before any. */
   sessionEndedAt: count,
+  /** The newest catalogue version of a halt or resume; 0 before any (and in snapshots taken before it was kept). */
+  catalogueVersion: count.default(0),
   /** Best price first, and in time priority within a price. */
   bids: z.array(RestingOrderState),
   asks: z.array(RestingOrderState),

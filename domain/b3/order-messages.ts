@@ -31,12 +31,36 @@ export const CancelOrderBody = z.object({
 });
 export type CancelOrderBody = z.infer<typeof CancelOrderBody>;
 
-export type BrokerToB3Body = NewOrderBody | CancelOrderBody;
+/**
+ * Broker → B3: an admin halted the instrument; halt this book (one message per book: the
+ * standard ticker's and the fractional one's). New orders are then refused INSTRUMENT_HALTED.
+ */
+export const HaltTradingBody = z.object({
+  symbol: z.string().min(1),
+  reason: z.string().min(1).max(500),
+  /**
+   * The version of the `instrument-{symbol}` event that halted it: the book applies the newest halt
+   * or resume and ignores older ones, which a retry can deliver late (domain/b3/commands.ts).
+   */
+  catalogueVersion: z.number().int().nonnegative(),
+});
+export type HaltTradingBody = z.infer<typeof HaltTradingBody>;
+
+/** Broker → B3: an admin resumed the instrument; reopen this book as it was. */
+export const ResumeTradingBody = z.object({
+  symbol: z.string().min(1),
+  catalogueVersion: z.number().int().nonnegative(),
+});
+export type ResumeTradingBody = z.infer<typeof ResumeTradingBody>;
+
+export type BrokerToB3Body = NewOrderBody | CancelOrderBody | HaltTradingBody | ResumeTradingBody;
 
 /** What the B3 engine accepts on `broker-to-b3`: anything else is dead-lettered as `unknown-type`. */
 export const brokerToB3Schemas = {
   NewOrder: NewOrderBody,
   CancelOrder: CancelOrderBody,
+  HaltTrading: HaltTradingBody,
+  ResumeTrading: ResumeTradingBody,
 } as const;
 
 /** What the broker accepts on `b3-to-broker`. */

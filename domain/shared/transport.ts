@@ -1,7 +1,8 @@
 /**
  * The broker↔B3 transport port: messages between the brokerage and the exchange, at least once.
  *
- * Two logical channels carry them: `broker-to-b3` (NewOrder, CancelOrder, ModifyOrder) and
+ * Two logical channels carry them: `broker-to-b3` (NewOrder, CancelOrder, ModifyOrder, and an
+ * admin's HaltTrading / ResumeTrading of a book) and
  * `b3-to-broker` (ExecutionReport). Adapters: RabbitMQ (`adapters/rabbitmq/bridge.ts`) and the
  * in-process one for embedded mode (`adapters/memory/transport.ts`); both pass one contract suite.
  *
@@ -16,7 +17,14 @@ import { z } from 'zod';
 export const TRANSPORT_CHANNELS = ['broker-to-b3', 'b3-to-broker'] as const;
 export type TransportChannelName = (typeof TRANSPORT_CHANNELS)[number];
 
-export const TRANSPORT_MESSAGE_TYPES = ['NewOrder', 'CancelOrder', 'ModifyOrder', 'ExecutionReport'] as const;
+export const TRANSPORT_MESSAGE_TYPES = [
+  'NewOrder',
+  'CancelOrder',
+  'ModifyOrder',
+  'HaltTrading',
+  'ResumeTrading',
+  'ExecutionReport',
+] as const;
 export type TransportMessageType = (typeof TRANSPORT_MESSAGE_TYPES)[number];
 
 /** One message on the wire: the envelope's fields plus a body whose schema the caller owns. */

@@ -77,6 +77,28 @@ describe('order-book depth', () => {
       )
       .thenNoRow(BOOK_ORDERS, { symbol: 'PETR4', order_id: 'o1' }));
 
+  it("keeps the engine's halt and its reason until the book resumes", () => {
+    const opened = recorded(book, 'BookOpened', {
+      sequence: 1,
+      at,
+      symbol: 'PETR4',
+      referencePrice: 3_250,
+      priceBandBps: 1_000,
+    });
+    const halted = recorded(book, 'TradingHalted', { sequence: 2, at, reason: 'material fact pending' });
+    given(opened)
+      .when(halted)
+      .thenRow(BOOKS, { symbol: 'PETR4' }, { status: 'HALTED', halt_reason: 'material fact pending' });
+    given(opened, halted)
+      .when(recorded(book, 'TradingResumed', { sequence: 3, at }))
+      .thenRow(BOOKS, { symbol: 'PETR4' }, { status: 'OPEN', halt_reason: null, reference_price: 3_250 });
+  });
+
+  it('records a book halted before it opened, with no reference price', () =>
+    given()
+      .when(recorded('book-PETR4F', 'TradingHalted', { sequence: 1, at, reason: 'auction' }))
+      .thenRow(BOOKS, { symbol: 'PETR4F' }, { status: 'HALTED', halt_reason: 'auction', sequence: 1 }));
+
   it('equals the engine’s own depth after a trading day', () => {
     const tables = new MemoryTables();
     const events = new Map<string, BookEvent[]>();

@@ -15,7 +15,8 @@ export const BOOKS = 'books';
 
 export const bookDepthProjection: ProjectionDefinition = {
   name: 'book_depth',
-  version: 1,
+  // 2: books keep the halt's reason, and a book halted before it opened has no reference price yet.
+  version: 2,
   source: 'b3',
   store: 'postgres',
   tables: [
@@ -41,8 +42,11 @@ export const bookDepthProjection: ProjectionDefinition = {
       columns: {
         symbol: { type: 'text' },
         status: { type: 'text' },
-        reference_price: { type: 'bigint' },
-        price_band_bps: { type: 'int' },
+        /** Why the engine halted the book (an admin's reason), while it is halted. */
+        halt_reason: { type: 'text', nullable: true },
+        /** Null until the book opens (a book can be halted before its first order). */
+        reference_price: { type: 'bigint', nullable: true },
+        price_band_bps: { type: 'int', nullable: true },
         last_trade_price: { type: 'bigint', nullable: true },
         sequence: { type: 'bigint' },
         updated_at: { type: 'timestamp' },
@@ -67,7 +71,7 @@ interface BookEventData {
  * Module functions, not closures made per event: a rebuild projects hundreds of thousands of
  * events, and each closure is an allocation (and a `__name` call under tsx).
  */
-function book(symbol: string, data: BookEventData, set: Record<string, string | number>): Change {
+function book(symbol: string, data: BookEventData, set: Record<string, string | number | null>): Change {
   return {
     kind: 'upsert',
     table: BOOKS,
@@ -98,9 +102,15 @@ function projectBook(symbol: string, event: RecordedBookEvent | RecordedEvent): 
         book(symbol, data, { reference_price: (event.data as { referencePrice: number }).referencePrice }),
       ];
     case 'TradingHalted':
-      return [book(symbol, data, { status: 'HALTED' })];
+      return [
+        book(symbol, data, {
+          status: 'HALTED',
+          halt_reason: (event.data as { reason?: string }).reason ?? null,
+        }),
+      ];
     case 'TradingResumed':
-      return [book(symbol, data, { status: 'OPEN' })];
+      // OPEN, or back to not open for a book halted before it opened: its reference price is null.
+      return [book(symbol, data, { status: 'OPEN', halt_reason: null })];
   }
   const typed = event as RecordedBookEvent;
   switch (typed.type) {

@@ -124,7 +124,10 @@ export interface DepthLevel {
 
 export interface BookView {
   symbol: string;
+  /** The B3 engine's status of the book. */
   status: 'NOT_OPEN' | 'OPEN' | 'HALTED';
+  /** Why the engine halted it, while it is halted (null otherwise, or for a halt recorded without one). */
+  haltReason: string | null;
   referencePrice: number | null;
   lastTradePrice: number | null;
   /** The book sequence the view includes. */
@@ -367,10 +370,15 @@ export function createReadModels(stores: Pick<ReadModelStores, 'mysql' | 'postgr
         depthOf(symbol, 'BUY', levels),
         depthOf(symbol, 'SELL', levels),
       ]);
+      const referencePrice = numOrNull(status?.reference_price);
+      const recorded = (status?.status as BookView['status'] | undefined) ?? 'NOT_OPEN';
       return {
         symbol,
-        status: (status?.status as BookView['status'] | undefined) ?? 'NOT_OPEN',
-        referencePrice: numOrNull(status?.reference_price),
+        // A book opens with its reference price: one resumed before it ever opened is not open yet.
+        status: recorded === 'OPEN' && referencePrice === null ? 'NOT_OPEN' : recorded,
+        haltReason:
+          recorded === 'HALTED' ? ((status?.halt_reason as string | null | undefined) ?? null) : null,
+        referencePrice,
         lastTradePrice: numOrNull(status?.last_trade_price),
         sequence: num(status?.sequence),
         bids,

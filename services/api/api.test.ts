@@ -419,6 +419,61 @@ describe('the HTTP API on PGlite', () => {
     expect(await book('TAEE11F')).toMatchObject({ status: 'NOT_OPEN', haltReason: null });
   });
 
+  it("shows the B3 engine's status of a book: halted there, it is HALTED with the engine's reason, whatever the catalogue says", async () => {
+    const engineEvent = (type: string, data: object) => ({
+      id: randomUUID(),
+      type,
+      data: { at: Date.now(), ...data },
+      metadata: {
+        correlationId: randomUUID(),
+        causationId: randomUUID(),
+        actor: 'b3-engine',
+        occurredAt: new Date().toISOString(),
+      },
+    });
+    const book = async (symbol: string) => {
+      const response = await api.app.inject({
+        method: 'GET',
+        url: `/v1/market/${symbol}/book`,
+        headers: auth(alice.token),
+      });
+      expect(response.statusCode, response.body).toBe(200);
+      return response.json() as { status: string; haltReason: string | null };
+    };
+    await api.b3.append(bookStreamId('WEGE3'), [
+      engineEvent('BookOpened', { sequence: 1, symbol: 'WEGE3', referencePrice: 40_00, priceBandBps: 1000 }),
+      // The halt the catalogue sent reached the engine; the catalogue has resumed since, and the
+      // resume has not reached it yet: the book is still halted at B3.
+      engineEvent('TradingHalted', { sequence: 2, reason: 'circuit breaker', catalogueVersion: 1 }),
+    ]);
+    // A fractional book halted before its first order.
+    await api.b3.append(bookStreamId('WEGE3F'), [
+      engineEvent('TradingHalted', { sequence: 1, reason: 'circuit breaker', catalogueVersion: 1 }),
+    ]);
+    for (const symbol of ['WEGE3', 'WEGE3F'])
+      expect(
+        await eventually(async () => {
+          const answer = await book(symbol);
+          return answer.status === 'HALTED' ? answer : undefined;
+        }),
+      ).toMatchObject({ status: 'HALTED', haltReason: 'circuit breaker' });
+
+    await api.b3.append(bookStreamId('WEGE3'), [
+      engineEvent('TradingResumed', { sequence: 3, catalogueVersion: 2 }),
+    ]);
+    await api.b3.append(bookStreamId('WEGE3F'), [
+      engineEvent('TradingResumed', { sequence: 2, catalogueVersion: 2 }),
+    ]);
+    await eventually(async () => ((await book('WEGE3')).status === 'OPEN' ? true : undefined));
+    expect(await book('WEGE3')).toMatchObject({ status: 'OPEN', haltReason: null, referencePrice: '40.00' });
+    await eventually(async () => ((await book('WEGE3F')).status === 'NOT_OPEN' ? true : undefined));
+    expect(await book('WEGE3F')).toMatchObject({
+      status: 'NOT_OPEN',
+      haltReason: null,
+      referencePrice: null,
+    });
+  });
+
   it('answers its main routes as the OpenAPI document describes them, field for field', async () => {
     const trader = await api.trader('documented');
     const login = await api.app.inject({

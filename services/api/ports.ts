@@ -12,6 +12,12 @@ export interface Page<Item> {
 /** A read-model row; its money fields are integer cents. */
 export type Row = object;
 
+/** A book's depth row: the B3 engine's status of the book, and why it halted it. */
+export interface BookRow {
+  status?: string;
+  haltReason?: string | null;
+}
+
 export interface ReadModels {
   wallet(accountId: string): Promise<Row | undefined | null>;
   order(orderId: string): Promise<Row | undefined | null>;
@@ -23,7 +29,7 @@ export interface ReadModels {
     cursor?: string;
   }): Promise<Page<Row>>;
   trades(query: { symbol?: string; accountId?: string; limit: number; cursor?: string }): Promise<Page<Row>>;
-  book(symbol: string, depth: number): Promise<Row | undefined | null>;
+  book(symbol: string, depth: number): Promise<BookRow | undefined | null>;
   quote(symbol: string): Promise<Row | undefined | null>;
   quotes?(symbol: string, query: { limit: number; cursor?: string }): Promise<Page<Row>>;
   candles(symbol: string, interval: string, from: Date, to: Date): Promise<Row[] | Page<Row>>;

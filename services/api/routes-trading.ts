@@ -391,15 +391,18 @@ export function tradingRoutes(app: App, context: RouteContext): void {
         tradedInstrument(context, symbol),
       ]);
       // A book the engine never opened is one of a listed symbol, or none at all.
-      if (!book || ((book as { status?: string }).status === 'NOT_OPEN' && !instrument))
+      if (!book || (book.status === 'NOT_OPEN' && !instrument))
         throw new ApiProblem(404, 'BOOK_NOT_FOUND', `no book for ${symbol}: it is not listed`);
-      // The trading status is the catalogue's: an admin's halt stops both markets at the broker,
-      // whatever state the B3 book was last left in, so the book says so until trading resumes.
-      const halted = instrument?.status === 'HALTED';
+      // The status is B3's: the engine halts and resumes the book itself when an admin asks. The
+      // catalogue records the halt first and the broker refuses new orders from then on; until the
+      // engine has it too (a moment, or longer while the engine is down) the book says HALTED, with
+      // the catalogue's reason. A resume shows once B3 has reopened the book.
+      const catalogueHalted = instrument?.status === 'HALTED';
+      if (book.status === 'HALTED')
+        return decimalize({ ...book, haltReason: book.haltReason ?? instrument?.haltReason ?? null });
       return decimalize({
         ...book,
-        ...(halted ? { status: 'HALTED' } : {}),
-        haltReason: halted ? instrument.haltReason : null,
+        ...(catalogueHalted ? { status: 'HALTED', haltReason: instrument.haltReason } : {}),
       });
     },
   );

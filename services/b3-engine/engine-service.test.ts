@@ -13,7 +13,7 @@ import type {
 } from '../../domain/shared/transport.ts';
 import { b3Schemas } from '../shared/trading-fixtures.ts';
 import { ENGINE_SNAPSHOT_SCHEMA_VERSION, EngineService, referenceSymbol } from './engine-service.ts';
-import { newOrderMessage } from './testing.ts';
+import { haltMessage, newOrderMessage, resumeMessage } from './testing.ts';
 
 const NOW = Date.parse('2025-03-14T13:00:00Z');
 
@@ -206,6 +206,72 @@ describe('B3 engine service', () => {
     expect(expired.map((message) => message.body.orderId)).toEqual(['day-order', 'day-order']);
     expect(new Set(expired.map((message) => message.messageId)).size).toBe(1);
     expect((await engine.book('PETR4')).order('gtc-order')).toBeDefined();
+  });
+
+  it("halts a book on the broker's HaltTrading: new orders refused, cancels taken, nothing trades, until resumed", async () => {
+    const { store, transport, engine, make } = await setup({ price: { price: 32_50, at: NOW } });
+    await engine.handle(newOrder({ orderId: 'resting-sell', side: 'SELL', accountId: 'seller' }));
+    await engine.handle(newOrder({ orderId: 'resting-buy', price: 31_00 }));
+    const halt = haltMessage('PETR4', 3, 'material fact pending');
+    await engine.handle(halt);
+    await engine.handle(halt);
+    const reports = () => transport.sent.map((message) => message.body);
+    const sentBefore = transport.sent.length;
+
+    // An order already on its way when the halt came: refused, and nothing trades.
+    await engine.handle(newOrder({ orderId: 'in-flight' }));
+    await engine.handle({
+      ...newOrder(),
+      type: 'CancelOrder',
+      body: { orderId: 'resting-buy', accountId: 'acc-1', symbol: 'PETR4' },
+    });
+    expect(reports().slice(sentBefore)).toMatchObject([
+      { type: 'REJECTED', orderId: 'in-flight', reason: 'INSTRUMENT_HALTED' },
+      { type: 'CANCELED', orderId: 'resting-buy', reason: 'CANCELED_BY_TRADER' },
+    ]);
+    const halted = await engine.book('PETR4');
+    expect(halted.bookStatus).toBe('HALTED');
+    expect(halted.depth().asks).toEqual([{ price: 32_50, quantity: 100, orders: 1 }]);
+    // Recovered from the store, it is still halted.
+    expect((await make().book('PETR4')).bookStatus).toBe('HALTED');
+
+    await engine.handle(resumeMessage('PETR4', 4));
+    await engine.handle(newOrder({ orderId: 'after-resume' }));
+    expect(reports().at(-1)).toMatchObject({ type: 'FILL', orderId: 'after-resume', price: 32_50 });
+
+    const types = (await store.readStream(bookStreamId('PETR4'))).map((event) => event.type);
+    expect(types.filter((type) => type === 'TradingHalted' || type === 'TradingResumed')).toEqual([
+      'TradingHalted',
+      'TradingResumed',
+    ]);
+    const haltEvent = (await store.readStream(bookStreamId('PETR4'))).find(
+      (event) => event.type === 'TradingHalted',
+    );
+    expect(haltEvent?.data).toMatchObject({ reason: 'material fact pending', catalogueVersion: 3 });
+    expect(types.filter((type) => type === 'OrdersMatched')).toHaveLength(1);
+  });
+
+  it('halts a book it never opened, and refuses its first order as halted even with no reference price', async () => {
+    const { store, transport, engine } = await setup();
+    await engine.handle(haltMessage('PETR4F', 7));
+    await engine.handle(newOrder({ symbol: 'PETR4F', quantity: 10 }));
+    expect(transport.sent.map((message) => message.body)).toMatchObject([
+      { type: 'REJECTED', reason: 'INSTRUMENT_HALTED' },
+    ]);
+    expect((await store.readStream(bookStreamId('PETR4F'))).map((event) => event.type)).toEqual([
+      'TradingHalted',
+      'OrderRejected',
+    ]);
+    await engine.handle(resumeMessage('PETR4F', 8));
+    expect((await engine.book('PETR4F')).bookStatus).toBe('NOT_OPEN');
+  });
+
+  it("ignores a halt the catalogue's later resume overtook (a retried message arriving last)", async () => {
+    const { engine } = await setup({ price: { price: 32_50, at: NOW } });
+    await engine.handle(newOrder());
+    await engine.handle(resumeMessage('PETR4', 5));
+    await engine.handle(haltMessage('PETR4', 4));
+    expect((await engine.book('PETR4')).bookStatus).toBe('OPEN');
   });
 
   it('prices the fractional market against its standard ticker', () => {

@@ -1,7 +1,9 @@
 /**
  * The B3 engine service: consumes `broker-to-b3`, keeps one order book per symbol, appends what
  * each book decides to `book-{symbol}` (and each trade to `trade-{tradeId}`) in the B3 event
- * store, then publishes the ExecutionReports to `b3-to-broker`. See docs/order-flow.md.
+ * store, then publishes the ExecutionReports to `b3-to-broker`. See docs/order-flow.md. Besides
+ * orders and cancels, the broker sends an admin's HaltTrading / ResumeTrading of a book on the same
+ * channel: they take their turn in the symbol's line like any message.
  *
  * One writer per symbol: commands for a symbol are decided one after the other in their symbol's
  * line, and those that queued while an append was in flight are booked together by the next
@@ -30,8 +32,10 @@ import {
   type BrokerToB3Body,
   brokerToB3Schemas,
   type CancelOrderBody,
+  type HaltTradingBody,
   MESSAGE_SCHEMA_VERSION,
   type NewOrderBody,
+  type ResumeTradingBody,
 } from '../../domain/b3/order-messages.ts';
 import type { EventMetadata, EventStore, NewEvent, RecordedEvent } from '../../domain/shared/event-store.ts';
 import { type CachedPrice, type PriceCache, usablePrice } from '../../domain/shared/price-cache.ts';
@@ -152,6 +156,22 @@ interface EngineSnapshotState {
   index: Array<[string, Range]>;
 }
 
+function placeOrderCommand(body: NewOrderBody, at: number): BookCommand {
+  return {
+    type: 'PlaceOrder',
+    orderId: body.orderId,
+    accountId: body.accountId,
+    side: body.side,
+    orderType: body.orderType,
+    quantity: body.quantity,
+    timeInForce: body.timeInForce,
+    at,
+    ...(body.price !== undefined ? { price: body.price } : {}),
+    ...(body.stopPrice !== undefined ? { stopPrice: body.stopPrice } : {}),
+    ...(body.expiresAt !== undefined ? { expiresAt: body.expiresAt } : {}),
+  };
+}
+
 /** `PETR4F` (fractional market) trades against `PETR4`'s reference price. */
 export function referenceSymbol(symbol: string): string {
   return symbol.replace(/^([A-Z][A-Z0-9]{3}\d{1,2})F$/, '$1');
@@ -243,9 +263,9 @@ export class EngineService {
     symbol: string,
     command: SessionCommand,
     requestId: string,
-    options: { closedAt?: number } = {},
+    options: { closedAt?: number; reason?: string } = {},
   ): Promise<void> {
-    const { closedAt } = options;
+    const { closedAt, reason } = options;
     return this.inLine(symbol, {
       id: requestId,
       correlationId: requestId,
@@ -254,7 +274,9 @@ export class EngineService {
         state.book.execute(
           command === 'EndOfDay' && closedAt !== undefined
             ? { type: command, closedAt, at: this.now() }
-            : { type: command, at: this.now() },
+            : command === 'HaltTrading' && reason !== undefined
+              ? { type: command, reason, at: this.now() }
+              : { type: command, at: this.now() },
         ),
     });
   }
@@ -454,8 +476,19 @@ export class EngineService {
       book.execute({ type: 'CancelOrder', orderId: body.orderId, accountId: body.accountId, at }, out);
       return out;
     }
+    if (message.type === 'HaltTrading') {
+      // A repeat, or a halt a later resume overtook, decides nothing (its catalogue version).
+      const { reason, catalogueVersion } = message.body as HaltTradingBody;
+      return book.execute({ type: 'HaltTrading', reason, catalogueVersion, at }, out);
+    }
+    if (message.type === 'ResumeTrading') {
+      const { catalogueVersion } = message.body as ResumeTradingBody;
+      return book.execute({ type: 'ResumeTrading', catalogueVersion, at }, out);
+    }
     if (message.type !== 'NewOrder') throw new Error(`the engine does not handle ${message.type}`);
     const body = message.body as NewOrderBody;
+    // A halted book refuses the order whatever the price: no band to check, nothing to open or move.
+    if (book.bookStatus === 'HALTED') return book.execute(placeOrderCommand(body, at), out);
     const cached = await this.referencePrice(referenceSymbol(symbol));
     const usable = usablePrice(cached, at, this.options.priceMaxAgeMs);
     if (!usable.ok) {
@@ -482,20 +515,7 @@ export class EngineService {
     else if (usable.price !== state.referencePrice)
       book.execute({ type: 'SetReferencePrice', referencePrice: usable.price, at }, out);
     state.referencePrice = usable.price;
-    const place: BookCommand = {
-      type: 'PlaceOrder',
-      orderId: body.orderId,
-      accountId: body.accountId,
-      side: body.side,
-      orderType: body.orderType,
-      quantity: body.quantity,
-      timeInForce: body.timeInForce,
-      at,
-      ...(body.price !== undefined ? { price: body.price } : {}),
-      ...(body.stopPrice !== undefined ? { stopPrice: body.stopPrice } : {}),
-      ...(body.expiresAt !== undefined ? { expiresAt: body.expiresAt } : {}),
-    };
-    book.execute(place, out);
+    book.execute(placeOrderCommand(body, at), out);
     return out;
   }
 

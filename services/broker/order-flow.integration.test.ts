@@ -24,9 +24,11 @@ import {
   brokerSchemas,
   deposit,
   eventually,
+  haltInstrument,
   listInstrument,
   ordersReach,
   placeOrder,
+  resumeInstrument,
   totals,
   transferSharesIn,
   walletOf,
@@ -403,5 +405,91 @@ describe('crashes between an effect and its acknowledgement', () => {
     const buyer = await walletOf(broker, 'broker-crash-buyer');
     expect(buyer.cash).toEqual({ available: 500_000 - 325_000, reserved: 0 });
     expect(buyer.positions.PETR4?.available).toBe(100);
+  });
+});
+
+describe('an admin halt from the broker process to the engine process, over RabbitMQ', () => {
+  let stores: { broker: EventStore; b3: EventStore };
+  let engine: EngineService;
+  let orderProcess: OrderProcess;
+  const prefix = isolatedName('halt');
+
+  beforeAll(async () => {
+    stores = await postgresStores();
+    // One connection each, as `serve broker-api` and `serve b3-engine` have.
+    const bridge = (connectionName: string) =>
+      RabbitMqBridge.connect({ url: urls.amqpUrl, prefix, connectionName: isolatedName(connectionName) });
+    const engineBridge = await bridge('halt_engine');
+    const brokerBridge = await bridge('halt_broker');
+    const keyPrefix = `${isolatedName('halt')}:`;
+    const brokerPrices = await RedisPriceCache.connect({ url: urls.redisUrl, keyPrefix });
+    const marketPrices = await RedisPriceCache.connect({ url: b3RedisUrl, keyPrefix });
+    const feed = new MarketDataFeed({ store: stores.b3, brokerPrices, marketPrices, enabled: false });
+    engine = new EngineService({
+      store: stores.b3,
+      transport: engineBridge,
+      marketPrices,
+      priceMaxAgeMs: 60_000,
+      priceBandBps: 1_000,
+      retryDelaysMs: RETRY_DELAYS,
+    });
+    orderProcess = new OrderProcess({
+      store: stores.broker,
+      transport: brokerBridge,
+      assetPrices: brokerPrices,
+      priceBandPercent: 10,
+      retryDelaysMs: RETRY_DELAYS,
+    });
+    await orderProcess.start();
+    cleanups.push(async () => {
+      await orderProcess.stop();
+      await engine.stop();
+      await brokerBridge.close();
+      await engineBridge.close();
+      await brokerPrices.close();
+      await marketPrices.close();
+      await dropRabbitTopology(urls.amqpUrl, prefix, RETRY_DELAYS);
+    });
+    await feed.setReferencePrice('PETR4', 32_50);
+    await listInstrument(stores.broker, 'PETR4', 32_50);
+  });
+
+  it('halts both books when the engine starts after a halt recorded while it was down; resumed, they trade', async () => {
+    const { broker, b3 } = stores;
+    await haltInstrument(broker, 'PETR4', 'engine down when halted');
+    // The broker process sent it (its checkpoint passed the halt only once RabbitMQ confirmed it).
+    await orderProcess.idle();
+    expect(await b3.streamVersion(bookStreamId('PETR4'))).toBe(-1);
+
+    await engine.start();
+    // The halt as the engine stored it (its book in memory changes just before the append).
+    for (const symbol of ['PETR4', 'PETR4F']) {
+      const halt = await eventually(async () => (await b3.readStream(bookStreamId(symbol)))[0]);
+      expect(halt, symbol).toMatchObject({
+        type: 'TradingHalted',
+        data: { reason: 'engine down when halted' },
+      });
+      expect((await engine.book(symbol)).bookStatus).toBe('HALTED');
+    }
+
+    await resumeInstrument(broker, 'PETR4');
+    await eventually(async () => (await engine.book('PETR4')).bookStatus === 'NOT_OPEN');
+    await deposit(broker, 'halt-buyer', 500_000);
+    await transferSharesIn(broker, 'halt-seller', 'PETR4', 100, 30_00);
+    const sell = await placeOrder(broker, {
+      accountId: 'halt-seller',
+      symbol: 'PETR4',
+      side: 'SELL',
+      quantity: 100,
+      price: 32_50,
+    });
+    const buy = await placeOrder(broker, {
+      accountId: 'halt-buyer',
+      symbol: 'PETR4',
+      side: 'BUY',
+      quantity: 100,
+      price: 32_50,
+    });
+    await ordersReach(broker, [buy, sell], ['FILLED']);
   });
 });

@@ -8,6 +8,10 @@
  *   (the order counts as routed once the publish is confirmed and the checkpoint passed it) or
  *   OrderRejected with the reservation's reason; OrderCancelRequested → CancelOrder to B3;
  *   an order that ends (filled, canceled, expired, rejected) → its unused reservation released;
+ *   an admin's TradingHalted / TradingResumed in `instrument-{symbol}` → HaltTrading /
+ *   ResumeTrading to B3 for each of the instrument's books (standard and fractional), so the
+ *   exchange halts its books itself, from the same checkpoint: a halt the engine has not taken
+ *   yet (it is down, or this process died before the confirm) is sent again until it has;
  * - ExecutionReports on `b3-to-broker`, one account's at a time: fills settle the wallet, then are
  *   recorded on the order (in that order, so the reservation release an OrderFilled triggers never
  *   overtakes the settlement of the last fill); cancels, expiries and rejections end the order.
@@ -27,9 +31,19 @@
 
 import type { RejectReason } from '../../domain/b3/book-events.ts';
 import type { ExecutionReport } from '../../domain/b3/execution-reports.ts';
-import type { CancelOrderBody, NewOrderBody } from '../../domain/b3/order-messages.ts';
+import type {
+  CancelOrderBody,
+  HaltTradingBody,
+  NewOrderBody,
+  ResumeTradingBody,
+} from '../../domain/b3/order-messages.ts';
 import { b3ToBrokerSchemas, MESSAGE_SCHEMA_VERSION } from '../../domain/b3/order-messages.ts';
-import { instrumentDecider, instrumentStreamId } from '../../domain/broker/instrument/instrument.ts';
+import type { InstrumentEvent } from '../../domain/broker/instrument/events.ts';
+import {
+  custodySymbol,
+  instrumentDecider,
+  instrumentStreamId,
+} from '../../domain/broker/instrument/instrument.ts';
 import { OrderClosed } from '../../domain/broker/order/errors.ts';
 import type { OrderEvent } from '../../domain/broker/order/events.ts';
 import {
@@ -138,6 +152,14 @@ export function b3RejectDetail(report: Pick<ExecutionReport, 'reason' | 'price' 
   return `the price ${formatCents(price)} is outside the price band around the reference price, which accepts ${formatCents(priceBand.low)} to ${formatCents(priceBand.high)}`;
 }
 
+/** An admin's halt or resume of an instrument, which B3 must apply to the instrument's books. */
+function isStatusChange(event: RecordedEvent): boolean {
+  return (
+    event.streamId.startsWith('instrument-') &&
+    (event.type === 'TradingHalted' || event.type === 'TradingResumed')
+  );
+}
+
 /** How many orders the manager moves on at once. */
 const ORDER_LANES = 16;
 
@@ -165,8 +187,14 @@ export class OrderProcess {
   /** The orders and wallets this manager works on, as it last saw them. */
   private readonly orders = new AggregateCache<Order>();
   private readonly wallets = new AggregateCache<Wallet>();
-  /** One lane per order stream: an order's events are handled in store order. */
+  /** One lane per order stream (and per instrument stream): its events are handled in store order. */
   private readonly orderLanes = new KeyedLanes();
+  /**
+   * By instrument (custody symbol), the last halt or resume dispatched and not yet sent: an order
+   * placed after it waits for it before going to B3, so an order the broker took after a resume
+   * never reaches a book still halted, whatever the lanes' timing.
+   */
+  private readonly statusChanges = new Map<string, Promise<void>>();
   /** One lane per wallet stream: its commands run one at a time (see the module comment). */
   private readonly walletLanes: KeyedLanes;
   /** Positions of the order events being handled. */
@@ -273,6 +301,7 @@ export class OrderProcess {
     this.position = await this.checkpoints.load(this.name);
     this.dispatched = this.position;
     this.handling.clear();
+    this.statusChanges.clear();
     this.caughtUp = false;
     const subscription = this.store.subscribeToAll({
       after: this.position,
@@ -282,7 +311,8 @@ export class OrderProcess {
           while (this.handling.size >= ORDER_LANES && this.subscription === subscription && !this.restarting)
             await this.oneFinished();
           if (this.subscription !== subscription || this.restarting) return;
-          if (event.streamId.startsWith('order-')) this.dispatch(event, subscription);
+          if (event.streamId.startsWith('order-') || isStatusChange(event))
+            this.dispatch(event, subscription);
           this.dispatched = event.position;
         }
         this.advance();
@@ -301,25 +331,39 @@ export class OrderProcess {
   private dispatch(event: RecordedEvent, subscription: Subscription): void {
     const position = event.position;
     this.handling.add(position);
-    this.orderLanes
-      .run(event.streamId, () => this.onEvent(event))
-      .then(
-        () => {
-          this.handling.delete(position);
-          this.advance();
-        },
-        (error: unknown) => {
-          // The event stays in `handling`, so the checkpoint stays below it: following again replays it.
-          // A stream another writer kept moving is contention, not a fault: following again retries it.
-          if (error instanceof WrongExpectedVersion)
-            this.logger.warn(
-              { position, streamId: error.streamId, conflict: error.message },
-              'order process step conflicted, following again',
-            );
-          else this.logger.error({ err: error, position }, 'order process step failed, following again');
-          void this.restartAfter(subscription);
-        },
-      );
+    const instrument = isStatusChange(event)
+      ? (event.data as { symbol: string }).symbol
+      : event.type === 'OrderPlaced'
+        ? custodySymbol((event.data as { symbol: string }).symbol)
+        : undefined;
+    // Captured now, in store order: the status change an order placed after must wait for.
+    const statusChange = instrument !== undefined ? this.statusChanges.get(instrument) : undefined;
+    const step = this.orderLanes.run(event.streamId, () => this.onEvent(event, statusChange));
+    if (instrument !== undefined && isStatusChange(event)) {
+      const sent = step.then(() => undefined);
+      this.statusChanges.set(instrument, sent);
+      const forget = () => {
+        if (this.statusChanges.get(instrument) === sent) this.statusChanges.delete(instrument);
+      };
+      sent.then(forget, forget);
+    }
+    step.then(
+      () => {
+        this.handling.delete(position);
+        this.advance();
+      },
+      (error: unknown) => {
+        // The event stays in `handling`, so the checkpoint stays below it: following again replays it.
+        // A stream another writer kept moving is contention, not a fault: following again retries it.
+        if (error instanceof WrongExpectedVersion)
+          this.logger.warn(
+            { position, streamId: error.streamId, conflict: error.message },
+            'order process step conflicted, following again',
+          );
+        else this.logger.error({ err: error, position }, 'order process step failed, following again');
+        void this.restartAfter(subscription);
+      },
+    );
   }
 
   /** Moves the position to just below the oldest running event, saves it now and then, wakes waiters. */
@@ -383,14 +427,19 @@ export class OrderProcess {
     }, delay);
   }
 
-  /** One broker event: only order streams matter here. Exposed for tests. */
-  async onEvent(event: RecordedEvent): Promise<void> {
+  /**
+   * One broker event: order streams, and an instrument's halts and resumes. `after`: a halt or
+   * resume of the order's instrument stored before it and still being sent, which an order waits
+   * for before it goes to B3. Exposed for tests.
+   */
+  async onEvent(event: RecordedEvent, after?: Promise<void>): Promise<void> {
+    if (isStatusChange(event)) return this.onStatusChange(event);
     if (!event.streamId.startsWith('order-')) return;
     // Folded in as it goes by: deciding on the order then reads nothing back from the store.
     this.orders.follow(event, ORDER_AGGREGATE);
     switch ((event as RecordedEvent<OrderEvent['type']>).type) {
       case 'OrderPlaced':
-        return this.onPlaced(event);
+        return this.onPlaced(event, after);
       case 'OrderCancelRequested':
         return this.onCancelRequested(event);
       case 'OrderRejected':
@@ -424,7 +473,7 @@ export class OrderProcess {
     return cached?.placed ? cached : this.loadOrder(streamId);
   }
 
-  private async onPlaced(event: RecordedEvent): Promise<void> {
+  private async onPlaced(event: RecordedEvent, after: Promise<void> | undefined): Promise<void> {
     const order = await this.loadOrder(event.streamId);
     if (!order.placed) return;
     const metadata = this.metadataOf(event);
@@ -439,6 +488,7 @@ export class OrderProcess {
       });
       orderProcessSteps.inc({ step: rejection ? 'rejected' : 'reserved' });
       if (rejection) return;
+      await after;
       await this.route(result.state, event);
       return;
     }
@@ -446,7 +496,48 @@ export class OrderProcess {
     // what B3 reported about it was lost. The same message id again: B3 books nothing twice and
     // sends the reports of its booking again, the other side's fills included, so an order that
     // has ended is sent too. Only a rejected order never reached B3, or made no trade there.
-    if (order.status !== 'REJECTED') await this.route(order, event);
+    if (order.status !== 'REJECTED') {
+      await after;
+      await this.route(order, event);
+    }
+  }
+
+  /**
+   * An admin halted or resumed an instrument: the same to B3, for each of its books. The messages
+   * name the instrument event's version, so B3 applies the newest and ignores a late older one;
+   * their ids derive from the event, so sending again (a replay) is recognised by B3.
+   */
+  private async onStatusChange(event: RecordedEvent): Promise<void> {
+    const change = event as RecordedEvent<InstrumentEvent['type']>;
+    const instrument = (
+      await loadAggregate(this.store, event.streamId, aggregateOf(instrumentDecider), {
+        version: event.version,
+      })
+    ).state;
+    if (!instrument.listed) return;
+    const books = [instrument.symbol, ...(instrument.fractionalSymbol ? [instrument.fractionalSymbol] : [])];
+    const halt = change.type === 'TradingHalted';
+    const reason = halt ? (event.data as { reason: string }).reason : undefined;
+    await Promise.all(
+      books.map((symbol) => {
+        const body: HaltTradingBody | ResumeTradingBody = halt
+          ? { symbol, reason: reason!, catalogueVersion: event.version }
+          : { symbol, catalogueVersion: event.version };
+        return this.options.transport.publish('broker-to-b3', {
+          messageId: deterministicId(event.id, halt ? 'halt-trading' : 'resume-trading', symbol),
+          type: halt ? 'HaltTrading' : 'ResumeTrading',
+          correlationId: event.metadata.correlationId,
+          causationId: event.id,
+          schemaVersion: MESSAGE_SCHEMA_VERSION,
+          body,
+        });
+      }),
+    );
+    orderProcessSteps.inc({ step: halt ? 'halt-sent' : 'resume-sent' });
+    this.logger.info(
+      { symbol: instrument.symbol, books, catalogueVersion: event.version, ...(halt ? { reason } : {}) },
+      halt ? 'instrument halt sent to B3' : 'instrument resume sent to B3',
+    );
   }
 
   /** Reserves what the order needs; returns the reason when the wallet refuses. */

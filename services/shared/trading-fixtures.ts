@@ -45,6 +45,28 @@ export async function listInstrument(
   );
 }
 
+/** An admin's halt of an instrument, as `POST /v1/admin/instruments/{symbol}/halt` records it. */
+export async function haltInstrument(store: EventStore, symbol: string, reason: string): Promise<void> {
+  await handleCommand(
+    store,
+    instrumentStreamId(symbol),
+    instrumentDecider,
+    { type: 'HaltTrading', reason, at: new Date().toISOString() },
+    meta('admin'),
+  );
+}
+
+/** An admin's resume, as `POST /v1/admin/instruments/{symbol}/resume` records it. */
+export async function resumeInstrument(store: EventStore, symbol: string): Promise<void> {
+  await handleCommand(
+    store,
+    instrumentStreamId(symbol),
+    instrumentDecider,
+    { type: 'ResumeTrading', at: new Date().toISOString() },
+    meta('admin'),
+  );
+}
+
 export async function deposit(store: EventStore, accountId: string, amount: number): Promise<void> {
   await handleCommand(store, walletStreamId(accountId), walletDecider, { type: 'Deposit', amount }, meta());
 }

@@ -4,7 +4,7 @@ import { Counter } from 'prom-client';
 
 export const orderProcessSteps = new Counter({
   name: 'tradecore_order_process_steps_total',
-  help: 'Steps the order process manager took, by step (reserved, rejected, routed, cancel-sent, released, settled, ended)',
+  help: 'Steps the order process manager took, by step (reserved, rejected, routed, cancel-sent, released, settled, ended, halt-sent, resume-sent)',
   labelNames: ['step'] as const,
 });
 
