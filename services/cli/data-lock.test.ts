@@ -107,6 +107,28 @@ describe('the data folder, between tradecore start and the CLI', () => {
     expect(existsSync(lockPath)).toBe(false);
   }, 120_000);
 
+  it('stops cleanly on a SIGTERM that arrives while it is still starting, and leaves no lock behind', async () => {
+    const fresh = await mkdtemp(join(tmpdir(), 'tradecore-cli-lock-start-'));
+    try {
+      const child = spawn(process.execPath, [bin, 'start'], { env: { ...env(), TRADECORE_DATA_DIR: fresh } });
+      servers.push(child);
+      let stdout = '';
+      child.stdout.on('data', (chunk) => {
+        stdout += chunk;
+      });
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+      // The lock is the first thing a start takes; preparing a fresh folder's databases comes after.
+      const freshLock = join(fresh, LOCK_FILE);
+      while (!existsSync(freshLock)) await new Promise((resolve) => setTimeout(resolve, 10));
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(stdout).toContain('tradecore: stopped');
+      expect(existsSync(freshLock)).toBe(false);
+    } finally {
+      await rm(fresh, { recursive: true, force: true });
+    }
+  }, 120_000);
+
   it('names a bad argument (exit 2) before it looks at the lock, while another process holds the folder', async () => {
     // This test process holds the folder, as a running `tradecore start` would.
     const lock = await lockDataFolder(dataDir, { command: 'tradecore start' });

@@ -45,9 +45,11 @@ environment: see .env.example (TRADECORE_DATA_DIR, DATABASE_URL, B3_DATABASE_URL
 
 /** Runs until SIGINT or SIGTERM, then shuts down cleanly: stop taking requests, drain, close. */
 async function start(config: Config): Promise<number> {
-  // Loaded on demand: the other commands need neither fastify nor the trading services.
-  const { startTradecore } = await import('../all-in-one/main.ts');
-  return runUntilSignal(await startTradecore(config));
+  return runUntilSignal(async () => {
+    // Loaded on demand: the other commands need neither fastify nor the trading services.
+    const { startTradecore } = await import('../all-in-one/main.ts');
+    return startTradecore(config);
+  });
 }
 
 async function serve(service: string | undefined, config: () => Config): Promise<number> {
@@ -58,21 +60,28 @@ async function serve(service: string | undefined, config: () => Config): Promise
         ? `serve needs a service: ${SERVICES.join(', ')}`
         : `unknown service "${service}": serve one of ${SERVICES.join(', ')}`,
     );
-  return runUntilSignal(await startService(service, config()));
+  return runUntilSignal(() => startService(service, config()));
 }
 
 /** A signal this long after the first forces the process out of a shutdown that hangs. */
 const FORCE_AFTER_MS = 2_000;
 
-async function runUntilSignal(running: { banner: string[]; stop(): Promise<void> }): Promise<number> {
-  for (const line of running.banner) console.log(line);
+/**
+ * Starts, then runs until SIGINT or SIGTERM. The signals are taken from before the start, so that
+ * one arriving while it starts (a first start prepares its databases for a while) stops it as
+ * cleanly as later, once started: the data folder's lock released, nothing left half-open.
+ */
+async function runUntilSignal(
+  startRunning: () => Promise<{ banner: string[]; stop(): Promise<void> }>,
+): Promise<number> {
   let stopping = 0;
-  await new Promise<void>((resolve) => {
+  const signalled = new Promise<void>((resolve) => {
     const onSignal = () => {
       // Ctrl-C under npm arrives twice (from the terminal and forwarded by npm): a repeat soon
       // after the first is that echo; a later one is someone insisting.
       if (stopping === 0) {
         stopping = Date.now();
+        console.log('tradecore: stopping… (Ctrl-C again to force)');
         resolve();
       } else if (Date.now() - stopping > FORCE_AFTER_MS) {
         console.error('tradecore: stopped before the end of its shutdown');
@@ -82,7 +91,9 @@ async function runUntilSignal(running: { banner: string[]; stop(): Promise<void>
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
   });
-  console.log('tradecore: stopping… (Ctrl-C again to force)');
+  const running = await startRunning();
+  if (stopping === 0) for (const line of running.banner) console.log(line);
+  await signalled;
   await running.stop();
   console.log('tradecore: stopped');
   return 0;
