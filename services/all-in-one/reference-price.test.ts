@@ -106,7 +106,8 @@ describe('an admin’s reference price, embedded with the random-walk feed', () 
       expect(order.body, JSON.stringify(order.body)).toMatchObject({ status: 'NEW' });
       const book = await until(
         () => call('GET', '/v1/market/PETR4/book', { token }),
-        (answer) => answer.body?.bids?.length === 1,
+        // The book's status row and its levels are two reads: wait for both.
+        (answer) => answer.body?.bids?.length === 1 && answer.body?.referencePrice !== null,
       );
       expect(book.body).toMatchObject({ referencePrice: '32.00', bids: [{ price: '28.80' }] });
       expect((await call('GET', '/v1/market/PETR4/quote', { token })).body).toMatchObject({
