@@ -18,7 +18,7 @@ export interface CachedPrice {
 }
 
 export interface PriceCache {
-  /** Stores a price unless a newer one (by `at`) is already there; a pinned price is replaced only by another pinned one or `unpin`. */
+  /** Stores a price unless a newer one (by `at`) is already there; a pinned price is replaced only by another pinned one, or goes with `delete`. */
   set(price: CachedPrice): Promise<void>;
   get(symbol: string): Promise<CachedPrice | undefined>;
   /** Removes a symbol's price (an admin resetting a demo). */

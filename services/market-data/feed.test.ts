@@ -5,7 +5,7 @@ import { MemoryEventStore } from '../../adapters/memory/event-store.ts';
 import { MemoryPriceCache } from '../../adapters/memory/price-cache.ts';
 import { quoteStreamId } from '../../domain/b3/quote-events.ts';
 import { b3Schemas, eventually } from '../shared/trading-fixtures.ts';
-import { MarketDataFeed, type MarketDataFeedOptions } from './feed.ts';
+import { lastRecordedPrice, MarketDataFeed, type MarketDataFeedOptions } from './feed.ts';
 import { routeB3Events } from './integration.ts';
 
 function feed(options: Partial<MarketDataFeedOptions> = {}) {
@@ -45,6 +45,37 @@ describe('market data feed', () => {
     await quotes.publish({ symbol: 'VALE3', price: 60_00, at: 9_000, source: 'feed' });
     expect(await marketPrices.get('VALE3')).toMatchObject({ price: 54_00, pinned: true, source: 'admin' });
     await expect(quotes.setReferencePrice('VALE3', 0)).rejects.toThrow(RangeError);
+  });
+
+  it('keeps an admin’s price pinned while the walk goes on, and after a restart', async () => {
+    const walk = {
+      kind: 'random-walk',
+      start: { PETR4: 32_50, VALE3: 55_00 },
+      seed: 9,
+      intervalMs: 10,
+    } as const;
+    const { store, feed: quotes } = feed({ source: walk });
+    await quotes.start();
+    await quotes.setReferencePrice('PETR4', 32_00);
+    const pinnedAt = quotes.count;
+    await eventually(async () => quotes.count >= pinnedAt + 6, 5_000);
+    await quotes.stop();
+    // The walk moved VALE3 and left PETR4 alone: the admin's quote is PETR4's last.
+    const [last] = await store.readStream(quoteStreamId('PETR4'), { direction: 'backwards', limit: 1 });
+    expect(last?.data).toMatchObject({ last: 32_00, source: 'admin' });
+    expect((await store.readStream(quoteStreamId('VALE3'))).length).toBeGreaterThan(3);
+
+    // A restart: empty caches, warmed from the streams, and the walk from its seed again.
+    const brokerPrices = new MemoryPriceCache();
+    const marketPrices = new MemoryPriceCache();
+    const restarted = new MarketDataFeed({ store, brokerPrices, marketPrices, source: walk });
+    await restarted.warmCaches(['PETR4', 'VALE3']);
+    await restarted.start();
+    await eventually(async () => restarted.count >= 3, 5_000);
+    await restarted.stop();
+    for (const cache of [brokerPrices, marketPrices])
+      expect(await cache.get('PETR4')).toMatchObject({ price: 32_00, source: 'admin', pinned: true });
+    expect(await lastRecordedPrice(store, 'PETR4')).toMatchObject({ price: 32_00, pinned: true });
   });
 
   it('replays a Brapi recording one timestamp per tick, then stops', async () => {

@@ -6,6 +6,9 @@
  *
  * Admin commands (`setQuotesEnabled`, `setReferencePrice`) make tests and demos deterministic:
  * with quotes off, only prices an admin sets move, and those are pinned (they never go stale).
+ * A pinned symbol's feed quotes are dropped until the next admin price, so its stream's last quote
+ * stays the admin's: the pin comes back from the stream after a restart, and the quote routes show
+ * the price the B3 band uses.
  */
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
@@ -13,6 +16,7 @@ import { quoteStreamId } from '../../domain/b3/quote-events.ts';
 import type { EventStore } from '../../domain/shared/event-store.ts';
 import type { CachedPrice, PriceCache } from '../../domain/shared/price-cache.ts';
 import { deterministicId } from '../shared/deterministic-id.ts';
+import { KeyedLanes } from '../shared/keyed-lanes.ts';
 import { type ServiceLogger, silentLogger } from '../shared/service-logger.ts';
 import { quotesPublished } from '../shared/trading-metrics.ts';
 import { BrapiClient, type BrapiClientOptions } from './brapi-client.ts';
@@ -53,6 +57,10 @@ export class MarketDataFeed {
   private readonly now: () => number;
   private inFlight: Promise<void> = Promise.resolve();
   private published = 0;
+  /** One symbol's quotes are recorded one after another: a feed quote never lands after a pin. */
+  private readonly lanes = new KeyedLanes();
+  /** Whether each symbol's last recorded quote is an admin's, read from its stream on first use. */
+  private readonly pinned = new Map<string, boolean>();
 
   constructor(private readonly options: MarketDataFeedOptions) {
     this.enabled = options.enabled ?? true;
@@ -130,14 +138,18 @@ export class MarketDataFeed {
 
   /**
    * Admin: sets a symbol's reference price (cents) in both caches, pinned so it never goes
-   * stale, and records it as a quote from `admin`.
+   * stale, and records it as a quote from `admin`. It holds until the next admin price: the
+   * feed's quotes for the symbol are dropped meanwhile.
    */
   async setReferencePrice(symbol: string, price: number): Promise<Quote> {
     if (!Number.isSafeInteger(price) || price <= 0)
       throw new RangeError(`reference price must be positive cents, got ${price}`);
-    const quote: Quote = { symbol, price, at: this.now(), source: 'admin' };
-    await this.record(quote, true);
-    return quote;
+    return this.lanes.run(symbol, async () => {
+      const quote: Quote = { symbol, price, at: this.now(), source: 'admin' };
+      await this.record(quote, true);
+      this.pinned.set(symbol, true);
+      return quote;
+    });
   }
 
   /**
@@ -149,6 +161,7 @@ export class MarketDataFeed {
     let warmed = 0;
     for (const symbol of symbols) {
       const cached = await lastRecordedPrice(this.options.store, symbol);
+      this.pinned.set(symbol, cached?.pinned ?? false);
       if (!cached) continue;
       await Promise.all([this.options.brokerPrices.set(cached), this.options.marketPrices.set(cached)]);
       warmed += 1;
@@ -156,11 +169,23 @@ export class MarketDataFeed {
     return warmed;
   }
 
-  /** One quote from a source: dropped while quotes are off. */
+  /** One quote from a source: dropped while quotes are off, or while an admin's price pins its symbol. */
   async publish(quote: Quote): Promise<boolean> {
     if (!this.enabled) return false;
-    await this.record(quote, false);
-    return true;
+    return this.lanes.run(quote.symbol, async () => {
+      if (await this.isPinned(quote.symbol)) return false;
+      await this.record(quote, false);
+      return true;
+    });
+  }
+
+  private async isPinned(symbol: string): Promise<boolean> {
+    let pinned = this.pinned.get(symbol);
+    if (pinned === undefined) {
+      pinned = (await lastRecordedPrice(this.options.store, symbol))?.pinned ?? false;
+      this.pinned.set(symbol, pinned);
+    }
+    return pinned;
   }
 
   /**

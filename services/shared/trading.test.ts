@@ -2,6 +2,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { openPgliteEventStore } from '../../adapters/pglite/event-store.ts';
+import { RedisPriceCache } from '../../adapters/redis/price-cache.ts';
+import { quoteStreamId } from '../../domain/b3/quote-events.ts';
+import { isolatedName, testUrls } from '../../infra/test-infra/isolation.ts';
 import { loadConfig } from './config.ts';
 import { connectEventStores } from './event-stores.ts';
 import { startTradingServices } from './trading.ts';
@@ -69,5 +73,63 @@ describe('startTradingServices, embedded', () => {
       await stores.close();
     }
     // Creating two PGlite databases on disk takes seconds on a busy two-core machine.
+  }, 90_000);
+});
+
+describe('startTradingServices, with Redis price caches and the random-walk feed', () => {
+  it('brings an admin’s pinned price back after a restart on a flushed Redis, and the B3 band uses it', async () => {
+    const { redisUrl } = testUrls();
+    const b3RedisUrl = `${redisUrl.replace(/\/\d*$/, '')}/1`;
+    const redisKeyPrefix = `${isolatedName('pin')}:`;
+    const config = loadConfig({
+      REDIS_URL: redisUrl,
+      B3_REDIS_URL: b3RedisUrl,
+      QUOTE_SOURCE: 'random-walk',
+      QUOTE_INTERVAL_MS: '10',
+    });
+    const broker = await openPgliteEventStore({ schema: 'broker', schemas: brokerSchemas() });
+    const b3 = await openPgliteEventStore({ schema: 'b3', schemas: b3Schemas() });
+    const eventStores = { broker, b3 };
+    const flushRedis = async () => {
+      for (const url of [redisUrl, b3RedisUrl]) {
+        const cache = await RedisPriceCache.connect({ url, keyPrefix: redisKeyPrefix });
+        const keys = await cache.redis.keys(`${redisKeyPrefix}*`);
+        if (keys.length > 0) await cache.redis.del(...keys);
+        await cache.close();
+      }
+    };
+
+    let services = await startTradingServices({ config, eventStores, redisKeyPrefix });
+    try {
+      await services.marketData.setReferencePrice('PETR4', 32_00);
+      await listInstrument(broker, 'PETR4', 32_00);
+      const quotesOf = async (symbol: string) => (await b3.readStream(quoteStreamId(symbol))).length;
+      const vale = await quotesOf('VALE3');
+      await eventually(async () => (await quotesOf('VALE3')) >= vale + 5);
+      await services.stop();
+      // A flushed Redis: both caches are filled again from the quote streams at start.
+      await flushRedis();
+
+      services = await startTradingServices({ config, eventStores, redisKeyPrefix });
+      for (const cache of [services.brokerPrices, services.marketPrices])
+        expect(await cache.get('PETR4')).toMatchObject({ price: 32_00, source: 'admin', pinned: true });
+      await deposit(broker, 'band-edge-buyer', 400_000);
+      // 10 % under the pinned 32.00: the band's lower edge.
+      const buy = await placeOrder(broker, {
+        accountId: 'band-edge-buyer',
+        symbol: 'PETR4',
+        side: 'BUY',
+        quantity: 100,
+        price: 28_80,
+      });
+      const [order] = await ordersReach(broker, [buy], ['NEW', 'REJECTED']);
+      expect(order).toMatchObject({ status: 'NEW' });
+      expect(await services.marketPrices.get('PETR4')).toMatchObject({ price: 32_00, pinned: true });
+    } finally {
+      await services.stop();
+      await flushRedis();
+      await broker.close();
+      await b3.close();
+    }
   }, 90_000);
 });
