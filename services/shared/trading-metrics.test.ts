@@ -8,6 +8,7 @@ import { AggregateCache } from '../../domain/shared/aggregate.ts';
 import type { EventStore } from '../../domain/shared/event-store.ts';
 import { handleCommand } from './command-handler.ts';
 import { loadConfig } from './config.ts';
+import { deterministicId } from './deterministic-id.ts';
 import { startTradingServices, type TradingServices } from './trading.ts';
 import {
   b3Schemas,
@@ -118,56 +119,81 @@ describe('trading metrics on replay and redelivery', () => {
 });
 
 describe('orders ended', () => {
-  it('counts nothing for a repeated command whose first append was stored but its answer lost', async () => {
-    const store = new MemoryEventStore({ schemas: brokerSchemas() });
+  it('never counts an end twice, even when repeats are answered "stored already" (an end whose answer was lost goes uncounted)', async () => {
+    const memory = new MemoryEventStore({ schemas: brokerSchemas() });
+    // The first fill's append is stored, but its answer lost (the connection dropped after the commit).
+    let loseAnswer = false;
+    const store = new Proxy(memory, {
+      get(target, property, receiver) {
+        if (property !== 'append') return Reflect.get(target, property, receiver);
+        return async (...args: Parameters<EventStore['append']>) => {
+          const result = await target.append(...args);
+          if (loseAnswer) {
+            loseAnswer = false;
+            throw new Error('connection lost after the commit');
+          }
+          return result;
+        };
+      },
+    });
     await listInstrument(store, 'PETR4', 32_50);
-    const orderId = await placeOrder(store, {
-      accountId: 'lost-answer',
-      symbol: 'PETR4',
-      side: 'BUY',
-      quantity: 100,
-      price: 32_50,
-    });
-    const streamId = orderStreamId(orderId);
-    const metadata = { correlationId: randomUUID(), causationId: randomUUID(), actor: 'test' };
     const cache = new AggregateCache<Order>();
-    await handleCommand(
-      store,
-      streamId,
-      orderDecider,
-      { type: 'AcceptOrder', at: new Date().toISOString() },
-      metadata,
-      { cache },
-    );
-    const accepted = cache.get(streamId)!;
-    const fill = {
-      type: 'RecordExecution' as const,
-      executionId: 'exec-1',
-      quantity: 100,
-      price: 32_50,
-      at: new Date().toISOString(),
+    const metadata = { correlationId: randomUUID(), causationId: randomUUID(), actor: 'test' };
+    const acceptedOrder = async () => {
+      const orderId = await placeOrder(store, {
+        accountId: 'lost-answer',
+        symbol: 'PETR4',
+        side: 'BUY',
+        quantity: 100,
+        price: 32_50,
+      });
+      const at = new Date().toISOString();
+      await handleCommand(
+        store,
+        orderStreamId(orderId),
+        orderDecider,
+        { type: 'AcceptOrder', at },
+        metadata,
+        {
+          cache,
+        },
+      );
+      return orderStreamId(orderId);
     };
-    const ids = (index: number) => `00000000-0000-4000-8000-00000000000${index}`;
-    const filled = await sampleOf(ordersEnded, { outcome: 'FILLED' });
+    const fill = (streamId: string) =>
+      handleCommand(
+        store,
+        streamId,
+        orderDecider,
+        {
+          type: 'RecordExecution',
+          executionId: `${streamId}-1`,
+          quantity: 100,
+          price: 32_50,
+          at: new Date().toISOString(),
+        },
+        metadata,
+        { cache, newEventId: (index) => deterministicId(streamId, 'fill', String(index)) },
+      );
+    const filled = () => sampleOf(ordersEnded, { outcome: 'FILLED' });
+    const before = await filled();
 
-    countOrdersEnded(
-      await handleCommand(store, streamId, orderDecider, fill, metadata, { cache, newEventId: ids }),
-    );
-    expect(await sampleOf(ordersEnded, { outcome: 'FILLED' })).toBe(filled + 1);
+    countOrdersEnded(await fill(await acceptedOrder()));
+    expect(await filled()).toBe(before + 1);
 
-    // The process never saw the answer: its cache is still the accepted order, so the repeat
-    // decides the fill again, and the store answers that these events are stored already.
-    const stale = new AggregateCache<Order>();
-    stale.set(streamId, accepted.version, accepted.state);
-    const repeat = await handleCommand(store, streamId, orderDecider, fill, metadata, {
-      cache: stale,
-      newEventId: ids,
-    });
-    expect(repeat).toMatchObject({
-      idempotent: true,
-      events: [{ type: 'ExecutionRecorded' }, { type: 'OrderFilled' }],
-    });
-    countOrdersEnded(repeat);
-    expect(await sampleOf(ordersEnded, { outcome: 'FILLED' })).toBe(filled + 1);
+    const lost = await acceptedOrder();
+    loseAnswer = true;
+    await expect(fill(lost)).rejects.toThrow('connection lost');
+    // The report comes again, twice: the cache never saw the fill, so each repeat decides it again,
+    // and the store answers that its events are stored already.
+    for (const _ of [1, 2]) {
+      const repeat = await fill(lost);
+      expect(repeat).toMatchObject({
+        idempotent: true,
+        events: [{ type: 'ExecutionRecorded' }, { type: 'OrderFilled' }],
+      });
+      countOrdersEnded(repeat);
+    }
+    expect(await filled()).toBe(before + 1);
   });
 });

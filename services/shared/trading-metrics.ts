@@ -17,7 +17,7 @@ export const orderProcessSteps = new Counter({
 
 export const ordersEnded = new Counter({
   name: 'tradecore_orders_ended_total',
-  help: 'Broker orders that reached a final status, by outcome (FILLED, CANCELED, EXPIRED, REJECTED) and reason (REJECTED: the wallet or B3 reason code; CANCELED: who or which B3 rule canceled it). Counted once, when the order process appends the final event: a replay or a redelivered report decides nothing and counts nothing',
+  help: 'Broker orders that reached a final status, by outcome (FILLED, CANCELED, EXPIRED, REJECTED) and reason (REJECTED: the wallet or B3 reason code; CANCELED: who or which B3 rule canceled it). Counted once, when the order process appends the final event: a replay or a redelivered report decides nothing and counts nothing (an append whose answer was lost is not counted)',
   labelNames: ['outcome', 'reason'] as const,
 });
 
@@ -93,7 +93,10 @@ const ended = {
 /**
  * Counts the orders a command on an order stream ended. Only what the command appended counts:
  * the decider decides nothing for a repeat (a replayed step, a redelivered report), and an append
- * whose events were stored already (`idempotent`) wrote nothing.
+ * whose events were stored already (`idempotent`) wrote nothing. The price of never counting twice:
+ * an end whose append was stored but whose answer was lost (the command failed, its repeat is
+ * answered "stored already") is not counted at all. A cache that missed the end answers every
+ * further repeat that way too, so counting idempotent answers could count one end many times.
  */
 export function countOrdersEnded(result: {
   events: ReadonlyArray<Pick<OrderEvent, 'type' | 'data'>>;
