@@ -49,7 +49,11 @@ import { lastRecordedPrice } from '../market-data/feed.ts';
 import { deterministicId } from '../shared/deterministic-id.ts';
 import { KeyedLanes } from '../shared/keyed-lanes.ts';
 import { type ServiceLogger, silentLogger } from '../shared/service-logger.ts';
-import { engineMessages, referencePriceRejections } from '../shared/trading-metrics.ts';
+import {
+  countEngineDecision,
+  countEngineDuplicate,
+  referencePriceRejections,
+} from '../shared/trading-metrics.ts';
 import { BookDirectory } from './book-directory.ts';
 import { type SessionBooks, SessionClock, type SessionSchedule, type Timers } from './session-clock.ts';
 
@@ -112,6 +116,8 @@ interface Request {
 /** A request waiting in its symbol's queue, and how to answer its caller. */
 interface Queued {
   request: Request;
+  /** When the engine took it (`performance.now()`): the start of its matching time. */
+  takenAt: number;
   resolve: () => void;
   reject: (error: unknown) => void;
 }
@@ -322,7 +328,7 @@ export class EngineService {
         queue = [];
         this.queues.set(symbol, queue);
       }
-      queue.push({ request, resolve, reject });
+      queue.push({ request, takenAt: performance.now(), resolve, reject });
       void this.lines.run(symbol, () => this.drainQueue(symbol));
     });
   }
@@ -357,6 +363,7 @@ export class EngineService {
       const orderKey = request.orderId ? `order:${request.orderId}` : undefined;
       const seen = state.index.get(request.id) ?? (orderKey ? state.index.get(orderKey) : undefined);
       if (seen) {
+        countEngineDuplicate(request.type);
         duplicates.push({ item, seen });
         continue;
       }
@@ -391,7 +398,10 @@ export class EngineService {
     }
     let next = 0;
     const completions: Completion[] = [];
+    const appendedAt = performance.now();
     for (const { item, events } of decided) {
+      const { request } = item;
+      countEngineDecision(symbol, request.type, request.orderId, events, (appendedAt - item.takenAt) / 1000);
       if (events.length === 0) item.resolve();
       else completions.push({ item, events: recorded[next++]!, outcome: 'booked' });
     }
@@ -453,12 +463,11 @@ export class EngineService {
         : Promise.reject(trades.error);
     });
     for (const [index, outcome] of (await Promise.allSettled(published)).entries()) {
-      const { item, outcome: kind } = all[index]!;
+      const { item } = all[index]!;
       if (outcome.status === 'rejected') {
         item.reject(outcome.reason);
         continue;
       }
-      engineMessages.inc({ type: item.request.type, outcome: kind });
       item.resolve();
     }
   }

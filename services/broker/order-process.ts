@@ -83,7 +83,7 @@ import { deterministicId } from '../shared/deterministic-id.ts';
 import { KeyedLanes } from '../shared/keyed-lanes.ts';
 import { type ServiceLogger, silentLogger } from '../shared/service-logger.ts';
 import { SnapshotCheckpoints } from '../shared/snapshot-checkpoints.ts';
-import { orderProcessSteps } from '../shared/trading-metrics.ts';
+import { countOrdersEnded, orderProcessSteps } from '../shared/trading-metrics.ts';
 
 export const ORDER_PROCESS_ACTOR = 'order-process-manager';
 
@@ -486,6 +486,7 @@ export class OrderProcess {
         newEventId: this.idsFrom(event.id, rejection ? 'reject' : 'accept'),
         cache: this.orders,
       });
+      countOrdersEnded(result);
       orderProcessSteps.inc({ step: rejection ? 'rejected' : 'reserved' });
       if (rejection) return;
       await after;
@@ -692,7 +693,7 @@ export class OrderProcess {
         );
         this.reportUnusualSettlement(settled, order.accountId);
         await this.options.hooks?.afterSettlement?.(report);
-        await handleCommand(
+        const recorded = await handleCommand(
           this.store,
           streamId,
           orderDecider,
@@ -700,6 +701,7 @@ export class OrderProcess {
           metadata,
           { newEventId: ids('record'), cache: this.orders },
         );
+        countOrdersEnded(recorded);
         orderProcessSteps.inc({ step: 'settled' });
         return;
       }
@@ -805,10 +807,12 @@ export class OrderProcess {
     ids: (step: string) => NewEventId,
   ): Promise<void> {
     try {
-      await handleCommand(this.store, streamId, orderDecider, command, metadata, {
-        newEventId: ids('end'),
-        cache: this.orders,
-      });
+      countOrdersEnded(
+        await handleCommand(this.store, streamId, orderDecider, command, metadata, {
+          newEventId: ids('end'),
+          cache: this.orders,
+        }),
+      );
       orderProcessSteps.inc({ step: 'ended' });
     } catch (error) {
       if (error instanceof OrderClosed) {

@@ -59,6 +59,8 @@ export interface CommandResult<State, Event> {
   state: State;
   /** The global positions of the appended events. */
   positions: number[];
+  /** True when the store had every event id already (a repeat that lost its answer): nothing was written. */
+  idempotent: boolean;
 }
 
 /**
@@ -113,7 +115,7 @@ export async function handleCommand<State, Command, Event extends DomainEvent>(
     }
     if (decided.length === 0) {
       if (fromCache) continue;
-      return { events: [], version: loaded.version, state: loaded.state, positions: [] };
+      return { events: [], version: loaded.version, state: loaded.state, positions: [], idempotent: false };
     }
 
     const occurredAt = (options.now?.() ?? new Date()).toISOString();
@@ -134,7 +136,13 @@ export async function handleCommand<State, Command, Event extends DomainEvent>(
       const state = decided.reduce(decider.evolve, loaded.state);
       // An idempotent answer (these ids were stored before) may name an older version: not cached.
       if (!appended.idempotent) options.cache?.set(streamId, appended.nextExpectedVersion, state);
-      return { events, version: appended.nextExpectedVersion, state, positions: appended.positions };
+      return {
+        events,
+        version: appended.nextExpectedVersion,
+        state,
+        positions: appended.positions,
+        idempotent: appended.idempotent,
+      };
     } catch (error) {
       const retryable = error instanceof WrongExpectedVersion && options.expectedVersion === undefined;
       if (!retryable) throw error;
