@@ -100,18 +100,23 @@ export interface ProjectionRegistry {
 
 /**
  * A readiness check (`/health/ready`) on the read models this process projects: it throws, naming
- * each one, while any has failed — a failed projector stops applying events for good (until a
- * rebuild, or a restart once the cause is gone), so its read model only gets staler and the
- * process is not ready, whatever its stores answer. A rebuild in progress is not a failure.
+ * each one, while any has failed or is retrying — a failed projector stops applying events for
+ * good (until a rebuild, or a restart once the cause is gone), a retrying one until its store
+ * answers again; either way its read model only gets staler and the process is not ready. A
+ * rebuild in progress is not a failure.
  */
 export function projectionsReadiness(registry: Pick<ProjectionRegistry, 'status'>): () => Promise<unknown> {
   return async () => {
     const statuses = await registry.status();
-    const failed = statuses.filter((status) => status.state === 'failed');
-    if (failed.length > 0)
+    const down = statuses.filter((status) => status.state === 'failed' || status.state === 'retrying');
+    if (down.length > 0)
       throw new Error(
-        failed
-          .map((status) => `read model ${status.projection} failed: ${status.error ?? 'unknown error'}`)
+        down
+          .map((status) =>
+            status.state === 'failed'
+              ? `read model ${status.projection} failed: ${status.error ?? 'unknown error'}`
+              : `read model ${status.projection} retrying (${status.retries ?? 1} failed attempts): ${status.error ?? 'unknown error'}`,
+          )
           .join('; '),
       );
     return statuses;
