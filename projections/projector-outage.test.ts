@@ -16,7 +16,7 @@ import { accountsProjection } from '../adapters/shared/read-model-store-contract
 import type { NewEvent } from '../domain/shared/event-store.ts';
 import { isolatedName, testUrls } from '../infra/test-infra/isolation.ts';
 import { TcpProxy } from '../infra/test-infra/tcp-proxy.ts';
-import { projectionsReadiness } from '../services/shared/read-models.ts';
+import { projectionsReadiness, startProjections } from '../services/shared/read-models.ts';
 import type { ProjectionDefinition } from './model.ts';
 import { Projector, type ProjectorStatus } from './projector.ts';
 import type { ReadModelStore } from './store.ts';
@@ -201,5 +201,39 @@ describe('a live projector and an event it cannot apply', () => {
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect((await projector.status()).state).toBe('failed');
     await expect(ready()).rejects.toThrow(`read model ${projection.name} failed: cannot apply Poison`);
+  });
+});
+
+describe('stopping the projections while their store hangs', () => {
+  it('gives up after the deadline, naming the projection cut', async () => {
+    const { proxy, store } = await stores.Mongo!();
+    const source = new MemoryEventStore();
+    const projection: ProjectionDefinition = { ...accountsProjection(), store: 'mongo' };
+    const logged: string[] = [];
+    const logger = {
+      info: () => {},
+      error: (_object: object, message: string) => void logged.push(message),
+    };
+    const registry = await startProjections({
+      eventStores: { broker: source, b3: source },
+      readModelStores: { mongo: store, mysql: store, postgres: store },
+      projections: [projection],
+      pacingMs: 0,
+      stopDeadlineMs: 1_000,
+      logger,
+    });
+    cleanups.push(() => registry.stop());
+    await source.append('account-a', [deposited('a', 1)]);
+    await until('the first event applied', async () =>
+      (await registry.status())[0]!.checkpoint === 1 ? true : undefined,
+    );
+    // The server stops answering, with a batch on its way to it.
+    proxy.stall();
+    await source.append('account-a', [deposited('a', 2)]);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const started = Date.now();
+    await registry.stop();
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(logged.join('\n')).toContain(`projections not stopped within 1000 ms, cut: ${projection.name}`);
   });
 });

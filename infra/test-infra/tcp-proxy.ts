@@ -3,11 +3,13 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 /**
  * A TCP proxy in front of a real server, for outage tests: `stop()` cuts every connection and
  * refuses new ones (the server is "down" for whoever goes through the proxy, and for no one
- * else), `start()` accepts them again on the same port.
+ * else), `start()` accepts them again on the same port. `stall()` keeps every connection open but
+ * forwards nothing more: a server that hangs.
  */
 export class TcpProxy {
   private server?: Server;
   private readonly sockets = new Set<Socket>();
+  private stalled = false;
   private constructor(
     private readonly target: { host: string; port: number },
     private port: number,
@@ -39,6 +41,7 @@ export class TcpProxy {
           upstream.destroy();
         });
       }
+      if (this.stalled) return;
       client.pipe(upstream);
       upstream.pipe(client);
     });
@@ -51,10 +54,20 @@ export class TcpProxy {
     this.server = server;
   }
 
+  /** Forwards nothing more, in either direction, on open connections and new ones alike. */
+  stall(): void {
+    this.stalled = true;
+    for (const socket of this.sockets) {
+      socket.unpipe();
+      socket.pause();
+    }
+  }
+
   /** Cuts every open connection and refuses new ones until `start()`. */
   async stop(): Promise<void> {
     const server = this.server;
     this.server = undefined;
+    this.stalled = false;
     for (const socket of this.sockets) socket.destroy();
     this.sockets.clear();
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -144,6 +144,11 @@ export interface StartProjectionsOptions {
   batchSize?: number;
   /** A live projector's pause after each batch (default LIVE_PACING_MS; 0 applies every batch at once). */
   pacingMs?: number;
+  /**
+   * How long `stop()` waits for the projectors (a batch in flight, a rebuild) before it gives up on
+   * them, naming them in the log (default 10,000 ms): a stalled store must not hold a shutdown.
+   */
+  stopDeadlineMs?: number;
 }
 
 /**
@@ -200,8 +205,31 @@ export async function startProjections(options: StartProjectionsOptions): Promis
       for (const projection of projectors.keys()) await rebuildOne(projection, onProgress);
     },
     async stop() {
-      await Promise.allSettled([...rebuilding.values()]);
-      await Promise.all([...projectors.values()].map((projector) => projector.stop()));
+      const deadlineMs = options.stopDeadlineMs ?? 10_000;
+      const stopping = new Set(projectors.keys());
+      const stopped = (async () => {
+        await Promise.allSettled([...rebuilding.values()]);
+        await Promise.all(
+          [...projectors].map(async ([name, projector]) => {
+            await projector.stop();
+            stopping.delete(name);
+          }),
+        );
+      })();
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<'cut'>((resolve) => {
+        timer = setTimeout(() => resolve('cut'), deadlineMs);
+      });
+      const outcome = await Promise.race([stopped, deadline]).finally(() => clearTimeout(timer));
+      if (outcome === 'cut') {
+        // What they were writing rolls back (or, on Mongo, is guarded by position): the next start
+        // applies it again from the stored checkpoint.
+        stopped.catch(() => {});
+        options.logger?.error(
+          { projections: [...stopping], deadlineMs },
+          `projections not stopped within ${deadlineMs} ms, cut: ${[...stopping].join(', ')} (their batch in flight is applied again from the checkpoint at the next start)`,
+        );
+      } else await stopped;
     },
   };
 }
