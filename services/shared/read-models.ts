@@ -123,6 +123,44 @@ export function projectionsReadiness(registry: Pick<ProjectionRegistry, 'status'
   };
 }
 
+/**
+ * A readiness check on the read-model stores themselves (each distinct one: MySQL, Postgres,
+ * Mongo, or the one embedded PGlite), each asked for a checkpoint in parallel with a deadline of
+ * its own, so that a store that hangs is down, named, rather than a hung `/health/ready`.
+ */
+export function readModelStoresReadiness(
+  stores: Pick<ReadModelStores, 'mysql' | 'postgres' | 'mongo'>,
+  timeoutMs = 1_500,
+): () => Promise<unknown> {
+  const probes = new Map<ReadModelStore, string>();
+  for (const projection of readModelProjections) {
+    const store = storeFor(stores, projection);
+    if (!probes.has(store)) probes.set(store, projection.name);
+  }
+  return async () => {
+    const results = await Promise.all(
+      [...probes].map(async ([store, projection]) => {
+        let timer: NodeJS.Timeout | undefined;
+        try {
+          await Promise.race([
+            store.builtVersion(projection),
+            new Promise((_, reject) => {
+              timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+            }),
+          ]);
+          return undefined;
+        } catch (error) {
+          return `${store.kind}: ${error instanceof Error ? error.message : String(error)}`;
+        } finally {
+          clearTimeout(timer);
+        }
+      }),
+    );
+    const down = results.filter((result) => result !== undefined);
+    if (down.length > 0) throw new Error(down.join('; '));
+  };
+}
+
 export class UnknownProjection extends Error {
   override readonly name = 'UnknownProjection';
   constructor(
