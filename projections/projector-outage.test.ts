@@ -16,7 +16,11 @@ import { accountsProjection } from '../adapters/shared/read-model-store-contract
 import type { NewEvent } from '../domain/shared/event-store.ts';
 import { isolatedName, testUrls } from '../infra/test-infra/isolation.ts';
 import { TcpProxy } from '../infra/test-infra/tcp-proxy.ts';
-import { projectionsReadiness, startProjections } from '../services/shared/read-models.ts';
+import {
+  projectionsReadiness,
+  readModelStoresReadiness,
+  startProjections,
+} from '../services/shared/read-models.ts';
 import type { ProjectionDefinition } from './model.ts';
 import { Projector, type ProjectorStatus } from './projector.ts';
 import type { ReadModelStore } from './store.ts';
@@ -235,5 +239,21 @@ describe('stopping the projections while their store hangs', () => {
     await registry.stop();
     expect(Date.now() - started).toBeLessThan(5_000);
     expect(logged.join('\n')).toContain(`projections not stopped within 1000 ms, cut: ${projection.name}`);
+  });
+});
+
+describe('the readiness of the read-model stores', () => {
+  it('reads a store that hangs as down, naming it, within its deadline', async () => {
+    const mongo = await stores.Mongo!();
+    const maria = await stores.MariaDB!();
+    const ready = readModelStoresReadiness(
+      { mysql: maria.direct, postgres: maria.direct, mongo: mongo.store },
+      500,
+    );
+    await ready();
+    mongo.proxy.stall();
+    const started = Date.now();
+    await expect(ready()).rejects.toThrow('mongo: no answer within 500 ms');
+    expect(Date.now() - started).toBeLessThan(2_000);
   });
 });
