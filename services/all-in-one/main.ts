@@ -134,6 +134,7 @@ export async function startTradecore(
         // Where this process projects them: a read model whose projector failed is not served fresh.
         ...(projections ? { projections: projectionsReadiness(projections) } : {}),
         ...brokerSide?.readiness,
+        ...trading?.readiness,
       },
       projections,
       walletLanes,

@@ -39,6 +39,8 @@ export interface TradingServices {
   brokerPrices: PriceCache;
   marketPrices: PriceCache;
   relays: Relay[];
+  /** Dependencies `/health/ready` checks beyond the event stores (Kafka, when the relays run). */
+  readiness: Record<string, () => Promise<unknown>>;
   /** One line per adapter, for the start banner. */
   description: string[];
   /** Stops taking work, drains, saves checkpoints, closes connections; the event stores stay open. */
@@ -194,6 +196,7 @@ export async function startTradingServices(options: StartTradingServicesOptions)
       brokerPrices,
       marketPrices,
       relays,
+      readiness: kafka ? { kafka: kafka.readiness } : {},
       description,
       stop,
     };
