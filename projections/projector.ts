@@ -7,6 +7,7 @@ import {
 } from './metrics.ts';
 import type { Change, ProjectionDefinition } from './model.ts';
 import type { OpenBatch, ReadModelStore, Target } from './store.ts';
+import { isTransientError } from './transient.ts';
 
 export interface RebuildProgress {
   projection: string;
@@ -19,7 +20,13 @@ export interface RebuildProgress {
   etaSeconds?: number;
 }
 
-export type ProjectorState = 'stopped' | 'starting' | 'running' | 'rebuilding' | 'failed';
+/**
+ * `retrying`: a transient error (the store or the event store unreachable, a deadlock) stopped
+ * the live follower, which follows again from the stored checkpoint after a backoff. `failed`:
+ * an error that would happen again (an event the projection cannot apply) stopped it for good,
+ * until a rebuild or a restart.
+ */
+export type ProjectorState = 'stopped' | 'starting' | 'running' | 'retrying' | 'rebuilding' | 'failed';
 
 export interface ProjectorStatus {
   projection: string;
@@ -29,7 +36,10 @@ export interface ProjectorStatus {
   head: number;
   lagPositions: number;
   rebuild?: RebuildProgress;
+  /** The error that failed it, or that it is retrying after. */
   error?: string;
+  /** Transient failures since the last batch applied (while `retrying`). */
+  retries?: number;
 }
 
 export interface ProjectorOptions {
@@ -44,6 +54,15 @@ export interface ProjectorOptions {
   pacingMs?: number;
   /** Changes a rebuild folds in memory before writing them in one transaction (at least one page's). */
   rebuildWindow?: number;
+  /**
+   * After a transient error, the first pause before following again from the checkpoint, doubled
+   * at each failure up to `maxRetryDelayMs`, each pause drawn between half and all of it
+   * (defaults 500 and 30,000).
+   */
+  retryDelayMs?: number;
+  maxRetryDelayMs?: number;
+  /** How often the lag gauges are refreshed from the event store's head, applying or not (default 5,000). */
+  lagRefreshMs?: number;
   /** Told about failures and rebuilds; a pino logger fits. */
   logger?: {
     info: (object: object, message: string) => void;
@@ -89,6 +108,11 @@ export class Projector {
   private lastError?: string;
   private progress?: RebuildProgress;
   private lastAppliedAt?: Date;
+  /** Live events are wanted: following, or retrying to (false once stopped, or never started). */
+  private live = false;
+  private retries = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private lagTimer: NodeJS.Timeout | undefined;
   private readonly batchSize: number;
   private readonly rebuildWindow: number;
   /** Callers of `whenApplied`, waiting for the checkpoint to reach their position. */
@@ -127,6 +151,7 @@ export class Projector {
   async start(): Promise<void> {
     const { projection, store } = this.options;
     this.state = 'starting';
+    this.refreshLagEvery();
     const built = await store.builtVersion(projection.name);
     if (built !== undefined && built !== projection.version) {
       this.options.logger?.info(
@@ -134,10 +159,9 @@ export class Projector {
         'projection changed: rebuilding',
       );
       await this.rebuild();
-      await this.follow();
-      return;
-    }
-    await store.prepare(projection, 'live');
+      this.state = 'starting';
+    } else await store.prepare(projection, 'live');
+    this.live = true;
     await this.follow();
   }
 
@@ -147,6 +171,8 @@ export class Projector {
     this.persisted = this.checkpoint;
     this.savedAt = Date.now();
     projectionCheckpoint.set({ projection: projection.name }, this.checkpoint);
+    // Stopped, or a rebuild took over, while the checkpoint was being read.
+    if (!this.live || this.state === 'rebuilding') return;
     this.state = 'running';
     this.subscription = source.subscribeToAll({
       after: this.checkpoint,
@@ -166,6 +192,7 @@ export class Projector {
         }
         const applied = await this.serially(() => this.apply('live', events, this.persisted, changes));
         if (applied) {
+          this.retries = 0;
           this.persisted = events.at(-1)!.position;
           this.savedAt = Date.now();
           this.checkpoint = events.at(-1)!.position;
@@ -178,13 +205,63 @@ export class Projector {
         }
       },
       onError: (error) => {
+        this.subscription = undefined;
         if (error instanceof CheckpointMoved && this.state === 'running') {
-          void this.follow().catch((failure) => this.fail(failure));
+          void this.follow().catch((failure) => this.failOrRetry(failure));
           return;
         }
-        this.fail(error);
+        this.failOrRetry(error);
       },
     });
+  }
+
+  /**
+   * After the live follower stopped on `error`: a transient one is retried from the stored
+   * checkpoint (what the failed batch wrote rolled back with it, or its rows are guarded by their
+   * positions on Mongo; one that committed moved the checkpoint too), anything else fails it.
+   */
+  private failOrRetry(error: unknown): void {
+    if (!this.live || this.state === 'rebuilding' || this.state === 'stopped') return;
+    if (!isTransientError(error)) {
+      this.fail(error);
+      return;
+    }
+    const base = this.options.retryDelayMs ?? 500;
+    const cap = this.options.maxRetryDelayMs ?? 30_000;
+    const ceiling = Math.min(cap, base * 2 ** Math.min(this.retries, 20));
+    // Jittered, so that projectors (and processes) cut off by one outage do not all come back at once.
+    const delay = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+    this.retries += 1;
+    this.state = 'retrying';
+    this.lastError = error instanceof Error ? error.message : String(error);
+    this.wakeWaiters();
+    this.options.logger?.error(
+      {
+        projection: this.name,
+        err: error,
+        checkpoint: this.persisted,
+        retries: this.retries,
+        retryInMs: delay,
+      },
+      'projection interrupted: following again from the checkpoint',
+    );
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      if (this.state !== 'retrying') return;
+      this.follow().then(
+        () => {
+          if (this.state === 'running') {
+            this.options.logger?.info(
+              { projection: this.name, checkpoint: this.checkpoint, retries: this.retries },
+              'projection following again',
+            );
+            this.lastError = undefined;
+          }
+        },
+        (failure) => this.failOrRetry(failure),
+      );
+    }, delay);
   }
 
   private fail(error: unknown): void {
@@ -233,8 +310,12 @@ export class Projector {
    */
   async rebuild(onProgress?: (progress: RebuildProgress) => void): Promise<void> {
     const { projection, store, source } = this.options;
-    const wasFollowing = this.subscription !== undefined;
+    const wasFollowing = this.live;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
     this.state = 'rebuilding';
+    this.lastError = undefined;
+    this.retries = 0;
     this.wakeWaiters();
     await store.prepare(projection, 'rebuild');
     const started = performance.now();
@@ -287,8 +368,10 @@ export class Projector {
     report();
     this.progress = undefined;
     this.options.logger?.info({ projection: projection.name, events }, 'projection rebuilt');
-    if (wasFollowing) await this.follow();
-    else this.state = 'stopped';
+    if (wasFollowing && this.live) {
+      this.state = 'starting';
+      await this.follow();
+    } else this.state = 'stopped';
   }
 
   /** Reads and projects pages after `after` until they give `rebuildWindow` changes or the history ends. */
@@ -323,6 +406,11 @@ export class Projector {
   }
 
   async stop(): Promise<void> {
+    this.live = false;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    clearInterval(this.lagTimer);
+    this.lagTimer = undefined;
     const subscription = this.subscription;
     this.subscription = undefined;
     await subscription?.stop();
@@ -367,8 +455,11 @@ export class Projector {
 
   async status(): Promise<ProjectorStatus> {
     const head = await this.options.source.headPosition();
+    // While retrying the store may be the very thing that is down: the position reached is in memory.
     const checkpoint =
-      this.state === 'running' ? this.checkpoint : await this.options.store.checkpoint(this.name, 'live');
+      this.state === 'running' || this.state === 'retrying'
+        ? this.checkpoint
+        : await this.options.store.checkpoint(this.name, 'live');
     const lag = Math.max(0, head - checkpoint);
     projectionLagEvents.set({ projection: this.name }, lag);
     const behindSeconds =
@@ -383,7 +474,21 @@ export class Projector {
       lagPositions: lag,
       rebuild: this.progress,
       error: this.lastError,
+      ...(this.state === 'retrying' ? { retries: this.retries } : {}),
     };
+  }
+
+  /**
+   * Keeps the lag gauges true while nothing is applied — a stalled or retrying projector is the
+   * one whose lag matters — by reading the event store's head on a timer of its own.
+   */
+  private refreshLagEvery(): void {
+    if (this.lagTimer) return;
+    this.lagTimer = setInterval(() => {
+      if (this.state === 'stopped') return;
+      void this.status().catch(() => {});
+    }, this.options.lagRefreshMs ?? 5_000);
+    this.lagTimer.unref();
   }
 }
 

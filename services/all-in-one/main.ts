@@ -12,7 +12,12 @@ import { lockEmbeddedDataFolder } from '../shared/data-lock.ts';
 import { connectEventStores } from '../shared/event-stores.ts';
 import { KeyedLanes } from '../shared/keyed-lanes.ts';
 import { assertCanListen, listenError } from '../shared/listen.ts';
-import { connectReadModelStores, projectionsReadiness, startProjections } from '../shared/read-models.ts';
+import {
+  connectReadModelStores,
+  projectionsReadiness,
+  readModelStoresReadiness,
+  startProjections,
+} from '../shared/read-models.ts';
 import { loadSecrets, retireGeneratedAdminPassword } from '../shared/secrets.ts';
 import { startTradingServices } from '../shared/trading.ts';
 
@@ -123,12 +128,13 @@ export async function startTradecore(
       b3: eventStores.b3,
       tokens,
       readModels,
-      // A query against the read-model stores: answers only when they are reachable.
+      // Every read-model store (MySQL, Postgres, Mongo) answers, each within its own deadline.
       readiness: {
-        'read-models': () => readModels.orders({ limit: 1 }),
+        'read-models': readModelStoresReadiness(readModelStores),
         // Where this process projects them: a read model whose projector failed is not served fresh.
         ...(projections ? { projections: projectionsReadiness(projections) } : {}),
         ...brokerSide?.readiness,
+        ...trading?.readiness,
       },
       projections,
       walletLanes,

@@ -33,7 +33,11 @@ export function adminRoutes(app: App, context: RouteContext): void {
 
   const projections = () => {
     if (!context.projections)
-      throw new ApiProblem(503, 'PROJECTIONS_UNAVAILABLE', 'the projections do not run in this process');
+      throw new ApiProblem(
+        503,
+        'PROJECTIONS_UNAVAILABLE',
+        'the projections do not run in this process: the projector service (tradecore serve projector) serves these routes on its own port',
+      );
     return context.projections;
   };
 

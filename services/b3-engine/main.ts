@@ -41,6 +41,7 @@ export async function startB3EngineService(
       sessionClock: sessionClockSettings(config),
       logger: logger.child({ component: 'engine' }),
     });
+    let kafkaReadiness: (() => Promise<unknown>) | undefined;
     if (config.kafkaBrokers) {
       const kafka = await startKafkaRelays({
         brokers: config.kafkaBrokers,
@@ -49,6 +50,7 @@ export async function startB3EngineService(
         logger: logger.child({ component: 'relay' }),
       });
       stack.push('kafka publisher', () => kafka.close());
+      kafkaReadiness = kafka.readiness;
       for (const relay of kafka.relays) {
         await relay.start();
         stack.push('kafka relay', () => relay.stop());
@@ -65,6 +67,7 @@ export async function startB3EngineService(
         'b3-event-store': () => eventStores.b3.headPosition(),
         rabbitmq: () => transport.deadLetters('broker-to-b3', { limit: 0 }),
         'market-cache': () => marketPrices.get('PETR4'),
+        ...(kafkaReadiness ? { kafka: kafkaReadiness } : {}),
       },
     });
     // First to stop: health answers until the engine has drained.

@@ -37,6 +37,7 @@ export async function startBrokerSide(
       RedisPriceCache.connect({ url: config.redisUrl, logger }),
     );
     stack.push('broker asset cache', () => assetPrices.close());
+    let kafkaReadiness: (() => Promise<unknown>) | undefined;
     if (config.kafkaBrokers) {
       const kafka = await startKafkaRelays({
         brokers: config.kafkaBrokers,
@@ -45,6 +46,7 @@ export async function startBrokerSide(
         logger: logger.child({ component: 'relay' }),
       });
       stack.push('kafka publisher', () => kafka.close());
+      kafkaReadiness = kafka.readiness;
       for (const relay of kafka.relays) {
         await relay.start();
         stack.push('kafka relay', () => relay.stop());
@@ -70,6 +72,7 @@ export async function startBrokerSide(
       readiness: {
         rabbitmq: () => transport.deadLetters('b3-to-broker', { limit: 0 }),
         'broker-asset-cache': () => assetPrices.get('PETR4'),
+        ...(kafkaReadiness ? { kafka: kafkaReadiness } : {}),
       },
       stop: () => stack.stop(),
     };

@@ -5,11 +5,21 @@
  * projector keeps its checkpoint with its rows, so a restart resumes where it stopped.
  */
 import type { Logger } from 'pino';
+import { TokenIssuer } from '../api/auth.ts';
 import type { Config } from '../shared/config.ts';
 import { lockEmbeddedDataFolder } from '../shared/data-lock.ts';
 import { connectEventStores } from '../shared/event-stores.ts';
 import { type RunningService, ShutdownStack, startOpsServer } from '../shared/ops-server.ts';
-import { connectReadModelStores, projectionsReadiness, startProjections } from '../shared/read-models.ts';
+import {
+  connectReadModelStores,
+  projectionsReadiness,
+  readModelStoresReadiness,
+  startProjections,
+} from '../shared/read-models.ts';
+import { projectionAdminRoutes } from './admin.ts';
+
+/** How long the stop waits for the projectors, then for the read-model stores, before cutting them. */
+const STOP_DEADLINE_MS = 10_000;
 
 export async function startProjectorService(config: Config, logger: Logger): Promise<RunningService> {
   const stack = new ShutdownStack(logger);
@@ -24,11 +34,19 @@ export async function startProjectorService(config: Config, logger: Logger): Pro
     const eventStores = await connectEventStores(config);
     stack.push('event stores', () => eventStores.close());
     const readModelStores = await connectReadModelStores(config);
-    stack.push('read-model stores', () => readModelStores.close());
+    stack.push('read-model stores', () =>
+      withDeadline(readModelStores.close(), STOP_DEADLINE_MS, () =>
+        logger.error(
+          { deadlineMs: STOP_DEADLINE_MS },
+          `read-model stores not closed within ${STOP_DEADLINE_MS} ms: their connections are left to the exit`,
+        ),
+      ),
+    );
     const projections = await startProjections({
       eventStores,
       readModelStores,
       logger: logger.child({ component: 'projections' }),
+      stopDeadlineMs: STOP_DEADLINE_MS,
     });
     stack.push('projections', () => projections.stop());
 
@@ -40,13 +58,20 @@ export async function startProjectorService(config: Config, logger: Logger): Pro
         'broker-event-store': () => eventStores.broker.headPosition(),
         'b3-event-store': () => eventStores.b3.headPosition(),
         'read-models': projectionsReadiness(projections),
+        'read-model-stores': readModelStoresReadiness(readModelStores),
       },
+      routes: (app) =>
+        projectionAdminRoutes(app, {
+          projections,
+          tokens: config.jwtSecret ? new TokenIssuer(config.jwtSecret, config.jwtTtlSeconds) : undefined,
+        }),
     });
     stack.push('http', () => ops.close());
     return {
       url: ops.url,
       banner: [
         `tradecore projector: health and metrics on ${ops.url}`,
+        `projections admin (an admin's token): GET ${ops.url}/v1/admin/projections, POST …/{name}/rebuild`,
         `event stores: ${eventStores.description}`,
         `read models: ${readModelStores.description ?? 'connected'} (${[...projections.projectors.keys()].join(', ')})`,
       ],
@@ -56,4 +81,17 @@ export async function startProjectorService(config: Config, logger: Logger): Pro
     await stack.stop();
     throw error;
   }
+}
+
+/** Resolves when `work` does, or after `ms` having called `onCut` (the work is left running). */
+function withDeadline(work: Promise<unknown>, ms: number, onCut: () => void): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<void>((resolve) => {
+    timer = setTimeout(() => {
+      onCut();
+      resolve();
+    }, ms);
+  });
+  work.catch(() => {});
+  return Promise.race([work.then(() => undefined), deadline]).finally(() => clearTimeout(timer));
 }

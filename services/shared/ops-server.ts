@@ -1,4 +1,4 @@
-import Fastify from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { register } from 'prom-client';
 import { ensureDefaultMetrics } from '../api/metrics.ts';
@@ -13,6 +13,8 @@ export interface OpsServerOptions {
   /** Every dependency the service uses, by name. */
   readiness: Record<string, ReadinessCheck>;
   logger: Logger;
+  /** Routes of its own beside the operational ones (the projector's admin routes). */
+  routes?: (app: FastifyInstance) => void;
 }
 
 /**
@@ -47,6 +49,7 @@ export async function startOpsServer(
   app.get('/metrics', async (_request, reply) =>
     reply.type(register.contentType).send(await register.metrics()),
   );
+  options.routes?.(app as unknown as FastifyInstance);
   const address = await app
     .listen({ port: options.port, host: options.host })
     .catch(async (error: unknown) => {

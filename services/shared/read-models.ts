@@ -107,21 +107,64 @@ export interface ProjectionRegistry {
 
 /**
  * A readiness check (`/health/ready`) on the read models this process projects: it throws, naming
- * each one, while any has failed — a failed projector stops applying events for good (until a
- * rebuild, or a restart once the cause is gone), so its read model only gets staler and the
- * process is not ready, whatever its stores answer. A rebuild in progress is not a failure.
+ * each one, while any has failed or is retrying — a failed projector stops applying events for
+ * good (until a rebuild, or a restart once the cause is gone), a retrying one until its store
+ * answers again; either way its read model only gets staler and the process is not ready. A
+ * rebuild in progress is not a failure.
  */
 export function projectionsReadiness(registry: Pick<ProjectionRegistry, 'status'>): () => Promise<unknown> {
   return async () => {
     const statuses = await registry.status();
-    const failed = statuses.filter((status) => status.state === 'failed');
-    if (failed.length > 0)
+    const down = statuses.filter((status) => status.state === 'failed' || status.state === 'retrying');
+    if (down.length > 0)
       throw new Error(
-        failed
-          .map((status) => `read model ${status.projection} failed: ${status.error ?? 'unknown error'}`)
+        down
+          .map((status) =>
+            status.state === 'failed'
+              ? `read model ${status.projection} failed: ${status.error ?? 'unknown error'}`
+              : `read model ${status.projection} retrying (${status.retries ?? 1} failed attempts): ${status.error ?? 'unknown error'}`,
+          )
           .join('; '),
       );
     return statuses;
+  };
+}
+
+/**
+ * A readiness check on the read-model stores themselves (each distinct one: MySQL, Postgres,
+ * Mongo, or the one embedded PGlite), each asked for a checkpoint in parallel with a deadline of
+ * its own, so that a store that hangs is down, named, rather than a hung `/health/ready`.
+ */
+export function readModelStoresReadiness(
+  stores: Pick<ReadModelStores, 'mysql' | 'postgres' | 'mongo'>,
+  timeoutMs = 1_500,
+): () => Promise<unknown> {
+  const probes = new Map<ReadModelStore, string>();
+  for (const projection of readModelProjections) {
+    const store = storeFor(stores, projection);
+    if (!probes.has(store)) probes.set(store, projection.name);
+  }
+  return async () => {
+    const results = await Promise.all(
+      [...probes].map(async ([store, projection]) => {
+        let timer: NodeJS.Timeout | undefined;
+        try {
+          await Promise.race([
+            store.builtVersion(projection),
+            new Promise((_, reject) => {
+              timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+            }),
+          ]);
+          return undefined;
+        } catch (error) {
+          return `${store.kind}: ${error instanceof Error ? error.message : String(error)}`;
+        } finally {
+          clearTimeout(timer);
+        }
+      }),
+    );
+    const down = results.filter((result) => result !== undefined);
+    if (down.length > 0) throw new Error(down.join('; '));
   };
 }
 
@@ -146,6 +189,11 @@ export interface StartProjectionsOptions {
   batchSize?: number;
   /** A live projector's pause after each batch (default LIVE_PACING_MS; 0 applies every batch at once). */
   pacingMs?: number;
+  /**
+   * How long `stop()` waits for the projectors (a batch in flight, a rebuild) before it gives up on
+   * them, naming them in the log (default 10,000 ms): a stalled store must not hold a shutdown.
+   */
+  stopDeadlineMs?: number;
 }
 
 /**
@@ -202,8 +250,31 @@ export async function startProjections(options: StartProjectionsOptions): Promis
       for (const projection of projectors.keys()) await rebuildOne(projection, onProgress);
     },
     async stop() {
-      await Promise.allSettled([...rebuilding.values()]);
-      await Promise.all([...projectors.values()].map((projector) => projector.stop()));
+      const deadlineMs = options.stopDeadlineMs ?? 10_000;
+      const stopping = new Set(projectors.keys());
+      const stopped = (async () => {
+        await Promise.allSettled([...rebuilding.values()]);
+        await Promise.all(
+          [...projectors].map(async ([name, projector]) => {
+            await projector.stop();
+            stopping.delete(name);
+          }),
+        );
+      })();
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<'cut'>((resolve) => {
+        timer = setTimeout(() => resolve('cut'), deadlineMs);
+      });
+      const outcome = await Promise.race([stopped, deadline]).finally(() => clearTimeout(timer));
+      if (outcome === 'cut') {
+        // What they were writing rolls back (or, on Mongo, is guarded by position): the next start
+        // applies it again from the stored checkpoint.
+        stopped.catch(() => {});
+        options.logger?.error(
+          { projections: [...stopping], deadlineMs },
+          `projections not stopped within ${deadlineMs} ms, cut: ${[...stopping].join(', ')} (their batch in flight is applied again from the checkpoint at the next start)`,
+        );
+      } else await stopped;
     },
   };
 }

@@ -39,6 +39,8 @@ export interface TradingServices {
   brokerPrices: PriceCache;
   marketPrices: PriceCache;
   relays: Relay[];
+  /** Dependencies `/health/ready` checks beyond the event stores (Kafka, when the relays run). */
+  readiness: Record<string, () => Promise<unknown>>;
   /** One line per adapter, for the start banner. */
   description: string[];
   /** Stops taking work, drains, saves checkpoints, closes connections; the event stores stay open. */
@@ -203,6 +205,7 @@ export async function startTradingServices(options: StartTradingServicesOptions)
       brokerPrices,
       marketPrices,
       relays,
+      readiness: kafka ? { kafka: kafka.readiness } : {},
       description,
       stop,
     };
@@ -262,7 +265,7 @@ export interface StartKafkaRelaysOptions {
  */
 export async function startKafkaRelays(
   options: StartKafkaRelaysOptions,
-): Promise<{ relays: Relay[]; close(): Promise<void> }> {
+): Promise<{ relays: Relay[]; readiness: () => Promise<unknown>; close(): Promise<void> }> {
   const { eventStores, logger } = options;
   const kafka = new Kafka({ clientId: 'tradecore', brokers: options.brokers, logLevel: logLevel.WARN });
   const catalogue = topicCatalogue(options.topicPrefix);
@@ -301,5 +304,28 @@ export async function startKafkaRelays(
         logger,
       }),
     );
-  return { relays, close: () => publisher.disconnect() };
+  // Readiness asks the cluster itself (an idle relay would not notice Kafka gone) and the relays.
+  const probe = kafka.admin({ retry: { retries: 0 } });
+  let probing: Promise<void> | undefined;
+  const readiness = async () => {
+    probing ??= probe.connect().catch((error: unknown) => {
+      probing = undefined;
+      throw error;
+    });
+    await probing;
+    await probe.describeCluster();
+    const retrying = (await Promise.all(relays.map((relay) => relay.status()))).filter(
+      (status) => status.state === 'retrying',
+    );
+    if (retrying.length > 0)
+      throw new Error(retrying.map((status) => `relay ${status.relay} retrying: ${status.error}`).join('; '));
+  };
+  return {
+    relays,
+    readiness,
+    close: async () => {
+      await probe.disconnect().catch(() => {});
+      await publisher.disconnect();
+    },
+  };
 }

@@ -1,0 +1,259 @@
+/**
+ * A live projector against a real store that goes away for a few seconds (a TCP proxy in front of
+ * MariaDB or Mongo, stopped and started again): it retries from its checkpoint by itself, says so
+ * in its status and readiness meanwhile, applies every event exactly once, and its lag gauge keeps
+ * growing while it applies nothing. An event the projection cannot apply still stops it for good.
+ */
+import { randomUUID } from 'node:crypto';
+import { MongoClient } from 'mongodb';
+import mysql from 'mysql2/promise';
+import { register } from 'prom-client';
+import { afterAll, describe, expect, it } from 'vitest';
+import { MemoryEventStore } from '../adapters/memory/event-store.ts';
+import { MongoReadModelStore } from '../adapters/mongo/read-model-store.ts';
+import { MysqlReadModelStore } from '../adapters/mysql/read-model-store.ts';
+import { accountsProjection } from '../adapters/shared/read-model-store-contract.ts';
+import type { NewEvent } from '../domain/shared/event-store.ts';
+import { isolatedName, testUrls } from '../infra/test-infra/isolation.ts';
+import { TcpProxy } from '../infra/test-infra/tcp-proxy.ts';
+import {
+  projectionsReadiness,
+  readModelStoresReadiness,
+  startProjections,
+} from '../services/shared/read-models.ts';
+import type { ProjectionDefinition } from './model.ts';
+import { Projector, type ProjectorStatus } from './projector.ts';
+import type { ReadModelStore } from './store.ts';
+
+const urls = testUrls();
+const cleanups: Array<() => Promise<unknown>> = [];
+afterAll(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
+});
+
+const deposited = (account: string, amount: number): NewEvent => ({
+  id: randomUUID(),
+  type: 'Deposited',
+  data: { account, amount },
+  metadata: {
+    correlationId: randomUUID(),
+    causationId: randomUUID(),
+    actor: 'test',
+    occurredAt: new Date().toISOString(),
+    schemaVersion: 1,
+  },
+});
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+function target(url: string): { host: string; port: number } {
+  const parsed = new URL(url);
+  return { host: parsed.hostname, port: Number(parsed.port) };
+}
+
+/** A store reached through a proxy, and a second handle on the same storage that is not. */
+const stores: Record<
+  string,
+  () => Promise<{ proxy: TcpProxy; store: ReadModelStore; direct: ReadModelStore }>
+> = {
+  async MariaDB() {
+    const database = isolatedName('outage');
+    const admin = await mysql.createConnection(urls.mysqlUrl);
+    await admin.query(`CREATE DATABASE \`${database}\``);
+    const url = new URL(urls.mysqlUrl);
+    url.pathname = `/${database}`;
+    const proxy = await TcpProxy.start(target(urls.mysqlUrl));
+    const store = await MysqlReadModelStore.open({ url: proxy.rewrite(url.toString()) });
+    const direct = await MysqlReadModelStore.open({ url: url.toString() });
+    cleanups.push(async () => {
+      await proxy.stop();
+      await store.close().catch(() => {});
+      await direct.close();
+      await admin.query(`DROP DATABASE IF EXISTS \`${database}\``);
+      await admin.end();
+    });
+    return { proxy, store, direct };
+  },
+  async Mongo() {
+    const database = isolatedName('outage');
+    const proxy = await TcpProxy.start(target(urls.mongoUrl));
+    const viaProxy = new URL(proxy.rewrite(urls.mongoUrl));
+    // Give up on an unreachable server in a second or two, not the driver's default 30 s.
+    viaProxy.searchParams.set('serverSelectionTimeoutMS', '1500');
+    viaProxy.searchParams.set('connectTimeoutMS', '1500');
+    viaProxy.searchParams.set('directConnection', 'true');
+    const store = await MongoReadModelStore.connect(viaProxy.toString(), database);
+    const direct = await MongoReadModelStore.connect(urls.mongoUrl, database);
+    cleanups.push(async () => {
+      await proxy.stop();
+      await store.close().catch(() => {});
+      await direct.close();
+      const client = await new MongoClient(urls.mongoUrl).connect();
+      await client.db(database).dropDatabase();
+      await client.close();
+    });
+    return { proxy, store, direct };
+  },
+};
+
+function lagGauge(projection: string): Promise<number | undefined> {
+  const gauge = register.getSingleMetric('tradecore_projection_lag_positions');
+  return Promise.resolve(gauge?.get()).then(
+    (metric) => metric?.values.find((value) => value.labels.projection === projection)?.value,
+  );
+}
+
+describe.each(Object.keys(stores))('a live projector on %s through an outage', (kind) => {
+  it('retries from its checkpoint, not ready meanwhile, and applies every event once', async () => {
+    const { proxy, store, direct } = await stores[kind]!();
+    const source = new MemoryEventStore();
+    const projection = accountsProjection();
+    const projector = new Projector({
+      projection,
+      source,
+      store,
+      batchSize: 5,
+      retryDelayMs: 100,
+      maxRetryDelayMs: 1_000,
+      lagRefreshMs: 200,
+    });
+    cleanups.push(() => projector.stop());
+    const ready = projectionsReadiness({ status: async () => [await projector.status()] });
+    await projector.start();
+
+    for (let index = 0; index < 10; index++)
+      await source.append(`account-a${index % 3}`, [deposited(`a${index % 3}`, 100)]);
+    await until('the first events applied', async () =>
+      (await projector.status()).checkpoint === 10 ? true : undefined,
+    );
+    await ready();
+
+    await proxy.stop();
+    for (let index = 0; index < 20; index++)
+      await source.append(`account-a${index % 3}`, [deposited(`a${index % 3}`, 1)]);
+    const retrying = await until('the projector retrying', async () => {
+      const status = await projector.status();
+      return status.state === 'retrying' ? status : undefined;
+    });
+    expect(retrying.error).toBeTruthy();
+    await expect(ready()).rejects.toThrow(new RegExp(`read model ${projection.name} retrying`));
+    // Stuck at 10 while the head moves on to 35: the gauge follows, though nothing is applied
+    // and nothing here asks for the status.
+    for (let index = 0; index < 5; index++) await source.append('account-a9', [deposited('a9', 2)]);
+    await until('the lag gauge at 25', async () =>
+      (await lagGauge(projection.name)) === 25 ? true : undefined,
+    );
+    // A few seconds down, several attempts failed meanwhile.
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    expect((await projector.status()).state).toBe('retrying');
+
+    await proxy.start();
+    const caughtUp = await until('the projector caught up', async () => {
+      const status: ProjectorStatus = await projector.status();
+      return status.state === 'running' && status.checkpoint === 35 ? status : undefined;
+    });
+    expect(caughtUp.error).toBeUndefined();
+    await ready();
+    await until('the lag gauge at 0', async () =>
+      (await lagGauge(projection.name)) === 0 ? true : undefined,
+    );
+
+    const [balances, ledger] = projection.tables.map((table) => table.name);
+    const rows = await direct.find(projection, balances!);
+    expect(Object.fromEntries(rows.map((row) => [row.account, [row.balance, row.deposits]]))).toEqual({
+      a0: [4 * 100 + 7, 11],
+      a1: [3 * 100 + 7, 10],
+      a2: [3 * 100 + 6, 9],
+      a9: [10, 5],
+    });
+    expect(await direct.find(projection, ledger!)).toHaveLength(35);
+    expect(await direct.checkpoint(projection.name, 'live')).toBe(35);
+  }, 120_000);
+});
+
+describe('a live projector and an event it cannot apply', () => {
+  it('stops for good, failed, naming it: the same event would fail again', async () => {
+    const { store } = await stores.MariaDB!();
+    const source = new MemoryEventStore();
+    const accounts = accountsProjection();
+    const projection: ProjectionDefinition = {
+      ...accounts,
+      project: (event) => {
+        if (event.type === 'Poison') throw new Error(`cannot apply ${event.type}`);
+        return accounts.project(event);
+      },
+    };
+    const projector = new Projector({ projection, source, store, retryDelayMs: 50, maxRetryDelayMs: 100 });
+    cleanups.push(() => projector.stop());
+    const ready = projectionsReadiness({ status: async () => [await projector.status()] });
+    await projector.start();
+    await source.append('account-a', [deposited('a', 5)]);
+    await source.append('account-a', [{ ...deposited('a', 5), type: 'Poison' }]);
+    const failed = await until('the projector failed', async () => {
+      const status = await projector.status();
+      return status.state === 'failed' ? status : undefined;
+    });
+    expect(failed.error).toBe('cannot apply Poison');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect((await projector.status()).state).toBe('failed');
+    await expect(ready()).rejects.toThrow(`read model ${projection.name} failed: cannot apply Poison`);
+  });
+});
+
+describe('stopping the projections while their store hangs', () => {
+  it('gives up after the deadline, naming the projection cut', async () => {
+    const { proxy, store } = await stores.Mongo!();
+    const source = new MemoryEventStore();
+    const projection: ProjectionDefinition = { ...accountsProjection(), store: 'mongo' };
+    const logged: string[] = [];
+    const logger = {
+      info: () => {},
+      error: (_object: object, message: string) => void logged.push(message),
+    };
+    const registry = await startProjections({
+      eventStores: { broker: source, b3: source },
+      readModelStores: { mongo: store, mysql: store, postgres: store },
+      projections: [projection],
+      pacingMs: 0,
+      stopDeadlineMs: 1_000,
+      logger,
+    });
+    cleanups.push(() => registry.stop());
+    await source.append('account-a', [deposited('a', 1)]);
+    await until('the first event applied', async () =>
+      (await registry.status())[0]!.checkpoint === 1 ? true : undefined,
+    );
+    // The server stops answering, with a batch on its way to it.
+    proxy.stall();
+    await source.append('account-a', [deposited('a', 2)]);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const started = Date.now();
+    await registry.stop();
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(logged.join('\n')).toContain(`projections not stopped within 1000 ms, cut: ${projection.name}`);
+  });
+});
+
+describe('the readiness of the read-model stores', () => {
+  it('reads a store that hangs as down, naming it, within its deadline', async () => {
+    const mongo = await stores.Mongo!();
+    const maria = await stores.MariaDB!();
+    const ready = readModelStoresReadiness(
+      { mysql: maria.direct, postgres: maria.direct, mongo: mongo.store },
+      500,
+    );
+    await ready();
+    mongo.proxy.stall();
+    const started = Date.now();
+    await expect(ready()).rejects.toThrow('mongo: no answer within 500 ms');
+    expect(Date.now() - started).toBeLessThan(2_000);
+  });
+});

@@ -1,0 +1,65 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { TokenIssuer } from '../api/auth.ts';
+import { PROBLEM_CONTENT_TYPE, problem } from '../api/problem.ts';
+import type { ProjectionRegistry } from '../shared/read-models.ts';
+
+/**
+ * The projections' admin routes of the HTTP API, served by the `projector` service on its own
+ * port (the API services do not run the projections, so they cannot answer them): the status of
+ * each read model as this process runs it (`running`, `retrying`, `failed`, …) and a rebuild,
+ * which also brings a failed projector back to following live events. An admin's token from
+ * broker-api or query-api (the same TRADECORE_JWT_SECRET) is what they take.
+ */
+export function projectionAdminRoutes(
+  app: FastifyInstance,
+  /** No `tokens` without TRADECORE_JWT_SECRET: nothing this process could verify, so the routes are refused. */
+  options: { projections: ProjectionRegistry; tokens: TokenIssuer | undefined },
+): void {
+  const { projections, tokens } = options;
+  const refuse = (reply: FastifyReply, status: number, reason: string, detail: string) =>
+    reply
+      .code(status)
+      .type(PROBLEM_CONTENT_TYPE)
+      .send(problem(status, reason, detail));
+  const admins = async (request: FastifyRequest, reply: FastifyReply) => {
+    if (!tokens)
+      return refuse(
+        reply,
+        503,
+        'PROJECTIONS_ADMIN_UNAVAILABLE',
+        'set TRADECORE_JWT_SECRET (the one of broker-api and query-api) to use the admin routes here',
+      );
+    const header = request.headers.authorization;
+    const token = header?.startsWith('Bearer ') ? header.slice('Bearer '.length).trim() : undefined;
+    const principal = token ? await tokens.verify(token) : undefined;
+    if (!principal) return refuse(reply, 401, 'UNAUTHENTICATED', 'a valid bearer token is required');
+    if (!principal.roles.includes('admin'))
+      return refuse(reply, 403, 'FORBIDDEN_ROLE', 'this route needs one of the roles: admin');
+  };
+
+  app.get('/v1/admin/projections', { onRequest: admins }, async () => ({
+    projections: await projections.status(),
+  }));
+
+  app.post<{ Params: { name: string } }>(
+    '/v1/admin/projections/:name/rebuild',
+    { onRequest: admins },
+    async (request, reply) => {
+      const { name } = request.params;
+      if (name !== 'all' && !projections.projectors.has(name))
+        return refuse(
+          reply,
+          404,
+          'PROJECTION_NOT_FOUND',
+          `no projection ${name} (known: ${[...projections.projectors.keys()].join(', ')}, or all)`,
+        );
+      const log = request.log;
+      // Rebuilding takes as long as the history: answer now, report progress in the logs and the status.
+      projections
+        .rebuild(name, (progress) => log.debug({ projection: name, progress }, 'rebuild progress'))
+        .then(() => log.info({ projection: name }, 'rebuild done'))
+        .catch((error: unknown) => log.error({ projection: name, err: error }, 'rebuild failed'));
+      return reply.code(202).send({ projection: name, status: 'REBUILDING' });
+    },
+  );
+}
