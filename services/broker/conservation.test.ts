@@ -335,6 +335,13 @@ describe('conservation when B3 fills beyond what the broker reserved: the fill i
     });
     await ordersReach(broker, [stop], ['NEW']);
     expect((await walletOf(broker, 'alice')).cash).toEqual({ available: 0, reserved: 2_200_00 });
+    // NEW at the broker is reserved, not yet booked: B3 takes the stop before the price moves, or
+    // the stop price is outside the new band and B3 rejects it.
+    await eventually(async () =>
+      (await b3.readStream('book-BBAS3')).some(
+        (event) => event.type === 'OrderAccepted' && (event.data as { orderId: string }).orderId === stop,
+      ),
+    );
 
     // The admin moves the reference price past the band alice reserved for; then trading at 25.00
     // triggers her stop, which fills at 25.00.
