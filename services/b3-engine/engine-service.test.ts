@@ -11,7 +11,7 @@ import type {
   TransportMessage,
   TransportPublisher,
 } from '../../domain/shared/transport.ts';
-import { b3Schemas } from '../shared/trading-fixtures.ts';
+import { b3Schemas, eventually } from '../shared/trading-fixtures.ts';
 import { ENGINE_SNAPSHOT_SCHEMA_VERSION, EngineService, referenceSymbol } from './engine-service.ts';
 import { haltMessage, newOrderMessage, resumeMessage } from './testing.ts';
 
@@ -41,10 +41,10 @@ async function setup(
   const prices = new MemoryPriceCache();
   if (options.price) await prices.set({ symbol: 'PETR4', source: 'test', pinned: false, ...options.price });
   const transport = recordingTransport();
-  const make = () =>
+  const make = (over: TransportPublisher & TransportConsumer = transport) =>
     new EngineService({
       store,
-      transport,
+      transport: over,
       marketPrices: prices,
       priceMaxAgeMs: 60_000,
       priceBandBps: 1_000,
@@ -272,6 +272,40 @@ describe('B3 engine service', () => {
     await engine.handle(resumeMessage('PETR4', 5));
     await engine.handle(haltMessage('PETR4', 4));
     expect((await engine.book('PETR4')).bookStatus).toBe('OPEN');
+  });
+
+  it('re-sends on start the reports of a session command that died before they went out, past a snapshot too', async () => {
+    const { store, transport, make } = await setup({ price: { price: 32_50, at: NOW }, snapshotEvery: 1 });
+    // The first engine dies with its expiries unsent: their publishes never come back.
+    const unsent: TransportMessage<ExecutionReport>[] = [];
+    const dying = make({
+      async publish(_channel, message) {
+        const report = message as TransportMessage<ExecutionReport>;
+        if (report.body.type === 'EXPIRED') {
+          unsent.push(report);
+          await new Promise(() => {});
+        }
+      },
+      async consume() {
+        return { stop: async () => {} };
+      },
+    });
+    await dying.handle(newOrder({ orderId: 'day-order' }));
+    void dying.session('PETR4', 'EndOfDay', randomUUID());
+    await eventually(async () => unsent.length === 1);
+    // Snapshots are taken after every append here, but none covers the unconfirmed expiry.
+    const snapshot = await store.loadSnapshot(bookStreamId('PETR4'), {
+      schemaVersion: ENGINE_SNAPSHOT_SCHEMA_VERSION,
+    });
+    expect(snapshot?.version).toBeLessThan(await store.streamVersion(bookStreamId('PETR4')));
+
+    const restarted = make();
+    await restarted.start();
+    await restarted.stop();
+    // The expiry, under the message id it had: the broker recognises it if it had it after all.
+    expect(
+      transport.sent.map((message) => [message.messageId, message.body.type, message.body.orderId]),
+    ).toEqual([[unsent[0]!.messageId, 'EXPIRED', 'day-order']]);
   });
 
   it('prices the fractional market against its standard ticker', () => {

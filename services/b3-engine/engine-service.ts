@@ -16,6 +16,11 @@
  * derived from it). A message already in the book (same message id, or a NewOrder whose order id
  * is already booked) books nothing: the service re-appends its trades (idempotent by id) and
  * re-publishes the reports its events gave (same message ids, derived from the execution ids).
+ *
+ * What the engine decides on its own (a session command: a close's expiries, a GTD expiry) has no
+ * message that would come again: its events are marked (`sessionCommand` in their metadata), no
+ * snapshot covers them until their reports are confirmed, and recovering a book re-sends the
+ * reports of every marked request after its snapshot. `start` recovers every book.
  */
 import { randomUUID } from 'node:crypto';
 import {
@@ -52,6 +57,7 @@ import { type ServiceLogger, silentLogger } from '../shared/service-logger.ts';
 import {
   countEngineDecision,
   countEngineDuplicate,
+  engineMessages,
   referencePriceRejections,
 } from '../shared/trading-metrics.ts';
 import { BookDirectory } from './book-directory.ts';
@@ -152,6 +158,11 @@ interface BookState {
   /** Message ids (and `order:{orderId}` of booked NewOrders) → the events they produced. */
   index: Map<string, Range>;
   appendedSinceSnapshot: number;
+  /**
+   * Session commands' request ids → their events, while their reports are not confirmed: no message
+   * would come again to re-send them, so no snapshot may cover them (a recovery re-sends them).
+   */
+  unreported: Map<string, Range>;
 }
 
 /** How many dedupe entries a snapshot keeps: redeliveries come soon after the first delivery. */
@@ -215,7 +226,10 @@ export class EngineService {
 
   async start(): Promise<void> {
     if (this.subscription) return;
-    // Before the first message: a session that closed while the engine was down ends first.
+    // Before the first message: every book is recovered, which re-sends the reports of its session
+    // commands a crash may have kept from the broker; then a session that closed while the engine
+    // was down ends.
+    await this.recoverBooks();
     await this.clock?.start();
     this.subscription = await this.options.transport.consume<BrokerToB3Body>(
       'broker-to-b3',
@@ -235,6 +249,40 @@ export class EngineService {
     this.subscription = undefined;
     await this.lines.drain();
     await this.completions.drain();
+    await this.snapshotReported();
+  }
+
+  /**
+   * On a graceful stop, each book whose reports have all gone out is snapshotted as it stands: the
+   * next start re-sends none of its session commands' reports (only a crash leaves them to re-send).
+   */
+  private async snapshotReported(): Promise<void> {
+    await Promise.all(
+      [...this.books.entries()].map(async ([symbol, loading]) => {
+        const state = await loading.catch(() => undefined);
+        if (!state || state.appendedSinceSnapshot === 0 || state.unreported.size > 0) return;
+        if (this.books.get(symbol) === loading) await this.snapshot(symbol, state);
+      }),
+    );
+  }
+
+  /** Loads every book with a stream; one that fails to load is recovered when it is next used. */
+  private async recoverBooks(): Promise<void> {
+    let symbols: string[];
+    try {
+      symbols = await this.directory.list();
+    } catch (error) {
+      this.logger.warn({ err: error }, 'cannot list the books to recover');
+      return;
+    }
+    await Promise.all(
+      symbols.map((symbol) =>
+        this.state(symbol).catch((error: unknown) => {
+          this.books.delete(symbol);
+          this.logger.warn({ err: error, symbol }, 'book recovery failed');
+        }),
+      ),
+    );
   }
 
   /** Drops every book from memory: the next message recovers it from the store, as after a restart. */
@@ -408,13 +456,14 @@ export class EngineService {
     if (
       booked.length > 0 &&
       this.books.has(symbol) &&
-      state.appendedSinceSnapshot >= (this.options.snapshotEvery ?? 500)
+      state.appendedSinceSnapshot >= (this.options.snapshotEvery ?? 500) &&
+      state.unreported.size === 0
     )
       await this.snapshot(symbol, state);
     // Orders came or went: the book's timer follows its earliest GTD expiry.
     if (this.books.has(symbol)) this.clock?.watch(symbol, state.book.pendingExpiry);
     // Trades and reports go out in their own line, in booking order, while this line books the next batch.
-    void this.completions.run(symbol, () => this.completeAll(symbol, completions, duplicates));
+    void this.completions.run(symbol, () => this.completeAll(symbol, state, completions, duplicates));
   }
 
   /**
@@ -425,6 +474,7 @@ export class EngineService {
    */
   private async completeAll(
     symbol: string,
+    state: BookState,
     booked: Completion[],
     duplicates: Array<{ item: Queued; seen: Range }>,
   ): Promise<void> {
@@ -459,15 +509,19 @@ export class EngineService {
     const published = all.map(({ item, events }, index) => {
       const trades = traded[index]!;
       return trades.ok
-        ? Promise.all(this.reports(symbol, events, item.request))
+        ? Promise.all(this.reports(symbol, events, item.request.correlationId))
         : Promise.reject(trades.error);
     });
     for (const [index, outcome] of (await Promise.allSettled(published)).entries()) {
       const { item } = all[index]!;
+      const session = item.request.message === undefined;
       if (outcome.status === 'rejected') {
+        // A retry of the command may decide nothing (an ExpireOrders): the book's recovery re-sends.
+        if (session) this.books.delete(symbol);
         item.reject(outcome.reason);
         continue;
       }
+      if (session) state.unreported.delete(item.request.id);
       item.resolve();
     }
   }
@@ -539,6 +593,7 @@ export class EngineService {
         occurredAt,
         schemaVersion: 1,
         ...(request.orderId ? { orderId: request.orderId } : {}),
+        ...(request.message ? {} : { sessionCommand: request.type }),
       };
       return events.map(
         (event, index): NewEvent => ({
@@ -562,6 +617,7 @@ export class EngineService {
       const { request } = booked[which]!.item;
       this.remember(state, request.id, range);
       if (request.orderId) this.remember(state, `order:${request.orderId}`, range);
+      if (!request.message) state.unreported.set(request.id, range);
       const own = events.map((event, index) => ({
         ...event,
         streamId,
@@ -629,7 +685,7 @@ export class EngineService {
   }
 
   /** The publishes of the ExecutionReports a request's book events give, started in order. */
-  private reports(symbol: string, events: RecordedEvent[], request: Request): Promise<void>[] {
+  private reports(symbol: string, events: RecordedEvent[], correlationId: string): Promise<void>[] {
     return events.flatMap((event) =>
       executionReports(symbol, parseBookEvent(event)).map((report) =>
         this.options.transport.publish(
@@ -637,7 +693,7 @@ export class EngineService {
           {
             messageId: deterministicId('report', report.executionId),
             type: 'ExecutionReport',
-            correlationId: request.correlationId,
+            correlationId,
             causationId: event.id,
             schemaVersion: MESSAGE_SCHEMA_VERSION,
             body: report,
@@ -673,6 +729,7 @@ export class EngineService {
         referencePrice: bookSnapshot.referencePrice,
         index: new Map(saved.index),
         appendedSinceSnapshot: 0,
+        unreported: new Map(),
       };
     } else {
       state = {
@@ -681,10 +738,13 @@ export class EngineService {
         referencePrice: 0,
         index: new Map(),
         appendedSinceSnapshot: 0,
+        unreported: new Map(),
       };
     }
     const events = await this.options.store.readStream(streamId, { fromVersion: state.version + 1 });
     let current: { key: string; orderKey?: string; range: Range } | undefined;
+    // The session commands after the snapshot: their reports may never have reached the broker.
+    const sessions: Array<{ requestId: string; events: RecordedEvent[] }> = [];
     for (const event of events) {
       const bookEvent = parseBookEvent(event);
       state.book.apply(bookEvent);
@@ -703,14 +763,55 @@ export class EngineService {
         };
         this.remember(state, key, current.range);
         if (current.orderKey) this.remember(state, current.orderKey, current.range);
+        if (typeof event.metadata.sessionCommand === 'string') {
+          state.unreported.set(key, current.range);
+          sessions.push({ requestId: key, events: [] });
+        }
       }
+      if (state.unreported.get(key) === current.range) sessions.at(-1)!.events.push(event);
     }
     this.logger.info(
       { symbol, version: state.version, fromSnapshot: snapshot?.version, replayed: events.length },
       'book recovered',
     );
     this.clock?.watch(symbol, state.book.pendingExpiry);
+    // In the completions line, so they go out before the reports of anything booked from now on.
+    if (sessions.length > 0)
+      void this.completions.run(symbol, () => this.resendSessionReports(symbol, state, sessions));
     return state;
+  }
+
+  /**
+   * The reports of session commands found after a book's snapshot, sent again: the broker applies
+   * a report once (by execution id), so those it already had change nothing. Failing, the book is
+   * dropped from memory and its next recovery tries again.
+   */
+  private async resendSessionReports(
+    symbol: string,
+    state: BookState,
+    sessions: Array<{ requestId: string; events: RecordedEvent[] }>,
+  ): Promise<void> {
+    const published = sessions.map(({ events }) =>
+      Promise.all(this.reports(symbol, events, events[0]!.metadata.correlationId)),
+    );
+    let reports = 0;
+    for (const [index, outcome] of (await Promise.allSettled(published)).entries()) {
+      const { requestId, events } = sessions[index]!;
+      if (outcome.status === 'rejected') {
+        this.logger.warn(
+          { err: outcome.reason, symbol, requestId },
+          "re-sending a session command's reports failed",
+        );
+        this.books.delete(symbol);
+        continue;
+      }
+      state.unreported.delete(requestId);
+      // A close with nothing to expire (only SessionEnded), a halt: nothing to report.
+      if (outcome.value.length === 0) continue;
+      reports += outcome.value.length;
+      engineMessages.inc({ type: String(events[0]!.metadata.sessionCommand), outcome: 'resent' });
+    }
+    if (reports > 0) this.logger.info({ symbol, reports }, "session commands' reports sent again");
   }
 
   private async snapshot(symbol: string, state: BookState): Promise<void> {

@@ -51,6 +51,8 @@ function randomOrder(random: () => number): PlaceOrderInput {
 function crashable(
   store: EventStore,
   slowAppend: (events: readonly { type: string }[]) => number = () => 0,
+  /** Runs once an append is in the store, before it answers: a crash here loses the answer. */
+  afterAppend: (events: readonly { type: string }[]) => void = () => {},
 ): EventStore & { crash(): void } {
   let dead = false;
   const never = new Promise<never>(() => {});
@@ -61,7 +63,9 @@ function crashable(
       guard(async () => {
         const ms = slowAppend(events);
         if (ms > 0) await new Promise((resolve) => setTimeout(resolve, ms));
-        return store.append(streamId, events, options);
+        const result = await store.append(streamId, events, options);
+        afterAppend(events);
+        return result;
       }),
     readStream: (streamId, options) => guard(() => store.readStream(streamId, options)),
     readAll: (options) => guard(() => store.readAll(options)),
@@ -331,6 +335,13 @@ describe('conservation when B3 fills beyond what the broker reserved: the fill i
     });
     await ordersReach(broker, [stop], ['NEW']);
     expect((await walletOf(broker, 'alice')).cash).toEqual({ available: 0, reserved: 2_200_00 });
+    // NEW at the broker is reserved, not yet booked: B3 takes the stop before the price moves, or
+    // the stop price is outside the new band and B3 rejects it.
+    await eventually(async () =>
+      (await b3.readStream('book-BBAS3')).some(
+        (event) => event.type === 'OrderAccepted' && (event.data as { orderId: string }).orderId === stop,
+      ),
+    );
 
     // The admin moves the reference price past the band alice reserved for; then trading at 25.00
     // triggers her stop, which fills at 25.00.
@@ -398,4 +409,120 @@ describe('conservation when B3 fills beyond what the broker reserved: the fill i
     );
     expect((rejection?.data as { detail?: string } | undefined)?.detail).toMatch(/owes 300\.00/);
   }, 60_000);
+});
+
+describe('conservation across a crash between what B3 decided on its own and its reports', () => {
+  /**
+   * Services on stores that die together, as under kill -9, right after the B3 store took an
+   * expiry: the engine has decided it and no report of it has gone out, and no message will come
+   * again to make the engine re-send it. The second start runs on the stores underneath.
+   */
+  async function servicesThatDieAtAnExpiry(
+    clock: FakeClock,
+    config = loadConfig({ QUOTE_SOURCE: 'off', QUOTES_ENABLED: 'false' }),
+  ) {
+    const broker = new MemoryEventStore({ schemas: brokerSchemas() });
+    const b3 = new MemoryEventStore({ schemas: b3Schemas() });
+    // Not closed afterwards: the frozen services' subscriptions on them never end.
+    stores = [];
+    let crashed = false;
+    const dying = {
+      broker: crashable(broker),
+      b3: crashable(b3, undefined, (events) => {
+        if (!events.some((event) => event.type === 'OrderExpired')) return;
+        dying.broker.crash();
+        dying.b3.crash();
+        crashed = true;
+      }),
+    };
+    const prices = { brokerPrices: new MemoryPriceCache(), marketPrices: new MemoryPriceCache() };
+    const dead = await startTradingServices({ config, eventStores: dying, clock, ...prices });
+    await dead.marketData.setReferencePrice('PETR4', 32_50);
+    await listInstrument(broker, 'PETR4', 32_50);
+    await deposit(broker, 'ana', 1_000_000);
+    return {
+      broker,
+      b3,
+      orderProcess: dead.orderProcess,
+      crashed: () => crashed,
+      restart: () => startTradingServices({ config, eventStores: { broker, b3 }, clock, ...prices }),
+    };
+  }
+
+  /** The order ended EXPIRED once, and its reservation was released once: the totals are back. */
+  async function expiredOnce(
+    broker: EventStore,
+    orderId: string,
+    before: Awaited<ReturnType<typeof totals>>,
+  ) {
+    await ordersReach(broker, [orderId], ['EXPIRED']);
+    await services!.orderProcess.idle();
+    await eventually(async () => (await walletOf(broker, 'ana')).cash.reserved === 0);
+    expect(await totals(broker, ['ana'])).toEqual(before);
+    const order = await broker.readStream(`order-${orderId}`);
+    expect(order.filter((event) => event.type === 'OrderExpired')).toHaveLength(1);
+    const wallet = await broker.readStream('wallet-ana');
+    const released = wallet.filter(
+      (event) =>
+        event.type === 'ReservationReleased' && (event.data as { orderId: string }).orderId === orderId,
+    );
+    expect(released).toHaveLength(1);
+  }
+
+  it('expires at the broker a DAY order whose session close B3 booked just before the crash', async () => {
+    // 17:59 in São Paulo (UTC−3), a minute before the close.
+    const clock = new FakeClock(Date.parse('2025-03-14T20:59:00Z'));
+    const run = await servicesThatDieAtAnExpiry(
+      clock,
+      loadConfig({ QUOTE_SOURCE: 'off', QUOTES_ENABLED: 'false', B3_SESSION_CLOSE: '18:00' }),
+    );
+    const before = await totals(run.broker, ['ana']);
+    const buy = await placeOrder(run.broker, {
+      accountId: 'ana',
+      symbol: 'PETR4',
+      side: 'BUY',
+      quantity: 100,
+      type: 'LIMIT',
+      price: 32_00,
+      timeInForce: 'DAY',
+    });
+    await ordersReach(run.broker, [buy], ['NEW']);
+    await run.orderProcess.idle();
+
+    // The close: B3 books the expiry, and the process dies before any report of it goes out.
+    await clock.advanceTo(Date.parse('2025-03-14T21:00:01Z'));
+    await eventually(async () => run.crashed());
+    expect((await run.b3.readStream('book-PETR4')).map((event) => event.type)).toContain('OrderExpired');
+    expect((await orderOf(run.broker, buy)).status).toBe('NEW');
+
+    services = await run.restart();
+    await expiredOnce(run.broker, buy, before);
+  });
+
+  it('expires at the broker a GTD order whose expiry B3 booked just before the crash', async () => {
+    const clock = new FakeClock(Date.now());
+    const run = await servicesThatDieAtAnExpiry(clock);
+    const before = await totals(run.broker, ['ana']);
+    const expiresAt = clock.now() + 60_000;
+    const buy = await placeOrder(run.broker, {
+      accountId: 'ana',
+      symbol: 'PETR4',
+      side: 'BUY',
+      quantity: 100,
+      type: 'LIMIT',
+      price: 32_00,
+      timeInForce: 'GTD',
+      expiresAt: new Date(expiresAt).toISOString(),
+    });
+    await ordersReach(run.broker, [buy], ['NEW']);
+    await run.orderProcess.idle();
+
+    // The book's GTD timer: B3 books the expiry, and the process dies before any report of it goes out.
+    await clock.advanceTo(expiresAt + 1);
+    await eventually(async () => run.crashed());
+    expect((await orderOf(run.broker, buy)).status).toBe('NEW');
+
+    services = await run.restart();
+    await expiredOnce(run.broker, buy, before);
+  });
 });

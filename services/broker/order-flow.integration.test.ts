@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readTopics, testKafka } from '../../adapters/kafka/testing.ts';
 import { topicCatalogue } from '../../adapters/kafka/topics.ts';
+import { MemoryPriceCache } from '../../adapters/memory/price-cache.ts';
 import { openPostgresEventStore } from '../../adapters/postgres/index.ts';
 import { RabbitMqBridge } from '../../adapters/rabbitmq/bridge.ts';
 import { closeConnectionByName, dropRabbitTopology } from '../../adapters/rabbitmq/testing.ts';
@@ -26,6 +27,7 @@ import {
   eventually,
   haltInstrument,
   listInstrument,
+  orderOf,
   ordersReach,
   placeOrder,
   resumeInstrument,
@@ -253,6 +255,8 @@ describe('crashes between an effect and its acknowledgement', () => {
   const engineConnection = isolatedName('crash_engine');
   const brokerConnection = isolatedName('crash_broker');
   const crash = { engineOrderId: '', brokerOrderId: '', engineCrashes: 0, brokerCrashes: 0 };
+  /** Another engine process on the same queues: a store and a RabbitMQ connection of its own. */
+  let engineProcess: (store: EventStore, connectionName: string) => Promise<EngineService>;
 
   beforeAll(async () => {
     stores = await postgresStores();
@@ -269,6 +273,22 @@ describe('crashes between an effect and its acknowledgement', () => {
     const brokerPrices = await RedisPriceCache.connect({ url: urls.redisUrl, keyPrefix });
     const marketPrices = await RedisPriceCache.connect({ url: b3RedisUrl, keyPrefix });
     const feed = new MarketDataFeed({ store: stores.b3, brokerPrices, marketPrices, enabled: false });
+    engineProcess = async (store, connectionName) => {
+      const transport = await bridge(connectionName);
+      const other = new EngineService({
+        store,
+        transport,
+        marketPrices,
+        priceMaxAgeMs: 60_000,
+        priceBandBps: 1_000,
+        retryDelaysMs: RETRY_DELAYS,
+      });
+      cleanups.push(async () => {
+        await other.stop();
+        await transport.close();
+      });
+      return other;
+    };
     engine = new EngineService({
       store: stores.b3,
       transport: engineBridge,
@@ -405,6 +425,65 @@ describe('crashes between an effect and its acknowledgement', () => {
     const buyer = await walletOf(broker, 'broker-crash-buyer');
     expect(buyer.cash).toEqual({ available: 500_000 - 325_000, reserved: 0 });
     expect(buyer.positions.PETR4?.available).toBe(100);
+  });
+
+  it('expires a DAY order at the broker when the engine died between booking the close and reporting it', async () => {
+    const { broker, b3 } = stores;
+    await deposit(broker, 'close-crash-buyer', 500_000);
+    const buy = await placeOrder(broker, {
+      accountId: 'close-crash-buyer',
+      symbol: 'PETR4',
+      side: 'BUY',
+      quantity: 100,
+      price: 32_00,
+    });
+    // NEW at the broker once reserved; resting at B3 once booked.
+    await eventually(async () =>
+      (await b3.readStream(bookStreamId('PETR4'))).some(
+        (event) => event.type === 'OrderRested' && (event.data as { orderId: string }).orderId === buy,
+      ),
+    );
+
+    // An engine process whose B3 store stops answering once it has taken the close's expiry: the
+    // events are stored, the process is gone before any report of them went out.
+    let died = false;
+    const never = new Promise<never>(() => {});
+    const dying = new Proxy(b3, {
+      get(target, key) {
+        if (key === 'append')
+          return async (...args: Parameters<EventStore['append']>) => {
+            if (died) return never;
+            const result = await target.append(...args);
+            if (!args[1].some((event) => event.type === 'OrderExpired')) return result;
+            died = true;
+            return never;
+          };
+        const value = Reflect.get(target, key, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const dead = new EngineService({
+      store: dying,
+      transport: { publish: () => never, consume: () => never },
+      marketPrices: new MemoryPriceCache(),
+      priceMaxAgeMs: 60_000,
+      priceBandBps: 1_000,
+    });
+    void dead.session('PETR4', 'EndOfDay', crypto.randomUUID());
+    await eventually(async () => died);
+    expect((await orderOf(broker, buy)).status).toBe('NEW');
+
+    // The engine process starts again, as its own process on RabbitMQ.
+    const restarted = await engineProcess(b3, isolatedName('crash_engine_restarted'));
+    await restarted.start();
+    await ordersReach(broker, [buy], ['EXPIRED']);
+    const wallet = await eventually(async () => {
+      const held = await walletOf(broker, 'close-crash-buyer');
+      return held.cash.reserved === 0 ? held : undefined;
+    });
+    expect(wallet.cash).toEqual({ available: 500_000, reserved: 0 });
+    const orderEvents = await broker.readStream(orderStreamId(buy));
+    expect(orderEvents.filter((event) => event.type === 'OrderExpired')).toHaveLength(1);
   });
 });
 

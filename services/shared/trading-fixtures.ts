@@ -96,6 +96,8 @@ export interface PlaceOrderInput {
   stopPrice?: number;
   type?: OrderType;
   timeInForce?: TimeInForce;
+  /** A GTD order's expiry (ISO 8601). */
+  expiresAt?: string;
   orderId?: string;
 }
 
@@ -120,6 +122,7 @@ export async function placeOrder(store: EventStore, input: PlaceOrderInput): Pro
       price: input.price ?? null,
       stopPrice: input.stopPrice ?? null,
       timeInForce: input.timeInForce ?? 'DAY',
+      ...(input.expiresAt ? { expiresAt: input.expiresAt } : {}),
       instrument,
       at: new Date().toISOString(),
     },

@@ -23,7 +23,7 @@ export const ordersEnded = new Counter({
 
 export const engineMessages = new Counter({
   name: 'tradecore_engine_messages_total',
-  help: 'Messages and session commands the B3 engine decided, by type and outcome: accepted, rejected (with the reason code), unchanged (nothing to record), counted once when the book events are appended; duplicate: a redelivery of one already booked (its reports are sent again), counted on every redelivery',
+  help: "Messages and session commands the B3 engine decided, by type and outcome: accepted, rejected (with the reason code), unchanged (nothing to record), counted once when the book events are appended; duplicate: a redelivery of one already booked (its reports are sent again), counted on every redelivery; resent: a session command whose reports a book's recovery sent again after a crash",
   labelNames: ['type', 'outcome', 'reason'] as const,
 });
 
