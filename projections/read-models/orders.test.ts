@@ -115,6 +115,16 @@ describe('orders read model', () => {
         }),
       )
       .thenRow(ORDERS, { order_id: 'o1' }, { status: 'CANCELED', cancel_reason: 'SELF_TRADE_PREVENTION' });
+    given(placed(), accepted())
+      .when(
+        recorded(stream, 'OrderExpired', {
+          orderId: 'o1',
+          expiredQuantity: 300,
+          reason: 'END_OF_DAY',
+          at: '2026-01-05T21:00:00.000Z',
+        }),
+      )
+      .thenRow(ORDERS, { order_id: 'o1' }, { status: 'EXPIRED', cancel_reason: 'END_OF_DAY' });
   });
 
   it('ignores other streams', () =>

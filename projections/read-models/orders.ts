@@ -203,7 +203,8 @@ function projectOrder(event: RecordedOrderEvent): Change[] {
     case 'OrderCanceled':
       return statusChange(event.data, event.version, 'CANCELED', { cancel_reason: event.data.reason });
     case 'OrderExpired':
-      return statusChange(event.data, event.version, 'EXPIRED');
+      // Why it ended without trading, as for a cancel: END_OF_DAY, GOOD_TILL_DATE.
+      return statusChange(event.data, event.version, 'EXPIRED', { cancel_reason: event.data.reason ?? null });
     default:
       return [];
   }

@@ -113,7 +113,7 @@ describe('the session clock, embedded', () => {
       () => call('GET', `/v1/orders/${placed.body.orderId}`, { token }),
       (answer) => answer.body?.status === 'EXPIRED',
     );
-    expect(ended.body.status).toBe('EXPIRED');
+    expect(ended.body).toMatchObject({ status: 'EXPIRED', cancelReason: 'GOOD_TILL_DATE' });
     // Within about a second of its time, read model included.
     expect(Date.now() - expiresAt).toBeLessThan(3_000);
     // The VALE3 order (5500.00) still holds its cash; the PETR4 order's 3200.00 is back.
@@ -148,7 +148,7 @@ describe('the session clock, embedded', () => {
       () => call('GET', `/v1/orders/${placed.body.orderId}`, { token }),
       (answer) => answer.body?.status === 'EXPIRED',
     );
-    expect(ended.body.status).toBe('EXPIRED');
+    expect(ended.body).toMatchObject({ status: 'EXPIRED', cancelReason: 'END_OF_DAY' });
     const wallet = await until(
       () => call('GET', `/v1/accounts/${accountId}/wallet`, { token }),
       (answer) => answer.body?.cash?.reserved === '0.00',

@@ -713,7 +713,7 @@ export class OrderProcess {
           ids,
         );
       case 'EXPIRED':
-        return this.endOrder(streamId, { type: 'ExpireOrder', at }, metadata, ids);
+        return this.endOrder(streamId, { type: 'ExpireOrder', reason: report.reason, at }, metadata, ids);
       case 'REJECTED':
         if (report.request !== undefined && report.request !== 'NEW') {
           this.logger.info(

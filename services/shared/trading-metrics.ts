@@ -17,7 +17,7 @@ export const orderProcessSteps = new Counter({
 
 export const ordersEnded = new Counter({
   name: 'tradecore_orders_ended_total',
-  help: 'Broker orders that reached a final status, by outcome (FILLED, CANCELED, EXPIRED, REJECTED) and reason (REJECTED: the wallet or B3 reason code; CANCELED: who or which B3 rule canceled it). Counted once, when the order process appends the final event: a replay or a redelivered report decides nothing and counts nothing (an append whose answer was lost is not counted)',
+  help: 'Broker orders that reached a final status, by outcome (FILLED, CANCELED, EXPIRED, REJECTED) and reason (REJECTED: the wallet or B3 reason code; CANCELED: who or which B3 rule canceled it; EXPIRED: END_OF_DAY or GOOD_TILL_DATE). Counted once, when the order process appends the final event: a replay or a redelivered report decides nothing and counts nothing (an append whose answer was lost is not counted)',
   labelNames: ['outcome', 'reason'] as const,
 });
 
@@ -85,7 +85,7 @@ function children<Child>(make: (key: string) => Child): (key: string) => Child {
 
 const ended = {
   FILLED: ordersEnded.labels({ outcome: 'FILLED' }),
-  EXPIRED: ordersEnded.labels({ outcome: 'EXPIRED' }),
+  EXPIRED: children((reason) => ordersEnded.labels({ outcome: 'EXPIRED', ...(reason ? { reason } : {}) })),
   REJECTED: children((reason) => ordersEnded.labels({ outcome: 'REJECTED', reason })),
   CANCELED: children((reason) => ordersEnded.labels({ outcome: 'CANCELED', ...(reason ? { reason } : {}) })),
 };
@@ -109,7 +109,7 @@ export function countOrdersEnded(result: {
         ended.FILLED.inc();
         break;
       case 'OrderExpired':
-        ended.EXPIRED.inc();
+        ended.EXPIRED(event.data.reason ?? '').inc();
         break;
       case 'OrderRejected':
         ended.REJECTED(event.data.reason).inc();

@@ -76,7 +76,13 @@ export const OrderCanceledData = z.strictObject({
   reason: z.string().min(1).max(100).nullable(),
   at: Timestamp,
 });
-export const OrderExpiredData = z.strictObject({ orderId: Id, expiredQuantity: ShareCount, at: Timestamp });
+export const OrderExpiredData = z.strictObject({
+  orderId: Id,
+  expiredQuantity: ShareCount,
+  /** B3's reason (END_OF_DAY, GOOD_TILL_DATE); absent from events recorded before it was kept. */
+  reason: z.string().min(1).max(100).optional(),
+  at: Timestamp,
+});
 
 export type OrderPlaced = DomainEvent<'OrderPlaced', z.infer<typeof OrderPlacedData>>;
 export type OrderAccepted = DomainEvent<'OrderAccepted', z.infer<typeof OrderAcceptedData>>;

@@ -422,6 +422,10 @@ describe('cancel and expiry', () => {
     given([placed, accepted])
       .when({ type: 'ExpireOrder', at })
       .thenState((order) => expect(order.status).toBe('EXPIRED')));
+  it('keeps B3’s reason for the expiry', () =>
+    given([placed, accepted])
+      .when({ type: 'ExpireOrder', reason: 'GOOD_TILL_DATE', at })
+      .then([{ ...expired, data: { ...expired.data, reason: 'GOOD_TILL_DATE' } } as OrderEvent]));
   it('changes nothing when expired again', () =>
     given([placed, accepted, expired]).when({ type: 'ExpireOrder', at }).thenNothing());
   it('refuses to expire a filled order', () =>

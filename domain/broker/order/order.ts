@@ -94,7 +94,7 @@ export type OrderCommand =
   | { type: 'RecordExecution'; executionId: string; quantity: number; price: Cents; at: string }
   | { type: 'RequestCancel'; requestedBy: string; at: string }
   | { type: 'CancelOrder'; reason?: string | null; at: string }
-  | { type: 'ExpireOrder'; at: string };
+  | { type: 'ExpireOrder'; reason?: string; at: string };
 
 export const TERMINAL_STATUSES: readonly Status[] = ['FILLED', 'CANCELED', 'REJECTED', 'EXPIRED'];
 
@@ -220,7 +220,12 @@ export function decide(command: OrderCommand, order: Order): OrderEvent[] {
       return [
         {
           type: 'OrderExpired',
-          data: { orderId, expiredQuantity: remainingQuantity(order), at: command.at },
+          data: {
+            orderId,
+            expiredQuantity: remainingQuantity(order),
+            ...(command.reason ? { reason: command.reason } : {}),
+            at: command.at,
+          },
         },
       ];
     }
