@@ -10,6 +10,7 @@ import { SHUTDOWN_GRACE_MS } from '../api/app.ts';
 import { loadConfig } from '../shared/config.ts';
 import { connectEventStores } from '../shared/event-stores.ts';
 import { type RunningTradecore, startTradecore } from './main.ts';
+import { client, until } from './testing.ts';
 
 /**
  * The README's run command, end to end over HTTP: start embedded in a fresh data folder, register
@@ -36,35 +37,6 @@ async function start(): Promise<RunningTradecore> {
     TRADECORE_ADMIN_PASSWORD: 'end-to-end-admin',
   });
   return startTradecore(config, pino({ level: 'silent' }));
-}
-
-function client(url: string) {
-  return async (
-    method: string,
-    path: string,
-    options: { token?: string; body?: unknown; headers?: Record<string, string> } = {},
-  ) => {
-    const response = await fetch(`${url}${path}`, {
-      method,
-      headers: {
-        ...(options.body === undefined ? {} : { 'content-type': 'application/json' }),
-        ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
-        ...options.headers,
-      },
-      body: options.body === undefined ? undefined : JSON.stringify(options.body),
-    });
-    const text = await response.text();
-    return { status: response.status, body: text ? JSON.parse(text) : undefined };
-  };
-}
-
-async function until<T>(read: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (ok(value) || Date.now() > deadline) return value;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 describe('tradecore start, embedded', () => {

@@ -5,6 +5,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../shared/config.ts';
 import { type RunningTradecore, startTradecore } from './main.ts';
+import { client } from './testing.ts';
 
 /**
  * `tradecore start`'s `/metrics` after trading over HTTP: every order's end, the engine's decisions,
@@ -29,18 +30,7 @@ afterAll(async () => {
   if (dataDir) await rm(dataDir, { recursive: true, force: true });
 });
 
-async function call(method: string, path: string, options: { token?: string; body?: unknown } = {}) {
-  const response = await fetch(`${running.url}${path}`, {
-    method,
-    headers: {
-      ...(options.body === undefined ? {} : { 'content-type': 'application/json' }),
-      ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
-    },
-    body: options.body === undefined ? undefined : JSON.stringify(options.body),
-  });
-  const text = await response.text();
-  return { status: response.status, body: text ? JSON.parse(text) : undefined };
-}
+const call = (...args: Parameters<ReturnType<typeof client>>) => client(running.url)(...args);
 
 async function trader(username: string): Promise<{ accountId: string; token: string }> {
   const password = `${username}-password`;

@@ -5,6 +5,7 @@ import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../shared/config.ts';
 import { type RunningTradecore, startTradecore } from './main.ts';
+import { client, until } from './testing.ts';
 
 /**
  * An admin's reference price over HTTP, with the default random-walk feed running: the price band,
@@ -25,30 +26,6 @@ function start(dataDir: string): Promise<RunningTradecore> {
     QUOTE_INTERVAL_MS: '100',
   });
   return startTradecore(config, pino({ level: 'silent' }));
-}
-
-function client(url: string) {
-  return async (method: string, path: string, options: { token?: string; body?: unknown } = {}) => {
-    const response = await fetch(`${url}${path}`, {
-      method,
-      headers: {
-        ...(options.body === undefined ? {} : { 'content-type': 'application/json' }),
-        ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
-      },
-      body: options.body === undefined ? undefined : JSON.stringify(options.body),
-    });
-    const text = await response.text();
-    return { status: response.status, body: text ? JSON.parse(text) : undefined };
-  };
-}
-
-async function until<T>(read: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (ok(value) || Date.now() > deadline) return value;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 describe('an admin’s reference price, embedded with the random-walk feed', () => {

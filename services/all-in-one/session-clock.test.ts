@@ -7,6 +7,7 @@ import { JumpingClock } from '../b3-engine/fake-clock.ts';
 import { B3_TIME_ZONE, closeAfter } from '../b3-engine/session-clock.ts';
 import { loadConfig } from '../shared/config.ts';
 import { type RunningTradecore, startTradecore } from './main.ts';
+import { client, until } from './testing.ts';
 
 /**
  * The session clock through the embedded stack, over HTTP: a GTD order expires at its time and a
@@ -36,27 +37,7 @@ afterAll(async () => {
   if (dataDir) await rm(dataDir, { recursive: true, force: true });
 });
 
-async function call(method: string, path: string, options: { token?: string; body?: unknown } = {}) {
-  const response = await fetch(`${running.url}${path}`, {
-    method,
-    headers: {
-      ...(options.body === undefined ? {} : { 'content-type': 'application/json' }),
-      ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
-    },
-    body: options.body === undefined ? undefined : JSON.stringify(options.body),
-  });
-  const text = await response.text();
-  return { status: response.status, body: text ? JSON.parse(text) : undefined };
-}
-
-async function until<T>(read: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (ok(value) || Date.now() > deadline) return value;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+const call = (...args: Parameters<ReturnType<typeof client>>) => client(running.url)(...args);
 
 /** A funded trader: its id and token. */
 async function trader(username: string, deposit: string) {
