@@ -251,7 +251,7 @@ export function adminRoutes(app: App, context: RouteContext): void {
         throw new ApiProblem(
           503,
           'MARKET_DATA_UNAVAILABLE',
-          'the quote feed does not run in this process: the market-data service (tradecore serve market-data) serves this route on its own port',
+          'the quote feed does not run in this process: the market-data service (tradecore serve market-data) serves this route on its own port, with the same admin token',
         );
       context.marketData.setQuotesEnabled(request.body.enabled);
       return { enabled: request.body.enabled };

@@ -7,10 +7,12 @@
 import type { Logger } from 'pino';
 import { RedisPriceCache } from '../../adapters/redis/price-cache.ts';
 import { defaultCatalogue } from '../../domain/broker/instrument/catalogue.ts';
+import { TokenIssuer } from '../api/auth.ts';
 import { b3RedisVariable, type Config, reaching } from '../shared/config.ts';
 import { connectEventStores } from '../shared/event-stores.ts';
 import { type RunningService, ShutdownStack, startOpsServer } from '../shared/ops-server.ts';
 import { quoteSourceConfig } from '../shared/trading.ts';
+import { marketDataAdminRoutes } from './admin.ts';
 import { MarketDataFeed } from './feed.ts';
 import { ReferencePriceFollower } from './reference-prices.ts';
 
@@ -65,12 +67,18 @@ export async function startMarketDataService(
         'broker-asset-cache': () => brokerPrices.get('PETR4'),
         'market-cache': () => marketPrices.get('PETR4'),
       },
+      routes: (app) =>
+        marketDataAdminRoutes(app, {
+          feed,
+          tokens: config.jwtSecret ? new TokenIssuer(config.jwtSecret, config.jwtTtlSeconds) : undefined,
+        }),
     });
     stack.push('http', () => ops.close());
     return {
       url: ops.url,
       banner: [
         `tradecore market-data: health and metrics on ${ops.url}`,
+        `quotes switch (an admin's token): POST ${ops.url}/v1/admin/market/quotes {"enabled": false}`,
         `event stores: ${eventStores.description}`,
         `quotes: ${source.kind}${config.quotesEnabled ? '' : ' (off until an admin switches them on)'}`,
       ],

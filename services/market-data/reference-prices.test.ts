@@ -66,6 +66,7 @@ describe('reference prices across processes: broker-api lists, market-data recor
     PORT: '0',
     HOST: '127.0.0.1',
     LOG_LEVEL: 'silent',
+    TRADECORE_JWT_SECRET: JWT_SECRET,
   });
   const symbol = 'TRLA3';
 
@@ -273,6 +274,25 @@ describe('reference prices across processes: broker-api lists, market-data recor
       price: 9_95,
     });
     expect(await b3Outcome(buy)).toBe('BOOKED');
+  }, 60_000);
+
+  it('switches quotes on the market-data service’s port; broker-api’s 503 says where', async () => {
+    const elsewhere = await admin('/v1/admin/market/quotes', { enabled: true });
+    expect(elsewhere.statusCode).toBe(503);
+    expect(elsewhere.json().detail).toContain('tradecore serve market-data');
+    const url = `${marketData!.url}/v1/admin/market/quotes`;
+    const post = (headers: Record<string, string>, body: unknown) =>
+      fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: JSON.stringify(body),
+      });
+    expect((await post({}, { enabled: true })).status).toBe(401);
+    const bearer = { authorization: `Bearer ${adminToken}` };
+    expect((await post(bearer, { enabled: 'yes' })).status).toBe(400);
+    const switched = await post(bearer, { enabled: true });
+    expect(switched.status).toBe(200);
+    expect(await switched.json()).toEqual({ enabled: true });
   }, 60_000);
 });
 
