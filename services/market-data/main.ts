@@ -64,6 +64,8 @@ export async function startMarketDataService(
       logger: logger.child({ component: 'http' }),
       readiness: {
         'b3-event-store': () => eventStores.b3.headPosition(),
+        // The instrument events come from there.
+        'broker-event-store': () => eventStores.broker.headPosition(),
         'broker-asset-cache': () => brokerPrices.get('PETR4'),
         'market-cache': () => marketPrices.get('PETR4'),
       },
