@@ -307,7 +307,7 @@ describe('ReferencePriceFollower', () => {
 
   it('records each catalogue price once when a crash lost the checkpoint after the quotes', async () => {
     const { broker, b3, marketPrices, feed } = await setup();
-    await listInstrument(broker, 'CRSH3', 20_00);
+    await listInstrument(broker, 'CRSH3', 20_00, { byAdmin: true });
     // The checkpoint is never saved: every start follows the catalogue from the beginning again.
     const lost = new MemoryRelayCheckpoints();
     lost.save = async () => {
@@ -330,7 +330,7 @@ describe('ReferencePriceFollower', () => {
   it('leaves the seeded default catalogue to the quote source', async () => {
     const { broker, b3, feed } = await setup();
     await seedInstruments(broker as EventStore, defaultCatalogue.slice(0, 2));
-    await listInstrument(broker, 'LAST3', 5_00);
+    await listInstrument(broker, 'LAST3', 5_00, { byAdmin: true });
     const follower = new ReferencePriceFollower({ broker, feed, checkpoints: new MemoryRelayCheckpoints() });
     await follower.start();
     await eventually(async () =>
