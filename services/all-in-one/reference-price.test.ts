@@ -78,7 +78,8 @@ describe('an admin’s reference price, embedded with the random-walk feed', () 
       expect(buy.status).toBe(202);
       const order = await until(
         () => call('GET', `/v1/orders/${buy.body.orderId}`, { token }),
-        (answer) => answer.body?.status !== 'PENDING_NEW',
+        // The orders read model may not have the order yet (a 404, whose body's status is 404).
+        (answer) => answer.status === 200 && answer.body?.status !== 'PENDING_NEW',
       );
       expect(order.body, JSON.stringify(order.body)).toMatchObject({ status: 'NEW' });
       const book = await until(

@@ -28,11 +28,12 @@ declare module 'fastify' {
   }
 }
 
-/** What the admin routes need of the quote feed (services/market-data/feed.ts). */
+/**
+ * What the admin routes need of the quote feed (services/market-data/feed.ts). Reference prices
+ * need nothing of it: the feed takes them from the instrument events, wherever it runs.
+ */
 export interface MarketDataControl {
   setQuotesEnabled(enabled: boolean): void;
-  /** Sets both price caches and records the quote; prices in integer cents. */
-  setReferencePrice(symbol: string, price: number): Promise<unknown>;
 }
 
 export interface ApiDeps {
@@ -45,10 +46,16 @@ export interface ApiDeps {
   readModels?: ReadModels;
   projections?: ProjectionsControl;
   /**
-   * The quote feed, when it runs in this process (`tradecore start`): admins switch quotes off and
-   * set reference prices, so tests and demos can be deterministic. Absent: those routes answer 503.
+   * The quote feed, when it runs in this process (`tradecore start`): admins switch quotes off, so
+   * tests and demos can be deterministic. Absent: that route answers 503 (the market-data service
+   * serves it on its own port).
    */
   marketData?: MarketDataControl;
+  /**
+   * How long an admin's listing or reference price waits for the market data (in this process or
+   * the market-data service) to record the price before answering anyway (default 5,000 ms).
+   */
+  referencePriceWaitMs?: number;
   /**
    * The lanes wallet commands take turns in, by wallet stream, shared with the order process when
    * it runs in this process: a deposit waits for a reservation instead of conflicting with it

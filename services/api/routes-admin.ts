@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify';
 import { accountDecider, accountStreamId } from '../../domain/broker/account/account.ts';
 import { InstrumentNotFound } from '../../domain/broker/instrument/errors.ts';
 import { instrumentDecider, instrumentStreamId } from '../../domain/broker/instrument/instrument.ts';
+import { cataloguePriceRecorded } from '../market-data/reference-prices.ts';
 import { handleCommand } from '../shared/command-handler.ts';
 import {
   type App,
@@ -27,6 +28,9 @@ import {
 } from './schemas.ts';
 
 const security = [{ bearerAuth: [] }];
+
+/** How long an admin's listing or reference price waits for the market data to record its price. */
+export const REFERENCE_PRICE_WAIT_MS = 5_000;
 
 export function adminRoutes(app: App, context: RouteContext): void {
   const admins = { onRequest: requireRoles('admin') };
@@ -149,13 +153,42 @@ export function adminRoutes(app: App, context: RouteContext): void {
             );
           throw error;
         });
-        // The B3 price band reads the market cache: the listing's price is its first reference.
-        await context.marketData?.setReferencePrice(result.state.symbol, result.state.referencePrice);
+        // The B3 price band reads the market cache: the listing's price is its first reference,
+        // which the market data takes from the listing event, here or in its own process.
+        await priceReachesMarketData(request, result.state.symbol, result.events);
         return { statusCode: 201, body: instrumentAnswer(result.state) };
       }),
   );
 
+  /**
+   * Waits, within `referencePriceWaitMs`, for the market data to record the price an instrument
+   * event sets (see `ReferencePriceFollower`), so that the answer comes once orders can use it.
+   * When the market data is down or slow the answer still comes: the event is stored, and the
+   * market data records its price when it follows the catalogue again.
+   */
+  const priceReachesMarketData = async (
+    request: FastifyRequest,
+    symbol: string,
+    events: ReadonlyArray<{ id: string; type: string }>,
+  ) => {
+    const event = events.find(
+      (candidate) => candidate.type === 'InstrumentListed' || candidate.type === 'ReferencePriceUpdated',
+    );
+    if (!event) return;
+    const waitMs = context.referencePriceWaitMs ?? REFERENCE_PRICE_WAIT_MS;
+    if (!(await cataloguePriceRecorded(context.b3, symbol, event.id, waitMs)))
+      request.log.warn(
+        { symbol, event: event.type, waitedMs: waitMs },
+        'the market data has not recorded the reference price yet (is the market-data service running?)',
+      );
+  };
+
   const instrumentCommand =
+    (toCommand: (body: never, at: string) => Parameters<typeof instrumentDecider.decide>[0]) =>
+    async (request: { params: { symbol: string }; body: unknown }, metadata: ReturnType<typeof metadataOf>) =>
+      (await runInstrumentCommand(toCommand)(request, metadata)).answer;
+
+  const runInstrumentCommand =
     (toCommand: (body: never, at: string) => Parameters<typeof instrumentDecider.decide>[0]) =>
     async (
       request: { params: { symbol: string }; body: unknown },
@@ -174,10 +207,10 @@ export function adminRoutes(app: App, context: RouteContext): void {
           throw new ApiProblem(404, 'INSTRUMENT_NOT_FOUND', `${symbol} is not listed`);
         throw error;
       });
-      return instrumentAnswer(result.state);
+      return { answer: instrumentAnswer(result.state), events: result.events };
     };
 
-  const referencePrice = instrumentCommand((body: { referencePrice: number }, at) => ({
+  const referencePrice = runInstrumentCommand((body: { referencePrice: number }, at) => ({
     type: 'UpdateReferencePrice',
     referencePrice: body.referencePrice,
     at,
@@ -195,10 +228,9 @@ export function adminRoutes(app: App, context: RouteContext): void {
       },
     },
     async (request) => {
-      const answer = await referencePrice(request, metadataOf(request));
-      // The B3 price band reads the market cache: keep it at the price the admin just set.
-      const { referencePrice: price } = request.body as { referencePrice: number };
-      await context.marketData?.setReferencePrice(answer.symbol, price);
+      const { answer, events } = await referencePrice(request, metadataOf(request));
+      // The B3 price band reads the market cache: it moves to the price the admin just set.
+      await priceReachesMarketData(request, answer.symbol, events);
       return answer;
     },
   );
@@ -216,7 +248,11 @@ export function adminRoutes(app: App, context: RouteContext): void {
     },
     async (request) => {
       if (!context.marketData)
-        throw new ApiProblem(503, 'MARKET_DATA_UNAVAILABLE', 'the quote feed does not run in this process');
+        throw new ApiProblem(
+          503,
+          'MARKET_DATA_UNAVAILABLE',
+          'the quote feed does not run in this process: the market-data service (tradecore serve market-data) serves this route on its own port, with the same admin token',
+        );
       context.marketData.setQuotesEnabled(request.body.enabled);
       return { enabled: request.body.enabled };
     },

@@ -7,12 +7,11 @@ import type { EventStore } from '../../domain/shared/event-store.ts';
 import { WrongExpectedVersion } from '../../domain/shared/event-store.ts';
 import { aggregateOf, handleCommand } from '../shared/command-handler.ts';
 import { deterministicId } from '../shared/deterministic-id.ts';
+import { SEED } from '../shared/seed-metadata.ts';
 import { hashPassword, verifyPassword } from './auth.ts';
 import type { RouteContext } from './context.ts';
 import { ApiProblem } from './problem.ts';
 import { registerAccount } from './routes-auth.ts';
-
-const SEED = { correlationId: 'seed', causationId: 'seed', actor: 'system' };
 
 /**
  * Lists every instrument of the catalogue that is not listed yet. Idempotent across restarts and

@@ -6,6 +6,7 @@ import { defaultCatalogue } from '../../domain/broker/instrument/catalogue.ts';
 import type { EventStore, RecordedEvent } from '../../domain/shared/event-store.ts';
 import { createReadModels } from '../../projections/read-models/queries.ts';
 import { MarketDataFeed } from '../market-data/feed.ts';
+import { ReferencePriceFollower } from '../market-data/reference-prices.ts';
 import { startProjections } from '../shared/read-models.ts';
 import { brokerStoreSchemas } from './api-events.ts';
 import { buildApi } from './app.ts';
@@ -70,6 +71,10 @@ export async function startTestApi(
     brokerPrices: new MemoryPriceCache(),
     marketPrices: new MemoryPriceCache(),
   });
+  // As in `tradecore start`: the listings' and admins' prices reach the feed from the instrument events.
+  const referencePrices = new ReferencePriceFollower({ broker, feed: marketData });
+  await referencePrices.start();
+  closers.push(() => referencePrices.stop());
   const app = await buildApi({
     broker,
     b3,

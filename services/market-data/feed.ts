@@ -50,6 +50,29 @@ export interface MarketDataFeedOptions {
   logger?: ServiceLogger;
 }
 
+/** An admin's price as the broker's catalogue recorded it: what `recordCataloguePrice` takes. */
+export interface CataloguePrice {
+  symbol: string;
+  /** Cents. */
+  price: number;
+  /** Epoch milliseconds: when the admin set it. */
+  at: number;
+  /** The catalogue event (`InstrumentListed`, `ReferencePriceUpdated`) it comes from. */
+  eventId: string;
+  /** That event's correlation id: the admin's request, so the audit trace reaches the quote. */
+  correlationId: string;
+}
+
+/** The id of the admin quote recorded for a catalogue event: one quote per event, however often it is followed. */
+export const adminQuoteId = (catalogueEventId: string): string =>
+  deterministicId('admin-quote', catalogueEventId);
+
+interface QuoteIdentity {
+  id: string;
+  correlationId: string;
+  causationId: string;
+}
+
 export class MarketDataFeed {
   private enabled: boolean;
   private timer: NodeJS.Timeout | undefined;
@@ -142,12 +165,32 @@ export class MarketDataFeed {
    * feed's quotes for the symbol are dropped meanwhile.
    */
   async setReferencePrice(symbol: string, price: number): Promise<Quote> {
-    if (!Number.isSafeInteger(price) || price <= 0)
-      throw new RangeError(`reference price must be positive cents, got ${price}`);
-    return this.lanes.run(symbol, async () => {
-      const quote: Quote = { symbol, price, at: this.now(), source: 'admin' };
-      await this.record(quote, true);
-      this.pinned.set(symbol, true);
+    return this.pin({ symbol, price, at: this.now(), source: 'admin' });
+  }
+
+  /**
+   * An admin's price from the broker's catalogue (an instrument's listing or reference price
+   * update, see `ReferencePriceFollower`): pinned like `setReferencePrice`, stamped with the
+   * catalogue event's time, and recorded under an id derived from that event, so that following
+   * the catalogue again after a crash records it once.
+   */
+  async recordCataloguePrice(price: CataloguePrice): Promise<Quote> {
+    return this.pin(
+      { symbol: price.symbol, price: price.price, at: price.at, source: 'admin' },
+      {
+        id: adminQuoteId(price.eventId),
+        correlationId: price.correlationId,
+        causationId: price.eventId,
+      },
+    );
+  }
+
+  private async pin(quote: Quote, identity?: QuoteIdentity): Promise<Quote> {
+    if (!Number.isSafeInteger(quote.price) || quote.price <= 0)
+      throw new RangeError(`reference price must be positive cents, got ${quote.price}`);
+    return this.lanes.run(quote.symbol, async () => {
+      await this.record(quote, true, identity);
+      this.pinned.set(quote.symbol, true);
       return quote;
     });
   }
@@ -201,7 +244,7 @@ export class MarketDataFeed {
     });
   }
 
-  private async record(quote: Quote, pinned: boolean): Promise<void> {
+  private async record(quote: Quote, pinned: boolean, identity?: QuoteIdentity): Promise<void> {
     const cached = { symbol: quote.symbol, price: quote.price, at: quote.at, source: quote.source, pinned };
     await Promise.all([this.options.brokerPrices.set(cached), this.options.marketPrices.set(cached)]);
     await this.options.store.append(
@@ -209,7 +252,9 @@ export class MarketDataFeed {
       [
         {
           // The same quote from the same source is one event, however often it is replayed.
-          id: deterministicId('quote', quote.source, quote.symbol, String(quote.at), String(quote.price)),
+          id:
+            identity?.id ??
+            deterministicId('quote', quote.source, quote.symbol, String(quote.at), String(quote.price)),
           type: 'QuoteReceived',
           data: {
             symbol: quote.symbol,
@@ -223,8 +268,10 @@ export class MarketDataFeed {
             at: quote.at,
           },
           metadata: {
-            correlationId: deterministicId('quote-correlation', quote.source, quote.symbol, String(quote.at)),
-            causationId: quote.source,
+            correlationId:
+              identity?.correlationId ??
+              deterministicId('quote-correlation', quote.source, quote.symbol, String(quote.at)),
+            causationId: identity?.causationId ?? quote.source,
             actor: MARKET_DATA_ACTOR,
             occurredAt: new Date(quote.at).toISOString(),
           },

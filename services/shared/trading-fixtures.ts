@@ -14,16 +14,23 @@ import { loadAggregate } from '../../domain/shared/aggregate.ts';
 import { EventSchemas } from '../../domain/shared/event-schemas.ts';
 import type { EventStore } from '../../domain/shared/event-store.ts';
 import { aggregateOf, handleCommand } from './command-handler.ts';
+import { SEED } from './seed-metadata.ts';
 
 export const brokerSchemas = () => new EventSchemas(brokerEvents);
 export const b3Schemas = () => new EventSchemas([...b3EventDefinitions, ...quoteEventDefinitions]);
 
 const meta = (actor = 'test') => ({ correlationId: randomUUID(), causationId: randomUUID(), actor });
 
+/**
+ * Lists an instrument as a start seeds the default catalogue: its symbol is the quote source's to
+ * price (tests set prices with `marketData.setReferencePrice`). `{ byAdmin: true }` lists it as
+ * `POST /v1/admin/instruments` does, whose reference price the market data records, pinned.
+ */
 export async function listInstrument(
   store: EventStore,
   symbol: string,
   referencePrice: number,
+  options: { byAdmin?: boolean } = {},
 ): Promise<void> {
   const loaded = await loadAggregate(store, instrumentStreamId(symbol), aggregateOf(instrumentDecider));
   if (loaded.state.listed) return;
@@ -41,7 +48,7 @@ export async function listInstrument(
       referencePrice,
       at: new Date().toISOString(),
     },
-    meta(),
+    options.byAdmin ? meta('admin') : SEED,
   );
 }
 

@@ -24,6 +24,7 @@ import { type Clock, sessionClockSettings } from '../b3-engine/session-clock.ts'
 import { OrderProcess } from '../broker/order-process.ts';
 import { MarketDataFeed, type QuoteSourceConfig } from '../market-data/feed.ts';
 import { routeB3Events } from '../market-data/integration.ts';
+import { ReferencePriceFollower } from '../market-data/reference-prices.ts';
 import { b3RedisVariable, type Config, reaching } from './config.ts';
 import type { EventStores } from './event-stores.ts';
 import type { KeyedLanes } from './keyed-lanes.ts';
@@ -35,6 +36,8 @@ export interface TradingServices {
   engine: EngineService;
   /** Admin commands: `marketData.setQuotesEnabled(false)`, `marketData.setReferencePrice('PETR4', 3250)`. */
   marketData: MarketDataFeed;
+  /** Records the catalogue's admin prices (listings, reference price updates) through `marketData`. */
+  referencePrices: ReferencePriceFollower;
   transport: Transport;
   brokerPrices: PriceCache;
   marketPrices: PriceCache;
@@ -190,6 +193,14 @@ export async function startTradingServices(options: StartTradingServicesOptions)
     }
     await marketData.start();
     stoppers.push(() => marketData.stop());
+    const referencePrices = new ReferencePriceFollower({
+      broker: eventStores.broker,
+      feed: marketData,
+      checkpoints: options.checkpoints?.broker,
+      logger,
+    });
+    await referencePrices.start();
+    stoppers.push(() => referencePrices.stop());
     description.push(
       `session close: ${formatClose(config)} São Paulo time (B3_SESSION_CLOSE), DAY orders expire then`,
     );
@@ -201,6 +212,7 @@ export async function startTradingServices(options: StartTradingServicesOptions)
       orderProcess,
       engine,
       marketData,
+      referencePrices,
       transport,
       brokerPrices,
       marketPrices,

@@ -1,0 +1,49 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import type { TokenIssuer } from '../api/auth.ts';
+import { PROBLEM_CONTENT_TYPE, problem } from '../api/problem.ts';
+import type { MarketDataFeed } from './feed.ts';
+
+const QuotesBody = z.strictObject({ enabled: z.boolean() });
+
+/**
+ * The quote switch of the HTTP API (`POST /v1/admin/market/quotes`), served by the `market-data`
+ * service on its own port: the switch is the feed's, in the process the feed runs in, so broker-api
+ * cannot answer it in connected mode. It holds until the service stops (QUOTES_ENABLED is what a
+ * start takes). An admin's token from broker-api (the same TRADECORE_JWT_SECRET) is what it takes.
+ */
+export function marketDataAdminRoutes(
+  app: FastifyInstance,
+  /** No `tokens` without TRADECORE_JWT_SECRET: nothing this process could verify, so the route is refused. */
+  options: { feed: Pick<MarketDataFeed, 'setQuotesEnabled'>; tokens: TokenIssuer | undefined },
+): void {
+  const { feed, tokens } = options;
+  const refuse = (reply: FastifyReply, status: number, reason: string, detail: string) =>
+    reply
+      .code(status)
+      .type(PROBLEM_CONTENT_TYPE)
+      .send(problem(status, reason, detail));
+  const admins = async (request: FastifyRequest, reply: FastifyReply) => {
+    if (!tokens)
+      return refuse(
+        reply,
+        503,
+        'MARKET_DATA_ADMIN_UNAVAILABLE',
+        'set TRADECORE_JWT_SECRET (the one of broker-api) to use the admin route here',
+      );
+    const header = request.headers.authorization;
+    const token = header?.startsWith('Bearer ') ? header.slice('Bearer '.length).trim() : undefined;
+    const principal = token ? await tokens.verify(token) : undefined;
+    if (!principal) return refuse(reply, 401, 'UNAUTHENTICATED', 'a valid bearer token is required');
+    if (!principal.roles.includes('admin'))
+      return refuse(reply, 403, 'FORBIDDEN_ROLE', 'this route needs one of the roles: admin');
+  };
+
+  app.post('/v1/admin/market/quotes', { onRequest: admins }, async (request, reply) => {
+    const body = QuotesBody.safeParse(request.body);
+    if (!body.success)
+      return refuse(reply, 400, 'VALIDATION_FAILED', 'the body must be {"enabled": true|false}');
+    feed.setQuotesEnabled(body.data.enabled);
+    return { enabled: body.data.enabled };
+  });
+}
