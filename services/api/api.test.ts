@@ -771,6 +771,24 @@ describe('the HTTP API on PGlite', () => {
       type: 'QuoteReceived',
       data: { symbol: 'VALE3', last: 6_123, source: 'admin' },
     });
+
+    // The price the catalogue already has is pinned too: the quotes have moved away from it since.
+    const listed = await api.app.inject({
+      method: 'GET',
+      url: '/v1/instruments/ITUB4',
+      headers: auth(admin),
+    });
+    const { referencePrice } = listed.json() as { referencePrice: string };
+    const again = await api.app.inject({
+      method: 'POST',
+      url: '/v1/admin/instruments/ITUB4/reference-price',
+      headers: auth(admin),
+      payload: { referencePrice },
+    });
+    expect(again.statusCode).toBe(200);
+    expect((await api.b3.readStream('quotes-ITUB4')).at(-1)).toMatchObject({
+      data: { symbol: 'ITUB4', last: Math.round(Number(referencePrice) * 100), source: 'admin' },
+    });
   });
 });
 

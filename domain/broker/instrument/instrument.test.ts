@@ -118,8 +118,15 @@ describe('reference price', () => {
           data: { symbol: 'PETR4', previousPrice: 3250, referencePrice: 3310, at },
         },
       ]));
-  it('changes nothing when the price is the same', () =>
-    given([listed]).when({ type: 'UpdateReferencePrice', referencePrice: 3250, at }).thenNothing());
+  it('records the price the catalogue already has: an admin setting it pins the band there', () =>
+    given([listed])
+      .when({ type: 'UpdateReferencePrice', referencePrice: 3250, at })
+      .then([
+        {
+          type: 'ReferencePriceUpdated',
+          data: { symbol: 'PETR4', previousPrice: 3250, referencePrice: 3250, at },
+        },
+      ]));
   it('refuses a price off the tick', () =>
     given([{ ...listed, data: { ...listed.data, tickSize: 5 } }] as InstrumentEvent[])
       .when({ type: 'UpdateReferencePrice', referencePrice: 3251, at })

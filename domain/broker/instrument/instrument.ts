@@ -85,7 +85,8 @@ export function decide(command: InstrumentCommand, instrument: Instrument): Inst
   switch (command.type) {
     case 'UpdateReferencePrice': {
       checkPrice(command.referencePrice, instrument.tickSize);
-      if (command.referencePrice === instrument.referencePrice) return [];
+      // Recorded even when the catalogue already says that price: an admin setting it pins the
+      // band there, which the quotes have moved away from since the listing.
       return [
         {
           type: 'ReferencePriceUpdated',
