@@ -1,7 +1,7 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { TokenIssuer } from '../api/auth.ts';
-import { PROBLEM_CONTENT_TYPE, problem } from '../api/problem.ts';
+import { adminsOnly, refuse } from '../shared/ops-admin.ts';
 import type { MarketDataFeed } from './feed.ts';
 
 const QuotesBody = z.strictObject({ enabled: z.boolean() });
@@ -18,26 +18,10 @@ export function marketDataAdminRoutes(
   options: { feed: Pick<MarketDataFeed, 'setQuotesEnabled'>; tokens: TokenIssuer | undefined },
 ): void {
   const { feed, tokens } = options;
-  const refuse = (reply: FastifyReply, status: number, reason: string, detail: string) =>
-    reply
-      .code(status)
-      .type(PROBLEM_CONTENT_TYPE)
-      .send(problem(status, reason, detail));
-  const admins = async (request: FastifyRequest, reply: FastifyReply) => {
-    if (!tokens)
-      return refuse(
-        reply,
-        503,
-        'MARKET_DATA_ADMIN_UNAVAILABLE',
-        'set TRADECORE_JWT_SECRET (the one of broker-api) to use the admin route here',
-      );
-    const header = request.headers.authorization;
-    const token = header?.startsWith('Bearer ') ? header.slice('Bearer '.length).trim() : undefined;
-    const principal = token ? await tokens.verify(token) : undefined;
-    if (!principal) return refuse(reply, 401, 'UNAUTHENTICATED', 'a valid bearer token is required');
-    if (!principal.roles.includes('admin'))
-      return refuse(reply, 403, 'FORBIDDEN_ROLE', 'this route needs one of the roles: admin');
-  };
+  const admins = adminsOnly(tokens, {
+    reason: 'MARKET_DATA_ADMIN_UNAVAILABLE',
+    detail: 'set TRADECORE_JWT_SECRET (the one of broker-api) to use the admin route here',
+  });
 
   app.post('/v1/admin/market/quotes', { onRequest: admins }, async (request, reply) => {
     const body = QuotesBody.safeParse(request.body);

@@ -1,6 +1,6 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { TokenIssuer } from '../api/auth.ts';
-import { PROBLEM_CONTENT_TYPE, problem } from '../api/problem.ts';
+import { adminsOnly, refuse } from '../shared/ops-admin.ts';
 import type { ProjectionRegistry } from '../shared/read-models.ts';
 
 /**
@@ -16,26 +16,10 @@ export function projectionAdminRoutes(
   options: { projections: ProjectionRegistry; tokens: TokenIssuer | undefined },
 ): void {
   const { projections, tokens } = options;
-  const refuse = (reply: FastifyReply, status: number, reason: string, detail: string) =>
-    reply
-      .code(status)
-      .type(PROBLEM_CONTENT_TYPE)
-      .send(problem(status, reason, detail));
-  const admins = async (request: FastifyRequest, reply: FastifyReply) => {
-    if (!tokens)
-      return refuse(
-        reply,
-        503,
-        'PROJECTIONS_ADMIN_UNAVAILABLE',
-        'set TRADECORE_JWT_SECRET (the one of broker-api and query-api) to use the admin routes here',
-      );
-    const header = request.headers.authorization;
-    const token = header?.startsWith('Bearer ') ? header.slice('Bearer '.length).trim() : undefined;
-    const principal = token ? await tokens.verify(token) : undefined;
-    if (!principal) return refuse(reply, 401, 'UNAUTHENTICATED', 'a valid bearer token is required');
-    if (!principal.roles.includes('admin'))
-      return refuse(reply, 403, 'FORBIDDEN_ROLE', 'this route needs one of the roles: admin');
-  };
+  const admins = adminsOnly(tokens, {
+    reason: 'PROJECTIONS_ADMIN_UNAVAILABLE',
+    detail: 'set TRADECORE_JWT_SECRET (the one of broker-api and query-api) to use the admin routes here',
+  });
 
   app.get('/v1/admin/projections', { onRequest: admins }, async () => ({
     projections: await projections.status(),
