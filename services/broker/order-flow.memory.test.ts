@@ -1,18 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryPriceCache } from '../../adapters/memory/price-cache.ts';
 import type { MemoryTransport } from '../../adapters/memory/transport.ts';
-import { openPgliteEventStore } from '../../adapters/pglite/event-store.ts';
 import { tradeStreamId } from '../../domain/b3/book-events.ts';
 import { quoteStreamId } from '../../domain/b3/quote-events.ts';
 import type { EventStore } from '../../domain/shared/event-store.ts';
 import { MemoryRelayCheckpoints } from '../../projections/relay.ts';
-import { loadConfig } from '../shared/config.ts';
-import { startTradingServices, type TradingServices } from '../shared/trading.ts';
+import type { TradingServices } from '../shared/trading.ts';
 import {
-  b3Schemas,
-  brokerSchemas,
   deposit,
   eventually,
+  type InProcessOrderPath,
+  inProcessOrderPath,
   listInstrument,
   ordersReach,
   placeOrder,
@@ -25,27 +23,16 @@ import { OrderProcess } from './order-process.ts';
 
 /** The whole order path in one process: PGlite event stores, the in-process transport and caches. */
 describe('order path, fully in process', () => {
+  let path: InProcessOrderPath | undefined;
   let broker: EventStore;
   let b3: EventStore;
   let services: TradingServices;
 
   beforeAll(async () => {
-    broker = await openPgliteEventStore({ schema: 'broker', schemas: brokerSchemas() });
-    b3 = await openPgliteEventStore({ schema: 'b3', schemas: b3Schemas() });
-    services = await startTradingServices({
-      config: loadConfig({ QUOTES_ENABLED: 'false', QUOTE_SOURCE: 'off' }),
-      eventStores: { broker, b3 },
-      retryDelaysMs: [20, 50],
-    });
-    await services.marketData.setReferencePrice('PETR4', 32_50);
-    await listInstrument(broker, 'PETR4', 32_50);
+    path = await inProcessOrderPath();
+    ({ broker, b3, services } = path);
   });
-
-  afterAll(async () => {
-    await services?.stop();
-    await broker?.close();
-    await b3?.close();
-  });
+  afterAll(() => path?.stop());
 
   it('matches a buy with a crossing sell, settles both wallets and records the trade', async () => {
     await deposit(broker, 'buyer', 1_000_000);

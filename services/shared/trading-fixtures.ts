@@ -3,6 +3,7 @@
  * the API would, and bounded waits. Not for production code.
  */
 import { randomUUID } from 'node:crypto';
+import { openPgliteEventStore } from '../../adapters/pglite/event-store.ts';
 import { b3EventDefinitions } from '../../domain/b3/book-events.ts';
 import { quoteEventDefinitions } from '../../domain/b3/quote-events.ts';
 import { brokerEvents } from '../../domain/broker/events.ts';
@@ -14,10 +15,45 @@ import { loadAggregate } from '../../domain/shared/aggregate.ts';
 import { EventSchemas } from '../../domain/shared/event-schemas.ts';
 import type { EventStore } from '../../domain/shared/event-store.ts';
 import { aggregateOf, handleCommand } from './command-handler.ts';
+import { loadConfig } from './config.ts';
 import { SEED } from './seed-metadata.ts';
+import { startTradingServices, type TradingServices } from './trading.ts';
 
 export const brokerSchemas = () => new EventSchemas(brokerEvents);
 export const b3Schemas = () => new EventSchemas([...b3EventDefinitions, ...quoteEventDefinitions]);
+
+export interface InProcessOrderPath {
+  broker: EventStore;
+  b3: EventStore;
+  services: TradingServices;
+  stop(): Promise<void>;
+}
+
+/**
+ * The whole order path in one process, as the in-process order-path tests start it: PGlite event
+ * stores in memory, the in-process transport and caches, quotes off, PETR4 listed and priced at 32.50.
+ */
+export async function inProcessOrderPath(): Promise<InProcessOrderPath> {
+  const broker = await openPgliteEventStore({ schema: 'broker', schemas: brokerSchemas() });
+  const b3 = await openPgliteEventStore({ schema: 'b3', schemas: b3Schemas() });
+  const services = await startTradingServices({
+    config: loadConfig({ QUOTES_ENABLED: 'false', QUOTE_SOURCE: 'off' }),
+    eventStores: { broker, b3 },
+    retryDelaysMs: [20, 50],
+  });
+  await services.marketData.setReferencePrice('PETR4', 32_50);
+  await listInstrument(broker, 'PETR4', 32_50);
+  return {
+    broker,
+    b3,
+    services,
+    async stop() {
+      await services.stop();
+      await broker.close();
+      await b3.close();
+    },
+  };
+}
 
 const meta = (actor = 'test') => ({ correlationId: randomUUID(), causationId: randomUUID(), actor });
 

@@ -2,18 +2,17 @@ import { randomUUID } from 'node:crypto';
 import type { Counter, Histogram } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryEventStore } from '../../adapters/memory/event-store.ts';
-import { openPgliteEventStore } from '../../adapters/pglite/event-store.ts';
 import { type Order, orderDecider, orderStreamId } from '../../domain/broker/order/order.ts';
 import { AggregateCache } from '../../domain/shared/aggregate.ts';
 import type { EventStore } from '../../domain/shared/event-store.ts';
 import { handleCommand } from './command-handler.ts';
-import { loadConfig } from './config.ts';
 import { deterministicId } from './deterministic-id.ts';
-import { startTradingServices, type TradingServices } from './trading.ts';
+import type { TradingServices } from './trading.ts';
 import {
-  b3Schemas,
-  brokerSchemas,
   deposit,
+  brokerSchemas,
+  type InProcessOrderPath,
+  inProcessOrderPath,
   listInstrument,
   orderOf,
   ordersReach,
@@ -47,27 +46,16 @@ async function sampleOf(
 
 /** The order path in process: a replay after a crash and a redelivery count nothing twice. */
 describe('trading metrics on replay and redelivery', () => {
+  let path: InProcessOrderPath | undefined;
   let broker: EventStore;
   let b3: EventStore;
   let services: TradingServices;
 
   beforeAll(async () => {
-    broker = await openPgliteEventStore({ schema: 'broker', schemas: brokerSchemas() });
-    b3 = await openPgliteEventStore({ schema: 'b3', schemas: b3Schemas() });
-    services = await startTradingServices({
-      config: loadConfig({ QUOTES_ENABLED: 'false', QUOTE_SOURCE: 'off' }),
-      eventStores: { broker, b3 },
-      retryDelaysMs: [20, 50],
-    });
-    await services.marketData.setReferencePrice('PETR4', 32_50);
-    await listInstrument(broker, 'PETR4', 32_50);
+    path = await inProcessOrderPath();
+    ({ broker, b3, services } = path);
   });
-
-  afterAll(async () => {
-    await services?.stop();
-    await broker?.close();
-    await b3?.close();
-  });
+  afterAll(() => path?.stop());
 
   it('counts a trade and its filled orders once when the order process replays their events after a crash', async () => {
     await deposit(broker, 'replay-buyer', 1_000_000);
