@@ -9,8 +9,8 @@ import { handleCommand } from './command-handler.ts';
 import { deterministicId } from './deterministic-id.ts';
 import type { TradingServices } from './trading.ts';
 import {
-  deposit,
   brokerSchemas,
+  deposit,
   type InProcessOrderPath,
   inProcessOrderPath,
   listInstrument,
