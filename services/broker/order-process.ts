@@ -784,7 +784,7 @@ export class OrderProcess {
   /**
    * Why the order was canceled, as the broker records it. B3 reports every cancel its participant
    * (the broker) asked for as CANCELED_BY_TRADER; the broker knows who asked: the owner, or an admin
-   * acting on another's order (CANCELED_BY_ADMIN). Cancels are rare: the stream is read for it.
+   * acting on another's order (CANCELED_BY_ADMIN), kept in the order's state as `cancelRequestedBy`.
    */
   private async cancelReason(
     streamId: string,
@@ -792,11 +792,14 @@ export class OrderProcess {
     reason: string | undefined,
   ): Promise<string | null> {
     if (reason !== 'CANCELED_BY_TRADER') return reason ?? null;
-    const requested = (await this.store.readStream(streamId)).findLast(
-      (event) => event.type === 'OrderCancelRequested',
-    );
-    const requestedBy = (requested?.data as { requestedBy?: unknown } | undefined)?.requestedBy;
-    return typeof requestedBy === 'string' && requestedBy !== order.accountId ? 'CANCELED_BY_ADMIN' : reason;
+    // A state folded from a snapshot older than `cancelRequestedBy` does not know: read the request.
+    const requestedBy =
+      order.cancelRequestedBy ??
+      (
+        (await this.store.readStream(streamId)).findLast((event) => event.type === 'OrderCancelRequested')
+          ?.data as { requestedBy?: string } | undefined
+      )?.requestedBy;
+    return requestedBy !== undefined && requestedBy !== order.accountId ? 'CANCELED_BY_ADMIN' : reason;
   }
 
   /** Ends an order on B3's word; an order that already ended (filled first, say) stays as it is. */

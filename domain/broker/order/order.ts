@@ -61,6 +61,8 @@ export interface Order {
   averagePrice: Cents;
   executions: Execution[];
   cancelRequested: boolean;
+  /** Who asked for the cancel (the owner, or an admin); absent from states folded before it was kept. */
+  cancelRequestedBy?: string;
   rejectReason: string | null;
 }
 
@@ -327,7 +329,7 @@ export function evolve(order: Order, event: OrderEvent): Order {
     case 'OrderFilled':
       return { ...order, status: 'FILLED' };
     case 'OrderCancelRequested':
-      return { ...order, cancelRequested: true };
+      return { ...order, cancelRequested: true, cancelRequestedBy: event.data.requestedBy };
     case 'OrderCanceled':
       return { ...order, status: 'CANCELED' };
     case 'OrderExpired':
