@@ -341,6 +341,32 @@ describe('the HTTP API on PGlite', () => {
       status: 404,
       reason: 'INSTRUMENT_NOT_FOUND',
     });
+    // An instrument without a fractional market has no fractional ticker: not for reads, not for custody.
+    const listing = await api.app.inject({
+      method: 'POST',
+      url: '/v1/admin/instruments',
+      headers: auth(await api.adminToken()),
+      payload: {
+        symbol: 'NOFR3',
+        name: 'No Fractional SA',
+        lotSize: 1,
+        tickSize: '0.05',
+        fractional: false,
+        referencePrice: '10.05',
+      },
+    });
+    expect(listing.json()).toMatchObject({ symbol: 'NOFR3', fractionalSymbol: null });
+    expect((await instrument('NOFR3F')).json()).toMatchObject({
+      status: 404,
+      reason: 'INSTRUMENT_NOT_FOUND',
+    });
+    const transfer = await api.app.inject({
+      method: 'POST',
+      url: `/v1/accounts/${alice.accountId}/custody-transfers`,
+      headers: auth(alice.token),
+      payload: { symbol: 'NOFR3F', quantity: 5 },
+    });
+    expect(transfer.json()).toMatchObject({ status: 422, reason: 'INSTRUMENT_NOT_FOUND' });
     const halt = await api.app.inject({
       method: 'POST',
       url: '/v1/admin/instruments/PETR4F/halt',

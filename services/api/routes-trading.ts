@@ -66,7 +66,10 @@ async function accountOf(context: RouteContext, accountId: string): Promise<Acco
   return state;
 }
 
-/** The catalogue entry a traded symbol (`PETR4`, `PETR4F`) belongs to; 422 INSTRUMENT_NOT_FOUND when none. */
+/**
+ * The catalogue entry a traded symbol belongs to: its standard market (`PETR4`) or its fractional
+ * one (`PETR4F`, when it has one); 422 INSTRUMENT_NOT_FOUND when none.
+ */
 async function listedInstrument(context: RouteContext, symbol: string): Promise<Instrument> {
   const { state } = await loadAggregate(
     context.broker,
@@ -74,7 +77,8 @@ async function listedInstrument(context: RouteContext, symbol: string): Promise<
     aggregateOf(instrumentDecider),
     { cache: context.caches.instruments },
   );
-  if (!state.listed) throw new InstrumentNotFound(symbol);
+  if (!state.listed || (symbol !== state.symbol && symbol !== state.fractionalSymbol))
+    throw new InstrumentNotFound(symbol);
   return state;
 }
 
@@ -91,13 +95,10 @@ export async function isTraded(context: RouteContext, symbol: string): Promise<b
 
 /** The listed instrument `symbol` is the standard or fractional market of; undefined when none. */
 async function tradedInstrument(context: RouteContext, symbol: string): Promise<Instrument | undefined> {
-  const instrument = await listedInstrument(context, symbol).catch((error: unknown) => {
+  return listedInstrument(context, symbol).catch((error: unknown) => {
     if (error instanceof InstrumentNotFound) return undefined;
     throw error;
   });
-  return instrument !== undefined && (symbol === instrument.symbol || symbol === instrument.fractionalSymbol)
-    ? instrument
-    : undefined;
 }
 
 /**
@@ -488,14 +489,10 @@ export function tradingRoutes(app: App, context: RouteContext): void {
       },
     },
     async (request) => {
-      const { state } = await loadAggregate(
-        context.broker,
-        instrumentStreamId(custodySymbol(request.params.symbol)),
-        aggregateOf(instrumentDecider),
-      );
-      if (!state.listed)
+      const instrument = await tradedInstrument(context, request.params.symbol);
+      if (!instrument)
         throw new ApiProblem(404, 'INSTRUMENT_NOT_FOUND', `${request.params.symbol} is not listed`);
-      return instrumentAnswer(state);
+      return instrumentAnswer(instrument);
     },
   );
 }
