@@ -84,7 +84,8 @@ export class MongoReadModelStore implements ReadModelStore {
 
   /** A store with its own client on `url` (`MONGO_URL`), closed by `close()`. */
   static async connect(url: string, database: string): Promise<MongoReadModelStore> {
-    const client = await new MongoClient(url).connect();
+    // Within 10 s, not the driver's 30: a URL naming another kind of server fails a start soon.
+    const client = await new MongoClient(url, { serverSelectionTimeoutMS: 10_000 }).connect();
     return MongoReadModelStore.open({ client, database, ownsClient: true });
   }
 

@@ -7,7 +7,13 @@ import type { SqlClient } from '../shared/sql-client.ts';
 pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
 
 export function pgClient(url: string, options: { max?: number } = {}): SqlClient & { pool: pg.Pool } {
-  const pool = new pg.Pool({ connectionString: url, max: options.max ?? 10 });
+  // A connection not made within 10 s fails, where pg would wait for ever: a URL naming another
+  // kind of server (which never answers Postgres's startup message) must not hang a start.
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.max ?? 10,
+    connectionTimeoutMillis: 10_000,
+  });
   // An idle client's error (a server restart, say) must not crash the process: the pool replaces it.
   pool.on('error', () => {});
   let listener: pg.Client | undefined;

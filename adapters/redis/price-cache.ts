@@ -43,14 +43,22 @@ export class RedisPriceCache implements PriceCache {
       maxRetriesPerRequest: 3,
       connectTimeout: 5_000,
     });
-    redis.on('error', (error: Error) => options.logger?.warn({ err: error }, 'Redis connection error'));
+    // While connecting, an error is the start's to report (ioredis rejects with "Connection is
+    // closed.", its cause only in the event); once connected, the log's.
+    let cause: Error | undefined;
+    const connecting = (error: Error) => {
+      cause = error;
+    };
+    redis.on('error', connecting);
     try {
       await redis.connect();
     } catch (error) {
       // Or ioredis goes on reconnecting to a server the caller has given up on.
       redis.disconnect();
-      throw error;
+      throw cause ?? error;
     }
+    redis.off('error', connecting);
+    redis.on('error', (error: Error) => options.logger?.warn({ err: error }, 'Redis connection error'));
     return new RedisPriceCache(redis, options.keyPrefix ?? '');
   }
 

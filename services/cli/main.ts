@@ -2,6 +2,7 @@
  * The `tradecore` command line. Composition root: config from the environment, then one command.
  */
 import { existsSync, statSync } from 'node:fs';
+import { setTimeout as delay } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import type { Config } from '../shared/config.ts';
 import { ConfigError, loadConfig, ServerUnreachable } from '../shared/config.ts';
@@ -65,6 +66,8 @@ async function serve(service: string | undefined, config: () => Config): Promise
 
 /** A signal this long after the first forces the process out of a shutdown that hangs. */
 const FORCE_AFTER_MS = 2_000;
+/** How long a start still running when a signal came is waited for, before the process gives up on it. */
+const START_GIVES_WAY_MS = 30_000;
 
 /**
  * Starts, then runs until SIGINT or SIGTERM. The signals are taken from before the start, so that
@@ -91,7 +94,15 @@ async function runUntilSignal(
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
   });
-  const running = await startRunning();
+  // A start that hangs gives way to a signal after a while (a second signal forces it at once).
+  const running = await Promise.race([
+    startRunning(),
+    signalled.then(() => delay(START_GIVES_WAY_MS)).then(() => undefined),
+  ]);
+  if (!running) {
+    console.error(`tradecore: stopped while still starting, ${START_GIVES_WAY_MS / 1000} s after the signal`);
+    return 1;
+  }
   if (stopping === 0) for (const line of running.banner) console.log(line);
   await signalled;
   await running.stop();
