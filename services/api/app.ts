@@ -1,16 +1,8 @@
-import { randomUUID } from 'node:crypto';
-import { STATUS_CODES } from 'node:http';
-import type { Socket } from 'node:net';
 import fastifyRateLimit from '@fastify/rate-limit';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
-import Fastify, {
-  type FastifyBaseLogger,
-  type FastifyInstance,
-  type FastifyReply,
-  type FastifyRequest,
-} from 'fastify';
-import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import Fastify, { type FastifyBaseLogger, type FastifyRequest } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import pino from 'pino';
 import { register } from 'prom-client';
 import { AggregateCache } from '../../domain/shared/aggregate.ts';
@@ -18,7 +10,8 @@ import { KeyedLanes } from '../shared/keyed-lanes.ts';
 import type { ApiDeps, App, RouteContext } from './context.ts';
 import { ensureDefaultMetrics, httpDuration } from './metrics.ts';
 import { documentAnswers } from './openapi.ts';
-import { ApiProblem, PROBLEM_CONTENT_TYPE, problem, sendProblem, toProblem } from './problem.ts';
+import { ApiProblem } from './problem.ts';
+import { answerWithProblems, problemServerOptions } from './problem-answers.ts';
 import { redactUrl } from './redact.ts';
 import { adminRoutes } from './routes-admin.ts';
 import { auditRoutes } from './routes-audit.ts';
@@ -27,13 +20,6 @@ import { tradingRoutes } from './routes-trading.ts';
 import { streamRoutes, websocketSupport } from './stream.ts';
 
 export type { ApiDeps } from './context.ts';
-
-/** What a caller may send as `x-correlation-id`; anything else is replaced by a fresh id. */
-const CORRELATION_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
-
-function correlationIdOf(offered: unknown): string {
-  return typeof offered === 'string' && CORRELATION_ID.test(offered) ? offered : randomUUID();
-}
 
 /**
  * The API's logger: fastify's request serializer, but with credentials in the URL redacted (the
@@ -71,43 +57,15 @@ export async function buildApi(deps: ApiDeps): Promise<App> {
   const app = Fastify({
     loggerInstance: apiLogger(deps.logger ?? pino({ level: 'silent' })),
     bodyLimit: deps.bodyLimit ?? 16 * 1024,
-    genReqId: () => randomUUID(),
-    // The request's logger is made before any hook runs: decide the correlation id here, so that
-    // even the "incoming request" line carries it.
-    childLoggerFactory: (logger, bindings, options, rawRequest) => {
-      const correlationId = correlationIdOf(rawRequest.headers['x-correlation-id']);
-      (rawRequest as { correlationId?: string }).correlationId = correlationId;
-      return logger.child({ ...bindings, correlationId }, options);
-    },
-    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
-    // The router's own refusals (a path parameter over MAX_PARAM_LENGTH, bad percent-encoding) and
-    // what the HTTP parser refuses before there is a request (headers over 16 KiB, not HTTP) are
-    // problems like every other error, not fastify's own JSON.
-    frameworkErrors: (error, request, reply) => {
-      identify(request, reply);
-      const body = toProblem(error);
-      request.log.info({ reason: body.reason, status: body.status }, 'request refused');
-      return sendProblem(request, reply, body);
-    },
-    clientErrorHandler: answerClientError,
+    ...problemServerOptions(),
     // While closing, new requests get a problem (SHUTTING_DOWN) from the hook below instead.
     return503OnClosing: false,
   }).withTypeProvider<ZodTypeProvider>() as App;
-  // Bodies are JSON or nothing: text/plain answers 415 like any other type, and an empty body
-  // sent as JSON (a DELETE from some clients) counts as none.
-  app.removeContentTypeParser('text/plain');
-  const json = app.getDefaultJsonParser('error', 'error');
-  app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) =>
-    body === '' ? done(null, undefined) : json(request, body as string, done),
-  );
-  app.setValidatorCompiler(validatorCompiler);
-  app.setSerializerCompiler(serializerCompiler);
+  answerWithProblems(app);
 
   ensureDefaultMetrics();
   const duration = httpDuration();
 
-  app.decorateRequest('correlationId', '');
   app.decorateRequest('principal', undefined);
   // Before the hooks below, which refuse requests (see `websocketSupport`).
   await websocketSupport(app);
@@ -117,7 +75,6 @@ export async function buildApi(deps: ApiDeps): Promise<App> {
     closing = true;
   });
   app.addHook('onRequest', async (request, reply) => {
-    identify(request, reply);
     if (closing) {
       reply.header('connection', 'close');
       throw new ApiProblem(
@@ -146,22 +103,6 @@ export async function buildApi(deps: ApiDeps): Promise<App> {
       reply.elapsedTime / 1000,
     );
   });
-
-  app.setErrorHandler(async (error, request, reply) => {
-    const body = toProblem(error);
-    if (body.status >= 500) request.log.error({ err: error }, 'request failed');
-    else request.log.info({ reason: body.reason, status: body.status }, 'request refused');
-    if (body.status === 401) reply.header('www-authenticate', 'Bearer');
-    return sendProblem(request, reply, body);
-  });
-
-  app.setNotFoundHandler(async (request, reply) =>
-    sendProblem(
-      request,
-      reply,
-      problem(404, 'ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`),
-    ),
-  );
 
   await app.register(fastifyRateLimit, {
     global: false,
@@ -205,54 +146,6 @@ export async function buildApi(deps: ApiDeps): Promise<App> {
   await streamRoutes(app, context);
   operationsRoutes(app, context);
   return app;
-}
-
-/**
- * The request's correlation id (the one its logger was made with) and the answer's
- * `x-correlation-id` and `x-request-id`: for every request, the router's refusals included.
- */
-function identify(request: FastifyRequest, reply: FastifyReply): void {
-  request.correlationId =
-    (request.raw as { correlationId?: string }).correlationId ??
-    correlationIdOf(request.headers['x-correlation-id']);
-  reply.header('x-correlation-id', request.correlationId);
-  reply.header('x-request-id', request.id);
-}
-
-/** The longest path parameter the router takes (an id, a stream id, a symbol); longer answers 414. */
-export const MAX_PARAM_LENGTH = 300;
-
-/**
- * What the HTTP parser refuses before fastify has a request (Node's `clientError`): headers over
- * Node's 16 KiB limit, a request that is not HTTP, one that took too long to arrive. Answered as a
- * problem written on the raw socket, which is then closed.
- */
-function answerClientError(this: FastifyInstance, error: Error & { code?: string }, socket: Socket): void {
-  // A reset connection has nobody to answer.
-  if (error.code === 'ECONNRESET' || socket.destroyed) return;
-  const [status, reason, detail] =
-    error.code === 'HPE_HEADER_OVERFLOW'
-      ? [431, 'HEADERS_TOO_LARGE', 'the request headers are over 16 KiB']
-      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-        ? [408, 'REQUEST_TIMEOUT', 'the request did not arrive in time']
-        : [400, 'MALFORMED_REQUEST', 'the request is not valid HTTP/1.1'];
-  const correlationId = randomUUID();
-  this.log.info({ reason, status, correlationId, code: error.code }, 'request refused');
-  if (socket.writable) {
-    const body = JSON.stringify(problem(status, reason, detail, { correlationId }));
-    socket.write(
-      [
-        `HTTP/1.1 ${status} ${STATUS_CODES[status]}`,
-        `content-type: ${PROBLEM_CONTENT_TYPE}`,
-        `content-length: ${Buffer.byteLength(body)}`,
-        `x-correlation-id: ${correlationId}`,
-        'connection: close',
-        '',
-        body,
-      ].join('\r\n'),
-    );
-  }
-  socket.destroy();
 }
 
 /** How long `closeGracefully` lets open connections finish before it cuts them. */

@@ -1,10 +1,8 @@
-import type { FastifyInstance } from 'fastify';
-import { z } from 'zod';
 import type { TokenIssuer } from '../api/auth.ts';
-import { adminsOnly, refuse } from '../shared/ops-admin.ts';
+import type { App } from '../api/context.ts';
+import { QuotesBody } from '../api/schemas.ts';
+import { adminsOnly } from '../shared/ops-admin.ts';
 import type { MarketDataFeed } from './feed.ts';
-
-const QuotesBody = z.strictObject({ enabled: z.boolean() });
 
 /**
  * The quote switch of the HTTP API (`POST /v1/admin/market/quotes`), served by the `market-data`
@@ -13,7 +11,7 @@ const QuotesBody = z.strictObject({ enabled: z.boolean() });
  * start takes). An admin's token from broker-api (the same TRADECORE_JWT_SECRET) is what it takes.
  */
 export function marketDataAdminRoutes(
-  app: FastifyInstance,
+  app: App,
   /** No `tokens` without TRADECORE_JWT_SECRET: nothing this process could verify, so the route is refused. */
   options: { feed: Pick<MarketDataFeed, 'setQuotesEnabled'>; tokens: TokenIssuer | undefined },
 ): void {
@@ -23,11 +21,12 @@ export function marketDataAdminRoutes(
     detail: 'set TRADECORE_JWT_SECRET (the one of broker-api) to use the admin route here',
   });
 
-  app.post('/v1/admin/market/quotes', { onRequest: admins }, async (request, reply) => {
-    const body = QuotesBody.safeParse(request.body);
-    if (!body.success)
-      return refuse(reply, 400, 'VALIDATION_FAILED', 'the body must be {"enabled": true|false}');
-    feed.setQuotesEnabled(body.data.enabled);
-    return { enabled: body.data.enabled };
-  });
+  app.post(
+    '/v1/admin/market/quotes',
+    { onRequest: admins, schema: { body: QuotesBody } },
+    async (request) => {
+      feed.setQuotesEnabled(request.body.enabled);
+      return { enabled: request.body.enabled };
+    },
+  );
 }

@@ -1,6 +1,8 @@
-import type { FastifyInstance } from 'fastify';
 import type { TokenIssuer } from '../api/auth.ts';
-import { adminsOnly, refuse } from '../shared/ops-admin.ts';
+import type { App } from '../api/context.ts';
+import { ApiProblem } from '../api/problem.ts';
+import { NoBody, ProjectionParams } from '../api/schemas.ts';
+import { adminsOnly } from '../shared/ops-admin.ts';
 import type { ProjectionRegistry } from '../shared/read-models.ts';
 
 /**
@@ -11,7 +13,7 @@ import type { ProjectionRegistry } from '../shared/read-models.ts';
  * broker-api or query-api (the same TRADECORE_JWT_SECRET) is what they take.
  */
 export function projectionAdminRoutes(
-  app: FastifyInstance,
+  app: App,
   /** No `tokens` without TRADECORE_JWT_SECRET: nothing this process could verify, so the routes are refused. */
   options: { projections: ProjectionRegistry; tokens: TokenIssuer | undefined },
 ): void {
@@ -25,14 +27,13 @@ export function projectionAdminRoutes(
     projections: await projections.status(),
   }));
 
-  app.post<{ Params: { name: string } }>(
+  app.post(
     '/v1/admin/projections/:name/rebuild',
-    { onRequest: admins },
+    { onRequest: admins, schema: { params: ProjectionParams, body: NoBody } },
     async (request, reply) => {
       const { name } = request.params;
       if (name !== 'all' && !projections.projectors.has(name))
-        return refuse(
-          reply,
+        throw new ApiProblem(
           404,
           'PROJECTION_NOT_FOUND',
           `no projection ${name} (known: ${[...projections.projectors.keys()].join(', ')}, or all)`,

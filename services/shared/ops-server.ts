@@ -1,7 +1,10 @@
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
 import { register } from 'prom-client';
+import type { App } from '../api/context.ts';
 import { ensureDefaultMetrics } from '../api/metrics.ts';
+import { answerWithProblems, problemServerOptions } from '../api/problem-answers.ts';
 import { listenError } from './listen.ts';
 
 /** One dependency `/health/ready` checks: resolves when reachable, throws (or rejects) when not. */
@@ -13,19 +16,41 @@ export interface OpsServerOptions {
   /** Every dependency the service uses, by name. */
   readiness: Record<string, ReadinessCheck>;
   logger: Logger;
-  /** Routes of its own beside the operational ones (the projector's admin routes). */
-  routes?: (app: FastifyInstance) => void;
+  /** Routes of its own beside the operational ones (the projector's admin routes), zod-validated. */
+  routes?: (app: App) => void;
+  /** Largest accepted request body in bytes (default 16 KiB, as the API's). */
+  bodyLimit?: number;
 }
 
 /**
  * The HTTP face of a service without an API (b3-engine, market-data, projector): `/health/live`,
- * `/health/ready` (each dependency, 503 when one is down) and `/metrics` for Prometheus.
+ * `/health/ready` (each dependency, 503 when one is down) and `/metrics` for Prometheus, and its
+ * errors answered as the API answers them (problem+json, correlation ids, strict bodies).
  */
 export async function startOpsServer(
   options: OpsServerOptions,
 ): Promise<{ url: string; close(): Promise<void> }> {
+  const app = buildOpsServer(options);
+  const address = await app
+    .listen({ port: options.port, host: options.host })
+    .catch(async (error: unknown) => {
+      await app.close();
+      throw listenError(error, options.host, options.port) ?? error;
+    });
+  const url = address.replace('://0.0.0.0', '://127.0.0.1').replace('://[::]', '://127.0.0.1');
+  return { url, close: () => app.close() };
+}
+
+/** The ops server, not listening yet: test it with `inject()`. */
+export function buildOpsServer(options: Omit<OpsServerOptions, 'port' | 'host'>): App {
   ensureDefaultMetrics();
-  const app = Fastify({ loggerInstance: options.logger });
+  const app = Fastify({
+    loggerInstance: options.logger,
+    bodyLimit: options.bodyLimit ?? 16 * 1024,
+    ...problemServerOptions(),
+    // pino's Logger and fastify's base logger differ only in their types.
+  }).withTypeProvider<ZodTypeProvider>() as unknown as App;
+  answerWithProblems(app);
   app.get('/health/live', async () => ({ status: 'ok' }));
   app.get('/health/ready', async (_request, reply) => {
     const results = await Promise.all(
@@ -49,15 +74,8 @@ export async function startOpsServer(
   app.get('/metrics', async (_request, reply) =>
     reply.type(register.contentType).send(await register.metrics()),
   );
-  options.routes?.(app as unknown as FastifyInstance);
-  const address = await app
-    .listen({ port: options.port, host: options.host })
-    .catch(async (error: unknown) => {
-      await app.close();
-      throw listenError(error, options.host, options.port) ?? error;
-    });
-  const url = address.replace('://0.0.0.0', '://127.0.0.1').replace('://[::]', '://127.0.0.1');
-  return { url, close: () => app.close() };
+  options.routes?.(app);
+  return app;
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {

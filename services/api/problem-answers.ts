@@ -1,0 +1,143 @@
+import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+import type {
+  FastifyBaseLogger,
+  FastifyInstance,
+  FastifyReply,
+  FastifyRequest,
+  FastifyServerOptions,
+} from 'fastify';
+import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import { PROBLEM_CONTENT_TYPE, problem, sendProblem, toProblem } from './problem.ts';
+
+/**
+ * How a tradecore HTTP server answers what goes wrong, the same on the API and on a service's own
+ * port (ops-server): every error a problem+json with its `instance` and `correlationId`, the
+ * answer's `x-correlation-id`, fastify's and Node's own refusals (no route, bad JSON, an unknown
+ * media type, a body too large, headers not HTTP) under the reasons docs/api.md lists, and bodies
+ * checked by their zod schemas.
+ */
+
+/** What a caller may send as `x-correlation-id`; anything else is replaced by a fresh id. */
+const CORRELATION_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+function correlationIdOf(offered: unknown): string {
+  return typeof offered === 'string' && CORRELATION_ID.test(offered) ? offered : randomUUID();
+}
+
+/** The longest path parameter the router takes (an id, a stream id, a symbol); longer answers 414. */
+export const MAX_PARAM_LENGTH = 300;
+
+/** The options of `Fastify()` that answer with problems: give them to every tradecore server. */
+export function problemServerOptions(): Pick<
+  FastifyServerOptions,
+  'genReqId' | 'childLoggerFactory' | 'routerOptions' | 'frameworkErrors' | 'clientErrorHandler'
+> {
+  return {
+    genReqId: () => randomUUID(),
+    // The request's logger is made before any hook runs: decide the correlation id here, so that
+    // even the "incoming request" line carries it.
+    childLoggerFactory: (logger, bindings, options, rawRequest) => {
+      const correlationId = correlationIdOf(rawRequest.headers['x-correlation-id']);
+      (rawRequest as { correlationId?: string }).correlationId = correlationId;
+      return logger.child({ ...bindings, correlationId }, options);
+    },
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // The router's own refusals (a path parameter over MAX_PARAM_LENGTH, bad percent-encoding) and
+    // what the HTTP parser refuses before there is a request (headers over 16 KiB, not HTTP) are
+    // problems like every other error, not fastify's own JSON.
+    frameworkErrors: (error, request, reply) => {
+      identify(request, reply);
+      const body = toProblem(error);
+      request.log.info({ reason: body.reason, status: body.status }, 'request refused');
+      return sendProblem(request, reply, body);
+    },
+    clientErrorHandler: answerClientError,
+  };
+}
+
+/**
+ * On a server made with `problemServerOptions()`: JSON bodies only, zod schemas, and every error
+ * (thrown, fastify's, no route) answered as a problem. `identify` runs first on every request.
+ */
+export function answerWithProblems(app: FastifyInstance): void {
+  // Bodies are JSON or nothing: text/plain answers 415 like any other type, and an empty body
+  // sent as JSON (a DELETE from some clients) counts as none.
+  app.removeContentTypeParser('text/plain');
+  const json = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) =>
+    body === '' ? done(null, undefined) : json(request, body as string, done),
+  );
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+
+  app.decorateRequest('correlationId', '');
+  app.addHook('onRequest', async (request, reply) => identify(request, reply));
+
+  app.setErrorHandler(async (error, request, reply) => {
+    const body = toProblem(error);
+    if (body.status >= 500) request.log.error({ err: error }, 'request failed');
+    else request.log.info({ reason: body.reason, status: body.status }, 'request refused');
+    if (body.status === 401) reply.header('www-authenticate', 'Bearer');
+    return sendProblem(request, reply, body);
+  });
+
+  app.setNotFoundHandler(async (request, reply) =>
+    sendProblem(
+      request,
+      reply,
+      problem(404, 'ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`),
+    ),
+  );
+}
+
+/**
+ * The request's correlation id (the one its logger was made with) and the answer's
+ * `x-correlation-id` and `x-request-id`: for every request, the router's refusals included.
+ */
+export function identify(request: FastifyRequest, reply: FastifyReply): void {
+  request.correlationId =
+    (request.raw as { correlationId?: string }).correlationId ??
+    correlationIdOf(request.headers['x-correlation-id']);
+  reply.header('x-correlation-id', request.correlationId);
+  reply.header('x-request-id', request.id);
+}
+
+/**
+ * What the HTTP parser refuses before fastify has a request (Node's `clientError`): headers over
+ * Node's 16 KiB limit, a request that is not HTTP, one that took too long to arrive. Answered as a
+ * problem written on the raw socket, which is then closed.
+ */
+function answerClientError(
+  this: { log: FastifyBaseLogger },
+  error: Error & { code?: string },
+  socket: Socket,
+): void {
+  // A reset connection has nobody to answer.
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, reason, detail] =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'HEADERS_TOO_LARGE', 'the request headers are over 16 KiB']
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'REQUEST_TIMEOUT', 'the request did not arrive in time']
+        : [400, 'MALFORMED_REQUEST', 'the request is not valid HTTP/1.1'];
+  const correlationId = randomUUID();
+  this.log.info({ reason, status, correlationId, code: error.code }, 'request refused');
+  if (socket.writable) {
+    const body = JSON.stringify(problem(status, reason, detail, { correlationId }));
+    socket.write(
+      [
+        `HTTP/1.1 ${status} ${STATUS_CODES[status]}`,
+        `content-type: ${PROBLEM_CONTENT_TYPE}`,
+        `content-length: ${Buffer.byteLength(body)}`,
+        `x-correlation-id: ${correlationId}`,
+        'connection: close',
+        '',
+        body,
+      ].join('\r\n'),
+    );
+  }
+  socket.destroy();
+}
