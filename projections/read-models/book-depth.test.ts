@@ -77,6 +77,34 @@ describe('order-book depth', () => {
       )
       .thenNoRow(BOOK_ORDERS, { symbol: 'PETR4', order_id: 'o1' }));
 
+  it('moves the book’s sequence and time with every event of the book, not only its trades', () => {
+    const later = at + 60_000;
+    const event = (type: string, sequence: number, data: object = {}) =>
+      recorded(book, type, { sequence, at: later, orderId: 'o1', accountId: 'a1', side: 'SELL', ...data });
+    const opened = recorded(book, 'BookOpened', {
+      sequence: 1,
+      at,
+      symbol: 'PETR4',
+      referencePrice: 3_250,
+      priceBandBps: 1_000,
+    });
+    const moved = { sequence: 3, updated_at: new Date(later) };
+    for (const [type, data] of [
+      ['OrderRested', { price: 3_300, remaining: 100, displayedQuantity: 100 }],
+      ['OrderCanceled', { remaining: 100, reason: 'CANCELED_BY_TRADER' }],
+      ['OrderExpired', { remaining: 100, reason: 'END_OF_DAY' }],
+      ['OrderModified', { quantity: 50, remaining: 50, priority: 'KEPT' }],
+      ['IcebergReplenished', { price: 3_300, displayedQuantity: 100 }],
+      ['OrderAccepted', { orderType: 'LIMIT', timeInForce: 'DAY', quantity: 100, price: 3_300 }],
+      ['OrderRejected', { reason: 'PRICE_BAND' }],
+      ['RequestRejected', { request: 'CANCEL', reason: 'UNKNOWN_ORDER' }],
+      ['SessionEnded', {}],
+    ] as const)
+      given(opened, rested('o1', 'SELL', 3_300, 100, 2))
+        .when(event(type, 3, data))
+        .thenRow(BOOKS, { symbol: 'PETR4' }, { ...moved, status: 'OPEN', reference_price: 3_250 });
+  });
+
   it("keeps the engine's halt and its reason until the book resumes", () => {
     const opened = recorded(book, 'BookOpened', {
       sequence: 1,
@@ -132,6 +160,10 @@ describe('order-book depth', () => {
         return [...map.values()].sort((a, b) => direction * (a.price - b.price));
       };
       expect(engine.bids.length + engine.asks.length, bookStreamId(symbol)).toBeGreaterThan(0);
+      const [row] = tables.rows(BOOKS).filter((candidate) => candidate.symbol === symbol);
+      expect(row?.sequence, bookStreamId(symbol)).toBe(
+        (history.at(-1)!.data as { sequence: number }).sequence,
+      );
       expect(levels('BUY', -1)).toEqual(engine.bids);
       expect(levels('SELL', 1)).toEqual(engine.asks);
     }

@@ -16,7 +16,9 @@ export const BOOKS = 'books';
 export const bookDepthProjection: ProjectionDefinition = {
   name: 'book_depth',
   // 2: books keep the halt's reason, and a book halted before it opened has no reference price yet.
-  version: 2,
+  // 3: every event of a book moves its sequence and time (2 moved them on status changes and
+  // trades only, so a rest, cancel or expiry left the book's sequence behind its levels).
+  version: 3,
   source: 'b3',
   store: 'postgres',
   tables: [
@@ -61,7 +63,10 @@ export const bookDepthProjection: ProjectionDefinition = {
   },
 };
 
-/** What every event of a book carries: the book's sequence and time move with each one. */
+/**
+ * What every event of a book carries: the book's sequence and time move with each one, so the
+ * view's `sequence` is that of the last event it includes (the one a stream's book message names).
+ */
 interface BookEventData {
   sequence: number;
   at: number;
@@ -112,7 +117,15 @@ function projectBook(symbol: string, event: RecordedBookEvent | RecordedEvent): 
       // OPEN, or back to not open for a book halted before it opened: its reference price is null.
       return [book(symbol, data, { status: 'OPEN', halt_reason: null })];
   }
+  // Every other event of the book moves the book's sequence and time; one that changes the levels
+  // also changes its order's row.
   const typed = event as RecordedBookEvent;
+  const traded: Record<string, number> =
+    typed.type === 'OrdersMatched' ? { last_trade_price: typed.data.price } : {};
+  return [book(symbol, data, traded), ...projectOrders(symbol, typed)];
+}
+
+function projectOrders(symbol: string, typed: RecordedBookEvent): Change[] {
   switch (typed.type) {
     case 'OrderRested': {
       const rested = typed.data;
@@ -135,8 +148,7 @@ function projectBook(symbol: string, event: RecordedBookEvent | RecordedEvent): 
     }
     case 'OrdersMatched': {
       const matched = typed.data;
-      const changes: Change[] = [book(symbol, data, { last_trade_price: matched.price })];
-      changes.push(
+      const changes: Change[] = [
         matched.restingRemaining === 0
           ? { kind: 'delete', table: BOOK_ORDERS, key: orderKey(symbol, matched.restingOrderId) }
           : {
@@ -146,7 +158,7 @@ function projectBook(symbol: string, event: RecordedBookEvent | RecordedEvent): 
               set: { remaining: matched.restingRemaining },
               add: { displayed: -matched.quantity },
             },
-      );
+      ];
       // A fully filled incoming order never rests; one that rested earlier (a modify that lost
       // priority) is gone too.
       if (matched.incomingRemaining === 0)

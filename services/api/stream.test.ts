@@ -95,7 +95,7 @@ describe('live updates over WebSocket', () => {
     client.socket.terminate();
   });
 
-  it("tells a book's subscribers when an admin halts and resumes its instrument", async () => {
+  it("tells a book's subscribers once when an admin halts and resumes its instrument, with the book's sequence", async () => {
     const standard = await open('/v1/stream?symbols=BBSE3', alice.token);
     const fractional = await open('/v1/stream?symbols=BBSE3F', alice.token);
     const other = await open('/v1/stream?symbols=VALE3', alice.token);
@@ -108,19 +108,52 @@ describe('live updates over WebSocket', () => {
         headers: { authorization: `Bearer ${admin}` },
         payload,
       });
+    // This app runs no engine: the books' events are appended as the engine appends them when the
+    // order process brings it the admin's halt and resume (one per book, the halt with its reason).
+    const engine = (type: 'TradingHalted' | 'TradingResumed', sequence: number, data: object = {}) =>
+      Promise.all(
+        ['BBSE3', 'BBSE3F'].map((symbol) =>
+          api.b3.append(`book-${symbol}`, [
+            {
+              id: randomUUID(),
+              type,
+              data: { sequence, at: Date.now(), ...data },
+              metadata: {
+                correlationId: 'c',
+                causationId: 'c',
+                actor: 'b3-engine',
+                occurredAt: new Date().toISOString(),
+              },
+            },
+          ]),
+        ),
+      );
     expect((await admit('halt', { reason: 'circuit breaker' })).statusCode).toBe(200);
+    await engine('TradingHalted', 1, { reason: 'circuit breaker' });
     expect((await admit('resume', {})).statusCode).toBe(200);
+    await engine('TradingResumed', 2);
     const books = (client: { messages: Array<Record<string, unknown>> }) =>
       client.messages.filter((message) => message.channel === 'book');
-    await until(() => books(standard).length === 2 && books(fractional).length === 2);
+    // The books' resumes are the last events: once they are in, nothing else is on its way.
+    const resumedAtB3 = (client: { messages: Array<Record<string, unknown>> }) =>
+      books(client).some((message) => message.event === 'TradingResumed' && message.sequence !== undefined);
+    await until(() => resumedAtB3(standard) && resumedAtB3(fractional));
     for (const [client, symbol] of [
       [standard, 'BBSE3'],
       [fractional, 'BBSE3F'],
-    ] as const)
+    ] as const) {
+      // One message per halt and per resume, each from the book itself: its sequence, and the reason.
       expect(books(client)).toEqual([
-        { channel: 'book', symbol, event: 'TradingHalted', reason: 'circuit breaker' },
-        { channel: 'book', symbol, event: 'TradingResumed' },
+        {
+          channel: 'book',
+          symbol,
+          event: 'TradingHalted',
+          reason: 'circuit breaker',
+          sequence: 1,
+        },
+        { channel: 'book', symbol, event: 'TradingResumed', sequence: 2 },
       ]);
+    }
     expect(books(other)).toEqual([]);
     for (const client of [standard, fractional, other]) client.socket.terminate();
   });

@@ -127,17 +127,19 @@ class StreamHub {
     } else if (event.streamId.startsWith('book-')) {
       const symbol = event.streamId.slice('book-'.length);
       await this.readable('book_depth', event);
+      // A halt says why: an admin's halt reaches each of the instrument's books (standard and
+      // fractional) with the admin's reason, so its subscribers hear it once, from the book.
       this.send((client) => client.symbols.has(symbol), {
         channel: 'book',
         symbol,
         event: event.type,
         sequence: data.sequence,
+        ...(event.type === 'TradingHalted' && data.reason !== undefined ? { reason: data.reason } : {}),
       });
     }
   }
 
   private async onBroker(event: RecordedEvent): Promise<void> {
-    if (event.streamId.startsWith('instrument-')) return this.onInstrument(event);
     if (!event.streamId.startsWith('order-')) return;
     const data = event.data as Record<string, unknown>;
     const orderId = String(data.orderId ?? event.streamId.slice('order-'.length));
@@ -159,22 +161,6 @@ class StreamHub {
       event: event.type,
       ...rest,
     });
-  }
-
-  /**
-   * An admin's halt or resume changes the status both of the instrument's books show (standard and
-   * fractional market): their subscribers hear it as a book change, with the halt's reason.
-   */
-  private onInstrument(event: RecordedEvent): void {
-    if (event.type !== 'TradingHalted' && event.type !== 'TradingResumed') return;
-    const data = event.data as { symbol: string; reason?: string };
-    for (const symbol of [data.symbol, `${data.symbol}F`])
-      this.send((client) => client.symbols.has(symbol), {
-        channel: 'book',
-        symbol,
-        event: event.type,
-        ...(data.reason !== undefined ? { reason: data.reason } : {}),
-      });
   }
 }
 
