@@ -1,4 +1,4 @@
-import type { FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
 import { accountDecider, accountStreamId } from '../../domain/broker/account/account.ts';
 import { InstrumentNotFound } from '../../domain/broker/instrument/errors.ts';
 import { instrumentDecider, instrumentStreamId } from '../../domain/broker/instrument/instrument.ts';
@@ -12,6 +12,7 @@ import {
   type RouteContext,
   requireRoles,
 } from './context.ts';
+import type { ProjectionsControl } from './ports.ts';
 import { ApiProblem } from './problem.ts';
 import { instrumentAnswer } from './routes-trading.ts';
 import {
@@ -64,21 +65,7 @@ export function adminRoutes(app: App, context: RouteContext): void {
       },
     },
     async (request, reply) => {
-      const { name } = request.params;
-      const control = projections();
-      if (control.projectors && name !== 'all' && !control.projectors.has(name))
-        throw new ApiProblem(
-          404,
-          'PROJECTION_NOT_FOUND',
-          `no projection ${name} (known: ${[...control.projectors.keys()].join(', ')}, or all)`,
-        );
-      const log = request.log;
-      // Rebuilding takes as long as the history: answer now, report progress in the logs and the status.
-      control
-        .rebuild(name, (progress) => log.debug({ projection: name, progress }, 'rebuild progress'))
-        .then(() => log.info({ projection: name }, 'rebuild done'))
-        .catch((error: unknown) => log.error({ projection: name, err: error }, 'rebuild failed'));
-      return reply.code(202).send({ projection: name, status: 'REBUILDING' });
+      return reply.code(202).send(startRebuild(projections(), request.params.name, request.log));
     },
   );
 
@@ -293,4 +280,28 @@ export function adminRoutes(app: App, context: RouteContext): void {
     },
     async (request) => resume(request, metadataOf(request)),
   );
+}
+
+/**
+ * Starts rebuilding read model `name` (or `all`) and says so at once, for a 202: a rebuild takes as
+ * long as the history, so its progress goes to the logs and the projections' status. 404 for a
+ * name the projections do not know. Where the projections run: the API in `tradecore start`, the
+ * projector's own port in connected mode.
+ */
+export function startRebuild(
+  control: Pick<ProjectionsControl, 'projectors' | 'rebuild'>,
+  name: string,
+  log: FastifyBaseLogger,
+): { projection: string; status: 'REBUILDING' } {
+  if (control.projectors && name !== 'all' && !control.projectors.has(name))
+    throw new ApiProblem(
+      404,
+      'PROJECTION_NOT_FOUND',
+      `no projection ${name} (known: ${[...control.projectors.keys()].join(', ')}, or all)`,
+    );
+  control
+    .rebuild(name, (progress) => log.debug({ projection: name, progress }, 'rebuild progress'))
+    .then(() => log.info({ projection: name }, 'rebuild done'))
+    .catch((error: unknown) => log.error({ projection: name, err: error }, 'rebuild failed'));
+  return { projection: name, status: 'REBUILDING' };
 }

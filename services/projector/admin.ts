@@ -1,6 +1,6 @@
 import type { TokenIssuer } from '../api/auth.ts';
 import type { App } from '../api/context.ts';
-import { ApiProblem } from '../api/problem.ts';
+import { startRebuild } from '../api/routes-admin.ts';
 import { NoBody, ProjectionParams } from '../api/schemas.ts';
 import { adminsOnly } from '../shared/ops-admin.ts';
 import type { ProjectionRegistry } from '../shared/read-models.ts';
@@ -31,20 +31,7 @@ export function projectionAdminRoutes(
     '/v1/admin/projections/:name/rebuild',
     { onRequest: admins, schema: { params: ProjectionParams, body: NoBody } },
     async (request, reply) => {
-      const { name } = request.params;
-      if (name !== 'all' && !projections.projectors.has(name))
-        throw new ApiProblem(
-          404,
-          'PROJECTION_NOT_FOUND',
-          `no projection ${name} (known: ${[...projections.projectors.keys()].join(', ')}, or all)`,
-        );
-      const log = request.log;
-      // Rebuilding takes as long as the history: answer now, report progress in the logs and the status.
-      projections
-        .rebuild(name, (progress) => log.debug({ projection: name, progress }, 'rebuild progress'))
-        .then(() => log.info({ projection: name }, 'rebuild done'))
-        .catch((error: unknown) => log.error({ projection: name, err: error }, 'rebuild failed'));
-      return reply.code(202).send({ projection: name, status: 'REBUILDING' });
+      return reply.code(202).send(startRebuild(projections, request.params.name, request.log));
     },
   );
 }
