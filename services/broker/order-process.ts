@@ -38,7 +38,6 @@ import type {
   ResumeTradingBody,
 } from '../../domain/b3/order-messages.ts';
 import { b3ToBrokerSchemas, MESSAGE_SCHEMA_VERSION } from '../../domain/b3/order-messages.ts';
-import type { InstrumentEvent } from '../../domain/broker/instrument/events.ts';
 import {
   custodySymbol,
   instrumentDecider,
@@ -78,7 +77,12 @@ import type {
   TransportSubscription,
 } from '../../domain/shared/transport.ts';
 import type { RelayCheckpoints } from '../../projections/relay.ts';
-import { aggregateOf, type CommandMetadata, handleCommand } from '../shared/command-handler.ts';
+import {
+  aggregateOf,
+  type CommandMetadata,
+  type CommandResult,
+  handleCommand,
+} from '../shared/command-handler.ts';
 import { deterministicId } from '../shared/deterministic-id.ts';
 import { KeyedLanes } from '../shared/keyed-lanes.ts';
 import { type ServiceLogger, silentLogger } from '../shared/service-logger.ts';
@@ -331,7 +335,8 @@ export class OrderProcess {
   private dispatch(event: RecordedEvent, subscription: Subscription): void {
     const position = event.position;
     this.handling.add(position);
-    const instrument = isStatusChange(event)
+    const statusChanged = isStatusChange(event);
+    const instrument = statusChanged
       ? (event.data as { symbol: string }).symbol
       : event.type === 'OrderPlaced'
         ? custodySymbol((event.data as { symbol: string }).symbol)
@@ -339,7 +344,7 @@ export class OrderProcess {
     // Captured now, in store order: the status change an order placed after must wait for.
     const statusChange = instrument !== undefined ? this.statusChanges.get(instrument) : undefined;
     const step = this.orderLanes.run(event.streamId, () => this.onEvent(event, statusChange));
-    if (instrument !== undefined && isStatusChange(event)) {
+    if (instrument !== undefined && statusChanged) {
       const sent = step.then(() => undefined);
       this.statusChanges.set(instrument, sent);
       const forget = () => {
@@ -509,7 +514,6 @@ export class OrderProcess {
    * their ids derive from the event, so sending again (a replay) is recognised by B3.
    */
   private async onStatusChange(event: RecordedEvent): Promise<void> {
-    const change = event as RecordedEvent<InstrumentEvent['type']>;
     const instrument = (
       await loadAggregate(this.store, event.streamId, aggregateOf(instrumentDecider), {
         version: event.version,
@@ -517,7 +521,7 @@ export class OrderProcess {
     ).state;
     if (!instrument.listed) return;
     const books = [instrument.symbol, ...(instrument.fractionalSymbol ? [instrument.fractionalSymbol] : [])];
-    const halt = change.type === 'TradingHalted';
+    const halt = event.type === 'TradingHalted';
     const reason = halt ? (event.data as { reason: string }).reason : undefined;
     await Promise.all(
       books.map((symbol) => {
@@ -580,15 +584,14 @@ export class OrderProcess {
     command: WalletCommand,
     metadata: CommandMetadata,
     newEventId: NewEventId,
-  ): Promise<WalletEvent[]> {
+  ): Promise<CommandResult<Wallet, WalletEvent>> {
     const streamId = walletStreamId(accountId);
-    const result = await this.walletLanes.run(streamId, () =>
+    return this.walletLanes.run(streamId, () =>
       handleCommand(this.store, streamId, walletDecider, command, metadata, {
         newEventId,
         cache: this.wallets,
       }),
     );
-    return result.events;
   }
 
   private async referencePrice(symbol: string): Promise<number | undefined> {
@@ -749,11 +752,14 @@ export class OrderProcess {
    * (a warning; below zero, the wallet owes it), and a sale whose proceeds took the balance past the
    * exact range, which reservations are meant to prevent (an error).
    */
-  private reportUnusualSettlement(settled: WalletEvent[], accountId: string): void {
-    const wallet = this.wallets.get(walletStreamId(accountId))?.state;
-    const available = wallet?.cash.available;
+  private reportUnusualSettlement(
+    settled: Pick<CommandResult<Wallet, WalletEvent>, 'events' | 'state'>,
+    accountId: string,
+  ): void {
+    const wallet = settled.state;
+    const available = wallet.cash.available;
     const money = (cents: number) => (Number.isSafeInteger(cents) ? formatCents(cents) : String(cents));
-    for (const event of settled) {
+    for (const event of settled.events) {
       const { orderId, executionId, price } = event.data as {
         orderId: string;
         executionId: string;
@@ -765,15 +771,11 @@ export class OrderProcess {
           {
             ...details,
             fromAvailable: money(event.data.fromAvailable),
-            ...(available !== undefined ? { available: money(available) } : {}),
+            available: money(available),
           },
           'buy filled above its reservation: the excess was taken from available cash',
         );
-      if (
-        event.type === 'SellSettled' &&
-        wallet !== undefined &&
-        !Number.isSafeInteger(wallet.cash.available + wallet.cash.reserved)
-      )
+      if (event.type === 'SellSettled' && !Number.isSafeInteger(wallet.cash.available + wallet.cash.reserved))
         this.logger.error(
           { ...details, amount: money(event.data.amount) },
           "sale settled past the wallet's exact cash range: the balance is no longer exact",
