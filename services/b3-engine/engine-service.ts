@@ -57,7 +57,7 @@ import { type ServiceLogger, silentLogger } from '../shared/service-logger.ts';
 import {
   countEngineDecision,
   countEngineDuplicate,
-  engineMessages,
+  countEngineResent,
   referencePriceRejections,
 } from '../shared/trading-metrics.ts';
 import { BookDirectory } from './book-directory.ts';
@@ -809,7 +809,7 @@ export class EngineService {
       // A close with nothing to expire (only SessionEnded), a halt: nothing to report.
       if (outcome.value.length === 0) continue;
       reports += outcome.value.length;
-      engineMessages.inc({ type: String(events[0]!.metadata.sessionCommand), outcome: 'resent' });
+      countEngineResent(String(events[0]!.metadata.sessionCommand));
     }
     if (reports > 0) this.logger.info({ symbol, reports }, "session commands' reports sent again");
   }

@@ -125,6 +125,7 @@ const decidedAs = children((type) => ({
   accepted: engineMessages.labels({ type, outcome: 'accepted' }),
   unchanged: engineMessages.labels({ type, outcome: 'unchanged' }),
   duplicate: engineMessages.labels({ type, outcome: 'duplicate' }),
+  resent: engineMessages.labels({ type, outcome: 'resent' }),
   rejected: children((reason) => engineMessages.labels({ type, outcome: 'rejected', reason })),
   matching: matchingSeconds.labels({ type }),
 }));
@@ -182,4 +183,9 @@ export function countEngineDecision(
 /** A redelivered request the engine found booked already: its decision was counted when it was made. */
 export function countEngineDuplicate(type: string): void {
   decidedAs(type).duplicate.inc();
+}
+
+/** A session command whose reports a book's recovery sent again after a crash. */
+export function countEngineResent(type: string): void {
+  decidedAs(type).resent.inc();
 }
