@@ -6,6 +6,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import pino from 'pino';
 import { register } from 'prom-client';
 import { AggregateCache } from '../../domain/shared/aggregate.ts';
+import { withTimeout } from '../shared/deadline.ts';
 import { KeyedLanes } from '../shared/keyed-lanes.ts';
 import type { ApiDeps, App, RouteContext } from './context.ts';
 import { ensureDefaultMetrics, httpDuration } from './metrics.ts';
@@ -208,14 +209,4 @@ function operationsRoutes(app: App, context: RouteContext): void {
     { schema: { tags: ['operations'], summary: 'Prometheus metrics' } },
     async (_request, reply) => reply.type(register.contentType).send(await register.metrics()),
   );
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
 }

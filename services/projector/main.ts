@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { TokenIssuer } from '../api/auth.ts';
 import type { Config } from '../shared/config.ts';
 import { lockEmbeddedDataFolder } from '../shared/data-lock.ts';
+import { withDeadline } from '../shared/deadline.ts';
 import { connectEventStores } from '../shared/event-stores.ts';
 import { type RunningService, ShutdownStack, startOpsServer } from '../shared/ops-server.ts';
 import {
@@ -81,17 +82,4 @@ export async function startProjectorService(config: Config, logger: Logger): Pro
     await stack.stop();
     throw error;
   }
-}
-
-/** Resolves when `work` does, or after `ms` having called `onCut` (the work is left running). */
-function withDeadline(work: Promise<unknown>, ms: number, onCut: () => void): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<void>((resolve) => {
-    timer = setTimeout(() => {
-      onCut();
-      resolve();
-    }, ms);
-  });
-  work.catch(() => {});
-  return Promise.race([work.then(() => undefined), deadline]).finally(() => clearTimeout(timer));
 }

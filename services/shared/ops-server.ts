@@ -5,6 +5,7 @@ import { register } from 'prom-client';
 import type { App } from '../api/context.ts';
 import { ensureDefaultMetrics } from '../api/metrics.ts';
 import { answerWithProblems, problemServerOptions } from '../api/problem-answers.ts';
+import { withTimeout } from './deadline.ts';
 import { listenError } from './listen.ts';
 
 /** One dependency `/health/ready` checks: resolves when reachable, throws (or rejects) when not. */
@@ -76,16 +77,6 @@ export function buildOpsServer(options: Omit<OpsServerOptions, 'port' | 'host'>)
   );
   options.routes?.(app);
   return app;
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
 }
 
 /** A service started by `tradecore serve`: where it listens, what to tell its operator, how to stop it. */

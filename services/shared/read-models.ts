@@ -11,6 +11,7 @@ import { readModelProjections } from '../../projections/read-models/index.ts';
 import { type ReadModelStores, storeFor } from '../../projections/read-models/queries.ts';
 import type { ReadModelStore } from '../../projections/store.ts';
 import { b3DatabaseVariable, type Config, reaching, redact } from './config.ts';
+import { withDeadline, withTimeout } from './deadline.ts';
 import type { EventStores } from './event-stores.ts';
 
 export type { ReadModelStores } from '../../projections/read-models/queries.ts';
@@ -147,19 +148,11 @@ export function readModelStoresReadiness(
   return async () => {
     const results = await Promise.all(
       [...probes].map(async ([store, projection]) => {
-        let timer: NodeJS.Timeout | undefined;
         try {
-          await Promise.race([
-            store.builtVersion(projection),
-            new Promise((_, reject) => {
-              timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-            }),
-          ]);
+          await withTimeout(store.builtVersion(projection), timeoutMs);
           return undefined;
         } catch (error) {
           return `${store.kind}: ${error instanceof Error ? error.message : String(error)}`;
-        } finally {
-          clearTimeout(timer);
         }
       }),
     );
@@ -261,20 +254,14 @@ export async function startProjections(options: StartProjectionsOptions): Promis
           }),
         );
       })();
-      let timer: NodeJS.Timeout | undefined;
-      const deadline = new Promise<'cut'>((resolve) => {
-        timer = setTimeout(() => resolve('cut'), deadlineMs);
-      });
-      const outcome = await Promise.race([stopped, deadline]).finally(() => clearTimeout(timer));
-      if (outcome === 'cut') {
-        // What they were writing rolls back (or, on Mongo, is guarded by position): the next start
-        // applies it again from the stored checkpoint.
-        stopped.catch(() => {});
+      // What they were writing when cut rolls back (or, on Mongo, is guarded by position): the next
+      // start applies it again from the stored checkpoint.
+      await withDeadline(stopped, deadlineMs, () =>
         options.logger?.error(
           { projections: [...stopping], deadlineMs },
           `projections not stopped within ${deadlineMs} ms, cut: ${[...stopping].join(', ')} (their batch in flight is applied again from the checkpoint at the next start)`,
-        );
-      } else await stopped;
+        ),
+      );
     },
   };
 }
