@@ -1,7 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -9,6 +7,7 @@ import { loadConfig } from '../shared/config.ts';
 import { LOCK_FILE } from '../shared/data-lock.ts';
 import { ListenError } from '../shared/listen.ts';
 import { startTradecore } from './main.ts';
+import { occupiedPort } from './testing.ts';
 
 // The port is taken between the early check and the listen (another process was quicker): the
 // check is left out, so the start gets as far as the listen.
@@ -18,19 +17,14 @@ vi.mock('../shared/listen.ts', async (original) => ({
 }));
 
 let dataDir: string;
-let occupied: Server;
+let fixture: Awaited<ReturnType<typeof occupiedPort>> | undefined;
 let port: number;
 
 beforeAll(async () => {
-  dataDir = await mkdtemp(join(tmpdir(), 'tradecore-listen-race-'));
-  occupied = createServer();
-  await new Promise<void>((resolve) => occupied.listen(0, '127.0.0.1', resolve));
-  port = (occupied.address() as { port: number }).port;
+  fixture = await occupiedPort('tradecore-listen-race-');
+  ({ dataDir, port } = fixture);
 });
-afterAll(async () => {
-  await new Promise((resolve) => occupied.close(resolve));
-  await rm(dataDir, { recursive: true, force: true });
-});
+afterAll(() => fixture?.release());
 
 describe('tradecore start when the listen itself fails', () => {
   it('closes what it opened, and says where the admin password it generated is kept', async () => {

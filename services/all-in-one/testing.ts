@@ -1,3 +1,8 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
 /** What the tests of `tradecore start` share: a JSON client for its HTTP API, and waiting on it. */
 
 /** Calls `url` as a user's HTTP client would: JSON in and out, an optional bearer token. */
@@ -33,4 +38,21 @@ export async function until<T>(
     if (ok(value) || Date.now() > deadline) return value;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+/** A fresh data folder and a loopback port another server holds: a start that cannot listen. */
+export async function occupiedPort(
+  folderPrefix: string,
+): Promise<{ dataDir: string; port: number; release(): Promise<void> }> {
+  const dataDir = await mkdtemp(join(tmpdir(), folderPrefix));
+  const occupied = createServer();
+  await new Promise<void>((resolve) => occupied.listen(0, '127.0.0.1', resolve));
+  return {
+    dataDir,
+    port: (occupied.address() as { port: number }).port,
+    async release() {
+      await new Promise((resolve) => occupied.close(resolve));
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
 }

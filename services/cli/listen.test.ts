@@ -4,17 +4,15 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { occupiedPort } from '../all-in-one/testing.ts';
 import { LOCK_FILE } from '../shared/data-lock.ts';
 
 const bin = fileURLToPath(new URL('./bin.js', import.meta.url));
 let dataDir: string;
-let occupied: Server;
+let fixture: Awaited<ReturnType<typeof occupiedPort>> | undefined;
 let port: number;
 
 function tradecore(extra: Record<string, string>, ...args: string[]) {
@@ -33,15 +31,10 @@ function tradecore(extra: Record<string, string>, ...args: string[]) {
 }
 
 beforeAll(async () => {
-  dataDir = await mkdtemp(join(tmpdir(), 'tradecore-listen-'));
-  occupied = createServer();
-  await new Promise<void>((resolve) => occupied.listen(0, '127.0.0.1', resolve));
-  port = (occupied.address() as { port: number }).port;
+  fixture = await occupiedPort('tradecore-listen-');
+  ({ dataDir, port } = fixture);
 });
-afterAll(async () => {
-  await new Promise((resolve) => occupied.close(resolve));
-  await rm(dataDir, { recursive: true, force: true });
-});
+afterAll(() => fixture?.release());
 
 describe('tradecore start where it cannot listen', () => {
   it('says in one line that the port is in use, at once, and leaves the data folder as it was', async () => {
