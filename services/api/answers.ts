@@ -73,7 +73,12 @@ export const OrderAnswer = z.strictObject({
   cancelRequested: z.boolean(),
   rejectReason: z.string().nullable(),
   rejectDetail: z.string().nullable(),
-  cancelReason: z.string().nullable(),
+  cancelReason: z
+    .string()
+    .nullable()
+    .describe(
+      'why a CANCELED order was canceled (CANCELED_BY_TRADER, CANCELED_BY_ADMIN, …) or an EXPIRED one expired (END_OF_DAY, GOOD_TILL_DATE)',
+    ),
   placedAt: Instant,
   updatedAt: Instant,
   version: z.number().int().describe('the order stream version the answer includes'),
