@@ -23,6 +23,30 @@ beforeAll(async () => {
 }, 180_000);
 afterAll(async () => api?.close());
 
+/** A book event as the B3 engine appends it. */
+const engineEvent = (type: string, data: object) => ({
+  id: randomUUID(),
+  type,
+  data: { at: Date.now(), ...data },
+  metadata: {
+    correlationId: randomUUID(),
+    causationId: randomUUID(),
+    actor: 'b3-engine',
+    occurredAt: new Date().toISOString(),
+  },
+});
+
+/** `GET /v1/market/{symbol}/book` as alice reads it. */
+async function aliceBook(symbol: string) {
+  const response = await api.app.inject({
+    method: 'GET',
+    url: `/v1/market/${symbol}/book`,
+    headers: auth(alice.token),
+  });
+  expect(response.statusCode, response.body).toBe(200);
+  return response.json() as { status: string; haltReason: string | null };
+}
+
 describe('the HTTP API on PGlite', () => {
   it('registers, logs in and says who the token belongs to', async () => {
     const me = await api.app.inject({ method: 'GET', url: '/v1/auth/me', headers: auth(alice.token) });
@@ -405,27 +429,9 @@ describe('the HTTP API on PGlite', () => {
     const admin = await api.adminToken();
     // The B3 engine opened TAEE11's book (its first order did); TAEE11F's it never opened.
     await api.b3.append(bookStreamId('TAEE11'), [
-      {
-        id: randomUUID(),
-        type: 'BookOpened',
-        data: { sequence: 1, at: Date.now(), symbol: 'TAEE11', referencePrice: 36_20, priceBandBps: 1000 },
-        metadata: {
-          correlationId: randomUUID(),
-          causationId: randomUUID(),
-          actor: 'b3-engine',
-          occurredAt: new Date().toISOString(),
-        },
-      },
+      engineEvent('BookOpened', { sequence: 1, symbol: 'TAEE11', referencePrice: 36_20, priceBandBps: 1000 }),
     ]);
-    const book = async (symbol: string) => {
-      const response = await api.app.inject({
-        method: 'GET',
-        url: `/v1/market/${symbol}/book`,
-        headers: auth(alice.token),
-      });
-      expect(response.statusCode, response.body).toBe(200);
-      return response.json() as { status: string; haltReason: string | null };
-    };
+    const book = aliceBook;
     await eventually(async () => ((await book('TAEE11')).status === 'OPEN' ? true : undefined));
     expect(await book('TAEE11F')).toMatchObject({ status: 'NOT_OPEN' });
 
@@ -446,26 +452,7 @@ describe('the HTTP API on PGlite', () => {
   });
 
   it("shows the B3 engine's status of a book: halted there, it is HALTED with the engine's reason, whatever the catalogue says", async () => {
-    const engineEvent = (type: string, data: object) => ({
-      id: randomUUID(),
-      type,
-      data: { at: Date.now(), ...data },
-      metadata: {
-        correlationId: randomUUID(),
-        causationId: randomUUID(),
-        actor: 'b3-engine',
-        occurredAt: new Date().toISOString(),
-      },
-    });
-    const book = async (symbol: string) => {
-      const response = await api.app.inject({
-        method: 'GET',
-        url: `/v1/market/${symbol}/book`,
-        headers: auth(alice.token),
-      });
-      expect(response.statusCode, response.body).toBe(200);
-      return response.json() as { status: string; haltReason: string | null };
-    };
+    const book = aliceBook;
     await api.b3.append(bookStreamId('WEGE3'), [
       engineEvent('BookOpened', { sequence: 1, symbol: 'WEGE3', referencePrice: 40_00, priceBandBps: 1000 }),
       // The halt the catalogue sent reached the engine; the catalogue has resumed since, and the
