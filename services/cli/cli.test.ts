@@ -291,7 +291,17 @@ describe('tradecore CLI', () => {
     expect(unknown.stderr).toContain('unknown command "replya"');
     const option = await tradecore('projections', 'status', '--verbose');
     expect(option.code).toBe(2);
-    expect(option.stderr).toContain("'--verbose'");
+    expect(option.stderr).toBe('tradecore: unknown option --verbose (tradecore help shows the usage)\n');
+    // node's own parse messages span lines; ours is one, naming the option.
+    const dashed = await tradecore('audit', 'state', 'wallet-x', '--version', '-1');
+    expect(dashed.code).toBe(2);
+    expect(dashed.stderr).toBe(
+      'tradecore: --version needs a value; one that starts with "-" is written --version=-… (tradecore help shows the usage)\n',
+    );
+    const missing = await tradecore('audit', 'state', 'wallet-x', '--version');
+    expect(missing.stderr).toBe('tradecore: --version needs a value (tradecore help shows the usage)\n');
+    const flag = await tradecore('projections', 'status', '--json=yes');
+    expect(flag.stderr).toBe('tradecore: --json takes no value (tradecore help shows the usage)\n');
     // A `.env` in the working folder fills what the environment leaves unset.
     const folder = await mkdtemp(join(tmpdir(), 'tradecore-cli-env-'));
     await writeFile(join(folder, '.env'), 'PRICE_BAND_PERCENT=250\nLOG_LEVEL=nonsense\n');

@@ -211,9 +211,10 @@ function help(): number {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error: unknown) => {
-    if (error instanceof UsageError || isParseArgsError(error)) {
+    const usageProblem = error instanceof UsageError ? error.message : parseArgsProblem(error);
+    if (usageProblem !== undefined) {
       // One line naming what was wrong; the whole usage is one `tradecore help` away.
-      console.error(`tradecore: ${(error as Error).message} (tradecore help shows the usage)`);
+      console.error(`tradecore: ${usageProblem} (tradecore help shows the usage)`);
       process.exit(2);
     }
     if (
@@ -231,9 +232,19 @@ main(process.argv.slice(2)).then(
   },
 );
 
-function isParseArgsError(error: unknown): boolean {
-  return (
-    error instanceof TypeError &&
-    String((error as { code?: unknown }).code ?? '').startsWith('ERR_PARSE_ARGS')
-  );
+/**
+ * node's parseArgs explains itself over several lines, in its own quoting: one line of ours
+ * instead, naming the option. Undefined when the error is not parseArgs'.
+ */
+function parseArgsProblem(error: unknown): string | undefined {
+  const code = String((error as { code?: unknown }).code ?? '');
+  if (!(error instanceof TypeError) || !code.startsWith('ERR_PARSE_ARGS')) return undefined;
+  const option = /'(-{1,2}[^' ]+)/.exec(error.message)?.[1];
+  if (option === undefined) return error.message.split('\n')[0];
+  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return `unknown option ${option}`;
+  if (error.message.includes('does not take an argument')) return `${option} takes no value`;
+  if (error.message.includes('ambiguous'))
+    return `${option} needs a value; one that starts with "-" is written ${option}=-…`;
+  if (error.message.includes('argument missing')) return `${option} needs a value`;
+  return error.message.split('\n')[0];
 }
