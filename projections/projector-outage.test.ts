@@ -208,6 +208,56 @@ describe('a live projector and an event it cannot apply', () => {
   });
 });
 
+describe('a failed projector and a rebuild in another process', () => {
+  it('follows again once the rebuilt tables are past the event that failed it (tradecore projections rebuild)', async () => {
+    const { store, direct } = await stores.MariaDB!();
+    const source = new MemoryEventStore();
+    const accounts = accountsProjection();
+    // What failed it (a bug since fixed, a row since removed) is gone by the time of the rebuild.
+    let broken = true;
+    const projection: ProjectionDefinition = {
+      ...accounts,
+      project: (event) => {
+        if (broken && event.type === 'Poison') throw new Error(`cannot apply ${event.type}`);
+        return event.type === 'Poison' ? [] : accounts.project(event);
+      },
+    };
+    const projector = new Projector({ projection, source, store, lagRefreshMs: 100 });
+    cleanups.push(() => projector.stop());
+    await projector.start();
+    await source.append('account-a', [deposited('a', 5)]);
+    await source.append('account-a', [{ ...deposited('a', 5), type: 'Poison' }]);
+    await source.append('account-a', [deposited('a', 7)]);
+    await until('the projector failed', async () =>
+      (await projector.status()).state === 'failed' ? true : undefined,
+    );
+    // Nothing moved its checkpoint: it stays failed, though it looks.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect((await projector.status()).state).toBe('failed');
+
+    broken = false;
+    // The CLI's: a projector of its own that does not follow, on the same store, rebuilt.
+    const rebuilder = new Projector({ projection, source, store: direct });
+    await rebuilder.rebuild();
+    await rebuilder.stop();
+
+    await source.append('account-a', [deposited('a', 11)]);
+    const following = await until(
+      'the projector following again',
+      async () => {
+        const status = await projector.status();
+        return status.state === 'running' && status.checkpoint === 4 ? status : undefined;
+      },
+      20_000,
+    );
+    expect(following.error).toBeUndefined();
+    const [balances] = projection.tables.map((table) => table.name);
+    expect((await direct.find(projection, balances!)).map((row) => [row.account, row.balance])).toEqual([
+      ['a', 23],
+    ]);
+  }, 60_000);
+});
+
 describe('stopping the projections while their store hangs', () => {
   it('gives up after the deadline, naming the projection cut', async () => {
     const { proxy, store } = await stores.Mongo!();

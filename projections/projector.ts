@@ -23,8 +23,9 @@ export interface RebuildProgress {
 /**
  * `retrying`: a transient error (the store or the event store unreachable, a deadlock) stopped
  * the live follower, which follows again from the stored checkpoint after a backoff. `failed`:
- * an error that would happen again (an event the projection cannot apply) stopped it for good,
- * until a rebuild or a restart.
+ * an error that would happen again (an event the projection cannot apply) stopped it, until a
+ * rebuild, a restart, or its stored checkpoint moved past the failure by another process (a
+ * rebuild there, `tradecore projections rebuild`).
  */
 export type ProjectorState = 'stopped' | 'starting' | 'running' | 'retrying' | 'rebuilding' | 'failed';
 
@@ -113,6 +114,9 @@ export class Projector {
   private retries = 0;
   private retryTimer: NodeJS.Timeout | undefined;
   private lagTimer: NodeJS.Timeout | undefined;
+  /** The stored checkpoint when it failed, and the look at whether it has moved since (see `followAgainIfMovedOn`). */
+  private failedAt = 0;
+  private lookingPastFailure: Promise<void> | undefined;
   private readonly batchSize: number;
   private readonly rebuildWindow: number;
   /** Callers of `whenApplied`, waiting for the checkpoint to reach their position. */
@@ -266,6 +270,7 @@ export class Projector {
 
   private fail(error: unknown): void {
     this.state = 'failed';
+    this.failedAt = this.persisted;
     this.wakeWaiters();
     this.lastError = error instanceof Error ? error.message : String(error);
     this.options.logger?.error({ projection: this.name, err: error }, 'projection stopped');
@@ -479,6 +484,37 @@ export class Projector {
   }
 
   /**
+   * A failed projector looks at its stored checkpoint on the lag timer: once another process has
+   * moved it past where this one failed — a rebuild there (`tradecore projections rebuild`) swapped
+   * in tables built past the event, or another instance applied it — the failure is behind it, and
+   * it follows again from there. Not onto tables another version of the projection built (a newer
+   * CLI's rebuild): that takes a restart with that version. A store it cannot read leaves it failed.
+   */
+  private followAgainIfMovedOn(): void {
+    if (this.lookingPastFailure) return;
+    const { projection, store } = this.options;
+    this.lookingPastFailure = (async () => {
+      const [stored, built] = await Promise.all([
+        store.checkpoint(projection.name, 'live'),
+        store.builtVersion(projection.name),
+      ]);
+      if (this.state !== 'failed' || !this.live || stored <= this.failedAt || built !== projection.version)
+        return;
+      this.options.logger?.info(
+        { projection: projection.name, failedAt: this.failedAt, checkpoint: stored },
+        'projection moved past its failure by another process: following again',
+      );
+      this.state = 'starting';
+      this.lastError = undefined;
+      await this.follow().catch((failure) => this.failOrRetry(failure));
+    })()
+      .catch(() => {})
+      .finally(() => {
+        this.lookingPastFailure = undefined;
+      });
+  }
+
+  /**
    * Keeps the lag gauges true while nothing is applied — a stalled or retrying projector is the
    * one whose lag matters — by reading the event store's head on a timer of its own.
    */
@@ -486,6 +522,7 @@ export class Projector {
     if (this.lagTimer) return;
     this.lagTimer = setInterval(() => {
       if (this.state === 'stopped') return;
+      if (this.state === 'failed') this.followAgainIfMovedOn();
       void this.status().catch(() => {});
     }, this.options.lagRefreshMs ?? 5_000);
     this.lagTimer.unref();

@@ -12,7 +12,7 @@ import type { ApiDeps, App, RouteContext } from './context.ts';
 import { ensureDefaultMetrics, httpDuration } from './metrics.ts';
 import { documentAnswers } from './openapi.ts';
 import { ApiProblem } from './problem.ts';
-import { answerWithProblems, problemServerOptions } from './problem-answers.ts';
+import { answerWithProblems, problemServerOptions, refuseWhileClosing } from './problem-answers.ts';
 import { redactUrl } from './redact.ts';
 import { adminRoutes } from './routes-admin.ts';
 import { auditRoutes } from './routes-audit.ts';
@@ -59,7 +59,7 @@ export async function buildApi(deps: ApiDeps): Promise<App> {
     loggerInstance: apiLogger(deps.logger ?? pino({ level: 'silent' })),
     bodyLimit: deps.bodyLimit ?? 16 * 1024,
     ...problemServerOptions(),
-    // While closing, new requests get a problem (SHUTTING_DOWN) from the hook below instead.
+    // While closing, new requests get a problem (SHUTTING_DOWN) from `refuseWhileClosing` instead.
     return503OnClosing: false,
   }).withTypeProvider<ZodTypeProvider>() as App;
   answerWithProblems(app);
@@ -71,19 +71,8 @@ export async function buildApi(deps: ApiDeps): Promise<App> {
   // Before the hooks below, which refuse requests (see `websocketSupport`).
   await websocketSupport(app);
 
-  let closing = false;
-  app.addHook('preClose', async () => {
-    closing = true;
-  });
-  app.addHook('onRequest', async (request, reply) => {
-    if (closing) {
-      reply.header('connection', 'close');
-      throw new ApiProblem(
-        503,
-        'SHUTTING_DOWN',
-        'the server is shutting down; retry on another instance or later',
-      );
-    }
+  refuseWhileClosing(app);
+  app.addHook('onRequest', async (request) => {
     const authorization = request.headers.authorization;
     const [scheme, token] = authorization?.trim().split(/\s+/, 2) ?? [];
     // The scheme is case-insensitive (RFC 9110).

@@ -9,7 +9,7 @@ import type {
   FastifyServerOptions,
 } from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
-import { PROBLEM_CONTENT_TYPE, problem, sendProblem, toProblem } from './problem.ts';
+import { ApiProblem, PROBLEM_CONTENT_TYPE, problem, sendProblem, toProblem } from './problem.ts';
 
 /**
  * How a tradecore HTTP server answers what goes wrong, the same on the API and on a service's own
@@ -91,6 +91,30 @@ export function answerWithProblems(app: FastifyInstance): void {
       problem(404, 'ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`),
     ),
   );
+}
+
+/**
+ * From the moment the server starts closing (the first step of a service's stop), a request that
+ * still arrives on an open connection — a load balancer's `/health/ready` probe on a kept-alive one
+ * — is answered 503 `SHUTTING_DOWN` with `connection: close` instead of being served, so that it
+ * goes to another instance. Build the server with `return503OnClosing: false`, or fastify answers
+ * these itself, with a body that is not a problem; on the API, add this after `websocketSupport`
+ * (it refuses requests).
+ */
+export function refuseWhileClosing(app: FastifyInstance): void {
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onRequest', async (_request, reply) => {
+    if (!closing) return;
+    reply.header('connection', 'close');
+    throw new ApiProblem(
+      503,
+      'SHUTTING_DOWN',
+      'the server is shutting down; retry on another instance or later',
+    );
+  });
 }
 
 /**

@@ -3,7 +3,7 @@
  * or JSON with `--json`), progress and errors to stderr; a bad argument is a `UsageError` naming
  * it (exit 2), a well-formed request that cannot be answered a `CommandFailed` (exit 1).
  */
-import type { ProjectorStatus, RebuildProgress } from '../../projections/projector.ts';
+import type { RebuildProgress } from '../../projections/projector.ts';
 import { checkAuditTraceCursor } from '../../projections/read-models/audit-trace.ts';
 import {
   b3AuditProjection,
@@ -15,6 +15,7 @@ import {
   createReadModels,
   InvalidCursor,
   MAX_PAGE,
+  storeFor,
 } from '../../projections/read-models/queries.ts';
 import {
   type AuditStateDefinition,
@@ -164,23 +165,55 @@ export async function rebuild(config: Config, name: string | undefined, io: Comm
   });
 }
 
-/** `tradecore projections status`. */
-export async function status(config: Config, io: CommandIo): Promise<ProjectorStatus[]> {
-  return withProjections(config, io, async (registry) => {
-    const statuses = await registry.status();
-    if (io.json) io.out(JSON.stringify({ projections: statuses }));
+/**
+ * A read model as `projections status` shows it: its checkpoint in its store, its event store's
+ * head and how far behind it the checkpoint is. No runtime state (`running`, `failed`, …): the CLI
+ * runs no projector, and whether one runs elsewhere is that process's to say (the projector's
+ * port, or `tradecore start`'s API: `GET /v1/admin/projections`).
+ */
+export interface ReadModelPosition {
+  projection: string;
+  store: string;
+  checkpoint: number;
+  head: number;
+  lagPositions: number;
+  behind: boolean;
+}
+
+/** `tradecore projections status`: every read model's position, read from the stores. */
+export async function status(config: Config, io: CommandIo): Promise<ReadModelPosition[]> {
+  return withStores(config, io, async (eventStores, readModelStores) => {
+    const positions = await Promise.all(
+      readModelProjections.map(async (projection): Promise<ReadModelPosition> => {
+        const store = storeFor(readModelStores, projection);
+        const [checkpoint, head] = await Promise.all([
+          store.checkpoint(projection.name, 'live'),
+          eventStores[projection.source].headPosition(),
+        ]);
+        const lagPositions = Math.max(0, head - checkpoint);
+        return {
+          projection: projection.name,
+          store: store.kind,
+          checkpoint,
+          head,
+          lagPositions,
+          behind: lagPositions > 0,
+        };
+      }),
+    );
+    if (io.json) io.out(JSON.stringify({ projections: positions }));
     else {
-      const rows = statuses.map((s) => [
-        s.projection,
-        s.store,
-        s.state,
-        String(s.checkpoint),
-        String(s.head),
-        String(s.lagPositions),
+      const rows = positions.map((p) => [
+        p.projection,
+        p.store,
+        String(p.checkpoint),
+        String(p.head),
+        String(p.lagPositions),
+        p.behind ? 'yes' : 'no',
       ]);
-      table(io, ['projection', 'store', 'state', 'checkpoint', 'head', 'lag'], rows);
+      table(io, ['projection', 'store', 'checkpoint', 'head', 'lag', 'behind'], rows);
     }
-    return statuses;
+    return positions;
   });
 }
 

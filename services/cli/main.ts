@@ -29,7 +29,7 @@ commands:
   demo                                   a short demo of the event stores, in a fresh folder of its own
   replay                                 rebuild every read model from history (same as: projections rebuild all)
   projections rebuild <name|all>         rebuild read models into fresh tables, swapped in when caught up
-  projections status                     checkpoint, head and lag of every read model
+  projections status                     checkpoint, head and lag of every read model, read from its store
   audit stream <stream> [--from N] [--limit N]
                                          a stream's events with their metadata (order-…, wallet-…, book-…, …)
   audit state <stream> [--version N | --at ISO]

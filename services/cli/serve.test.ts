@@ -11,6 +11,9 @@ import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isolatedName, testUrls } from '../../infra/test-infra/isolation.ts';
+import { loadConfig } from '../shared/config.ts';
+import { connectEventStores } from '../shared/event-stores.ts';
+import { deposit, eventually } from '../shared/trading-fixtures.ts';
 
 const bin = fileURLToPath(new URL('./bin.js', import.meta.url));
 let dataDir: string;
@@ -114,7 +117,7 @@ describe('tradecore serve projector on the real servers', () => {
   mysqlUrl.pathname = `/${database}`;
   const mongoUrl = new URL(urls.mongoUrl);
   mongoUrl.pathname = `/${database}`;
-  let child: ChildProcess | undefined;
+  const children: ChildProcess[] = [];
 
   beforeAll(async () => {
     const admin = new pg.Client({ connectionString: databaseUrl });
@@ -126,7 +129,7 @@ describe('tradecore serve projector on the real servers', () => {
     await mysqlAdmin.end();
   });
   afterAll(async () => {
-    child?.kill('SIGKILL');
+    for (const child of children) child.kill('SIGKILL');
     const admin = new pg.Client({ connectionString: databaseUrl });
     await admin.connect();
     await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
@@ -148,33 +151,37 @@ describe('tradecore serve projector on the real servers', () => {
     );
   });
 
-  it('answers /health/live, /health/ready and /metrics, and stops cleanly on SIGTERM', async () => {
+  const env = () => ({
+    DATABASE_URL: url.toString(),
+    MYSQL_URL: mysqlUrl.toString(),
+    MONGO_URL: mongoUrl.toString(),
+  });
+
+  /** `tradecore serve projector` in a child process, once it listens. */
+  async function serveProjector() {
     const started = spawn(process.execPath, [bin, 'serve', 'projector'], {
-      env: {
-        ...baseEnv(),
-        DATABASE_URL: url.toString(),
-        MYSQL_URL: mysqlUrl.toString(),
-        MONGO_URL: mongoUrl.toString(),
-        PORT: '0',
-        HOST: '127.0.0.1',
-      },
+      env: { ...baseEnv(), ...env(), PORT: '0', HOST: '127.0.0.1' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    child = started;
-    let stdout = '';
-    let stderr = '';
+    children.push(started);
+    const output = { stdout: '', stderr: '' };
     started.stderr?.on('data', (chunk) => {
-      stderr += chunk;
+      output.stderr += chunk;
     });
     const exited = new Promise<number | null>((resolve) => started.on('exit', (code) => resolve(code)));
     const baseUrl = await new Promise<string>((resolve, reject) => {
       started.stdout?.on('data', (chunk) => {
-        stdout += chunk;
-        const found = /health and metrics on (http:\/\/\S+)/.exec(stdout);
+        output.stdout += chunk;
+        const found = /health and metrics on (http:\/\/\S+)/.exec(output.stdout);
         if (found?.[1]) resolve(found[1]);
       });
-      exited.then((code) => reject(new Error(`exited with ${code} before listening: ${stderr}`)));
+      exited.then((code) => reject(new Error(`exited with ${code} before listening: ${output.stderr}`)));
     });
+    return { child: started, baseUrl, exited, output };
+  }
+
+  it('answers /health/live, /health/ready and /metrics, and stops cleanly on SIGTERM', async () => {
+    const { child: started, baseUrl, exited, output } = await serveProjector();
 
     const live = await fetch(`${baseUrl}/health/live`);
     expect(live.status).toBe(200);
@@ -191,6 +198,103 @@ describe('tradecore serve projector on the real servers', () => {
 
     started.kill('SIGTERM');
     expect(await exited).toBe(0);
-    expect(stdout).toContain('tradecore: stopped');
+    expect(output.stdout).toContain('tradecore: stopped');
   }, 120_000);
+
+  it('beside it, `tradecore projections status` shows checkpoint, head and lag, not a state it cannot see', async () => {
+    const { child: started, exited } = await serveProjector();
+    const eventStores = await connectEventStores(loadConfig(env()));
+    try {
+      await deposit(eventStores.broker, 'status-1', 10_000);
+    } finally {
+      await eventStores.close();
+    }
+    type Position = { projection: string; checkpoint: number; head: number; lagPositions: number };
+    // The projector applies the deposit and saves the checkpoints (those with nothing to write
+    // within a second): every read model caught up, as the CLI reads them from the stores.
+    const caughtUp = await eventually(
+      async () => {
+        const status = await tradecore(env(), 'projections', 'status', '--json');
+        expect(status.code, status.stderr).toBe(0);
+        const positions = JSON.parse(status.stdout).projections as Array<Position & { behind: boolean }>;
+        return positions.every((position) => position.lagPositions === 0) ? positions : undefined;
+      },
+      60_000,
+      'every read model caught up',
+    );
+    const wallets = caughtUp.find((position) => position.projection === 'wallets');
+    expect(wallets).toEqual({
+      projection: 'wallets',
+      store: 'mysql',
+      checkpoint: 1,
+      head: 1,
+      lagPositions: 0,
+      behind: false,
+    });
+    // Whether a projector runs them is the projector's to say (its port), not this process's.
+    for (const position of caughtUp) expect(position).not.toHaveProperty('state');
+
+    const text = await tradecore(env(), 'projections', 'status');
+    expect(text.code, text.stderr).toBe(0);
+    const [header, ...rows] = text.stdout.trim().split('\n');
+    expect(header!.split(/\s+/)).toEqual(['projection', 'store', 'checkpoint', 'head', 'lag', 'behind']);
+    expect(rows.find((row) => row.startsWith('wallets '))!.split(/\s+/)).toEqual([
+      'wallets',
+      'mysql',
+      '1',
+      '1',
+      '0',
+      'no',
+    ]);
+    expect(text.stdout).not.toContain('stopped');
+
+    started.kill('SIGTERM');
+    expect(await exited).toBe(0);
+  }, 120_000);
+
+  it('a read model failed on its store follows again once `tradecore projections rebuild` has rebuilt it beside', async () => {
+    const { child: started, baseUrl, exited } = await serveProjector();
+    const eventStores = await connectEventStores(loadConfig(env()));
+    const readModels = await mysql.createConnection(mysqlUrl.toString());
+    const cash = async () => {
+      const [rows] = await readModels.query(
+        "SELECT available FROM wallet_cash WHERE account_id = 'rebuild-1'",
+      );
+      return Number((rows as Array<{ available: unknown }>)[0]?.available ?? 0);
+    };
+    const readiness = async () => {
+      const answer = await fetch(`${baseUrl}/health/ready`);
+      return { status: answer.status, body: JSON.stringify(await answer.json()) };
+    };
+    try {
+      await deposit(eventStores.broker, 'rebuild-1', 10_000);
+      await eventually(async () => (await cash()) === 10_000, 30_000, 'the first deposit projected');
+      // The live table loses a column the projection writes (an operator's slip): every batch
+      // fails the same way, so the projector fails rather than retries.
+      await readModels.query('ALTER TABLE wallet_cash DROP COLUMN stream_version');
+      await deposit(eventStores.broker, 'rebuild-1', 20_000);
+      const failed = await eventually(
+        async () => {
+          const ready = await readiness();
+          return ready.status === 503 ? ready : undefined;
+        },
+        30_000,
+        'the projector failed',
+      );
+      expect(failed.body).toContain('read model wallets failed');
+
+      const rebuilt = await tradecore(env(), 'projections', 'rebuild', 'wallets');
+      expect(rebuilt.code, rebuilt.stderr).toBe(0);
+      expect(await cash()).toBe(30_000);
+      // The projector sees its read model rebuilt past the failure and follows it again.
+      await eventually(async () => (await readiness()).status === 200, 30_000, 'the projector ready again');
+      await deposit(eventStores.broker, 'rebuild-1', 5_000);
+      await eventually(async () => (await cash()) === 35_000, 30_000, 'a later deposit projected');
+    } finally {
+      await readModels.end();
+      await eventStores.close();
+    }
+    started.kill('SIGTERM');
+    expect(await exited).toBe(0);
+  }, 180_000);
 });

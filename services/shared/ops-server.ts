@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { register } from 'prom-client';
 import type { App } from '../api/context.ts';
 import { ensureDefaultMetrics } from '../api/metrics.ts';
-import { answerWithProblems, problemServerOptions } from '../api/problem-answers.ts';
+import { answerWithProblems, problemServerOptions, refuseWhileClosing } from '../api/problem-answers.ts';
 import { withTimeout } from './deadline.ts';
 import { listenError } from './listen.ts';
 
@@ -26,7 +26,8 @@ export interface OpsServerOptions {
 /**
  * The HTTP face of a service without an API (b3-engine, market-data, projector): `/health/live`,
  * `/health/ready` (each dependency, 503 when one is down) and `/metrics` for Prometheus, and its
- * errors answered as the API answers them (problem+json, correlation ids, strict bodies).
+ * errors answered as the API answers them (problem+json, correlation ids, strict bodies, 503
+ * `SHUTTING_DOWN` once it starts closing: the first step of each service's stop).
  */
 export async function startOpsServer(
   options: OpsServerOptions,
@@ -49,9 +50,12 @@ export function buildOpsServer(options: Omit<OpsServerOptions, 'port' | 'host'>)
     loggerInstance: options.logger,
     bodyLimit: options.bodyLimit ?? 16 * 1024,
     ...problemServerOptions(),
+    // While closing, requests get a problem (SHUTTING_DOWN) from `refuseWhileClosing` instead.
+    return503OnClosing: false,
     // pino's Logger and fastify's base logger differ only in their types.
   }).withTypeProvider<ZodTypeProvider>() as unknown as App;
   answerWithProblems(app);
+  refuseWhileClosing(app);
   app.get('/health/live', async () => ({ status: 'ok' }));
   app.get('/health/ready', async (_request, reply) => {
     const results = await Promise.all(

@@ -108,10 +108,10 @@ export interface ProjectionRegistry {
 
 /**
  * A readiness check (`/health/ready`) on the read models this process projects: it throws, naming
- * each one, while any has failed or is retrying — a failed projector stops applying events for
- * good (until a rebuild, or a restart once the cause is gone), a retrying one until its store
- * answers again; either way its read model only gets staler and the process is not ready. A
- * rebuild in progress is not a failure.
+ * each one, while any has failed or is retrying — a failed projector stops applying events until a
+ * rebuild (here or in another process) or a restart once the cause is gone, a retrying one until
+ * its store answers again; either way its read model only gets staler and the process is not
+ * ready. A rebuild in progress is not a failure.
  */
 export function projectionsReadiness(registry: Pick<ProjectionRegistry, 'status'>): () => Promise<unknown> {
   return async () => {
