@@ -258,6 +258,43 @@ describe('a failed projector and a rebuild in another process', () => {
   }, 60_000);
 });
 
+describe('a rebuild that fails', () => {
+  it('leaves the live read model following, and says the rebuild failed', async () => {
+    const { store, direct } = await stores.MariaDB!();
+    const source = new MemoryEventStore();
+    const accounts = accountsProjection();
+    // Only the rebuild meets an event it cannot project (a bug in the new version, say).
+    let rebuilding = false;
+    const projection: ProjectionDefinition = {
+      ...accounts,
+      project: (event) => {
+        if (rebuilding) throw new Error('cannot project this history');
+        return accounts.project(event);
+      },
+    };
+    const projector = new Projector({ projection, source, store });
+    cleanups.push(() => projector.stop());
+    await projector.start();
+    await source.append('account-a', [deposited('a', 5)]);
+    await projector.whenApplied(1);
+
+    rebuilding = true;
+    await expect(projector.rebuild()).rejects.toThrow('cannot project this history');
+    rebuilding = false;
+    const status = await projector.status();
+    expect(status.state).toBe('running');
+    expect(status.error).toBe('rebuild failed: cannot project this history');
+    expect(status.rebuild).toBeUndefined();
+
+    await source.append('account-a', [deposited('a', 7)]);
+    await projector.whenApplied(2);
+    const [balances] = projection.tables.map((table) => table.name);
+    expect((await direct.find(projection, balances!)).map((row) => [row.account, row.balance])).toEqual([
+      ['a', 12],
+    ]);
+  }, 60_000);
+});
+
 describe('stopping the projections while their store hangs', () => {
   it('gives up after the deadline, naming the projection cut', async () => {
     const { proxy, store } = await stores.Mongo!();

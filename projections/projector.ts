@@ -314,7 +314,7 @@ export class Projector {
    * the rebuild's checkpoint from where the previous one left it.
    */
   async rebuild(onProgress?: (progress: RebuildProgress) => void): Promise<void> {
-    const { projection, store, source } = this.options;
+    const { projection } = this.options;
     const wasFollowing = this.live;
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
@@ -322,6 +322,45 @@ export class Projector {
     this.lastError = undefined;
     this.retries = 0;
     this.wakeWaiters();
+    let events: number;
+    try {
+      events = await this.rebuildTables(onProgress);
+    } catch (error) {
+      await this.carryOnAfterFailedRebuild(error, wasFollowing);
+      throw error;
+    }
+    this.options.logger?.info({ projection: projection.name, events }, 'projection rebuilt');
+    if (wasFollowing && this.live) {
+      this.state = 'starting';
+      await this.follow();
+    } else this.state = 'stopped';
+  }
+
+  /**
+   * A rebuild that failed (its store, the event store, an event it cannot project) wrote only its
+   * fresh tables: the live ones are as they were, so the projector goes back to following them —
+   * still following if it had not caught up, or from their checkpoint — and says what failed.
+   */
+  private async carryOnAfterFailedRebuild(error: unknown, wasFollowing: boolean): Promise<void> {
+    const message = `rebuild failed: ${error instanceof Error ? error.message : String(error)}`;
+    this.progress = undefined;
+    this.options.logger?.error(
+      { projection: this.name, err: error },
+      'projection rebuild failed: the live read model carries on',
+    );
+    if (!wasFollowing || !this.live) this.state = 'stopped';
+    else if (this.subscription) this.state = 'running';
+    else {
+      this.state = 'starting';
+      await this.follow().catch((failure) => this.failOrRetry(failure));
+    }
+    this.lastError ??= message;
+    this.wakeWaiters();
+  }
+
+  /** Projects the whole history into the rebuild tables and swaps them in; the events projected. */
+  private async rebuildTables(onProgress?: (progress: RebuildProgress) => void): Promise<number> {
+    const { projection, store, source } = this.options;
     await store.prepare(projection, 'rebuild');
     const started = performance.now();
     let position = 0;
@@ -372,11 +411,7 @@ export class Projector {
     await store.promoteRebuild(projection);
     report();
     this.progress = undefined;
-    this.options.logger?.info({ projection: projection.name, events }, 'projection rebuilt');
-    if (wasFollowing && this.live) {
-      this.state = 'starting';
-      await this.follow();
-    } else this.state = 'stopped';
+    return events;
   }
 
   /** Reads and projects pages after `after` until they give `rebuildWindow` changes or the history ends. */
