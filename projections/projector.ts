@@ -374,13 +374,21 @@ export class Projector {
     } else this.state = 'stopped';
   }
 
-  /** Reads and projects pages after `after` until they give `rebuildWindow` changes or the history ends. */
+  /**
+   * Reads and projects pages after `after` until they give `rebuildWindow` changes or the history
+   * ends. A store that guards each document by position instead of a transaction (`readsPositions`,
+   * Mongo) merges nothing across a window and shares no commit within one, so its windows are one
+   * page each: progress is reported after each window is written, and a Mongo window of 20,000
+   * changes, written as one, left a rebuild at position 0 for minutes (for the whole rebuild when
+   * the history fits in one window).
+   */
   private async readRebuildWindow(after: number): Promise<RebuildWindow> {
     const { projection, store, source } = this.options;
     // A store that plans batches takes each page's changes as they come (see `OpenBatch`).
     const batch = store.openBatch?.(projection, 'rebuild');
     const window: RebuildWindow = { batch, changes: [], size: 0, events: 0, to: after };
-    while (window.size < this.rebuildWindow) {
+    const pages = store.readsPositions ? 1 : Number.POSITIVE_INFINITY;
+    for (let read = 0; read < pages && window.size < this.rebuildWindow; read++) {
       const page = await source.readAll({ after: window.to, limit: this.batchSize });
       if (page.length === 0) break;
       if (batch) {

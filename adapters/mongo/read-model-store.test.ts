@@ -2,10 +2,16 @@ import { Collection, type CommandStartedEvent, Db, type Document, MongoClient } 
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { isolatedName, testUrls } from '../../infra/test-infra/isolation.ts';
 import type { Change } from '../../projections/model.ts';
+import { Projector, type RebuildProgress } from '../../projections/projector.ts';
 import { brokerAuditProjection } from '../../projections/read-models/audit.ts';
 import { LATEST_QUOTES, QUOTES, quotesProjection } from '../../projections/read-models/quotes.ts';
 import { recorded } from '../../projections/read-models/testing.ts';
-import { accountsProjection, readModelStoreContract } from '../shared/read-model-store-contract.ts';
+import { MemoryEventStore } from '../memory/event-store.ts';
+import {
+  accountEvent,
+  accountsProjection,
+  readModelStoreContract,
+} from '../shared/read-model-store-contract.ts';
 import { MongoReadModelStore } from './read-model-store.ts';
 
 const url = testUrls().mongoUrl;
@@ -278,5 +284,31 @@ describe('Mongo store: the quote history and audit timeline are written by _id, 
       'update checkpoints',
     ]);
     expect(await store.find(brokerAuditProjection, 'audit_events_broker')).toHaveLength(30);
+  });
+});
+
+describe('Mongo store: a rebuild reports its progress', () => {
+  it('reports each page written, not only the end, while the rebuilt collections fill', async () => {
+    const database = isolatedName('rm');
+    databases.push(database);
+    const store = MongoReadModelStore.open({ client, database });
+    const projection = accountsProjection();
+    const source = new MemoryEventStore();
+    // 1,200 events, 2,400 changes: one default window of 20,000 changes would hold them all.
+    for (let i = 0; i < 12; i++)
+      await source.append(
+        `wallet-${i}`,
+        Array.from({ length: 100 }, () => accountEvent('Deposited', { account: `a${i}`, amount: 1 })),
+      );
+    const projector = new Projector({ projection, source, store, batchSize: 250 });
+    const reports: RebuildProgress[] = [];
+    await projector.rebuild((progress) => reports.push(progress));
+    // The first report is the start, the last one the promotion; in between, one per page written
+    // (before, one window held the whole history: 0 until the end).
+    const written = [0, 250, 500, 750, 1_000, 1_200, 1_200];
+    expect(reports.map((progress) => progress.position)).toEqual(written);
+    expect(reports.map((progress) => progress.events)).toEqual(written);
+    expect(reports.every((progress) => progress.head === 1_200)).toBe(true);
+    expect(await store.checkpoint(projection.name, 'live')).toBe(1_200);
   });
 });
