@@ -344,3 +344,41 @@ describe('the readiness of the read-model stores', () => {
     expect(Date.now() - started).toBeLessThan(2_000);
   });
 });
+
+describe('a live projector whose store stops answering mid-batch', () => {
+  it('is reported stalled once its checkpoint has not moved for the bound while behind, and not ready', async () => {
+    const { proxy, store } = await stores.Mongo!();
+    const source = new MemoryEventStore();
+    const projection: ProjectionDefinition = { ...accountsProjection(), store: 'mongo' };
+    const projector = new Projector({ projection, source, store, stallAfterMs: 500, lagRefreshMs: 100 });
+    // Stopped with the proxy's connections cut: a stalled batch never finishes on its own.
+    cleanups.push(async () => {
+      await proxy.stop();
+      await projector.stop();
+    });
+    const ready = projectionsReadiness({ status: async () => [await projector.status()] });
+    await projector.start();
+    await source.append('account-a', [deposited('a', 1)]);
+    await until('the first event applied', async () =>
+      (await projector.status()).checkpoint === 1 ? true : undefined,
+    );
+    // Idle and caught up for longer than the bound: not stalled.
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    expect(await projector.status()).toMatchObject({ state: 'running', lagPositions: 0 });
+    expect((await projector.status()).stalledSeconds).toBeUndefined();
+    await ready();
+
+    proxy.stall();
+    await source.append('account-a', [deposited('a', 2)]);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect((await projector.status()).state).toBe('running');
+    const stalled = await until('the projector stalled', async () => {
+      const status = await projector.status();
+      return status.state === 'stalled' ? status : undefined;
+    });
+    expect(stalled).toMatchObject({ checkpoint: 1, head: 2, lagPositions: 1, stalledSeconds: 0 });
+    await expect(ready()).rejects.toThrow(
+      `read model ${projection.name} stalled: checkpoint 1 has not moved for 0 s, head at 2`,
+    );
+  });
+});

@@ -29,13 +29,22 @@ export interface RebuildProgress {
  */
 export type ProjectorState = 'stopped' | 'starting' | 'running' | 'retrying' | 'rebuilding' | 'failed';
 
+/**
+ * What `status()` reports: a projector's state, or `stalled` for one `running` whose checkpoint
+ * has not moved for `stallAfterMs` while its event store's head is past it (a batch that never
+ * finishes, a store that has slowed to a crawl). It is still following; nothing else changes.
+ */
+export type ProjectorStatusState = ProjectorState | 'stalled';
+
 export interface ProjectorStatus {
   projection: string;
   store: string;
-  state: ProjectorState;
+  state: ProjectorStatusState;
   checkpoint: number;
   head: number;
   lagPositions: number;
+  /** While `stalled`: seconds since the checkpoint last moved. */
+  stalledSeconds?: number;
   rebuild?: RebuildProgress;
   /** The error that failed it, or that it is retrying after. */
   error?: string;
@@ -64,6 +73,8 @@ export interface ProjectorOptions {
   maxRetryDelayMs?: number;
   /** How often the lag gauges are refreshed from the event store's head, applying or not (default 5,000). */
   lagRefreshMs?: number;
+  /** How long a running projector behind its head may go without its checkpoint moving before `status()` says `stalled` (default 60,000). */
+  stallAfterMs?: number;
   /** Told about failures and rebuilds; a pino logger fits. */
   logger?: {
     info: (object: object, message: string) => void;
@@ -76,6 +87,13 @@ export interface ProjectorOptions {
  * transaction, the checkpoint moving in the same transaction (compare-and-set, so two instances
  * never both apply a batch). Rebuilds into fresh tables while the live ones keep serving.
  */
+/**
+ * A running projector behind its head whose checkpoint has not moved for this long is reported
+ * `stalled`: far above a batch's pacing and a healthy batch's write, far below what an operator
+ * would wait before looking.
+ */
+const STALL_AFTER_MS = 60_000;
+
 /** A projection with nothing to write still saves its checkpoint this often, so a restart replays little. */
 const IDLE_CHECKPOINT_EVERY_MS = 1_000;
 
@@ -109,6 +127,8 @@ export class Projector {
   private lastError?: string;
   private progress?: RebuildProgress;
   private lastAppliedAt?: Date;
+  /** When the checkpoint last moved, following (re)started, or `status()` found it caught up: what `stalled` is measured from. */
+  private movedAt = Date.now();
   /** Live events are wanted: following, or retrying to (false once stopped, or never started). */
   private live = false;
   private retries = 0;
@@ -174,6 +194,7 @@ export class Projector {
     this.checkpoint = await store.checkpoint(projection.name, 'live');
     this.persisted = this.checkpoint;
     this.savedAt = Date.now();
+    this.movedAt = Date.now();
     projectionCheckpoint.set({ projection: projection.name }, this.checkpoint);
     // Stopped, or a rebuild took over, while the checkpoint was being read.
     if (!this.live || this.state === 'rebuilding') return;
@@ -189,6 +210,7 @@ export class Projector {
           // position moves on in memory, and reaches the store with the next batch that writes.
           this.checkpoint = events.at(-1)!.position;
           this.lastAppliedAt = events.at(-1)!.recordedAt;
+          this.movedAt = Date.now();
           projectionCheckpoint.set({ projection: projection.name }, this.checkpoint);
           this.wakeWaiters();
           this.scheduleCheckpointSave();
@@ -201,6 +223,7 @@ export class Projector {
           this.savedAt = Date.now();
           this.checkpoint = events.at(-1)!.position;
           this.lastAppliedAt = events.at(-1)!.recordedAt;
+          this.movedAt = Date.now();
           projectionCheckpoint.set({ projection: projection.name }, this.checkpoint);
           this.wakeWaiters();
         } else {
@@ -414,13 +437,21 @@ export class Projector {
     return events;
   }
 
-  /** Reads and projects pages after `after` until they give `rebuildWindow` changes or the history ends. */
+  /**
+   * Reads and projects pages after `after` until they give `rebuildWindow` changes or the history
+   * ends. A store that guards each document by position instead of a transaction (`readsPositions`,
+   * Mongo) merges nothing across a window and shares no commit within one, so its windows are one
+   * page each: progress is reported after each window is written, and a Mongo window of 20,000
+   * changes, written as one, left a rebuild at position 0 for minutes (for the whole rebuild when
+   * the history fits in one window).
+   */
   private async readRebuildWindow(after: number): Promise<RebuildWindow> {
     const { projection, store, source } = this.options;
     // A store that plans batches takes each page's changes as they come (see `OpenBatch`).
     const batch = store.openBatch?.(projection, 'rebuild');
     const window: RebuildWindow = { batch, changes: [], size: 0, events: 0, to: after };
-    while (window.size < this.rebuildWindow) {
+    const pages = store.readsPositions ? 1 : Number.POSITIVE_INFINITY;
+    for (let read = 0; read < pages && window.size < this.rebuildWindow; read++) {
       const page = await source.readAll({ after: window.to, limit: this.batchSize });
       if (page.length === 0) break;
       if (batch) {
@@ -505,13 +536,19 @@ export class Projector {
     const behindSeconds =
       lag > 0 && this.lastAppliedAt ? (Date.now() - this.lastAppliedAt.getTime()) / 1000 : 0;
     projectionLagSeconds.set({ projection: this.name }, behindSeconds);
+    // Caught up counts as progress: the clock starts when it is seen behind (within `lagRefreshMs`).
+    if (lag === 0) this.movedAt = Date.now();
+    const stillFor = Date.now() - this.movedAt;
+    const stalled =
+      this.state === 'running' && lag > 0 && stillFor >= (this.options.stallAfterMs ?? STALL_AFTER_MS);
     return {
       projection: this.name,
       store: this.options.store.kind,
-      state: this.state,
+      state: stalled ? 'stalled' : this.state,
       checkpoint,
       head,
       lagPositions: lag,
+      ...(stalled ? { stalledSeconds: Math.floor(stillFor / 1000) } : {}),
       rebuild: this.progress,
       error: this.lastError,
       ...(this.state === 'retrying' ? { retries: this.retries } : {}),

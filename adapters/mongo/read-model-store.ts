@@ -5,6 +5,7 @@ import {
   type Document,
   type Filter,
   Long,
+  MongoBulkWriteError,
   MongoClient,
   MongoServerError,
   type Sort,
@@ -160,7 +161,12 @@ export class MongoReadModelStore implements ReadModelStore {
     // of different collections never depend on each other.
     for (const [table, writes] of operations) {
       const collection = this.collection(table, target);
-      await retryOnDuplicateKey(() => collection.bulkWrite(writes, { ordered: true }));
+      if (writes.every((write) => 'insertOne' in write))
+        await insertAbsent(
+          collection,
+          writes.map((write) => ('insertOne' in write ? write.insertOne.document : {})),
+        );
+      else await retryOnDuplicateKey(() => collection.bulkWrite(writes, { ordered: true }));
     }
     const moved = await this.checkpoints.updateOne(
       { _id: checkpointId, position: from, epoch: current.epoch ?? null },
@@ -238,8 +244,13 @@ export class MongoReadModelStore implements ReadModelStore {
         }),
       });
     }
-    const filter: Filter<StoredDocument> =
-      conditions.length === 0 ? {} : conditions.length === 1 ? conditions[0]! : { $and: conditions };
+    const filter: Filter<StoredDocument> = pointLookup(table, options)
+      ? byId(documentId(table, options.where ?? {}))
+      : conditions.length === 0
+        ? {}
+        : conditions.length === 1
+          ? conditions[0]!
+          : { $and: conditions };
     const sort: Sort = orderBy.map(([column, direction]): [string, 1 | -1] => [
       column,
       direction === 'asc' ? 1 : -1,
@@ -270,6 +281,7 @@ export function planOperations(
   to: number,
 ): Array<{ table: string; write: AnyBulkWriteOperation<StoredDocument> }> {
   const writes: Array<{ table: string; write: AnyBulkWriteOperation<StoredDocument> }> = [];
+  const inserted = insertedTables(tables, changes);
   const existing = new Set<string>();
   let lastPosition = Number.NEGATIVE_INFINITY;
   let sequence = 0;
@@ -296,6 +308,19 @@ export function planOperations(
       continue;
     }
     const { insert, update } = updateOf(table, change);
+    if (inserted.has(table.name)) {
+      const document: Document = {
+        _id: id,
+        ...insert,
+        ...update.$set,
+        [POSITION]: position,
+        [SEQUENCE]: sequence,
+      };
+      for (const column of table.primaryKey)
+        document[column] = encode(table, column, change.key[column] ?? null);
+      writes.push({ table: table.name, write: { insertOne: { document } } });
+      continue;
+    }
     if (!existing.has(documentKey)) {
       const created: Document = { [POSITION]: 0, [SEQUENCE]: 0, ...insert };
       for (const column of table.primaryKey)
@@ -312,9 +337,55 @@ export function planOperations(
   return writes;
 }
 
+/**
+ * The append-only tables (`TableDefinition.appendOnly`) whose changes in this batch can all be
+ * plain inserts: each creates its row (an upsert of `set` and `insert` columns only, one per key).
+ * The row is then whole at its first write, so an insert that finds its `_id` taken (a replay, a
+ * second instance) is a change already applied, exactly what the position guard would have
+ * concluded. An insert is checked against `_id` alone, where a guarded update's filter names
+ * `_position` too, which a server without secondary indexes (mongo-java-server) answers by
+ * scanning the collection: for a tape that grows without end, every write would cost more than
+ * the last. A table whose batch has anything else (a delete, an increment, a key twice) takes the
+ * guarded path for the whole batch.
+ */
+function insertedTables(tables: Map<string, TableDefinition>, changes: Change[]): Set<string> {
+  const inserted = new Set<string>();
+  const refused = new Set<string>();
+  const keys = new Set<string>();
+  for (const change of changes) {
+    const table = tableOf(tables, change.table);
+    if (!table.appendOnly || refused.has(table.name)) continue;
+    const key = `${table.name}\u0000${JSON.stringify(documentId(table, change.key))}`;
+    const creates = change.kind === 'upsert' && !change.add && !change.max && !change.min && !keys.has(key);
+    keys.add(key);
+    if (creates) inserted.add(table.name);
+    else {
+      refused.add(table.name);
+      inserted.delete(table.name);
+    }
+  }
+  return inserted;
+}
+
 /** The driver types `_id` filters for ObjectId-like ids only; ours are the rows' keys. */
 function byId(id: DocumentId, rest: Document = {}): Filter<StoredDocument> {
   return { _id: id, ...rest } as Filter<StoredDocument>;
+}
+
+/**
+ * A read of one row by its whole key and nothing else (the latest quote of a symbol): asked by
+ * `_id`, which every server answers from its `_id` index; the key fields' own index is one that
+ * mongo-java-server does not implement, so a filter on them scans the collection.
+ */
+function pointLookup(table: TableDefinition, options: FindOptions): boolean {
+  const where = options.where ?? {};
+  const columns = Object.keys(where);
+  return (
+    options.oneOf === undefined &&
+    options.after === undefined &&
+    columns.length === table.primaryKey.length &&
+    table.primaryKey.every((column) => where[column] !== undefined && where[column] !== null)
+  );
 }
 
 function updateOf(
@@ -445,6 +516,21 @@ async function ignoreDuplicateKey(write: () => Promise<unknown>): Promise<void> 
   } catch (error) {
     // Two processes upserting the same new document: the other one created it.
     if (!isDuplicateKey(error)) throw error;
+  }
+}
+
+/**
+ * Inserts the documents, unordered: one whose `_id` is taken already holds the same row (see
+ * `insertedTables`), so its duplicate-key error means "already applied" and the others go on.
+ */
+async function insertAbsent(collection: Collection<StoredDocument>, documents: Document[]): Promise<void> {
+  try {
+    // Typed for ObjectId-like ids, as `byId` says; ours are the rows' keys.
+    await (collection as unknown as Collection<Document>).insertMany(documents, { ordered: false });
+  } catch (error) {
+    if (!(error instanceof MongoBulkWriteError) || error.result.getWriteConcernError()) throw error;
+    const failed = [error.writeErrors].flat();
+    if (failed.length === 0 || failed.some((failure) => failure.code !== 11000)) throw error;
   }
 }
 

@@ -108,22 +108,27 @@ export interface ProjectionRegistry {
 
 /**
  * A readiness check (`/health/ready`) on the read models this process projects: it throws, naming
- * each one, while any has failed or is retrying — a failed projector stops applying events until a
- * rebuild (here or in another process) or a restart once the cause is gone, a retrying one until
- * its store answers again; either way its read model only gets staler and the process is not
- * ready. A rebuild in progress is not a failure.
+ * each one, while any has failed, is retrying or is stalled — a failed projector stops applying
+ * events until a rebuild (here or in another process) or a restart once the cause is gone, a
+ * retrying one until its store answers again, a stalled one has applied nothing for a minute while
+ * behind; either way its read model only gets staler and the process is not ready. A rebuild in
+ * progress is not a failure.
  */
 export function projectionsReadiness(registry: Pick<ProjectionRegistry, 'status'>): () => Promise<unknown> {
   return async () => {
     const statuses = await registry.status();
-    const down = statuses.filter((status) => status.state === 'failed' || status.state === 'retrying');
+    const down = statuses.filter(
+      (status) => status.state === 'failed' || status.state === 'retrying' || status.state === 'stalled',
+    );
     if (down.length > 0)
       throw new Error(
         down
           .map((status) =>
             status.state === 'failed'
               ? `read model ${status.projection} failed: ${status.error ?? 'unknown error'}`
-              : `read model ${status.projection} retrying (${status.retries ?? 1} failed attempts): ${status.error ?? 'unknown error'}`,
+              : status.state === 'stalled'
+                ? `read model ${status.projection} stalled: checkpoint ${status.checkpoint} has not moved for ${status.stalledSeconds} s, head at ${status.head}`
+                : `read model ${status.projection} retrying (${status.retries ?? 1} failed attempts): ${status.error ?? 'unknown error'}`,
           )
           .join('; '),
       );
