@@ -9,7 +9,7 @@ import type {
   FastifyServerOptions,
 } from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
-import { PROBLEM_CONTENT_TYPE, problem, sendProblem, toProblem } from './problem.ts';
+import { ApiProblem, PROBLEM_CONTENT_TYPE, problem, sendProblem, toProblem } from './problem.ts';
 
 /**
  * How a tradecore HTTP server answers what goes wrong, the same on the API and on a service's own
@@ -81,6 +81,7 @@ export function answerWithProblems(app: FastifyInstance): void {
     if (body.status >= 500) request.log.error({ err: error }, 'request failed');
     else request.log.info({ reason: body.reason, status: body.status }, 'request refused');
     if (body.status === 401) reply.header('www-authenticate', 'Bearer');
+    if (error instanceof ApiProblem) reply.headers(error.headers);
     return sendProblem(request, reply, body);
   });
 
