@@ -76,6 +76,26 @@ function stalledAt(store: EventStore, type: string) {
   };
 }
 
+/** `store`, but its appends of `type` lose their answer: written, then a failure (a connection lost). */
+function answerLostAt(store: EventStore, type: string): EventStore {
+  return new Proxy(store, {
+    get(target, property) {
+      if (property === 'append')
+        return async (
+          streamId: string,
+          events: NewEvent[],
+          options?: { expectedVersion?: ExpectedVersion },
+        ) => {
+          const appended = await target.append(streamId, events, options);
+          if (events.some((event) => event.type === type)) throw new Error('connection lost');
+          return appended;
+        };
+      const value = Reflect.get(target, property, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
+
 /** An API process that stalls at the append of `type`: the request in flight there is the crashed one. */
 async function crashingProcess(type: string) {
   const appends = stalledAt(broker, type);
@@ -297,6 +317,58 @@ describe('an Idempotency-Key whose request crashed', () => {
       expect(withdrawals).toHaveLength(1);
     } finally {
       await crashed.close();
+    }
+  });
+
+  it('answers from what a failed request wrote before failing, and lets another request use the released key afresh', async () => {
+    const trader = await api.trader('lost-answer');
+    const auth = { authorization: `Bearer ${trader.token}` };
+    const url = `/v1/accounts/${trader.accountId}/deposits`;
+    const lossy = await buildApi({
+      broker: answerLostAt(broker, 'CashDeposited'),
+      b3: api.b3,
+      tokens: new TokenIssuer(JWT_SECRET, 3600),
+      now,
+    });
+    try {
+      const lost = await post(lossy, url, { amount: '100.00' }, { ...auth, 'idempotency-key': 'deposit-1' });
+      expect(lost.statusCode).toBe(500);
+      expect(await keyEvents(trader.accountId, 'deposit-1')).toEqual([
+        'IdempotencyKeyClaimed',
+        'IdempotencyKeyReleased',
+      ]);
+      // The deposit was made: its retry answers it, and makes none again.
+      const retried = await post(
+        api.app,
+        url,
+        { amount: '100.00' },
+        { ...auth, 'idempotency-key': 'deposit-1' },
+      );
+      expect(retried.statusCode).toBe(201);
+      expect(retried.headers['idempotent-replayed']).toBe('true');
+      expect(retried.json()).toMatchObject({ version: 0, cash: { available: '100.00' } });
+
+      // A released key taken by another request: that request's deposit is its own.
+      await post(lossy, url, { amount: '100.00' }, { ...auth, 'idempotency-key': 'deposit-2' });
+      const other = await post(
+        api.app,
+        url,
+        { amount: '30.00' },
+        { ...auth, 'idempotency-key': 'deposit-2' },
+      );
+      expect(other.statusCode).toBe(201);
+      expect(other.headers['idempotent-replayed']).toBeUndefined();
+      expect(other.json()).toMatchObject({ version: 2, cash: { available: '230.00' } });
+      const deposits = (await broker.readStream(`wallet-${trader.accountId}`)).filter(
+        (event) => event.type === 'CashDeposited',
+      );
+      expect(deposits.map((event) => event.data)).toEqual([
+        { amount: 10_000 },
+        { amount: 10_000 },
+        { amount: 3_000 },
+      ]);
+    } finally {
+      await lossy.close();
     }
   });
 

@@ -56,17 +56,19 @@ export const IDEMPOTENCY_CLAIM_LEASE_MS = 30_000;
 export interface CreateRun {
   /**
    * The id of something the create makes (`'order'`, `'account'`): under an Idempotency-Key, derived
-   * from the key's first claim (a random uuid kept in the event store, so as unguessable as a random
-   * id), the same in every run under the key; without a key, random (the same for one name).
+   * from the key's first claim for this request (its event id, a random uuid kept in the event
+   * store, so as unguessable as a random id), the same in every run of the request under the key;
+   * without a key, random (the same for one name).
    */
   id(name: string): string;
   /** Event ids for `handleCommand`'s `newEventId`, of the events appended as `type`: `id(type/index)`. */
   eventIds(type: string): (index: number) => string;
   /**
-   * The event an earlier run under this key (one that crashed, or failed after writing) appended as
-   * `type` (first of its batch), or undefined: on a first run, or when the earlier run did not get
-   * that far. Looked up by its id in `streamId`; a claim made before ids were derived (v1) is
-   * looked up by its request's causation id instead, in what the store recorded within the lease.
+   * The event an earlier run of this request under this key (one that crashed, or failed after
+   * writing: a store that committed but did not answer) appended as `type` (first of its batch), or
+   * undefined: on a first run, or when the earlier run did not get that far. Looked up by its id in
+   * `streamId`; a claim made before ids were derived (v1) is looked up by its request's causation
+   * id instead, in what the store recorded within the lease.
    */
   earlier(type: string, streamId: string): Promise<RecordedEvent | undefined>;
 }
@@ -103,8 +105,12 @@ type KeyState = (
 ) & {
   /** The stream's version. */
   version: number;
-  /** The key's first claim: what runs under the key make is named after it. */
-  first?: Claim;
+  /**
+   * The key's first claim for each request (fingerprint): what runs of that request make is named
+   * after it. Another request may use the key once it was released, and must not meet what the
+   * first one made.
+   */
+  firstClaims: ReadonlyMap<string, Claim>;
   /** A v1 claim whose run neither completed nor failed: what it made has random ids. */
   legacy?: Claim;
 };
@@ -126,19 +132,20 @@ function claimOf(event: RecordedEvent): Claim {
 }
 
 function fold(events: RecordedEvent[]): KeyState {
-  let state: KeyState = { kind: 'free', version: -1 };
+  const firstClaims = new Map<string, Claim>();
+  let state: KeyState = { kind: 'free', version: -1, firstClaims };
   for (const event of events) {
     const data = event.data as Record<string, unknown>;
-    const first: Claim | undefined = state.first;
     const legacy: Claim | undefined = state.legacy;
     if (event.type === 'IdempotencyKeyClaimed') {
       // A second claim while one is in force is a takeover of an abandoned one (its lease passed).
       const claim = claimOf(event);
+      if (!firstClaims.has(claim.fingerprint)) firstClaims.set(claim.fingerprint, claim);
       state = {
         kind: 'claimed',
         version: event.version,
         claim,
-        first: first ?? claim,
+        firstClaims,
         legacy: claim.derivedIds ? legacy : claim,
       };
     } else if (event.type === 'IdempotencyKeyCompleted' && state.kind === 'claimed')
@@ -146,14 +153,15 @@ function fold(events: RecordedEvent[]): KeyState {
         kind: 'completed',
         version: event.version,
         claim: state.claim,
-        first,
+        firstClaims,
         answer: {
           statusCode: Number(data.statusCode),
           body: data.body,
           ...(typeof data.location === 'string' ? { location: data.location } : {}),
         },
       };
-    else if (event.type === 'IdempotencyKeyReleased') state = { kind: 'free', version: event.version, first };
+    else if (event.type === 'IdempotencyKeyReleased')
+      state = { kind: 'free', version: event.version, firstClaims };
     else state = { ...state, version: event.version };
   }
   return state;
@@ -189,7 +197,9 @@ export async function withIdempotency(
     // Most keys are new: the first attempt claims without reading, and a key already there makes
     // the claim fail, to be read and judged on the next attempt.
     const state: KeyState =
-      attempt === 0 ? { kind: 'free', version: -1 } : fold(await store.readStream(streamId));
+      attempt === 0
+        ? { kind: 'free', version: -1, firstClaims: new Map() }
+        : fold(await store.readStream(streamId));
     if (state.kind !== 'free') {
       if (state.claim.fingerprint !== fingerprint)
         throw new ApiProblem(
@@ -223,7 +233,7 @@ export async function withIdempotency(
       if (error instanceof WrongExpectedVersion && attempt < 4) continue;
       throw error;
     }
-    const run = keyedRun(store, state, claim.id);
+    const run = keyedRun(store, state.firstClaims.get(fingerprint), state.legacy, claim.id);
     let answer: StoredAnswer;
     try {
       answer = await work(run);
@@ -250,15 +260,16 @@ export async function withIdempotency(
 }
 
 /**
- * The run a claim starts: ids from the key's first claim, and what earlier runs under it made.
- * `metEarlier`: the work found what an earlier run made (its answer is then a replay).
+ * The run a claim starts: ids from the request's first claim of the key (this one when there was
+ * none before), and what earlier runs of it made. `metEarlier`: the work found what an earlier run
+ * made (its answer is then a replay).
  */
 function keyedRun(
   store: EventStore,
-  before: KeyState,
+  first: Claim | undefined,
+  legacy: Claim | undefined,
   claimId: string,
 ): CreateRun & { readonly metEarlier: boolean } {
-  const { first, legacy } = before;
   const seed = first?.id ?? claimId;
   const id = (name: string) => deterministicId('idempotency', seed, name);
   let metEarlier = false;
@@ -266,7 +277,7 @@ function keyedRun(
     id,
     eventIds: (type) => (index) => id(`${type}/${index}`),
     async earlier(type, streamId) {
-      // No claim before this one: nothing can have been made.
+      // No claim of this request before this one: nothing can have been made.
       if (!first) return undefined;
       const found =
         (await findEvent(store, streamId, id(`${type}/0`), first.position)) ??

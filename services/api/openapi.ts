@@ -82,7 +82,7 @@ const idempotencyKey = {
 /** A create's 409: a key in progress says when to retry. */
 const keyInProgress = {
   description:
-    'A conflict: taken, already listed, or IDEMPOTENCY_KEY_IN_PROGRESS (the first request with the key is still running, or crashed less than 30 s ago: retry after retry-after seconds)',
+    'A conflict: taken, already listed, or IDEMPOTENCY_KEY_IN_PROGRESS (the first request with the key is still running, or crashed within 30 s of claiming it: retry after retry-after seconds)',
   headers: {
     'retry-after': {
       type: 'integer',
