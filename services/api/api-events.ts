@@ -8,7 +8,8 @@ import { defineEvent, EventSchemas } from '../../domain/shared/event-schemas.ts'
  * - `username-{lowercased}`: one `UsernameClaimed`, appended with expected version no_stream —
  *   the store's optimistic concurrency is the uniqueness constraint.
  * - `idempotency-{actor}-{key}`: a claim before the work, then the answer (or a release when the
- *   work failed on our side, so that a retry may run it again).
+ *   work failed, so that a retry may run it again); a claim whose request crashed is followed by
+ *   another claim, a retry's, once its lease passed (services/api/idempotency.ts).
  */
 export const usernameStreamId = (username: string): string => `username-${username.toLowerCase()}`;
 export const idempotencyStreamId = (actor: string, key: string): string => `idempotency-${actor}-${key}`;
@@ -19,8 +20,13 @@ export const UsernameClaimedData = z.strictObject({
 });
 export const IdempotencyKeyClaimedData = z.strictObject({
   key: z.string().min(1).max(200),
-  /** sha256 of method, route and canonical body: the same key with another request is refused. */
+  /** HMAC of method, route and canonical body: the same key with another request is refused. */
   fingerprint: z.string().min(1).max(200),
+  /**
+   * What the run makes has ids derived from the key's first claim, so a run after a crash finds
+   * it by id (v2). Version 1 claims' runs made random ids: upcast to false.
+   */
+  derivedIds: z.boolean(),
 });
 export const IdempotencyKeyCompletedData = z.strictObject({
   statusCode: z.number().int().min(100).max(599),
@@ -32,7 +38,12 @@ export const IdempotencyKeyReleasedData = z.strictObject({ reason: z.string().ma
 
 export const apiEvents = [
   defineEvent({ type: 'UsernameClaimed', version: 1, schema: UsernameClaimedData }),
-  defineEvent({ type: 'IdempotencyKeyClaimed', version: 1, schema: IdempotencyKeyClaimedData }),
+  defineEvent({
+    type: 'IdempotencyKeyClaimed',
+    version: 2,
+    schema: IdempotencyKeyClaimedData,
+    upcasters: { 1: (data) => ({ ...(data as object), derivedIds: false }) },
+  }),
   defineEvent({ type: 'IdempotencyKeyCompleted', version: 1, schema: IdempotencyKeyCompletedData }),
   defineEvent({ type: 'IdempotencyKeyReleased', version: 1, schema: IdempotencyKeyReleasedData }),
 ] as const;

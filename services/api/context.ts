@@ -15,7 +15,14 @@ import { formatCents } from '../../domain/shared/money.ts';
 import type { CommandMetadata } from '../shared/command-handler.ts';
 import type { KeyedLanes } from '../shared/keyed-lanes.ts';
 import type { Principal, TokenIssuer } from './auth.ts';
-import { fingerprintOf, IDEMPOTENCY_KEY, type StoredAnswer, withIdempotency } from './idempotency.ts';
+import {
+  type CreateRun,
+  fingerprintOf,
+  IDEMPOTENCY_KEY,
+  type StoredAnswer,
+  unkeyedRun,
+  withIdempotency,
+} from './idempotency.ts';
 import type { ProjectionsControl, ReadinessCheck, ReadModels } from './ports.ts';
 import { ApiProblem } from './problem.ts';
 
@@ -131,16 +138,18 @@ export function readModelsOf(context: RouteContext): ReadModels {
 
 /**
  * Answers a create through the idempotency store when the request carries an `Idempotency-Key`,
- * or runs it directly. Replays say so in the `idempotent-replayed: true` header.
+ * or runs it directly. Replays say so in the `idempotent-replayed: true` header. The work names
+ * what it makes through its `CreateRun` (services/api/idempotency.ts), and answers from what an
+ * earlier run under the key made, when one crashed.
  */
 export async function answerCreate(
   context: RouteContext,
   request: FastifyRequest,
   reply: FastifyReply,
-  work: () => Promise<StoredAnswer>,
+  work: (run: CreateRun) => Promise<StoredAnswer>,
 ): Promise<FastifyReply> {
   const header = request.headers['idempotency-key'];
-  if (header === undefined) return send(reply, await work());
+  if (header === undefined) return send(reply, await work(unkeyedRun()));
   if (typeof header !== 'string' || !IDEMPOTENCY_KEY.test(header))
     throw new ApiProblem(
       400,

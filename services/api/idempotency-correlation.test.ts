@@ -139,7 +139,11 @@ describe('Idempotency-Key', () => {
       url: '/v1/audit/streams/idempotency-anonymous-reg-1',
       headers: { authorization: `Bearer ${await api.adminToken()}` },
     });
-    expect(audited.json().events[0].data).toEqual({ key: 'reg-1', fingerprint: '[redacted]' });
+    expect(audited.json().events[0].data).toEqual({
+      key: 'reg-1',
+      fingerprint: '[redacted]',
+      derivedIds: true,
+    });
   });
 
   it('refuses a malformed key', async () => {

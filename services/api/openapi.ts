@@ -76,7 +76,21 @@ const idempotencyKey = {
   type: 'string',
   pattern: '^[A-Za-z0-9_.:-]{1,100}$',
   description:
-    'The same key and body answer the first answer again and create nothing; the same key with another body is 422',
+    'The same key and body answer the first answer again and create nothing; the same key with another body is 422; while the first request with the key runs, 409 IDEMPOTENCY_KEY_IN_PROGRESS with retry-after. A request that crashed holds the key 30 s, then a retry runs it again and answers what it created, or creates it, once',
+};
+
+/** A create's 409: a key in progress says when to retry. */
+const keyInProgress = {
+  description:
+    'A conflict: taken, already listed, or IDEMPOTENCY_KEY_IN_PROGRESS (the first request with the key is still running, or crashed within 30 s of claiming it: retry after retry-after seconds)',
+  headers: {
+    'retry-after': {
+      type: 'integer',
+      minimum: 1,
+      description: 'With IDEMPOTENCY_KEY_IN_PROGRESS: seconds to wait before retrying',
+    },
+  },
+  content: { 'application/problem+json': { schema: problem } },
 };
 
 /** The problems a route can give, from what it takes: a token, a body, a path. */
@@ -158,6 +172,7 @@ export function documentAnswers(input: TransformInput): ReturnType<typeof jsonSc
       description: PROBLEMS[code],
       content: { 'application/problem+json': { schema: problem } },
     };
+  if (CREATES.has(route)) response[409] = keyInProgress;
   schema.response = { ...response, ...declared };
   if (CREATES.has(route)) {
     const headers = (schema.headers ?? { type: 'object', properties: {} }) as {

@@ -81,6 +81,7 @@ export function answerWithProblems(app: FastifyInstance): void {
     if (body.status >= 500) request.log.error({ err: error }, 'request failed');
     else request.log.info({ reason: body.reason, status: body.status }, 'request refused');
     if (body.status === 401) reply.header('www-authenticate', 'Bearer');
+    if (error instanceof ApiProblem) reply.headers(error.headers);
     return sendProblem(request, reply, body);
   });
 

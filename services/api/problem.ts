@@ -25,13 +25,17 @@ export interface Problem {
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 const TYPE_BASE = 'https://tradecore.dev/problems/';
 
-/** A refusal decided in the API layer (auth, ownership, idempotency), with its status and stable reason. */
+/**
+ * A refusal decided in the API layer (auth, ownership, idempotency), with its status and stable
+ * reason, and the headers that go with it (`retry-after`).
+ */
 export class ApiProblem extends Error {
   constructor(
     readonly status: number,
     readonly reason: string,
     message: string,
     readonly extensions: Record<string, unknown> = {},
+    readonly headers: Record<string, string> = {},
   ) {
     super(message);
   }

@@ -2,8 +2,9 @@ import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
 import { accountDecider, accountStreamId } from '../../domain/broker/account/account.ts';
 import { InstrumentNotFound } from '../../domain/broker/instrument/errors.ts';
 import { instrumentDecider, instrumentStreamId } from '../../domain/broker/instrument/instrument.ts';
+import { loadAggregate } from '../../domain/shared/aggregate.ts';
 import { cataloguePriceRecorded } from '../market-data/reference-prices.ts';
-import { handleCommand } from '../shared/command-handler.ts';
+import { aggregateOf, handleCommand } from '../shared/command-handler.ts';
 import {
   type App,
   answerCreate,
@@ -123,14 +124,24 @@ export function adminRoutes(app: App, context: RouteContext): void {
     '/v1/admin/instruments',
     { ...admins, schema: { tags: ['admin'], summary: 'List an instrument', security, body: InstrumentBody } },
     async (request, reply) =>
-      answerCreate(context, request, reply, async () => {
+      answerCreate(context, request, reply, async (run) => {
+        const streamId = instrumentStreamId(request.body.symbol);
+        // A run after a crash: the instrument as the crashed run listed it (not 409 for its own listing).
+        const earlier = await run.earlier('InstrumentListed', streamId);
+        if (earlier) {
+          const { state } = await loadAggregate(context.broker, streamId, aggregateOf(instrumentDecider), {
+            version: earlier.version,
+          });
+          await priceReachesMarketData(request, state.symbol, [earlier]);
+          return { statusCode: 201, body: instrumentAnswer(state) };
+        }
         const result = await handleCommand(
           context.broker,
-          instrumentStreamId(request.body.symbol),
+          streamId,
           instrumentDecider,
           { type: 'ListInstrument', ...request.body, at: context.now().toISOString() },
           metadataOf(request),
-          { expectedVersion: 'no_stream' },
+          { expectedVersion: 'no_stream', newEventId: run.eventIds('InstrumentListed') },
         ).catch((error: unknown) => {
           if ((error as Error).name === 'WrongExpectedVersion')
             throw new ApiProblem(

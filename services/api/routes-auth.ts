@@ -7,6 +7,7 @@ import { aggregateOf, handleCommand } from '../shared/command-handler.ts';
 import { usernameStreamId } from './api-events.ts';
 import { burnPasswordCheck, hashPassword, verifyPassword } from './auth.ts';
 import { type App, answerCreate, metadataOf, principalOf, type RouteContext } from './context.ts';
+import type { CreateRun } from './idempotency.ts';
 import { ApiProblem } from './problem.ts';
 import { Credentials } from './schemas.ts';
 
@@ -24,6 +25,8 @@ export async function accountIdOfUsername(
 /**
  * Registers an account: the username is claimed first in `username-{lowercased}` with expected
  * version no_stream (the event store is the uniqueness constraint), then the account stream is written.
+ * With `eventIds` (a `CreateRun`'s), a run after a crash between the two meets its own claim of the
+ * username (the store answers idempotently) and goes on to the account.
  */
 export async function registerAccount(
   context: Omit<RouteContext, 'caches' | 'walletLanes'>,
@@ -34,6 +37,7 @@ export async function registerAccount(
     roles?: Array<'trader' | 'auditor' | 'admin'>;
   },
   metadata: { correlationId: string; causationId: string; actor?: string },
+  eventIds?: CreateRun['eventIds'],
 ): Promise<string> {
   const username = input.username.toLowerCase();
   if (!USERNAME.test(username)) throw new InvalidUsername(username);
@@ -44,7 +48,7 @@ export async function registerAccount(
       usernameStreamId(username),
       [
         {
-          id: randomUUID(),
+          id: eventIds?.('UsernameClaimed')(0) ?? randomUUID(),
           type: 'UsernameClaimed',
           data: { username, accountId },
           metadata: { ...metadata, actor: metadata.actor ?? accountId, occurredAt: now },
@@ -70,7 +74,7 @@ export async function registerAccount(
       at: now,
     },
     { ...metadata, actor: metadata.actor ?? accountId },
-    { expectedVersion: 'no_stream' },
+    { expectedVersion: 'no_stream', ...(eventIds ? { newEventId: eventIds('AccountRegistered') } : {}) },
   );
   return accountId;
 }
@@ -90,14 +94,23 @@ export function authRoutes(app: App, context: RouteContext): void {
       config: { rateLimit: { max: limit.max * 3, timeWindow: limit.timeWindowMs } },
     },
     async (request, reply) =>
-      answerCreate(context, request, reply, async () => {
-        const accountId = randomUUID();
+      answerCreate(context, request, reply, async (run) => {
+        const registered = (accountId: string) => ({
+          statusCode: 201,
+          body: { accountId },
+          location: `/v1/accounts/${accountId}/wallet`,
+        });
+        const accountId = run.id('account');
+        // A run after a crash: the account the crashed run registered.
+        const earlier = await run.earlier('AccountRegistered', accountStreamId(accountId));
+        if (earlier) return registered((earlier.data as { accountId: string }).accountId);
         await registerAccount(
           context,
           { accountId, username: request.body.username, password: request.body.password },
           { ...metadataOf(request, accountId) },
+          run.eventIds,
         );
-        return { statusCode: 201, body: { accountId }, location: `/v1/accounts/${accountId}/wallet` };
+        return registered(accountId);
       }),
   );
 

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import {
   type Account,
@@ -33,6 +32,7 @@ import {
   requireRoles,
   walletAnswer,
 } from './context.ts';
+import { findEvent } from './idempotency.ts';
 import { ApiProblem } from './problem.ts';
 import {
   AccountParams,
@@ -131,10 +131,37 @@ export function instrumentAnswer(instrument: Instrument) {
 export function tradingRoutes(app: App, context: RouteContext): void {
   const traders = { onRequest: requireRoles('trader', 'admin') };
 
+  /** A wallet command's answer: the wallet right after its event (`version`). */
+  const walletAfter = (accountId: string, version: number, wallet: Wallet) => {
+    // As `GET …/wallet` shows them: positions still held, with what they cost.
+    const positions = Object.entries(wallet.positions)
+      .filter(([, held]) => held.available !== 0 || held.reserved !== 0)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([symbol, held]) => ({
+        symbol,
+        available: held.available,
+        reserved: held.reserved,
+        costBasis: formatCents(held.costBasis),
+      }));
+    return { statusCode: 201, body: { accountId, version, cash: cashOf(wallet), positions } };
+  };
+  /** The answer of a wallet command whose event is stored already, at `version`. */
+  const walletAt = async (accountId: string, version: number) => {
+    const { state } = await loadAggregate(
+      context.broker,
+      walletStreamId(accountId),
+      aggregateOf(walletDecider),
+      { version },
+    );
+    return walletAfter(accountId, version, state);
+  };
+
   const walletCommand = (
     path: string,
     summary: string,
     body: typeof AmountBody | typeof CustodyTransferBody,
+    /** The event the command appends: what a run after a crash looks for. */
+    eventType: string,
     toCommand: (input: never) => Parameters<typeof walletDecider.decide>[0],
   ) =>
     app.post(
@@ -143,12 +170,16 @@ export function tradingRoutes(app: App, context: RouteContext): void {
       async (request, reply) => {
         const accountId = request.params.id;
         assertAccountAccess(request, accountId);
-        return answerCreate(context, request, reply, async () => {
+        return answerCreate(context, request, reply, async (run) => {
+          const streamId = walletStreamId(accountId);
+          // A run after a crash: the wallet as the crashed run's event left it, and nothing again
+          // (a withdrawal decided again on today's wallet could even be refused).
+          const earlier = await run.earlier(eventType, streamId);
+          if (earlier) return walletAt(accountId, earlier.version);
           await assertTrader(context, accountId);
           const symbol = (request.body as { symbol?: string }).symbol;
           // Custody holds listed instruments only: a share of something nobody trades is no position.
           if (symbol !== undefined) await listedInstrument(context, symbol);
-          const streamId = walletStreamId(accountId);
           // In the wallet's lane: after the order process's reservation, not racing it.
           const result = await context.walletLanes.run(streamId, () =>
             handleCommand(
@@ -157,40 +188,40 @@ export function tradingRoutes(app: App, context: RouteContext): void {
               walletDecider,
               toCommand(request.body as never),
               metadataOf(request),
+              { newEventId: run.eventIds(eventType) },
             ),
           );
-          // As `GET …/wallet` shows them: positions still held, with what they cost.
-          const positions = Object.entries(result.state.positions)
-            .filter(([, held]) => held.available !== 0 || held.reserved !== 0)
-            .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-            .map(([symbol, held]) => ({
-              symbol,
-              available: held.available,
-              reserved: held.reserved,
-              costBasis: formatCents(held.costBasis),
-            }));
-          return {
-            statusCode: 201,
-            body: { accountId, version: result.version, cash: cashOf(result.state), positions },
-          };
+          if (result.idempotent) {
+            // Another run under the key (one that outlived its lease) appended the same event first.
+            const [event] = result.events;
+            const stored =
+              event && (await findEvent(context.broker, streamId, event.id, result.positions[0]! - 1));
+            if (stored) return walletAt(accountId, stored.version);
+          }
+          return walletAfter(accountId, result.version, result.state);
         });
       },
     );
 
-  walletCommand('/v1/accounts/:id/deposits', 'Deposit cash', AmountBody, (body: { amount: number }) => ({
-    type: 'Deposit',
-    amount: body.amount,
-  }));
+  walletCommand(
+    '/v1/accounts/:id/deposits',
+    'Deposit cash',
+    AmountBody,
+    'CashDeposited',
+    (body: { amount: number }) => ({ type: 'Deposit', amount: body.amount }),
+  );
   walletCommand(
     '/v1/accounts/:id/withdrawals',
     'Withdraw cash (never below zero available)',
     AmountBody,
+    'CashWithdrawn',
     (body: { amount: number }) => ({ type: 'Withdraw', amount: body.amount }),
   );
   walletCommand(
     '/v1/accounts/:id/custody-transfers',
     'Transfer shares into custody',
     CustodyTransferBody,
+    'SharesTransferredIn',
     (body: { symbol: string; quantity: number; unitCost?: number }) => ({
       type: 'TransferSharesIn',
       symbol: body.symbol,
@@ -245,12 +276,21 @@ export function tradingRoutes(app: App, context: RouteContext): void {
     async (request, reply) => {
       const body = request.body;
       assertAccountAccess(request, body.accountId);
-      return answerCreate(context, request, reply, async () => {
+      const placed = (orderId: string) => ({
+        statusCode: 202,
+        body: { orderId, status: 'PENDING_NEW' },
+        location: `/v1/orders/${orderId}`,
+      });
+      return answerCreate(context, request, reply, async (run) => {
+        const orderId = run.id('order');
+        // A run after a crash: the order the crashed run placed, whatever changed since (a halt,
+        // a revoked role), and no second one.
+        const earlier = await run.earlier('OrderPlaced', orderStreamId(orderId));
+        if (earlier) return placed((earlier.data as { orderId: string }).orderId);
         const [, instrument] = await Promise.all([
           assertTrader(context, body.accountId),
           listedInstrument(context, body.symbol),
         ]);
-        const orderId = randomUUID();
         await handleCommand(
           context.broker,
           orderStreamId(orderId),
@@ -271,13 +311,11 @@ export function tradingRoutes(app: App, context: RouteContext): void {
             at: context.now().toISOString(),
           },
           metadataOf(request),
-          { expectedVersion: 'no_stream' },
+          // The same event id in every run under the key: a run racing one that outlived its lease
+          // meets its OrderPlaced (the store answers idempotently) instead of a conflict.
+          { expectedVersion: 'no_stream', newEventId: run.eventIds('OrderPlaced') },
         );
-        return {
-          statusCode: 202,
-          body: { orderId, status: 'PENDING_NEW' },
-          location: `/v1/orders/${orderId}`,
-        };
+        return placed(orderId);
       });
     },
   );
