@@ -148,6 +148,31 @@ describe('tradecore serve projector on the real servers', () => {
     );
   });
 
+  // kafkajs retries a connection for some 6 s by default, logging each try, and its error names no setting.
+  it.each(['b3-engine', 'broker-api'])(
+    'serve %s names KAFKA_BROKERS when no Kafka is there, in one line',
+    async (service) => {
+      const result = await tradecore(
+        {
+          DATABASE_URL: url.toString(),
+          MYSQL_URL: mysqlUrl.toString(),
+          MONGO_URL: mongoUrl.toString(),
+          AMQP_URL: urls.amqpUrl,
+          REDIS_URL: urls.redisUrl,
+          KAFKA_BROKERS: '127.0.0.1:1',
+          PORT: '0',
+        },
+        'serve',
+        service,
+      );
+      expect(result.code).toBe(1);
+      expect(result.stderr.trim()).toMatch(
+        /^tradecore: KAFKA_BROKERS: cannot use 127\.0\.0\.1:1: Connection error: connect ECONNREFUSED 127\.0\.0\.1:1$/,
+      );
+    },
+    60_000,
+  );
+
   it('answers /health/live, /health/ready and /metrics, and stops cleanly on SIGTERM', async () => {
     const started = spawn(process.execPath, [bin, 'serve', 'projector'], {
       env: {

@@ -149,11 +149,14 @@ export async function reaching<T>(variable: string, url: string, open: () => Pro
     return await open();
   } catch (error) {
     throw new ServerUnreachable(
-      `${variable}: cannot use ${redact(url)}: ${error instanceof Error ? error.message : String(error)}`,
+      `${variable}: cannot use ${shownUrl(url)}: ${error instanceof Error ? error.message : String(error)}`,
       { cause: error },
     );
   }
 }
+
+/** A URL as `redact` shows it; a list of `host:port` (KAFKA_BROKERS), which holds no password, as it is. */
+const shownUrl = (url: string): string => (/^[a-z][a-z\d+.-]*:\/\//i.test(url) ? redact(url) : url);
 
 /** A URL without its password, for logs and banners. */
 export function redact(url: string): string {
