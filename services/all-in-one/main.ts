@@ -66,7 +66,7 @@ export async function startTradecore(
     );
     if (lock) stack.push({ name: 'data folder lock', stop: () => lock.release() });
     const secrets = await loadSecrets(config);
-    const eventStores = await connectEventStores(config);
+    const eventStores = await connectEventStores(config, {}, logger);
     stack.push({ name: 'event stores', stop: () => eventStores.close() });
 
     const listed = await seedInstruments(eventStores.broker, defaultCatalogue);

@@ -21,7 +21,7 @@ export async function startB3EngineService(
 ): Promise<RunningService> {
   const stack = new ShutdownStack(logger);
   try {
-    const eventStores = await connectEventStores(config);
+    const eventStores = await connectEventStores(config, {}, logger);
     stack.push('event stores', () => eventStores.close());
     const transport = await reaching('AMQP_URL', config.amqpUrl, () =>
       RabbitMqBridge.connect({ url: config.amqpUrl, connectionName: 'b3-engine', logger }),

@@ -97,6 +97,45 @@ describe('tradecore serve: configuration fails fast, naming the variable', () =>
     expect(result.stderr.trim().split('\n')).toHaveLength(1);
   });
 
+  // EventStoreDB's client connects at its first call: without a question at start, some services
+  // failed later with gRPC's text and a stack, others listened and stayed not ready for ever.
+  const unreachableEsdb = 'esdb://127.0.0.1:1?tls=false';
+  const nowhere = {
+    ...readModels,
+    AMQP_URL: 'amqp://guest:guest@127.0.0.1:1',
+    REDIS_URL: 'redis://127.0.0.1:1/9',
+    PORT: '0',
+  };
+  it.each(['broker-api', 'query-api', 'b3-engine', 'market-data', 'projector'])(
+    'serve %s names ESDB_URL when no EventStoreDB is there, in one line',
+    async (service) => {
+      const result = await tradecore({ ESDB_URL: unreachableEsdb, ...nowhere }, 'serve', service);
+      expect(result.code).toBe(1);
+      expect(result.stderr.trim()).toMatch(
+        /^tradecore: ESDB_URL: cannot use esdb:\/\/127\.0\.0\.1:1\?tls=false: .*ECONNREFUSED[^\n]*$/,
+      );
+    },
+    60_000,
+  );
+
+  it('says that ESDB_URL wins over DATABASE_URL for the event stores', async () => {
+    const result = await tradecore(
+      {
+        ESDB_URL: unreachableEsdb,
+        DATABASE_URL: 'postgres://x@127.0.0.1:1/x',
+        ...nowhere,
+        LOG_LEVEL: 'warn',
+      },
+      'serve',
+      'b3-engine',
+    );
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain(
+      'ESDB_URL and DATABASE_URL are both set: the event stores are on EventStoreDB; DATABASE_URL holds only the trades, depth and candles read models',
+    );
+    expect(result.stderr).toContain('tradecore: ESDB_URL: cannot use');
+  });
+
   it('an unknown service is a usage error listing the services', async () => {
     const result = await tradecore({}, 'serve', 'matching-engine');
     expect(result.code).toBe(2);

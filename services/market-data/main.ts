@@ -25,7 +25,7 @@ export async function startMarketDataService(
 ): Promise<RunningService> {
   const stack = new ShutdownStack(logger);
   try {
-    const eventStores = await connectEventStores(config);
+    const eventStores = await connectEventStores(config, {}, logger);
     stack.push('event stores', () => eventStores.close());
     const brokerPrices = await reaching('REDIS_URL', config.redisUrl, () =>
       RedisPriceCache.connect({ url: config.redisUrl, keyPrefix: options.redisKeyPrefix, logger }),
