@@ -232,6 +232,26 @@ export function embeddedReadModelStores(config: Config): boolean {
   return !(config.b3DatabaseUrl ?? config.databaseUrl) || !config.mysqlUrl || !config.mongoUrl;
 }
 
+/**
+ * The B3 market cache's key prefix: `b3:` when it is the broker asset cache's Redis database too
+ * (REDIS_URL naming database 1, or B3_REDIS_URL naming REDIS_URL's database), so that both caches'
+ * `price:<symbol>` keys stay apart; none otherwise, the keys as they always were.
+ */
+export function b3RedisKeyPrefix(config: Pick<Config, 'redisUrl' | 'b3RedisUrl'>): string {
+  return config.redisUrl &&
+    config.b3RedisUrl &&
+    redisTarget(config.redisUrl) === redisTarget(config.b3RedisUrl)
+    ? 'b3:'
+    : '';
+}
+
+/** `host:port/db` of a Redis URL, with ioredis' defaults (6379, database 0). */
+function redisTarget(url: string): string {
+  const parsed = new URL(url);
+  const database = Number(parsed.pathname.slice(1) || '0');
+  return `${parsed.hostname.toLowerCase()}:${parsed.port || '6379'}/${database}`;
+}
+
 /** The same Redis server, another database: `redis://h:6379` → `redis://h:6379/1`. */
 export function redisDatabase(url: string, database: number): string {
   const parsed = new URL(url);

@@ -25,7 +25,7 @@ import { OrderProcess } from '../broker/order-process.ts';
 import { MarketDataFeed, type QuoteSourceConfig } from '../market-data/feed.ts';
 import { routeB3Events } from '../market-data/integration.ts';
 import { ReferencePriceFollower } from '../market-data/reference-prices.ts';
-import { b3RedisVariable, type Config, reaching } from './config.ts';
+import { b3RedisKeyPrefix, b3RedisVariable, type Config, reaching } from './config.ts';
 import { withTimeout } from './deadline.ts';
 import type { EventStores } from './event-stores.ts';
 import type { KeyedLanes } from './keyed-lanes.ts';
@@ -109,18 +109,28 @@ export async function startTradingServices(options: StartTradingServicesOptions)
       given: PriceCache | undefined,
       variable: string,
       url: string | undefined,
+      keyPrefix = '',
     ): Promise<PriceCache> => {
       if (given) return given;
       const created = url
         ? await reaching(variable, url, () =>
-            RedisPriceCache.connect({ url, keyPrefix: options.redisKeyPrefix, logger }),
+            RedisPriceCache.connect({
+              url,
+              keyPrefix: `${options.redisKeyPrefix ?? ''}${keyPrefix}`,
+              logger,
+            }),
           )
         : new MemoryPriceCache();
       closers.push(() => created.close());
       return created;
     };
     const brokerPrices = await cache(options.brokerPrices, 'REDIS_URL', config.redisUrl);
-    const marketPrices = await cache(options.marketPrices, b3RedisVariable(config), config.b3RedisUrl);
+    const marketPrices = await cache(
+      options.marketPrices,
+      b3RedisVariable(config),
+      config.b3RedisUrl,
+      b3RedisKeyPrefix(config),
+    );
     description.push(config.redisUrl ? 'price caches: Redis' : 'price caches: in process');
 
     const source = quoteSourceConfig(config);
