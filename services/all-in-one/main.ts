@@ -69,20 +69,6 @@ export async function startTradecore(
     const eventStores = await connectEventStores(config, {}, logger);
     stack.push({ name: 'event stores', stop: () => eventStores.close() });
 
-    const listed = await seedInstruments(eventStores.broker, defaultCatalogue);
-    if (listed.length > 0) logger.info({ instruments: listed.length }, 'default instrument catalogue listed');
-    const tokens = new TokenIssuer(secrets.jwtSecret, config.jwtTtlSeconds);
-    await ensureAdmin(
-      { broker: eventStores.broker, b3: eventStores.b3, tokens, now: () => new Date() },
-      secrets.adminPassword,
-    );
-    const retired = await retireGeneratedAdminPassword(config);
-    if (retired)
-      logger.warn(
-        { file: retired },
-        'removed the admin password an earlier start generated: TRADECORE_ADMIN_PASSWORD is the admin password now',
-      );
-
     const readModelStores = await connectReadModelStores(config);
     stack.push({ name: 'read-model stores', stop: () => readModelStores.close() });
     // A lone API process reads the read models; the projector process (or `start`) writes them.
@@ -121,6 +107,23 @@ export async function startTradecore(
           )
         : undefined;
     if (brokerSide) stack.push({ name: 'broker side', stop: () => brokerSide.stop() });
+
+    // Every server has answered by now: the first writes (the catalogue, the admin account) are
+    // not made by a start that then fails on a setting, say a wrong MYSQL_URL password. Nothing
+    // here needs them before: the projections and the order process follow the stores live.
+    const listed = await seedInstruments(eventStores.broker, defaultCatalogue);
+    if (listed.length > 0) logger.info({ instruments: listed.length }, 'default instrument catalogue listed');
+    const tokens = new TokenIssuer(secrets.jwtSecret, config.jwtTtlSeconds);
+    await ensureAdmin(
+      { broker: eventStores.broker, b3: eventStores.b3, tokens, now: () => new Date() },
+      secrets.adminPassword,
+    );
+    const retired = await retireGeneratedAdminPassword(config);
+    if (retired)
+      logger.warn(
+        { file: retired },
+        'removed the admin password an earlier start generated: TRADECORE_ADMIN_PASSWORD is the admin password now',
+      );
 
     const readModels = createReadModels(readModelStores);
     const app = await buildApi({

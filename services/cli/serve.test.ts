@@ -187,6 +187,42 @@ describe('tradecore serve projector on the real servers', () => {
     );
   });
 
+  // The start used to list the default catalogue and create the admin account in the event store
+  // first, then fail on a read-model store: every server is asked before the first write now.
+  it('writes nothing to the event store when a later server refuses it (a wrong MySQL password)', async () => {
+    const wrongPassword = new URL(mysqlUrl);
+    wrongPassword.username = 'root';
+    wrongPassword.password = 'not-the-password';
+    const result = await tradecore(
+      {
+        DATABASE_URL: url.toString(),
+        MYSQL_URL: wrongPassword.toString(),
+        MONGO_URL: mongoUrl.toString(),
+        AMQP_URL: urls.amqpUrl,
+        REDIS_URL: urls.redisUrl,
+        PORT: '0',
+      },
+      'serve',
+      'broker-api',
+    );
+    expect(result.code).toBe(1);
+    expect(result.stderr.trim()).toMatch(
+      /^tradecore: MYSQL_URL: cannot use mysql:\/\/root:\*\*\*@.*Access denied/,
+    );
+    const client = new pg.Client({ connectionString: url.toString() });
+    await client.connect();
+    try {
+      for (const schema of ['broker', 'b3']) {
+        const { rows } = await client.query<{ events: number }>(
+          `SELECT count(*)::int AS events FROM ${schema}.events`,
+        );
+        expect(rows[0]?.events, schema).toBe(0);
+      }
+    } finally {
+      await client.end();
+    }
+  }, 60_000);
+
   // kafkajs retries a connection for some 6 s by default, logging each try, and its error names no setting.
   it.each(['b3-engine', 'broker-api'])(
     'serve %s names KAFKA_BROKERS when no Kafka is there, in one line',
