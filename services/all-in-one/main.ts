@@ -7,7 +7,7 @@ import type { App } from '../api/context.ts';
 import { ADMIN_USERNAME, ensureAdmin, seedInstruments } from '../api/seed.ts';
 import type { Clock } from '../b3-engine/session-clock.ts';
 import { startBrokerSide } from '../broker/main.ts';
-import type { Config } from '../shared/config.ts';
+import { type Config, embeddedEventStores, embeddedReadModelStores } from '../shared/config.ts';
 import { lockEmbeddedDataFolder } from '../shared/data-lock.ts';
 import { connectEventStores } from '../shared/event-stores.ts';
 import { KeyedLanes } from '../shared/keyed-lanes.ts';
@@ -173,11 +173,20 @@ export async function startTradecore(
         ]),
       `log in as admin: username "${ADMIN_USERNAME}", password ${password}`,
       `  curl -s -X POST ${url}/v1/auth/login -H 'content-type: application/json' -d '{"username":"admin","password":"…"}'`,
-      'Ctrl-C stops it; the data stays in the data folder for the next start.',
+      whereDataStays(config, eventStores.description, readModelStores.description),
     ];
     return { app, url, docsUrl: `${url}/docs`, banner, stop };
   } catch (error) {
     await stop();
     throw error;
   }
+}
+
+/** The banner's last line: where the data is kept for the next start, the data folder or the servers. */
+export function whereDataStays(config: Config, eventStores: string, readModels = 'connected'): string {
+  const anyServer =
+    !embeddedEventStores(config) || !!config.b3DatabaseUrl || !!config.mysqlUrl || !!config.mongoUrl;
+  if (!anyServer) return 'Ctrl-C stops it; the data stays in the data folder for the next start.';
+  const onlyServers = !embeddedEventStores(config) && !embeddedReadModelStores(config);
+  return `Ctrl-C stops it; the data stays ${onlyServers ? 'on the servers' : 'where it is kept'} for the next start: event stores: ${eventStores}; read models: ${readModels}.`;
 }

@@ -248,6 +248,43 @@ describe('tradecore serve projector on the real servers', () => {
     60_000,
   );
 
+  it('serve query-api says the data stays on the servers, naming them, not in the data folder', async () => {
+    const started = spawn(process.execPath, [bin, 'serve', 'query-api'], {
+      env: {
+        ...baseEnv(),
+        DATABASE_URL: url.toString(),
+        MYSQL_URL: mysqlUrl.toString(),
+        MONGO_URL: mongoUrl.toString(),
+        TRADECORE_ADMIN_PASSWORD: 'serve-test-admin',
+        TRADECORE_JWT_SECRET: 'a-test-signing-key-that-is-long-enough-for-hs256',
+        PORT: '0',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child = started;
+    let stdout = '';
+    let stderr = '';
+    started.stderr?.on('data', (chunk) => {
+      stderr += chunk;
+    });
+    const exited = new Promise<number | null>((resolve) => started.on('exit', (code) => resolve(code)));
+    const line = await new Promise<string>((resolve, reject) => {
+      started.stdout?.on('data', (chunk) => {
+        stdout += chunk;
+        const found = /^Ctrl-C stops it.*$/m.exec(stdout);
+        if (found) resolve(found[0]);
+      });
+      exited.then((code) => reject(new Error(`exited with ${code} before its banner: ${stderr}`)));
+    });
+    started.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(line).not.toContain('data folder');
+    expect(line).toContain('the data stays on the servers for the next start');
+    expect(line).toContain(`Postgres at ${url.toString()}`);
+    expect(line).toContain(`MySQL at ${mysqlUrl.toString()}`);
+    expect(line).toContain(`Mongo at ${mongoUrl.toString()}`);
+  }, 120_000);
+
   it('answers /health/live, /health/ready and /metrics, and stops cleanly on SIGTERM', async () => {
     const started = spawn(process.execPath, [bin, 'serve', 'projector'], {
       env: {
