@@ -7,7 +7,7 @@ import type { App } from '../api/context.ts';
 import { ADMIN_USERNAME, ensureAdmin, seedInstruments } from '../api/seed.ts';
 import type { Clock } from '../b3-engine/session-clock.ts';
 import { startBrokerSide } from '../broker/main.ts';
-import type { Config } from '../shared/config.ts';
+import { type Config, embeddedEventStores, embeddedReadModelStores } from '../shared/config.ts';
 import { lockEmbeddedDataFolder } from '../shared/data-lock.ts';
 import { connectEventStores } from '../shared/event-stores.ts';
 import { KeyedLanes } from '../shared/keyed-lanes.ts';
@@ -66,22 +66,8 @@ export async function startTradecore(
     );
     if (lock) stack.push({ name: 'data folder lock', stop: () => lock.release() });
     const secrets = await loadSecrets(config);
-    const eventStores = await connectEventStores(config);
+    const eventStores = await connectEventStores(config, {}, logger);
     stack.push({ name: 'event stores', stop: () => eventStores.close() });
-
-    const listed = await seedInstruments(eventStores.broker, defaultCatalogue);
-    if (listed.length > 0) logger.info({ instruments: listed.length }, 'default instrument catalogue listed');
-    const tokens = new TokenIssuer(secrets.jwtSecret, config.jwtTtlSeconds);
-    await ensureAdmin(
-      { broker: eventStores.broker, b3: eventStores.b3, tokens, now: () => new Date() },
-      secrets.adminPassword,
-    );
-    const retired = await retireGeneratedAdminPassword(config);
-    if (retired)
-      logger.warn(
-        { file: retired },
-        'removed the admin password an earlier start generated: TRADECORE_ADMIN_PASSWORD is the admin password now',
-      );
 
     const readModelStores = await connectReadModelStores(config);
     stack.push({ name: 'read-model stores', stop: () => readModelStores.close() });
@@ -121,6 +107,23 @@ export async function startTradecore(
           )
         : undefined;
     if (brokerSide) stack.push({ name: 'broker side', stop: () => brokerSide.stop() });
+
+    // Every server has answered by now: the first writes (the catalogue, the admin account) are
+    // not made by a start that then fails on a setting, say a wrong MYSQL_URL password. Nothing
+    // here needs them before: the projections and the order process follow the stores live.
+    const listed = await seedInstruments(eventStores.broker, defaultCatalogue);
+    if (listed.length > 0) logger.info({ instruments: listed.length }, 'default instrument catalogue listed');
+    const tokens = new TokenIssuer(secrets.jwtSecret, config.jwtTtlSeconds);
+    await ensureAdmin(
+      { broker: eventStores.broker, b3: eventStores.b3, tokens, now: () => new Date() },
+      secrets.adminPassword,
+    );
+    const retired = await retireGeneratedAdminPassword(config);
+    if (retired)
+      logger.warn(
+        { file: retired },
+        'removed the admin password an earlier start generated: TRADECORE_ADMIN_PASSWORD is the admin password now',
+      );
 
     const readModels = createReadModels(readModelStores);
     const app = await buildApi({
@@ -170,11 +173,20 @@ export async function startTradecore(
         ]),
       `log in as admin: username "${ADMIN_USERNAME}", password ${password}`,
       `  curl -s -X POST ${url}/v1/auth/login -H 'content-type: application/json' -d '{"username":"admin","password":"…"}'`,
-      'Ctrl-C stops it; the data stays in the data folder for the next start.',
+      whereDataStays(config, eventStores.description, readModelStores.description),
     ];
     return { app, url, docsUrl: `${url}/docs`, banner, stop };
   } catch (error) {
     await stop();
     throw error;
   }
+}
+
+/** The banner's last line: where the data is kept for the next start, the data folder or the servers. */
+export function whereDataStays(config: Config, eventStores: string, readModels = 'connected'): string {
+  const anyServer =
+    !embeddedEventStores(config) || !!config.b3DatabaseUrl || !!config.mysqlUrl || !!config.mongoUrl;
+  if (!anyServer) return 'Ctrl-C stops it; the data stays in the data folder for the next start.';
+  const onlyServers = !embeddedEventStores(config) && !embeddedReadModelStores(config);
+  return `Ctrl-C stops it; the data stays ${onlyServers ? 'on the servers' : 'where it is kept'} for the next start: event stores: ${eventStores}; read models: ${readModels}.`;
 }

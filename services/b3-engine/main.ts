@@ -7,7 +7,7 @@
 import type { Logger } from 'pino';
 import { RabbitMqBridge } from '../../adapters/rabbitmq/bridge.ts';
 import { RedisPriceCache } from '../../adapters/redis/price-cache.ts';
-import { b3RedisVariable, type Config, reaching } from '../shared/config.ts';
+import { b3RedisKeyPrefix, b3RedisVariable, type Config, reaching } from '../shared/config.ts';
 import { connectEventStores } from '../shared/event-stores.ts';
 import { type RunningService, ShutdownStack, startOpsServer } from '../shared/ops-server.ts';
 import { formatClose, startKafkaRelays } from '../shared/trading.ts';
@@ -21,14 +21,14 @@ export async function startB3EngineService(
 ): Promise<RunningService> {
   const stack = new ShutdownStack(logger);
   try {
-    const eventStores = await connectEventStores(config);
+    const eventStores = await connectEventStores(config, {}, logger);
     stack.push('event stores', () => eventStores.close());
     const transport = await reaching('AMQP_URL', config.amqpUrl, () =>
       RabbitMqBridge.connect({ url: config.amqpUrl, connectionName: 'b3-engine', logger }),
     );
     stack.push('transport', () => transport.close());
     const marketPrices = await reaching(b3RedisVariable(config), config.b3RedisUrl, () =>
-      RedisPriceCache.connect({ url: config.b3RedisUrl, logger }),
+      RedisPriceCache.connect({ url: config.b3RedisUrl, keyPrefix: b3RedisKeyPrefix(config), logger }),
     );
     stack.push('market cache', () => marketPrices.close());
 

@@ -100,6 +100,45 @@ describe('tradecore serve: configuration fails fast, naming the variable', () =>
     expect(result.stderr.trim().split('\n')).toHaveLength(1);
   });
 
+  // EventStoreDB's client connects at its first call: without a question at start, some services
+  // failed later with gRPC's text and a stack, others listened and stayed not ready for ever.
+  const unreachableEsdb = 'esdb://127.0.0.1:1?tls=false';
+  const nowhere = {
+    ...readModels,
+    AMQP_URL: 'amqp://guest:guest@127.0.0.1:1',
+    REDIS_URL: 'redis://127.0.0.1:1/9',
+    PORT: '0',
+  };
+  it.each(['broker-api', 'query-api', 'b3-engine', 'market-data', 'projector'])(
+    'serve %s names ESDB_URL when no EventStoreDB is there, in one line',
+    async (service) => {
+      const result = await tradecore({ ESDB_URL: unreachableEsdb, ...nowhere }, 'serve', service);
+      expect(result.code).toBe(1);
+      expect(result.stderr.trim()).toMatch(
+        /^tradecore: ESDB_URL: cannot use esdb:\/\/127\.0\.0\.1:1\?tls=false: .*ECONNREFUSED[^\n]*$/,
+      );
+    },
+    60_000,
+  );
+
+  it('says that ESDB_URL wins over DATABASE_URL for the event stores', async () => {
+    const result = await tradecore(
+      {
+        ESDB_URL: unreachableEsdb,
+        DATABASE_URL: 'postgres://x@127.0.0.1:1/x',
+        ...nowhere,
+        LOG_LEVEL: 'warn',
+      },
+      'serve',
+      'b3-engine',
+    );
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain(
+      'ESDB_URL and DATABASE_URL are both set: the event stores are on EventStoreDB; DATABASE_URL holds only the trades, depth and candles read models',
+    );
+    expect(result.stderr).toContain('tradecore: ESDB_URL: cannot use');
+  });
+
   it('an unknown service is a usage error listing the services', async () => {
     const result = await tradecore({}, 'serve', 'matching-engine');
     expect(result.code).toBe(2);
@@ -150,6 +189,104 @@ describe('tradecore serve projector on the real servers', () => {
       /^tradecore: REDIS_URL: cannot use redis:\/\/127\.0\.0\.1:1\/9: connect ECONNREFUSED/,
     );
   });
+
+  // The start used to list the default catalogue and create the admin account in the event store
+  // first, then fail on a read-model store: every server is asked before the first write now.
+  it('writes nothing to the event store when a later server refuses it (a wrong MySQL password)', async () => {
+    const wrongPassword = new URL(mysqlUrl);
+    wrongPassword.username = 'root';
+    wrongPassword.password = 'not-the-password';
+    const result = await tradecore(
+      {
+        DATABASE_URL: url.toString(),
+        MYSQL_URL: wrongPassword.toString(),
+        MONGO_URL: mongoUrl.toString(),
+        AMQP_URL: urls.amqpUrl,
+        REDIS_URL: urls.redisUrl,
+        PORT: '0',
+      },
+      'serve',
+      'broker-api',
+    );
+    expect(result.code).toBe(1);
+    expect(result.stderr.trim()).toMatch(
+      /^tradecore: MYSQL_URL: cannot use mysql:\/\/root:\*\*\*@.*Access denied/,
+    );
+    const client = new pg.Client({ connectionString: url.toString() });
+    await client.connect();
+    try {
+      for (const schema of ['broker', 'b3']) {
+        const { rows } = await client.query<{ events: number }>(
+          `SELECT count(*)::int AS events FROM ${schema}.events`,
+        );
+        expect(rows[0]?.events, schema).toBe(0);
+      }
+    } finally {
+      await client.end();
+    }
+  }, 60_000);
+
+  // kafkajs retries a connection for some 6 s by default, logging each try, and its error names no setting.
+  it.each(['b3-engine', 'broker-api'])(
+    'serve %s names KAFKA_BROKERS when no Kafka is there, in one line',
+    async (service) => {
+      const result = await tradecore(
+        {
+          DATABASE_URL: url.toString(),
+          MYSQL_URL: mysqlUrl.toString(),
+          MONGO_URL: mongoUrl.toString(),
+          AMQP_URL: urls.amqpUrl,
+          REDIS_URL: urls.redisUrl,
+          KAFKA_BROKERS: '127.0.0.1:1',
+          PORT: '0',
+        },
+        'serve',
+        service,
+      );
+      expect(result.code).toBe(1);
+      expect(result.stderr.trim()).toMatch(
+        /^tradecore: KAFKA_BROKERS: cannot use 127\.0\.0\.1:1: Connection error: connect ECONNREFUSED 127\.0\.0\.1:1$/,
+      );
+    },
+    60_000,
+  );
+
+  it('serve query-api says the data stays on the servers, naming them, not in the data folder', async () => {
+    const started = spawn(process.execPath, [bin, 'serve', 'query-api'], {
+      env: {
+        ...baseEnv(),
+        DATABASE_URL: url.toString(),
+        MYSQL_URL: mysqlUrl.toString(),
+        MONGO_URL: mongoUrl.toString(),
+        TRADECORE_ADMIN_PASSWORD: 'serve-test-admin',
+        TRADECORE_JWT_SECRET: 'a-test-signing-key-that-is-long-enough-for-hs256',
+        PORT: '0',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.push(started);
+    let stdout = '';
+    let stderr = '';
+    started.stderr?.on('data', (chunk) => {
+      stderr += chunk;
+    });
+    const exited = new Promise<number | null>((resolve) => started.on('exit', (code) => resolve(code)));
+    const line = await new Promise<string>((resolve, reject) => {
+      started.stdout?.on('data', (chunk) => {
+        stdout += chunk;
+        const found = /^Ctrl-C stops it.*$/m.exec(stdout);
+        if (found) resolve(found[0]);
+      });
+      exited.then((code) => reject(new Error(`exited with ${code} before its banner: ${stderr}`)));
+    });
+    started.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(line).not.toContain('data folder');
+    expect(line).toContain('the data stays on the servers for the next start');
+    expect(line).toContain(`Postgres at ${url.toString()}`);
+    expect(line).toContain(`MySQL at ${mysqlUrl.toString()}`);
+    expect(line).toContain(`Mongo at ${mongoUrl.toString()}`);
+  }, 120_000);
 
   const env = () => ({
     DATABASE_URL: url.toString(),

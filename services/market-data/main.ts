@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { RedisPriceCache } from '../../adapters/redis/price-cache.ts';
 import { defaultCatalogue } from '../../domain/broker/instrument/catalogue.ts';
 import { TokenIssuer } from '../api/auth.ts';
-import { b3RedisVariable, type Config, reaching } from '../shared/config.ts';
+import { b3RedisKeyPrefix, b3RedisVariable, type Config, reaching } from '../shared/config.ts';
 import { connectEventStores } from '../shared/event-stores.ts';
 import { type RunningService, ShutdownStack, startOpsServer } from '../shared/ops-server.ts';
 import { quoteSourceConfig } from '../shared/trading.ts';
@@ -25,14 +25,18 @@ export async function startMarketDataService(
 ): Promise<RunningService> {
   const stack = new ShutdownStack(logger);
   try {
-    const eventStores = await connectEventStores(config);
+    const eventStores = await connectEventStores(config, {}, logger);
     stack.push('event stores', () => eventStores.close());
     const brokerPrices = await reaching('REDIS_URL', config.redisUrl, () =>
       RedisPriceCache.connect({ url: config.redisUrl, keyPrefix: options.redisKeyPrefix, logger }),
     );
     stack.push('broker asset cache', () => brokerPrices.close());
     const marketPrices = await reaching(b3RedisVariable(config), config.b3RedisUrl, () =>
-      RedisPriceCache.connect({ url: config.b3RedisUrl, keyPrefix: options.redisKeyPrefix, logger }),
+      RedisPriceCache.connect({
+        url: config.b3RedisUrl,
+        keyPrefix: `${options.redisKeyPrefix ?? ''}${b3RedisKeyPrefix(config)}`,
+        logger,
+      }),
     );
     stack.push('B3 market cache', () => marketPrices.close());
 

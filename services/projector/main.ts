@@ -32,7 +32,7 @@ export async function startProjectorService(config: Config, logger: Logger): Pro
       { log: (line) => logger.info(line) },
     );
     if (lock) stack.push('data folder lock', () => lock.release());
-    const eventStores = await connectEventStores(config);
+    const eventStores = await connectEventStores(config, {}, logger);
     stack.push('event stores', () => eventStores.close());
     const readModelStores = await connectReadModelStores(config);
     stack.push('read-model stores', () =>

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, ConfigSchema, loadConfig, redact } from './config.ts';
+import { b3RedisKeyPrefix, ConfigError, ConfigSchema, loadConfig, redact } from './config.ts';
 
 describe('configuration', () => {
   it('runs embedded with defaults when nothing is set', () => {
@@ -62,6 +62,17 @@ describe('configuration', () => {
       quoteSource: 'brapi',
       brapiToken: 't0ken',
     });
+  });
+
+  it('gives the B3 market cache a b3: key prefix only where it shares the broker cache’s Redis database', () => {
+    const prefix = (env: Record<string, string>) => b3RedisKeyPrefix(loadConfig(env));
+    expect(prefix({ REDIS_URL: 'redis://cache:6379/1' })).toBe('b3:');
+    expect(prefix({ REDIS_URL: 'redis://cache', B3_REDIS_URL: 'redis://cache:6379/0' })).toBe('b3:');
+    // The default: database 1 of REDIS_URL's server, apart from database 0.
+    expect(prefix({ REDIS_URL: 'redis://cache:6379' })).toBe('');
+    expect(prefix({ REDIS_URL: 'redis://cache:6379/2', B3_REDIS_URL: 'redis://cache:6379/3' })).toBe('');
+    expect(prefix({ REDIS_URL: 'redis://a:6379', B3_REDIS_URL: 'redis://b:6379' })).toBe('');
+    expect(prefix({})).toBe('');
   });
 
   it('reads the connected-mode URLs and treats an empty one as unset', () => {

@@ -149,11 +149,14 @@ export async function reaching<T>(variable: string, url: string, open: () => Pro
     return await open();
   } catch (error) {
     throw new ServerUnreachable(
-      `${variable}: cannot use ${redact(url)}: ${error instanceof Error ? error.message : String(error)}`,
+      `${variable}: cannot use ${shownUrl(url)}: ${error instanceof Error ? error.message : String(error)}`,
       { cause: error },
     );
   }
 }
+
+/** A URL as `redact` shows it; a list of `host:port` (KAFKA_BROKERS), which holds no password, as it is. */
+const shownUrl = (url: string): string => (/^[a-z][a-z\d+.-]*:\/\//i.test(url) ? redact(url) : url);
 
 /** A URL without its password, for logs and banners. */
 export function redact(url: string): string {
@@ -227,6 +230,26 @@ export function embeddedEventStores(config: Config): boolean {
  */
 export function embeddedReadModelStores(config: Config): boolean {
   return !(config.b3DatabaseUrl ?? config.databaseUrl) || !config.mysqlUrl || !config.mongoUrl;
+}
+
+/**
+ * The B3 market cache's key prefix: `b3:` when it is the broker asset cache's Redis database too
+ * (REDIS_URL naming database 1, or B3_REDIS_URL naming REDIS_URL's database), so that both caches'
+ * `price:<symbol>` keys stay apart; none otherwise, the keys as they always were.
+ */
+export function b3RedisKeyPrefix(config: Pick<Config, 'redisUrl' | 'b3RedisUrl'>): string {
+  return config.redisUrl &&
+    config.b3RedisUrl &&
+    redisTarget(config.redisUrl) === redisTarget(config.b3RedisUrl)
+    ? 'b3:'
+    : '';
+}
+
+/** `host:port/db` of a Redis URL, with ioredis' defaults (6379, database 0). */
+function redisTarget(url: string): string {
+  const parsed = new URL(url);
+  const database = Number(parsed.pathname.slice(1) || '0');
+  return `${parsed.hostname.toLowerCase()}:${parsed.port || '6379'}/${database}`;
 }
 
 /** The same Redis server, another database: `redis://h:6379` → `redis://h:6379/1`. */

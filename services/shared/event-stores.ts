@@ -9,6 +9,8 @@ import { EventSchemas } from '../../domain/shared/event-schemas.ts';
 import type { EventStore } from '../../domain/shared/event-store.ts';
 import { brokerStoreSchemas } from '../api/api-events.ts';
 import { b3DatabaseVariable, type Config, reaching, redact } from './config.ts';
+import { withTimeout } from './deadline.ts';
+import { type ServiceLogger, silentLogger } from './service-logger.ts';
 
 export interface EventStores {
   broker: EventStore;
@@ -39,19 +41,43 @@ export function storeSchemas(): { broker: EventSchemas; b3: EventSchemas } {
 export async function connectEventStores(
   config: Config,
   overrides: { broker?: EventSchemas; b3?: EventSchemas } = {},
+  /** Where a start's warnings about the configuration go. */
+  log: Pick<ServiceLogger, 'warn'> = silentLogger,
 ): Promise<EventStores> {
   const schemas = { ...storeSchemas(), ...overrides };
   let broker: EventStore;
   let b3: EventStore;
   let description: string;
   if (config.esdbUrl) {
-    broker = EventStoreDbEventStore.connect({
-      url: config.esdbUrl,
-      prefix: 'broker',
-      schemas: schemas.broker,
+    const esdbUrl = config.esdbUrl;
+    // ESDB_URL wins (docs/operations.md): said at start, not left to be found out.
+    if (config.databaseUrl)
+      log.warn(
+        {},
+        config.b3DatabaseUrl
+          ? 'ESDB_URL and DATABASE_URL are both set: the event stores are on EventStoreDB, and DATABASE_URL is not used'
+          : 'ESDB_URL and DATABASE_URL are both set: the event stores are on EventStoreDB; DATABASE_URL holds only the trades, depth and candles read models',
+      );
+    // The client connects lazily, at the first call: ask the server now, so that a start fails
+    // here naming ESDB_URL rather than at its first append, or never (a readiness failing forever).
+    const opened = await reaching('ESDB_URL', esdbUrl, async () => {
+      const stores = {
+        broker: EventStoreDbEventStore.connect({ url: esdbUrl, prefix: 'broker', schemas: schemas.broker }),
+        b3: EventStoreDbEventStore.connect({ url: esdbUrl, prefix: 'b3', schemas: schemas.b3 }),
+      };
+      try {
+        // One server for both: one question is enough.
+        await withTimeout(stores.broker.headPosition(), 10_000);
+        return stores;
+      } catch (error) {
+        void stores.broker.close().catch(() => {});
+        void stores.b3.close().catch(() => {});
+        throw error;
+      }
     });
-    b3 = EventStoreDbEventStore.connect({ url: config.esdbUrl, prefix: 'b3', schemas: schemas.b3 });
-    description = `EventStoreDB at ${redact(config.esdbUrl)}`;
+    broker = opened.broker;
+    b3 = opened.b3;
+    description = `EventStoreDB at ${redact(esdbUrl)}`;
   } else if (config.databaseUrl) {
     const b3Url = config.b3DatabaseUrl ?? config.databaseUrl;
     const databaseUrl = config.databaseUrl;

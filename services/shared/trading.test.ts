@@ -133,3 +133,36 @@ describe('startTradingServices, with Redis price caches and the random-walk feed
     }
   }, 90_000);
 });
+
+describe('startTradingServices, both price caches on one Redis database', () => {
+  // REDIS_URL naming database 1 and no B3_REDIS_URL: the B3 market cache defaults to that same
+  // database, where both caches' `price:<symbol>` keys used to be one key.
+  it('keeps the two caches apart: the B3 market cache under b3:', async () => {
+    const redisUrl = `${testUrls().redisUrl.replace(/\/\d*$/, '')}/1`;
+    const redisKeyPrefix = `${isolatedName('shared_db')}:`;
+    const config = loadConfig({ REDIS_URL: redisUrl, QUOTE_SOURCE: 'off', QUOTES_ENABLED: 'false' });
+    expect(config.b3RedisUrl).toBe(redisUrl);
+    const broker = await openPgliteEventStore({ schema: 'broker', schemas: brokerSchemas() });
+    const b3 = await openPgliteEventStore({ schema: 'b3', schemas: b3Schemas() });
+    const services = await startTradingServices({ config, eventStores: { broker, b3 }, redisKeyPrefix });
+    const raw = await RedisPriceCache.connect({ url: redisUrl });
+    try {
+      await services.marketData.setReferencePrice('PETR4', 32_00);
+      expect((await raw.redis.keys(`${redisKeyPrefix}*`)).sort()).toEqual([
+        `${redisKeyPrefix}b3:price:PETR4`,
+        `${redisKeyPrefix}price:PETR4`,
+      ]);
+      // Each cache reads its own key: deleting the broker's leaves the B3 one.
+      await raw.redis.del(`${redisKeyPrefix}price:PETR4`);
+      expect(await services.brokerPrices.get('PETR4')).toBeUndefined();
+      expect(await services.marketPrices.get('PETR4')).toMatchObject({ price: 32_00 });
+    } finally {
+      await services.stop();
+      const keys = await raw.redis.keys(`${redisKeyPrefix}*`);
+      if (keys.length > 0) await raw.redis.del(...keys);
+      await raw.close();
+      await broker.close();
+      await b3.close();
+    }
+  }, 60_000);
+});

@@ -8,7 +8,7 @@
  * `startTradingServices` after `connectEventStores`, and `stop()` before closing the stores.
  */
 import { join } from 'node:path';
-import { Kafka, logLevel } from 'kafkajs';
+import { Kafka, type logCreator, logLevel } from 'kafkajs';
 import { ensureTopics, KafkaPublisher } from '../../adapters/kafka/publisher.ts';
 import { catalogueTopics, routeByStream, topicCatalogue } from '../../adapters/kafka/topics.ts';
 import { MemoryPriceCache } from '../../adapters/memory/price-cache.ts';
@@ -25,7 +25,8 @@ import { OrderProcess } from '../broker/order-process.ts';
 import { MarketDataFeed, type QuoteSourceConfig } from '../market-data/feed.ts';
 import { routeB3Events } from '../market-data/integration.ts';
 import { ReferencePriceFollower } from '../market-data/reference-prices.ts';
-import { b3RedisVariable, type Config, reaching } from './config.ts';
+import { b3RedisKeyPrefix, b3RedisVariable, type Config, reaching } from './config.ts';
+import { withTimeout } from './deadline.ts';
 import type { EventStores } from './event-stores.ts';
 import type { KeyedLanes } from './keyed-lanes.ts';
 import { type ServiceLogger, silentLogger } from './service-logger.ts';
@@ -108,18 +109,28 @@ export async function startTradingServices(options: StartTradingServicesOptions)
       given: PriceCache | undefined,
       variable: string,
       url: string | undefined,
+      keyPrefix = '',
     ): Promise<PriceCache> => {
       if (given) return given;
       const created = url
         ? await reaching(variable, url, () =>
-            RedisPriceCache.connect({ url, keyPrefix: options.redisKeyPrefix, logger }),
+            RedisPriceCache.connect({
+              url,
+              keyPrefix: `${options.redisKeyPrefix ?? ''}${keyPrefix}`,
+              logger,
+            }),
           )
         : new MemoryPriceCache();
       closers.push(() => created.close());
       return created;
     };
     const brokerPrices = await cache(options.brokerPrices, 'REDIS_URL', config.redisUrl);
-    const marketPrices = await cache(options.marketPrices, b3RedisVariable(config), config.b3RedisUrl);
+    const marketPrices = await cache(
+      options.marketPrices,
+      b3RedisVariable(config),
+      config.b3RedisUrl,
+      b3RedisKeyPrefix(config),
+    );
     description.push(config.redisUrl ? 'price caches: Redis' : 'price caches: in process');
 
     const source = quoteSourceConfig(config);
@@ -262,6 +273,22 @@ export function quoteSourceConfig(config: Config): QuoteSourceConfig {
   }
 }
 
+/** The start's connection to Kafka: retried for about 2 s, then given up (kafkajs' default retries for ~30 s). */
+const KAFKA_START_RETRY = { retries: 3, initialRetryTime: 250, maxRetryTime: 1_000 };
+const KAFKA_START_TIMEOUT_MS = 10_000;
+
+/** kafkajs' own log lines into the service's logger (its default writes JSON to the console). */
+function kafkaLogs(logger: ServiceLogger): logCreator {
+  return () =>
+    ({ level, log }) => {
+      const { message, ...details } = log;
+      const line = `kafkajs: ${message}`;
+      if (level === logLevel.ERROR || level === logLevel.NOTHING) logger.error(details, line);
+      else if (level === logLevel.WARN) logger.warn(details, line);
+      else logger.debug?.(details, line);
+    };
+}
+
 export interface StartKafkaRelaysOptions {
   brokers: string[];
   topicPrefix: string;
@@ -279,20 +306,41 @@ export async function startKafkaRelays(
   options: StartKafkaRelaysOptions,
 ): Promise<{ relays: Relay[]; readiness: () => Promise<unknown>; close(): Promise<void> }> {
   const { eventStores, logger } = options;
-  const kafka = new Kafka({ clientId: 'tradecore', brokers: options.brokers, logLevel: logLevel.WARN });
+  const client = {
+    clientId: 'tradecore',
+    brokers: options.brokers,
+    logLevel: logLevel.WARN,
+    logCreator: kafkaLogs(logger),
+  };
+  const kafka = new Kafka(client);
   const catalogue = topicCatalogue(options.topicPrefix);
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    await ensureTopics(
-      admin,
-      catalogueTopics(catalogue).map((topic) => ({ topic: topic.name, partitions: topic.partitions })),
-    );
-  } finally {
-    await admin.disconnect();
-  }
   const publisher = new KafkaPublisher(kafka);
-  await publisher.connect();
+  // A cluster the start cannot use fails it in one line naming KAFKA_BROKERS, within the 10 s the
+  // other servers get: a few quick retries (a client's own setting, connections included), not
+  // kafkajs' default back-off of some 10 s per request.
+  await reaching('KAFKA_BROKERS', options.brokers.join(','), async () => {
+    const admin = new Kafka({ ...client, retry: KAFKA_START_RETRY }).admin();
+    try {
+      await withTimeout(
+        (async () => {
+          await admin.connect();
+          await ensureTopics(
+            admin,
+            catalogueTopics(catalogue).map((topic) => ({ topic: topic.name, partitions: topic.partitions })),
+          );
+          await admin.disconnect();
+          await publisher.connect();
+        })(),
+        KAFKA_START_TIMEOUT_MS,
+      );
+    } catch (error) {
+      // Not awaited: a disconnect waits for the request in flight, which a server that does not
+      // answer holds for kafkajs' 30 s request timeout.
+      void admin.disconnect().catch(() => {});
+      void publisher.disconnect().catch(() => {});
+      throw error;
+    }
+  });
   const relays: Relay[] = [];
   if (eventStores.broker)
     relays.push(
