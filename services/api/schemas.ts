@@ -36,17 +36,52 @@ export const PositiveDecimal = decimalAbove('one-cent');
 /** A decimal amount of zero or more (`"0.00"`, `"32.50"`), parsed to cents: a cost can be nothing. */
 export const NonNegativeDecimal = decimalAbove('zero');
 
+/** What a timestamp in a request must look like, said the same way wherever one is refused. */
+const INSTANT_FORMAT =
+  'must be an ISO 8601 date and time with seconds and a time zone: Z or an offset such as -03:00 (e.g. "2026-11-27T14:00:00Z" or "2026-11-27T11:00:00-03:00")';
+const INSTANT_RANGE = 'must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z';
+const INSTANT_DESCRIPTION =
+  'ISO 8601 with seconds and a time zone (Z or an offset such as -03:00), 1970 to 9999; taken as the same instant in UTC';
+
+const isoDateTime = z.iso.datetime({ offset: true });
+
 /**
- * An ISO 8601 instant with its offset, between 1970 and 9999: what every store of the read models
- * (Postgres, MySQL, Mongo) and the events can hold.
+ * An ISO 8601 instant with its time zone (`Z` or an offset), normalised to UTC
+ * (`2026-11-27T22:00:00+05:00` → `2026-11-27T17:00:00.000Z`), between 1970 and 9999: what every
+ * store of the read models (Postgres, MySQL, Mongo) and the events can hold. One error when it is
+ * not one, saying what it must be.
  */
-export const Instant = z.iso
-  .datetime({ offset: true })
-  .refine((text) => {
-    const year = new Date(text).getUTCFullYear();
-    return year >= 1970 && year <= 9999;
-  }, 'must be between 1970 and 9999')
-  .meta({ example: '2026-11-27T14:00:00Z' });
+function instant(where: 'body' | 'query') {
+  return z
+    .string()
+    .transform((given, context) => {
+      // A `+` in a query string means a space (form encoding): an offset sent as `+05:00` instead of
+      // `%2B05:00` arrives as ` 05:00`, which is the same instant.
+      const text = where === 'query' ? given.replace(/ (\d{2}:\d{2})$/, '+$1') : given;
+      if (!isoDateTime.safeParse(text).success) {
+        context.addIssue({ code: 'custom', message: INSTANT_FORMAT });
+        return z.NEVER;
+      }
+      const time = new Date(text);
+      const year = time.getUTCFullYear();
+      if (year < 1970 || year > 9999) {
+        context.addIssue({ code: 'custom', message: INSTANT_RANGE });
+        return z.NEVER;
+      }
+      return time.toISOString();
+    })
+    .meta({
+      type: 'string',
+      format: 'date-time',
+      description: INSTANT_DESCRIPTION,
+      example: '2026-11-27T14:00:00Z',
+    });
+}
+
+/** A timestamp in a JSON body. */
+export const Instant = instant('body');
+/** A timestamp in a query string, where an unencoded `+` of the offset arrives as a space. */
+export const InstantParam = instant('query');
 
 /** A whole positive number of shares, within the exact integer range. */
 export const Shares = z.number().int().positive().max(Number.MAX_SAFE_INTEGER).meta({ example: 100 });
@@ -104,7 +139,7 @@ export const PlaceOrderBody = z.strictObject({
   price: PositiveDecimal.optional().describe('limit price (LIMIT, STOP_LIMIT)'),
   stopPrice: PositiveDecimal.optional().describe('trigger price (STOP, STOP_LIMIT)'),
   timeInForce: TimeInForce.optional().describe('DAY when absent'),
-  expiresAt: Instant.optional().describe('GTD only'),
+  expiresAt: Instant.optional().describe(`GTD only: ${INSTANT_DESCRIPTION}`),
 });
 
 export const OrdersQuery = z.strictObject({
@@ -125,8 +160,8 @@ export const BookQuery = z.strictObject({ depth: z.coerce.number().int().min(1).
 export const CandleInterval = z.enum(['1m', '5m', '15m', '1h', '1d']);
 export const CandlesQuery = z.strictObject({
   interval: CandleInterval.default('1m'),
-  from: Instant.optional(),
-  to: Instant.optional(),
+  from: InstantParam.optional(),
+  to: InstantParam.optional(),
 });
 export const QuotesQuery = z.strictObject({ limit: Limit, cursor: Cursor.optional() });
 
@@ -138,7 +173,7 @@ export const StreamQuery = z.strictObject({
 export const StateQuery = z
   .strictObject({
     version: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
-    at: Instant.optional(),
+    at: InstantParam.optional(),
   })
   .refine((query) => query.version === undefined || query.at === undefined, {
     message: 'give version or at, not both',

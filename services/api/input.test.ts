@@ -1,0 +1,121 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { orderStreamId } from '../../domain/broker/order/order.ts';
+import { eventually, startTestApi, type TestApi } from './testing.ts';
+
+/**
+ * What a caller gets for input the API refuses, as a new user meets it: one error per field and
+ * problem, naming the field and saying what it must be.
+ */
+let api: TestApi;
+let alice: { accountId: string; token: string };
+const auth = (token: string) => ({ authorization: `Bearer ${token}` });
+
+beforeAll(async () => {
+  api = await startTestApi();
+  alice = await api.trader('input-alice');
+}, 180_000);
+afterAll(async () => api?.close());
+
+const gtdOrder = (expiresAt: unknown) =>
+  api.app.inject({
+    method: 'POST',
+    url: '/v1/orders',
+    headers: auth(alice.token),
+    payload: {
+      accountId: alice.accountId,
+      symbol: 'PETR4',
+      side: 'BUY',
+      type: 'LIMIT',
+      quantity: 100,
+      price: '32.50',
+      timeInForce: 'GTD',
+      expiresAt,
+    },
+  });
+
+const get = (url: string) => api.app.inject({ method: 'GET', url, headers: auth(alice.token) });
+
+describe('timestamps', () => {
+  it('takes an offset as the same instant, in UTC', async () => {
+    const placed = await gtdOrder('2099-01-01T10:00:00+05:00');
+    expect(placed.statusCode, placed.body).toBe(202);
+    const [event] = await api.broker.readStream(orderStreamId(placed.json().orderId));
+    expect(event?.data).toMatchObject({ expiresAt: '2099-01-01T05:00:00.000Z' });
+    const order = await eventually(async () => {
+      const read = await get(`/v1/orders/${placed.json().orderId}`);
+      return read.statusCode === 200 ? read.json() : undefined;
+    });
+    expect(order).toMatchObject({ expiresAt: '2099-01-01T05:00:00.000Z' });
+  });
+
+  it('describes the format in the OpenAPI document', async () => {
+    const document = (await api.app.inject({ method: 'GET', url: '/docs/json' })).json();
+    const body = document.paths['/v1/orders'].post.requestBody.content['application/json'].schema;
+    expect(body.properties.expiresAt).toMatchObject({
+      type: 'string',
+      format: 'date-time',
+      description: expect.stringContaining('time zone (Z or an offset such as -03:00)'),
+    });
+    const from = document.paths['/v1/market/{symbol}/candles'].get.parameters.find(
+      (parameter: { name: string }) => parameter.name === 'from',
+    );
+    expect(from).toMatchObject({
+      schema: { type: 'string', format: 'date-time' },
+      description: expect.stringContaining('time zone (Z or an offset such as -03:00)'),
+    });
+  });
+
+  it('takes an offset in a query, its + encoded or not (a bare + arrives as a space)', async () => {
+    for (const from of [
+      '2026-11-27T22:00:00%2B05:00',
+      '2026-11-27T22:00:00+05:00',
+      '2026-11-27T12:00:00-03:00',
+    ]) {
+      const candles = await get(`/v1/market/PETR4/candles?from=${from}&to=2026-11-28T00:00:00Z`);
+      expect(candles.statusCode, `${from}: ${candles.body}`).toBe(200);
+    }
+    const state = await get(`/v1/audit/streams/wallet-${alice.accountId}/state?at=2099-01-01T00:00:00+05:00`);
+    expect(state.statusCode, state.body).not.toBe(400);
+  });
+
+  it('refuses one that is not an ISO 8601 instant with one error naming the field and the format', async () => {
+    const format = expect.stringMatching(/ISO 8601 .*time zone.*"2026-11-27T14:00:00Z"/);
+    for (const expiresAt of ['tomorrow', '2026-11-27T22:00:00', '2026-11-27', '2026-11-27 22:00:00Z']) {
+      const refused = await gtdOrder(expiresAt);
+      expect(refused.statusCode, expiresAt).toBe(400);
+      expect(refused.json().errors, expiresAt).toEqual([{ field: 'body.expiresAt', message: format }]);
+    }
+    for (const url of [
+      '/v1/market/PETR4/candles?from=tomorrow',
+      '/v1/market/PETR4/candles?to=2026-13-01T00:00:00Z',
+    ]) {
+      const refused = await get(url);
+      expect(refused.statusCode, url).toBe(400);
+      expect(refused.json().errors, url).toEqual([
+        { field: `querystring.${url.includes('from') ? 'from' : 'to'}`, message: format },
+      ]);
+    }
+    const state = await get(`/v1/audit/streams/wallet-${alice.accountId}/state?at=yesterday`);
+    // alice is no auditor: the role is checked before the query.
+    expect(state.statusCode).toBe(403);
+    const admin = await api.adminToken();
+    const audited = await api.app.inject({
+      method: 'GET',
+      url: `/v1/audit/streams/wallet-${alice.accountId}/state?at=yesterday`,
+      headers: auth(admin),
+    });
+    expect(audited.json().errors).toEqual([{ field: 'querystring.at', message: format }]);
+  });
+
+  it('refuses an instant outside 1970 to 9999 with one error saying so', async () => {
+    for (const expiresAt of ['1969-12-31T23:59:59Z', '9999-12-31T23:00:00-05:00']) {
+      const refused = await gtdOrder(expiresAt);
+      expect(refused.json().errors, expiresAt).toEqual([
+        {
+          field: 'body.expiresAt',
+          message: 'must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z',
+        },
+      ]);
+    }
+  });
+});
