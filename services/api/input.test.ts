@@ -119,3 +119,75 @@ describe('timestamps', () => {
     }
   });
 });
+
+describe('validation messages', () => {
+  const errorsOf = async (response: Awaited<ReturnType<typeof get>>) => {
+    expect(response.statusCode, response.body).toBe(400);
+    expect(response.json()).toMatchObject({ reason: 'VALIDATION_FAILED' });
+    return response.json().errors as Array<{ field: string; message: string }>;
+  };
+
+  it('gives one error per field and problem, however many checks the value fails', async () => {
+    const order = await api.app.inject({
+      method: 'POST',
+      url: '/v1/orders',
+      headers: auth(alice.token),
+      payload: {
+        accountId: alice.accountId,
+        symbol: 'PETR4',
+        side: 'BUY',
+        type: 'LIMIT',
+        quantity: 1e300,
+        price: '32.50',
+      },
+    });
+    const errors = await errorsOf(order);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ field: 'body.quantity' });
+  });
+
+  it('says a query parameter was given more than once', async () => {
+    expect(await errorsOf(await get('/v1/orders?limit=10&limit=20'))).toEqual([
+      { field: 'querystring.limit', message: 'is given 2 times: give it once' },
+    ]);
+    expect(
+      await errorsOf(await get('/v1/market/PETR4/candles?from=2026-11-27T10:00:00Z&interval=1m&interval=5m')),
+    ).toEqual([{ field: 'querystring.interval', message: 'is given 2 times: give it once' }]);
+  });
+
+  it('says a number in the query is empty, or what it must be', async () => {
+    expect(await errorsOf(await get('/v1/orders?limit='))).toEqual([
+      { field: 'querystring.limit', message: 'is empty: give a whole number from 1 to 500, or leave it out' },
+    ]);
+    for (const limit of ['abc', '1.5', '0', '501', '-1', '1e2'])
+      expect(await errorsOf(await get(`/v1/orders?limit=${limit}`)), limit).toEqual([
+        { field: 'querystring.limit', message: 'must be a whole number from 1 to 500' },
+      ]);
+    expect(await errorsOf(await get('/v1/market/PETR4/book?depth='))).toEqual([
+      { field: 'querystring.depth', message: 'is empty: give a whole number from 1 to 100, or leave it out' },
+    ]);
+    const page = await get('/v1/orders?limit=007');
+    expect(page.statusCode, page.body).toBe(200);
+    // The OpenAPI document still says what the parameter takes, and its default.
+    const document = (await api.app.inject({ method: 'GET', url: '/docs/json' })).json();
+    const limit = document.paths['/v1/orders'].get.parameters.find(
+      (parameter: { name: string }) => parameter.name === 'limit',
+    );
+    expect(limit.schema).toMatchObject({ type: 'integer', minimum: 1, maximum: 500 });
+    expect(Number(limit.schema.default)).toBe(50);
+  });
+
+  it('says a path whose percent-encoding is not UTF-8 is that, and one with a bad % is that', async () => {
+    const notUtf8 = await get('/v1/orders/%FF');
+    expect(notUtf8.statusCode).toBe(400);
+    expect(notUtf8.json()).toMatchObject({
+      reason: 'INVALID_URL',
+      detail: expect.stringMatching(/^the path's percent-encoded bytes %FF are not valid UTF-8/),
+    });
+    const badPercent = await get('/v1/orders/%ZZ');
+    expect(badPercent.json()).toMatchObject({
+      reason: 'INVALID_URL',
+      detail: 'the path is not valid percent-encoding: a % needs two hex digits after it ("%ZZ")',
+    });
+  });
+});

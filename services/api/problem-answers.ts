@@ -49,7 +49,7 @@ export function problemServerOptions(): Pick<
     // problems like every other error, not fastify's own JSON.
     frameworkErrors: (error, request, reply) => {
       identify(request, reply);
-      const body = toProblem(error);
+      const body = toProblem(error, request.url);
       request.log.info({ reason: body.reason, status: body.status }, 'request refused');
       return sendProblem(request, reply, body);
     },
@@ -75,9 +75,22 @@ export function answerWithProblems(app: FastifyInstance): void {
 
   app.decorateRequest('correlationId', '');
   app.addHook('onRequest', async (request, reply) => identify(request, reply));
+  // A query parameter holds one value: one given twice (`limit=10&limit=20`) is refused as that,
+  // not as whatever its schema makes of the list the query parser gives for it.
+  app.addHook('preValidation', async (request) => {
+    const query = (request.query ?? {}) as Record<string, unknown>;
+    const repeated = Object.keys(query).filter((name) => Array.isArray(query[name]));
+    if (repeated.length > 0)
+      throw new ApiProblem(400, 'VALIDATION_FAILED', 'the request does not match its schema', {
+        errors: repeated.map((name) => ({
+          field: `querystring.${name}`,
+          message: `is given ${(query[name] as unknown[]).length} times: give it once`,
+        })),
+      });
+  });
 
   app.setErrorHandler(async (error, request, reply) => {
-    const body = toProblem(error);
+    const body = toProblem(error, request.url);
     if (body.status >= 500) request.log.error({ err: error }, 'request failed');
     else request.log.info({ reason: body.reason, status: body.status }, 'request refused');
     if (body.status === 401) reply.header('www-authenticate', 'Bearer');

@@ -110,7 +110,29 @@ export const IdParam = z
   .max(200)
   .regex(/^[A-Za-z0-9_.:-]+$/, 'must be letters, digits, "_", ".", ":" or "-"');
 
-export const Limit = z.coerce.number().int().min(1).max(500).default(50);
+/**
+ * A whole number in a query string, from `minimum` to `maximum`. Anything else, an empty value
+ * (`limit=`) included, gets one error saying what it must be (`Number('')` would have made it 0).
+ * A default is given as the text it stands for (a prefault): zod leaves a transform's default out of
+ * the OpenAPI document, a prefault in.
+ */
+function queryInteger(minimum: number, maximum: number) {
+  const range = `a whole number from ${minimum} to ${maximum}`;
+  return z
+    .string()
+    .transform((text, context) => {
+      const value = /^\d{1,16}$/.test(text) ? Number(text) : Number.NaN;
+      if (value >= minimum && value <= maximum) return value;
+      context.addIssue({
+        code: 'custom',
+        message: text === '' ? `is empty: give ${range}, or leave it out` : `must be ${range}`,
+      });
+      return z.NEVER;
+    })
+    .meta({ type: 'integer', minimum, maximum });
+}
+
+export const Limit = queryInteger(1, 500).prefault('50');
 export const Cursor = z.string().min(1).max(500);
 
 export const Credentials = z.strictObject({
@@ -156,7 +178,7 @@ export const TradesQuery = z.strictObject({
   cursor: Cursor.optional(),
 });
 export const SymbolParams = z.strictObject({ symbol: Ticker });
-export const BookQuery = z.strictObject({ depth: z.coerce.number().int().min(1).max(100).default(10) });
+export const BookQuery = z.strictObject({ depth: queryInteger(1, 100).prefault('10') });
 export const CandleInterval = z.enum(['1m', '5m', '15m', '1h', '1d']);
 export const CandlesQuery = z.strictObject({
   interval: CandleInterval.default('1m'),
@@ -167,12 +189,12 @@ export const QuotesQuery = z.strictObject({ limit: Limit, cursor: Cursor.optiona
 
 export const StreamParams = z.strictObject({ streamId: IdParam });
 export const StreamQuery = z.strictObject({
-  from: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  from: queryInteger(0, Number.MAX_SAFE_INTEGER).prefault('0'),
+  limit: queryInteger(1, 1000).prefault('100'),
 });
 export const StateQuery = z
   .strictObject({
-    version: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+    version: queryInteger(0, Number.MAX_SAFE_INTEGER).optional(),
     at: InstantParam.optional(),
   })
   .refine((query) => query.version === undefined || query.at === undefined, {
