@@ -191,3 +191,37 @@ describe('validation messages', () => {
     });
   });
 });
+
+describe('usernames', () => {
+  const register = (username: unknown) =>
+    api.app.inject({
+      method: 'POST',
+      url: '/v1/auth/register',
+      payload: { username, password: 'long-enough' },
+    });
+  const rule =
+    'must be 3 to 32 characters of a–z, 0–9, ".", "-" and "_", starting with a letter or digit (capitals are taken as lower case)';
+
+  it('refuses a username that breaks the rule as a field error, whatever part of the rule it breaks', async () => {
+    for (const username of ['zed!', 'ze', 'z'.repeat(33), '.zed', 'zé']) {
+      const refused = await register(username);
+      expect(refused.statusCode, username).toBe(400);
+      expect(refused.json(), username).toMatchObject({
+        reason: 'VALIDATION_FAILED',
+        errors: [{ field: 'body.username', message: rule }],
+      });
+      expect(refused.json().errors, username).toHaveLength(1);
+    }
+  });
+
+  it('takes capitals as lower case', async () => {
+    const registered = await register('Zed.Trader');
+    expect(registered.statusCode, registered.body).toBe(201);
+    const login = await api.app.inject({
+      method: 'POST',
+      url: '/v1/auth/login',
+      payload: { username: 'zed.trader', password: 'long-enough' },
+    });
+    expect(login.statusCode, login.body).toBe(200);
+  });
+});

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { USERNAME, USERNAME_RULE } from '../../domain/broker/account/username.ts';
 import { OrderSide, OrderStatus, OrderType, TimeInForce } from '../../domain/broker/order/events.ts';
 import { FRACTIONAL_SYMBOL, STANDARD_SYMBOL } from '../../domain/broker/schemas.ts';
 import { InvalidDecimalAmount, toCents } from '../../domain/shared/money.ts';
@@ -135,9 +136,26 @@ function queryInteger(minimum: number, maximum: number) {
 export const Limit = queryInteger(1, 500).prefault('50');
 export const Cursor = z.string().min(1).max(500);
 
+const Password = z.string().min(8).max(200).meta({ example: 'correct horse battery staple' });
+
 export const Credentials = z.strictObject({
   username: z.string().min(3).max(32).meta({ example: 'alice' }),
-  password: z.string().min(8).max(200).meta({ example: 'correct horse battery staple' }),
+  password: Password,
+});
+
+/**
+ * A new account's credentials: the username checked against the account's own rule (the domain's,
+ * which it is kept lower-cased for), so that a bad one is a field error like a bad length.
+ */
+export const RegisterBody = z.strictObject({
+  username: z
+    .string()
+    .refine(
+      (text) => USERNAME.test(text.toLowerCase()),
+      `must be ${USERNAME_RULE} (capitals are taken as lower case)`,
+    )
+    .meta({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{2,31}$', minLength: 3, maxLength: 32, example: 'alice' }),
+  password: Password,
 });
 
 export const AccountParams = z.strictObject({ id: IdParam });

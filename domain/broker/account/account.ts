@@ -12,6 +12,7 @@ import {
   UnknownRole,
 } from './errors.ts';
 import { type AccountEvent, Role, type Role as RoleName } from './events.ts';
+import { USERNAME } from './username.ts';
 
 /** The `account-{accountId}` stream's state: identity, credentials and roles. */
 export interface Account {
@@ -40,9 +41,6 @@ export type AccountCommand =
   | { type: 'RevokeRole'; role: RoleName; revokedBy: string; at: string }
   | { type: 'ChangePassword'; passwordHash: string; at: string }
   | { type: 'DisableAccount'; reason: string; disabledBy: string; at: string };
-
-/** Lower-case so that `Alice` and `alice` cannot be two people; uniqueness across accounts is the caller's index. */
-const USERNAME = /^[a-z0-9][a-z0-9._-]{2,31}$/;
 
 export const initialAccount = (): Account => ({
   registered: false,

@@ -1,4 +1,5 @@
 import { DomainError } from '../../shared/domain-error.ts';
+import { USERNAME_RULE } from './username.ts';
 
 export class AccountAlreadyRegistered extends DomainError {
   readonly reason = 'ACCOUNT_ALREADY_REGISTERED';
@@ -25,9 +26,7 @@ export class AccountDisabled extends DomainError {
 export class InvalidUsername extends DomainError {
   readonly reason = 'INVALID_USERNAME';
   constructor(readonly username: string) {
-    super('a username is 3 to 32 characters of a–z, 0–9, ".", "-" and "_", starting with a letter or digit', {
-      username,
-    });
+    super(`a username is ${USERNAME_RULE}`, { username });
   }
 }
 
