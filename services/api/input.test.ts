@@ -225,3 +225,73 @@ describe('usernames', () => {
     expect(login.statusCode, login.body).toBe(200);
   });
 });
+
+describe('bodies', () => {
+  const deposit = (headers: Record<string, string>, payload: string) =>
+    api.app.inject({
+      method: 'POST',
+      url: `/v1/accounts/${alice.accountId}/deposits`,
+      headers: { ...auth(alice.token), 'content-type': 'application/json', ...headers },
+      payload,
+    });
+
+  it('says a key that would reach a prototype is not allowed, not that the JSON does not parse', async () => {
+    const before = await api.allEvents();
+    for (const [payload, field, key] of [
+      ['{"__proto__":{"a":1},"amount":"1.00"}', 'body.__proto__', '__proto__'],
+      [
+        '{"amount":"1.00","constructor":{"prototype":{"a":1}}}',
+        'body.constructor.prototype',
+        'constructor.prototype',
+      ],
+      ['{"amount":"1.00","x":[{"y":{"__proto__":null}}]}', 'body.x.0.y.__proto__', '__proto__'],
+    ] as const) {
+      const refused = await deposit({}, payload);
+      expect(refused.statusCode, payload).toBe(400);
+      expect(refused.headers['content-type']).toContain('application/problem+json');
+      expect(refused.json(), payload).toMatchObject({
+        reason: 'VALIDATION_FAILED',
+        detail: `the body is JSON, but the key ${key} is not allowed`,
+        errors: [
+          {
+            field,
+            message: expect.stringMatching(new RegExp(`^is not allowed: ${key.replace('.', '\\.')}`)),
+          },
+        ],
+      });
+    }
+    const broken = await deposit({}, '{"amount":');
+    expect(broken.json()).toMatchObject({ status: 400, reason: 'INVALID_JSON' });
+    // A key merely named constructor is only an unknown field.
+    const namedConstructor = await deposit({}, '{"amount":"1.00","constructor":"x"}');
+    expect(namedConstructor.json()).toMatchObject({
+      reason: 'VALIDATION_FAILED',
+      errors: [{ field: 'body' }],
+    });
+    expect(await api.allEvents()).toHaveLength(before.length);
+  });
+
+  it('refuses a body with a Content-Encoding it does not decode (415), and changes nothing', async () => {
+    const before = await api.allEvents();
+    for (const coding of ['gzip', 'br', 'identity, gzip']) {
+      const refused = await deposit({ 'content-encoding': coding }, '{"amount":"1.00"}');
+      expect(refused.statusCode, coding).toBe(415);
+      expect(refused.headers['content-type']).toContain('application/problem+json');
+      expect(refused.headers['accept-encoding']).toBe('identity');
+      expect(refused.json()).toMatchObject({
+        reason: 'UNSUPPORTED_CONTENT_ENCODING',
+        detail: expect.stringContaining(`the Content-Encoding header says ${JSON.stringify(coding)}`),
+      });
+    }
+    expect(await api.allEvents()).toHaveLength(before.length);
+    // identity is no coding at all; and a request without a body has nothing to decode.
+    const plain = await deposit({ 'content-encoding': 'identity' }, '{"amount":"1.00"}');
+    expect(plain.statusCode, plain.body).toBe(201);
+    const read = await api.app.inject({
+      method: 'GET',
+      url: `/v1/accounts/${alice.accountId}/wallet`,
+      headers: { ...auth(alice.token), 'content-encoding': 'gzip' },
+    });
+    expect(read.statusCode, read.body).toBe(200);
+  });
+});
