@@ -115,7 +115,9 @@ export function answerWithProblems(app: FastifyInstance): void {
 
   app.setErrorHandler(async (error, request, reply) => {
     const body = toProblem(error, request.url);
-    if (body.status >= 500) request.log.error({ err: error }, 'request failed');
+    // Only a failure nobody meant (INTERNAL_ERROR) is an error, with its stack; a refusal the code
+    // decided on, a 503 included (SHUTTING_DOWN, READ_MODELS_UNAVAILABLE), is a line like any 4xx.
+    if (body.reason === 'INTERNAL_ERROR') request.log.error({ err: error }, 'request failed');
     else request.log.info({ reason: body.reason, status: body.status }, 'request refused');
     if (body.status === 401) reply.header('www-authenticate', 'Bearer');
     if (error instanceof ApiProblem) reply.headers(error.headers);
