@@ -295,3 +295,92 @@ describe('bodies', () => {
     expect(read.statusCode, read.body).toBe(200);
   });
 });
+
+describe('what a refusal says', () => {
+  it("gives a rejection's amounts in details as decimal strings, like the rest of the API", async () => {
+    const trader = await api.trader('input-details');
+    const headers = auth(trader.token);
+    await api.app.inject({
+      method: 'POST',
+      url: `/v1/accounts/${trader.accountId}/deposits`,
+      headers,
+      payload: { amount: '100.00' },
+    });
+    const withdrawal = await api.app.inject({
+      method: 'POST',
+      url: `/v1/accounts/${trader.accountId}/withdrawals`,
+      headers,
+      payload: { amount: '100.01' },
+    });
+    expect(withdrawal.statusCode).toBe(422);
+    expect(withdrawal.json()).toMatchObject({
+      reason: 'INSUFFICIENT_FUNDS',
+      details: { requested: '100.01', available: '100.00' },
+    });
+    // PETR4F's tick is 0.01 in the catalogue: list one with a coarser tick.
+    const admin = await api.adminToken();
+    const listed = await api.app.inject({
+      method: 'POST',
+      url: '/v1/admin/instruments',
+      headers: auth(admin),
+      payload: {
+        symbol: 'TICK3',
+        name: 'Tick ON',
+        lotSize: 100,
+        tickSize: '0.05',
+        fractional: false,
+        referencePrice: '10.00',
+      },
+    });
+    expect(listed.statusCode, listed.body).toBe(201);
+    const order = await api.app.inject({
+      method: 'POST',
+      url: '/v1/orders',
+      headers,
+      payload: {
+        accountId: trader.accountId,
+        symbol: 'TICK3',
+        side: 'BUY',
+        type: 'LIMIT',
+        quantity: 100,
+        price: '10.03',
+      },
+    });
+    expect(order.statusCode).toBe(422);
+    expect(order.json()).toMatchObject({
+      reason: 'TICK_SIZE',
+      details: { price: '10.03', tickSize: '0.05' },
+    });
+  });
+
+  it('names the account an unknown account id does not find', async () => {
+    const admin = await api.adminToken();
+    for (const [method, url, payload] of [
+      ['POST', '/v1/accounts/nobody-here/deposits', { amount: '1.00' }],
+      ['GET', '/v1/accounts/nobody-here/wallet', undefined],
+      ['POST', '/v1/admin/accounts/nobody-here/roles', { role: 'auditor' }],
+    ] as const) {
+      const missing = await api.app.inject({
+        method,
+        url,
+        headers: auth(admin),
+        ...(payload ? { payload } : {}),
+      });
+      expect(missing.statusCode, `${method} ${url}`).toBe(404);
+      expect(missing.json(), `${method} ${url}`).toMatchObject({
+        reason: 'ACCOUNT_NOT_FOUND',
+        detail: 'no account has the id nobody-here',
+        details: { accountId: 'nobody-here' },
+      });
+    }
+  });
+
+  it('says a path parameter is over 200 characters (400), and answers 414 over 300', async () => {
+    const long = await get(`/v1/orders/${'x'.repeat(250)}`);
+    expect(long.statusCode).toBe(400);
+    expect(long.json().errors).toEqual([{ field: 'params.id', message: 'must be at most 200 characters' }]);
+    const longer = await get(`/v1/orders/${'x'.repeat(301)}`);
+    expect(longer.statusCode).toBe(414);
+    expect(longer.json()).toMatchObject({ reason: 'PATH_PARAMETER_TOO_LONG' });
+  });
+});

@@ -1,7 +1,8 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
-import { isDomainError } from '../../domain/shared/domain-error.ts';
+import { type DomainError, isDomainError } from '../../domain/shared/domain-error.ts';
 import { WrongExpectedVersion } from '../../domain/shared/event-store.ts';
+import { formatCents } from '../../domain/shared/money.ts';
 import { redactUrl } from './redact.ts';
 
 /**
@@ -126,12 +127,28 @@ export function badPathDetail(url: string): string {
   return FASTIFY_DETAILS.FST_ERR_BAD_URL!;
 }
 
+/**
+ * A rejection's figures as the API speaks: its amounts of money (integer cents inside) as decimal
+ * strings, like every amount in a request or an answer (`{"requested":"100.01","available":"100.00"}`).
+ */
+function detailsOf(error: DomainError): Record<string, unknown> {
+  const details: Record<string, unknown> = { ...error.details };
+  for (const key of error.moneyDetails) {
+    const cents = details[key];
+    // An amount that is no whole number of cents (what an INVALID_AMOUNT is about) stays as given.
+    if (typeof cents === 'number' && Number.isSafeInteger(cents)) details[key] = formatCents(cents);
+  }
+  return details;
+}
+
 /** Turns anything thrown by a route (or by fastify itself) into a problem; `url` is the request's. */
 export function toProblem(error: unknown, url?: string): Problem {
   if (error instanceof ApiProblem)
     return problem(error.status, error.reason, error.message, error.extensions);
   if (isDomainError(error))
-    return problem(statusOfReason(error.reason), error.reason, error.message, { details: error.details });
+    return problem(statusOfReason(error.reason), error.reason, error.message, {
+      details: detailsOf(error),
+    });
   if (error instanceof WrongExpectedVersion)
     return problem(409, 'CONCURRENCY_CONFLICT', 'the resource changed concurrently; retry the request');
   if (error instanceof Error && error.name === 'InvalidCursor')

@@ -107,8 +107,8 @@ export const StandardSymbolParam = z
 /** Ids in paths: what a stream id can hold, no more. */
 export const IdParam = z
   .string()
-  .min(1)
-  .max(200)
+  .min(1, 'must not be empty')
+  .max(200, 'must be at most 200 characters')
   .regex(/^[A-Za-z0-9_.:-]+$/, 'must be letters, digits, "_", ".", ":" or "-"');
 
 /**

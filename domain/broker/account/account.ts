@@ -152,11 +152,12 @@ export const accountDecider: Decider<Account, AccountCommand, AccountEvent> = {
 export const accountStreamId = (accountId: string): string => `account-${accountId}`;
 
 /**
- * Guards an action by another aggregate (placing an order, moving cash): the account must exist, be
- * active and hold the role. Throws the matching rejection.
+ * Guards an action by another aggregate (placing an order, moving cash): the account (`accountId`,
+ * named in the rejection when it does not exist) must exist, be active and hold the role. Throws
+ * the matching rejection.
  */
-export function assertMay(account: Account, role: RoleName): void {
-  if (!account.registered) throw new AccountNotFound();
+export function assertMay(account: Account, role: RoleName, accountId = account.accountId): void {
+  if (!account.registered) throw new AccountNotFound(accountId || undefined);
   if (account.status === 'DISABLED') throw new AccountDisabled(account.accountId);
   if (!account.roles.includes(role)) throw new RoleRequired(account.accountId, role);
 }

@@ -8,10 +8,14 @@ export class AccountAlreadyRegistered extends DomainError {
   }
 }
 
+/** No account has the id: named when the caller knows it (an account's own stream does not). */
 export class AccountNotFound extends DomainError {
   readonly reason = 'ACCOUNT_NOT_FOUND';
-  constructor() {
-    super('no account was registered on this stream');
+  constructor(readonly accountId?: string) {
+    super(
+      accountId ? `no account has the id ${accountId}` : 'no account was registered on this stream',
+      accountId ? { accountId } : {},
+    );
   }
 }
 
