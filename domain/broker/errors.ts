@@ -13,6 +13,7 @@ export class InvalidQuantity extends DomainError {
 /** An amount of money that is not a whole positive number of cents (or too large to be exact). */
 export class InvalidAmount extends DomainError {
   readonly reason = 'INVALID_AMOUNT';
+  override readonly moneyDetails = ['amount'];
   constructor(readonly amount: number) {
     super(`amount must be a whole positive number of cents, got ${amount}`, { amount });
   }
@@ -21,6 +22,7 @@ export class InvalidAmount extends DomainError {
 /** A price that is not a whole positive number of cents. */
 export class InvalidPrice extends DomainError {
   readonly reason = 'INVALID_PRICE';
+  override readonly moneyDetails = ['price'];
   constructor(readonly price: number) {
     super(`price must be a whole positive number of cents, got ${price}`, { price });
   }

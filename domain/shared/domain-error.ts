@@ -5,6 +5,11 @@
  */
 export abstract class DomainError extends Error {
   abstract readonly reason: string;
+  /**
+   * Which of `details` are amounts of money, in integer cents: an API shows them as decimal
+   * strings (`10001` → `"100.01"`), as it shows every amount.
+   */
+  readonly moneyDetails: readonly string[] = [];
 
   constructor(
     message: string,

@@ -752,6 +752,51 @@ describe('the HTTP API on PGlite', () => {
     }
   });
 
+  it('replaces the reason of a halt when an admin halts again for another; the same reason, like a resume of an open instrument, changes nothing', async () => {
+    const admin = await api.adminToken();
+    const act = (action: 'halt' | 'resume', payload: object) =>
+      api.app.inject({
+        method: 'POST',
+        url: `/v1/admin/instruments/ITSA4/${action}`,
+        headers: auth(admin),
+        payload,
+      });
+    const recorded = async () =>
+      (await api.broker.readStream('instrument-ITSA4')).filter(
+        (event) => event.type === 'TradingHalted' || event.type === 'TradingResumed',
+      );
+
+    expect((await act('halt', { reason: 'circuit breaker' })).json()).toMatchObject({
+      status: 'HALTED',
+      haltReason: 'circuit breaker',
+    });
+    const replaced = await act('halt', { reason: 'material fact pending' });
+    expect(replaced.statusCode).toBe(200);
+    expect(replaced.json()).toMatchObject({ status: 'HALTED', haltReason: 'material fact pending' });
+    expect((await recorded()).map((event) => (event.data as { reason?: string }).reason)).toEqual([
+      'circuit breaker',
+      'material fact pending',
+    ]);
+    const catalogue = await api.app.inject({
+      method: 'GET',
+      url: '/v1/instruments/ITSA4',
+      headers: auth(alice.token),
+    });
+    expect(catalogue.json()).toMatchObject({ status: 'HALTED', haltReason: 'material fact pending' });
+
+    const repeated = await act('halt', { reason: 'material fact pending' });
+    expect(repeated.statusCode).toBe(200);
+    expect(repeated.json()).toMatchObject({ status: 'HALTED', haltReason: 'material fact pending' });
+    expect(await recorded()).toHaveLength(2);
+
+    for (let time = 0; time < 2; time++) {
+      const resumed = await act('resume', {});
+      expect(resumed.statusCode).toBe(200);
+      expect(resumed.json()).toMatchObject({ status: 'OPEN', haltReason: null });
+    }
+    expect(await recorded()).toHaveLength(3);
+  });
+
   it('lets an admin switch quotes off and pin a reference price for the price band', async () => {
     const admin = await api.adminToken();
     const off = await api.app.inject({

@@ -9,6 +9,7 @@ import {
   InstrumentBody,
   PlaceOrderBody,
   ReferencePriceBody,
+  RegisterBody,
   RoleBody,
 } from './schemas.ts';
 import { startTestApi, type TestApi } from './testing.ts';
@@ -108,7 +109,7 @@ const posts: PostCase[] = [
     url: () => '/v1/auth/register',
     token: () => undefined,
     valid: () => ({ username: 'someone', password: 'long-enough' }),
-    schema: Credentials,
+    schema: RegisterBody,
   },
   {
     name: 'login',

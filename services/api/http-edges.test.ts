@@ -110,8 +110,16 @@ describe('what the HTTP parser refuses, on a real port', () => {
   let served: TestApi;
   let port: number;
   let held: Promise<void> = Promise.resolve();
+  const servedLines: Array<Record<string, unknown>> = [];
   beforeAll(async () => {
-    served = await startTestApi({ readModels: false });
+    const servedSink = new Writable({
+      write(chunk, _encoding, done) {
+        for (const line of String(chunk).split('\n'))
+          if (line.trim() !== '') servedLines.push(JSON.parse(line));
+        done();
+      },
+    });
+    served = await startTestApi({ readModels: false, logger: pino({ level: 'info' }, servedSink) });
     // `?hold` requests wait for the test that holds them.
     served.app.addHook('onRequest', async (request) => {
       if (request.url === '/health/live?hold') await held;
@@ -166,9 +174,19 @@ describe('what the HTTP parser refuses, on a real port', () => {
     const second = answer.slice(answer.indexOf('HTTP/1.1', 1));
     expect(second.split('\r\n')[0]).toBe('HTTP/1.1 503 Service Unavailable');
     expect(second).toContain('content-type: application/problem+json');
-    expect(JSON.parse(second.slice(second.indexOf('\r\n\r\n') + 4))).toMatchObject({
+    const refusal = JSON.parse(second.slice(second.indexOf('\r\n\r\n') + 4));
+    expect(refusal).toMatchObject({
       reason: 'SHUTTING_DOWN',
       correlationId: expect.stringMatching(/.+/),
     });
+    // An expected refusal: logged at info like a 4xx, without a stack, never as an error.
+    const logged = servedLines.filter((line) => line.correlationId === refusal.correlationId);
+    expect(logged.find((line) => line.msg === 'request refused')).toMatchObject({
+      level: 30,
+      reason: 'SHUTTING_DOWN',
+      status: 503,
+    });
+    expect(logged.filter((line) => Number(line.level) >= 40)).toEqual([]);
+    expect(JSON.stringify(logged)).not.toContain('"stack"');
   });
 });

@@ -43,7 +43,7 @@ const PROBLEMS: Record<number, string> = {
   409: 'A conflict: taken, already listed, or a key still in progress',
   413: 'The body is over 16 KiB',
   414: 'A path parameter is over 300 characters',
-  415: 'The body is not JSON',
+  415: 'The body is not JSON, or has a Content-Encoding other than identity (send it uncompressed)',
   422: 'A business rule refused the command (reason and details say which), or a key reused with another request',
   429: 'Too many attempts; retry after the time given',
   500: 'Failed on our side; logged under the correlation id',

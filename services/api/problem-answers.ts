@@ -49,7 +49,7 @@ export function problemServerOptions(): Pick<
     // problems like every other error, not fastify's own JSON.
     frameworkErrors: (error, request, reply) => {
       identify(request, reply);
-      const body = toProblem(error);
+      const body = toProblem(error, request.url);
       request.log.info({ reason: body.reason, status: body.status }, 'request refused');
       return sendProblem(request, reply, body);
     },
@@ -67,18 +67,57 @@ export function answerWithProblems(app: FastifyInstance): void {
   app.removeContentTypeParser('text/plain');
   const json = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) =>
-    body === '' ? done(null, undefined) : json(request, body as string, done),
-  );
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body === '') return done(null, undefined);
+    json(request, body as string, (error, parsed) => {
+      // The parser refuses a key that would reach a prototype (`__proto__`, `constructor.prototype`)
+      // under the same error as JSON that does not parse: say which it was.
+      const forbidden = error ? forbiddenKeyOf(body as string) : undefined;
+      done(forbidden ? forbiddenKeyProblem(forbidden) : error, parsed);
+    });
+  });
+  // Bodies are read as sent: a Content-Encoding this server does not decode would have the coded
+  // bytes parsed (or, plain after all, applied) as if there were none.
+  app.addHook('preParsing', async (request, reply, payload) => {
+    const coding = request.headers['content-encoding'];
+    if (coding === undefined || !hasBody(request)) return payload;
+    const codings = coding
+      .split(',')
+      .map((name) => name.trim().toLowerCase())
+      .filter((name) => name !== '' && name !== 'identity');
+    if (codings.length === 0) return payload;
+    // RFC 9110 §15.5.16: say which codings would have been taken.
+    reply.header('accept-encoding', 'identity');
+    throw new ApiProblem(
+      415,
+      'UNSUPPORTED_CONTENT_ENCODING',
+      `the Content-Encoding header says ${JSON.stringify(coding)}, which this server does not decode: send the body uncompressed, without Content-Encoding`,
+    );
+  });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 
   app.decorateRequest('correlationId', '');
   app.addHook('onRequest', async (request, reply) => identify(request, reply));
+  // A query parameter holds one value: one given twice (`limit=10&limit=20`) is refused as that,
+  // not as whatever its schema makes of the list the query parser gives for it.
+  app.addHook('preValidation', async (request) => {
+    const query = (request.query ?? {}) as Record<string, unknown>;
+    const repeated = Object.keys(query).filter((name) => Array.isArray(query[name]));
+    if (repeated.length > 0)
+      throw new ApiProblem(400, 'VALIDATION_FAILED', 'the request does not match its schema', {
+        errors: repeated.map((name) => ({
+          field: `querystring.${name}`,
+          message: `is given ${(query[name] as unknown[]).length} times: give it once`,
+        })),
+      });
+  });
 
   app.setErrorHandler(async (error, request, reply) => {
-    const body = toProblem(error);
-    if (body.status >= 500) request.log.error({ err: error }, 'request failed');
+    const body = toProblem(error, request.url);
+    // Only a failure nobody meant (INTERNAL_ERROR) is an error, with its stack; a refusal the code
+    // decided on, a 503 included (SHUTTING_DOWN, READ_MODELS_UNAVAILABLE), is a line like any 4xx.
+    if (body.reason === 'INTERNAL_ERROR') request.log.error({ err: error }, 'request failed');
     else request.log.info({ reason: body.reason, status: body.status }, 'request refused');
     if (body.status === 401) reply.header('www-authenticate', 'Bearer');
     if (error instanceof ApiProblem) reply.headers(error.headers);
@@ -92,6 +131,55 @@ export function answerWithProblems(app: FastifyInstance): void {
       problem(404, 'ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`),
     ),
   );
+}
+
+/** Whether a body comes with the request (HTTP/1.1 message framing). */
+function hasBody(request: FastifyRequest): boolean {
+  const length = request.headers['content-length'];
+  return request.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+/**
+ * The first key of a JSON text that would reach a prototype, as a field (`body.__proto__`,
+ * `body.order.constructor.prototype`); undefined when there is none, or the text is not JSON.
+ */
+export function forbiddenKeyOf(text: string): string | undefined {
+  let root: unknown;
+  try {
+    root = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  // JSON.parse makes `__proto__` an own key, harmless until the object is copied or merged.
+  const pending: Array<{ value: unknown; path: string }> = [{ value: root, path: 'body' }];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const { value, path } = next;
+    if (value === null || typeof value !== 'object') continue;
+    for (const [key, child] of Object.entries(value)) {
+      if (key === '__proto__') return `${path}.__proto__`;
+      if (
+        key === 'constructor' &&
+        child !== null &&
+        typeof child === 'object' &&
+        Object.hasOwn(child, 'prototype')
+      )
+        return `${path}.constructor.prototype`;
+      pending.push({ value: child, path: `${path}.${key}` });
+    }
+  }
+  return undefined;
+}
+
+function forbiddenKeyProblem(field: string): ApiProblem {
+  const key = field.endsWith('.__proto__') ? '__proto__' : 'constructor.prototype';
+  return new ApiProblem(400, 'VALIDATION_FAILED', `the body is JSON, but the key ${key} is not allowed`, {
+    errors: [
+      {
+        field,
+        message: `is not allowed: ${key} would reach an object's prototype (no body takes such a key)`,
+      },
+    ],
+  });
 }
 
 /**

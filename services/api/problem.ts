@@ -1,7 +1,8 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
-import { isDomainError } from '../../domain/shared/domain-error.ts';
+import { type DomainError, isDomainError } from '../../domain/shared/domain-error.ts';
 import { WrongExpectedVersion } from '../../domain/shared/event-store.ts';
+import { formatCents } from '../../domain/shared/money.ts';
 import { redactUrl } from './redact.ts';
 
 /**
@@ -103,16 +104,51 @@ const FASTIFY_REASONS: Record<string, string> = {
 
 /** What to say instead of fastify's message, which repeats the whole path. */
 const FASTIFY_DETAILS: Record<string, string> = {
-  FST_ERR_BAD_URL: 'the path is not valid percent-encoding (a % needs two hex digits after it)',
+  FST_ERR_BAD_URL: 'the path is not valid percent-encoding',
   FST_ERR_MAX_PARAM_LENGTH: 'a path parameter is over 300 characters',
 };
 
-/** Turns anything thrown by a route (or by fastify itself) into a problem. */
-export function toProblem(error: unknown): Problem {
+/**
+ * Why the router could not decode a path (FST_ERR_BAD_URL): a `%` without two hex digits after it
+ * (`%ZZ`), or bytes that are well encoded but not UTF-8 (`%FF`: a path is UTF-8 text, é is `%C3%A9`).
+ */
+export function badPathDetail(url: string): string {
+  const path = url.split('?')[0] ?? url;
+  const lone = /%(?![0-9A-Fa-f]{2})/.exec(path);
+  if (lone)
+    return `the path is not valid percent-encoding: a % needs two hex digits after it ("${path.slice(lone.index, lone.index + 3)}")`;
+  for (const bytes of path.match(/(?:%[0-9A-Fa-f]{2})+/g) ?? []) {
+    try {
+      decodeURIComponent(bytes);
+    } catch {
+      return `the path's percent-encoded bytes ${bytes} are not valid UTF-8: a path is UTF-8 text, encoded byte by byte (é is %C3%A9)`;
+    }
+  }
+  return FASTIFY_DETAILS.FST_ERR_BAD_URL!;
+}
+
+/**
+ * A rejection's figures as the API speaks: its amounts of money (integer cents inside) as decimal
+ * strings, like every amount in a request or an answer (`{"requested":"100.01","available":"100.00"}`).
+ */
+function detailsOf(error: DomainError): Record<string, unknown> {
+  const details: Record<string, unknown> = { ...error.details };
+  for (const key of error.moneyDetails) {
+    const cents = details[key];
+    // An amount that is no whole number of cents (what an INVALID_AMOUNT is about) stays as given.
+    if (typeof cents === 'number' && Number.isSafeInteger(cents)) details[key] = formatCents(cents);
+  }
+  return details;
+}
+
+/** Turns anything thrown by a route (or by fastify itself) into a problem; `url` is the request's. */
+export function toProblem(error: unknown, url?: string): Problem {
   if (error instanceof ApiProblem)
     return problem(error.status, error.reason, error.message, error.extensions);
   if (isDomainError(error))
-    return problem(statusOfReason(error.reason), error.reason, error.message, { details: error.details });
+    return problem(statusOfReason(error.reason), error.reason, error.message, {
+      details: detailsOf(error),
+    });
   if (error instanceof WrongExpectedVersion)
     return problem(409, 'CONCURRENCY_CONFLICT', 'the resource changed concurrently; retry the request');
   if (error instanceof Error && error.name === 'InvalidCursor')
@@ -122,12 +158,17 @@ export function toProblem(error: unknown): Problem {
   const fastifyError = error as FastifyError & { validation?: unknown[]; validationContext?: string };
   if (hasZodFastifySchemaValidationErrors(fastifyError)) {
     const where = fastifyError.validationContext ?? 'body';
-    return problem(400, 'VALIDATION_FAILED', 'the request does not match its schema', {
+    // One error per field and problem: zod can report one twice (`1e300` is past `.int()`'s safe
+    // range and past `.max()`), which says nothing more.
+    const errors = new Map<string, { field: string; message: string }>();
+    for (const issue of fastifyError.validation) {
       // The provider keeps the zod issue's path in instancePath ("/amount", "/items/0/price").
-      errors: fastifyError.validation.map((issue) => ({
-        field: [where, ...issue.instancePath.split('/').filter((part) => part !== '')].join('.'),
-        message: issue.message ?? 'invalid',
-      })),
+      const field = [where, ...issue.instancePath.split('/').filter((part) => part !== '')].join('.');
+      const key = `${field}\u0000${issue.keyword}`;
+      if (!errors.has(key)) errors.set(key, { field, message: issue.message ?? 'invalid' });
+    }
+    return problem(400, 'VALIDATION_FAILED', 'the request does not match its schema', {
+      errors: [...errors.values()],
     });
   }
   if (Array.isArray(fastifyError.validation))
@@ -139,7 +180,11 @@ export function toProblem(error: unknown): Problem {
     const reason =
       FASTIFY_REASONS[fastifyError.code ?? ''] ??
       (fastifyError.code ?? 'BAD_REQUEST').replace(/^FST_ERR_/, '');
-    return problem(status, reason, FASTIFY_DETAILS[fastifyError.code ?? ''] ?? fastifyError.message);
+    const detail =
+      fastifyError.code === 'FST_ERR_BAD_URL' && url !== undefined
+        ? badPathDetail(url)
+        : (FASTIFY_DETAILS[fastifyError.code ?? ''] ?? fastifyError.message);
+    return problem(status, reason, detail);
   }
   return problem(
     500,

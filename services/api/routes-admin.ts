@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
 import { accountDecider, accountStreamId } from '../../domain/broker/account/account.ts';
+import { AccountNotFound } from '../../domain/broker/account/errors.ts';
 import { InstrumentNotFound } from '../../domain/broker/instrument/errors.ts';
 import { instrumentDecider, instrumentStreamId } from '../../domain/broker/instrument/instrument.ts';
 import { loadAggregate } from '../../domain/shared/aggregate.ts';
@@ -81,7 +82,10 @@ export function adminRoutes(app: App, context: RouteContext): void {
       accountDecider,
       command,
       metadataOf(request),
-    );
+    ).catch((error: unknown) => {
+      // The account's stream does not know the id it was asked under: the caller does.
+      throw error instanceof AccountNotFound ? new AccountNotFound(accountId) : error;
+    });
     return {
       accountId,
       username: result.state.username,

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { accountDecider, accountStreamId } from '../../domain/broker/account/account.ts';
 import { InvalidUsername } from '../../domain/broker/account/errors.ts';
+import { USERNAME } from '../../domain/broker/account/username.ts';
 import { loadAggregate } from '../../domain/shared/aggregate.ts';
 import { WrongExpectedVersion } from '../../domain/shared/event-store.ts';
 import { aggregateOf, handleCommand } from '../shared/command-handler.ts';
@@ -9,9 +10,7 @@ import { burnPasswordCheck, hashPassword, verifyPassword } from './auth.ts';
 import { type App, answerCreate, metadataOf, principalOf, type RouteContext } from './context.ts';
 import type { CreateRun } from './idempotency.ts';
 import { ApiProblem } from './problem.ts';
-import { Credentials } from './schemas.ts';
-
-const USERNAME = /^[a-z0-9][a-z0-9._-]{2,31}$/;
+import { Credentials, RegisterBody } from './schemas.ts';
 
 /** The account id a username was claimed for, or undefined. */
 export async function accountIdOfUsername(
@@ -89,7 +88,7 @@ export function authRoutes(app: App, context: RouteContext): void {
         tags: ['auth'],
         summary: 'Register a trader account',
         description: 'Creates an account with the trader role. Usernames are unique, case-insensitively.',
-        body: Credentials,
+        body: RegisterBody,
       },
       config: { rateLimit: { max: limit.max * 3, timeWindow: limit.timeWindowMs } },
     },

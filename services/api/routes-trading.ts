@@ -53,7 +53,7 @@ const security = [{ bearerAuth: [] }];
 
 /** The account must exist, be active and trade: wallets and orders belong to traders. */
 async function assertTrader(context: RouteContext, accountId: string): Promise<void> {
-  assertMay(await accountOf(context, accountId), 'trader');
+  assertMay(await accountOf(context, accountId), 'trader', accountId);
 }
 
 async function accountOf(context: RouteContext, accountId: string): Promise<Account> {
@@ -248,7 +248,7 @@ export function tradingRoutes(app: App, context: RouteContext): void {
       // A trader who has not moved any cash or shares yet has an empty wallet, not a missing one;
       // an account that never held any and is not a trader (an admin, an auditor) has none.
       const account = await accountOf(context, request.params.id);
-      if (!account.registered) throw new AccountNotFound();
+      if (!account.registered) throw new AccountNotFound(request.params.id);
       if (!account.roles.includes('trader'))
         throw new ApiProblem(
           404,

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { USERNAME, USERNAME_RULE } from '../../domain/broker/account/username.ts';
 import { OrderSide, OrderStatus, OrderType, TimeInForce } from '../../domain/broker/order/events.ts';
 import { FRACTIONAL_SYMBOL, STANDARD_SYMBOL } from '../../domain/broker/schemas.ts';
 import { InvalidDecimalAmount, toCents } from '../../domain/shared/money.ts';
@@ -36,17 +37,52 @@ export const PositiveDecimal = decimalAbove('one-cent');
 /** A decimal amount of zero or more (`"0.00"`, `"32.50"`), parsed to cents: a cost can be nothing. */
 export const NonNegativeDecimal = decimalAbove('zero');
 
+/** What a timestamp in a request must look like, said the same way wherever one is refused. */
+const INSTANT_FORMAT =
+  'must be an ISO 8601 date and time with seconds and a time zone: Z or an offset such as -03:00 (e.g. "2026-11-27T14:00:00Z" or "2026-11-27T11:00:00-03:00")';
+const INSTANT_RANGE = 'must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z';
+const INSTANT_DESCRIPTION =
+  'ISO 8601 with seconds and a time zone (Z or an offset such as -03:00), 1970 to 9999; taken as the same instant in UTC';
+
+const isoDateTime = z.iso.datetime({ offset: true });
+
 /**
- * An ISO 8601 instant with its offset, between 1970 and 9999: what every store of the read models
- * (Postgres, MySQL, Mongo) and the events can hold.
+ * An ISO 8601 instant with its time zone (`Z` or an offset), normalised to UTC
+ * (`2026-11-27T22:00:00+05:00` → `2026-11-27T17:00:00.000Z`), between 1970 and 9999: what every
+ * store of the read models (Postgres, MySQL, Mongo) and the events can hold. One error when it is
+ * not one, saying what it must be.
  */
-export const Instant = z.iso
-  .datetime({ offset: true })
-  .refine((text) => {
-    const year = new Date(text).getUTCFullYear();
-    return year >= 1970 && year <= 9999;
-  }, 'must be between 1970 and 9999')
-  .meta({ example: '2026-11-27T14:00:00Z' });
+function instant(where: 'body' | 'query') {
+  return z
+    .string()
+    .transform((given, context) => {
+      // A `+` in a query string means a space (form encoding): an offset sent as `+05:00` instead of
+      // `%2B05:00` arrives as ` 05:00`, which is the same instant.
+      const text = where === 'query' ? given.replace(/ (\d{2}:\d{2})$/, '+$1') : given;
+      if (!isoDateTime.safeParse(text).success) {
+        context.addIssue({ code: 'custom', message: INSTANT_FORMAT });
+        return z.NEVER;
+      }
+      const time = new Date(text);
+      const year = time.getUTCFullYear();
+      if (year < 1970 || year > 9999) {
+        context.addIssue({ code: 'custom', message: INSTANT_RANGE });
+        return z.NEVER;
+      }
+      return time.toISOString();
+    })
+    .meta({
+      type: 'string',
+      format: 'date-time',
+      description: INSTANT_DESCRIPTION,
+      example: '2026-11-27T14:00:00Z',
+    });
+}
+
+/** A timestamp in a JSON body. */
+export const Instant = instant('body');
+/** A timestamp in a query string, where an unencoded `+` of the offset arrives as a space. */
+export const InstantParam = instant('query');
 
 /** A whole positive number of shares, within the exact integer range. */
 export const Shares = z.number().int().positive().max(Number.MAX_SAFE_INTEGER).meta({ example: 100 });
@@ -71,16 +107,55 @@ export const StandardSymbolParam = z
 /** Ids in paths: what a stream id can hold, no more. */
 export const IdParam = z
   .string()
-  .min(1)
-  .max(200)
+  .min(1, 'must not be empty')
+  .max(200, 'must be at most 200 characters')
   .regex(/^[A-Za-z0-9_.:-]+$/, 'must be letters, digits, "_", ".", ":" or "-"');
 
-export const Limit = z.coerce.number().int().min(1).max(500).default(50);
+/**
+ * A whole number in a query string, from `minimum` to `maximum`. Anything else, an empty value
+ * (`limit=`) included, gets one error saying what it must be (`Number('')` would have made it 0).
+ * A default is given as the text it stands for (a prefault): zod leaves a transform's default out of
+ * the OpenAPI document, a prefault in.
+ */
+function queryInteger(minimum: number, maximum: number) {
+  const range = `a whole number from ${minimum} to ${maximum}`;
+  return z
+    .string()
+    .transform((text, context) => {
+      const value = /^\d{1,16}$/.test(text) ? Number(text) : Number.NaN;
+      if (value >= minimum && value <= maximum) return value;
+      context.addIssue({
+        code: 'custom',
+        message: text === '' ? `is empty: give ${range}, or leave it out` : `must be ${range}`,
+      });
+      return z.NEVER;
+    })
+    .meta({ type: 'integer', minimum, maximum });
+}
+
+export const Limit = queryInteger(1, 500).prefault('50');
 export const Cursor = z.string().min(1).max(500);
+
+const Password = z.string().min(8).max(200).meta({ example: 'correct horse battery staple' });
 
 export const Credentials = z.strictObject({
   username: z.string().min(3).max(32).meta({ example: 'alice' }),
-  password: z.string().min(8).max(200).meta({ example: 'correct horse battery staple' }),
+  password: Password,
+});
+
+/**
+ * A new account's credentials: the username checked against the account's own rule (the domain's,
+ * which it is kept lower-cased for), so that a bad one is a field error like a bad length.
+ */
+export const RegisterBody = z.strictObject({
+  username: z
+    .string()
+    .refine(
+      (text) => USERNAME.test(text.toLowerCase()),
+      `must be ${USERNAME_RULE} (capitals are taken as lower case)`,
+    )
+    .meta({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{2,31}$', minLength: 3, maxLength: 32, example: 'alice' }),
+  password: Password,
 });
 
 export const AccountParams = z.strictObject({ id: IdParam });
@@ -104,7 +179,7 @@ export const PlaceOrderBody = z.strictObject({
   price: PositiveDecimal.optional().describe('limit price (LIMIT, STOP_LIMIT)'),
   stopPrice: PositiveDecimal.optional().describe('trigger price (STOP, STOP_LIMIT)'),
   timeInForce: TimeInForce.optional().describe('DAY when absent'),
-  expiresAt: Instant.optional().describe('GTD only'),
+  expiresAt: Instant.optional().describe(`GTD only: ${INSTANT_DESCRIPTION}`),
 });
 
 export const OrdersQuery = z.strictObject({
@@ -121,24 +196,24 @@ export const TradesQuery = z.strictObject({
   cursor: Cursor.optional(),
 });
 export const SymbolParams = z.strictObject({ symbol: Ticker });
-export const BookQuery = z.strictObject({ depth: z.coerce.number().int().min(1).max(100).default(10) });
+export const BookQuery = z.strictObject({ depth: queryInteger(1, 100).prefault('10') });
 export const CandleInterval = z.enum(['1m', '5m', '15m', '1h', '1d']);
 export const CandlesQuery = z.strictObject({
   interval: CandleInterval.default('1m'),
-  from: Instant.optional(),
-  to: Instant.optional(),
+  from: InstantParam.optional(),
+  to: InstantParam.optional(),
 });
 export const QuotesQuery = z.strictObject({ limit: Limit, cursor: Cursor.optional() });
 
 export const StreamParams = z.strictObject({ streamId: IdParam });
 export const StreamQuery = z.strictObject({
-  from: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  from: queryInteger(0, Number.MAX_SAFE_INTEGER).prefault('0'),
+  limit: queryInteger(1, 1000).prefault('100'),
 });
 export const StateQuery = z
   .strictObject({
-    version: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
-    at: Instant.optional(),
+    version: queryInteger(0, Number.MAX_SAFE_INTEGER).optional(),
+    at: InstantParam.optional(),
   })
   .refine((query) => query.version === undefined || query.at === undefined, {
     message: 'give version or at, not both',

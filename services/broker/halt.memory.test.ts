@@ -238,4 +238,29 @@ describe('an admin halt at B3, in process', () => {
     await resumeInstrument(broker, 'PETR4');
     await eventually(async () => (await bookStatus('PETR4')) === 'OPEN');
   });
+
+  it("takes an admin's new reason for a halt to both books; the same reason again sends nothing", async () => {
+    await haltInstrument(broker, 'PETR4', 'auction');
+    await eventually(
+      async () => (await bookStatus('PETR4')) === 'HALTED' && (await bookStatus('PETR4F')) === 'HALTED',
+    );
+    await haltInstrument(broker, 'PETR4', 'material fact pending');
+    const lastHaltReason = async (symbol: string) =>
+      (
+        (await b3.readStream(bookStreamId(symbol))).filter((event) => event.type === 'TradingHalted').at(-1)
+          ?.data as { reason?: string } | undefined
+      )?.reason;
+    for (const symbol of ['PETR4', 'PETR4F'])
+      await eventually(async () => (await lastHaltReason(symbol)) === 'material fact pending');
+    expect(await bookStatus('PETR4')).toBe('HALTED');
+
+    await services!.orderProcess.idle();
+    const before = await haltsAndResumes('PETR4');
+    await haltInstrument(broker, 'PETR4', 'material fact pending');
+    await services!.orderProcess.idle();
+    expect(await haltsAndResumes('PETR4')).toEqual(before);
+
+    await resumeInstrument(broker, 'PETR4');
+    await eventually(async () => (await bookStatus('PETR4')) === 'OPEN');
+  });
 });

@@ -12,6 +12,7 @@ import {
   UnknownRole,
 } from './errors.ts';
 import { type AccountEvent, Role, type Role as RoleName } from './events.ts';
+import { USERNAME } from './username.ts';
 
 /** The `account-{accountId}` stream's state: identity, credentials and roles. */
 export interface Account {
@@ -40,9 +41,6 @@ export type AccountCommand =
   | { type: 'RevokeRole'; role: RoleName; revokedBy: string; at: string }
   | { type: 'ChangePassword'; passwordHash: string; at: string }
   | { type: 'DisableAccount'; reason: string; disabledBy: string; at: string };
-
-/** Lower-case so that `Alice` and `alice` cannot be two people; uniqueness across accounts is the caller's index. */
-const USERNAME = /^[a-z0-9][a-z0-9._-]{2,31}$/;
 
 export const initialAccount = (): Account => ({
   registered: false,
@@ -154,11 +152,12 @@ export const accountDecider: Decider<Account, AccountCommand, AccountEvent> = {
 export const accountStreamId = (accountId: string): string => `account-${accountId}`;
 
 /**
- * Guards an action by another aggregate (placing an order, moving cash): the account must exist, be
- * active and hold the role. Throws the matching rejection.
+ * Guards an action by another aggregate (placing an order, moving cash): the account (`accountId`,
+ * named in the rejection when it does not exist) must exist, be active and hold the role. Throws
+ * the matching rejection.
  */
-export function assertMay(account: Account, role: RoleName): void {
-  if (!account.registered) throw new AccountNotFound();
+export function assertMay(account: Account, role: RoleName, accountId = account.accountId): void {
+  if (!account.registered) throw new AccountNotFound(accountId || undefined);
   if (account.status === 'DISABLED') throw new AccountDisabled(account.accountId);
   if (!account.roles.includes(role)) throw new RoleRequired(account.accountId, role);
 }

@@ -1,4 +1,5 @@
 import { DomainError } from '../../shared/domain-error.ts';
+import { USERNAME_RULE } from './username.ts';
 
 export class AccountAlreadyRegistered extends DomainError {
   readonly reason = 'ACCOUNT_ALREADY_REGISTERED';
@@ -7,10 +8,14 @@ export class AccountAlreadyRegistered extends DomainError {
   }
 }
 
+/** No account has the id: named when the caller knows it (an account's own stream does not). */
 export class AccountNotFound extends DomainError {
   readonly reason = 'ACCOUNT_NOT_FOUND';
-  constructor() {
-    super('no account was registered on this stream');
+  constructor(readonly accountId?: string) {
+    super(
+      accountId ? `no account has the id ${accountId}` : 'no account was registered on this stream',
+      accountId ? { accountId } : {},
+    );
   }
 }
 
@@ -25,9 +30,7 @@ export class AccountDisabled extends DomainError {
 export class InvalidUsername extends DomainError {
   readonly reason = 'INVALID_USERNAME';
   constructor(readonly username: string) {
-    super('a username is 3 to 32 characters of a–z, 0–9, ".", "-" and "_", starting with a letter or digit', {
-      username,
-    });
+    super(`a username is ${USERNAME_RULE}`, { username });
   }
 }
 

@@ -28,6 +28,7 @@ export class InvalidLotSize extends DomainError {
 
 export class InvalidTickSize extends DomainError {
   readonly reason = 'INVALID_TICK_SIZE';
+  override readonly moneyDetails = ['tickSize'];
   constructor(readonly tickSize: number) {
     super(`tick size must be a whole positive number of cents, got ${tickSize}`, { tickSize });
   }
@@ -36,6 +37,7 @@ export class InvalidTickSize extends DomainError {
 /** A price (reference, limit or stop) that is not a multiple of the instrument's tick size. */
 export class TickSizeViolation extends DomainError {
   readonly reason = 'TICK_SIZE';
+  override readonly moneyDetails = ['price', 'tickSize'];
   constructor(
     readonly price: number,
     readonly tickSize: number,

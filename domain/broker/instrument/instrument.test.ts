@@ -148,8 +148,18 @@ describe('trading status', () => {
       .thenState((instrument) =>
         expect(instrument).toMatchObject({ status: 'HALTED', haltReason: 'circuit breaker' }),
       ));
-  it('changes nothing when already halted', () =>
-    given([listed, halted]).when({ type: 'HaltTrading', reason: 'again', at }).thenNothing());
+  it('changes nothing when already halted for that reason', () =>
+    given([listed, halted]).when({ type: 'HaltTrading', reason: 'circuit breaker', at }).thenNothing());
+  it('replaces the reason of a halt when halted again for another one', () =>
+    given([listed, halted])
+      .when({ type: 'HaltTrading', reason: 'material fact pending', at })
+      .then([{ type: 'TradingHalted', data: { symbol: 'PETR4', reason: 'material fact pending', at } }]));
+  it('records the new reason on the state', () =>
+    given([listed, halted])
+      .when({ type: 'HaltTrading', reason: 'material fact pending', at })
+      .thenState((instrument) =>
+        expect(instrument).toMatchObject({ status: 'HALTED', haltReason: 'material fact pending' }),
+      ));
   it('refuses a halt without a reason', () =>
     given([listed]).when({ type: 'HaltTrading', reason: ' ', at }).thenThrows(HaltReasonRequired));
   it('resumes a halted instrument', () =>

@@ -101,7 +101,10 @@ export function decide(command: InstrumentCommand, instrument: Instrument): Inst
     }
     case 'HaltTrading': {
       if (command.reason.trim() === '') throw new HaltReasonRequired();
-      if (instrument.status === 'HALTED') return [];
+      // Halted already for that reason, it changes nothing (a retried halt, as a resume of an open
+      // instrument is). Another reason replaces the one traders see: recorded as a halt like the
+      // first, which B3 takes to both books (a newer catalogue version) with the new reason.
+      if (instrument.status === 'HALTED' && instrument.haltReason === command.reason) return [];
       return [{ type: 'TradingHalted', data: { symbol, reason: command.reason, at: command.at } }];
     }
     case 'ResumeTrading': {

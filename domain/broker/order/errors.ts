@@ -174,6 +174,7 @@ export class Overfill extends DomainError {
 /** A buy executed above its limit, or a sell below it. */
 export class PriceOutsideLimit extends DomainError {
   readonly reason = 'PRICE_OUTSIDE_LIMIT';
+  override readonly moneyDetails = ['price', 'limitPrice'];
   constructor(
     readonly side: string,
     readonly price: Cents,

@@ -7,6 +7,7 @@ import { type Cents, formatCents, formatProduct, LARGEST_EXACT_AMOUNT } from '..
  */
 export class InsufficientFunds extends DomainError {
   readonly reason = 'INSUFFICIENT_FUNDS';
+  override readonly moneyDetails = ['requested', 'available'];
   constructor(
     readonly requested: Cents,
     readonly available: Cents,
@@ -26,6 +27,7 @@ export class InsufficientFunds extends DomainError {
  */
 export class BalanceTooLarge extends DomainError {
   readonly reason = 'BALANCE_TOO_LARGE';
+  override readonly moneyDetails = ['amount', 'balance'];
   constructor(
     readonly amount: Cents,
     readonly balance: Cents,
@@ -44,6 +46,8 @@ export class BalanceTooLarge extends DomainError {
  */
 export class AmountTooLarge extends DomainError {
   readonly reason = 'AMOUNT_TOO_LARGE';
+  // `amount` is past the exact range: it is given as its exact decimal text already.
+  override readonly moneyDetails = ['price'];
   constructor(
     readonly what: 'cost' | 'reservation' | 'proceeds',
     readonly quantity: number,
@@ -62,6 +66,7 @@ export class AmountTooLarge extends DomainError {
  */
 export class CostBasisTooLarge extends DomainError {
   readonly reason = 'COST_BASIS_TOO_LARGE';
+  override readonly moneyDetails = ['costBasis', 'adding'];
   constructor(
     readonly symbol: string,
     readonly costBasis: Cents,

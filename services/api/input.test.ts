@@ -1,0 +1,386 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { orderStreamId } from '../../domain/broker/order/order.ts';
+import { eventually, startTestApi, type TestApi } from './testing.ts';
+
+/**
+ * What a caller gets for input the API refuses, as a new user meets it: one error per field and
+ * problem, naming the field and saying what it must be.
+ */
+let api: TestApi;
+let alice: { accountId: string; token: string };
+const auth = (token: string) => ({ authorization: `Bearer ${token}` });
+
+beforeAll(async () => {
+  api = await startTestApi();
+  alice = await api.trader('input-alice');
+}, 180_000);
+afterAll(async () => api?.close());
+
+const gtdOrder = (expiresAt: unknown) =>
+  api.app.inject({
+    method: 'POST',
+    url: '/v1/orders',
+    headers: auth(alice.token),
+    payload: {
+      accountId: alice.accountId,
+      symbol: 'PETR4',
+      side: 'BUY',
+      type: 'LIMIT',
+      quantity: 100,
+      price: '32.50',
+      timeInForce: 'GTD',
+      expiresAt,
+    },
+  });
+
+const get = (url: string) => api.app.inject({ method: 'GET', url, headers: auth(alice.token) });
+
+describe('timestamps', () => {
+  it('takes an offset as the same instant, in UTC', async () => {
+    const placed = await gtdOrder('2099-01-01T10:00:00+05:00');
+    expect(placed.statusCode, placed.body).toBe(202);
+    const [event] = await api.broker.readStream(orderStreamId(placed.json().orderId));
+    expect(event?.data).toMatchObject({ expiresAt: '2099-01-01T05:00:00.000Z' });
+    const order = await eventually(async () => {
+      const read = await get(`/v1/orders/${placed.json().orderId}`);
+      return read.statusCode === 200 ? read.json() : undefined;
+    });
+    expect(order).toMatchObject({ expiresAt: '2099-01-01T05:00:00.000Z' });
+  });
+
+  it('describes the format in the OpenAPI document', async () => {
+    const document = (await api.app.inject({ method: 'GET', url: '/docs/json' })).json();
+    const body = document.paths['/v1/orders'].post.requestBody.content['application/json'].schema;
+    expect(body.properties.expiresAt).toMatchObject({
+      type: 'string',
+      format: 'date-time',
+      description: expect.stringContaining('time zone (Z or an offset such as -03:00)'),
+    });
+    const from = document.paths['/v1/market/{symbol}/candles'].get.parameters.find(
+      (parameter: { name: string }) => parameter.name === 'from',
+    );
+    expect(from).toMatchObject({
+      schema: { type: 'string', format: 'date-time' },
+      description: expect.stringContaining('time zone (Z or an offset such as -03:00)'),
+    });
+  });
+
+  it('takes an offset in a query, its + encoded or not (a bare + arrives as a space)', async () => {
+    for (const from of [
+      '2026-11-27T22:00:00%2B05:00',
+      '2026-11-27T22:00:00+05:00',
+      '2026-11-27T12:00:00-03:00',
+    ]) {
+      const candles = await get(`/v1/market/PETR4/candles?from=${from}&to=2026-11-28T00:00:00Z`);
+      expect(candles.statusCode, `${from}: ${candles.body}`).toBe(200);
+    }
+    const state = await get(`/v1/audit/streams/wallet-${alice.accountId}/state?at=2099-01-01T00:00:00+05:00`);
+    expect(state.statusCode, state.body).not.toBe(400);
+  });
+
+  it('refuses one that is not an ISO 8601 instant with one error naming the field and the format', async () => {
+    const format = expect.stringMatching(/ISO 8601 .*time zone.*"2026-11-27T14:00:00Z"/);
+    for (const expiresAt of ['tomorrow', '2026-11-27T22:00:00', '2026-11-27', '2026-11-27 22:00:00Z']) {
+      const refused = await gtdOrder(expiresAt);
+      expect(refused.statusCode, expiresAt).toBe(400);
+      expect(refused.json().errors, expiresAt).toEqual([{ field: 'body.expiresAt', message: format }]);
+    }
+    for (const url of [
+      '/v1/market/PETR4/candles?from=tomorrow',
+      '/v1/market/PETR4/candles?to=2026-13-01T00:00:00Z',
+    ]) {
+      const refused = await get(url);
+      expect(refused.statusCode, url).toBe(400);
+      expect(refused.json().errors, url).toEqual([
+        { field: `querystring.${url.includes('from') ? 'from' : 'to'}`, message: format },
+      ]);
+    }
+    const state = await get(`/v1/audit/streams/wallet-${alice.accountId}/state?at=yesterday`);
+    // alice is no auditor: the role is checked before the query.
+    expect(state.statusCode).toBe(403);
+    const admin = await api.adminToken();
+    const audited = await api.app.inject({
+      method: 'GET',
+      url: `/v1/audit/streams/wallet-${alice.accountId}/state?at=yesterday`,
+      headers: auth(admin),
+    });
+    expect(audited.json().errors).toEqual([{ field: 'querystring.at', message: format }]);
+  });
+
+  it('refuses an instant outside 1970 to 9999 with one error saying so', async () => {
+    for (const expiresAt of ['1969-12-31T23:59:59Z', '9999-12-31T23:00:00-05:00']) {
+      const refused = await gtdOrder(expiresAt);
+      expect(refused.json().errors, expiresAt).toEqual([
+        {
+          field: 'body.expiresAt',
+          message: 'must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z',
+        },
+      ]);
+    }
+  });
+});
+
+describe('validation messages', () => {
+  const errorsOf = async (response: Awaited<ReturnType<typeof get>>) => {
+    expect(response.statusCode, response.body).toBe(400);
+    expect(response.json()).toMatchObject({ reason: 'VALIDATION_FAILED' });
+    return response.json().errors as Array<{ field: string; message: string }>;
+  };
+
+  it('gives one error per field and problem, however many checks the value fails', async () => {
+    const order = await api.app.inject({
+      method: 'POST',
+      url: '/v1/orders',
+      headers: auth(alice.token),
+      payload: {
+        accountId: alice.accountId,
+        symbol: 'PETR4',
+        side: 'BUY',
+        type: 'LIMIT',
+        quantity: 1e300,
+        price: '32.50',
+      },
+    });
+    const errors = await errorsOf(order);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ field: 'body.quantity' });
+  });
+
+  it('says a query parameter was given more than once', async () => {
+    expect(await errorsOf(await get('/v1/orders?limit=10&limit=20'))).toEqual([
+      { field: 'querystring.limit', message: 'is given 2 times: give it once' },
+    ]);
+    expect(
+      await errorsOf(await get('/v1/market/PETR4/candles?from=2026-11-27T10:00:00Z&interval=1m&interval=5m')),
+    ).toEqual([{ field: 'querystring.interval', message: 'is given 2 times: give it once' }]);
+  });
+
+  it('says a number in the query is empty, or what it must be', async () => {
+    expect(await errorsOf(await get('/v1/orders?limit='))).toEqual([
+      { field: 'querystring.limit', message: 'is empty: give a whole number from 1 to 500, or leave it out' },
+    ]);
+    for (const limit of ['abc', '1.5', '0', '501', '-1', '1e2'])
+      expect(await errorsOf(await get(`/v1/orders?limit=${limit}`)), limit).toEqual([
+        { field: 'querystring.limit', message: 'must be a whole number from 1 to 500' },
+      ]);
+    expect(await errorsOf(await get('/v1/market/PETR4/book?depth='))).toEqual([
+      { field: 'querystring.depth', message: 'is empty: give a whole number from 1 to 100, or leave it out' },
+    ]);
+    const page = await get('/v1/orders?limit=007');
+    expect(page.statusCode, page.body).toBe(200);
+    // The OpenAPI document still says what the parameter takes, and its default.
+    const document = (await api.app.inject({ method: 'GET', url: '/docs/json' })).json();
+    const limit = document.paths['/v1/orders'].get.parameters.find(
+      (parameter: { name: string }) => parameter.name === 'limit',
+    );
+    expect(limit.schema).toMatchObject({ type: 'integer', minimum: 1, maximum: 500 });
+    expect(Number(limit.schema.default)).toBe(50);
+  });
+
+  it('says a path whose percent-encoding is not UTF-8 is that, and one with a bad % is that', async () => {
+    const notUtf8 = await get('/v1/orders/%FF');
+    expect(notUtf8.statusCode).toBe(400);
+    expect(notUtf8.json()).toMatchObject({
+      reason: 'INVALID_URL',
+      detail: expect.stringMatching(/^the path's percent-encoded bytes %FF are not valid UTF-8/),
+    });
+    const badPercent = await get('/v1/orders/%ZZ');
+    expect(badPercent.json()).toMatchObject({
+      reason: 'INVALID_URL',
+      detail: 'the path is not valid percent-encoding: a % needs two hex digits after it ("%ZZ")',
+    });
+  });
+});
+
+describe('usernames', () => {
+  const register = (username: unknown) =>
+    api.app.inject({
+      method: 'POST',
+      url: '/v1/auth/register',
+      payload: { username, password: 'long-enough' },
+    });
+  const rule =
+    'must be 3 to 32 characters of a–z, 0–9, ".", "-" and "_", starting with a letter or digit (capitals are taken as lower case)';
+
+  it('refuses a username that breaks the rule as a field error, whatever part of the rule it breaks', async () => {
+    for (const username of ['zed!', 'ze', 'z'.repeat(33), '.zed', 'zé']) {
+      const refused = await register(username);
+      expect(refused.statusCode, username).toBe(400);
+      expect(refused.json(), username).toMatchObject({
+        reason: 'VALIDATION_FAILED',
+        errors: [{ field: 'body.username', message: rule }],
+      });
+      expect(refused.json().errors, username).toHaveLength(1);
+    }
+  });
+
+  it('takes capitals as lower case', async () => {
+    const registered = await register('Zed.Trader');
+    expect(registered.statusCode, registered.body).toBe(201);
+    const login = await api.app.inject({
+      method: 'POST',
+      url: '/v1/auth/login',
+      payload: { username: 'zed.trader', password: 'long-enough' },
+    });
+    expect(login.statusCode, login.body).toBe(200);
+  });
+});
+
+describe('bodies', () => {
+  const deposit = (headers: Record<string, string>, payload: string) =>
+    api.app.inject({
+      method: 'POST',
+      url: `/v1/accounts/${alice.accountId}/deposits`,
+      headers: { ...auth(alice.token), 'content-type': 'application/json', ...headers },
+      payload,
+    });
+
+  it('says a key that would reach a prototype is not allowed, not that the JSON does not parse', async () => {
+    const before = await api.allEvents();
+    for (const [payload, field, key] of [
+      ['{"__proto__":{"a":1},"amount":"1.00"}', 'body.__proto__', '__proto__'],
+      [
+        '{"amount":"1.00","constructor":{"prototype":{"a":1}}}',
+        'body.constructor.prototype',
+        'constructor.prototype',
+      ],
+      ['{"amount":"1.00","x":[{"y":{"__proto__":null}}]}', 'body.x.0.y.__proto__', '__proto__'],
+    ] as const) {
+      const refused = await deposit({}, payload);
+      expect(refused.statusCode, payload).toBe(400);
+      expect(refused.headers['content-type']).toContain('application/problem+json');
+      expect(refused.json(), payload).toMatchObject({
+        reason: 'VALIDATION_FAILED',
+        detail: `the body is JSON, but the key ${key} is not allowed`,
+        errors: [
+          {
+            field,
+            message: expect.stringMatching(new RegExp(`^is not allowed: ${key.replace('.', '\\.')}`)),
+          },
+        ],
+      });
+    }
+    const broken = await deposit({}, '{"amount":');
+    expect(broken.json()).toMatchObject({ status: 400, reason: 'INVALID_JSON' });
+    // A key merely named constructor is only an unknown field.
+    const namedConstructor = await deposit({}, '{"amount":"1.00","constructor":"x"}');
+    expect(namedConstructor.json()).toMatchObject({
+      reason: 'VALIDATION_FAILED',
+      errors: [{ field: 'body' }],
+    });
+    expect(await api.allEvents()).toHaveLength(before.length);
+  });
+
+  it('refuses a body with a Content-Encoding it does not decode (415), and changes nothing', async () => {
+    const before = await api.allEvents();
+    for (const coding of ['gzip', 'br', 'identity, gzip']) {
+      const refused = await deposit({ 'content-encoding': coding }, '{"amount":"1.00"}');
+      expect(refused.statusCode, coding).toBe(415);
+      expect(refused.headers['content-type']).toContain('application/problem+json');
+      expect(refused.headers['accept-encoding']).toBe('identity');
+      expect(refused.json()).toMatchObject({
+        reason: 'UNSUPPORTED_CONTENT_ENCODING',
+        detail: expect.stringContaining(`the Content-Encoding header says ${JSON.stringify(coding)}`),
+      });
+    }
+    expect(await api.allEvents()).toHaveLength(before.length);
+    // identity is no coding at all; and a request without a body has nothing to decode.
+    const plain = await deposit({ 'content-encoding': 'identity' }, '{"amount":"1.00"}');
+    expect(plain.statusCode, plain.body).toBe(201);
+    const read = await api.app.inject({
+      method: 'GET',
+      url: `/v1/accounts/${alice.accountId}/wallet`,
+      headers: { ...auth(alice.token), 'content-encoding': 'gzip' },
+    });
+    expect(read.statusCode, read.body).toBe(200);
+  });
+});
+
+describe('what a refusal says', () => {
+  it("gives a rejection's amounts in details as decimal strings, like the rest of the API", async () => {
+    const trader = await api.trader('input-details');
+    const headers = auth(trader.token);
+    await api.app.inject({
+      method: 'POST',
+      url: `/v1/accounts/${trader.accountId}/deposits`,
+      headers,
+      payload: { amount: '100.00' },
+    });
+    const withdrawal = await api.app.inject({
+      method: 'POST',
+      url: `/v1/accounts/${trader.accountId}/withdrawals`,
+      headers,
+      payload: { amount: '100.01' },
+    });
+    expect(withdrawal.statusCode).toBe(422);
+    expect(withdrawal.json()).toMatchObject({
+      reason: 'INSUFFICIENT_FUNDS',
+      details: { requested: '100.01', available: '100.00' },
+    });
+    // PETR4F's tick is 0.01 in the catalogue: list one with a coarser tick.
+    const admin = await api.adminToken();
+    const listed = await api.app.inject({
+      method: 'POST',
+      url: '/v1/admin/instruments',
+      headers: auth(admin),
+      payload: {
+        symbol: 'TICK3',
+        name: 'Tick ON',
+        lotSize: 100,
+        tickSize: '0.05',
+        fractional: false,
+        referencePrice: '10.00',
+      },
+    });
+    expect(listed.statusCode, listed.body).toBe(201);
+    const order = await api.app.inject({
+      method: 'POST',
+      url: '/v1/orders',
+      headers,
+      payload: {
+        accountId: trader.accountId,
+        symbol: 'TICK3',
+        side: 'BUY',
+        type: 'LIMIT',
+        quantity: 100,
+        price: '10.03',
+      },
+    });
+    expect(order.statusCode).toBe(422);
+    expect(order.json()).toMatchObject({
+      reason: 'TICK_SIZE',
+      details: { price: '10.03', tickSize: '0.05' },
+    });
+  });
+
+  it('names the account an unknown account id does not find', async () => {
+    const admin = await api.adminToken();
+    for (const [method, url, payload] of [
+      ['POST', '/v1/accounts/nobody-here/deposits', { amount: '1.00' }],
+      ['GET', '/v1/accounts/nobody-here/wallet', undefined],
+      ['POST', '/v1/admin/accounts/nobody-here/roles', { role: 'auditor' }],
+    ] as const) {
+      const missing = await api.app.inject({
+        method,
+        url,
+        headers: auth(admin),
+        ...(payload ? { payload } : {}),
+      });
+      expect(missing.statusCode, `${method} ${url}`).toBe(404);
+      expect(missing.json(), `${method} ${url}`).toMatchObject({
+        reason: 'ACCOUNT_NOT_FOUND',
+        detail: 'no account has the id nobody-here',
+        details: { accountId: 'nobody-here' },
+      });
+    }
+  });
+
+  it('says a path parameter is over 200 characters (400), and answers 414 over 300', async () => {
+    const long = await get(`/v1/orders/${'x'.repeat(250)}`);
+    expect(long.statusCode).toBe(400);
+    expect(long.json().errors).toEqual([{ field: 'params.id', message: 'must be at most 200 characters' }]);
+    const longer = await get(`/v1/orders/${'x'.repeat(301)}`);
+    expect(longer.statusCode).toBe(414);
+    expect(longer.json()).toMatchObject({ reason: 'PATH_PARAMETER_TOO_LONG' });
+  });
+});
