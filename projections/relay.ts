@@ -1,5 +1,6 @@
 import { Counter, Gauge } from 'prom-client';
-import type { EventStore, RecordedEvent, Subscription } from '../domain/shared/event-store.ts';
+import type { EventStore, RecordedEvent } from '../domain/shared/event-store.ts';
+import { CheckpointedFollower, type FollowerState } from './checkpointed-follower.ts';
 
 /**
  * The relay: follows an event store from its own checkpoint and publishes public integration
@@ -100,7 +101,7 @@ export const relayFailures = new Counter({
   labelNames: ['relay'] as const,
 });
 
-export type RelayState = 'stopped' | 'running' | 'retrying';
+export type RelayState = FollowerState;
 
 export interface RelayStatus {
   relay: string;
@@ -166,22 +167,24 @@ export function toIntegrationMessages(event: RecordedEvent, map: IntegrationMapp
  * duplicates). A failed batch is retried from the saved checkpoint with a growing delay.
  */
 export class Relay {
-  private subscription?: Subscription;
-  private checkpoint = 0;
-  private state: RelayState = 'stopped';
-  private failures = 0;
-  private lastError?: string;
-  private retryTimer?: NodeJS.Timeout;
-  private nextRetryDelayMs: number;
-  private readonly batchSize: number;
-  private readonly retryDelayMs: number;
-  private readonly maxRetryDelayMs: number;
+  private readonly follower: CheckpointedFollower;
 
   constructor(private readonly options: RelayOptions) {
-    this.batchSize = options.batchSize ?? 500;
-    this.retryDelayMs = options.retryDelayMs ?? 500;
-    this.maxRetryDelayMs = options.maxRetryDelayMs ?? 30_000;
-    this.nextRetryDelayMs = this.retryDelayMs;
+    const { name } = options;
+    this.follower = new CheckpointedFollower({
+      name,
+      source: options.source,
+      checkpoints: options.checkpoints,
+      handle: (events, checkpoint) => this.publishBatch(events, checkpoint),
+      batchSize: options.batchSize,
+      retryDelayMs: options.retryDelayMs,
+      maxRetryDelayMs: options.maxRetryDelayMs,
+      onCheckpoint: (position) => relayCheckpoint.set({ relay: name }, position),
+      onFailure: () => relayFailures.inc({ relay: name }),
+      logger: options.logger,
+      retryMessage: 'relay batch failed: retrying from the checkpoint',
+      logDetails: { relay: name },
+    });
   }
 
   get name(): string {
@@ -189,87 +192,34 @@ export class Relay {
   }
 
   /** Loads the checkpoint and follows the store from there; resolves once following. */
-  async start(): Promise<void> {
-    if (this.state !== 'stopped') return;
-    this.state = 'running';
-    await this.follow();
+  start(): Promise<void> {
+    return this.follower.start();
   }
 
-  private async follow(): Promise<void> {
-    const { name, source, checkpoints } = this.options;
-    this.checkpoint = await checkpoints.load(name);
-    relayCheckpoint.set({ relay: name }, this.checkpoint);
-    if (this.state === 'stopped') return;
-    this.subscription = source.subscribeToAll({
-      after: this.checkpoint,
-      batchSize: this.batchSize,
-      onBatch: (events) => this.publishBatch(events),
-      onError: (error) => this.retryAfter(error),
-    });
-  }
-
-  private async publishBatch(events: RecordedEvent[]): Promise<void> {
-    const { name, map, publisher, checkpoints, source } = this.options;
+  private async publishBatch(events: RecordedEvent[], checkpoint: () => Promise<void>): Promise<void> {
+    const { name, map, publisher, source } = this.options;
     const messages = events.flatMap((event) => toIntegrationMessages(event, map));
     if (messages.length > 0) await publisher.publish(messages);
-    const position = events.at(-1)!.position;
     // Only now, after the acknowledgement: a crash before this line publishes the batch again.
-    await checkpoints.save(name, position);
-    this.checkpoint = position;
-    this.nextRetryDelayMs = this.retryDelayMs;
-    if (this.state === 'retrying') this.state = 'running';
+    await checkpoint();
     const perTopic = new Map<string, number>();
     for (const message of messages) perTopic.set(message.topic, (perTopic.get(message.topic) ?? 0) + 1);
     for (const [topic, count] of perTopic) relayPublishedMessages.inc({ relay: name, topic }, count);
-    relayCheckpoint.set({ relay: name }, position);
     const head = await source.headPosition();
-    relayLagPositions.set({ relay: name }, Math.max(0, head - position));
-  }
-
-  private retryAfter(error: unknown): void {
-    if (this.state === 'stopped') return;
-    this.subscription = undefined;
-    this.failures += 1;
-    this.lastError = error instanceof Error ? error.message : String(error);
-    relayFailures.inc({ relay: this.name });
-    const delay = this.nextRetryDelayMs;
-    this.nextRetryDelayMs = Math.min(this.nextRetryDelayMs * 2, this.maxRetryDelayMs);
-    this.state = 'retrying';
-    this.options.logger?.error(
-      { relay: this.name, err: error, checkpoint: this.checkpoint, retryInMs: delay },
-      'relay batch failed: retrying from the checkpoint',
-    );
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = undefined;
-      if (this.state === 'stopped') return;
-      this.follow().catch((failure) => this.retryAfter(failure));
-    }, delay);
+    relayLagPositions.set({ relay: name }, Math.max(0, head - events.at(-1)!.position));
   }
 
   /** Stops following; a batch in flight finishes (and checkpoints) first. */
-  async stop(): Promise<void> {
-    this.state = 'stopped';
-    clearTimeout(this.retryTimer);
-    this.retryTimer = undefined;
-    const subscription = this.subscription;
-    this.subscription = undefined;
-    await subscription?.stop();
+  stop(): Promise<void> {
+    return this.follower.stop();
   }
 
   async status(): Promise<RelayStatus> {
     const head = await this.options.source.headPosition();
-    const checkpoint =
-      this.state === 'stopped' ? await this.options.checkpoints.load(this.name) : this.checkpoint;
+    const { state, checkpoint: followed, failures, error } = this.follower.progress();
+    const checkpoint = state === 'stopped' ? await this.options.checkpoints.load(this.name) : followed;
     const lag = Math.max(0, head - checkpoint);
     relayLagPositions.set({ relay: this.name }, lag);
-    return {
-      relay: this.name,
-      state: this.state,
-      checkpoint,
-      head,
-      lagPositions: lag,
-      failures: this.failures,
-      error: this.lastError,
-    };
+    return { relay: this.name, state, checkpoint, head, lagPositions: lag, failures, error };
   }
 }

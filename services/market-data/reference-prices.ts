@@ -13,7 +13,8 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { quoteStreamId } from '../../domain/b3/quote-events.ts';
 import type { InstrumentListed, ReferencePriceUpdated } from '../../domain/broker/instrument/events.ts';
-import type { EventStore, RecordedEvent, Subscription } from '../../domain/shared/event-store.ts';
+import type { EventStore, RecordedEvent } from '../../domain/shared/event-store.ts';
+import { CheckpointedFollower } from '../../projections/checkpointed-follower.ts';
 import type { RelayCheckpoints } from '../../projections/relay.ts';
 import { isSeeded } from '../shared/seed-metadata.ts';
 import { type ServiceLogger, silentLogger } from '../shared/service-logger.ts';
@@ -58,47 +59,35 @@ export interface ReferencePriceFollowerOptions {
 }
 
 export class ReferencePriceFollower {
-  private subscription: Subscription | undefined;
-  private running = false;
-  private position = 0;
-  private savedAt = 0;
-  private retryTimer: NodeJS.Timeout | undefined;
-  private retryDelayMs: number;
-  private readonly checkpoints: RelayCheckpoints;
-  private readonly name: string;
+  private readonly follower: CheckpointedFollower;
   private readonly logger: ServiceLogger;
+  private savedAt = 0;
 
   constructor(private readonly options: ReferencePriceFollowerOptions) {
-    this.checkpoints = options.checkpoints ?? new SnapshotCheckpoints(options.broker);
-    this.name = options.name ?? REFERENCE_PRICES_CHECKPOINT;
     this.logger = options.logger ?? silentLogger;
-    this.retryDelayMs = options.retryDelayMs ?? 500;
+    this.follower = new CheckpointedFollower({
+      name: options.name ?? REFERENCE_PRICES_CHECKPOINT,
+      source: options.broker,
+      checkpoints: options.checkpoints ?? new SnapshotCheckpoints(options.broker),
+      handle: (events, checkpoint) => this.record(events, checkpoint),
+      retryDelayMs: options.retryDelayMs,
+      maxRetryDelayMs: 10_000,
+      logger: this.logger,
+      retryMessage: 'reference prices from the catalogue failed: following again from the checkpoint',
+    });
   }
 
   /** The position of the last broker event handled. */
   get checkpoint(): number {
-    return this.position;
+    return this.follower.progress().position;
   }
 
   /** Loads the checkpoint and follows the broker store from there. */
-  async start(): Promise<void> {
-    if (this.running) return;
-    this.running = true;
-    await this.follow();
+  start(): Promise<void> {
+    return this.follower.start();
   }
 
-  private async follow(): Promise<void> {
-    this.position = await this.checkpoints.load(this.name);
-    if (!this.running) return;
-    this.subscription = this.options.broker.subscribeToAll({
-      after: this.position,
-      batchSize: 500,
-      onBatch: (events) => this.record(events),
-      onError: (error) => this.retryAfter(error),
-    });
-  }
-
-  private async record(events: RecordedEvent[]): Promise<void> {
+  private async record(events: RecordedEvent[], checkpoint: () => Promise<void>): Promise<void> {
     let recorded = 0;
     for (const event of events) {
       const price = cataloguePriceOf(event);
@@ -110,44 +99,20 @@ export class ReferencePriceFollower {
         'reference price from the catalogue',
       );
     }
-    this.position = events.at(-1)?.position ?? this.position;
     // Most of the broker's events are orders and wallets: those batches move the checkpoint now and
     // then (a crash only reads them again); one that recorded a price moves it at once.
     if (recorded > 0 || Date.now() - this.savedAt >= (this.options.checkpointEveryMs ?? 1_000)) {
-      await this.checkpoints.save(this.name, this.position);
+      await checkpoint();
       this.savedAt = Date.now();
     }
-    this.retryDelayMs = this.options.retryDelayMs ?? 500;
-  }
-
-  private retryAfter(error: unknown): void {
-    if (!this.running) return;
-    this.subscription = undefined;
-    const delay = this.retryDelayMs;
-    this.retryDelayMs = Math.min(delay * 2, 10_000);
-    this.logger.error(
-      { err: error, position: this.position, retryInMs: delay },
-      'reference prices from the catalogue failed: following again from the checkpoint',
-    );
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = undefined;
-      if (!this.running) return;
-      this.follow().catch((failure: unknown) => this.retryAfter(failure));
-    }, delay);
   }
 
   /** Stops following; a batch in flight finishes first, and the position reached is saved. */
   async stop(): Promise<void> {
-    this.running = false;
-    clearTimeout(this.retryTimer);
-    this.retryTimer = undefined;
-    const subscription = this.subscription;
-    this.subscription = undefined;
-    await subscription?.stop();
-    if (this.position > 0)
-      await this.checkpoints
-        .save(this.name, this.position)
-        .catch((error: unknown) => this.logger.warn({ err: error }, 'reference prices checkpoint not saved'));
+    await this.follower.stop();
+    await this.follower
+      .saveCheckpoint()
+      .catch((error: unknown) => this.logger.warn({ err: error }, 'reference prices checkpoint not saved'));
   }
 }
 
