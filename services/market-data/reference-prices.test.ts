@@ -260,10 +260,13 @@ describe('reference prices across processes: broker-api lists, market-data recor
     await startMarketData();
     await eventually(async () => ((await marketCache.get(symbol))?.price === 11_00 ? true : undefined));
     expect(await traderCache.get(symbol)).toMatchObject({ price: 11_00, source: 'admin', pinned: true });
-    // One admin quote per catalogue event, across the restart: listing, 12.00, 11.00.
-    expect((await adminQuotes()).map((event) => (event.data as { last: number }).last)).toEqual([
-      10_00, 12_00, 11_00,
-    ]);
+    // One admin quote per catalogue event, across the restart: listing, 12.00, 11.00. The caches are
+    // set a moment before the quote is appended to its stream, so the stream is waited for too.
+    const lasts = await eventually(async () => {
+      const quotes = (await adminQuotes()).map((event) => (event.data as { last: number }).last);
+      return quotes.length >= 3 ? quotes : undefined;
+    });
+    expect(lasts).toEqual([10_00, 12_00, 11_00]);
     // 9.95 is under the band around 12.00 (10.80 to 13.20) and inside the one around 11.00.
     await deposit(brokerApiStores.broker, 'restart-buyer', 10_000_00);
     const buy = await placeOrder(brokerApiStores.broker, {
