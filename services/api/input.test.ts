@@ -16,7 +16,8 @@ beforeAll(async () => {
 }, 180_000);
 afterAll(async () => api?.close());
 
-const gtdOrder = (expiresAt: unknown) =>
+/** Alice buys 100 PETR4 at 32.50, but for what `fields` say. */
+const order = (fields: Record<string, unknown>) =>
   api.app.inject({
     method: 'POST',
     url: '/v1/orders',
@@ -28,10 +29,11 @@ const gtdOrder = (expiresAt: unknown) =>
       type: 'LIMIT',
       quantity: 100,
       price: '32.50',
-      timeInForce: 'GTD',
-      expiresAt,
+      ...fields,
     },
   });
+
+const gtdOrder = (expiresAt: unknown) => order({ timeInForce: 'GTD', expiresAt });
 
 const get = (url: string) => api.app.inject({ method: 'GET', url, headers: auth(alice.token) });
 
@@ -128,20 +130,7 @@ describe('validation messages', () => {
   };
 
   it('gives one error per field and problem, however many checks the value fails', async () => {
-    const order = await api.app.inject({
-      method: 'POST',
-      url: '/v1/orders',
-      headers: auth(alice.token),
-      payload: {
-        accountId: alice.accountId,
-        symbol: 'PETR4',
-        side: 'BUY',
-        type: 'LIMIT',
-        quantity: 1e300,
-        price: '32.50',
-      },
-    });
-    const errors = await errorsOf(order);
+    const errors = await errorsOf(await order({ quantity: 1e300 }));
     expect(errors).toHaveLength(1);
     expect(errors[0]).toMatchObject({ field: 'body.quantity' });
   });
