@@ -193,7 +193,6 @@ export interface ReadModels {
 
 export const MAX_PAGE = 500;
 export const MAX_CANDLES = 5000;
-export const CANDLE_INTERVAL_NAMES = Object.keys(CANDLE_INTERVALS) as CandleInterval[];
 
 /** A cursor that is not one this module made (tampered, truncated, or from another list). */
 export class InvalidCursor extends Error {
@@ -402,7 +401,8 @@ export function createReadModels(stores: Pick<ReadModelStores, 'mysql' | 'postgr
     },
 
     async candles(symbol, interval, from, to) {
-      if (!(interval in CANDLE_INTERVALS)) throw new RangeError(`unknown candle interval ${interval}`);
+      if (!Object.hasOwn(CANDLE_INTERVALS, interval))
+        throw new RangeError(`unknown candle interval ${interval}`);
       const candles: CandleView[] = [];
       // `after` is exclusive: start just before `from`.
       let after: Value[] = [new Date(from.getTime() - 1)];

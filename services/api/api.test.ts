@@ -36,6 +36,31 @@ const engineEvent = (type: string, data: object) => ({
   },
 });
 
+/** A trade as the B3 engine records it, at `at` (epoch ms). */
+const tradeEvent = (tradeId: string, symbol: string, price: number, quantity: number, at: number) => ({
+  id: randomUUID(),
+  type: 'TradeExecuted',
+  data: {
+    tradeId,
+    symbol,
+    price,
+    quantity,
+    buyOrderId: `${tradeId}-buy`,
+    buyAccountId: 'a-buyer',
+    sellOrderId: `${tradeId}-sell`,
+    sellAccountId: 'a-seller',
+    aggressorSide: 'BUY',
+    bookSequence: 1,
+    at,
+  },
+  metadata: {
+    correlationId: randomUUID(),
+    causationId: randomUUID(),
+    actor: 'b3-engine',
+    occurredAt: new Date(at).toISOString(),
+  },
+});
+
 /** `GET /v1/market/{symbol}/book` as alice reads it. */
 async function aliceBook(symbol: string) {
   const response = await api.app.inject({
@@ -423,6 +448,52 @@ describe('the HTTP API on PGlite', () => {
     expect((await quote('XXXX3')).json()).toMatchObject({ status: 404, reason: 'INSTRUMENT_NOT_FOUND' });
     expect((await quote('XXXX3F')).json()).toMatchObject({ status: 404, reason: 'INSTRUMENT_NOT_FOUND' });
     expect((await quote('PRIO3')).json()).toMatchObject({ status: 404, reason: 'QUOTE_NOT_FOUND' });
+  });
+
+  it('answers the candles of every interval the schema takes (15m too), 1m when none is asked for', async () => {
+    // Two BBAS3 trades six minutes apart, in one quarter hour a few hours ago.
+    const quarter = 15 * 60_000;
+    const start = Math.floor((Date.now() - 3 * 3_600_000) / quarter) * quarter;
+    await api.b3.append('trade-BBAS3-candles', [
+      tradeEvent('BBAS3-candle-1', 'BBAS3', 22_30, 100, start + 60_000),
+      tradeEvent('BBAS3-candle-2', 'BBAS3', 22_50, 200, start + 7 * 60_000),
+    ]);
+    const range = `from=${new Date(start).toISOString()}&to=${new Date(start + quarter - 1).toISOString()}`;
+    const candles = async (interval?: string) => {
+      const response = await api.app.inject({
+        method: 'GET',
+        url: `/v1/market/BBAS3/candles?${interval ? `interval=${interval}&` : ''}${range}`,
+        headers: auth(alice.token),
+      });
+      expect(response.statusCode, response.body).toBe(200);
+      return (response.json() as { items: Array<{ start: string; trades: number; volume: number }> }).items;
+    };
+    const quarterHour = await eventually(async () => {
+      const items = await candles('15m');
+      return items.length > 0 ? items : undefined;
+    });
+    expect(quarterHour).toEqual([
+      expect.objectContaining({
+        start: new Date(start).toISOString(),
+        open: '22.30',
+        close: '22.50',
+        trades: 2,
+        volume: 300,
+      }),
+    ]);
+    expect(await candles('5m')).toHaveLength(2);
+    // No interval: one-minute candles.
+    expect((await candles()).map((candle) => candle.start)).toEqual([
+      new Date(start + 60_000).toISOString(),
+      new Date(start + 7 * 60_000).toISOString(),
+    ]);
+    const unknown = await api.app.inject({
+      method: 'GET',
+      url: '/v1/market/BBAS3/candles?interval=2m',
+      headers: auth(alice.token),
+    });
+    expect(unknown.statusCode).toBe(400);
+    expect(unknown.json()).toMatchObject({ reason: 'VALIDATION_FAILED' });
   });
 
   it('shows the book of a halted instrument as HALTED, on both markets, until trading resumes', async () => {

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { OrderSide, OrderStatus, OrderType, TimeInForce } from '../../domain/broker/order/events.ts';
 import { FRACTIONAL_SYMBOL, STANDARD_SYMBOL } from '../../domain/broker/schemas.ts';
 import { InvalidDecimalAmount, toCents } from '../../domain/shared/money.ts';
+import { CANDLE_INTERVAL_NAMES, DEFAULT_CANDLE_INTERVAL } from '../../projections/read-models/candles.ts';
 
 /** The API's edge schemas: decimal strings in, integer cents inside (domain/shared/money.ts converts). */
 
@@ -122,9 +123,12 @@ export const TradesQuery = z.strictObject({
 });
 export const SymbolParams = z.strictObject({ symbol: Ticker });
 export const BookQuery = z.strictObject({ depth: z.coerce.number().int().min(1).max(100).default(10) });
-export const CandleInterval = z.enum(['1m', '5m', '15m', '1h', '1d']);
+/** The read model's intervals (`projections/read-models/candles.ts`): one list for schema, OpenAPI and query. */
+export const CandleInterval = z.enum(CANDLE_INTERVAL_NAMES);
 export const CandlesQuery = z.strictObject({
-  interval: CandleInterval.default('1m'),
+  interval: CandleInterval.default(DEFAULT_CANDLE_INTERVAL).describe(
+    `candle length: ${CANDLE_INTERVAL_NAMES.join(', ')}; ${DEFAULT_CANDLE_INTERVAL} when absent`,
+  ),
   from: Instant.optional(),
   to: Instant.optional(),
 });
