@@ -1,14 +1,17 @@
+import { z } from 'zod';
 import type { FindOptions, ProjectionDefinition, Row, Value } from '../model.ts';
 import type { ReadModelStore } from '../store.ts';
 import { type AuditEntry, type AuditTrace, readAuditTrace, readWholeAuditTrace } from './audit-trace.ts';
 import { BOOK_ORDERS, BOOKS, bookDepthProjection } from './book-depth.ts';
 import { CANDLE_INTERVALS, CANDLES, type CandleInterval, candlesProjection } from './candles.ts';
+import { CursorPosition, decodeCursor, encodeCursor, type Keyset } from './cursor.ts';
 import { EXECUTIONS, ORDERS, ordersProjection } from './orders.ts';
 import { LATEST_QUOTES, QUOTES, quotesProjection } from './quotes.ts';
 import { TRADE_PARTIES, TRADES, tradesProjection } from './trades.ts';
 import { WALLET_CASH, WALLET_POSITIONS, walletsProjection } from './wallets.ts';
 
 export type { AuditEntry, AuditTrace } from './audit-trace.ts';
+export { CursorPosition, decodeCursor, encodeCursor, InvalidCursor, type Keyset } from './cursor.ts';
 
 /**
  * The read side the HTTP API calls: every answer comes from a read model, never from an event
@@ -194,37 +197,8 @@ export interface ReadModels {
 export const MAX_PAGE = 500;
 export const MAX_CANDLES = 5000;
 
-/** A cursor that is not one this module made (tampered, truncated, or from another list). */
-export class InvalidCursor extends Error {
-  override readonly name = 'InvalidCursor';
-  constructor(readonly cursor: string) {
-    super('invalid cursor');
-  }
-}
-
-export function encodeCursor(list: string, after: Value[]): string {
-  return Buffer.from(JSON.stringify({ l: list, a: after })).toString('base64url');
-}
-
-export function decodeCursor(list: string, cursor: string | undefined, width: number): Value[] | undefined {
-  if (cursor === undefined || cursor === '') return undefined;
-  try {
-    const parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as {
-      l?: unknown;
-      a?: unknown;
-    };
-    if (
-      parsed.l === list &&
-      Array.isArray(parsed.a) &&
-      parsed.a.length === width &&
-      parsed.a.every((value) => typeof value === 'number' || typeof value === 'string')
-    )
-      return parsed.a as Value[];
-  } catch {
-    // falls through to the error below
-  }
-  throw new InvalidCursor(cursor);
-}
+/** The lists whose keyset is one position (`placed_position`, `position`, a quote's `sequence`). */
+const byPosition: Keyset<[number]> = z.tuple([CursorPosition]);
 
 const clamp = (limit: number): number => Math.min(MAX_PAGE, Math.max(1, Math.floor(limit) || 1));
 const num = (value: Value | undefined): number => Number(value ?? 0);
@@ -246,11 +220,18 @@ export function createReadModels(stores: Pick<ReadModelStores, 'mysql' | 'postgr
     projection: ProjectionDefinition,
     table: string,
     list: string,
-    options: { where: Row; orderBy: Array<[string, 'asc' | 'desc']>; limit: number; cursor?: string },
+    options: {
+      where: Row;
+      orderBy: Array<[string, 'asc' | 'desc']>;
+      /** What the cursor's values must be, one per `orderBy` column. */
+      keyset: Keyset<Value[]>;
+      limit: number;
+      cursor?: string;
+    },
     view: (row: Row) => Item,
   ): Promise<Page<Item>> {
     const limit = clamp(options.limit);
-    const after = decodeCursor(list, options.cursor, options.orderBy.length);
+    const after = decodeCursor(list, options.cursor, options.keyset);
     const rows = await find(projection, table, {
       where: options.where,
       orderBy: options.orderBy,
@@ -331,7 +312,7 @@ export function createReadModels(stores: Pick<ReadModelStores, 'mysql' | 'postgr
         ordersProjection,
         ORDERS,
         'orders',
-        { where, orderBy: [['placed_position', 'desc']], limit, cursor },
+        { where, orderBy: [['placed_position', 'desc']], keyset: byPosition, limit, cursor },
         orderView,
       );
     },
@@ -342,6 +323,7 @@ export function createReadModels(stores: Pick<ReadModelStores, 'mysql' | 'postgr
       const options = {
         where,
         orderBy: [['position', 'desc']] as Array<[string, 'asc' | 'desc']>,
+        keyset: byPosition,
         limit,
         cursor,
       };
@@ -395,7 +377,7 @@ export function createReadModels(stores: Pick<ReadModelStores, 'mysql' | 'postgr
         quotesProjection,
         QUOTES,
         `quotes:${symbol}`,
-        { where: { symbol }, orderBy: [['sequence', 'desc']], limit, cursor },
+        { where: { symbol }, orderBy: [['sequence', 'desc']], keyset: byPosition, limit, cursor },
         quoteView,
       );
     },
