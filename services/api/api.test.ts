@@ -4,9 +4,13 @@ import { bookStreamId } from '../../domain/b3/book-events.ts';
 import { orderDecider } from '../../domain/broker/order/order.ts';
 import { handleCommand } from '../shared/command-handler.ts';
 import {
+  BookAnswer,
+  CandlesAnswer,
   LoginAnswer,
   OrderAnswer,
   OrderPlacedAnswer,
+  QuoteAnswer,
+  QuotesPageAnswer,
   TradesPageAnswer,
   WalletAnswer,
   WalletChangeAnswer,
@@ -494,6 +498,103 @@ describe('the HTTP API on PGlite', () => {
     });
     expect(unknown.statusCode).toBe(400);
     expect(unknown.json()).toMatchObject({ reason: 'VALIDATION_FAILED' });
+  });
+
+  it('answers the market data routes with the fields docs/api.md and the document list', async () => {
+    const admin = await api.adminToken();
+    const read = async (url: string) => {
+      const response = await api.app.inject({ method: 'GET', url, headers: auth(alice.token) });
+      expect(response.statusCode, response.body).toBe(200);
+      return response.json() as Record<string, unknown>;
+    };
+    // A price (an admin's here; the feeds record a price the same way): bid, ask null, sizes and volume 0.
+    await api.app.inject({
+      method: 'POST',
+      url: '/v1/admin/instruments/ABEV3/reference-price',
+      headers: auth(admin),
+      payload: { referencePrice: '12.85' },
+    });
+    const quote = QuoteAnswer.parse(
+      await eventually(async () => {
+        const response = await api.app.inject({
+          method: 'GET',
+          url: '/v1/market/ABEV3F/quote',
+          headers: auth(alice.token),
+        });
+        return response.statusCode === 200 ? response.json() : undefined;
+      }),
+    );
+    expect(quote).toMatchObject({
+      symbol: 'ABEV3',
+      bid: null,
+      ask: null,
+      bidSize: 0,
+      askSize: 0,
+      last: '12.85',
+      volume: 0,
+      source: 'admin',
+    });
+    expect(QuotesPageAnswer.parse(await read('/v1/market/ABEV3/quotes')).items[0]).toEqual(quote);
+
+    // A book the engine opened, one order resting on each side, and a trade.
+    const at = Date.now() - 60_000;
+    await api.b3.append(bookStreamId('ABEV3'), [
+      engineEvent('BookOpened', { sequence: 1, referencePrice: 12_85, priceBandBps: 1000, at }),
+      engineEvent('OrderRested', {
+        sequence: 2,
+        orderId: 'abev-bid',
+        accountId: alice.accountId,
+        side: 'BUY',
+        price: 12_80,
+        remaining: 300,
+        displayedQuantity: 100,
+        at,
+      }),
+      engineEvent('OrderRested', {
+        sequence: 3,
+        orderId: 'abev-ask',
+        accountId: alice.accountId,
+        side: 'SELL',
+        price: 12_90,
+        remaining: 200,
+        displayedQuantity: 200,
+        at,
+      }),
+    ]);
+    await api.b3.append('trade-ABEV3-documented', [tradeEvent('ABEV3-documented', 'ABEV3', 12_85, 100, at)]);
+    const book = BookAnswer.parse(
+      await eventually(async () => {
+        const answer = await read('/v1/market/ABEV3/book');
+        return answer.sequence === 3 ? answer : undefined;
+      }),
+    );
+    expect(book).toMatchObject({
+      status: 'OPEN',
+      referencePrice: '12.85',
+      lastTradePrice: null,
+      bids: [{ price: '12.80', quantity: 100, orders: 1 }],
+      asks: [{ price: '12.90', quantity: 200, orders: 1 }],
+    });
+    const candles = CandlesAnswer.parse(
+      await eventually(async () => {
+        const answer = await read('/v1/market/ABEV3/candles');
+        return (answer.items as unknown[]).length > 0 ? answer : undefined;
+      }),
+    );
+    expect(candles.items).toEqual([
+      {
+        symbol: 'ABEV3',
+        interval: '1m',
+        start: new Date(at - (at % 60_000)).toISOString(),
+        open: '12.85',
+        high: '12.85',
+        low: '12.85',
+        close: '12.85',
+        volume: 100,
+        vwap: '12.85',
+        trades: 1,
+      },
+    ]);
   });
 
   it('shows the book of a halted instrument as HALTED, on both markets, until trading resumes', async () => {
