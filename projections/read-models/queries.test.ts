@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { CursorPosition, decodeCursor, encodeCursor, InvalidCursor } from './queries.ts';
+import { bandReferencePrice, CursorPosition, decodeCursor, encodeCursor, InvalidCursor } from './queries.ts';
 
 const onePosition = z.tuple([CursorPosition]);
 const cursorOf = (json: string) => Buffer.from(json).toString('base64url');
@@ -69,4 +69,27 @@ describe('list cursors', () => {
       }),
     );
   });
+});
+
+describe("a book's reference price", () => {
+  const recordedAt = new Date(Date.UTC(2026, 0, 5, 13));
+  const before = new Date(recordedAt.getTime() - 1_000);
+  const after = new Date(recordedAt.getTime() + 1_000);
+  const recorded = { price: 3_250, at: recordedAt };
+
+  it('is none before the book opens, whatever the quotes say', () =>
+    expect(bandReferencePrice(null, { last: 3_300, at: after, source: 'random-walk' })).toBeNull());
+
+  it("is the engine's recorded price without a quote, or when the quote is older", () => {
+    expect(bandReferencePrice(recorded, undefined)).toBe(3_250);
+    expect(bandReferencePrice(recorded, { last: 3_300, at: before, source: 'random-walk' })).toBe(3_250);
+    expect(bandReferencePrice(recorded, { last: null, at: after, source: 'brapi' })).toBe(3_250);
+  });
+
+  it('is the quote observed after the engine recorded its price: the cache gives it to the next order', () =>
+    expect(bandReferencePrice(recorded, { last: 3_300, at: after, source: 'random-walk' })).toBe(3_300));
+
+  it("is an admin's price whenever it is the latest quote: the cache keeps it pinned", () =>
+    // Observed when the admin asked, before an order the engine took with the old price a moment later.
+    expect(bandReferencePrice(recorded, { last: 4_000, at: before, source: 'admin' })).toBe(4_000));
 });

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { custodySymbol } from '../../domain/broker/instrument/instrument.ts';
 import type { FindOptions, ProjectionDefinition, Row, Value } from '../model.ts';
 import type { ReadModelStore } from '../store.ts';
 import { type AuditEntry, type AuditTrace, readAuditTrace, readWholeAuditTrace } from './audit-trace.ts';
@@ -131,6 +132,7 @@ export interface BookView {
   status: 'NOT_OPEN' | 'OPEN' | 'HALTED';
   /** Why the engine halted it, while it is halted (null otherwise, or for a halt recorded without one). */
   haltReason: string | null;
+  /** The centre of the price band as the engine would apply it now (`bandReferencePrice`); null before the book opens. */
   referencePrice: number | null;
   lastTradePrice: number | null;
   /** The book sequence the view includes. */
@@ -346,20 +348,25 @@ export function createReadModels(stores: Pick<ReadModelStores, 'mysql' | 'postgr
 
     async book(symbol, depth) {
       const levels = Math.min(1000, Math.max(1, Math.floor(depth) || 1));
-      const [status] = await find(bookDepthProjection, BOOKS, { where: { symbol }, limit: 1 });
-      const [bids, asks] = await Promise.all([
+      const [[status], [quote], bids, asks] = await Promise.all([
+        find(bookDepthProjection, BOOKS, { where: { symbol }, limit: 1 }),
+        // The instrument's quote: a fractional book (PETR4F) trades against PETR4's price.
+        find(quotesProjection, LATEST_QUOTES, { where: { symbol: custodySymbol(symbol) }, limit: 1 }),
         depthOf(symbol, 'BUY', levels),
         depthOf(symbol, 'SELL', levels),
       ]);
-      const referencePrice = numOrNull(status?.reference_price);
+      const opened = numOrNull(status?.reference_price);
       const recorded = (status?.status as BookView['status'] | undefined) ?? 'NOT_OPEN';
       return {
         symbol,
         // A book opens with its reference price: one resumed before it ever opened is not open yet.
-        status: recorded === 'OPEN' && referencePrice === null ? 'NOT_OPEN' : recorded,
+        status: recorded === 'OPEN' && opened === null ? 'NOT_OPEN' : recorded,
         haltReason:
           recorded === 'HALTED' ? ((status?.halt_reason as string | null | undefined) ?? null) : null,
-        referencePrice,
+        referencePrice: bandReferencePrice(
+          opened === null ? null : { price: opened, at: dateOrNull(status?.reference_price_at) },
+          quote && { last: numOrNull(quote.last), at: date(quote.quoted_at), source: text(quote.source) },
+        ),
         lastTradePrice: numOrNull(status?.last_trade_price),
         sequence: num(status?.sequence),
         bids,
@@ -448,6 +455,25 @@ export function createReadModels(stores: Pick<ReadModelStores, 'mysql' | 'postgr
       after = [last.price as Value, last.order_id as Value];
     }
   }
+}
+
+/**
+ * The price the B3 engine's price band is centred on now, for a book that has opened (null before).
+ * The engine reads it from the B3 market cache as each order arrives, and records it in the book
+ * (BookOpened, ReferencePriceSet) only then; the cache holds the last quote the market data
+ * recorded (`lastRecordedPrice` refills it from there), so a price an admin set, or the feed's next
+ * quote, is the band's before any book event says so. Hence the latest quote when it is an admin's
+ * (pinned: the cache keeps it until the next admin price) or was observed after the engine recorded
+ * its price; otherwise the recorded price (the quote that gave it may not be projected yet).
+ */
+export function bandReferencePrice(
+  recorded: { price: number; at: Date | null } | null,
+  quote: { last: number | null; at: Date; source: string } | undefined,
+): number | null {
+  if (recorded === null) return null;
+  if (!quote || quote.last === null) return recorded.price;
+  if (quote.source === 'admin' || recorded.at === null || quote.at > recorded.at) return quote.last;
+  return recorded.price;
 }
 
 function orderView(row: Row): OrderView {

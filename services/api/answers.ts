@@ -173,7 +173,7 @@ export const BookAnswer = z.strictObject({
   status: z.enum(['NOT_OPEN', 'OPEN', 'HALTED']).describe("the B3 engine's status of the book"),
   haltReason: z.string().nullable().describe('why it is halted; null otherwise'),
   referencePrice: Money.nullable().describe(
-    'the reference price of the price band; null before the book opens',
+    "the centre of the price band B3 applies to the next order: the latest quote when it is an admin's price or newer than the price the engine last recorded in the book, else that one; null before the book opens",
   ),
   lastTradePrice: Money.nullable().describe('null before the first trade'),
   sequence: Count.describe('the sequence of the last book event the answer includes'),

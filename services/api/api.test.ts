@@ -73,7 +73,7 @@ async function aliceBook(symbol: string) {
     headers: auth(alice.token),
   });
   expect(response.statusCode, response.body).toBe(200);
-  return response.json() as { status: string; haltReason: string | null };
+  return response.json() as { status: string; haltReason: string | null; sequence: number };
 }
 
 describe('the HTTP API on PGlite', () => {
@@ -595,6 +595,76 @@ describe('the HTTP API on PGlite', () => {
         trades: 1,
       },
     ]);
+  });
+
+  it("shows the book's reference price as the B3 band applies it: an admin's new price at once, a newer quote", async () => {
+    const admin = await api.adminToken();
+    const referencePrice = async (symbol: string) => {
+      const response = await api.app.inject({
+        method: 'GET',
+        url: `/v1/market/${symbol}/book`,
+        headers: auth(alice.token),
+      });
+      return (response.json() as { referencePrice: string | null }).referencePrice;
+    };
+    const becomes = (symbol: string, price: string | null) =>
+      eventually(async () => ((await referencePrice(symbol)) === price ? true : undefined), 5_000);
+
+    // The engine opened RENT3's book at 40.90; an admin sets 42.00, which B3's band applies to the
+    // next order at once, though no book event says so until that order comes.
+    await api.b3.append(bookStreamId('RENT3'), [
+      engineEvent('BookOpened', { sequence: 1, referencePrice: 40_90, priceBandBps: 1000 }),
+    ]);
+    await becomes('RENT3', '40.90');
+    const priced = await api.app.inject({
+      method: 'POST',
+      url: '/v1/admin/instruments/RENT3/reference-price',
+      headers: auth(admin),
+      payload: { referencePrice: '42.00' },
+    });
+    expect(priced.statusCode).toBe(200);
+    await becomes('RENT3', '42.00');
+    // The engine records it with its next order; a book it never opened still has none.
+    await api.b3.append(bookStreamId('RENT3'), [
+      engineEvent('ReferencePriceSet', { sequence: 2, referencePrice: 42_00 }),
+    ]);
+    await eventually(async () => ((await aliceBook('RENT3')).sequence === 2 ? true : undefined));
+    expect(await referencePrice('RENT3')).toBe('42.00');
+    expect(await referencePrice('RENT3F')).toBeNull();
+
+    // A feed's quote: the band takes one observed after the engine recorded its price, not an older one.
+    const wasEnabled = api.marketData.quotesEnabled;
+    api.marketData.setQuotesEnabled(true);
+    try {
+      const openedAt = Date.now() - 60_000;
+      await api.b3.append(bookStreamId('SUZB3'), [
+        engineEvent('BookOpened', { sequence: 1, referencePrice: 55_60, priceBandBps: 1000, at: openedAt }),
+      ]);
+      await api.marketData.publish({
+        symbol: 'SUZB3',
+        price: 55_10,
+        at: openedAt - 60_000,
+        source: 'random-walk',
+      });
+      await eventually(async () => {
+        const response = await api.app.inject({
+          method: 'GET',
+          url: '/v1/market/SUZB3/quote',
+          headers: auth(alice.token),
+        });
+        return response.statusCode === 200 ? true : undefined;
+      });
+      await becomes('SUZB3', '55.60');
+      await api.marketData.publish({ symbol: 'SUZB3', price: 56_00, at: Date.now(), source: 'random-walk' });
+      await becomes('SUZB3', '56.00');
+      // The fractional book trades against the same price, once it has opened.
+      await api.b3.append(bookStreamId('SUZB3F'), [
+        engineEvent('BookOpened', { sequence: 1, referencePrice: 55_60, priceBandBps: 1000, at: openedAt }),
+      ]);
+      await becomes('SUZB3F', '56.00');
+    } finally {
+      api.marketData.setQuotesEnabled(wasEnabled);
+    }
   });
 
   it('shows the book of a halted instrument as HALTED, on both markets, until trading resumes', async () => {
