@@ -1,7 +1,9 @@
+import { z } from 'zod';
 import type { ProjectionDefinition, Row, Value } from '../model.ts';
 import type { ReadModelStore } from '../store.ts';
 import { AUDIT_EVENTS, b3AuditProjection, brokerAuditProjection } from './audit.ts';
-import { decodeCursor, encodeCursor, InvalidCursor, MAX_PAGE, type Page } from './queries.ts';
+import { CursorPosition, decodeCursor, encodeCursor, InvalidCursor, type Keyset } from './cursor.ts';
+import { MAX_PAGE, type Page } from './queries.ts';
 
 /**
  * The audit trace: every event of one correlation id, read from the audit timeline read models
@@ -61,10 +63,27 @@ export function checkAuditTraceCursor(correlationId: string, cursor: string): bo
 /** The cursor names the correlation id, so it cannot page through another trace. */
 const traceList = (correlationId: string): string => `trace:${correlationId}`;
 
-function decodeTraceCursor(correlationId: string, cursor: string | undefined): number[] | undefined {
-  const decoded = decodeCursor(traceList(correlationId), cursor, 4) as number[] | undefined;
-  if (decoded && !decoded.every((value) => Number.isSafeInteger(value))) throw new InvalidCursor(cursor!);
-  return decoded;
+/**
+ * An instant of the timeline, in epoch ms: 1970 to 9999, as the API's instants, which every store
+ * of the timeline holds (a wider one reached the store as an invalid or out-of-range date).
+ */
+const Instant = z
+  .number()
+  .int()
+  .min(0)
+  .max(Date.UTC(9999, 11, 31, 23, 59, 59, 999));
+
+/** The trace's keyset, as `keyOf` writes it: occurred and recorded instants, store rank, position. */
+const TraceKeyset: Keyset<TraceKey> = z.tuple([
+  Instant,
+  Instant,
+  z.union([z.literal(0), z.literal(1)]),
+  CursorPosition,
+]);
+type TraceKey = [occurred: number, recorded: number, rank: 0 | 1, position: number];
+
+function decodeTraceCursor(correlationId: string, cursor: string | undefined): TraceKey | undefined {
+  return decodeCursor(traceList(correlationId), cursor, TraceKeyset);
 }
 
 /** One page of a correlation id's events, both stores merged. */

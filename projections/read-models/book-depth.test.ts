@@ -122,6 +122,30 @@ describe('order-book depth', () => {
       .thenRow(BOOKS, { symbol: 'PETR4' }, { status: 'OPEN', halt_reason: null, reference_price: 3_250 });
   });
 
+  it('records when the engine set the reference price: at the opening, and at each new price', () => {
+    const opened = recorded(book, 'BookOpened', {
+      sequence: 1,
+      at,
+      symbol: 'PETR4',
+      referencePrice: 3_250,
+      priceBandBps: 1_000,
+    });
+    given()
+      .when(opened)
+      .thenRow(BOOKS, { symbol: 'PETR4' }, { reference_price: 3_250, reference_price_at: new Date(at) });
+    given(opened)
+      .when(recorded(book, 'ReferencePriceSet', { sequence: 2, at: at + 60_000, referencePrice: 3_400 }))
+      .thenRow(
+        BOOKS,
+        { symbol: 'PETR4' },
+        { reference_price: 3_400, reference_price_at: new Date(at + 60_000) },
+      );
+    // Other events leave it as the engine last set it.
+    given(opened)
+      .when(rested('o1', 'SELL', 3_300, 100, 2))
+      .thenRow(BOOKS, { symbol: 'PETR4' }, { reference_price: 3_250, reference_price_at: new Date(at) });
+  });
+
   it('records a book halted before it opened, with no reference price', () =>
     given()
       .when(recorded('book-PETR4F', 'TradingHalted', { sequence: 1, at, reason: 'auction' }))

@@ -18,7 +18,9 @@ export const bookDepthProjection: ProjectionDefinition = {
   // 2: books keep the halt's reason, and a book halted before it opened has no reference price yet.
   // 3: every event of a book moves its sequence and time (2 moved them on status changes and
   // trades only, so a rest, cancel or expiry left the book's sequence behind its levels).
-  version: 3,
+  // 4: reference_price_at, when the engine recorded the reference price (the book's answer
+  // compares it with the last quote's time).
+  version: 4,
   source: 'b3',
   store: 'postgres',
   tables: [
@@ -46,8 +48,14 @@ export const bookDepthProjection: ProjectionDefinition = {
         status: { type: 'text' },
         /** Why the engine halted the book (an admin's reason), while it is halted. */
         halt_reason: { type: 'text', nullable: true },
-        /** Null until the book opens (a book can be halted before its first order). */
+        /**
+         * The reference price the engine last recorded (BookOpened, ReferencePriceSet): it takes it
+         * from the B3 market cache when an order arrives. Null until the book opens (a book can be
+         * halted before its first order).
+         */
         reference_price: { type: 'bigint', nullable: true },
+        /** When the engine recorded it (the event's time). */
+        reference_price_at: { type: 'timestamp', nullable: true },
         price_band_bps: { type: 'int', nullable: true },
         last_trade_price: { type: 'bigint', nullable: true },
         sequence: { type: 'bigint' },
@@ -76,7 +84,11 @@ interface BookEventData {
  * Module functions, not closures made per event: a rebuild projects hundreds of thousands of
  * events, and each closure is an allocation (and a `__name` call under tsx).
  */
-function book(symbol: string, data: BookEventData, set: Record<string, string | number | null>): Change {
+function book(
+  symbol: string,
+  data: BookEventData,
+  set: Record<string, string | number | Date | null>,
+): Change {
   return {
     kind: 'upsert',
     table: BOOKS,
@@ -98,13 +110,17 @@ function projectBook(symbol: string, event: RecordedBookEvent | RecordedEvent): 
         book(symbol, data, {
           status: 'OPEN',
           reference_price: opened.referencePrice,
+          reference_price_at: new Date(data.at),
           price_band_bps: opened.priceBandBps,
         }),
       ];
     }
     case 'ReferencePriceSet':
       return [
-        book(symbol, data, { reference_price: (event.data as { referencePrice: number }).referencePrice }),
+        book(symbol, data, {
+          reference_price: (event.data as { referencePrice: number }).referencePrice,
+          reference_price_at: new Date(data.at),
+        }),
       ];
     case 'TradingHalted':
       return [

@@ -1,5 +1,12 @@
+import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { CANDLES, candlesProjection } from './candles.ts';
+import { MemoryEventStore } from '../../adapters/memory/event-store.ts';
+import { pgliteClient } from '../../adapters/pglite/client.ts';
+import { SqlReadModelStore } from '../../adapters/postgres/read-model-store.ts';
+import type { ProjectionDefinition } from '../model.ts';
+import { Projector } from '../projector.ts';
+import type { ReadModelStore } from '../store.ts';
+import { CANDLE_INTERVAL_NAMES, CANDLES, candlesProjection } from './candles.ts';
 import { projectionSpecification, TRADE_AT, tradeExecuted } from './testing.ts';
 
 const at = TRADE_AT;
@@ -37,4 +44,56 @@ describe('OHLCV candles', () => {
       { low: 3_100, volume: 200 },
     );
   });
+  it('writes a candle of every interval for each trade, 15m on the quarter hour', () => {
+    // 13:14:30 and 13:15:10: two 15m candles (13:00 and 13:15), one 1h candle.
+    const then = given(trade('t1', 3_250, 100, at + 14 * 60_000)).when(
+      trade('t2', 3_300, 100, at + 14 * 60_000 + 40_000),
+    );
+    expect(
+      then.tables
+        .rows(CANDLES)
+        .filter((row) => row.interval === '15m')
+        .map((row) => (row.bucket_start as Date).toISOString()),
+    ).toEqual(['2026-01-05T13:00:00.000Z', '2026-01-05T13:15:00.000Z']);
+    expect(new Set(then.tables.rows(CANDLES).map((row) => row.interval))).toEqual(
+      new Set(CANDLE_INTERVAL_NAMES),
+    );
+  });
 });
+
+describe('the candles read model of an earlier version', () => {
+  it('is rebuilt at the next start, so the trades it already held get their 15m candles', async () => {
+    const client = await pgliteClient();
+    const store = await SqlReadModelStore.open({ client, schema: 'readmodels', kind: 'pglite' });
+    const source = new MemoryEventStore();
+    const { data, metadata } = trade('t1', 3_250, 100);
+    await source.append('trade-t1', [{ id: randomUUID(), type: 'TradeExecuted', data, metadata }]);
+    try {
+      // Version 1 projected 1m, 5m, 1h and 1d only.
+      const version1: ProjectionDefinition = {
+        ...candlesProjection,
+        version: 1,
+        project: (event) =>
+          candlesProjection.project(event).filter((change) => change.key.interval !== '15m'),
+      };
+      const before = new Projector({ projection: version1, source, store });
+      await before.start();
+      await before.stop();
+      expect(await intervalsIn(store)).not.toContain('15m');
+
+      const after = new Projector({ projection: candlesProjection, source, store });
+      await after.start();
+      await after.stop();
+      expect(await store.builtVersion(candlesProjection.name)).toBe(candlesProjection.version);
+      expect(await intervalsIn(store)).toEqual([...CANDLE_INTERVAL_NAMES].sort());
+    } finally {
+      await store.close();
+      await client.close();
+    }
+  });
+});
+
+async function intervalsIn(store: ReadModelStore): Promise<string[]> {
+  const rows = await store.find(candlesProjection, CANDLES);
+  return [...new Set(rows.map((row) => String(row.interval)))].sort();
+}

@@ -3,20 +3,36 @@ import type { Change, ProjectionDefinition } from '../model.ts';
 import type { RecordedTradeExecuted } from './events.ts';
 
 /**
- * OHLCV candles (`GET /v1/market/{symbol}/candles`), 1m, 5m, 1h and 1d, from the trades. Buckets
- * are aligned to UTC (B3's session, 10:00–18:00 in São Paulo, sits inside one UTC day). Open is
- * the first trade's price (kept by `insert`), close the last one's (`set`), high and low by
- * `max`/`min`, volume and notional by increments: every trade is one write per interval.
+ * OHLCV candles (`GET /v1/market/{symbol}/candles`) of each interval in `CANDLE_INTERVALS`, from
+ * the trades. Buckets are aligned to UTC (B3's session, 10:00–18:00 in São Paulo, sits inside one
+ * UTC day). Open is the first trade's price (kept by `insert`), close the last one's (`set`), high
+ * and low by `max`/`min`, volume and notional by increments: every trade is one write per interval.
  */
 export const CANDLES = 'candles';
 
-export const CANDLE_INTERVALS = { '1m': 60_000, '5m': 300_000, '1h': 3_600_000, '1d': 86_400_000 } as const;
+/**
+ * The intervals, and their lengths in ms: the one list the API's schema, its OpenAPI enum and the
+ * query take theirs from. Each is projected from every trade, so adding one means a new version of
+ * the projection (its rows exist only from a rebuild).
+ */
+export const CANDLE_INTERVALS = {
+  '1m': 60_000,
+  '5m': 300_000,
+  '15m': 900_000,
+  '1h': 3_600_000,
+  '1d': 86_400_000,
+} as const;
 export type CandleInterval = keyof typeof CANDLE_INTERVALS;
+export const CANDLE_INTERVAL_NAMES = Object.keys(CANDLE_INTERVALS) as [CandleInterval, ...CandleInterval[]];
+/** What `GET /v1/market/{symbol}/candles` answers when no interval is asked for. */
+export const DEFAULT_CANDLE_INTERVAL: CandleInterval = '1m';
 const intervals = Object.entries(CANDLE_INTERVALS);
 
 export const candlesProjection: ProjectionDefinition = {
   name: 'candles',
-  version: 1,
+  // 2: the 15m interval (version 1 projected 1m, 5m, 1h and 1d; the first start after the upgrade
+  // rebuilds it, so past trades get their 15m candles too).
+  version: 2,
   source: 'b3',
   store: 'postgres',
   tables: [

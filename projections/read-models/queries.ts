@@ -1,14 +1,18 @@
+import { z } from 'zod';
+import { custodySymbol } from '../../domain/broker/instrument/instrument.ts';
 import type { FindOptions, ProjectionDefinition, Row, Value } from '../model.ts';
 import type { ReadModelStore } from '../store.ts';
 import { type AuditEntry, type AuditTrace, readAuditTrace, readWholeAuditTrace } from './audit-trace.ts';
 import { BOOK_ORDERS, BOOKS, bookDepthProjection } from './book-depth.ts';
 import { CANDLE_INTERVALS, CANDLES, type CandleInterval, candlesProjection } from './candles.ts';
+import { CursorPosition, decodeCursor, encodeCursor, type Keyset } from './cursor.ts';
 import { EXECUTIONS, ORDERS, ordersProjection } from './orders.ts';
 import { LATEST_QUOTES, QUOTES, quotesProjection } from './quotes.ts';
 import { TRADE_PARTIES, TRADES, tradesProjection } from './trades.ts';
 import { WALLET_CASH, WALLET_POSITIONS, walletsProjection } from './wallets.ts';
 
 export type { AuditEntry, AuditTrace } from './audit-trace.ts';
+export { CursorPosition, decodeCursor, encodeCursor, InvalidCursor, type Keyset } from './cursor.ts';
 
 /**
  * The read side the HTTP API calls: every answer comes from a read model, never from an event
@@ -128,6 +132,7 @@ export interface BookView {
   status: 'NOT_OPEN' | 'OPEN' | 'HALTED';
   /** Why the engine halted it, while it is halted (null otherwise, or for a halt recorded without one). */
   haltReason: string | null;
+  /** The centre of the price band as the engine would apply it now (`bandReferencePrice`); null before the book opens. */
   referencePrice: number | null;
   lastTradePrice: number | null;
   /** The book sequence the view includes. */
@@ -193,39 +198,9 @@ export interface ReadModels {
 
 export const MAX_PAGE = 500;
 export const MAX_CANDLES = 5000;
-export const CANDLE_INTERVAL_NAMES = Object.keys(CANDLE_INTERVALS) as CandleInterval[];
 
-/** A cursor that is not one this module made (tampered, truncated, or from another list). */
-export class InvalidCursor extends Error {
-  override readonly name = 'InvalidCursor';
-  constructor(readonly cursor: string) {
-    super('invalid cursor');
-  }
-}
-
-export function encodeCursor(list: string, after: Value[]): string {
-  return Buffer.from(JSON.stringify({ l: list, a: after })).toString('base64url');
-}
-
-export function decodeCursor(list: string, cursor: string | undefined, width: number): Value[] | undefined {
-  if (cursor === undefined || cursor === '') return undefined;
-  try {
-    const parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as {
-      l?: unknown;
-      a?: unknown;
-    };
-    if (
-      parsed.l === list &&
-      Array.isArray(parsed.a) &&
-      parsed.a.length === width &&
-      parsed.a.every((value) => typeof value === 'number' || typeof value === 'string')
-    )
-      return parsed.a as Value[];
-  } catch {
-    // falls through to the error below
-  }
-  throw new InvalidCursor(cursor);
-}
+/** The lists whose keyset is one position (`placed_position`, `position`, a quote's `sequence`). */
+const byPosition: Keyset<[number]> = z.tuple([CursorPosition]);
 
 const clamp = (limit: number): number => Math.min(MAX_PAGE, Math.max(1, Math.floor(limit) || 1));
 const num = (value: Value | undefined): number => Number(value ?? 0);
@@ -247,11 +222,18 @@ export function createReadModels(stores: Pick<ReadModelStores, 'mysql' | 'postgr
     projection: ProjectionDefinition,
     table: string,
     list: string,
-    options: { where: Row; orderBy: Array<[string, 'asc' | 'desc']>; limit: number; cursor?: string },
+    options: {
+      where: Row;
+      orderBy: Array<[string, 'asc' | 'desc']>;
+      /** What the cursor's values must be, one per `orderBy` column. */
+      keyset: Keyset<Value[]>;
+      limit: number;
+      cursor?: string;
+    },
     view: (row: Row) => Item,
   ): Promise<Page<Item>> {
     const limit = clamp(options.limit);
-    const after = decodeCursor(list, options.cursor, options.orderBy.length);
+    const after = decodeCursor(list, options.cursor, options.keyset);
     const rows = await find(projection, table, {
       where: options.where,
       orderBy: options.orderBy,
@@ -332,7 +314,7 @@ export function createReadModels(stores: Pick<ReadModelStores, 'mysql' | 'postgr
         ordersProjection,
         ORDERS,
         'orders',
-        { where, orderBy: [['placed_position', 'desc']], limit, cursor },
+        { where, orderBy: [['placed_position', 'desc']], keyset: byPosition, limit, cursor },
         orderView,
       );
     },
@@ -343,6 +325,7 @@ export function createReadModels(stores: Pick<ReadModelStores, 'mysql' | 'postgr
       const options = {
         where,
         orderBy: [['position', 'desc']] as Array<[string, 'asc' | 'desc']>,
+        keyset: byPosition,
         limit,
         cursor,
       };
@@ -365,20 +348,25 @@ export function createReadModels(stores: Pick<ReadModelStores, 'mysql' | 'postgr
 
     async book(symbol, depth) {
       const levels = Math.min(1000, Math.max(1, Math.floor(depth) || 1));
-      const [status] = await find(bookDepthProjection, BOOKS, { where: { symbol }, limit: 1 });
-      const [bids, asks] = await Promise.all([
+      const [[status], [quote], bids, asks] = await Promise.all([
+        find(bookDepthProjection, BOOKS, { where: { symbol }, limit: 1 }),
+        // The instrument's quote: a fractional book (PETR4F) trades against PETR4's price.
+        find(quotesProjection, LATEST_QUOTES, { where: { symbol: custodySymbol(symbol) }, limit: 1 }),
         depthOf(symbol, 'BUY', levels),
         depthOf(symbol, 'SELL', levels),
       ]);
-      const referencePrice = numOrNull(status?.reference_price);
+      const opened = numOrNull(status?.reference_price);
       const recorded = (status?.status as BookView['status'] | undefined) ?? 'NOT_OPEN';
       return {
         symbol,
         // A book opens with its reference price: one resumed before it ever opened is not open yet.
-        status: recorded === 'OPEN' && referencePrice === null ? 'NOT_OPEN' : recorded,
+        status: recorded === 'OPEN' && opened === null ? 'NOT_OPEN' : recorded,
         haltReason:
           recorded === 'HALTED' ? ((status?.halt_reason as string | null | undefined) ?? null) : null,
-        referencePrice,
+        referencePrice: bandReferencePrice(
+          opened === null ? null : { price: opened, at: dateOrNull(status?.reference_price_at) },
+          quote && { last: numOrNull(quote.last), at: date(quote.quoted_at), source: text(quote.source) },
+        ),
         lastTradePrice: numOrNull(status?.last_trade_price),
         sequence: num(status?.sequence),
         bids,
@@ -396,13 +384,14 @@ export function createReadModels(stores: Pick<ReadModelStores, 'mysql' | 'postgr
         quotesProjection,
         QUOTES,
         `quotes:${symbol}`,
-        { where: { symbol }, orderBy: [['sequence', 'desc']], limit, cursor },
+        { where: { symbol }, orderBy: [['sequence', 'desc']], keyset: byPosition, limit, cursor },
         quoteView,
       );
     },
 
     async candles(symbol, interval, from, to) {
-      if (!(interval in CANDLE_INTERVALS)) throw new RangeError(`unknown candle interval ${interval}`);
+      if (!Object.hasOwn(CANDLE_INTERVALS, interval))
+        throw new RangeError(`unknown candle interval ${interval}`);
       const candles: CandleView[] = [];
       // `after` is exclusive: start just before `from`.
       let after: Value[] = [new Date(from.getTime() - 1)];
@@ -466,6 +455,25 @@ export function createReadModels(stores: Pick<ReadModelStores, 'mysql' | 'postgr
       after = [last.price as Value, last.order_id as Value];
     }
   }
+}
+
+/**
+ * The price the B3 engine's price band is centred on now, for a book that has opened (null before).
+ * The engine reads it from the B3 market cache as each order arrives, and records it in the book
+ * (BookOpened, ReferencePriceSet) only then; the cache holds the last quote the market data
+ * recorded (`lastRecordedPrice` refills it from there), so a price an admin set, or the feed's next
+ * quote, is the band's before any book event says so. Hence the latest quote when it is an admin's
+ * (pinned: the cache keeps it until the next admin price) or was observed after the engine recorded
+ * its price; otherwise the recorded price (the quote that gave it may not be projected yet).
+ */
+export function bandReferencePrice(
+  recorded: { price: number; at: Date | null } | null,
+  quote: { last: number | null; at: Date; source: string } | undefined,
+): number | null {
+  if (recorded === null) return null;
+  if (!quote || quote.last === null) return recorded.price;
+  if (quote.source === 'admin' || recorded.at === null || quote.at > recorded.at) return quote.last;
+  return recorded.price;
 }
 
 function orderView(row: Row): OrderView {

@@ -114,6 +114,73 @@ export const TradesPageAnswer = z.strictObject({
   nextCursor: z.string().optional().describe('pass back as `cursor` for the next page'),
 });
 
+/**
+ * `GET /v1/market/{symbol}/quote`, and each item of the history: the quotes read model. The feeds
+ * (random walk, replay, Brapi) and an admin's price record a price and nothing else.
+ */
+export const QuoteAnswer = z.strictObject({
+  symbol: z.string().describe("the instrument's ticker: a fractional ticker (PETR4F) reads PETR4's quote"),
+  bid: Money.nullable().describe('best bid; null from every feed this system has (they send a price only)'),
+  ask: Money.nullable().describe('best ask; null from every feed this system has'),
+  bidSize: Count.describe('shares at the best bid; 0 when bid is null'),
+  askSize: Count.describe('shares at the best ask; 0 when ask is null'),
+  last: Money.nullable().describe('the price: what the B3 price band is centred on'),
+  volume: Count.describe(
+    "shares traded in the session, as the source reports it; 0 from this system's feeds",
+  ),
+  source: z
+    .string()
+    .describe('`random-walk`, `replay:<file>`, `brapi`, or `admin` for a price an admin pinned'),
+  at: Instant.describe('when the source observed the price'),
+  sequence: Count.describe(
+    'the version of the quote in its `quotes-{symbol}` stream (from 0): the history’s order',
+  ),
+});
+
+/** `GET /v1/market/{symbol}/quotes`: quote history, newest first. */
+export const QuotesPageAnswer = z.strictObject({
+  items: z.array(QuoteAnswer),
+  nextCursor: z.string().optional().describe('pass back as `cursor` for the next page'),
+});
+
+/** `GET /v1/market/{symbol}/candles`: OHLCV candles, oldest first. */
+export const CandlesAnswer = z.strictObject({
+  items: z.array(
+    z.strictObject({
+      symbol: z.string(),
+      interval: z.string().describe('the interval asked for (1m when none was)'),
+      start: Instant.describe('the bucket start, aligned to UTC'),
+      open: Money,
+      high: Money,
+      low: Money,
+      close: Money,
+      volume: Count.describe('shares traded'),
+      vwap: Money.describe('volume-weighted average price, rounded to the cent'),
+      trades: Count,
+    }),
+  ),
+});
+
+const DepthLevel = z.strictObject({
+  price: Money,
+  quantity: Count.describe('shares shown at the level: an iceberg counts with its current slice only'),
+  orders: Count,
+});
+
+/** `GET /v1/market/{symbol}/book`: the book-depth read model. */
+export const BookAnswer = z.strictObject({
+  symbol: z.string(),
+  status: z.enum(['NOT_OPEN', 'OPEN', 'HALTED']).describe("the B3 engine's status of the book"),
+  haltReason: z.string().nullable().describe('why it is halted; null otherwise'),
+  referencePrice: Money.nullable().describe(
+    "the centre of the price band B3 applies to the next order: the latest quote when it is an admin's price or newer than the price the engine last recorded in the book, else that one; null before the book opens",
+  ),
+  lastTradePrice: Money.nullable().describe('null before the first trade'),
+  sequence: Count.describe('the sequence of the last book event the answer includes'),
+  bids: z.array(DepthLevel).describe('best (highest) first'),
+  asks: z.array(DepthLevel).describe('best (lowest) first'),
+});
+
 /** The answers the document describes with a schema, by route. */
 export const ANSWERS: Record<string, z.ZodType> = {
   'POST /v1/auth/login': LoginAnswer,
@@ -124,6 +191,10 @@ export const ANSWERS: Record<string, z.ZodType> = {
   'POST /v1/orders': OrderPlacedAnswer,
   'GET /v1/orders/{id}': OrderAnswer,
   'GET /v1/trades': TradesPageAnswer,
+  'GET /v1/market/{symbol}/quote': QuoteAnswer,
+  'GET /v1/market/{symbol}/quotes': QuotesPageAnswer,
+  'GET /v1/market/{symbol}/candles': CandlesAnswer,
+  'GET /v1/market/{symbol}/book': BookAnswer,
 };
 
 /**

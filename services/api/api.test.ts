@@ -4,9 +4,13 @@ import { bookStreamId } from '../../domain/b3/book-events.ts';
 import { orderDecider } from '../../domain/broker/order/order.ts';
 import { handleCommand } from '../shared/command-handler.ts';
 import {
+  BookAnswer,
+  CandlesAnswer,
   LoginAnswer,
   OrderAnswer,
   OrderPlacedAnswer,
+  QuoteAnswer,
+  QuotesPageAnswer,
   TradesPageAnswer,
   WalletAnswer,
   WalletChangeAnswer,
@@ -36,6 +40,31 @@ const engineEvent = (type: string, data: object) => ({
   },
 });
 
+/** A trade as the B3 engine records it, at `at` (epoch ms). */
+const tradeEvent = (tradeId: string, symbol: string, price: number, quantity: number, at: number) => ({
+  id: randomUUID(),
+  type: 'TradeExecuted',
+  data: {
+    tradeId,
+    symbol,
+    price,
+    quantity,
+    buyOrderId: `${tradeId}-buy`,
+    buyAccountId: 'a-buyer',
+    sellOrderId: `${tradeId}-sell`,
+    sellAccountId: 'a-seller',
+    aggressorSide: 'BUY',
+    bookSequence: 1,
+    at,
+  },
+  metadata: {
+    correlationId: randomUUID(),
+    causationId: randomUUID(),
+    actor: 'b3-engine',
+    occurredAt: new Date(at).toISOString(),
+  },
+});
+
 /** `GET /v1/market/{symbol}/book` as alice reads it. */
 async function aliceBook(symbol: string) {
   const response = await api.app.inject({
@@ -44,7 +73,7 @@ async function aliceBook(symbol: string) {
     headers: auth(alice.token),
   });
   expect(response.statusCode, response.body).toBe(200);
-  return response.json() as { status: string; haltReason: string | null };
+  return response.json() as { status: string; haltReason: string | null; sequence: number };
 }
 
 describe('the HTTP API on PGlite', () => {
@@ -423,6 +452,219 @@ describe('the HTTP API on PGlite', () => {
     expect((await quote('XXXX3')).json()).toMatchObject({ status: 404, reason: 'INSTRUMENT_NOT_FOUND' });
     expect((await quote('XXXX3F')).json()).toMatchObject({ status: 404, reason: 'INSTRUMENT_NOT_FOUND' });
     expect((await quote('PRIO3')).json()).toMatchObject({ status: 404, reason: 'QUOTE_NOT_FOUND' });
+  });
+
+  it('answers the candles of every interval the schema takes (15m too), 1m when none is asked for', async () => {
+    // Two BBAS3 trades six minutes apart, in one quarter hour a few hours ago.
+    const quarter = 15 * 60_000;
+    const start = Math.floor((Date.now() - 3 * 3_600_000) / quarter) * quarter;
+    await api.b3.append('trade-BBAS3-candles', [
+      tradeEvent('BBAS3-candle-1', 'BBAS3', 22_30, 100, start + 60_000),
+      tradeEvent('BBAS3-candle-2', 'BBAS3', 22_50, 200, start + 7 * 60_000),
+    ]);
+    const range = `from=${new Date(start).toISOString()}&to=${new Date(start + quarter - 1).toISOString()}`;
+    const candles = async (interval?: string) => {
+      const response = await api.app.inject({
+        method: 'GET',
+        url: `/v1/market/BBAS3/candles?${interval ? `interval=${interval}&` : ''}${range}`,
+        headers: auth(alice.token),
+      });
+      expect(response.statusCode, response.body).toBe(200);
+      return (response.json() as { items: Array<{ start: string; trades: number; volume: number }> }).items;
+    };
+    const quarterHour = await eventually(async () => {
+      const items = await candles('15m');
+      return items.length > 0 ? items : undefined;
+    });
+    expect(quarterHour).toEqual([
+      expect.objectContaining({
+        start: new Date(start).toISOString(),
+        open: '22.30',
+        close: '22.50',
+        trades: 2,
+        volume: 300,
+      }),
+    ]);
+    expect(await candles('5m')).toHaveLength(2);
+    // No interval: one-minute candles.
+    expect((await candles()).map((candle) => candle.start)).toEqual([
+      new Date(start + 60_000).toISOString(),
+      new Date(start + 7 * 60_000).toISOString(),
+    ]);
+    const unknown = await api.app.inject({
+      method: 'GET',
+      url: '/v1/market/BBAS3/candles?interval=2m',
+      headers: auth(alice.token),
+    });
+    expect(unknown.statusCode).toBe(400);
+    expect(unknown.json()).toMatchObject({ reason: 'VALIDATION_FAILED' });
+  });
+
+  it('answers the market data routes with the fields docs/api.md and the document list', async () => {
+    const admin = await api.adminToken();
+    const read = async (url: string) => {
+      const response = await api.app.inject({ method: 'GET', url, headers: auth(alice.token) });
+      expect(response.statusCode, response.body).toBe(200);
+      return response.json() as Record<string, unknown>;
+    };
+    // A price (an admin's here; the feeds record a price the same way): bid, ask null, sizes and volume 0.
+    await api.app.inject({
+      method: 'POST',
+      url: '/v1/admin/instruments/ABEV3/reference-price',
+      headers: auth(admin),
+      payload: { referencePrice: '12.85' },
+    });
+    const quote = QuoteAnswer.parse(
+      await eventually(async () => {
+        const response = await api.app.inject({
+          method: 'GET',
+          url: '/v1/market/ABEV3F/quote',
+          headers: auth(alice.token),
+        });
+        return response.statusCode === 200 ? response.json() : undefined;
+      }),
+    );
+    expect(quote).toMatchObject({
+      symbol: 'ABEV3',
+      bid: null,
+      ask: null,
+      bidSize: 0,
+      askSize: 0,
+      last: '12.85',
+      volume: 0,
+      source: 'admin',
+    });
+    expect(QuotesPageAnswer.parse(await read('/v1/market/ABEV3/quotes')).items[0]).toEqual(quote);
+
+    // A book the engine opened, one order resting on each side, and a trade.
+    const at = Date.now() - 60_000;
+    await api.b3.append(bookStreamId('ABEV3'), [
+      engineEvent('BookOpened', { sequence: 1, referencePrice: 12_85, priceBandBps: 1000, at }),
+      engineEvent('OrderRested', {
+        sequence: 2,
+        orderId: 'abev-bid',
+        accountId: alice.accountId,
+        side: 'BUY',
+        price: 12_80,
+        remaining: 300,
+        displayedQuantity: 100,
+        at,
+      }),
+      engineEvent('OrderRested', {
+        sequence: 3,
+        orderId: 'abev-ask',
+        accountId: alice.accountId,
+        side: 'SELL',
+        price: 12_90,
+        remaining: 200,
+        displayedQuantity: 200,
+        at,
+      }),
+    ]);
+    await api.b3.append('trade-ABEV3-documented', [tradeEvent('ABEV3-documented', 'ABEV3', 12_85, 100, at)]);
+    const book = BookAnswer.parse(
+      await eventually(async () => {
+        const answer = await read('/v1/market/ABEV3/book');
+        return answer.sequence === 3 ? answer : undefined;
+      }),
+    );
+    expect(book).toMatchObject({
+      status: 'OPEN',
+      referencePrice: '12.85',
+      lastTradePrice: null,
+      bids: [{ price: '12.80', quantity: 100, orders: 1 }],
+      asks: [{ price: '12.90', quantity: 200, orders: 1 }],
+    });
+    const candles = CandlesAnswer.parse(
+      await eventually(async () => {
+        const answer = await read('/v1/market/ABEV3/candles');
+        return (answer.items as unknown[]).length > 0 ? answer : undefined;
+      }),
+    );
+    expect(candles.items).toEqual([
+      {
+        symbol: 'ABEV3',
+        interval: '1m',
+        start: new Date(at - (at % 60_000)).toISOString(),
+        open: '12.85',
+        high: '12.85',
+        low: '12.85',
+        close: '12.85',
+        volume: 100,
+        vwap: '12.85',
+        trades: 1,
+      },
+    ]);
+  });
+
+  it("shows the book's reference price as the B3 band applies it: an admin's new price at once, a newer quote", async () => {
+    const admin = await api.adminToken();
+    const referencePrice = async (symbol: string) => {
+      const response = await api.app.inject({
+        method: 'GET',
+        url: `/v1/market/${symbol}/book`,
+        headers: auth(alice.token),
+      });
+      return (response.json() as { referencePrice: string | null }).referencePrice;
+    };
+    const becomes = (symbol: string, price: string | null) =>
+      eventually(async () => ((await referencePrice(symbol)) === price ? true : undefined), 5_000);
+
+    // The engine opened RENT3's book at 40.90; an admin sets 42.00, which B3's band applies to the
+    // next order at once, though no book event says so until that order comes.
+    await api.b3.append(bookStreamId('RENT3'), [
+      engineEvent('BookOpened', { sequence: 1, referencePrice: 40_90, priceBandBps: 1000 }),
+    ]);
+    await becomes('RENT3', '40.90');
+    const priced = await api.app.inject({
+      method: 'POST',
+      url: '/v1/admin/instruments/RENT3/reference-price',
+      headers: auth(admin),
+      payload: { referencePrice: '42.00' },
+    });
+    expect(priced.statusCode).toBe(200);
+    await becomes('RENT3', '42.00');
+    // The engine records it with its next order; a book it never opened still has none.
+    await api.b3.append(bookStreamId('RENT3'), [
+      engineEvent('ReferencePriceSet', { sequence: 2, referencePrice: 42_00 }),
+    ]);
+    await eventually(async () => ((await aliceBook('RENT3')).sequence === 2 ? true : undefined));
+    expect(await referencePrice('RENT3')).toBe('42.00');
+    expect(await referencePrice('RENT3F')).toBeNull();
+
+    // A feed's quote: the band takes one observed after the engine recorded its price, not an older one.
+    const wasEnabled = api.marketData.quotesEnabled;
+    api.marketData.setQuotesEnabled(true);
+    try {
+      const openedAt = Date.now() - 60_000;
+      await api.b3.append(bookStreamId('SUZB3'), [
+        engineEvent('BookOpened', { sequence: 1, referencePrice: 55_60, priceBandBps: 1000, at: openedAt }),
+      ]);
+      await api.marketData.publish({
+        symbol: 'SUZB3',
+        price: 55_10,
+        at: openedAt - 60_000,
+        source: 'random-walk',
+      });
+      await eventually(async () => {
+        const response = await api.app.inject({
+          method: 'GET',
+          url: '/v1/market/SUZB3/quote',
+          headers: auth(alice.token),
+        });
+        return response.statusCode === 200 ? true : undefined;
+      });
+      await becomes('SUZB3', '55.60');
+      await api.marketData.publish({ symbol: 'SUZB3', price: 56_00, at: Date.now(), source: 'random-walk' });
+      await becomes('SUZB3', '56.00');
+      // The fractional book trades against the same price, once it has opened.
+      await api.b3.append(bookStreamId('SUZB3F'), [
+        engineEvent('BookOpened', { sequence: 1, referencePrice: 55_60, priceBandBps: 1000, at: openedAt }),
+      ]);
+      await becomes('SUZB3F', '56.00');
+    } finally {
+      api.marketData.setQuotesEnabled(wasEnabled);
+    }
   });
 
   it('shows the book of a halted instrument as HALTED, on both markets, until trading resumes', async () => {

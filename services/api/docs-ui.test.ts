@@ -1,4 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { CANDLE_INTERVAL_NAMES, DEFAULT_CANDLE_INTERVAL } from '../../projections/read-models/candles.ts';
 import { startTestApi, type TestApi } from './testing.ts';
 
 let api: TestApi;
@@ -123,7 +125,8 @@ it('documents the stream as a WebSocket upgrade: its token, query, upgrade heade
     }),
   );
   expect(stream.responses['101']).toEqual({ description: expect.stringContaining('Switching Protocols') });
-  expect(Object.keys(stream.responses)).toEqual(['101', '400', '401', '403', '500']);
+  expect(Object.keys(stream.responses)).toEqual(['101', '400', '401', '403', '426', '500']);
+  expect(stream.responses['426'].content).toHaveProperty(['application/problem+json']);
   expect(stream.responses['401'].content).toHaveProperty(['application/problem+json']);
 });
 
@@ -158,5 +161,26 @@ it('describes the main answers with their fields, not as any object', async () =
   // Open to fields an answer may gain: a client should not break on them.
   expect(JSON.stringify(spec.paths['/v1/orders/{id}'].get.responses['200'])).not.toContain(
     'additionalProperties',
+  );
+});
+
+it('offers the candle intervals the read model projects, in the document and in the docs', async () => {
+  const spec = (await api.app.inject({ method: 'GET', url: '/docs/json' })).json();
+  const interval = (
+    spec.paths['/v1/market/{symbol}/candles'].get.parameters as Array<{
+      name: string;
+      schema: { enum: string[]; default: string };
+    }>
+  ).find((parameter) => parameter.name === 'interval');
+  expect(interval?.schema).toMatchObject({ enum: CANDLE_INTERVAL_NAMES, default: DEFAULT_CANDLE_INTERVAL });
+  const doc = (path: string) => readFileSync(new URL(`../../${path}`, import.meta.url), 'utf8');
+  const candlesRow = doc('docs/api.md')
+    .split('\n')
+    .find((line) => line.startsWith('| `GET /v1/market/{symbol}/candles`'));
+  expect(candlesRow).toContain(
+    `\`${CANDLE_INTERVAL_NAMES.join(' ')}\`, default \`${DEFAULT_CANDLE_INTERVAL}\``,
+  );
+  expect(doc('docs/read-models.md')).toContain(
+    `interval (${CANDLE_INTERVAL_NAMES.map((name) => `\`${name}\``).join(', ')}:`,
   );
 });

@@ -301,3 +301,114 @@ describe('fuzzed queries', () => {
     });
   }
 });
+
+/**
+ * A cursor is the caller's text: base64url JSON that names a list and its keyset values. Made by
+ * hand, with values of any type and size, it is a page or `400 INVALID_CURSOR` (`VALIDATION_FAILED`
+ * over 500 characters), never a store's error (a string or 1.5 where a bigint position goes
+ * answered 500).
+ */
+describe('hand-made cursors', () => {
+  const jsonValueText = fc.oneof(
+    fc.integer().map(String),
+    fc.double().map((value) => (Number.isFinite(value) ? JSON.stringify(value) : '1e999')),
+    fc.constantFrom(
+      '"x"',
+      '1.5',
+      '1e308',
+      '-1e308',
+      '99999999999999999999',
+      '9007199254740993',
+      '-1',
+      '-0',
+      '0',
+      '253402300800000',
+      'null',
+      'true',
+      '{}',
+      '[]',
+      '""',
+      `"${'a'.repeat(400)}"`,
+    ),
+    fc.string({ maxLength: 20 }).map((text) => JSON.stringify(text)),
+  );
+  const cursorFor = (list: string) =>
+    fc
+      .record({
+        list: fc.oneof(
+          { weight: 4, arbitrary: fc.constant(list) },
+          { weight: 1, arbitrary: fc.constantFrom('orders', 'trades', 'quotes:PETR4', 'trace:x') },
+          { weight: 1, arbitrary: fc.string({ maxLength: 8 }) },
+        ),
+        values: fc.array(jsonValueText, { minLength: 0, maxLength: 5 }),
+      })
+      .map(({ list, values }) =>
+        Buffer.from(`{"l":${JSON.stringify(list)},"a":[${values.join(',')}]}`).toString('base64url'),
+      );
+  const lists = [
+    { name: '/v1/orders', url: () => '/v1/orders', list: 'orders', token: () => trader.token },
+    {
+      name: "/v1/orders (an admin's: every account)",
+      url: () => '/v1/orders',
+      list: 'orders',
+      token: () => admin,
+    },
+    { name: '/v1/trades', url: () => '/v1/trades', list: 'trades', token: () => trader.token },
+    {
+      name: '/v1/trades?accountId (its parties)',
+      url: () => `/v1/trades?accountId=${trader.accountId}`,
+      list: 'trades',
+      token: () => trader.token,
+    },
+    {
+      name: '/v1/market/PETR4/quotes',
+      url: () => '/v1/market/PETR4/quotes',
+      list: 'quotes:PETR4',
+      token: () => trader.token,
+    },
+    {
+      name: '/v1/audit/trace/{correlationId}',
+      url: () => '/v1/audit/trace/fuzzed-trace',
+      list: 'trace:fuzzed-trace',
+      token: () => admin,
+    },
+  ];
+  const read = (url: string, cursor: string, token: string) =>
+    api.app.inject({
+      method: 'GET',
+      url: `${url}${url.includes('?') ? '&' : '?'}limit=1&cursor=${cursor}`,
+      headers: { authorization: `Bearer ${token}` },
+    });
+
+  for (const { name, url, list, token } of lists) {
+    it(`${name}: any cursor is a page or 400 INVALID_CURSOR, never a 5xx`, async () => {
+      await fc.assert(
+        fc.asyncProperty(cursorFor(list), async (cursor) => {
+          const response = await read(url(), cursor, token());
+          const text = Buffer.from(cursor, 'base64url').toString();
+          expect(response.statusCode, `${text} → ${response.body}`).toBeLessThan(500);
+          if (response.statusCode !== 200) {
+            expect(response.statusCode, `${text} → ${response.body}`).toBe(400);
+            expect(response.headers['content-type']).toContain('application/problem+json');
+            // Over 500 characters, the query's schema refuses it first.
+            expect(response.json()).toMatchObject(
+              cursor.length > 500
+                ? { reason: 'VALIDATION_FAILED', errors: [{ field: 'querystring.cursor' }] }
+                : { reason: 'INVALID_CURSOR' },
+            );
+          }
+        }),
+        { numRuns: 40 },
+      );
+      // The cases a new user tried, one keyset value each.
+      const width = list.startsWith('trace:') ? 4 : 1;
+      for (const value of ['"x"', '1.5', '1e308', '99999999999999999999']) {
+        const values = Array.from({ length: width }, () => value).join(',');
+        const cursor = Buffer.from(`{"l":"${list}","a":[${values}]}`).toString('base64url');
+        const response = await read(url(), cursor, token());
+        expect(response.statusCode, `${value} → ${response.body}`).toBe(400);
+        expect(response.json()).toMatchObject({ reason: 'INVALID_CURSOR' });
+      }
+    });
+  }
+});

@@ -126,12 +126,13 @@ function documentUpgrade(schema: Record<string, unknown>): void {
     // `type: 'null'`: no body (the swagger plugin then lists no content).
     101: { description: 'Switching Protocols: the WebSocket is open', type: 'null' },
   };
-  for (const code of [400, 401, 403, 500])
+  const descriptions: Record<number, string> = {
+    400: 'A symbol that is not a B3 ticker (VALIDATION_FAILED) or not listed (INSTRUMENT_NOT_FOUND), or an unknown query parameter',
+    426: 'Upgrade Required (UPGRADE_REQUIRED): a plain GET, without `Upgrade: websocket`; the answer carries `Upgrade: websocket`',
+  };
+  for (const code of [400, 401, 403, 426, 500])
     response[code] = {
-      description:
-        code === 400
-          ? 'A symbol that is not a B3 ticker (VALIDATION_FAILED) or not listed (INSTRUMENT_NOT_FOUND), or an unknown query parameter'
-          : PROBLEMS[code],
+      description: descriptions[code] ?? PROBLEMS[code],
       content: { 'application/problem+json': { schema: problem } },
     };
   schema.response = response;

@@ -3,6 +3,7 @@ import { USERNAME, USERNAME_RULE } from '../../domain/broker/account/username.ts
 import { OrderSide, OrderStatus, OrderType, TimeInForce } from '../../domain/broker/order/events.ts';
 import { FRACTIONAL_SYMBOL, STANDARD_SYMBOL } from '../../domain/broker/schemas.ts';
 import { InvalidDecimalAmount, toCents } from '../../domain/shared/money.ts';
+import { CANDLE_INTERVAL_NAMES, DEFAULT_CANDLE_INTERVAL } from '../../projections/read-models/candles.ts';
 
 /** The API's edge schemas: decimal strings in, integer cents inside (domain/shared/money.ts converts). */
 
@@ -197,9 +198,12 @@ export const TradesQuery = z.strictObject({
 });
 export const SymbolParams = z.strictObject({ symbol: Ticker });
 export const BookQuery = z.strictObject({ depth: queryInteger(1, 100).prefault('10') });
-export const CandleInterval = z.enum(['1m', '5m', '15m', '1h', '1d']);
+/** The read model's intervals (`projections/read-models/candles.ts`): one list for schema, OpenAPI and query. */
+export const CandleInterval = z.enum(CANDLE_INTERVAL_NAMES);
 export const CandlesQuery = z.strictObject({
-  interval: CandleInterval.default('1m'),
+  interval: CandleInterval.default(DEFAULT_CANDLE_INTERVAL).describe(
+    `candle length: ${CANDLE_INTERVAL_NAMES.join(', ')}; ${DEFAULT_CANDLE_INTERVAL} when absent`,
+  ),
   from: InstantParam.optional(),
   to: InstantParam.optional(),
 });

@@ -169,6 +169,30 @@ describe('live updates over WebSocket', () => {
     expect(bad.statusCode).toBe(400);
   });
 
+  it('answers a plain GET (no upgrade) with 426 Upgrade Required, naming what it takes', async () => {
+    for (const url of ['/v1/stream', '/v1/stream?symbols=PETR4', `/v1/stream?access_token=${alice.token}`]) {
+      const plain = await api.app.inject({
+        method: 'GET',
+        url,
+        headers: url.includes('access_token') ? {} : { authorization: `Bearer ${alice.token}` },
+      });
+      expect(plain.statusCode, url).toBe(426);
+      expect(plain.headers['content-type']).toContain('application/problem+json');
+      expect(plain.headers.upgrade).toBe('websocket');
+      expect(plain.json()).toMatchObject({
+        status: 426,
+        title: 'Upgrade Required',
+        reason: 'UPGRADE_REQUIRED',
+        detail: expect.stringContaining('Upgrade: websocket'),
+      });
+    }
+    // Without a token it is a 401 first, as on every protected route, upgrade or not.
+    const anonymous = await api.app.inject({ method: 'GET', url: '/v1/stream' });
+    expect(anonymous.statusCode).toBe(401);
+    expect(anonymous.headers['content-type']).toContain('application/problem+json');
+    expect(anonymous.json()).toMatchObject({ reason: 'UNAUTHENTICATED' });
+  });
+
   it('refuses a ticker that is not listed, naming it, and takes the fractional market of a listed one', async () => {
     const refused = await api.app.inject({
       method: 'GET',
@@ -276,6 +300,13 @@ describe('a WebSocket server on a real port', () => {
       { status: 'HTTP/1.1 400 Bad Request', endedByServer: true },
     ]);
     await vi.waitFor(async () => expect(await connections(served)).toBe(0), { timeout: 1_000 });
+    // A plain HTTP GET over the wire: 426 with its Upgrade header, and the connection stays usable.
+    const plain = await fetch(`http://127.0.0.1:${port}/v1/stream?symbols=PETR4`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(plain.status).toBe(426);
+    expect(plain.headers.get('upgrade')).toBe('websocket');
+    expect(await plain.json()).toMatchObject({ reason: 'UPGRADE_REQUIRED' });
     const started = Date.now();
     // A grace period longer than the test: only a server with nothing open closes in time.
     await closeGracefully(served.app, 60_000);

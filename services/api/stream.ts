@@ -214,13 +214,24 @@ export async function streamRoutes(app: App, context: RouteContext): Promise<voi
       },
       // A symbol nobody trades would never send a message: refused, naming it (after validation,
       // which refuses what is not a ticker at all).
-      preHandler: async (request) => {
+      preHandler: async (request, reply) => {
         const { symbols } = request.query as z.output<typeof StreamQuery>;
         for (const symbol of symbols)
           if (!(await isTraded(context, symbol)))
             throw new ApiProblem(400, 'INSTRUMENT_NOT_FOUND', `${symbol} is not listed`, {
               errors: [{ field: 'querystring.symbols', message: `${symbol} is not listed` }],
             });
+        // A plain GET of a valid request: the plugin would answer an empty 404 (the route has no
+        // HTTP handler). It is the right route asked the wrong way, so 426 says what it takes
+        // (RFC 9110: with the protocol to upgrade to in `Upgrade`).
+        if (!request.ws) {
+          reply.header('upgrade', 'websocket').header('connection', 'Upgrade');
+          throw new ApiProblem(
+            426,
+            'UPGRADE_REQUIRED',
+            'this is a WebSocket: send the request with `Connection: Upgrade`, `Upgrade: websocket`, `Sec-WebSocket-Version: 13` and a `Sec-WebSocket-Key` (any WebSocket client does)',
+          );
+        }
       },
     },
     async (socket, request) => {
