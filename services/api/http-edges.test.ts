@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redactUrl } from './redact.ts';
-import { startTestApi, type TestApi } from './testing.ts';
+import { answerWhileClosing, startTestApi, type TestApi } from './testing.ts';
 
 /** Log lines as the process would print them, parsed. */
 const lines: Array<Record<string, unknown>> = [];
@@ -154,27 +154,23 @@ describe('what the HTTP parser refuses, on a real port', () => {
     held = new Promise<void>((resolve) => {
       release = resolve;
     });
-    const socket = connect(port, '127.0.0.1');
-    let answer = '';
-    socket.on('data', (chunk) => {
-      answer += chunk;
-    });
     // The first request is held open, so the connection is busy when the shutdown starts and the
     // second one, sent on it after that, reaches the server.
-    socket.write('GET /health/live?hold HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n');
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    const closed = served.app.close();
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    socket.write('GET /health/live HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n');
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    const ended = new Promise((resolve) => socket.on('close', resolve));
-    release();
-    await closed;
-    await ended;
-    const second = answer.slice(answer.indexOf('HTTP/1.1', 1));
-    expect(second.split('\r\n')[0]).toBe('HTTP/1.1 503 Service Unavailable');
-    expect(second).toContain('content-type: application/problem+json');
-    const refusal = JSON.parse(second.slice(second.indexOf('\r\n\r\n') + 4));
+    const {
+      statusLine,
+      head,
+      body: refusal,
+    } = await answerWhileClosing(
+      port,
+      {
+        first: 'GET /health/live?hold HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n',
+        second: 'GET /health/live HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n',
+      },
+      () => served.app.close(),
+      release,
+    );
+    expect(statusLine).toBe('HTTP/1.1 503 Service Unavailable');
+    expect(head).toContain('content-type: application/problem+json');
     expect(refusal).toMatchObject({
       reason: 'SHUTTING_DOWN',
       correlationId: expect.stringMatching(/.+/),

@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { MemoryPriceCache } from '../../adapters/memory/price-cache.ts';
 import { pgliteClient } from '../../adapters/pglite/client.ts';
 import { SqlEventStore } from '../../adapters/postgres/event-store.ts';
@@ -154,4 +155,42 @@ export async function eventually<T>(check: () => Promise<T | undefined>, timeout
     if (Date.now() > deadline) throw new Error('condition not met in time');
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
+}
+
+/**
+ * What a request that arrives while a server closes gets: `first` is sent on a connection (the
+ * server holds it until `release`, so the connection is busy, not idle, when the close begins),
+ * then `close()` starts, then `second` goes out on the same connection. The second answer's
+ * status line, head (lower-cased) and JSON body.
+ */
+export async function answerWhileClosing(
+  port: number,
+  requests: { first: string; second: string },
+  close: () => Promise<unknown>,
+  release: () => void,
+): Promise<{ statusLine: string; head: string; body: Record<string, unknown> }> {
+  const pause = () => new Promise((resolve) => setTimeout(resolve, 100));
+  const socket = connect(port, '127.0.0.1');
+  let answer = '';
+  socket.on('data', (chunk) => {
+    answer += chunk;
+  });
+  socket.write(requests.first);
+  await pause();
+  const closed = close();
+  await pause();
+  socket.write(requests.second);
+  await pause();
+  const ended = new Promise((resolve) => socket.on('close', resolve));
+  release();
+  await closed;
+  await ended;
+  const second = answer.slice(answer.indexOf('HTTP/1.1', 1));
+  const end = second.indexOf('\r\n\r\n');
+  const head = second.slice(0, end);
+  return {
+    statusLine: head.split('\r\n')[0]!,
+    head: head.toLowerCase(),
+    body: JSON.parse(second.slice(end + 4)),
+  };
 }

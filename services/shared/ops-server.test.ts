@@ -1,6 +1,6 @@
-import { connect } from 'node:net';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
+import { answerWhileClosing } from '../api/testing.ts';
 import { startOpsServer } from './ops-server.ts';
 
 describe("a service's own port (the ops server) while it stops", () => {
@@ -19,30 +19,24 @@ describe("a service's own port (the ops server) while it stops", () => {
       readiness: { held: () => (holding ? held : Promise.resolve()) },
     });
     const { port } = new URL(ops.url);
-    const socket = connect(Number(port), '127.0.0.1');
-    let answer = '';
-    socket.on('data', (chunk) => {
-      answer += chunk;
-    });
-    socket.write('GET /health/ready HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n');
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    const closed = ops.close();
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    holding = false;
-    socket.write('GET /health/ready HTTP/1.1\r\nhost: 127.0.0.1\r\nx-correlation-id: corr-stop-1\r\n\r\n');
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    const ended = new Promise((resolve) => socket.on('close', resolve));
-    release();
-    await closed;
-    await ended;
-
-    const second = answer.slice(answer.indexOf('HTTP/1.1', 1));
-    expect(second.split('\r\n')[0]).toBe('HTTP/1.1 503 Service Unavailable');
-    const head = second.slice(0, second.indexOf('\r\n\r\n')).toLowerCase();
+    const { statusLine, head, body } = await answerWhileClosing(
+      Number(port),
+      {
+        first: 'GET /health/ready HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n',
+        second: 'GET /health/ready HTTP/1.1\r\nhost: 127.0.0.1\r\nx-correlation-id: corr-stop-1\r\n\r\n',
+      },
+      () => {
+        const closed = ops.close();
+        holding = false;
+        return closed;
+      },
+      release,
+    );
+    expect(statusLine).toBe('HTTP/1.1 503 Service Unavailable');
     expect(head).toContain('content-type: application/problem+json');
     expect(head).toContain('connection: close');
     expect(head).toContain('x-correlation-id: corr-stop-1');
-    expect(JSON.parse(second.slice(second.indexOf('\r\n\r\n') + 4))).toMatchObject({
+    expect(body).toMatchObject({
       status: 503,
       reason: 'SHUTTING_DOWN',
       instance: '/health/ready',
