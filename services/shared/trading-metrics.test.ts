@@ -48,12 +48,11 @@ async function sampleOf(
 describe('trading metrics on replay and redelivery', () => {
   let path: InProcessOrderPath | undefined;
   let broker: EventStore;
-  let b3: EventStore;
   let services: TradingServices;
 
   beforeAll(async () => {
     path = await inProcessOrderPath();
-    ({ broker, b3, services } = path);
+    ({ broker, services } = path);
   });
   afterAll(() => path?.stop());
 
