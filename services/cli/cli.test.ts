@@ -193,7 +193,11 @@ describe('tradecore CLI', () => {
     expect(both.stderr).toContain('one of --version N or --at ISO-8601-instant, not both');
     const badAt = await tradecore('audit', 'state', 'order-ord-3-1', '--at', 'yesterday');
     expect(badAt.code).toBe(2);
-    expect(badAt.stderr).toContain('--at must be an ISO-8601 instant');
+    expect(badAt.stderr).toContain('--at must be an ISO 8601 date and time with seconds and a time zone');
+    // Without its zone a time would be read in this machine's own: refused, as the API refuses it.
+    const zoneless = await tradecore('audit', 'state', 'order-ord-3-1', '--at', '2026-11-27T23:40:30');
+    expect(zoneless.code).toBe(2);
+    expect(zoneless.stderr).toContain('--at must be an ISO 8601 date and time with seconds and a time zone');
     const beyond = await tradecore('audit', 'state', 'order-ord-3-1', '--version', '999');
     expect(beyond.code).toBe(1);
     expect(beyond.stderr).toContain('--version 999 is beyond stream order-ord-3-1');

@@ -25,6 +25,7 @@ import {
   redactSecrets,
   stateNotSupported,
 } from '../api/audit-state.ts';
+import { Instant } from '../api/schemas.ts';
 import type { Config } from '../shared/config.ts';
 import { lockEmbeddedDataFolder } from '../shared/data-lock.ts';
 import { connectEventStores, type EventStores } from '../shared/event-stores.ts';
@@ -274,11 +275,13 @@ export async function auditState(
   const version = integerOption('--version', options.version, 0);
   let at: Date | undefined;
   if (options.at !== undefined) {
-    at = new Date(options.at);
-    if (!/^\d{4}-\d{2}-\d{2}T/.test(options.at) || Number.isNaN(at.getTime()))
+    // As the API takes it: with its time zone, never read in this machine's own.
+    const parsed = Instant.safeParse(options.at);
+    if (!parsed.success)
       throw new UsageError(
-        `--at must be an ISO-8601 instant such as 2026-01-05T13:00:00Z, got "${options.at}"`,
+        `--at ${parsed.error.issues[0]?.message ?? 'is not an instant'}, got "${options.at}"`,
       );
+    at = new Date(parsed.data);
   }
   const definition = stateDefinitionOf(streamId);
   const store = storeOf(streamId);
