@@ -44,6 +44,8 @@ function tradecoreIn(
 
 /** An account's password hash: the CLI's audit commands never print it. */
 const SECRET_HASH = 'scrypt$not-for-your-eyes';
+/** An Idempotency-Key's request fingerprint: never printed either. */
+const SECRET_FINGERPRINT = 'hmac-of-a-register-body';
 
 beforeAll(async () => {
   dataDir = await mkdtemp(join(tmpdir(), 'tradecore-cli-'));
@@ -72,6 +74,19 @@ beforeAll(async () => {
         },
       },
     ]);
+    await stores.broker.append('idempotency-cli-auditee-key-1', [
+      {
+        id: randomUUID(),
+        type: 'IdempotencyKeyClaimed',
+        data: { key: 'key-1', fingerprint: SECRET_FINGERPRINT, derivedIds: true },
+        metadata: {
+          correlationId: randomUUID(),
+          causationId: randomUUID(),
+          actor: 'cli-auditee',
+          occurredAt: new Date().toISOString(),
+        },
+      },
+    ]);
   } finally {
     await stores.close();
   }
@@ -83,10 +98,13 @@ describe('tradecore CLI', () => {
     const stream = await tradecore('audit', 'stream', 'account-cli-auditee');
     const state = await tradecore('audit', 'state', 'account-cli-auditee');
     const stateJson = await tradecore('audit', 'state', 'account-cli-auditee', '--json');
-    for (const result of [stream, state, stateJson]) {
-      expect(result.code).toBe(0);
+    // The API's own streams are read too (the CLI refused their prefixes), fingerprints redacted.
+    const key = await tradecore('audit', 'stream', 'idempotency-cli-auditee-key-1');
+    for (const result of [stream, state, stateJson, key]) {
+      expect(result.code, result.stderr).toBe(0);
       expect(result.stdout).toContain('[redacted]');
       expect(result.stdout).not.toContain(SECRET_HASH);
+      expect(result.stdout).not.toContain(SECRET_FINGERPRINT);
     }
   });
 

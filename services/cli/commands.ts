@@ -218,7 +218,8 @@ export async function status(config: Config, io: CommandIo): Promise<ReadModelPo
   });
 }
 
-const brokerPrefixes = ['account-', 'wallet-', 'order-', 'instrument-'];
+// The API's streams too (usernames, idempotency keys): their audit shows what they hold, fingerprints redacted.
+const brokerPrefixes = ['account-', 'wallet-', 'order-', 'instrument-', 'username-', 'idempotency-'];
 
 /** The store of a stream with a known prefix (the HTTP API's `auditStoreOf`); a usage error otherwise. */
 function storeOf(streamId: string): 'broker' | 'b3' {
