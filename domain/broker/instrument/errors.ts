@@ -38,13 +38,16 @@ export class InvalidTickSize extends DomainError {
 export class TickSizeViolation extends DomainError {
   readonly reason = 'TICK_SIZE';
   override readonly moneyDetails = ['price', 'tickSize'];
+  /** `field`: which price it is — an order's `price` or `stopPrice`, an instrument's `referencePrice`. */
   constructor(
     readonly price: number,
     readonly tickSize: number,
+    readonly field = 'price',
   ) {
-    super(`price ${formatCents(price)} is not a multiple of the tick size ${formatCents(tickSize)}`, {
+    super(`${field} ${formatCents(price)} is not a multiple of the tick size ${formatCents(tickSize)}`, {
       price,
       tickSize,
+      field,
     });
   }
 }

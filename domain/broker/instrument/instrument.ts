@@ -139,7 +139,7 @@ export const instrumentStreamId = (symbol: string): string => `instrument-${symb
 
 function checkPrice(price: Cents, tickSize: Cents): void {
   if (!isPositiveWhole(price)) throw new InvalidPrice(price);
-  if (price % tickSize !== 0) throw new TickSizeViolation(price, tickSize);
+  if (price % tickSize !== 0) throw new TickSizeViolation(price, tickSize, 'referencePrice');
 }
 
 /** Which of B3's two equity markets a symbol trades on. */

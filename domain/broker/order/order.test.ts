@@ -224,11 +224,11 @@ describe('placing an order', () => {
   it('refuses a price off the tick', () =>
     given([])
       .when(place({ instrument: { ...petr4, tickSize: 5 }, price: 3251 }))
-      .thenThrows(TickSizeViolation, { price: 3251, tickSize: 5 }));
-  it('refuses a stop price off the tick', () =>
+      .thenThrows(TickSizeViolation, { price: 3251, tickSize: 5, field: 'price' }));
+  it('refuses a stop price off the tick, naming it', () =>
     given([])
       .when(place({ instrument: { ...petr4, tickSize: 5 }, orderType: 'STOP', price: null, stopPrice: 3252 }))
-      .thenThrows(TickSizeViolation));
+      .thenThrows(TickSizeViolation, { price: 3252, tickSize: 5, field: 'stopPrice' }));
   it('refuses a market order that would rest: GTC or GTD', () => {
     given([])
       .when(place({ orderType: 'MARKET', price: null, timeInForce: 'GTC' }))

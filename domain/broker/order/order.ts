@@ -269,10 +269,13 @@ function place(command: Extract<OrderCommand, { type: 'PlaceOrder' }>): OrderEve
   if (!limited && price !== null) throw new PriceNotAllowed(orderType);
   if (stopped && stopPrice === null) throw new StopPriceRequired(orderType);
   if (!stopped && stopPrice !== null) throw new StopPriceNotAllowed(orderType);
-  for (const value of [price, stopPrice]) {
+  for (const [field, value] of [
+    ['price', price],
+    ['stopPrice', stopPrice],
+  ] as const) {
     if (value === null) continue;
     if (!isPositiveWhole(value)) throw new InvalidPrice(value);
-    if (value % rules.tickSize !== 0) throw new TickSizeViolation(value, rules.tickSize);
+    if (value % rules.tickSize !== 0) throw new TickSizeViolation(value, rules.tickSize, field);
   }
 
   // B3 cancels what a market order does not fill at once, so it can never rest until a later day.
