@@ -449,6 +449,25 @@ describe('the scheduled session close', () => {
       .when(sessionClose(close, close + 20))
       .then());
 
+  it('ends no session for a close before the book opened: it had none then', () =>
+    given(opened(), buy('b1', 100, 9_90))
+      .when(sessionClose(T0 - 1, T0 + 60_000))
+      .then());
+
+  it('ends the session of a book opened at the close’s instant, its orders of that instant included', () =>
+    given(opened(), buy('b1', 100, 9_90))
+      .when(sessionClose(T0, T0 + 60_000))
+      .then(expired('b1', 'END_OF_DAY'), { type: 'SessionEnded', data: { closedAt: T0 } }));
+
+  it('keeps when it opened through a snapshot, so a restored book skips a close before it too', () => {
+    const book = new OrderBook(SYMBOL);
+    book.execute(opened());
+    const restored = OrderBook.fromSnapshot(BookSnapshot.parse(JSON.parse(JSON.stringify(book.snapshot()))));
+    expect(restored.hasSessionToEnd(T0 - 1)).toBe(false);
+    expect(restored.hasSessionToEnd(T0)).toBe(true);
+    expect(new OrderBook(SYMBOL).hasSessionToEnd(T0)).toBe(false);
+  });
+
   it('runs the next day’s close after an earlier one', () =>
     given(opened(), sessionClose(close), buy('b1', 100, 9_90, { at: close + 10 }))
       .when(sessionClose(close + 86_400_000))
@@ -779,7 +798,7 @@ describe('the book stream', () => {
     const rebuilt = OrderBook.fromSnapshot(snapshot);
     for (const event of tail) rebuilt.apply(parseBookEvent(JSON.parse(JSON.stringify(event))));
     expect(rebuilt.snapshot()).toEqual(book.snapshot());
-    expect(BOOK_SNAPSHOT_SCHEMA_VERSION).toBe(2);
+    expect(BOOK_SNAPSHOT_SCHEMA_VERSION).toBe(3);
   });
 
   it('registers every event type once, for the event store', () => {

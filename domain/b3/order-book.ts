@@ -239,6 +239,8 @@ export class OrderBook {
   private nextExpiry = Number.POSITIVE_INFINITY;
   /** The close the book last ended a session for (its last SessionEnded's `closedAt`; 0 before any). */
   private sessionEndedAt = 0;
+  /** When the book's first event happened (epoch ms; 0 before any): a close before it ended no session of the book. */
+  private openedAt = 0;
   /** The newest catalogue version a halt or resume came with (0 before any; see `CatalogueVersioned`). */
   private catalogueVersion = 0;
   private readonly tradeIdOf: (symbol: string, sequence: number) => string;
@@ -267,6 +269,7 @@ export class OrderBook {
     book.sequence = snapshot.sequence;
     book.lastTradePrice = snapshot.lastTradePrice;
     book.sessionEndedAt = snapshot.sessionEndedAt;
+    book.openedAt = snapshot.openedAt;
     book.catalogueVersion = snapshot.catalogueVersion;
     for (const state of [...snapshot.bids, ...snapshot.asks, ...snapshot.stops]) {
       const order = book
@@ -319,6 +322,15 @@ export class OrderBook {
     return this.sessionEndedAt;
   }
 
+  /**
+   * Whether the session that closed at `closedAt` is one the book has yet to end: the book had
+   * events by then (its first at or before the close, which takes the orders accepted at its
+   * instant) and no `SessionEnded` at or after it. A book opened after a close has no session before it.
+   */
+  hasSessionToEnd(closedAt: number): boolean {
+    return this.sequence > 0 && this.openedAt <= closedAt && this.sessionEndedAt < closedAt;
+  }
+
   get lastPrice(): number | undefined {
     return this.lastTradePrice === 0 ? undefined : this.lastTradePrice;
   }
@@ -344,6 +356,7 @@ export class OrderBook {
   execute(command: BookCommand, out: BookEvent[] = []): BookEvent[] {
     this.out = out;
     this.at = command.at;
+    const firstCommand = this.sequence === 0;
     try {
       if (command.at >= this.nextExpiry) this.expireGoodTillDate(command.at);
       switch (command.type) {
@@ -407,6 +420,7 @@ export class OrderBook {
     } finally {
       this.out = NO_EVENTS;
     }
+    if (firstCommand && this.sequence > 0) this.openedAt = command.at;
     return out;
   }
 
@@ -497,6 +511,7 @@ export class OrderBook {
         this.applyRemoved(this.known(event.data.orderId));
         break;
     }
+    if (this.sequence === 0) this.openedAt = event.data.at;
     this.sequence = event.data.sequence;
   }
 
@@ -517,6 +532,7 @@ export class OrderBook {
       sequence: this.sequence,
       lastTradePrice: this.lastTradePrice,
       sessionEndedAt: this.sessionEndedAt,
+      openedAt: this.openedAt,
       catalogueVersion: this.catalogueVersion,
       bids: sideState(this.bids),
       asks: sideState(this.asks),
@@ -828,7 +844,7 @@ export class OrderBook {
     if (closedAt !== undefined) {
       if (!Number.isSafeInteger(closedAt) || closedAt < 0 || closedAt > command.at)
         throw new RangeError('a session close must be an instant at or before the command');
-      if (this.sessionEndedAt >= closedAt) return;
+      if (!this.hasSessionToEnd(closedAt)) return;
     }
     const cutoff = closedAt ?? command.at;
     this.expireAll((order) => order.timeInForce === 'DAY' && order.acceptedAt <= cutoff, 'END_OF_DAY');
@@ -1200,7 +1216,9 @@ const stateOf = (order: BookOrder): RestingOrderState => ({
 
 /** A snapshot's shape; stored with `BOOK_SNAPSHOT_SCHEMA_VERSION` so an old shape is ignored, not misread. */
 // 2: orders carry acceptedAt and the book its sessionEndedAt (the session close needs both).
-export const BOOK_SNAPSHOT_SCHEMA_VERSION = 2;
+// 3: the book carries openedAt (a catch-up skips a book opened after the close); older snapshots
+// are ignored and the book is replayed from its events, which give it exactly.
+export const BOOK_SNAPSHOT_SCHEMA_VERSION = 3;
 
 const count = z.number().int().nonnegative();
 export const RestingOrderState = z.object({
@@ -1236,6 +1254,8 @@ export const BookSnapshot = z.object({
   lastTradePrice: count,
   /** Epoch ms of the last SessionEnded; 0 before any. */
   sessionEndedAt: count,
+  /** Epoch ms of the book's first event; 0 before any. */
+  openedAt: count,
   /** The newest catalogue version of a halt or resume; 0 before any (and in snapshots taken before it was kept). */
   catalogueVersion: count.default(0),
   /** Best price first, and in time priority within a price. */

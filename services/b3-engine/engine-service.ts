@@ -345,8 +345,9 @@ export class EngineService {
       symbols: async () => [...new Set([...(await this.directory.list()), ...this.books.keys()])].sort(),
       endSession: async (symbol, closedAt) => {
         const { version, book } = await this.state(symbol);
-        // No stream: no orders, and no reason to create one. A later end: this close is in it.
-        if (version === -1 || book.lastSessionEnd >= closedAt) return;
+        // No stream: no orders, and no reason to create one. A later end: this close is in it. A
+        // book opened after the close: it had no session then.
+        if (version === -1 || !book.hasSessionToEnd(closedAt)) return;
         const requestId = deterministicId(symbol, 'end-of-day', String(closedAt));
         await this.session(symbol, 'EndOfDay', requestId, { closedAt });
       },

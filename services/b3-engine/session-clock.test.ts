@@ -146,6 +146,7 @@ async function engineOn(store: EventStore, time: FakeClock) {
   const prices = new MemoryPriceCache();
   // Pinned: never stale, whatever the fake time.
   await prices.set({ symbol: 'PETR4', price: 32_50, at: 0, source: 'admin', pinned: true });
+  await prices.set({ symbol: 'ITUB4', price: 32_50, at: 0, source: 'admin', pinned: true });
   const sent: TransportMessage<ExecutionReport>[] = [];
   const engine = new EngineService({
     store,
@@ -251,6 +252,37 @@ describe('the engine on its session clock', () => {
     const third = await engineOn(store, time);
     expect(await store.streamVersion(bookStreamId('PETR4'))).toBe(version);
     expect(third.expired()).toEqual([]);
+    await third.engine.stop();
+  });
+
+  it('on start, ends nothing on a book opened after the last close, and still ends a book opened before it', async () => {
+    const store = new MemoryEventStore({ schemas: b3Schemas() });
+    const time = new FakeClock(BEFORE_CLOSE);
+    const first = await engineOn(store, time);
+    const beforeClose = newOrder();
+    await first.engine.handle(beforeClose);
+    await first.engine.stop();
+
+    // Down through the close; back that night, when a new book (ITUB4) opens with a DAY order.
+    await time.advanceTo(CLOSE + 2 * 3_600_000);
+    const second = await engineOn(store, time);
+    expect(second.expired().map((report) => [report.orderId, report.reason])).toEqual([
+      [(beforeClose.body as NewOrderBody).orderId, 'END_OF_DAY'],
+    ]);
+    const afterClose = newOrder({ symbol: 'ITUB4' });
+    await second.engine.handle(afterClose);
+    await second.engine.stop();
+    const itub = bookStreamId('ITUB4');
+    const version = await store.streamVersion(itub);
+    expect(version).toBeGreaterThan(-1);
+
+    // Restarted the same night: the book opened after the close has no session before it to end.
+    await time.advanceBy(60_000);
+    const third = await engineOn(store, time);
+    expect(await store.streamVersion(itub)).toBe(version);
+    expect((await store.readStream(itub)).map((event) => event.type)).not.toContain('SessionEnded');
+    expect(third.expired()).toEqual([]);
+    expect((await third.engine.book('ITUB4')).order((afterClose.body as NewOrderBody).orderId)).toBeDefined();
     await third.engine.stop();
   });
 
