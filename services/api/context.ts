@@ -150,6 +150,17 @@ export async function answerCreate(
 ): Promise<FastifyReply> {
   const header = request.headers['idempotency-key'];
   if (header === undefined) return send(reply, await work(unkeyedRun()));
+  // Node joins a repeated header into one value ("a, b"), which the key's pattern would refuse
+  // without saying why.
+  const given = request.raw.rawHeaders.filter(
+    (name, index) => index % 2 === 0 && name.toLowerCase() === 'idempotency-key',
+  ).length;
+  if (given > 1 || Array.isArray(header))
+    throw new ApiProblem(
+      400,
+      'INVALID_IDEMPOTENCY_KEY',
+      `Idempotency-Key is given ${Math.max(given, 2)} times: give it once`,
+    );
   if (typeof header !== 'string' || !IDEMPOTENCY_KEY.test(header))
     throw new ApiProblem(
       400,

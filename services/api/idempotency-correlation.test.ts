@@ -34,7 +34,7 @@ beforeAll(async () => {
 }, 180_000);
 afterAll(async () => api?.close());
 
-const post = (url: string, payload: object, headers: Record<string, string> = {}) =>
+const post = (url: string, payload: object, headers: Record<string, string | string[]> = {}) =>
   api.app.inject({
     method: 'POST',
     url,
@@ -150,6 +150,17 @@ describe('Idempotency-Key', () => {
     const response = await post('/v1/orders', order(), { 'idempotency-key': 'has spaces/and slashes' });
     expect(response.statusCode).toBe(400);
     expect(response.json()).toMatchObject({ reason: 'INVALID_IDEMPOTENCY_KEY' });
+  });
+
+  it('says a key given twice was given twice, and places nothing', async () => {
+    const before = await api.broker.headPosition();
+    const response = await post('/v1/orders', order(), { 'idempotency-key': ['twice-1', 'twice-2'] });
+    expect(response.statusCode).toBe(400);
+    expect(response.json()).toMatchObject({
+      reason: 'INVALID_IDEMPOTENCY_KEY',
+      detail: 'Idempotency-Key is given 2 times: give it once',
+    });
+    expect(await api.broker.headPosition()).toBe(before);
   });
 });
 
