@@ -65,6 +65,71 @@ async function postgresStores(): Promise<{ broker: EventStore; b3: EventStore }>
 
 const b3RedisUrl = `${urls.redisUrl.replace(/\/\d*$/, '')}/1`;
 
+type EngineOptions = ConstructorParameters<typeof EngineService>[0];
+type OrderProcessOptions = ConstructorParameters<typeof OrderProcess>[0];
+
+/**
+ * The broker and engine processes of `serve broker-api` and `serve b3-engine`, each on its own
+ * RabbitMQ connection, over fresh Postgres stores and Redis keys, with PETR4 listed at 32.50; not
+ * started. `bridge` opens another connection on the same queues (another process's). Cleaned up
+ * after the file.
+ */
+async function rabbitOrderPath(
+  name: string,
+  options: {
+    reconnectDelayMs?: { initial: number; max: number };
+    engineHooks?: EngineOptions['hooks'];
+    brokerHooks?: OrderProcessOptions['hooks'];
+  } = {},
+) {
+  const stores = await postgresStores();
+  const prefix = isolatedName(name);
+  const bridge = (connectionName: string) =>
+    RabbitMqBridge.connect({
+      url: urls.amqpUrl,
+      prefix,
+      connectionName,
+      ...(options.reconnectDelayMs ? { reconnectDelayMs: options.reconnectDelayMs } : {}),
+    });
+  const engineConnection = isolatedName(`${name}_engine`);
+  const brokerConnection = isolatedName(`${name}_broker`);
+  const engineBridge = await bridge(engineConnection);
+  const brokerBridge = await bridge(brokerConnection);
+  const keyPrefix = `${isolatedName(name)}:`;
+  const brokerPrices = await RedisPriceCache.connect({ url: urls.redisUrl, keyPrefix });
+  const marketPrices = await RedisPriceCache.connect({ url: b3RedisUrl, keyPrefix });
+  const feed = new MarketDataFeed({ store: stores.b3, brokerPrices, marketPrices, enabled: false });
+  const engineOptions = (store: EventStore, transport: RabbitMqBridge): EngineOptions => ({
+    store,
+    transport,
+    marketPrices,
+    priceMaxAgeMs: 60_000,
+    priceBandBps: 1_000,
+    retryDelaysMs: RETRY_DELAYS,
+  });
+  const engine = new EngineService({ ...engineOptions(stores.b3, engineBridge), hooks: options.engineHooks });
+  const orderProcess = new OrderProcess({
+    store: stores.broker,
+    transport: brokerBridge,
+    assetPrices: brokerPrices,
+    priceBandPercent: 10,
+    retryDelaysMs: RETRY_DELAYS,
+    hooks: options.brokerHooks,
+  });
+  cleanups.push(async () => {
+    await orderProcess.stop();
+    await engine.stop();
+    await brokerBridge.close();
+    await engineBridge.close();
+    await brokerPrices.close();
+    await marketPrices.close();
+    await dropRabbitTopology(urls.amqpUrl, prefix, RETRY_DELAYS);
+  });
+  await feed.setReferencePrice('PETR4', 32_50);
+  await listInstrument(stores.broker, 'PETR4', 32_50);
+  return { stores, engine, orderProcess, bridge, engineOptions, engineConnection, brokerConnection };
+}
+
 describe('order path through RabbitMQ, Redis and Kafka', () => {
   let stores: { broker: EventStore; b3: EventStore };
   let services: TradingServices;
@@ -251,52 +316,16 @@ describe('crashes between an effect and its acknowledgement', () => {
   let stores: { broker: EventStore; b3: EventStore };
   let engine: EngineService;
   let orderProcess: OrderProcess;
-  const prefix = isolatedName('crash');
-  const engineConnection = isolatedName('crash_engine');
-  const brokerConnection = isolatedName('crash_broker');
   const crash = { engineOrderId: '', brokerOrderId: '', engineCrashes: 0, brokerCrashes: 0 };
   /** Another engine process on the same queues: a store and a RabbitMQ connection of its own. */
   let engineProcess: (store: EventStore, connectionName: string) => Promise<EngineService>;
 
   beforeAll(async () => {
-    stores = await postgresStores();
-    const bridge = (connectionName: string) =>
-      RabbitMqBridge.connect({
-        url: urls.amqpUrl,
-        prefix,
-        connectionName,
-        reconnectDelayMs: { initial: 50, max: 500 },
-      });
-    const engineBridge = await bridge(engineConnection);
-    const brokerBridge = await bridge(brokerConnection);
-    const keyPrefix = `${isolatedName('crash')}:`;
-    const brokerPrices = await RedisPriceCache.connect({ url: urls.redisUrl, keyPrefix });
-    const marketPrices = await RedisPriceCache.connect({ url: b3RedisUrl, keyPrefix });
-    const feed = new MarketDataFeed({ store: stores.b3, brokerPrices, marketPrices, enabled: false });
-    engineProcess = async (store, connectionName) => {
-      const transport = await bridge(connectionName);
-      const other = new EngineService({
-        store,
-        transport,
-        marketPrices,
-        priceMaxAgeMs: 60_000,
-        priceBandBps: 1_000,
-        retryDelaysMs: RETRY_DELAYS,
-      });
-      cleanups.push(async () => {
-        await other.stop();
-        await transport.close();
-      });
-      return other;
-    };
-    engine = new EngineService({
-      store: stores.b3,
-      transport: engineBridge,
-      marketPrices,
-      priceMaxAgeMs: 60_000,
-      priceBandBps: 1_000,
-      retryDelaysMs: RETRY_DELAYS,
-      hooks: {
+    let engineConnection = '';
+    let brokerConnection = '';
+    const path = await rabbitOrderPath('crash', {
+      reconnectDelayMs: { initial: 50, max: 500 },
+      engineHooks: {
         afterAppend: async (message) => {
           if (
             message.type !== 'NewOrder' ||
@@ -311,14 +340,7 @@ describe('crashes between an effect and its acknowledgement', () => {
           throw new Error('test: engine crashed after append');
         },
       },
-    });
-    orderProcess = new OrderProcess({
-      store: stores.broker,
-      transport: brokerBridge,
-      assetPrices: brokerPrices,
-      priceBandPercent: 10,
-      retryDelaysMs: RETRY_DELAYS,
-      hooks: {
+      brokerHooks: {
         afterSettlement: async (report) => {
           if (report.orderId !== crash.brokerOrderId || crash.brokerCrashes++ > 0) return;
           await closeConnectionByName(brokerConnection);
@@ -326,19 +348,18 @@ describe('crashes between an effect and its acknowledgement', () => {
         },
       },
     });
+    ({ stores, engine, orderProcess, engineConnection, brokerConnection } = path);
+    engineProcess = async (store, connectionName) => {
+      const transport = await path.bridge(connectionName);
+      const other = new EngineService(path.engineOptions(store, transport));
+      cleanups.push(async () => {
+        await other.stop();
+        await transport.close();
+      });
+      return other;
+    };
     await engine.start();
     await orderProcess.start();
-    cleanups.push(async () => {
-      await orderProcess.stop();
-      await engine.stop();
-      await brokerBridge.close();
-      await engineBridge.close();
-      await brokerPrices.close();
-      await marketPrices.close();
-      await dropRabbitTopology(urls.amqpUrl, prefix, RETRY_DELAYS);
-    });
-    await feed.setReferencePrice('PETR4', 32_50);
-    await listInstrument(stores.broker, 'PETR4', 32_50);
   });
 
   it('books a redelivered NewOrder once when the engine died after appending, before acking', async () => {
@@ -491,46 +512,11 @@ describe('an admin halt from the broker process to the engine process, over Rabb
   let stores: { broker: EventStore; b3: EventStore };
   let engine: EngineService;
   let orderProcess: OrderProcess;
-  const prefix = isolatedName('halt');
 
   beforeAll(async () => {
-    stores = await postgresStores();
     // One connection each, as `serve broker-api` and `serve b3-engine` have.
-    const bridge = (connectionName: string) =>
-      RabbitMqBridge.connect({ url: urls.amqpUrl, prefix, connectionName: isolatedName(connectionName) });
-    const engineBridge = await bridge('halt_engine');
-    const brokerBridge = await bridge('halt_broker');
-    const keyPrefix = `${isolatedName('halt')}:`;
-    const brokerPrices = await RedisPriceCache.connect({ url: urls.redisUrl, keyPrefix });
-    const marketPrices = await RedisPriceCache.connect({ url: b3RedisUrl, keyPrefix });
-    const feed = new MarketDataFeed({ store: stores.b3, brokerPrices, marketPrices, enabled: false });
-    engine = new EngineService({
-      store: stores.b3,
-      transport: engineBridge,
-      marketPrices,
-      priceMaxAgeMs: 60_000,
-      priceBandBps: 1_000,
-      retryDelaysMs: RETRY_DELAYS,
-    });
-    orderProcess = new OrderProcess({
-      store: stores.broker,
-      transport: brokerBridge,
-      assetPrices: brokerPrices,
-      priceBandPercent: 10,
-      retryDelaysMs: RETRY_DELAYS,
-    });
+    ({ stores, engine, orderProcess } = await rabbitOrderPath('halt'));
     await orderProcess.start();
-    cleanups.push(async () => {
-      await orderProcess.stop();
-      await engine.stop();
-      await brokerBridge.close();
-      await engineBridge.close();
-      await brokerPrices.close();
-      await marketPrices.close();
-      await dropRabbitTopology(urls.amqpUrl, prefix, RETRY_DELAYS);
-    });
-    await feed.setReferencePrice('PETR4', 32_50);
-    await listInstrument(stores.broker, 'PETR4', 32_50);
   });
 
   it('halts both books when the engine starts after a halt recorded while it was down; resumed, they trade', async () => {
