@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openPostgresEventStore } from '../../adapters/postgres/index.ts';
 import type { EventStore } from '../../domain/shared/event-store.ts';
 import { isolatedName, testUrls } from '../../infra/test-infra/isolation.ts';
+import { client } from '../all-in-one/testing.ts';
 import { brokerStoreSchemas } from './api-events.ts';
 import { startTestApi, type TestApi } from './testing.ts';
 
@@ -38,23 +39,8 @@ afterAll(async () => {
   await client.end();
 });
 
-async function call(
-  method: string,
-  path: string,
-  options: { token?: string; body?: unknown; headers?: Record<string, string> } = {},
-) {
-  const response = await fetch(`${baseUrl}${path}`, {
-    method,
-    headers: {
-      ...(options.body === undefined ? {} : { 'content-type': 'application/json' }),
-      ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
-      ...options.headers,
-    },
-    body: options.body === undefined ? undefined : JSON.stringify(options.body),
-  });
-  const text = await response.text();
-  return { status: response.status, headers: response.headers, body: text ? JSON.parse(text) : undefined };
-}
+/** A user's HTTP client of the server this file starts. */
+const call: ReturnType<typeof client> = (...args) => client(baseUrl)(...args);
 
 describe('the API over HTTP on Postgres', () => {
   it('registers, logs in, funds, places an order and audits it', async () => {
