@@ -166,6 +166,35 @@ describe('validation messages', () => {
     expect(Number(limit.schema.default)).toBe(50);
   });
 
+  it('says in its own words what a field must be, naming each unknown field', async () => {
+    expect(await errorsOf(await order({ side: 'HOLD', quantity: 1.5, bogus: 1 }))).toEqual([
+      { field: 'body.side', message: 'must be one of "BUY", "SELL"' },
+      { field: 'body.quantity', message: 'must be a whole number, not the fraction 1.5' },
+      {
+        field: 'body.bogus',
+        message: 'is not a field of this request: remove it (bodies and queries take only their own fields)',
+      },
+    ]);
+    expect(await errorsOf(await order({ quantity: '100', symbol: undefined }))).toEqual([
+      { field: 'body.symbol', message: 'is required' },
+      { field: 'body.quantity', message: 'must be a number, not a string' },
+    ]);
+    expect(await errorsOf(await order({ quantity: -1 }))).toEqual([
+      { field: 'body.quantity', message: 'must be greater than 0' },
+    ]);
+    const register = await api.app.inject({
+      method: 'POST',
+      url: '/v1/auth/register',
+      payload: { username: 'input-short', password: 'short' },
+    });
+    expect(await errorsOf(register)).toEqual([
+      { field: 'body.password', message: 'must be at least 8 characters' },
+    ]);
+    expect(
+      (await errorsOf(await get('/v1/orders?status=WHAT&bogus=1&other=2'))).map(({ field }) => field),
+    ).toEqual(['querystring.status', 'querystring.bogus', 'querystring.other']);
+  });
+
   it('says a path whose percent-encoding is not UTF-8 is that, and one with a bad % is that', async () => {
     const notUtf8 = await get('/v1/orders/%FF');
     expect(notUtf8.statusCode).toBe(400);
@@ -255,7 +284,7 @@ describe('bodies', () => {
     const namedConstructor = await deposit({}, '{"amount":"1.00","constructor":"x"}');
     expect(namedConstructor.json()).toMatchObject({
       reason: 'VALIDATION_FAILED',
-      errors: [{ field: 'body' }],
+      errors: [{ field: 'body.constructor' }],
     });
     expect(await api.allEvents()).toHaveLength(before.length);
   });
@@ -282,6 +311,41 @@ describe('bodies', () => {
       headers: { ...auth(alice.token), 'content-encoding': 'gzip' },
     });
     expect(read.statusCode, read.body).toBe(200);
+  });
+  it('refuses a key given twice in one object, rather than keep the last', async () => {
+    const before = await api.allEvents();
+    for (const [payload, field] of [
+      ['{"amount":"1.00","amount":"1000.00"}', 'body.amount'],
+      ['{"amount":"1.00","x":[{"a":1},{"a":1,"\\u0061":2}]}', 'body.x.1.a'],
+    ] as const) {
+      const refused = await deposit({}, payload);
+      expect(refused.statusCode, payload).toBe(400);
+      expect(refused.json(), payload).toMatchObject({
+        reason: 'VALIDATION_FAILED',
+        errors: [{ field, message: 'is given more than once in its object: give it once' }],
+      });
+    }
+    // The same key in two objects, or as a value, is no duplicate: the body is only refused for
+    // its unknown field.
+    const separate = await deposit({}, '{"amount":"1.00","x":[{"amount":1},{"amount":"amount"}]}');
+    expect(separate.json().errors).toEqual([expect.objectContaining({ field: 'body.x' })]);
+    expect(await api.allEvents()).toHaveLength(before.length);
+  });
+
+  it('takes JSON in UTF-8 only, as RFC 8259 says', async () => {
+    const before = await api.allEvents();
+    const latin1 = await deposit({ 'content-type': 'application/json; charset=latin1' }, '{"amount":"1.00"}');
+    expect(latin1.statusCode).toBe(415);
+    expect(latin1.json()).toMatchObject({
+      reason: 'UNSUPPORTED_MEDIA_TYPE',
+      detail: expect.stringContaining('charset=latin1'),
+    });
+    expect(await api.allEvents()).toHaveLength(before.length);
+    for (const contentType of ['application/json; charset=utf-8', 'application/json;charset="UTF-8"'])
+      expect(
+        (await deposit({ 'content-type': contentType }, '{"amount":"1.00"}')).statusCode,
+        contentType,
+      ).toBe(201);
   });
 });
 

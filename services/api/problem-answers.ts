@@ -8,8 +8,9 @@ import type {
   FastifyRequest,
   FastifyServerOptions,
 } from 'fastify';
-import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import { serializerCompiler } from 'fastify-type-provider-zod';
 import { ApiProblem, PROBLEM_CONTENT_TYPE, problem, sendProblem, toProblem } from './problem.ts';
+import { validatorCompiler } from './validation.ts';
 
 /**
  * How a tradecore HTTP server answers what goes wrong, the same on the API and on a service's own
@@ -68,12 +69,25 @@ export function answerWithProblems(app: FastifyInstance): void {
   const json = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    const charset = charsetOf(request.headers['content-type']);
+    if (charset !== undefined && !/^utf-?8$/i.test(charset))
+      return done(
+        new ApiProblem(
+          415,
+          'UNSUPPORTED_MEDIA_TYPE',
+          `the Content-Type says charset=${charset}, but JSON is UTF-8 (RFC 8259): send the body as UTF-8, with charset=utf-8 or none`,
+        ),
+      );
     if (body === '') return done(null, undefined);
     json(request, body as string, (error, parsed) => {
       // The parser refuses a key that would reach a prototype (`__proto__`, `constructor.prototype`)
       // under the same error as JSON that does not parse: say which it was.
       const forbidden = error ? forbiddenKeyOf(body as string) : undefined;
-      done(forbidden ? forbiddenKeyProblem(forbidden) : error, parsed);
+      if (forbidden) return done(forbiddenKeyProblem(forbidden));
+      // JSON.parse keeps the last of a key given twice: refuse it rather than guess which was meant.
+      const duplicate = error ? undefined : duplicateKeyOf(body as string);
+      if (duplicate) return done(duplicateKeyProblem(duplicate));
+      done(error, parsed);
     });
   });
   // Bodies are read as sent: a Content-Encoding this server does not decode would have the coded
@@ -179,6 +193,49 @@ function forbiddenKeyProblem(field: string): ApiProblem {
         message: `is not allowed: ${key} would reach an object's prototype (no body takes such a key)`,
       },
     ],
+  });
+}
+
+/** The `charset` parameter of a Content-Type header, unquoted; undefined when it has none. */
+function charsetOf(contentType: string | undefined): string | undefined {
+  const match = /;\s*charset\s*=\s*(?:"([^"]*)"|([^;\s]*))/i.exec(contentType ?? '');
+  return match ? (match[1] ?? match[2]) : undefined;
+}
+
+/**
+ * The first key given twice in one object of a JSON text, as a field (`body.side`,
+ * `body.items.0.price`); undefined when there is none. `text` is JSON that parsed.
+ */
+export function duplicateKeyOf(text: string): string | undefined {
+  // The open objects and arrays, innermost last: an object's keys so far, an array's element index.
+  const open: Array<{ path: string; keys?: Set<string>; lastKey?: string; index: number }> = [];
+  for (let at = 0; at < text.length; at++) {
+    const char = text[at];
+    const inner = open.at(-1);
+    if (char === '"') {
+      let end = at + 1;
+      while (text[end] !== '"') end += text[end] === '\\' ? 2 : 1;
+      let next = end + 1;
+      while (/\s/.test(text[next] ?? '')) next++;
+      if (inner?.keys && text[next] === ':') {
+        const key = JSON.parse(text.slice(at, end + 1)) as string;
+        if (inner.keys.has(key)) return `${inner.path}.${key}`;
+        inner.keys.add(key);
+        inner.lastKey = key;
+      }
+      at = end;
+    } else if (char === '{' || char === '[') {
+      const path = inner === undefined ? 'body' : `${inner.path}.${inner.keys ? inner.lastKey : inner.index}`;
+      open.push(char === '{' ? { path, keys: new Set(), index: 0 } : { path, index: 0 });
+    } else if (char === '}' || char === ']') open.pop();
+    else if (char === ',' && inner && !inner.keys) inner.index++;
+  }
+  return undefined;
+}
+
+function duplicateKeyProblem(field: string): ApiProblem {
+  return new ApiProblem(400, 'VALIDATION_FAILED', 'the body is JSON, but gives a key twice', {
+    errors: [{ field, message: 'is given more than once in its object: give it once' }],
   });
 }
 

@@ -1,9 +1,9 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { type DomainError, isDomainError } from '../../domain/shared/domain-error.ts';
 import { WrongExpectedVersion } from '../../domain/shared/event-store.ts';
 import { formatCents } from '../../domain/shared/money.ts';
 import { redactUrl } from './redact.ts';
+import { fieldIssuesOf } from './validation.ts';
 
 /**
  * Every error answer is an RFC 9457 problem (`application/problem+json`): `type`, `title`, `status`,
@@ -157,16 +157,16 @@ export function toProblem(error: unknown, url?: string): Problem {
       errors: [{ field: 'querystring.cursor', message: 'invalid cursor' }],
     });
   const fastifyError = error as FastifyError & { validation?: unknown[]; validationContext?: string };
-  if (hasZodFastifySchemaValidationErrors(fastifyError)) {
+  const issues = fieldIssuesOf(fastifyError.validation);
+  if (issues) {
     const where = fastifyError.validationContext ?? 'body';
     // One error per field and problem: zod can report one twice (`1e300` is past `.int()`'s safe
     // range and past `.max()`), which says nothing more.
     const errors = new Map<string, { field: string; message: string }>();
-    for (const issue of fastifyError.validation) {
-      // The provider keeps the zod issue's path in instancePath ("/amount", "/items/0/price").
-      const field = [where, ...issue.instancePath.split('/').filter((part) => part !== '')].join('.');
+    for (const issue of issues) {
+      const field = [where, ...issue.path].join('.');
       const key = `${field}\u0000${issue.keyword}`;
-      if (!errors.has(key)) errors.set(key, { field, message: issue.message ?? 'invalid' });
+      if (!errors.has(key)) errors.set(key, { field, message: issue.message });
     }
     return problem(400, 'VALIDATION_FAILED', 'the request does not match its schema', {
       errors: [...errors.values()],
