@@ -77,8 +77,12 @@ describe("a book's reference price", () => {
   const after = new Date(recordedAt.getTime() + 1_000);
   const recorded = { price: 3_250, at: recordedAt };
 
-  it('is none before the book opens, whatever the quotes say', () =>
-    expect(bandReferencePrice(null, { last: 3_300, at: after, source: 'random-walk' })).toBeNull());
+  it('is the latest quote before the book opens: the first order opens it at that price', () => {
+    expect(bandReferencePrice(null, { last: 3_300, at: after, source: 'random-walk' })).toBe(3_300);
+    expect(bandReferencePrice(null, { last: 4_000, at: before, source: 'admin' })).toBe(4_000);
+    expect(bandReferencePrice(null, undefined)).toBeNull();
+    expect(bandReferencePrice(null, { last: null, at: after, source: 'brapi' })).toBeNull();
+  });
 
   it("is the engine's recorded price without a quote, or when the quote is older", () => {
     expect(bandReferencePrice(recorded, undefined)).toBe(3_250);

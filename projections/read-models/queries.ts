@@ -458,19 +458,19 @@ export function createReadModels(stores: Pick<ReadModelStores, 'mysql' | 'postgr
 }
 
 /**
- * The price the B3 engine's price band is centred on now, for a book that has opened (null before).
- * The engine reads it from the B3 market cache as each order arrives, and records it in the book
+ * The price the B3 engine's price band is centred on now. The engine reads it from the B3 market cache as each order arrives, and records it in the book
  * (BookOpened, ReferencePriceSet) only then; the cache holds the last quote the market data
  * recorded (`lastRecordedPrice` refills it from there), so a price an admin set, or the feed's next
  * quote, is the band's before any book event says so. Hence the latest quote when it is an admin's
  * (pinned: the cache keeps it until the next admin price) or was observed after the engine recorded
- * its price; otherwise the recorded price (the quote that gave it may not be projected yet).
+ * its price; otherwise the recorded price (the quote that gave it may not be projected yet). A book
+ * not open yet opens at the cache's price with its first order: the latest quote, or none.
  */
 export function bandReferencePrice(
   recorded: { price: number; at: Date | null } | null,
   quote: { last: number | null; at: Date; source: string } | undefined,
 ): number | null {
-  if (recorded === null) return null;
+  if (recorded === null) return quote?.last ?? null;
   if (!quote || quote.last === null) return recorded.price;
   if (quote.source === 'admin' || recorded.at === null || quote.at > recorded.at) return quote.last;
   return recorded.price;

@@ -624,13 +624,14 @@ describe('the HTTP API on PGlite', () => {
     });
     expect(priced.statusCode).toBe(200);
     await becomes('RENT3', '42.00');
-    // The engine records it with its next order; a book it never opened still has none.
+    // The engine records it with its next order; a book it never opened shows the same price,
+    // which its first order will open it at.
     await api.b3.append(bookStreamId('RENT3'), [
       engineEvent('ReferencePriceSet', { sequence: 2, referencePrice: 42_00 }),
     ]);
     await eventually(async () => ((await aliceBook('RENT3')).sequence === 2 ? true : undefined));
     expect(await referencePrice('RENT3')).toBe('42.00');
-    expect(await referencePrice('RENT3F')).toBeNull();
+    expect(await referencePrice('RENT3F')).toBe('42.00');
 
     // A feed's quote: the band takes one observed after the engine recorded its price, not an older one.
     const wasEnabled = api.marketData.quotesEnabled;
