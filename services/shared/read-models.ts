@@ -230,6 +230,7 @@ export async function startProjections(options: StartProjectionsOptions): Promis
     }
   }
   const rebuilding = new Map<string, Promise<void>>();
+  let rebuildingAll: Promise<void> | undefined;
   const rebuildOne = (name: string, onProgress?: (progress: RebuildProgress) => void): Promise<void> => {
     const running = rebuilding.get(name);
     if (running) return running;
@@ -243,9 +244,15 @@ export async function startProjections(options: StartProjectionsOptions): Promis
     projectors,
     status: () => Promise.all([...projectors.values()].map((projector) => projector.status())),
     applied: (name, position) => projectors.get(name)?.whenApplied(position),
-    async rebuild(name, onProgress) {
+    rebuild(name, onProgress) {
       if (name !== 'all') return rebuildOne(name, onProgress);
-      for (const projection of projectors.keys()) await rebuildOne(projection, onProgress);
+      // One at a time; asked again while they run, the same pass answers (each model joins its own).
+      rebuildingAll ??= (async () => {
+        for (const projection of projectors.keys()) await rebuildOne(projection, onProgress);
+      })().finally(() => {
+        rebuildingAll = undefined;
+      });
+      return rebuildingAll;
     },
     async stop() {
       const deadlineMs = options.stopDeadlineMs ?? 10_000;
