@@ -78,8 +78,9 @@ export async function buildApi(deps: ApiDeps): Promise<App> {
     // The scheme is case-insensitive (RFC 9110).
     if (scheme?.toLowerCase() === 'bearer') {
       request.principal = await context.tokens.verify(token ?? '');
-      if (!request.principal)
-        throw new ApiProblem(401, 'INVALID_TOKEN', 'the bearer token is malformed, forged or expired');
+      // Refused by the routes that need a caller (`principalOf`): a client whose saved token went
+      // stale can still log in, and a probe that sends one still reads /health.
+      request.invalidToken = request.principal === undefined;
     }
   });
 

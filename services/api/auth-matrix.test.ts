@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestApi, type TestApi } from './testing.ts';
+import { ADMIN_PASSWORD, startTestApi, type TestApi } from './testing.ts';
 
 /**
  * Every route × every kind of caller. "allowed" means the guard let the request through (the answer
@@ -216,5 +216,29 @@ describe('the auth matrix', () => {
     });
     expect(response.statusCode).toBe(401);
     expect(response.json()).toMatchObject({ reason: 'INVALID_TOKEN' });
+  });
+
+  it('serves the public routes as anonymous whatever token comes with them: a stale one does not keep a client from logging in again', async () => {
+    const stale = { authorization: 'Bearer abc.def.ghi' };
+    const login = await api.app.inject({
+      method: 'POST',
+      url: '/v1/auth/login',
+      headers: stale,
+      payload: { username: 'admin', password: ADMIN_PASSWORD },
+    });
+    expect(login.statusCode, login.body).toBe(200);
+    const register = await api.app.inject({
+      method: 'POST',
+      url: '/v1/auth/register',
+      headers: stale,
+      payload: { username: 'stale-token-newcomer', password: 'a good password' },
+    });
+    expect(register.statusCode, register.body).toBe(201);
+    for (const url of ['/health/live', '/health/ready', '/metrics', '/docs/json'])
+      expect((await api.app.inject({ method: 'GET', url, headers: stale })).statusCode, url).toBe(200);
+    // A route that needs a caller still says the token is the problem, not that none came.
+    const me = await api.app.inject({ method: 'GET', url: '/v1/auth/me', headers: stale });
+    expect(me.statusCode).toBe(401);
+    expect(me.json()).toMatchObject({ reason: 'INVALID_TOKEN' });
   });
 });

@@ -32,6 +32,11 @@ declare module 'fastify' {
     correlationId: string;
     /** The bearer token's account, when a valid token came with the request. */
     principal?: Principal;
+    /**
+     * A bearer token came that is malformed, forged or expired: the routes that need a caller
+     * refuse it (401 INVALID_TOKEN), the public ones (login, register, health) serve as anonymous.
+     */
+    invalidToken?: boolean;
   }
 }
 
@@ -104,8 +109,10 @@ export function metadataOf(
 }
 
 export function principalOf(request: FastifyRequest): Principal {
-  if (!request.principal) throw new ApiProblem(401, 'UNAUTHENTICATED', 'a valid bearer token is required');
-  return request.principal;
+  if (request.principal) return request.principal;
+  if (request.invalidToken)
+    throw new ApiProblem(401, 'INVALID_TOKEN', 'the bearer token is malformed, forged or expired');
+  throw new ApiProblem(401, 'UNAUTHENTICATED', 'a valid bearer token is required');
 }
 
 export const isAdmin = (principal: Principal): boolean => principal.roles.includes('admin');

@@ -2,7 +2,7 @@ import fastifyWebsocket from '@fastify/websocket';
 import { z } from 'zod';
 import type { EventStore, RecordedEvent, Subscription } from '../../domain/shared/event-store.ts';
 import type { Principal } from './auth.ts';
-import { type App, decimalize, isAdmin, type RouteContext } from './context.ts';
+import { type App, decimalize, isAdmin, principalOf, type RouteContext } from './context.ts';
 import { ApiProblem } from './problem.ts';
 import { isTraded } from './routes-trading.ts';
 import { Ticker } from './schemas.ts';
@@ -207,9 +207,7 @@ export async function streamRoutes(app: App, context: RouteContext): Promise<voi
           if (!request.principal)
             throw new ApiProblem(401, 'INVALID_TOKEN', 'the access token is malformed, forged or expired');
         }
-        if (!request.principal)
-          throw new ApiProblem(401, 'UNAUTHENTICATED', 'a valid bearer token is required');
-        if (!request.principal.roles.some((role) => role === 'trader' || role === 'admin'))
+        if (!principalOf(request).roles.some((role) => role === 'trader' || role === 'admin'))
           throw new ApiProblem(403, 'FORBIDDEN_ROLE', 'this route needs one of the roles: trader, admin');
       },
       // A symbol nobody trades would never send a message: refused, naming it (after validation,
