@@ -837,7 +837,10 @@ describe('the HTTP API on PGlite', () => {
     const before = (await api.allEvents()).length;
     const plain = await deposit({ 'content-type': 'text/plain' }, '{"amount":"1.00"}');
     expect(plain.statusCode).toBe(415);
-    expect(plain.json()).toMatchObject({ reason: 'UNSUPPORTED_MEDIA_TYPE' });
+    expect(plain.json()).toMatchObject({
+      reason: 'UNSUPPORTED_MEDIA_TYPE',
+      detail: 'a body must be JSON, sent with Content-Type: application/json',
+    });
     const broken = await deposit({ 'content-type': 'application/json' }, '{"amount":');
     expect(broken.statusCode).toBe(400);
     expect(broken.json()).toMatchObject({ reason: 'INVALID_JSON' });

@@ -107,6 +107,7 @@ const FASTIFY_REASONS: Record<string, string> = {
 const FASTIFY_DETAILS: Record<string, string> = {
   FST_ERR_BAD_URL: 'the path is not valid percent-encoding',
   FST_ERR_MAX_PARAM_LENGTH: 'a path parameter is over 300 characters',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'a body must be JSON, sent with Content-Type: application/json',
 };
 
 /**
