@@ -40,6 +40,27 @@ const envExample = Object.fromEntries(
     .map((match) => [match[1], match[2]]),
 ) as Record<string, string>;
 
+/** Every setting .env.example documents, set or commented out (`# BRAPI_TOKEN=`). */
+const documented = new Set(
+  [...readFileSync(root('.env.example'), 'utf8').matchAll(/^#?\s*([A-Z][A-Z0-9_]*)=/gm)].map(
+    (match) => match[1]!,
+  ),
+);
+
+/** The settings that choose a server for an adapter (absent: embedded). */
+const SERVER_URLS = new Set([
+  'DATABASE_URL',
+  'B3_DATABASE_URL',
+  'ESDB_URL',
+  'MYSQL_URL',
+  'MONGO_URL',
+  'REDIS_URL',
+  'B3_REDIS_URL',
+  'AMQP_URL',
+  'KAFKA_BROKERS',
+  'KAFKA_TOPIC_PREFIX',
+]);
+
 /** `.env` as the README says to make it: .env.example with its `change-me` placeholders changed. */
 const userEnv = Object.fromEntries(
   Object.entries(envExample).map(([key, value]) => [key, value.replace(/^change-me/, 'chosen-by-the-user')]),
@@ -115,10 +136,10 @@ describe('docker-compose.yml', () => {
     expect(seen.get(15672)).toBe('rabbitmq');
   });
 
-  it('uses only variables .env.example has a placeholder for', () => {
-    const used = new Set([...composeText.matchAll(INTERPOLATION)].map((match) => match[1]));
+  it('uses only variables .env.example documents', () => {
+    const used = new Set([...composeText.matchAll(INTERPOLATION)].map((match) => match[1]!));
     expect(used.size).toBeGreaterThan(0);
-    for (const name of used) expect(Object.keys(envExample), `\${${name}}`).toContain(name);
+    for (const name of used) expect([...documented], `\${${name}}`).toContain(name);
   });
 
   it('mounts the Prometheus and Grafana configuration that exists in infra/', () => {
@@ -160,6 +181,16 @@ describe('docker-compose.yml', () => {
         expect(isServiceName(served), `${served} is a service`).toBe(true);
         expect(served).toBe(name);
       } else expect(service.command).toEqual(['start']);
+    });
+
+    it('gets every setting .env.example documents: a change in .env reaches it', () => {
+      // The embedded all-in-one takes no server URL.
+      const embedded = service.command?.[0] === 'start';
+      const settings = Object.keys(ConfigSchema.shape).filter(
+        (name) => documented.has(name) && !(embedded && SERVER_URLS.has(name)),
+      );
+      expect(settings.length).toBeGreaterThan(15);
+      for (const name of settings) expect(Object.keys(service.environment ?? {}), name).toContain(name);
     });
 
     it('gets only variables the config schema knows', () => {

@@ -19,6 +19,14 @@ const optionalUrl = (...schemes: string[]) =>
     )
     .optional();
 
+/** Text that may be absent; empty (`BRAPI_TOKEN=` in .env, compose's `${BRAPI_TOKEN:-}`) is absent. */
+const optionalText = () =>
+  z
+    .string()
+    .trim()
+    .transform((value) => (value === '' ? undefined : value))
+    .optional();
+
 /** A secret `.env.example` gives a placeholder for: copied unchanged, everyone knows it. */
 const secret = (minimum: number) =>
   z
@@ -87,9 +95,9 @@ export const ConfigSchema = z.object({
   QUOTE_SOURCE: z.enum(['random-walk', 'replay', 'brapi', 'off']).default('random-walk'),
   /** QUOTE_SOURCE=brapi: the Brapi API (default https://brapi.dev) and its token. */
   BRAPI_URL: optionalUrl('https', 'http'),
-  BRAPI_TOKEN: z.string().min(1).optional(),
+  BRAPI_TOKEN: optionalText(),
   /** The Brapi `/api/quote` recording QUOTE_SOURCE=replay plays. */
-  QUOTE_REPLAY_FILE: z.string().min(1).optional(),
+  QUOTE_REPLAY_FILE: optionalText(),
   QUOTE_INTERVAL_MS: z.coerce.number().int().min(10).default(1000),
   QUOTE_SEED: z.coerce.number().int().default(42),
   /** `false` starts with quotes switched off (an admin can switch them on). */
