@@ -293,11 +293,12 @@ describe('B3 engine service', () => {
     await dying.handle(newOrder({ orderId: 'day-order' }));
     void dying.session('PETR4', 'EndOfDay', randomUUID());
     await eventually(async () => unsent.length === 1);
-    // Snapshots are taken after every append here, but none covers the unconfirmed expiry.
+    // Snapshots are taken after every append here: one covers the expiry, and keeps it unconfirmed.
     const snapshot = await store.loadSnapshot(bookStreamId('PETR4'), {
       schemaVersion: ENGINE_SNAPSHOT_SCHEMA_VERSION,
     });
-    expect(snapshot?.version).toBeLessThan(await store.streamVersion(bookStreamId('PETR4')));
+    expect(snapshot?.version).toBe(await store.streamVersion(bookStreamId('PETR4')));
+    expect((snapshot!.state as { unreported: unknown[] }).unreported).toHaveLength(1);
 
     const restarted = make();
     await restarted.start();
@@ -306,6 +307,46 @@ describe('B3 engine service', () => {
     expect(
       transport.sent.map((message) => [message.messageId, message.body.type, message.body.orderId]),
     ).toEqual([[unsent[0]!.messageId, 'EXPIRED', 'day-order']]);
+  });
+
+  it("re-sends on start a booked order's reports that died unsent, before the reports of anything booked after", async () => {
+    const { transport, make } = await setup({ price: { price: 32_50, at: NOW }, snapshotEvery: 1 });
+    // A buy rests (its ACK goes out); a sell of 200 trades 100 with it and rests the rest, and the
+    // engine dies before those reports go out: RabbitMQ will redeliver the sell, but later.
+    const unsent: string[] = [];
+    const dying = make({
+      async publish(_channel, message) {
+        const report = (message as TransportMessage<ExecutionReport>).body;
+        if (report.orderId === 'buy' && report.type === 'ACK') return transport.publish(_channel, message);
+        unsent.push(`${report.type} ${report.orderId}`);
+        await new Promise(() => {});
+      },
+      async consume() {
+        return { stop: async () => {} };
+      },
+    });
+    await dying.handle(newOrder({ orderId: 'buy', accountId: 'buyer' }));
+    void dying.handle(newOrder({ orderId: 'sell', accountId: 'seller', side: 'SELL', quantity: 200 }));
+    await eventually(async () => unsent.length > 0);
+
+    const restarted = make();
+    await restarted.start();
+    // The seller cancels the rest before the sell's redelivery arrives.
+    await restarted.handle({
+      ...newOrder(),
+      type: 'CancelOrder',
+      body: { orderId: 'sell', accountId: 'seller', symbol: 'PETR4' },
+    });
+    await restarted.stop();
+    const sent = transport.sent.map(({ body }) => `${body.type} ${body.orderId} ${body.quantity}`);
+    // The broker hears of the trade before the cancel: it settles both sides, then releases the rest.
+    expect(sent).toEqual([
+      'ACK buy 100',
+      'ACK sell 200',
+      'FILL buy 100',
+      'PARTIAL_FILL sell 100',
+      'CANCELED sell 100',
+    ]);
   });
 
   it('prices the fractional market against its standard ticker', () => {

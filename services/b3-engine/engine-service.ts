@@ -17,10 +17,13 @@
  * is already booked) books nothing: the service re-appends its trades (idempotent by id) and
  * re-publishes the reports its events gave (same message ids, derived from the execution ids).
  *
- * What the engine decides on its own (a session command: a close's expiries, a GTD expiry) has no
- * message that would come again: its events are marked (`sessionCommand` in their metadata), no
- * snapshot covers them until their reports are confirmed, and recovering a book re-sends the
- * reports of every marked request after its snapshot. `start` recovers every book.
+ * The book stream is the engine's outbox: a request's trades and reports are confirmed after its
+ * events are appended, and until then the request is `unreported` (kept in the book's snapshots).
+ * Recovering a book completes every unconfirmed request again, in booking order, before anything
+ * booked after the recovery: what the engine decides on its own (a session command: a close's
+ * expiries, a GTD expiry; marked `sessionCommand` in the events' metadata) has no message that
+ * would come again, and a message that does come again may come after later requests' reports —
+ * a fill after the cancel of the rest of its order. `start` recovers every book.
  */
 import { randomUUID } from 'node:crypto';
 import {
@@ -159,8 +162,11 @@ interface BookState {
   index: Map<string, Range>;
   appendedSinceSnapshot: number;
   /**
-   * Session commands' request ids → their events, while their reports are not confirmed: no message
-   * would come again to re-send them, so no snapshot may cover them (a recovery re-sends them).
+   * Booked requests' ids → their events, while their trades and reports are not confirmed. A
+   * snapshot keeps them, and recovering the book completes them again before anything booked after
+   * it: a redelivered message would come too late, after the reports of later requests (a fill
+   * would reach the broker after the cancel of the rest of its order), and a session command's
+   * would not come at all.
    */
   unreported: Map<string, Range>;
 }
@@ -171,6 +177,8 @@ const INDEX_KEPT = 20_000;
 interface EngineSnapshotState {
   book: BookSnapshot;
   index: Array<[string, Range]>;
+  /** `BookState.unreported` when the snapshot was taken (absent in snapshots from before it was kept). */
+  unreported?: Array<[string, Range]>;
 }
 
 function placeOrderCommand(body: NewOrderBody, at: number): BookCommand {
@@ -253,14 +261,14 @@ export class EngineService {
   }
 
   /**
-   * On a graceful stop, each book whose reports have all gone out is snapshotted as it stands: the
-   * next start re-sends none of its session commands' reports (only a crash leaves them to re-send).
+   * On a graceful stop, each book is snapshotted as it stands, its reports all gone out: the next
+   * start re-sends none (only a crash, or a publish that failed, leaves some to re-send).
    */
   private async snapshotReported(): Promise<void> {
     await Promise.all(
       [...this.books.entries()].map(async ([symbol, loading]) => {
         const state = await loading.catch(() => undefined);
-        if (!state || state.appendedSinceSnapshot === 0 || state.unreported.size > 0) return;
+        if (!state || state.appendedSinceSnapshot === 0) return;
         if (this.books.get(symbol) === loading) await this.snapshot(symbol, state);
       }),
     );
@@ -457,8 +465,7 @@ export class EngineService {
     if (
       booked.length > 0 &&
       this.books.has(symbol) &&
-      state.appendedSinceSnapshot >= (this.options.snapshotEvery ?? 500) &&
-      state.unreported.size === 0
+      state.appendedSinceSnapshot >= (this.options.snapshotEvery ?? 500)
     )
       await this.snapshot(symbol, state);
     // Orders came or went: the book's timer follows its earliest GTD expiry.
@@ -514,7 +521,7 @@ export class EngineService {
         : Promise.reject(trades.error);
     });
     for (const [index, outcome] of (await Promise.allSettled(published)).entries()) {
-      const { item } = all[index]!;
+      const { item, events } = all[index]!;
       const session = item.request.message === undefined;
       if (outcome.status === 'rejected') {
         // A retry of the command may decide nothing (an ExpireOrders): the book's recovery re-sends.
@@ -522,9 +529,17 @@ export class EngineService {
         item.reject(outcome.reason);
         continue;
       }
-      if (session) state.unreported.delete(item.request.id);
+      this.reported(state, events);
       item.resolve();
     }
+  }
+
+  /** A request's trades and reports are confirmed: no recovery needs to send them again. */
+  private reported(state: BookState, events: RecordedEvent[]): void {
+    const from = events[0]?.version;
+    if (from === undefined) return;
+    for (const [requestId, range] of state.unreported)
+      if (range.from === from) state.unreported.delete(requestId);
   }
 
   private async decide(
@@ -618,7 +633,7 @@ export class EngineService {
       const { request } = booked[which]!.item;
       this.remember(state, request.id, range);
       if (request.orderId) this.remember(state, `order:${request.orderId}`, range);
-      if (!request.message) state.unreported.set(request.id, range);
+      state.unreported.set(request.id, range);
       const own = events.map((event, index) => ({
         ...event,
         streamId,
@@ -742,18 +757,38 @@ export class EngineService {
         unreported: new Map(),
       };
     }
-    const events = await this.options.store.readStream(streamId, { fromVersion: state.version + 1 });
+    // The requests whose trades and reports may not have gone out: those the snapshot says were
+    // not confirmed, and every one after it.
+    const unconfirmed = new Map<string, Range>(
+      snapshot ? ((snapshot.state as EngineSnapshotState).unreported ?? []) : [],
+    );
+    const snapshotVersion = state.version;
+    const fromVersion = Math.min(
+      snapshotVersion + 1,
+      ...[...unconfirmed.values()].map((range) => range.from),
+    );
+    const events = await this.options.store.readStream(streamId, { fromVersion });
     let current: { key: string; orderKey?: string; range: Range } | undefined;
-    // The session commands after the snapshot: their reports may never have reached the broker.
-    const sessions: Array<{ requestId: string; events: RecordedEvent[] }> = [];
+    const resend: Array<{ requestId: string; events: RecordedEvent[] }> = [];
     for (const event of events) {
+      const key = event.metadata.causationId;
+      if (event.version <= snapshotVersion) {
+        // In the snapshot's book already: only its reports may be missing.
+        const range = unconfirmed.get(key);
+        if (!range || event.version < range.from || event.version > range.to) continue;
+        if (resend.at(-1)?.requestId !== key) {
+          state.unreported.set(key, range);
+          resend.push({ requestId: key, events: [] });
+        }
+        resend.at(-1)!.events.push(event);
+        continue;
+      }
       const bookEvent = parseBookEvent(event);
       state.book.apply(bookEvent);
       if (bookEvent.type === 'BookOpened' || bookEvent.type === 'ReferencePriceSet')
         state.referencePrice = bookEvent.data.referencePrice;
       state.version = event.version;
       state.appendedSinceSnapshot += 1;
-      const key = event.metadata.causationId;
       if (current?.key === key) current.range.to = event.version;
       else {
         const orderId = (event.metadata as { orderId?: unknown }).orderId;
@@ -764,12 +799,10 @@ export class EngineService {
         };
         this.remember(state, key, current.range);
         if (current.orderKey) this.remember(state, current.orderKey, current.range);
-        if (typeof event.metadata.sessionCommand === 'string') {
-          state.unreported.set(key, current.range);
-          sessions.push({ requestId: key, events: [] });
-        }
+        state.unreported.set(key, current.range);
+        resend.push({ requestId: key, events: [] });
       }
-      if (state.unreported.get(key) === current.range) sessions.at(-1)!.events.push(event);
+      resend.at(-1)!.events.push(event);
     }
     this.logger.info(
       { symbol, version: state.version, fromSnapshot: snapshot?.version, replayed: events.length },
@@ -777,46 +810,53 @@ export class EngineService {
     );
     this.clock?.watch(symbol, state.book.pendingExpiry);
     // In the completions line, so they go out before the reports of anything booked from now on.
-    if (sessions.length > 0)
-      void this.completions.run(symbol, () => this.resendSessionReports(symbol, state, sessions));
+    if (resend.length > 0) void this.completions.run(symbol, () => this.resendReports(symbol, state, resend));
     return state;
   }
 
   /**
-   * The reports of session commands found after a book's snapshot, sent again: the broker applies
-   * a report once (by execution id), so those it already had change nothing. Failing, the book is
-   * dropped from memory and its next recovery tries again.
+   * The trades and reports of the requests a recovered book found unconfirmed, sent again in
+   * booking order: trades are appended by id and the broker applies a report once (by execution
+   * id), so what had gone out changes nothing. Failing, the book is dropped from memory and its
+   * next recovery tries again.
    */
-  private async resendSessionReports(
+  private async resendReports(
     symbol: string,
     state: BookState,
-    sessions: Array<{ requestId: string; events: RecordedEvent[] }>,
+    requests: Array<{ requestId: string; events: RecordedEvent[] }>,
   ): Promise<void> {
-    const published = sessions.map(({ events }) =>
-      Promise.all(this.reports(symbol, events, events[0]!.metadata.correlationId)),
+    const traded = await Promise.allSettled(
+      requests.map(({ events }) => Promise.all(this.trades(symbol, events))),
+    );
+    const published = requests.map(({ events }, index) =>
+      traded[index]!.status === 'fulfilled'
+        ? Promise.all(this.reports(symbol, events, events[0]!.metadata.correlationId))
+        : Promise.reject((traded[index] as PromiseRejectedResult).reason),
     );
     let reports = 0;
     for (const [index, outcome] of (await Promise.allSettled(published)).entries()) {
-      const { requestId, events } = sessions[index]!;
+      const { requestId, events } = requests[index]!;
       if (outcome.status === 'rejected') {
-        this.logger.warn(
-          { err: outcome.reason, symbol, requestId },
-          "re-sending a session command's reports failed",
-        );
+        this.logger.warn({ err: outcome.reason, symbol, requestId }, "re-sending a request's reports failed");
         this.books.delete(symbol);
         continue;
       }
       state.unreported.delete(requestId);
-      // A close with nothing to expire (only SessionEnded), a halt: nothing to report.
+      // A close with nothing to expire (only SessionEnded), a halt, a rested order's own events:
+      // nothing to report, or nothing new.
       if (outcome.value.length === 0) continue;
       reports += outcome.value.length;
-      countEngineResent(String(events[0]!.metadata.sessionCommand));
+      countEngineResent(String(events[0]!.metadata.sessionCommand ?? 'message'));
     }
-    if (reports > 0) this.logger.info({ symbol, reports }, "session commands' reports sent again");
+    if (reports > 0) this.logger.info({ symbol, reports }, 'unconfirmed reports sent again');
   }
 
   private async snapshot(symbol: string, state: BookState): Promise<void> {
-    const saved: EngineSnapshotState = { book: state.book.snapshot(), index: [...state.index.entries()] };
+    const saved: EngineSnapshotState = {
+      book: state.book.snapshot(),
+      index: [...state.index.entries()],
+      unreported: [...state.unreported.entries()],
+    };
     try {
       await this.options.store.saveSnapshot({
         streamId: bookStreamId(symbol),

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryPriceCache } from '../../adapters/memory/price-cache.ts';
 import type { MemoryTransport } from '../../adapters/memory/transport.ts';
 import { tradeStreamId } from '../../domain/b3/book-events.ts';
+import type { ExecutionReport } from '../../domain/b3/execution-reports.ts';
 import { quoteStreamId } from '../../domain/b3/quote-events.ts';
 import type { EventStore } from '../../domain/shared/event-store.ts';
 import { MemoryRelayCheckpoints } from '../../projections/relay.ts';
@@ -261,6 +262,68 @@ describe('order path, fully in process', () => {
     });
     expect(letters[0]).toMatchObject({ reason: 'handler-failed', correlationId: 'unknown-order' });
     expect(letters[0]!.detail).toMatch(/unknown order nobody/);
+  });
+
+  it("ends an order only once B3's fills before the end have arrived: a cancel that overtakes a fill waits for it", async () => {
+    await services.marketData.setReferencePrice('ITUB4', 30_00);
+    await listInstrument(broker, 'ITUB4', 30_00);
+    await transferSharesIn(broker, 'overtaken', 'ITUB4', 200, 25_00);
+    const sell = await placeOrder(broker, {
+      accountId: 'overtaken',
+      symbol: 'ITUB4',
+      side: 'SELL',
+      quantity: 200,
+      price: 31_00,
+    });
+    await ordersReach(broker, [sell], ['NEW']);
+    // B3 sold 100 of it, then canceled the other 100; the cancel's report comes first (a fill
+    // retried, or re-sent by an engine that crashed before sending it).
+    const transport = services.transport as MemoryTransport;
+    const report = (body: Partial<ExecutionReport>) =>
+      transport.publish('b3-to-broker', {
+        messageId: crypto.randomUUID(),
+        type: 'ExecutionReport',
+        correlationId: 'overtaken',
+        causationId: 'test',
+        schemaVersion: 1,
+        body: {
+          executionId: `ITUB4-${body.sequence}`,
+          symbol: 'ITUB4',
+          orderId: sell,
+          accountId: 'overtaken',
+          side: 'SELL',
+          at: Date.now(),
+          ...body,
+        } as ExecutionReport,
+      });
+    // (The in-process transport confirms a publish once it is handled: not awaited here.)
+    const canceled = report({
+      type: 'CANCELED',
+      quantity: 100,
+      remaining: 0,
+      reason: 'CANCELED_BY_TRADER',
+      sequence: 9002,
+    });
+    const filled = report({
+      type: 'PARTIAL_FILL',
+      executionId: 'ITUB4-9001-R',
+      quantity: 100,
+      price: 31_00,
+      remaining: 100,
+      sequence: 9001,
+    });
+    await Promise.all([canceled, filled]);
+    const [order] = await ordersReach(broker, [sell], ['CANCELED']);
+    expect(order).toMatchObject({ filledQuantity: 100 });
+    const wallet = await eventually(async () => {
+      const found = await walletOf(broker, 'overtaken');
+      return found.positions.ITUB4?.reserved === 0 ? found : undefined;
+    });
+    expect(wallet.positions.ITUB4).toMatchObject({ available: 100, reserved: 0 });
+    expect(wallet.cash.available).toBe(100 * 31_00);
+    expect(await transport.deadLetters('b3-to-broker')).not.toContainEqual(
+      expect.objectContaining({ correlationId: 'overtaken' }),
+    );
   });
 
   it('changes nothing when a second manager replays the whole store from position 0', async () => {

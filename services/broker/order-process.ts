@@ -51,6 +51,7 @@ import {
   type OrderCommand,
   orderDecider,
   orderStreamId,
+  remainingQuantity,
 } from '../../domain/broker/order/order.ts';
 import { reservationFor } from '../../domain/broker/order/reservation.ts';
 import type { WalletEvent } from '../../domain/broker/wallet/events.ts';
@@ -709,6 +710,7 @@ export class OrderProcess {
         return;
       }
       case 'CANCELED':
+        this.assertFillsArrived(report, await this.loadOrder(streamId));
         return this.endOrder(
           streamId,
           { type: 'CancelOrder', reason: await this.cancelReason(streamId, order, report.reason), at },
@@ -716,6 +718,7 @@ export class OrderProcess {
           ids,
         );
       case 'EXPIRED':
+        this.assertFillsArrived(report, await this.loadOrder(streamId));
         return this.endOrder(streamId, { type: 'ExpireOrder', reason: report.reason, at }, metadata, ids);
       case 'REJECTED':
         if (report.request !== undefined && report.request !== 'NEW') {
@@ -744,6 +747,23 @@ export class OrderProcess {
       case 'ACK':
         return;
     }
+  }
+
+  /**
+   * B3 takes out of its book what is left of an order after its fills, and reports the fills first.
+   * A cancel or expiry of fewer shares than the broker still has open means fills it has not handled
+   * yet (a report being retried, or re-sent by an engine recovering from a crash): ending the order
+   * now would release the reservation those fills settle against, and they would settle one side of
+   * the trade only. Throwing retries the report after them (then dead-letters it, the order left
+   * open with its reservation, for an operator).
+   */
+  private assertFillsArrived(report: ExecutionReport, order: Order): void {
+    if (isTerminal(order.status) || report.quantity === undefined) return;
+    const open = remainingQuantity(order);
+    if (report.quantity < open)
+      throw new Error(
+        `${report.type} report ${report.executionId} takes ${report.quantity} shares out of order ${order.orderId}, which has ${open} open here: its fills have not arrived yet`,
+      );
   }
 
   /**
