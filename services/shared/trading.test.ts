@@ -6,7 +6,9 @@ import { openPgliteEventStore } from '../../adapters/pglite/event-store.ts';
 import { RedisPriceCache } from '../../adapters/redis/price-cache.ts';
 import { quoteStreamId } from '../../domain/b3/quote-events.ts';
 import { isolatedName, testUrls } from '../../infra/test-infra/isolation.ts';
+import { TcpProxy } from '../../infra/test-infra/tcp-proxy.ts';
 import { loadConfig } from './config.ts';
+import { withTimeout } from './deadline.ts';
 import { connectEventStores } from './event-stores.ts';
 import { startTradingServices } from './trading.ts';
 import {
@@ -161,6 +163,38 @@ describe('startTradingServices, both price caches on one Redis database', () => 
       const keys = await raw.redis.keys(`${redisKeyPrefix}*`);
       if (keys.length > 0) await raw.redis.del(...keys);
       await raw.close();
+      await broker.close();
+      await b3.close();
+    }
+  }, 60_000);
+});
+
+describe('startTradingServices, connected to Redis', () => {
+  it('is ready only while the price caches it uses answer, and checks no server it does not use', async () => {
+    const proxy = await TcpProxy.start({
+      host: '127.0.0.1',
+      port: Number(new URL(testUrls().redisUrl).port),
+    });
+    const redisUrl = `${proxy.rewrite(testUrls().redisUrl).replace(/\/\d*$/, '')}/1`;
+    const config = loadConfig({ REDIS_URL: redisUrl, QUOTE_SOURCE: 'off', QUOTES_ENABLED: 'false' });
+    const broker = await openPgliteEventStore({ schema: 'broker', schemas: brokerSchemas() });
+    const b3 = await openPgliteEventStore({ schema: 'b3', schemas: b3Schemas() });
+    const services = await startTradingServices({
+      config,
+      eventStores: { broker, b3 },
+      redisKeyPrefix: `${isolatedName('ready')}:`,
+    });
+    try {
+      // No AMQP_URL or KAFKA_BROKERS: the transport is in process, and there is no Kafka.
+      expect(Object.keys(services.readiness).sort()).toEqual(['broker-asset-cache', 'market-cache']);
+      for (const check of Object.values(services.readiness)) await withTimeout(check(), 2_000);
+      await proxy.stop();
+      for (const [name, check] of Object.entries(services.readiness))
+        await expect(withTimeout(check(), 2_000), name).rejects.toThrow();
+    } finally {
+      await proxy.start();
+      await services.stop();
+      await proxy.stop();
       await broker.close();
       await b3.close();
     }

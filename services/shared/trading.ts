@@ -228,7 +228,15 @@ export async function startTradingServices(options: StartTradingServicesOptions)
       brokerPrices,
       marketPrices,
       relays,
-      readiness: kafka ? { kafka: kafka.readiness } : {},
+      // The servers of the order path this process uses, checked as `tradecore serve` checks them.
+      readiness: {
+        ...(config.amqpUrl ? { rabbitmq: () => transport.deadLetters('b3-to-broker', { limit: 0 }) } : {}),
+        ...(config.redisUrl ? { 'broker-asset-cache': () => brokerPrices.get('PETR4') } : {}),
+        ...((config.b3RedisUrl ?? config.redisUrl)
+          ? { 'market-cache': () => marketPrices.get('PETR4') }
+          : {}),
+        ...(kafka ? { kafka: kafka.readiness } : {}),
+      },
       description,
       stop,
     };
