@@ -22,6 +22,8 @@ export const ShareCount = z
 export const STANDARD_SYMBOL = /^[A-Z][A-Z0-9]{3}\d{1,2}$/;
 /** A fractional-market B3 ticker: the standard ticker with an `F` (`PETR4F`). */
 export const FRACTIONAL_SYMBOL = /^([A-Z][A-Z0-9]{3}\d{1,2})F$/;
+/** A ticker either market trades: `STANDARD_SYMBOL`, or `FRACTIONAL_SYMBOL` (`PETR4`, `PETR4F`). */
+export const TRADED_SYMBOL = /^[A-Z][A-Z0-9]{3}\d{1,2}F?$/;
 
 export const StandardSymbol = z.string().regex(STANDARD_SYMBOL, 'must be a B3 ticker such as PETR4');
 export const TradedSymbol = z

@@ -52,6 +52,22 @@ export const WalletChangeAnswer = z.strictObject({
 /** `POST /v1/orders`: `202`. */
 export const OrderPlacedAnswer = z.strictObject({ orderId: z.string(), status: z.literal('PENDING_NEW') });
 
+/** `DELETE /v1/orders/{id}`: `202`, the cancel asked of B3 for an order still open. */
+export const CancelRequestedAnswer = z.strictObject({
+  orderId: z.string(),
+  status: OrderStatus.extract(['PENDING_NEW', 'NEW', 'PARTIALLY_FILLED']).describe(
+    'the order’s status as the cancel is asked; GET /v1/orders/{id} shows CANCELED once B3 has canceled what is left',
+  ),
+  cancelRequested: z.literal(true),
+});
+
+/** `DELETE /v1/orders/{id}`: `200`, an order canceled already (nothing changes). */
+export const CanceledAlreadyAnswer = z.strictObject({
+  orderId: z.string(),
+  status: z.literal('CANCELED'),
+  cancelRequested: z.literal(true),
+});
+
 /** `GET /v1/orders/{id}`: the orders read model. */
 export const OrderAnswer = z.strictObject({
   orderId: z.string(),
@@ -181,20 +197,21 @@ export const BookAnswer = z.strictObject({
   asks: z.array(DepthLevel).describe('best (lowest) first'),
 });
 
-/** The answers the document describes with a schema, by route. */
-export const ANSWERS: Record<string, z.ZodType> = {
-  'POST /v1/auth/login': LoginAnswer,
-  'GET /v1/accounts/{id}/wallet': WalletAnswer,
-  'POST /v1/accounts/{id}/deposits': WalletChangeAnswer,
-  'POST /v1/accounts/{id}/withdrawals': WalletChangeAnswer,
-  'POST /v1/accounts/{id}/custody-transfers': WalletChangeAnswer,
-  'POST /v1/orders': OrderPlacedAnswer,
-  'GET /v1/orders/{id}': OrderAnswer,
-  'GET /v1/trades': TradesPageAnswer,
-  'GET /v1/market/{symbol}/quote': QuoteAnswer,
-  'GET /v1/market/{symbol}/quotes': QuotesPageAnswer,
-  'GET /v1/market/{symbol}/candles': CandlesAnswer,
-  'GET /v1/market/{symbol}/book': BookAnswer,
+/** The answers the document describes with a schema, by route and status. */
+export const ANSWERS: Record<string, Record<number, z.ZodType>> = {
+  'POST /v1/auth/login': { 200: LoginAnswer },
+  'GET /v1/accounts/{id}/wallet': { 200: WalletAnswer },
+  'POST /v1/accounts/{id}/deposits': { 201: WalletChangeAnswer },
+  'POST /v1/accounts/{id}/withdrawals': { 201: WalletChangeAnswer },
+  'POST /v1/accounts/{id}/custody-transfers': { 201: WalletChangeAnswer },
+  'POST /v1/orders': { 202: OrderPlacedAnswer },
+  'DELETE /v1/orders/{id}': { 202: CancelRequestedAnswer, 200: CanceledAlreadyAnswer },
+  'GET /v1/orders/{id}': { 200: OrderAnswer },
+  'GET /v1/trades': { 200: TradesPageAnswer },
+  'GET /v1/market/{symbol}/quote': { 200: QuoteAnswer },
+  'GET /v1/market/{symbol}/quotes': { 200: QuotesPageAnswer },
+  'GET /v1/market/{symbol}/candles': { 200: CandlesAnswer },
+  'GET /v1/market/{symbol}/book': { 200: BookAnswer },
 };
 
 /**

@@ -5,6 +5,8 @@ import { orderDecider } from '../../domain/broker/order/order.ts';
 import { handleCommand } from '../shared/command-handler.ts';
 import {
   BookAnswer,
+  CanceledAlreadyAnswer,
+  CancelRequestedAnswer,
   CandlesAnswer,
   LoginAnswer,
   OrderAnswer,
@@ -271,6 +273,8 @@ describe('the HTTP API on PGlite', () => {
       headers: auth(alice.token),
     });
     expect(cancel.statusCode).toBe(202);
+    // As the OpenAPI document describes both answers of a cancel.
+    CancelRequestedAnswer.parse(cancel.json());
     const events = await api.broker.readStream(`order-${orderId}`);
     expect(events.map((event) => event.type)).toEqual(['OrderPlaced', 'OrderCancelRequested']);
 
@@ -289,6 +293,7 @@ describe('the HTTP API on PGlite', () => {
     });
     expect(again.statusCode, again.body).toBe(200);
     expect(again.json()).toEqual({ orderId, status: 'CANCELED', cancelRequested: true });
+    CanceledAlreadyAnswer.parse(again.json());
     expect((await api.broker.readStream(`order-${orderId}`)).length).toBe(3);
   });
 

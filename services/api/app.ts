@@ -10,7 +10,7 @@ import { withTimeout } from '../shared/deadline.ts';
 import { KeyedLanes } from '../shared/keyed-lanes.ts';
 import type { ApiDeps, App, RouteContext } from './context.ts';
 import { ensureDefaultMetrics, httpDuration } from './metrics.ts';
-import { documentAnswers } from './openapi.ts';
+import { documentAnswers, documentRequestBodies } from './openapi.ts';
 import { ApiProblem } from './problem.ts';
 import { answerWithProblems, problemServerOptions, refuseWhileClosing } from './problem-answers.ts';
 import { redactUrl } from './redact.ts';
@@ -127,6 +127,7 @@ export async function buildApi(deps: ApiDeps): Promise<App> {
       ],
     },
     transform: documentAnswers,
+    transformObject: documentRequestBodies,
   });
   await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
 

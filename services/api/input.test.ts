@@ -135,6 +135,26 @@ describe('validation messages', () => {
     expect(errors[0]).toMatchObject({ field: 'body.quantity' });
   });
 
+  it('says an amount is not a decimal, or not above zero, once: the second only of a decimal', async () => {
+    const decimal = 'must be a positive decimal with at most two decimals, e.g. "32.50"';
+    const cases: Array<[string, string[]]> = [
+      ['0', ['must be greater than zero']],
+      ['0.00', ['must be greater than zero']],
+      ['abc', [decimal]],
+      ['', [decimal]],
+      ['-0', [decimal]],
+      ['0'.repeat(21), ['must be at most 20 characters']],
+      ['x'.repeat(21), ['must be at most 20 characters', decimal]],
+    ];
+    for (const [price, messages] of cases)
+      expect(await errorsOf(await order({ price })), JSON.stringify(price)).toEqual(
+        messages.map((message) => ({ field: 'body.price', message })),
+      );
+    expect(await errorsOf(await order({ symbol: 'petr4' }))).toEqual([
+      { field: 'body.symbol', message: 'must be a B3 ticker such as PETR4 or PETR4F' },
+    ]);
+  });
+
   it('says a query parameter was given more than once', async () => {
     expect(await errorsOf(await get('/v1/orders?limit=10&limit=20'))).toEqual([
       { field: 'querystring.limit', message: 'is given 2 times: give it once' },
@@ -163,7 +183,7 @@ describe('validation messages', () => {
       (parameter: { name: string }) => parameter.name === 'limit',
     );
     expect(limit.schema).toMatchObject({ type: 'integer', minimum: 1, maximum: 500 });
-    expect(Number(limit.schema.default)).toBe(50);
+    expect(limit.schema.default).toBe(50);
   });
 
   it('says in its own words what a field must be, naming each unknown field', async () => {

@@ -1,4 +1,6 @@
+import type { SwaggerTransformObject } from '@fastify/swagger';
 import { jsonSchemaTransform } from 'fastify-type-provider-zod';
+import { ZodType } from 'zod';
 import { ANSWERS, answerSchema } from './answers.ts';
 
 /**
@@ -7,22 +9,26 @@ import { ANSWERS, answerSchema } from './answers.ts';
  * these. The main answers have a schema (`answers.ts`), the others are described in words.
  */
 
-/** Successes other than 200, by route. */
-const SUCCESS: Record<string, [status: number, description: string]> = {
-  'POST /v1/auth/register': [201, 'The account was created: {accountId}'],
-  'POST /v1/accounts/{id}/deposits': [201, 'The wallet after the deposit'],
-  'POST /v1/accounts/{id}/withdrawals': [201, 'The wallet after the withdrawal'],
-  'POST /v1/accounts/{id}/custody-transfers': [201, 'The wallet after the transfer'],
-  'POST /v1/orders': [202, 'Taken: {orderId, status: "PENDING_NEW"}; follow it with GET /v1/orders/{id}'],
-  'DELETE /v1/orders/{id}': [
-    202,
-    'The cancel is asked of B3: {orderId, status, cancelRequested}; an order canceled already answers 200 with status CANCELED and changes nothing',
-  ],
-  'POST /v1/admin/projections/{name}/rebuild': [
-    202,
-    'The rebuild started: {projection, status: "REBUILDING"}',
-  ],
-  'POST /v1/admin/instruments': [201, 'The instrument was listed'],
+/** Each route's successes, by status, where they are not a single 200 "The answer". */
+const SUCCESS: Record<string, Record<number, string>> = {
+  'POST /v1/auth/register': { 201: 'The account was created: {accountId}' },
+  'POST /v1/accounts/{id}/deposits': { 201: 'The wallet after the deposit' },
+  'POST /v1/accounts/{id}/withdrawals': { 201: 'The wallet after the withdrawal' },
+  'POST /v1/accounts/{id}/custody-transfers': { 201: 'The wallet after the transfer' },
+  'POST /v1/orders': {
+    202: 'Taken: {orderId, status: "PENDING_NEW"}; follow it with GET /v1/orders/{id}',
+  },
+  'DELETE /v1/orders/{id}': {
+    202: 'The cancel is asked of B3: {orderId, status, cancelRequested: true}',
+    200: 'The order was canceled already: {orderId, status: "CANCELED", cancelRequested: true}; nothing changes',
+  },
+  'GET /v1/audit/trace/{correlationId}': {
+    200: 'The events of the request, in order: {correlationId, events, nextCursor?}',
+  },
+  'POST /v1/admin/projections/{name}/rebuild': {
+    202: 'The rebuild started: {projection, status: "REBUILDING"}',
+  },
+  'POST /v1/admin/instruments': { 201: 'The instrument was listed' },
 };
 
 /** The POSTs that create, and so take an `Idempotency-Key` (see docs/api.md). */
@@ -93,6 +99,14 @@ const keyInProgress = {
   content: { 'application/problem+json': { schema: problem } },
 };
 
+/** What a problem means on a route where it means something else than in `PROBLEMS`. */
+const ROUTE_PROBLEMS: Record<string, Record<number, string>> = {
+  'POST /v1/auth/login': {
+    401: 'INVALID_CREDENTIALS: unknown username or wrong password',
+    403: 'ACCOUNT_DISABLED: the account is disabled',
+  },
+};
+
 /** The problems a route can give, from what it takes: a token, a body, a path. */
 function problemsOf(method: string, url: string, schema: Record<string, unknown>): number[] {
   const secured = Array.isArray(schema.security) && schema.security.length > 0;
@@ -102,7 +116,7 @@ function problemsOf(method: string, url: string, schema: Record<string, unknown>
   if (url.includes('{') || method === 'GET' || url === '/v1/orders') statuses.push(404);
   if (url.includes('{')) statuses.push(414);
   if (method !== 'GET') statuses.push(409, 413, 415, 422);
-  if (url === '/v1/auth/login') statuses.push(401, 429);
+  if (url === '/v1/auth/login') statuses.push(401, 403, 429);
   if (url === '/v1/auth/register') statuses.push(429);
   statuses.push(500, 503);
   return [...new Set(statuses)].sort((a, b) => a - b);
@@ -142,6 +156,12 @@ function documentUpgrade(schema: Record<string, unknown>): void {
 
 type TransformInput = Parameters<typeof jsonSchemaTransform>[0];
 
+/**
+ * Marks an operation whose body may be left out: @fastify/swagger writes `requestBody.required: true`
+ * for every route with a body schema, and `documentRequestBodies` puts that right.
+ */
+const OPTIONAL_BODY = 'x-tradecore-optional-body';
+
 /** `jsonSchemaTransform`, then each route's answers and, on a create, its `Idempotency-Key`. */
 export function documentAnswers(input: TransformInput): ReturnType<typeof jsonSchemaTransform> {
   const upgrade = (input.route as { websocket?: boolean }).websocket === true && input.schema !== undefined;
@@ -153,7 +173,24 @@ export function documentAnswers(input: TransformInput): ReturnType<typeof jsonSc
     documentUpgrade(schema);
     return output;
   }
+  if (schema) {
+    // A body schema that takes no body (`NoBody`: cancel, resume, rebuild, revoke) does not require one.
+    const body = input.schema?.body;
+    if (body instanceof ZodType && body.safeParse(undefined).success) schema[OPTIONAL_BODY] = true;
+    // Query numbers arrive as text, and their defaults are the text they stand for (schemas.ts,
+    // `queryInteger`): the document, which types them as integers, gives the number.
+    numberDefaults(schema.querystring);
+  }
   const method = [input.route.method].flat()[0]?.toUpperCase() ?? 'GET';
+  if (schema && output.url === '/metrics')
+    schema.response = {
+      200: {
+        description: 'Prometheus text: every metric the process registers',
+        content: { 'text/plain': { schema: { type: 'string' } } },
+      },
+    };
+  if (schema && output.url === '/health/live')
+    schema.response = { 200: { description: 'The process is up: {status: "ok"}', type: 'object' } };
   if (schema && output.url === '/health/ready')
     schema.response = {
       200: { description: 'Every dependency answers', type: 'object' },
@@ -163,20 +200,25 @@ export function documentAnswers(input: TransformInput): ReturnType<typeof jsonSc
   // The document names path parameters `{id}`; fastify routes write `:id`.
   const url = output.url.replace(/:(\w+)/g, '{$1}');
   const route = `${method} ${url}`;
-  // A route that declares its answer's schema keeps it.
-  const declared = (schema.response ?? {}) as Record<string, unknown>;
-  const [status, description] = SUCCESS[route] ?? [200, 'The answer'];
-  const answer = ANSWERS[route];
-  const response: Record<string, unknown> = {
-    [status]: { description, ...(answer ? answerSchema(answer) : { type: 'object' }) },
-  };
+  // A route that declares its answer's schema keeps it, with the description of its status.
+  const declared = (schema.response ?? {}) as Record<string, Record<string, unknown>>;
+  const response: Record<string, unknown> = {};
+  for (const [status, description] of Object.entries(SUCCESS[route] ?? { 200: 'The answer' })) {
+    const answer = ANSWERS[route]?.[Number(status)];
+    response[status] = { description, ...(answer ? answerSchema(answer) : { type: 'object' }) };
+  }
   for (const code of problemsOf(method, url, schema))
     response[code] = {
-      description: PROBLEMS[code],
+      description: ROUTE_PROBLEMS[route]?.[code] ?? PROBLEMS[code],
       content: { 'application/problem+json': { schema: problem } },
     };
   if (CREATES.has(route)) response[409] = keyInProgress;
-  schema.response = { ...response, ...declared };
+  for (const [status, answer] of Object.entries(declared))
+    response[status] = {
+      description: (response[status] as { description?: string } | undefined)?.description,
+      ...answer,
+    };
+  schema.response = response;
   if (CREATES.has(route)) {
     const headers = (schema.headers ?? { type: 'object', properties: {} }) as {
       properties: Record<string, unknown>;
@@ -186,3 +228,29 @@ export function documentAnswers(input: TransformInput): ReturnType<typeof jsonSc
   }
   return output;
 }
+
+/** A query's integer parameters with their defaults as numbers (`"50"` → `50`). */
+function numberDefaults(querystring: unknown): void {
+  const properties = (querystring as { properties?: Record<string, Record<string, unknown>> } | undefined)
+    ?.properties;
+  for (const parameter of Object.values(properties ?? {}))
+    if (parameter.type === 'integer' && typeof parameter.default === 'string')
+      parameter.default = Number(parameter.default);
+}
+
+/**
+ * The whole document, once @fastify/swagger built it: a body `documentAnswers` marked as optional
+ * gets `requestBody.required: false` (the plugin writes `true` for every body schema, since fastify
+ * asks for one unless the schema takes none, as `NoBody` does).
+ */
+export const documentRequestBodies: SwaggerTransformObject = (document) => {
+  if (!('openapiObject' in document)) return document.swaggerObject;
+  for (const methods of Object.values(document.openapiObject.paths ?? {}))
+    for (const operation of Object.values(methods ?? {}) as Array<Record<string, unknown>>) {
+      if (typeof operation !== 'object' || operation === null || !(OPTIONAL_BODY in operation)) continue;
+      delete operation[OPTIONAL_BODY];
+      const body = operation.requestBody as { required?: boolean } | undefined;
+      if (body) body.required = false;
+    }
+  return document.openapiObject;
+};

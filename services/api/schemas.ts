@@ -1,15 +1,29 @@
 import { z } from 'zod';
 import { USERNAME, USERNAME_RULE } from '../../domain/broker/account/username.ts';
 import { OrderSide, OrderStatus, OrderType, TimeInForce } from '../../domain/broker/order/events.ts';
-import { FRACTIONAL_SYMBOL, STANDARD_SYMBOL } from '../../domain/broker/schemas.ts';
+import { STANDARD_SYMBOL, TRADED_SYMBOL } from '../../domain/broker/schemas.ts';
 import { InvalidDecimalAmount, toCents } from '../../domain/shared/money.ts';
 import { CANDLE_INTERVAL_NAMES, DEFAULT_CANDLE_INTERVAL } from '../../projections/read-models/candles.ts';
 
 /** The API's edge schemas: decimal strings in, integer cents inside (domain/shared/money.ts converts). */
 
-/** A decimal amount with at most two decimals (`"32.50"`), parsed to cents, above (or from) zero. */
+/**
+ * The options of the check that an amount is above zero: it runs only when the amount passed every
+ * other check (as the transform after them would), so that a malformed amount gets one error. zod
+ * takes `when` on every check, though its types leave it out of a regex's options.
+ */
+const aboveZero: Parameters<z.ZodString['regex']>[1] = Object.assign(
+  { message: 'must be greater than zero' },
+  { when: (payload: z.core.ParsePayload) => payload.issues.length === 0 },
+);
+
+/**
+ * A decimal amount with at most two decimals (`"32.50"`), parsed to cents, above (or from) zero.
+ * Both rules are patterns, so that the OpenAPI document states them: the decimal's shape, and, once
+ * it has that shape, a digit other than 0 (above zero), which alone says why `"0.00"` is refused.
+ */
 function decimalAbove(minimum: 'zero' | 'one-cent') {
-  return z
+  const decimal = z
     .string()
     .max(20)
     .regex(
@@ -17,12 +31,12 @@ function decimalAbove(minimum: 'zero' | 'one-cent') {
       minimum === 'zero'
         ? 'must be a decimal of zero or more with at most two decimals, e.g. "32.50"'
         : 'must be a positive decimal with at most two decimals, e.g. "32.50"',
-    )
+    );
+  const checked = minimum === 'zero' ? decimal : decimal.regex(/[1-9]/, aboveZero);
+  return checked
     .transform((text, context) => {
       try {
-        const cents = toCents(text);
-        if (cents > 0 || minimum === 'zero') return cents;
-        context.addIssue({ code: 'custom', message: 'must be greater than zero' });
+        return toCents(text);
       } catch (error) {
         if (!(error instanceof InvalidDecimalAmount)) throw error;
         context.addIssue({ code: 'custom', message: 'too large' });
@@ -88,13 +102,11 @@ export const InstantParam = instant('query');
 /** A whole positive number of shares, within the exact integer range. */
 export const Shares = z.number().int().positive().max(Number.MAX_SAFE_INTEGER).meta({ example: 100 });
 
+/** A ticker of either market; a pattern, so that the OpenAPI document states it. */
 export const Ticker = z
   .string()
   .max(12)
-  .refine(
-    (text) => STANDARD_SYMBOL.test(text) || FRACTIONAL_SYMBOL.test(text),
-    'must be a B3 ticker such as PETR4 or PETR4F',
-  )
+  .regex(TRADED_SYMBOL, 'must be a B3 ticker such as PETR4 or PETR4F')
   .meta({ example: 'PETR4' });
 
 export const StandardSymbolParam = z
@@ -116,7 +128,7 @@ export const IdParam = z
  * A whole number in a query string, from `minimum` to `maximum`. Anything else, an empty value
  * (`limit=`) included, gets one error saying what it must be (`Number('')` would have made it 0).
  * A default is given as the text it stands for (a prefault): zod leaves a transform's default out of
- * the OpenAPI document, a prefault in.
+ * the OpenAPI document, a prefault in, as that text; the document (openapi.ts) gives it as the number.
  */
 function queryInteger(minimum: number, maximum: number) {
   const range = `a whole number from ${minimum} to ${maximum}`;
