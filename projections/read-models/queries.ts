@@ -313,7 +313,7 @@ export function createReadModels(stores: Pick<ReadModelStores, 'mysql' | 'postgr
       return page(
         ordersProjection,
         ORDERS,
-        'orders',
+        filteredList('orders', where),
         { where, orderBy: [['placed_position', 'desc']], keyset: byPosition, limit, cursor },
         orderView,
       );
@@ -329,10 +329,17 @@ export function createReadModels(stores: Pick<ReadModelStores, 'mysql' | 'postgr
         limit,
         cursor,
       };
-      if (accountId === undefined) return page(tradesProjection, TRADES, 'trades', options, tradeView);
+      if (accountId === undefined)
+        return page(tradesProjection, TRADES, filteredList('trades', where), options, tradeView);
       // An account's tape: a page of its parties, then their trades by id (the same cursor).
       where.account_id = accountId;
-      const parties = await page(tradesProjection, TRADE_PARTIES, 'trades', options, (row) => row);
+      const parties = await page(
+        tradesProjection,
+        TRADE_PARTIES,
+        filteredList('trades', where),
+        options,
+        (row) => row,
+      );
       const trades = await find(tradesProjection, TRADES, {
         oneOf: { trade_id: parties.items.map((party) => party.trade_id as Value) },
       });
@@ -455,6 +462,17 @@ export function createReadModels(stores: Pick<ReadModelStores, 'mysql' | 'postgr
       after = [last.price as Value, last.order_id as Value];
     }
   }
+}
+
+/**
+ * A list's name in its cursors, with the filters it was asked with: a cursor of one account's
+ * orders is no cursor of another's (its positions would skip or repeat the other's rows).
+ */
+function filteredList(list: string, where: Row): string {
+  const filters = Object.entries(where).sort(([a], [b]) => (a < b ? -1 : 1));
+  return filters.length === 0
+    ? list
+    : `${list}?${new URLSearchParams(filters.map(([name, value]): [string, string] => [name, String(value)]))}`;
 }
 
 /**

@@ -215,6 +215,21 @@ describe('validation messages', () => {
     ).toEqual(['querystring.status', 'querystring.bogus', 'querystring.other']);
   });
 
+  it("takes a list's cursor only with the filters it was given for", async () => {
+    const cursor = (list: string) => Buffer.from(JSON.stringify({ l: list, a: [5] })).toString('base64url');
+    const ownOrders = cursor(`orders?account_id=${alice.accountId}`);
+    expect((await get(`/v1/orders?cursor=${ownOrders}`)).statusCode).toBe(200);
+    for (const url of [
+      `/v1/orders?status=FILLED&cursor=${ownOrders}`,
+      `/v1/orders?symbol=PETR4&cursor=${ownOrders}`,
+    ])
+      expect((await get(url)).json(), url).toMatchObject({ status: 400, reason: 'INVALID_CURSOR' });
+    const petr4 = cursor('trades?symbol=PETR4');
+    expect((await get(`/v1/trades?symbol=PETR4&cursor=${petr4}`)).statusCode).toBe(200);
+    for (const url of [`/v1/trades?symbol=VALE3&cursor=${petr4}`, `/v1/trades?cursor=${petr4}`])
+      expect((await get(url)).json(), url).toMatchObject({ status: 400, reason: 'INVALID_CURSOR' });
+  });
+
   it('says a path whose percent-encoding is not UTF-8 is that, and one with a bad % is that', async () => {
     const notUtf8 = await get('/v1/orders/%FF');
     expect(notUtf8.statusCode).toBe(400);
