@@ -403,10 +403,18 @@ export class Projector {
       onProgress?.(this.progress);
     };
     report();
+    // Progress is what has been read and projected, page by page: a window is written as one, and
+    // reporting only then left a small history at 0% until its end.
+    const projected = (to: number, pageEvents: number) => {
+      position = to;
+      events += pageEvents;
+      head = Math.max(head, to);
+      report();
+    };
     let read = 0;
     let writing: Promise<void> | undefined;
     for (;;) {
-      let window = await this.readRebuildWindow(read);
+      let window = await this.readRebuildWindow(read, projected);
       if (window.events === 0) {
         await writing;
         // Caught up: stop the live follower so nothing moves while the tables swap.
@@ -414,19 +422,13 @@ export class Projector {
           await this.subscription.stop();
           this.subscription = undefined;
         }
-        window = await this.readRebuildWindow(read);
+        window = await this.readRebuildWindow(read, projected);
         if (window.events === 0) break;
       }
       const from = read;
       read = window.to;
-      head = Math.max(head, read);
       await writing;
-      const written = window;
-      writing = this.applyRebuildWindow(written, from).then(() => {
-        position = written.to;
-        events += written.events;
-        report();
-      });
+      writing = this.applyRebuildWindow(window, from);
       // Awaited before the next window is written; this only keeps a failure meanwhile from
       // counting as unhandled.
       writing.catch(() => {});
@@ -441,11 +443,13 @@ export class Projector {
    * Reads and projects pages after `after` until they give `rebuildWindow` changes or the history
    * ends. A store that guards each document by position instead of a transaction (`readsPositions`,
    * Mongo) merges nothing across a window and shares no commit within one, so its windows are one
-   * page each: progress is reported after each window is written, and a Mongo window of 20,000
-   * changes, written as one, left a rebuild at position 0 for minutes (for the whole rebuild when
-   * the history fits in one window).
+   * page each (a Mongo window of 20,000 changes, written as one, held a rebuild for minutes). Each
+   * page read and projected is reported to `onPage`.
    */
-  private async readRebuildWindow(after: number): Promise<RebuildWindow> {
+  private async readRebuildWindow(
+    after: number,
+    onPage: (to: number, events: number) => void,
+  ): Promise<RebuildWindow> {
     const { projection, store, source } = this.options;
     // A store that plans batches takes each page's changes as they come (see `OpenBatch`).
     const batch = store.openBatch?.(projection, 'rebuild');
@@ -461,6 +465,7 @@ export class Projector {
       } else window.size = this.changesOf(page, window.changes).length;
       window.events += page.length;
       window.to = page.at(-1)!.position;
+      onPage(window.to, page.length);
       // Between pages, the statements the store queued for the previous window go out.
       await new Promise((resolve) => setImmediate(resolve));
     }

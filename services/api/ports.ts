@@ -61,7 +61,8 @@ export interface ProjectionsControl {
   /** The projections by name, when known: a rebuild of another name is a 404. */
   readonly projectors?: ReadonlyMap<string, unknown>;
   status(): Promise<unknown> | unknown;
-  rebuild(name: string, onProgress?: (progress: unknown) => void): Promise<unknown>;
+  /** `onProgress` hears how far each read model's rebuild is (position, head, events/s, ETA). */
+  rebuild(name: string, onProgress?: (progress: { projection: string }) => void): Promise<unknown>;
   /**
    * Resolves once read model `name` includes its store's events up to `position`, where this
    * process runs it; undefined when it already does; absent where the read models are projected

@@ -297,6 +297,9 @@ export function adminRoutes(app: App, context: RouteContext): void {
   );
 }
 
+/** How often a rebuild started over HTTP logs its progress, per read model. */
+const REBUILD_LOG_INTERVAL_MS = 5_000;
+
 /**
  * Starts rebuilding read model `name` (or `all`) and says so at once, for a 202: a rebuild takes as
  * long as the history, so its progress goes to the logs and the projections' status. 404 for a
@@ -314,8 +317,16 @@ export function startRebuild(
       'PROJECTION_NOT_FOUND',
       `no projection ${name} (known: ${[...control.projectors.keys()].join(', ')}, or all)`,
     );
+  // A line every few seconds per model, as the CLI prints to a log.
+  const logged = new Map<string, number>();
   control
-    .rebuild(name, (progress) => log.debug({ projection: name, progress }, 'rebuild progress'))
+    .rebuild(name, (progress) => {
+      const at = performance.now();
+      if (at - (logged.get(progress.projection) ?? Number.NEGATIVE_INFINITY) < REBUILD_LOG_INTERVAL_MS)
+        return;
+      logged.set(progress.projection, at);
+      log.info({ projection: progress.projection, progress }, 'rebuild progress');
+    })
     .then(() => log.info({ projection: name }, 'rebuild done'))
     .catch((error: unknown) => log.error({ projection: name, err: error }, 'rebuild failed'));
   return { projection: name, status: 'REBUILDING' };
