@@ -163,6 +163,14 @@ describe('tradecore CLI', () => {
     const bad = await tradecore('audit', 'stream', 'order-ord-3-1', '--limit', 'ten');
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('--limit must be an integer');
+    // The HTTP API's maximum (GET /v1/audit/streams/{id}?limit=1001 is a 400), not a larger one.
+    const most = await tradecore('audit', 'stream', 'order-ord-3-1', '--limit', '1000');
+    expect(most.code, most.stderr).toBe(0);
+    const over = await tradecore('audit', 'stream', 'order-ord-3-1', '--limit', '1001');
+    expect(over.code).toBe(2);
+    expect(over.stderr).toBe(
+      'tradecore: --limit must be an integer from 1 to 1000, got "1001" (tradecore help shows the usage)\n',
+    );
     const missing = await tradecore('audit', 'stream', 'order-nobody');
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('order-nobody has no events');
