@@ -367,7 +367,16 @@ describe('tradecore CLI', () => {
   }, 120_000);
 
   it('keeps help, and refuses unknown commands and options', async () => {
-    expect((await tradecore('help')).stdout).toContain('projections rebuild <name|all>');
+    const help = await tradecore('help');
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('projections rebuild <name|all>');
+    // No command at all is a usage error: the help on stderr, nothing on stdout, exit 2.
+    for (const args of [[], ['--json']]) {
+      const none = await tradecore(...args);
+      expect(none.code, args.join(' ')).toBe(2);
+      expect(none.stdout).toBe('');
+      expect(none.stderr).toContain('projections rebuild <name|all>');
+    }
     const unknown = await tradecore('replya');
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('unknown command "replya"');

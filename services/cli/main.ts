@@ -170,8 +170,13 @@ async function main(argv: string[]): Promise<number> {
     tokens: true,
     options: { ...OPTIONS, help: { type: 'boolean', short: 'h' } },
   });
-  const [command = 'help', subcommand, argument, ...rest] = positionals;
   if (values.help) return help();
+  const [command, subcommand, argument, ...rest] = positionals;
+  if (command === undefined) {
+    // No command is a usage error, not a request for help: scripts see exit 2, and stdout stays empty.
+    console.error(usage);
+    return 2;
+  }
   refuseOptionsNotOf(command, subcommand, tokens);
   const io: CommandIo = {
     out: (line) => console.log(line),
