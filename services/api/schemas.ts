@@ -222,9 +222,12 @@ export const CandlesQuery = z.strictObject({
 export const QuotesQuery = z.strictObject({ limit: Limit, cursor: Cursor.optional() });
 
 export const StreamParams = z.strictObject({ streamId: IdParam });
+/** Events in one read of a stream: at most, and when not asked. The API's and `tradecore audit stream`'s. */
+export const AUDIT_STREAM_MAX_LIMIT = 1000;
+export const AUDIT_STREAM_DEFAULT_LIMIT = 100;
 export const StreamQuery = z.strictObject({
   from: queryInteger(0, Number.MAX_SAFE_INTEGER).prefault('0'),
-  limit: queryInteger(1, 1000).prefault('100'),
+  limit: queryInteger(1, AUDIT_STREAM_MAX_LIMIT).prefault(String(AUDIT_STREAM_DEFAULT_LIMIT)),
 });
 export const StateQuery = z
   .strictObject({

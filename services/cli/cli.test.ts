@@ -163,6 +163,14 @@ describe('tradecore CLI', () => {
     const bad = await tradecore('audit', 'stream', 'order-ord-3-1', '--limit', 'ten');
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('--limit must be an integer');
+    // The HTTP API's maximum (GET /v1/audit/streams/{id}?limit=1001 is a 400), not a larger one.
+    const most = await tradecore('audit', 'stream', 'order-ord-3-1', '--limit', '1000');
+    expect(most.code, most.stderr).toBe(0);
+    const over = await tradecore('audit', 'stream', 'order-ord-3-1', '--limit', '1001');
+    expect(over.code).toBe(2);
+    expect(over.stderr).toBe(
+      'tradecore: --limit must be an integer from 1 to 1000, got "1001" (tradecore help shows the usage)\n',
+    );
     const missing = await tradecore('audit', 'stream', 'order-nobody');
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('order-nobody has no events');
@@ -306,8 +314,69 @@ describe('tradecore CLI', () => {
     }
   }, 120_000);
 
+  it('refuses an option the command does not take, naming both, instead of ignoring it', async () => {
+    const cases: Array<[string[], string]> = [
+      [
+        ['audit', 'stream', 'order-ord-3-1', '--version', '3'],
+        '--version is not an option of audit stream (it takes --from, --limit, --json)',
+      ],
+      [
+        ['audit', 'stream', 'order-ord-3-1', '--at', '2026-01-05T13:00:00Z'],
+        '--at is not an option of audit stream (it takes --from, --limit, --json)',
+      ],
+      [
+        ['audit', 'stream', 'order-ord-3-1', '--cursor', 'abc'],
+        '--cursor is not an option of audit stream (it takes --from, --limit, --json)',
+      ],
+      [
+        ['audit', 'trace', 'req-3-1', '--from', '3'],
+        '--from is not an option of audit trace (it takes --limit, --cursor, --json)',
+      ],
+      [
+        ['audit', 'trace', 'req-3-1', '--version', '3'],
+        '--version is not an option of audit trace (it takes --limit, --cursor, --json)',
+      ],
+      [
+        ['audit', 'state', 'order-ord-3-1', '--limit', '5'],
+        '--limit is not an option of audit state (it takes --version, --at, --json)',
+      ],
+      [
+        ['projections', 'status', '--limit', '5'],
+        '--limit is not an option of projections status (it takes --json)',
+      ],
+      [['replay', '--from=2'], '--from is not an option of replay (it takes --json)'],
+      // The first one the command does not take is named, wherever it stands.
+      [
+        ['audit', 'stream', '--cursor', 'abc', 'order-ord-3-1', '--json', '--at', 'x'],
+        '--cursor is not an option of audit stream (it takes --from, --limit, --json)',
+      ],
+      [['demo', '--json'], '--json is not an option of demo (it takes none)'],
+      [['serve', 'projector', '--json'], '--json is not an option of serve (it takes none)'],
+      [['help', '--limit', '5'], '--limit is not an option of help (it takes none)'],
+    ];
+    for (const [args, message] of cases) {
+      const refused = await tradecore(...args);
+      expect(refused.code, args.join(' ')).toBe(2);
+      expect(refused.stdout).toBe('');
+      expect(refused.stderr).toBe(`tradecore: ${message} (tradecore help shows the usage)\n`);
+    }
+    // --help goes with every command, and shows the usage.
+    const help = await tradecore('audit', 'stream', 'order-ord-3-1', '--help');
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('audit stream <stream>');
+  }, 120_000);
+
   it('keeps help, and refuses unknown commands and options', async () => {
-    expect((await tradecore('help')).stdout).toContain('projections rebuild <name|all>');
+    const help = await tradecore('help');
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('projections rebuild <name|all>');
+    // No command at all is a usage error: the help on stderr, nothing on stdout, exit 2.
+    for (const args of [[], ['--json']]) {
+      const none = await tradecore(...args);
+      expect(none.code, args.join(' ')).toBe(2);
+      expect(none.stdout).toBe('');
+      expect(none.stderr).toContain('projections rebuild <name|all>');
+    }
     const unknown = await tradecore('replya');
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('unknown command "replya"');

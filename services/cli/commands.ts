@@ -25,7 +25,7 @@ import {
   redactSecrets,
   stateNotSupported,
 } from '../api/audit-state.ts';
-import { Instant } from '../api/schemas.ts';
+import { AUDIT_STREAM_DEFAULT_LIMIT, AUDIT_STREAM_MAX_LIMIT, Instant } from '../api/schemas.ts';
 import type { Config } from '../shared/config.ts';
 import { lockEmbeddedDataFolder } from '../shared/data-lock.ts';
 import { connectEventStores, type EventStores } from '../shared/event-stores.ts';
@@ -240,7 +240,8 @@ export async function auditStream(
   if (!streamId) throw new UsageError('audit stream needs a stream id, such as order-123 or book-PETR4');
   const store = storeOf(streamId);
   const from = integerOption('--from', options.from, 0) ?? 0;
-  const limit = integerOption('--limit', options.limit, 1) ?? 100;
+  const limit =
+    integerOption('--limit', options.limit, 1, AUDIT_STREAM_MAX_LIMIT) ?? AUDIT_STREAM_DEFAULT_LIMIT;
   await withEventStores(config, io, async (eventStores) => {
     const events = (await eventStores[store].readStream(streamId, { fromVersion: from, limit })).map(
       (event) => ({ ...event, data: redactSecrets(event.data) }),
@@ -327,8 +328,7 @@ export async function auditTrace(
   io: CommandIo,
 ): Promise<void> {
   if (!correlationId) throw new UsageError('audit trace needs a correlation id');
-  const limit = integerOption('--limit', options.limit, 1);
-  if (limit !== undefined && limit > MAX_PAGE) throw new UsageError(`--limit must be at most ${MAX_PAGE}`);
+  const limit = integerOption('--limit', options.limit, 1, MAX_PAGE);
   const paged = limit !== undefined || options.cursor !== undefined;
   if (options.cursor !== undefined && !checkAuditTraceCursor(correlationId, options.cursor))
     throw new UsageError(`--cursor is not one that audit trace ${correlationId} gave out`);
@@ -410,10 +410,23 @@ export function flatten(
   return rows;
 }
 
-function integerOption(name: string, value: string | undefined, minimum: number): number | undefined {
+/** A whole number from `minimum` to `maximum` (the HTTP API's bounds where it has them). */
+function integerOption(
+  name: string,
+  value: string | undefined,
+  minimum: number,
+  maximum = Number.MAX_SAFE_INTEGER,
+): number | undefined {
   if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value) || Number(value) < minimum || !Number.isSafeInteger(Number(value)))
-    throw new UsageError(`${name} must be an integer ≥ ${minimum}, got "${value}"`);
+  if (
+    !/^\d+$/.test(value) ||
+    !Number.isSafeInteger(Number(value)) ||
+    Number(value) < minimum ||
+    Number(value) > maximum
+  )
+    throw new UsageError(
+      `${name} must be an integer ${maximum === Number.MAX_SAFE_INTEGER ? `≥ ${minimum}` : `from ${minimum} to ${maximum}`}, got "${value}"`,
+    );
   return Number(value);
 }
 

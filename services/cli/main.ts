@@ -39,7 +39,9 @@ commands:
   help                                   show this help
 
 options:
-  --json                                 machine-readable output on stdout
+  --json                                 machine-readable output on stdout (replay, projections, audit)
+  -h, --help                             show this help
+  a command takes only the options shown with it (and --json where it applies): another is refused
 
 read models: orders, wallets, trades, book_depth, candles, quotes, audit_broker, audit_b3
 environment: see .env.example (TRADECORE_DATA_DIR, DATABASE_URL, B3_DATABASE_URL, MYSQL_URL, MONGO_URL, ESDB_URL, …)`;
@@ -110,23 +112,72 @@ async function runUntilSignal(
   return 0;
 }
 
+type Token = NonNullable<ReturnType<typeof parseArgs>['tokens']>[number];
+
+/** Every option of every command, as parseArgs takes it (`--help` aside, which goes with any). */
+const OPTIONS = {
+  json: { type: 'boolean' },
+  from: { type: 'string' },
+  limit: { type: 'string' },
+  version: { type: 'string' },
+  at: { type: 'string' },
+  cursor: { type: 'string' },
+} as const;
+type OptionName = keyof typeof OPTIONS;
+
+/**
+ * The options each command takes. Another one, even if some other command takes it, is refused
+ * rather than ignored: `audit stream … --version 3` would otherwise print from version 0 to a user
+ * who expects a filter.
+ */
+const COMMAND_OPTIONS: Record<string, readonly OptionName[]> = {
+  start: [],
+  serve: [],
+  demo: [],
+  replay: ['json'],
+  'projections rebuild': ['json'],
+  'projections status': ['json'],
+  'audit stream': ['from', 'limit', 'json'],
+  'audit state': ['version', 'at', 'json'],
+  'audit trace': ['limit', 'cursor', 'json'],
+  help: [],
+};
+
+/**
+ * Refuses the first option, in the order given, that `command` does not take, naming both. An
+ * unknown command passes: the command's own check names it.
+ */
+function refuseOptionsNotOf(command: string, subcommand: string | undefined, tokens: Token[]): void {
+  const name = [`${command} ${subcommand}`, command].find((candidate) =>
+    Object.hasOwn(COMMAND_OPTIONS, candidate),
+  );
+  if (name === undefined) return;
+  const takes = COMMAND_OPTIONS[name]!;
+  const foreign = tokens.find(
+    (token) => token.kind === 'option' && token.name !== 'help' && !takes.includes(token.name as OptionName),
+  );
+  if (foreign?.kind === 'option')
+    throw new UsageError(
+      `--${foreign.name} is not an option of ${name} (it takes ${takes.length > 0 ? takes.map((option) => `--${option}`).join(', ') : 'none'})`,
+    );
+}
+
 async function main(argv: string[]): Promise<number> {
-  const { positionals, values } = parseArgs({
+  const { positionals, values, tokens } = parseArgs({
     args: argv,
     allowPositionals: true,
     strict: true,
-    options: {
-      json: { type: 'boolean' },
-      from: { type: 'string' },
-      limit: { type: 'string' },
-      version: { type: 'string' },
-      at: { type: 'string' },
-      cursor: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
+    tokens: true,
+    options: { ...OPTIONS, help: { type: 'boolean', short: 'h' } },
   });
-  const [command = 'help', subcommand, argument, ...rest] = positionals;
   if (values.help) return help();
+  const [command, subcommand, argument, ...rest] = positionals;
+  if (command === undefined) {
+    // No command is a usage error, not a request for help: scripts see exit 2, and stdout stays empty.
+    console.error(usage);
+    return 2;
+  }
+  refuseOptionsNotOf(command, subcommand, tokens);
   const io: CommandIo = {
     out: (line) => console.log(line),
     err: process.stderr,
