@@ -41,7 +41,7 @@ commands:
 options:
   --json                                 machine-readable output on stdout
 
-read models: orders, wallets, trades, book_depth, candles, quotes, audit_broker, audit_b3
+read models: orders, wallets, instruments, trades, book_depth, candles, quotes, audit_broker, audit_b3
 environment: see .env.example (TRADECORE_DATA_DIR, DATABASE_URL, B3_DATABASE_URL, MYSQL_URL, MONGO_URL, ESDB_URL, …)`;
 
 /** Runs until SIGINT or SIGTERM, then shuts down cleanly: stop taking requests, drain, close. */
