@@ -8,6 +8,7 @@ import type {
   TradeExecuted,
 } from '../../domain/b3/book-events.ts';
 import type { QuoteReceived } from '../../domain/b3/quote-events.ts';
+import type { InstrumentEvent } from '../../domain/broker/instrument/events.ts';
 import type { OrderEvent } from '../../domain/broker/order/events.ts';
 import type { WalletEvent } from '../../domain/broker/wallet/events.ts';
 import type { RecordedEvent } from '../../domain/shared/event-store.ts';
@@ -22,6 +23,7 @@ type Recorded<Event extends { type: string; data: unknown }> = Event extends unk
 
 export type RecordedOrderEvent = Recorded<OrderEvent>;
 export type RecordedWalletEvent = Recorded<WalletEvent>;
+export type RecordedInstrumentEvent = Recorded<InstrumentEvent>;
 export type RecordedBookEvent = Recorded<
   OrderRested | OrdersMatched | IcebergReplenished | OrderModified | BookOrderCanceled | BookOrderExpired
 >;

@@ -2,6 +2,7 @@ import type { ProjectionDefinition } from '../model.ts';
 import { b3AuditProjection, brokerAuditProjection } from './audit.ts';
 import { bookDepthProjection } from './book-depth.ts';
 import { candlesProjection } from './candles.ts';
+import { instrumentsProjection } from './instruments.ts';
 import { ordersProjection } from './orders.ts';
 import { quotesProjection } from './quotes.ts';
 import { tradesProjection } from './trades.ts';
@@ -11,6 +12,7 @@ import { walletsProjection } from './wallets.ts';
 export const readModelProjections: readonly ProjectionDefinition[] = [
   ordersProjection,
   walletsProjection,
+  instrumentsProjection,
   tradesProjection,
   bookDepthProjection,
   candlesProjection,
@@ -24,6 +26,7 @@ export {
   bookDepthProjection,
   brokerAuditProjection,
   candlesProjection,
+  instrumentsProjection,
   ordersProjection,
   quotesProjection,
   tradesProjection,

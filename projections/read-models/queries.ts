@@ -1,11 +1,13 @@
 import { z } from 'zod';
-import { custodySymbol } from '../../domain/broker/instrument/instrument.ts';
+import { custodySymbol, type TradingStatus } from '../../domain/broker/instrument/instrument.ts';
+import { STANDARD_SYMBOL } from '../../domain/broker/schemas.ts';
 import type { FindOptions, ProjectionDefinition, Row, Value } from '../model.ts';
 import type { ReadModelStore } from '../store.ts';
 import { type AuditEntry, type AuditTrace, readAuditTrace, readWholeAuditTrace } from './audit-trace.ts';
 import { BOOK_ORDERS, BOOKS, bookDepthProjection } from './book-depth.ts';
 import { CANDLE_INTERVALS, CANDLES, type CandleInterval, candlesProjection } from './candles.ts';
 import { CursorPosition, decodeCursor, encodeCursor, type Keyset } from './cursor.ts';
+import { INSTRUMENTS, instrumentsProjection } from './instruments.ts';
 import { EXECUTIONS, ORDERS, ordersProjection } from './orders.ts';
 import { LATEST_QUOTES, QUOTES, quotesProjection } from './quotes.ts';
 import { TRADE_PARTIES, TRADES, tradesProjection } from './trades.ts';
@@ -169,6 +171,21 @@ export interface CandleView {
   trades: number;
 }
 
+/** A catalogue entry, as `GET /v1/instruments/{symbol}` answers it (in cents). */
+export interface InstrumentView {
+  /** The standard (custody) ticker. */
+  symbol: string;
+  name: string;
+  lotSize: number;
+  /** Cents. */
+  tickSize: number;
+  fractionalSymbol: string | null;
+  /** Cents. */
+  referencePrice: number;
+  status: TradingStatus;
+  haltReason: string | null;
+}
+
 export interface ReadModels {
   wallet(accountId: string): Promise<WalletView | undefined>;
   order(orderId: string): Promise<OrderDetail | undefined>;
@@ -185,6 +202,12 @@ export interface ReadModels {
     limit: number;
     cursor?: string;
   }): Promise<Page<TradeView>>;
+  /** The catalogue by ticker, optionally only the instruments with that status. */
+  instruments(query: {
+    status?: TradingStatus;
+    limit: number;
+    cursor?: string;
+  }): Promise<Page<InstrumentView>>;
   book(symbol: string, depth: number): Promise<BookView>;
   quote(symbol: string): Promise<QuoteView | undefined>;
   quotes(symbol: string, query: { limit: number; cursor?: string }): Promise<Page<QuoteView>>;
@@ -201,6 +224,8 @@ export const MAX_CANDLES = 5000;
 
 /** The lists whose keyset is one position (`placed_position`, `position`, a quote's `sequence`). */
 const byPosition: Keyset<[number]> = z.tuple([CursorPosition]);
+/** The catalogue's keyset: an instrument's standard ticker. */
+const bySymbol: Keyset<[string]> = z.tuple([z.string().regex(STANDARD_SYMBOL)]);
 
 const clamp = (limit: number): number => Math.min(MAX_PAGE, Math.max(1, Math.floor(limit) || 1));
 const num = (value: Value | undefined): number => Number(value ?? 0);
@@ -351,6 +376,23 @@ export function createReadModels(stores: Pick<ReadModelStores, 'mysql' | 'postgr
         return trade ? [tradeView({ ...trade, side: party.side as Value })] : [];
       });
       return { ...parties, items };
+    },
+
+    instruments({ status, limit, cursor }) {
+      const where: Row = status === undefined ? {} : { status };
+      return page(
+        instrumentsProjection,
+        INSTRUMENTS,
+        filteredList('instruments', where),
+        {
+          where,
+          orderBy: [['symbol', 'asc']],
+          keyset: bySymbol,
+          limit,
+          cursor,
+        },
+        instrumentView,
+      );
     },
 
     async book(symbol, depth) {
@@ -523,6 +565,19 @@ function orderView(row: Row): OrderView {
     placedAt: date(row.placed_at),
     updatedAt: date(row.updated_at),
     version: num(row.stream_version),
+  };
+}
+
+function instrumentView(row: Row): InstrumentView {
+  return {
+    symbol: text(row.symbol),
+    name: text(row.name),
+    lotSize: num(row.lot_size),
+    tickSize: num(row.tick_size),
+    fractionalSymbol: textOrNull(row.fractional_symbol),
+    referencePrice: num(row.reference_price),
+    status: text(row.status) as TradingStatus,
+    haltReason: textOrNull(row.halt_reason),
   };
 }
 

@@ -2,12 +2,22 @@ import type { BookEvent } from '../../domain/b3/book-events.ts';
 import { bookStreamId, tradeExecuted, tradeStreamId } from '../../domain/b3/book-events.ts';
 import { OrderBook } from '../../domain/b3/order-book.ts';
 import { quoteStreamId } from '../../domain/b3/quote-events.ts';
+import {
+  type Instrument,
+  type InstrumentCommand,
+  initialInstrument,
+  instrumentDecider,
+  instrumentStreamId,
+} from '../../domain/broker/instrument/instrument.ts';
 import type { NewEvent } from '../../domain/shared/event-store.ts';
 
 /**
  * A deterministic trading day, as real domain events: the B3 side comes from the real matching
  * engine (`OrderBook.execute`), the broker side follows it the way the order process manager does
- * (place, reserve, accept, record executions, settle, fill or cancel and release). Same seed, same
+ * (place, reserve, accept, record executions, settle, fill or cancel and release). The catalogue
+ * lists the symbols before the day opens, and after its last request an admin sets each one's next
+ * reference price, halts the first and halts and resumes the second (the instrument decider's
+ * events, so the catalogue read model has all of its kinds to project). Same seed, same
  * events, ids included: for the read-model tests and the projections benchmark. Pure: no clock,
  * no I/O, randomness from the seed.
  */
@@ -59,6 +69,7 @@ export function* tradingWorkload(options: WorkloadOptions): Generator<WorkloadEv
       new OrderBook(symbol, { tradeId: (s, n) => `${s}-${options.seed}-${n}` }),
     ]),
   );
+  const instruments = new Map<string, Instrument>(symbols.map((symbol) => [symbol, initialInstrument()]));
   const orders = new Map<string, OpenOrder>();
   const resting: string[] = [];
   const held = new Map<string, { shares: number; cost: number }>();
@@ -94,6 +105,16 @@ export function* tradingWorkload(options: WorkloadOptions): Generator<WorkloadEv
     }
     return position;
   };
+
+  /** A catalogue command through the instrument decider: its events, in the instrument's stream. */
+  function* catalogue(symbol: string, command: InstrumentCommand): Generator<WorkloadEvent> {
+    let instrument = instruments.get(symbol)!;
+    for (const decided of instrumentDecider.decide(command, instrument)) {
+      instrument = instrumentDecider.evolve(instrument, decided);
+      yield event('broker', instrumentStreamId(symbol), decided.type, decided.data);
+    }
+    instruments.set(symbol, instrument);
+  }
 
   function* engine(symbol: string, events: BookEvent[]): Generator<WorkloadEvent> {
     const book = books.get(symbol)!;
@@ -236,6 +257,19 @@ export function* tradingWorkload(options: WorkloadOptions): Generator<WorkloadEv
     correlationId = saved;
   }
 
+  // The catalogue lists the day's symbols: standard lot 100, tick R$ 0.01, a fractional market each.
+  correlationId = 'catalogue';
+  for (const symbol of symbols)
+    yield* catalogue(symbol, {
+      type: 'ListInstrument',
+      symbol,
+      name: `${symbol} workload`,
+      lotSize: 100,
+      tickSize: 1,
+      fractional: true,
+      referencePrice: REFERENCE_PRICE,
+      at: iso(),
+    });
   // The day opens: books at their reference price, accounts funded with cash and shares.
   for (const symbol of symbols)
     yield* engine(
@@ -344,6 +378,24 @@ export function* tradingWorkload(options: WorkloadOptions): Generator<WorkloadEv
         at: now,
       }),
     );
+  }
+
+  // After the session: the next reference price is each symbol's last trade; then the first symbol
+  // is halted (and stays so), the second halted and resumed.
+  now += 1_000;
+  correlationId = `close-${options.seed}`;
+  for (const symbol of symbols)
+    yield* catalogue(symbol, {
+      type: 'UpdateReferencePrice',
+      referencePrice: books.get(symbol)!.lastPrice ?? REFERENCE_PRICE,
+      at: iso(),
+    });
+  const [halted, resumed] = symbols;
+  if (halted) yield* catalogue(halted, { type: 'HaltTrading', reason: 'corporate event pending', at: iso() });
+  if (resumed) {
+    yield* catalogue(resumed, { type: 'HaltTrading', reason: 'volatility auction', at: iso() });
+    now += 1_000;
+    yield* catalogue(resumed, { type: 'ResumeTrading', at: iso() });
   }
 }
 

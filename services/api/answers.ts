@@ -197,6 +197,29 @@ export const BookAnswer = z.strictObject({
   asks: z.array(DepthLevel).describe('best (lowest) first'),
 });
 
+/** `GET /v1/instruments/{symbol}`, and each item of the catalogue: one instrument. */
+export const InstrumentAnswer = z.strictObject({
+  symbol: z
+    .string()
+    .describe('the standard ticker, which custody holds: PETR4 (a fractional ticker answers it)'),
+  name: z.string(),
+  lotSize: Count.describe('shares per round lot on the standard market'),
+  tickSize: Money.describe('the minimum price increment'),
+  fractionalSymbol: z
+    .string()
+    .nullable()
+    .describe('the fractional-market ticker (PETR4F), trading 1 to lotSize − 1 shares; null when none'),
+  referencePrice: Money.describe("the catalogue's reference price: the listing's, or an admin's latest"),
+  status: z.enum(['OPEN', 'HALTED']).describe('HALTED: the broker refuses new orders'),
+  haltReason: z.string().nullable().describe('why it is halted; null while open'),
+});
+
+/** `GET /v1/instruments`: a page of the catalogue, by symbol. */
+export const InstrumentsPageAnswer = z.strictObject({
+  items: z.array(InstrumentAnswer),
+  nextCursor: z.string().optional().describe('pass back as `cursor` for the next page'),
+});
+
 /** The answers the document describes with a schema, by route and status. */
 export const ANSWERS: Record<string, Record<number, z.ZodType>> = {
   'POST /v1/auth/login': { 200: LoginAnswer },
@@ -212,6 +235,8 @@ export const ANSWERS: Record<string, Record<number, z.ZodType>> = {
   'GET /v1/market/{symbol}/quotes': { 200: QuotesPageAnswer },
   'GET /v1/market/{symbol}/candles': { 200: CandlesAnswer },
   'GET /v1/market/{symbol}/book': { 200: BookAnswer },
+  'GET /v1/instruments': { 200: InstrumentsPageAnswer },
+  'GET /v1/instruments/{symbol}': { 200: InstrumentAnswer },
 };
 
 /**

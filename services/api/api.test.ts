@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bookStreamId } from '../../domain/b3/book-events.ts';
+import { defaultCatalogue } from '../../domain/broker/instrument/catalogue.ts';
 import { orderDecider } from '../../domain/broker/order/order.ts';
 import { handleCommand } from '../shared/command-handler.ts';
 import {
@@ -8,6 +9,8 @@ import {
   CanceledAlreadyAnswer,
   CancelRequestedAnswer,
   CandlesAnswer,
+  InstrumentAnswer,
+  InstrumentsPageAnswer,
   LoginAnswer,
   OrderAnswer,
   OrderPlacedAnswer,
@@ -435,6 +438,92 @@ describe('the HTTP API on PGlite', () => {
     expect(halt.json().errors[0].message).toContain('managed through its instrument, PETR4');
   });
 
+  it('lists the catalogue from its read model by symbol, a page at a time, each entry as its own route answers it', async () => {
+    const admin = await api.adminToken();
+    const read = async (url: string) => {
+      const response = await api.app.inject({ method: 'GET', url, headers: auth(alice.token) });
+      expect(response.statusCode, response.body).toBe(200);
+      return InstrumentsPageAnswer.parse(response.json());
+    };
+    /** Every page of the list, following nextCursor. */
+    const everyPage = async (query: string) => {
+      const items: Array<{ symbol: string; status: string }> = [];
+      const pages: number[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await read(`/v1/instruments?${query}${cursor ? `&cursor=${cursor}` : ''}`);
+        items.push(...page.items);
+        pages.push(page.items.length);
+        cursor = page.nextCursor;
+      } while (cursor);
+      return { items, pages };
+    };
+    const listing = await api.app.inject({
+      method: 'POST',
+      url: '/v1/admin/instruments',
+      headers: auth(admin),
+      payload: {
+        symbol: 'LIST3',
+        name: 'Listed Today ON',
+        lotSize: 100,
+        tickSize: '0.01',
+        fractional: true,
+        referencePrice: '7.25',
+      },
+    });
+    expect(listing.statusCode, listing.body).toBe(201);
+    // The read model follows the catalogue streams within moments: the new one shows in its place.
+    const { items, pages } = await eventually(async () => {
+      const all = await everyPage('limit=7');
+      return all.items.some((item) => item.symbol === 'LIST3') ? all : undefined;
+    });
+    const symbols = items.map((item) => item.symbol);
+    expect(symbols).toEqual([...symbols].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));
+    expect(new Set(symbols).size).toBe(symbols.length);
+    expect(symbols).toEqual(expect.arrayContaining(defaultCatalogue.map((spec) => spec.symbol)));
+    expect(pages.slice(0, -1).every((size) => size === 7)).toBe(true);
+    expect(items.find((item) => item.symbol === 'LIST3')).toEqual(listing.json());
+    // Each entry is what GET /v1/instruments/{symbol} answers.
+    for (const item of items) {
+      const one = await api.app.inject({
+        method: 'GET',
+        url: `/v1/instruments/${item.symbol}`,
+        headers: auth(alice.token),
+      });
+      expect(one.json(), item.symbol).toEqual(item);
+    }
+    // 50 to a page unless asked.
+    expect((await read('/v1/instruments')).items).toHaveLength(Math.min(50, items.length));
+
+    // A halt shows with its reason in the HALTED ones, and leaves the OPEN ones; a resume undoes both.
+    const act = (action: 'halt' | 'resume', payload: object) =>
+      api.app.inject({
+        method: 'POST',
+        url: `/v1/admin/instruments/KLBN11/${action}`,
+        headers: auth(admin),
+        payload,
+      });
+    expect((await act('halt', { reason: 'material fact pending' })).statusCode).toBe(200);
+    const haltedOnes = await eventually(async () => {
+      const page = await read('/v1/instruments?status=HALTED&limit=500');
+      return page.items.some((item) => item.symbol === 'KLBN11') ? page.items : undefined;
+    });
+    expect(haltedOnes.every((item) => item.status === 'HALTED')).toBe(true);
+    expect(haltedOnes.find((item) => item.symbol === 'KLBN11')).toMatchObject({
+      status: 'HALTED',
+      haltReason: 'material fact pending',
+    });
+    const openOnes = (await everyPage('status=OPEN&limit=5')).items;
+    expect(openOnes.every((item) => item.status === 'OPEN')).toBe(true);
+    expect(openOnes.map((item) => item.symbol)).not.toContain('KLBN11');
+    expect((await act('resume', {})).statusCode).toBe(200);
+    await eventually(async () => {
+      const page = await read('/v1/instruments?status=OPEN&limit=500');
+      const entry = page.items.find((item) => item.symbol === 'KLBN11');
+      return entry?.haltReason === null ? entry : undefined;
+    });
+  });
+
   it('answers 404 for the market data of a symbol that is not listed, and those of one that is', async () => {
     const book = (symbol: string) =>
       api.app.inject({ method: 'GET', url: `/v1/market/${symbol}/book`, headers: auth(alice.token) });
@@ -829,6 +918,26 @@ describe('the HTTP API on PGlite', () => {
     });
     expect(TradesPageAnswer.parse(tape).items[0]).toMatchObject({ sellOrderId: orderId, price: '35.10' });
     expect(tape.items?.[0]).not.toHaveProperty('buyAccountId');
+    // The catalogue: an entry, and a page of the list with more to come.
+    const entry = await api.app.inject({
+      method: 'GET',
+      url: '/v1/instruments/ITUB4F',
+      headers: auth(trader.token),
+    });
+    expect(InstrumentAnswer.parse(entry.json())).toMatchObject({
+      symbol: 'ITUB4',
+      fractionalSymbol: 'ITUB4F',
+    });
+    const catalogue = await eventually(async () => {
+      const response = await api.app.inject({
+        method: 'GET',
+        url: '/v1/instruments?limit=2',
+        headers: auth(trader.token),
+      });
+      const page = response.json() as { items?: unknown[] };
+      return page.items?.length === 2 ? page : undefined;
+    });
+    expect(InstrumentsPageAnswer.parse(catalogue).nextCursor).toEqual(expect.any(String));
   });
 
   it('takes JSON bodies only, under documented reasons, and an empty JSON body as none', async () => {

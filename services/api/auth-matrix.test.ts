@@ -130,6 +130,7 @@ const routes: RouteCase[] = [
   { method: 'GET', url: () => '/v1/market/PETR4/quote', expect: market },
   { method: 'GET', url: () => '/v1/market/PETR4/quotes', expect: market },
   { method: 'GET', url: () => '/v1/market/PETR4/candles?interval=1m', expect: market },
+  { method: 'GET', url: () => '/v1/instruments?status=OPEN&limit=5', expect: market },
   { method: 'GET', url: () => '/v1/instruments/PETR4', expect: market },
   { method: 'GET', url: () => `/v1/audit/streams/order-${orderId}?from=0&limit=10`, expect: audit },
   { method: 'GET', url: () => `/v1/audit/streams/wallet-${id()}/state?version=0`, expect: audit },

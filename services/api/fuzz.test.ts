@@ -240,6 +240,7 @@ const queryValue = fc.oneof(
     'PETR4',
     'ZZZZ3',
     'FILLED',
+    'HALTED',
     '2025-01-01T00:00:00Z',
     '',
   ),
@@ -274,6 +275,7 @@ describe('fuzzed queries', () => {
     { path: () => '/v1/market/PETR4/book', token: () => trader.token },
     { path: () => '/v1/market/PETR4/candles', token: () => trader.token },
     { path: () => '/v1/market/PETR4/quotes', token: () => trader.token },
+    { path: () => '/v1/instruments', token: () => trader.token },
     { name: 'audit stream', path: () => `/v1/audit/streams/wallet-${trader.accountId}`, token: () => admin },
     {
       name: 'audit state',
@@ -314,6 +316,10 @@ describe('hand-made cursors', () => {
     fc.double().map((value) => (Number.isFinite(value) ? JSON.stringify(value) : '1e999')),
     fc.constantFrom(
       '"x"',
+      // Tickers: the catalogue's keyset (a page after PETR4 or after the last one), and one in lower case.
+      '"PETR4"',
+      '"ZZZZ3"',
+      '"petr4"',
       '1.5',
       '1e308',
       '-1e308',
@@ -337,7 +343,10 @@ describe('hand-made cursors', () => {
       .record({
         list: fc.oneof(
           { weight: 4, arbitrary: fc.constant(list) },
-          { weight: 1, arbitrary: fc.constantFrom('orders', 'trades', 'quotes:PETR4', 'trace:x') },
+          {
+            weight: 1,
+            arbitrary: fc.constantFrom('orders', 'trades', 'quotes:PETR4', 'instruments', 'trace:x'),
+          },
           { weight: 1, arbitrary: fc.string({ maxLength: 8 }) },
         ),
         values: fc.array(jsonValueText, { minLength: 0, maxLength: 5 }),
@@ -370,6 +379,12 @@ describe('hand-made cursors', () => {
       name: '/v1/market/PETR4/quotes',
       url: () => '/v1/market/PETR4/quotes',
       list: () => 'quotes:PETR4',
+      token: () => trader.token,
+    },
+    {
+      name: '/v1/instruments (its keyset: a ticker)',
+      url: () => '/v1/instruments',
+      list: () => 'instruments',
       token: () => trader.token,
     },
     {

@@ -230,6 +230,46 @@ describe('validation messages', () => {
       expect((await get(url)).json(), url).toMatchObject({ status: 400, reason: 'INVALID_CURSOR' });
   });
 
+  it('refuses a bad catalogue query as every list does: limit, cursor, status, unknown keys', async () => {
+    for (const limit of ['0', '501', 'abc'])
+      expect(await errorsOf(await get(`/v1/instruments?limit=${limit}`)), limit).toEqual([
+        { field: 'querystring.limit', message: 'must be a whole number from 1 to 500' },
+      ]);
+    expect(
+      (await errorsOf(await get('/v1/instruments?status=CLOSED&bogus=1'))).map(({ field }) => field),
+    ).toEqual(['querystring.status', 'querystring.bogus']);
+    // A cursor it did not give out: another list's, edited, or made by hand.
+    const cursor = (json: string) => Buffer.from(json).toString('base64url');
+    for (const bogus of [
+      'not-a-cursor',
+      cursor('{"l":"orders","a":[1]}'),
+      cursor('{"l":"instruments","a":[1]}'),
+      cursor('{"l":"instruments","a":["petr4"]}'),
+    ]) {
+      const refused = await get(`/v1/instruments?cursor=${bogus}`);
+      expect(refused.statusCode, bogus).toBe(400);
+      expect(refused.headers['content-type']).toContain('application/problem+json');
+      expect(refused.json()).toMatchObject({ reason: 'INVALID_CURSOR' });
+    }
+    const page = await get(`/v1/instruments?cursor=${cursor('{"l":"instruments","a":["ZZZZ3"]}')}`);
+    expect(page.statusCode, page.body).toBe(200);
+    expect(page.json()).toEqual({ items: [] });
+    // The document says what the list takes.
+    const document = (await api.app.inject({ method: 'GET', url: '/docs/json' })).json();
+    const parameters = document.paths['/v1/instruments'].get.parameters as Array<{
+      name: string;
+      schema: Record<string, unknown>;
+    }>;
+    expect(parameters.find(({ name }) => name === 'limit')?.schema).toMatchObject({
+      type: 'integer',
+      minimum: 1,
+      maximum: 500,
+    });
+    expect(parameters.find(({ name }) => name === 'status')?.schema).toMatchObject({
+      enum: ['OPEN', 'HALTED'],
+    });
+  });
+
   it('says a path whose percent-encoding is not UTF-8 is that, and one with a bad % is that', async () => {
     const notUtf8 = await get('/v1/orders/%FF');
     expect(notUtf8.statusCode).toBe(400);

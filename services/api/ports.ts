@@ -18,6 +18,18 @@ export interface BookRow {
   haltReason?: string | null;
 }
 
+/** A catalogue entry of the instruments read model; its tick size and reference price are cents. */
+export interface InstrumentRow {
+  symbol: string;
+  name: string;
+  lotSize: number;
+  tickSize: number;
+  fractionalSymbol: string | null;
+  referencePrice: number;
+  status: 'OPEN' | 'HALTED';
+  haltReason: string | null;
+}
+
 export interface ReadModels {
   wallet(accountId: string): Promise<Row | undefined | null>;
   order(orderId: string): Promise<Row | undefined | null>;
@@ -29,6 +41,12 @@ export interface ReadModels {
     cursor?: string;
   }): Promise<Page<Row>>;
   trades(query: { symbol?: string; accountId?: string; limit: number; cursor?: string }): Promise<Page<Row>>;
+  /** The instrument catalogue by ticker, optionally only the instruments with that status. */
+  instruments(query: {
+    status?: 'OPEN' | 'HALTED';
+    limit: number;
+    cursor?: string;
+  }): Promise<Page<InstrumentRow>>;
   book(symbol: string, depth: number): Promise<BookRow | undefined | null>;
   quote(symbol: string): Promise<Row | undefined | null>;
   quotes?(symbol: string, query: { limit: number; cursor?: string }): Promise<Page<Row>>;

@@ -41,6 +41,7 @@ import {
   CandlesQuery,
   CustodyTransferBody,
   IdParam,
+  InstrumentsQuery,
   NoBody,
   OrdersQuery,
   PlaceOrderBody,
@@ -115,7 +116,13 @@ export function cashOf(wallet: Wallet) {
   return { available: formatCents(wallet.cash.available), reserved: formatCents(wallet.cash.reserved) };
 }
 
-export function instrumentAnswer(instrument: Instrument) {
+/** What a catalogue answer shows of an instrument: the aggregate's state, or a row of the instruments read model. */
+type CatalogueEntry = Pick<
+  Instrument,
+  'symbol' | 'name' | 'lotSize' | 'tickSize' | 'fractionalSymbol' | 'referencePrice' | 'status' | 'haltReason'
+>;
+
+export function instrumentAnswer(instrument: CatalogueEntry) {
   return {
     symbol: instrument.symbol,
     name: instrument.name,
@@ -511,6 +518,25 @@ export function tradingRoutes(app: App, context: RouteContext): void {
       const answer = Array.isArray(candles) ? { items: candles } : candles;
       if (answer.items.length === 0) await assertTraded(context, request.params.symbol);
       return decimalize(answer);
+    },
+  );
+
+  app.get(
+    '/v1/instruments',
+    {
+      ...traders,
+      schema: {
+        tags: ['market'],
+        summary: 'The instrument catalogue, by ticker (read model)',
+        description:
+          'One item per instrument, as GET /v1/instruments/{symbol} answers it (its fractional ticker is its fractionalSymbol), ordered by symbol; status filters OPEN or HALTED.',
+        security,
+        querystring: InstrumentsQuery,
+      },
+    },
+    async (request) => {
+      const { items, nextCursor } = await readModelsOf(context).instruments(request.query);
+      return { items: items.map(instrumentAnswer), ...(nextCursor === undefined ? {} : { nextCursor }) };
     },
   );
 

@@ -209,6 +209,11 @@ export const TradesQuery = z.strictObject({
   cursor: Cursor.optional(),
 });
 export const SymbolParams = z.strictObject({ symbol: Ticker });
+export const InstrumentsQuery = z.strictObject({
+  status: z.enum(['OPEN', 'HALTED']).optional().describe('only the instruments with this status'),
+  limit: Limit,
+  cursor: Cursor.optional(),
+});
 export const BookQuery = z.strictObject({ depth: queryInteger(1, 100).prefault('10') });
 /** The read model's intervals (`projections/read-models/candles.ts`): one list for schema, OpenAPI and query. */
 export const CandleInterval = z.enum(CANDLE_INTERVAL_NAMES);

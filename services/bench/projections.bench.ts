@@ -15,11 +15,11 @@
  * of it (half a second of marking) would otherwise land in whichever run it happened to. Rates:
  *
  * - `<store>: its read models` — the models that store serves in compose (Postgres: trades,
- *   book_depth, candles over the B3 events; MySQL: orders, wallets over the broker events; Mongo:
- *   quotes, audit over both), source events ÷ wall time of their rebuilds;
+ *   book_depth, candles over the B3 events; MySQL: orders, wallets, instruments over the broker
+ *   events; Mongo: quotes, audit over both), source events ÷ wall time of their rebuilds;
  * - `<store>: its read models, rebuilt concurrently` — the same models rebuilt at once (as the live
  *   projectors run), source events ÷ wall time;
- * - `<store>: every read model` — all eight models rebuilt one after another, workload events ÷ the
+ * - `<store>: every read model` — all nine models rebuilt one after another, workload events ÷ the
  *   total time (each event is projected into every model that reads its store);
  * - naive — the same models, one transaction per event, timed on the first `naiveEvents` events of
  *   each source and extrapolated as a rate: a full naive run of a million events would take hours.
@@ -121,7 +121,7 @@ interface StoreUnderTest {
   name: string;
   /** The read models this store serves in compose. */
   serves: ProjectionDefinition['store'][];
-  /** Rebuild only the models it serves (not all eight), on at most this many events of each source. */
+  /** Rebuild only the models it serves (not all nine), on at most this many events of each source. */
   only?: { maxEvents: number };
   open(): Promise<{ store: ReadModelStore; drop(): Promise<void> }>;
 }

@@ -43,7 +43,7 @@ options:
   -h, --help                             show this help
   a command takes only the options shown with it (and --json where it applies): another is refused
 
-read models: orders, wallets, trades, book_depth, candles, quotes, audit_broker, audit_b3
+read models: orders, wallets, instruments, trades, book_depth, candles, quotes, audit_broker, audit_b3
 environment: see .env.example (TRADECORE_DATA_DIR, DATABASE_URL, B3_DATABASE_URL, MYSQL_URL, MONGO_URL, ESDB_URL, …)`;
 
 /** Runs until SIGINT or SIGTERM, then shuts down cleanly: stop taking requests, drain, close. */

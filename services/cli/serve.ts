@@ -26,7 +26,7 @@ const READ_MODELS: Need[] = [
   {
     variable: 'MYSQL_URL',
     present: (c) => !!c.mysqlUrl,
-    why: 'the orders and wallets read models live in MySQL',
+    why: 'the orders, wallets and instruments read models live in MySQL',
   },
   {
     variable: 'MONGO_URL',

@@ -1,6 +1,6 @@
 /**
- * `tradecore serve projector`: every read model followed in its own process — orders and wallets
- * into MySQL (MYSQL_URL), trades, depth and candles into Postgres (B3_DATABASE_URL or
+ * `tradecore serve projector`: every read model followed in its own process — orders, wallets and
+ * the instrument catalogue into MySQL (MYSQL_URL), trades, depth and candles into Postgres (B3_DATABASE_URL or
  * DATABASE_URL, schema `readmodels`), quotes and the audit timeline into Mongo (MONGO_URL). Each
  * projector keeps its checkpoint with its rows, so a restart resumes where it stopped.
  */

@@ -48,7 +48,7 @@ export const ConfigSchema = z.object({
   B3_DATABASE_URL: optionalUrl('postgres', 'postgresql'),
   /** EventStoreDB for both event stores instead of Postgres, when set. */
   ESDB_URL: optionalUrl('esdb', 'esdb+discover'),
-  /** MySQL (or MariaDB) for the broker read models (orders, wallets); the URL names the database. PGlite when absent. */
+  /** MySQL (or MariaDB) for the broker read models (orders, wallets, instruments); the URL names the database. PGlite when absent. */
   MYSQL_URL: optionalUrl('mysql'),
   /** Mongo for the document read models (quotes, audit timeline); database from the URL's path, else `tradecore`. PGlite when absent. */
   MONGO_URL: optionalUrl('mongodb', 'mongodb+srv'),

@@ -176,6 +176,8 @@ for (const [name, open] of Object.entries(stores)) {
         );
       expect(live.orders!.length).toBeGreaterThan(100);
       expect(live.trades!.length).toBeGreaterThan(10);
+      // The catalogue: both symbols listed, repriced after the session, one halted, one resumed.
+      expect(live.instruments!.length).toBe(2);
 
       // Asked twice, one pass runs: the second call joins the first, each model rebuilt once.
       const rebuilds = [...registry.projectors.values()].map((projector) => vi.spyOn(projector, 'rebuild'));
@@ -269,6 +271,34 @@ async function pagesThrough(readModels: ReadModels, live: Record<string, Row[]>)
     live.trades!.filter((trade) => trade.symbol === 'PETR4').length,
   );
   expect((await readModels.quote('PETR4'))?.symbol).toBe('PETR4');
+
+  // The catalogue by ticker, one to a page, and by status.
+  const symbols: string[] = [];
+  cursor = undefined;
+  do {
+    const page = await readModels.instruments({ limit: 1, cursor });
+    symbols.push(...page.items.map((instrument) => instrument.symbol));
+    cursor = page.nextCursor;
+  } while (cursor);
+  expect(symbols).toEqual(['PETR4', 'VALE3']);
+  const halted = await readModels.instruments({ status: 'HALTED', limit: 10 });
+  expect(halted).toEqual({
+    items: [
+      {
+        symbol: 'PETR4',
+        name: 'PETR4 workload',
+        lotSize: 100,
+        tickSize: 1,
+        fractionalSymbol: 'PETR4F',
+        referencePrice: Number(live.instruments!.find((row) => row.symbol === 'PETR4')!.reference_price),
+        status: 'HALTED',
+        haltReason: 'corporate event pending',
+      },
+    ],
+  });
+  expect((await readModels.instruments({ status: 'OPEN', limit: 10 })).items).toMatchObject([
+    { symbol: 'VALE3', status: 'OPEN', haltReason: null },
+  ]);
   const trace = await readModels.trace(
     String(trades.items[0] ? live.audit_events_broker![0]!.correlation_id : ''),
   );

@@ -20,10 +20,10 @@ export type { ReadModelStores } from '../../projections/read-models/queries.ts';
 export const READ_MODEL_SCHEMA = 'readmodels';
 
 /**
- * The three read-model stores, each chosen by its URL: MYSQL_URL → MySQL (orders, wallets),
- * B3_DATABASE_URL or DATABASE_URL → Postgres schema `readmodels` (trades, depth, candles),
- * MONGO_URL → Mongo (quotes, audit). Every absent one is served by one PGlite database in the
- * data folder, shared by all of them.
+ * The three read-model stores, each chosen by its URL: MYSQL_URL → MySQL (orders, wallets,
+ * instruments), B3_DATABASE_URL or DATABASE_URL → Postgres schema `readmodels` (trades, depth,
+ * candles), MONGO_URL → Mongo (quotes, audit). Every absent one is served by one PGlite database
+ * in the data folder, shared by all of them.
  */
 export async function connectReadModelStores(config: Config): Promise<ReadModelStores> {
   const opened: ReadModelStore[] = [];
