@@ -106,7 +106,8 @@ describe('tradecore CLI', () => {
       expect(result.stdout).not.toContain(SECRET_HASH);
       expect(result.stdout).not.toContain(SECRET_FINGERPRINT);
     }
-  });
+    // Two CLI runs, each opening the data folder's PGlite databases: seconds each on a busy machine.
+  }, 120_000);
 
   it('replays every read model, with progress on stderr, and reports them caught up', async () => {
     const before = await tradecore('projections', 'status', '--json');
