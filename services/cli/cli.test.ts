@@ -109,6 +109,15 @@ describe('tradecore CLI', () => {
     // Two CLI runs, each opening the data folder's PGlite databases: seconds each on a busy machine.
   }, 120_000);
 
+  it('says a stream read past its end has nothing there, rather than print nothing', async () => {
+    const past = await tradecore('audit', 'stream', 'account-cli-auditee', '--from', '5');
+    expect(past.code, past.stderr).toBe(0);
+    expect(past.stdout).toBe('');
+    expect(past.stderr.trim()).toBe(
+      'tradecore: account-cli-auditee has versions 0 to 0: none from version 5',
+    );
+  }, 120_000);
+
   it('replays every read model, with progress on stderr, and reports them caught up', async () => {
     const before = await tradecore('projections', 'status', '--json');
     expect(before.code).toBe(0);

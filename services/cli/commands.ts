@@ -64,6 +64,8 @@ export async function holdingDataFolder<T>(
   const lock = await lockEmbeddedDataFolder(config, opens, {
     log: (line) => err.write(`tradecore: ${line}\n`),
   });
+  // Opening PGlite's databases takes seconds: at a terminal, say what the wait is.
+  if (lock && err.isTTY) err.write(`tradecore: opening the data folder ${config.dataDir}…\n`);
   try {
     return await work();
   } finally {
@@ -246,8 +248,13 @@ export async function auditStream(
     const events = (await eventStores[store].readStream(streamId, { fromVersion: from, limit })).map(
       (event) => ({ ...event, data: redactSecrets(event.data) }),
     );
-    if (events.length === 0 && (await eventStores[store].streamVersion(streamId)) < 0)
-      throw new CommandFailed(`stream ${streamId} has no events in the ${store} event store`);
+    if (events.length === 0) {
+      const last = await eventStores[store].streamVersion(streamId);
+      if (last < 0) throw new CommandFailed(`stream ${streamId} has no events in the ${store} event store`);
+      // Past its end: nothing to print, but not nothing to say.
+      if (!io.json)
+        io.err.write(`tradecore: ${streamId} has versions 0 to ${last}: none from version ${from}\n`);
+    }
     if (io.json) io.out(JSON.stringify({ streamId, store, events }));
     else
       for (const event of events)
