@@ -237,6 +237,10 @@ export const ANSWERS: Record<string, Record<number, z.ZodType>> = {
   'GET /v1/market/{symbol}/book': { 200: BookAnswer },
   'GET /v1/instruments': { 200: InstrumentsPageAnswer },
   'GET /v1/instruments/{symbol}': { 200: InstrumentAnswer },
+  'POST /v1/admin/instruments': { 201: InstrumentAnswer },
+  'POST /v1/admin/instruments/{symbol}/reference-price': { 200: InstrumentAnswer },
+  'POST /v1/admin/instruments/{symbol}/halt': { 200: InstrumentAnswer },
+  'POST /v1/admin/instruments/{symbol}/resume': { 200: InstrumentAnswer },
 };
 
 /**

@@ -918,6 +918,18 @@ describe('the HTTP API on PGlite', () => {
     });
     expect(TradesPageAnswer.parse(tape).items[0]).toMatchObject({ sellOrderId: orderId, price: '35.10' });
     expect(tape.items?.[0]).not.toHaveProperty('buyAccountId');
+    // An admin's change to an entry answers the entry.
+    const repriced = await api.app.inject({
+      method: 'POST',
+      url: '/v1/admin/instruments/ITUB4/reference-price',
+      headers: auth(await api.adminToken()),
+      payload: { referencePrice: '35.00' },
+    });
+    expect(repriced.statusCode, repriced.body).toBe(200);
+    expect(InstrumentAnswer.parse(repriced.json())).toMatchObject({
+      symbol: 'ITUB4',
+      referencePrice: '35.00',
+    });
     // The catalogue: an entry, and a page of the list with more to come.
     const entry = await api.app.inject({
       method: 'GET',

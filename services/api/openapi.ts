@@ -182,19 +182,32 @@ export function documentAnswers(input: TransformInput): ReturnType<typeof jsonSc
     numberDefaults(schema.querystring);
   }
   const method = [input.route.method].flat()[0]?.toUpperCase() ?? 'GET';
+  // Once a stop begins, every request on an open connection is refused (problem-answers.ts).
+  const shuttingDown = {
+    description: 'SHUTTING_DOWN: the server is stopping (with connection: close); ask another instance',
+    content: { 'application/problem+json': { schema: problem } },
+  };
   if (schema && output.url === '/metrics')
     schema.response = {
       200: {
         description: 'Prometheus text: every metric the process registers',
         content: { 'text/plain': { schema: { type: 'string' } } },
       },
+      503: shuttingDown,
     };
   if (schema && output.url === '/health/live')
-    schema.response = { 200: { description: 'The process is up: {status: "ok"}', type: 'object' } };
+    schema.response = {
+      200: { description: 'The process is up: {status: "ok"}', type: 'object' },
+      503: shuttingDown,
+    };
   if (schema && output.url === '/health/ready')
     schema.response = {
       200: { description: 'Every dependency answers', type: 'object' },
-      503: { description: 'A dependency does not answer: the body names it', type: 'object' },
+      503: {
+        description:
+          'A dependency does not answer (the body names it), or SHUTTING_DOWN (a problem): the server is stopping',
+        type: 'object',
+      },
     };
   if (!schema || schema.hide || !output.url.startsWith('/v1/')) return output;
   // The document names path parameters `{id}`; fastify routes write `:id`.
