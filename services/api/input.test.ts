@@ -215,6 +215,71 @@ describe('validation messages', () => {
     ).toEqual(['querystring.status', 'querystring.bogus', 'querystring.other']);
   });
 
+  it('refuses a query parameter on a route that takes none, and runs nothing', async () => {
+    const before = await api.allEvents();
+    const placed = await api.app.inject({
+      method: 'POST',
+      url: '/v1/orders?dryRun=true',
+      headers: auth(alice.token),
+      payload: {
+        accountId: alice.accountId,
+        symbol: 'PETR4',
+        side: 'BUY',
+        type: 'LIMIT',
+        quantity: 100,
+        price: '32.50',
+      },
+    });
+    expect(await errorsOf(placed)).toEqual([
+      {
+        field: 'querystring.dryRun',
+        message: 'is not a field of this request: remove it (bodies and queries take only their own fields)',
+      },
+    ]);
+    expect((await errorsOf(await get(`/v1/accounts/${alice.accountId}/wallet?x=1`)))[0]).toMatchObject({
+      field: 'querystring.x',
+    });
+    expect(await api.allEvents()).toHaveLength(before.length);
+  });
+
+  it('says a field of the wrong type is that only, an empty string empty, and a missing body missing', async () => {
+    const register = (payload: string) =>
+      api.app.inject({
+        method: 'POST',
+        url: '/v1/auth/register',
+        headers: { 'content-type': 'application/json' },
+        payload,
+      });
+    expect(await errorsOf(await register('{"username":"wrong-type","password":[1]}'))).toEqual([
+      { field: 'body.password', message: 'must be a string, not an array' },
+    ]);
+    const admin = await api.adminToken();
+    const halt = await api.app.inject({
+      method: 'POST',
+      url: '/v1/admin/instruments/PETR4/halt',
+      headers: auth(admin),
+      payload: { reason: '' },
+    });
+    expect(await errorsOf(halt)).toEqual([{ field: 'body.reason', message: 'must not be empty' }]);
+    for (const payload of [undefined, '']) {
+      const deposit = await api.app.inject({
+        method: 'POST',
+        url: `/v1/accounts/${alice.accountId}/deposits`,
+        headers: { ...auth(alice.token), 'content-type': 'application/json' },
+        ...(payload === undefined ? {} : { payload }),
+      });
+      expect(await errorsOf(deposit)).toEqual([
+        { field: 'body', message: 'is required: this request takes a JSON object' },
+      ]);
+    }
+    const broken = await register('{"username":');
+    expect(broken.json()).toMatchObject({
+      status: 400,
+      reason: 'INVALID_JSON',
+      detail: expect.stringMatching(/^the body is not valid JSON: /),
+    });
+  });
+
   it("takes a list's cursor only with the filters it was given for", async () => {
     const cursor = (list: string) => Buffer.from(JSON.stringify({ l: list, a: [5] })).toString('base64url');
     const ownOrders = cursor(`orders?account_id=${alice.accountId}`);

@@ -9,6 +9,7 @@ import type {
   FastifyServerOptions,
 } from 'fastify';
 import { serializerCompiler } from 'fastify-type-provider-zod';
+import { z } from 'zod';
 import { ApiProblem, PROBLEM_CONTENT_TYPE, problem, sendProblem, toProblem } from './problem.ts';
 import { validatorCompiler } from './validation.ts';
 
@@ -26,6 +27,8 @@ const CORRELATION_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
 function correlationIdOf(offered: unknown): string {
   return typeof offered === 'string' && CORRELATION_ID.test(offered) ? offered : randomUUID();
 }
+
+const NO_QUERY = z.strictObject({});
 
 /** The longest path parameter the router takes (an id, a stream id, a symbol); longer answers 414. */
 export const MAX_PARAM_LENGTH = 300;
@@ -84,6 +87,7 @@ export function answerWithProblems(app: FastifyInstance): void {
       // under the same error as JSON that does not parse: say which it was.
       const forbidden = error ? forbiddenKeyOf(body as string) : undefined;
       if (forbidden) return done(forbiddenKeyProblem(forbidden));
+      if (error) return done(invalidJsonProblem(body as string));
       // JSON.parse keeps the last of a key given twice: refuse it rather than guess which was meant.
       const duplicate = error ? undefined : duplicateKeyOf(body as string);
       if (duplicate) return done(duplicateKeyProblem(duplicate));
@@ -110,6 +114,12 @@ export function answerWithProblems(app: FastifyInstance): void {
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
+  // Every query is strict: a `/v1/` route with no query of its own takes none (a `?dryRun=true` on
+  // a command would be dropped, and the command run).
+  app.addHook('onRoute', (route) => {
+    if (!route.url.startsWith('/v1/') || route.schema?.querystring !== undefined) return;
+    route.schema = { ...route.schema, querystring: NO_QUERY };
+  });
 
   app.decorateRequest('correlationId', '');
   app.addHook('onRequest', async (request, reply) => identify(request, reply));
@@ -231,6 +241,17 @@ export function duplicateKeyOf(text: string): string | undefined {
     else if (char === ',' && inner && !inner.keys) inner.index++;
   }
   return undefined;
+}
+
+/** A body that does not parse, in the API's words, with where the parser stopped. */
+function invalidJsonProblem(text: string): ApiProblem {
+  let why = 'it does not parse';
+  try {
+    JSON.parse(text);
+  } catch (error) {
+    if (error instanceof SyntaxError) why = error.message;
+  }
+  return new ApiProblem(400, 'INVALID_JSON', `the body is not valid JSON: ${why}`);
 }
 
 function duplicateKeyProblem(field: string): ApiProblem {

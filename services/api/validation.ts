@@ -22,12 +22,29 @@ const FIELD_ISSUES = Symbol('tradecore.fieldIssues');
 
 /** fastify's validator compiler for zod schemas, giving `FieldIssue`s. */
 export const validatorCompiler: FastifySchemaCompiler<ZodType> =
-  ({ schema }) =>
+  ({ schema, httpPart }) =>
   (data) => {
     const result = safeParse(schema, data, { error: plainMessage });
     if (result.success) return { value: result.data };
-    return { error: Object.assign(result.error.issues.flatMap(fieldIssues), { [FIELD_ISSUES]: true }) };
+    // No body at all (none sent, or an empty one) where the route needs one: say that, not what
+    // the nothing it got is not.
+    const issues =
+      httpPart === 'body' && (data === undefined || data === null)
+        ? [fieldIssue([], 'invalid_type', 'is required: this request takes a JSON object')]
+        : oneProblemPerWrongType(result.error.issues.flatMap(fieldIssues));
+    return { error: Object.assign(issues, { [FIELD_ISSUES]: true }) };
   };
+
+/**
+ * A field of the wrong type is only that: zod also measures it against checks meant for the right
+ * type (`"password": [1]` is "not a string", and then "too short" as an array), which says nothing.
+ */
+function oneProblemPerWrongType(issues: FieldIssue[]): FieldIssue[] {
+  const wrongType = new Set(
+    issues.filter((issue) => issue.keyword === 'invalid_type').map((issue) => issue.instancePath),
+  );
+  return issues.filter((issue) => issue.keyword === 'invalid_type' || !wrongType.has(issue.instancePath));
+}
 
 /** The issues a validator compiled above found, when `validation` (fastify's) holds them. */
 export function fieldIssuesOf(validation: unknown): FieldIssue[] | undefined {
@@ -70,8 +87,12 @@ function plainMessage(issue: core.$ZodRawIssue): string | undefined {
     case 'too_big': {
       const bound = issue.code === 'too_small' ? issue.minimum : issue.maximum;
       const word = issue.code === 'too_small' ? 'least' : 'most';
-      if (issue.origin === 'string') return `must be at ${word} ${bound} characters`;
-      if (issue.origin === 'array' || issue.origin === 'set') return `must have at ${word} ${bound} items`;
+      if (issue.origin === 'string')
+        return issue.code === 'too_small' && bound === 1
+          ? 'must not be empty'
+          : `must be at ${word} ${bound} character${bound === 1 ? '' : 's'}`;
+      if (issue.origin === 'array' || issue.origin === 'set')
+        return `must have at ${word} ${bound} item${bound === 1 ? '' : 's'}`;
       if (issue.inclusive) return `must be at ${word} ${bound}`;
       return `must be ${issue.code === 'too_small' ? 'greater' : 'less'} than ${bound}`;
     }
