@@ -363,6 +363,11 @@ describe('tradecore CLI', () => {
       [['demo', '--json'], '--json is not an option of demo (it takes none)'],
       [['serve', 'projector', '--json'], '--json is not an option of serve (it takes none)'],
       [['help', '--limit', '5'], '--limit is not an option of help (it takes none)'],
+      // One the command takes, given twice: which was meant is not guessed.
+      [
+        ['audit', 'stream', 'order-ord-3-1', '--from', '1', '--from=2'],
+        '--from is given 2 times: give it once',
+      ],
     ];
     for (const [args, message] of cases) {
       const refused = await tradecore(...args);

@@ -162,6 +162,15 @@ function refuseOptionsNotOf(command: string, subcommand: string | undefined, tok
     );
 }
 
+/** An option given twice (`--from 1 --from 2`) is refused, as the API refuses a repeated query parameter. */
+function refuseRepeatedOptions(tokens: Token[]): void {
+  const given = new Map<string, number>();
+  for (const token of tokens)
+    if (token.kind === 'option') given.set(token.name, (given.get(token.name) ?? 0) + 1);
+  for (const [name, times] of given)
+    if (times > 1) throw new UsageError(`--${name} is given ${times} times: give it once`);
+}
+
 async function main(argv: string[]): Promise<number> {
   const { positionals, values, tokens } = parseArgs({
     args: argv,
@@ -178,6 +187,7 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   refuseOptionsNotOf(command, subcommand, tokens);
+  refuseRepeatedOptions(tokens);
   const io: CommandIo = {
     out: (line) => console.log(line),
     err: process.stderr,
