@@ -62,6 +62,9 @@ it('documents every route’s answers: its success, and problems as application/
   expect(Object.keys(login)).toEqual(expect.arrayContaining(['200', '401', '403', '429']));
   expect(login['403'].description).toContain('ACCOUNT_DISABLED');
   expect(login['401'].description).toContain('INVALID_CREDENTIALS');
+  // Logging in changes nothing: no conflict, no business rule.
+  expect(Object.keys(login)).not.toContain('409');
+  expect(Object.keys(login)).not.toContain('422');
   // Every POST that creates takes an Idempotency-Key, and says so.
   for (const path of [
     '/v1/auth/register',
