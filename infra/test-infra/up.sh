@@ -162,6 +162,18 @@ kafka_pid=$(ours "$run_dir/kafka.pid" kafka.Kafka || true)
 mongo_pid=$(ours "$run_dir/mongo.pid" TestMongoServer || true)
 if ! listening "$kafka_port" && [[ -z $kafka_pid ]]; then need_kafka=true; fi
 if ! listening "$mongo_port" && [[ -z $mongo_pid ]]; then need_mongo=true; fi
+# The Mongo-wire server keeps everything in its heap: one an earlier up.sh started can have filled
+# it (OutOfMemoryError) and still hold its port while answering nothing. Ours and not answering:
+# stop it and start a fresh one (its data was only test data, and is gone either way).
+if [[ -n $mongo_pid ]] && listening "$mongo_port" && [[ -x $root/node_modules/.bin/tsx ]] &&
+  ! "$root/node_modules/.bin/tsx" "$here/ready.ts" --timeout=15 mongo >/dev/null 2>&1; then
+  echo "mongo     127.0.0.1:$mongo_port  pid $mongo_pid (started by an earlier up.sh) does not answer: restarting it"
+  kill "$mongo_pid" 2>/dev/null || true
+  for _ in $(seq 1 50); do kill -0 "$mongo_pid" 2>/dev/null || break; sleep 0.2; done
+  kill -9 "$mongo_pid" 2>/dev/null || true
+  for _ in $(seq 1 50); do listening "$mongo_port" || break; sleep 0.2; done
+  mongo_pid='' need_mongo=true
+fi
 
 java_problem=''
 if $need_kafka || $need_mongo; then
@@ -278,7 +290,7 @@ else
     fi
   fi
   if $need_mongo; then
-    start mongo "$run_dir/mongo.pid" "$java_bin" -Xms64m -Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
+    start mongo "$run_dir/mongo.pid" "$java_bin" -Xms64m -Xmx2g -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
       -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
       -Dorg.slf4j.simpleLogger.log.de.bwaldvogel.mongo.wire.MongoExceptionHandler=off \
       -cp "$mongo_home/classes:$mongo_home/lib/*" \

@@ -245,7 +245,8 @@ export async function startProjections(options: StartProjectionsOptions): Promis
     status: () => Promise.all([...projectors.values()].map((projector) => projector.status())),
     applied: (name, position) => projectors.get(name)?.whenApplied(position),
     rebuild(name, onProgress) {
-      if (name !== 'all') return rebuildOne(name, onProgress);
+      // An unknown name is a rejection, as from any rebuild, not a throw.
+      if (name !== 'all') return Promise.resolve().then(() => rebuildOne(name, onProgress));
       // One at a time; asked again while they run, the same pass answers (each model joins its own).
       rebuildingAll ??= (async () => {
         for (const projection of projectors.keys()) await rebuildOne(projection, onProgress);
