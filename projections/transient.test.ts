@@ -1,3 +1,4 @@
+import { MongoBulkWriteError, MongoNetworkError } from 'mongodb';
 import { describe, expect, it } from 'vitest';
 import { isTransientError } from './transient.ts';
 
@@ -29,6 +30,13 @@ describe('isTransientError', () => {
     [
       'Mongo: no server selected',
       withFields('Server selection timed out after 1500 ms', { name: 'MongoServerSelectionError' }),
+    ],
+    [
+      'Mongo: a bulk write whose connection closed (the driver keeps only the message)',
+      new MongoBulkWriteError(
+        new MongoNetworkError('connection 3 to 127.0.0.1:27017 closed'),
+        {} as ConstructorParameters<typeof MongoBulkWriteError>[1],
+      ),
     ],
     ['a cause that is', new Error('batch failed', { cause: withFields('reset', { code: 'ECONNRESET' }) })],
   ])('retries %s', (_what, error) => expect(isTransientError(error)).toBe(true));

@@ -106,4 +106,7 @@ const MESSAGES = [
   /^Client has encountered a connection error/,
   /^Connection lost/,
   /^no answer within \d+ ms/,
+  // The Mongo driver's lost connection: a bulk write (insertMany) that loses it throws a
+  // MongoBulkWriteError carrying only the network error's message, no name, label or cause.
+  /^connection \d+ to \S+ (closed|timed out)$/,
 ];
