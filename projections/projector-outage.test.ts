@@ -382,3 +382,25 @@ describe('a live projector whose store stops answering mid-batch', () => {
     );
   });
 });
+
+describe('the status of a stopped projector while its store hangs', () => {
+  it('answers within seconds with the checkpoint last known, saying the store did not answer', async () => {
+    const { proxy, store } = await stores.Mongo!();
+    const source = new MemoryEventStore();
+    const projection: ProjectionDefinition = { ...accountsProjection(), store: 'mongo' };
+    // The CLI's: created without following, so its status asks the store for the checkpoint.
+    const projector = new Projector({ projection, source, store });
+    cleanups.push(() => projector.stop());
+    await source.append('account-a', [deposited('a', 1)]);
+    expect(await projector.status()).toMatchObject({ state: 'stopped', checkpoint: 0, head: 1 });
+    proxy.stall();
+    const started = Date.now();
+    const status = await projector.status();
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(status).toMatchObject({
+      state: 'stopped',
+      checkpoint: 0,
+      error: 'its store did not answer for its checkpoint: no answer within 2000 ms',
+    });
+  });
+});

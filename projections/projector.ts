@@ -94,6 +94,9 @@ export interface ProjectorOptions {
  */
 const STALL_AFTER_MS = 60_000;
 
+/** How long a status waits for a store to give a stopped or failed projector's checkpoint. */
+const STATUS_READ_MS = 2_000;
+
 /** A projection with nothing to write still saves its checkpoint this often, so a restart replays little. */
 const IDLE_CHECKPOINT_EVERY_MS = 1_000;
 
@@ -532,10 +535,16 @@ export class Projector {
   async status(): Promise<ProjectorStatus> {
     const head = await this.options.source.headPosition();
     // While retrying the store may be the very thing that is down: the position reached is in memory.
+    // Otherwise the stored one, unless the store does not answer in time: a status must not hang
+    // with one store (nor fail, leaving the other read models unreported).
+    let unanswered: string | undefined;
     const checkpoint =
       this.state === 'running' || this.state === 'retrying'
         ? this.checkpoint
-        : await this.options.store.checkpoint(this.name, 'live');
+        : await this.storedCheckpoint().catch((error: unknown) => {
+            unanswered = `its store did not answer for its checkpoint: ${error instanceof Error ? error.message : String(error)}`;
+            return this.checkpoint;
+          });
     const lag = Math.max(0, head - checkpoint);
     projectionLagEvents.set({ projection: this.name }, lag);
     const behindSeconds =
@@ -555,9 +564,20 @@ export class Projector {
       lagPositions: lag,
       ...(stalled ? { stalledSeconds: Math.floor(stillFor / 1000) } : {}),
       rebuild: this.progress,
-      error: this.lastError,
+      error: this.lastError ?? unanswered,
       ...(this.state === 'retrying' ? { retries: this.retries } : {}),
     };
+  }
+
+  /** The checkpoint its store holds, or a rejection once STATUS_READ_MS have passed without one. */
+  private storedCheckpoint(): Promise<number> {
+    let timer: NodeJS.Timeout | undefined;
+    return Promise.race([
+      this.options.store.checkpoint(this.name, 'live'),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${STATUS_READ_MS} ms`)), STATUS_READ_MS);
+      }),
+    ]).finally(() => clearTimeout(timer));
   }
 
   /**
