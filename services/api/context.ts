@@ -13,6 +13,7 @@ import type { AggregateCache } from '../../domain/shared/aggregate.ts';
 import type { EventStore } from '../../domain/shared/event-store.ts';
 import { formatCents } from '../../domain/shared/money.ts';
 import type { CommandMetadata } from '../shared/command-handler.ts';
+import { NoAnswer, withTimeout } from '../shared/deadline.ts';
 import type { KeyedLanes } from '../shared/keyed-lanes.ts';
 import type { Principal, TokenIssuer } from './auth.ts';
 import {
@@ -68,6 +69,8 @@ export interface ApiDeps {
    * the market-data service) to record the price before answering anyway (default 5,000 ms).
    */
   referencePriceWaitMs?: number;
+  /** How long a read waits for its read-model store before answering 503 (READ_MODEL_DEADLINE_MS). */
+  readModelDeadlineMs?: number;
   /**
    * The lanes wallet commands take turns in, by wallet stream, shared with the order process when
    * it runs in this process: a deposit waits for a reservation instead of conflicting with it
@@ -140,7 +143,42 @@ export function requireRoles(...roles: Principal['roles']) {
 export function readModelsOf(context: RouteContext): ReadModels {
   if (!context.readModels)
     throw new ApiProblem(503, 'READ_MODELS_UNAVAILABLE', 'the read models are not available in this process');
-  return context.readModels;
+  let bounded = withDeadlines.get(context);
+  if (!bounded) {
+    bounded = readsWithDeadline(context.readModels, context.readModelDeadlineMs ?? READ_MODEL_DEADLINE_MS);
+    withDeadlines.set(context, bounded);
+  }
+  return bounded;
+}
+
+/**
+ * How long a read waits for its read-model store: a store that hangs (a Mongo server out of
+ * memory, holding its connections) answers `503 READ_MODELS_UNAVAILABLE` then, instead of holding
+ * the request for the driver's 30 s and answering 500.
+ */
+export const READ_MODEL_DEADLINE_MS = 10_000;
+
+const withDeadlines = new WeakMap<RouteContext, ReadModels>();
+
+/** `readModels` with every read bounded by `deadlineMs`. */
+function readsWithDeadline(readModels: ReadModels, deadlineMs: number): ReadModels {
+  return new Proxy(readModels, {
+    get(target, name, receiver) {
+      const value = Reflect.get(target, name, receiver);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) =>
+        withTimeout(Promise.resolve(value.apply(target, args)), deadlineMs).catch((error: unknown) => {
+          if (!(error instanceof NoAnswer)) throw error;
+          throw new ApiProblem(
+            503,
+            'READ_MODELS_UNAVAILABLE',
+            `a read-model store did not answer within ${deadlineMs / 1000} s; retry later`,
+            {},
+            { 'retry-after': '5' },
+          );
+        });
+    },
+  });
 }
 
 /**

@@ -1,12 +1,19 @@
 /** Bounded waits: a server that hangs must make a check fail, or a stop go on, not hang with it. */
 
-/** `promise`, or a rejection "no answer within `ms` ms" once that has passed. */
+/** What `withTimeout` rejects with once its time has passed. */
+export class NoAnswer extends Error {
+  constructor(readonly ms: number) {
+    super(`no answer within ${ms} ms`);
+  }
+}
+
+/** `promise`, or a rejection "no answer within `ms` ms" (a `NoAnswer`) once that has passed. */
 export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   return Promise.race([
     promise,
     new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+      timer = setTimeout(() => reject(new NoAnswer(ms)), ms);
     }),
   ]).finally(() => clearTimeout(timer));
 }
