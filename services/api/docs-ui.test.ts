@@ -62,6 +62,11 @@ it('documents every route’s answers: its success, and problems as application/
   expect(Object.keys(login)).toEqual(expect.arrayContaining(['200', '401', '403', '429']));
   expect(login['403'].description).toContain('ACCOUNT_DISABLED');
   expect(login['401'].description).toContain('INVALID_CREDENTIALS');
+  // Any caller may ask who it is: no role to lack, nothing to find.
+  const me = Object.keys(spec.paths['/v1/auth/me'].get.responses);
+  expect(me).toContain('401');
+  expect(me).not.toContain('403');
+  expect(me).not.toContain('404');
   // Logging in changes nothing: no conflict, no business rule.
   expect(Object.keys(login)).not.toContain('409');
   expect(Object.keys(login)).not.toContain('422');

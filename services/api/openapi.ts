@@ -111,9 +111,11 @@ const ROUTE_PROBLEMS: Record<string, Record<number, string>> = {
 function problemsOf(method: string, url: string, schema: Record<string, unknown>): number[] {
   const secured = Array.isArray(schema.security) && schema.security.length > 0;
   const statuses = [400];
-  if (secured) statuses.push(401, 403);
+  // Any caller may ask who it is: `me` has no role to lack and nothing to find.
+  const me = url === '/v1/auth/me';
+  if (secured) statuses.push(...(me ? [401] : [401, 403]));
   // An order's body names its account, which may not exist (an admin placing for another).
-  if (url.includes('{') || method === 'GET' || url === '/v1/orders') statuses.push(404);
+  if (!me && (url.includes('{') || method === 'GET' || url === '/v1/orders')) statuses.push(404);
   if (url.includes('{')) statuses.push(414);
   if (method !== 'GET') statuses.push(413, 415);
   // Logging in changes nothing: nothing to conflict with, no rule to refuse.
