@@ -475,10 +475,8 @@ export class EngineService {
   }
 
   /**
-   * Trades to their streams, then the reports to the broker, for a batch in booking order: both
-   * idempotent, so safe to repeat. Requests already booked (redeliveries) re-send what their events
-   * gave. The trades are appended side by side; the reports are all handed to the transport in
-   * order before any confirm is awaited.
+   * Trades and reports of a batch, in booking order (`sendTradesAndReports`). Requests already
+   * booked (redeliveries) re-send what their events gave.
    */
   private async completeAll(
     symbol: string,
@@ -502,25 +500,21 @@ export class EngineService {
         item.reject(error);
       }
     }
-    const traded = await Promise.all(
-      all.map(async ({ item, events, outcome }) => {
-        try {
-          if (outcome === 'booked' && item.request.message)
-            await this.options.hooks?.afterAppend?.(item.request.message);
-          await Promise.all(this.trades(symbol, events));
-          return { ok: true as const };
-        } catch (error) {
-          return { ok: false as const, error };
-        }
+    const outcomes = await this.sendTradesAndReports(
+      symbol,
+      all.map(({ item, events, outcome }) => {
+        const { message, correlationId } = item.request;
+        return {
+          events,
+          correlationId,
+          before:
+            outcome === 'booked' && message
+              ? async () => this.options.hooks?.afterAppend?.(message)
+              : undefined,
+        };
       }),
     );
-    const published = all.map(({ item, events }, index) => {
-      const trades = traded[index]!;
-      return trades.ok
-        ? Promise.all(this.reports(symbol, events, item.request.correlationId))
-        : Promise.reject(trades.error);
-    });
-    for (const [index, outcome] of (await Promise.allSettled(published)).entries()) {
+    for (const [index, outcome] of outcomes.entries()) {
       const { item, events } = all[index]!;
       const session = item.request.message === undefined;
       if (outcome.status === 'rejected') {
@@ -532,6 +526,32 @@ export class EngineService {
       this.reported(state, events);
       item.resolve();
     }
+  }
+
+  /**
+   * Trades to their streams, then the reports to the broker, for requests in booking order: both
+   * idempotent, so safe to repeat. The trades are appended side by side (after a request's
+   * `before`, a test's crash hook); the reports are all handed to the transport in order before
+   * any confirm is awaited. Each request's outcome: its reports' publishes, or why they did not go.
+   */
+  private async sendTradesAndReports(
+    symbol: string,
+    requests: Array<{ events: RecordedEvent[]; correlationId: string; before?: () => Promise<unknown> }>,
+  ): Promise<Array<PromiseSettledResult<void[]>>> {
+    const traded = await Promise.allSettled(
+      requests.map(async ({ events, before }) => {
+        await before?.();
+        await Promise.all(this.trades(symbol, events));
+      }),
+    );
+    return Promise.allSettled(
+      requests.map(({ events, correlationId }, index) => {
+        const trades = traded[index]!;
+        return trades.status === 'fulfilled'
+          ? Promise.all(this.reports(symbol, events, correlationId))
+          : Promise.reject(trades.reason);
+      }),
+    );
   }
 
   /** A request's trades and reports are confirmed: no recovery needs to send them again. */
@@ -825,16 +845,12 @@ export class EngineService {
     state: BookState,
     requests: Array<{ requestId: string; events: RecordedEvent[] }>,
   ): Promise<void> {
-    const traded = await Promise.allSettled(
-      requests.map(({ events }) => Promise.all(this.trades(symbol, events))),
-    );
-    const published = requests.map(({ events }, index) =>
-      traded[index]!.status === 'fulfilled'
-        ? Promise.all(this.reports(symbol, events, events[0]!.metadata.correlationId))
-        : Promise.reject((traded[index] as PromiseRejectedResult).reason),
+    const outcomes = await this.sendTradesAndReports(
+      symbol,
+      requests.map(({ events }) => ({ events, correlationId: events[0]!.metadata.correlationId })),
     );
     let reports = 0;
-    for (const [index, outcome] of (await Promise.allSettled(published)).entries()) {
+    for (const [index, outcome] of outcomes.entries()) {
       const { requestId, events } = requests[index]!;
       if (outcome.status === 'rejected') {
         this.logger.warn({ err: outcome.reason, symbol, requestId }, "re-sending a request's reports failed");
