@@ -1,4 +1,5 @@
 import type { EventStore, RecordedEvent, Subscription } from '../domain/shared/event-store.ts';
+import { withTimeout } from './deadline.ts';
 import {
   projectedEvents,
   projectionCheckpoint,
@@ -541,10 +542,12 @@ export class Projector {
     const checkpoint =
       this.state === 'running' || this.state === 'retrying'
         ? this.checkpoint
-        : await this.storedCheckpoint().catch((error: unknown) => {
-            unanswered = `its store did not answer for its checkpoint: ${error instanceof Error ? error.message : String(error)}`;
-            return this.checkpoint;
-          });
+        : await withTimeout(this.options.store.checkpoint(this.name, 'live'), STATUS_READ_MS).catch(
+            (error: unknown) => {
+              unanswered = `its store did not answer for its checkpoint: ${error instanceof Error ? error.message : String(error)}`;
+              return this.checkpoint;
+            },
+          );
     const lag = Math.max(0, head - checkpoint);
     projectionLagEvents.set({ projection: this.name }, lag);
     const behindSeconds =
@@ -567,17 +570,6 @@ export class Projector {
       error: this.lastError ?? unanswered,
       ...(this.state === 'retrying' ? { retries: this.retries } : {}),
     };
-  }
-
-  /** The checkpoint its store holds, or a rejection once STATUS_READ_MS have passed without one. */
-  private storedCheckpoint(): Promise<number> {
-    let timer: NodeJS.Timeout | undefined;
-    return Promise.race([
-      this.options.store.checkpoint(this.name, 'live'),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${STATUS_READ_MS} ms`)), STATUS_READ_MS);
-      }),
-    ]).finally(() => clearTimeout(timer));
   }
 
   /**

@@ -6,7 +6,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import pino from 'pino';
 import { register } from 'prom-client';
 import { AggregateCache } from '../../domain/shared/aggregate.ts';
-import { withTimeout } from '../shared/deadline.ts';
+import { withTimeout } from '../../projections/deadline.ts';
 import { KeyedLanes } from '../shared/keyed-lanes.ts';
 import type { ApiDeps, App, RouteContext } from './context.ts';
 import { ensureDefaultMetrics, httpDuration } from './metrics.ts';

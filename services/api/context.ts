@@ -12,8 +12,8 @@ import type { Instrument } from '../../domain/broker/instrument/instrument.ts';
 import type { AggregateCache } from '../../domain/shared/aggregate.ts';
 import type { EventStore } from '../../domain/shared/event-store.ts';
 import { formatCents } from '../../domain/shared/money.ts';
+import { NoAnswer, withTimeout } from '../../projections/deadline.ts';
 import type { CommandMetadata } from '../shared/command-handler.ts';
-import { NoAnswer, withTimeout } from '../shared/deadline.ts';
 import type { KeyedLanes } from '../shared/keyed-lanes.ts';
 import type { Principal, TokenIssuer } from './auth.ts';
 import {

@@ -5,10 +5,10 @@
  * projector keeps its checkpoint with its rows, so a restart resumes where it stopped.
  */
 import type { Logger } from 'pino';
+import { withDeadline } from '../../projections/deadline.ts';
 import { TokenIssuer } from '../api/auth.ts';
 import type { Config } from '../shared/config.ts';
 import { lockEmbeddedDataFolder } from '../shared/data-lock.ts';
-import { withDeadline } from '../shared/deadline.ts';
 import { connectEventStores } from '../shared/event-stores.ts';
 import { type RunningService, ShutdownStack, startOpsServer } from '../shared/ops-server.ts';
 import {

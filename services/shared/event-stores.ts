@@ -7,9 +7,9 @@ import { b3EventDefinitions } from '../../domain/b3/book-events.ts';
 import { quoteEventDefinitions } from '../../domain/b3/quote-events.ts';
 import { EventSchemas } from '../../domain/shared/event-schemas.ts';
 import type { EventStore } from '../../domain/shared/event-store.ts';
+import { withTimeout } from '../../projections/deadline.ts';
 import { brokerStoreSchemas } from '../api/api-events.ts';
 import { b3DatabaseVariable, type Config, reaching, redact } from './config.ts';
-import { withTimeout } from './deadline.ts';
 import { type ServiceLogger, silentLogger } from './service-logger.ts';
 
 export interface EventStores {

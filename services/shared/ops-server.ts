@@ -2,10 +2,10 @@ import Fastify from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
 import { register } from 'prom-client';
+import { withTimeout } from '../../projections/deadline.ts';
 import type { App } from '../api/context.ts';
 import { ensureDefaultMetrics } from '../api/metrics.ts';
 import { answerWithProblems, problemServerOptions, refuseWhileClosing } from '../api/problem-answers.ts';
-import { withTimeout } from './deadline.ts';
 import { listenError } from './listen.ts';
 
 /** One dependency `/health/ready` checks: resolves when reachable, throws (or rejects) when not. */

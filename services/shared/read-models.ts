@@ -5,13 +5,13 @@ import { MysqlReadModelStore } from '../../adapters/mysql/read-model-store.ts';
 import { pgliteWorkerClient } from '../../adapters/pglite/worker-client.ts';
 import { pgClient } from '../../adapters/postgres/client.ts';
 import { SqlReadModelStore } from '../../adapters/postgres/read-model-store.ts';
+import { withDeadline, withTimeout } from '../../projections/deadline.ts';
 import type { ProjectionDefinition } from '../../projections/model.ts';
 import { Projector, type ProjectorStatus, type RebuildProgress } from '../../projections/projector.ts';
 import { readModelProjections } from '../../projections/read-models/index.ts';
 import { type ReadModelStores, storeFor } from '../../projections/read-models/queries.ts';
 import type { ReadModelStore } from '../../projections/store.ts';
 import { b3DatabaseVariable, type Config, reaching, redact } from './config.ts';
-import { withDeadline, withTimeout } from './deadline.ts';
 import type { EventStores } from './event-stores.ts';
 
 export type { ReadModelStores } from '../../projections/read-models/queries.ts';

@@ -7,8 +7,8 @@ import { RedisPriceCache } from '../../adapters/redis/price-cache.ts';
 import { quoteStreamId } from '../../domain/b3/quote-events.ts';
 import { isolatedName, testUrls } from '../../infra/test-infra/isolation.ts';
 import { TcpProxy } from '../../infra/test-infra/tcp-proxy.ts';
+import { withTimeout } from '../../projections/deadline.ts';
 import { loadConfig } from './config.ts';
-import { withTimeout } from './deadline.ts';
 import { connectEventStores } from './event-stores.ts';
 import { startTradingServices } from './trading.ts';
 import {

@@ -1,4 +1,7 @@
-/** Bounded waits: a server that hangs must make a check fail, or a stop go on, not hang with it. */
+/**
+ * Bounded waits: a server that hangs must make a check fail, a status answer, or a stop go on, not
+ * hang with it. Here for the projector's own; the services use them too.
+ */
 
 /** What `withTimeout` rejects with once its time has passed. */
 export class NoAnswer extends Error {
