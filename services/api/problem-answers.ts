@@ -89,9 +89,9 @@ export function answerWithProblems(app: FastifyInstance): void {
       if (forbidden) return done(forbiddenKeyProblem(forbidden));
       if (error) return done(invalidJsonProblem(body as string));
       // JSON.parse keeps the last of a key given twice: refuse it rather than guess which was meant.
-      const duplicate = error ? undefined : duplicateKeyOf(body as string);
+      const duplicate = duplicateKeyOf(body as string);
       if (duplicate) return done(duplicateKeyProblem(duplicate));
-      done(error, parsed);
+      done(null, parsed);
     });
   });
   // Bodies are read as sent: a Content-Encoding this server does not decode would have the coded

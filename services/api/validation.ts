@@ -31,19 +31,28 @@ export const validatorCompiler: FastifySchemaCompiler<ZodType> =
     const issues =
       httpPart === 'body' && (data === undefined || data === null)
         ? [fieldIssue([], 'invalid_type', 'is required: this request takes a JSON object')]
-        : oneProblemPerWrongType(result.error.issues.flatMap(fieldIssues));
+        : onePerFieldAndProblem(result.error.issues.flatMap(fieldIssues));
     return { error: Object.assign(issues, { [FIELD_ISSUES]: true }) };
   };
 
 /**
- * A field of the wrong type is only that: zod also measures it against checks meant for the right
- * type (`"password": [1]` is "not a string", and then "too short" as an array), which says nothing.
+ * One issue per field and problem: zod can report one twice (`1e300` is past `.int()`'s safe range
+ * and past `.max()`), which says nothing more. And a field of the wrong type is only that: zod also
+ * measures it against checks meant for the right type (`"password": [1]` is "not a string", and
+ * then "too short" as an array).
  */
-function oneProblemPerWrongType(issues: FieldIssue[]): FieldIssue[] {
+function onePerFieldAndProblem(issues: FieldIssue[]): FieldIssue[] {
   const wrongType = new Set(
     issues.filter((issue) => issue.keyword === 'invalid_type').map((issue) => issue.instancePath),
   );
-  return issues.filter((issue) => issue.keyword === 'invalid_type' || !wrongType.has(issue.instancePath));
+  const seen = new Set<string>();
+  return issues.filter((issue) => {
+    if (issue.keyword !== 'invalid_type' && wrongType.has(issue.instancePath)) return false;
+    const key = `${issue.instancePath}\u0000${issue.keyword}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }
 
 /** The issues a validator compiled above found, when `validation` (fastify's) holds them. */
