@@ -523,7 +523,7 @@ export class EngineService {
         item.reject(outcome.reason);
         continue;
       }
-      this.reported(state, events);
+      this.reported(state, item.request.id, events);
       item.resolve();
     }
   }
@@ -555,11 +555,16 @@ export class EngineService {
   }
 
   /** A request's trades and reports are confirmed: no recovery needs to send them again. */
-  private reported(state: BookState, events: RecordedEvent[]): void {
+  private reported(state: BookState, requestId: string, events: RecordedEvent[]): void {
     const from = events[0]?.version;
     if (from === undefined) return;
-    for (const [requestId, range] of state.unreported)
-      if (range.from === from) state.unreported.delete(requestId);
+    if (state.unreported.get(requestId)?.from === from) {
+      state.unreported.delete(requestId);
+      return;
+    }
+    // A redelivered NewOrder found by its order id under another message id: its booking's entry.
+    for (const [booked, range] of state.unreported)
+      if (range.from === from) state.unreported.delete(booked);
   }
 
   private async decide(
