@@ -537,7 +537,7 @@ export class EngineService {
   private async sendTradesAndReports(
     symbol: string,
     requests: Array<{ events: RecordedEvent[]; correlationId: string; before?: () => Promise<unknown> }>,
-  ): Promise<Array<PromiseSettledResult<void[]>>> {
+  ): Promise<Array<PromiseSettledResult<unknown[]>>> {
     const traded = await Promise.allSettled(
       requests.map(async ({ events, before }) => {
         await before?.();
@@ -563,8 +563,7 @@ export class EngineService {
       return;
     }
     // A redelivered NewOrder found by its order id under another message id: its booking's entry.
-    for (const [booked, range] of state.unreported)
-      if (range.from === from) state.unreported.delete(booked);
+    for (const [booked, range] of state.unreported) if (range.from === from) state.unreported.delete(booked);
   }
 
   private async decide(
