@@ -395,6 +395,40 @@ describe('an Idempotency-Key whose request crashed', () => {
     }
   });
 
+  it('registers the account of a username whose registration crashed without a key, once', async () => {
+    const credentials = { username: 'crash-keyless', password: 'a-good-password' };
+    const crashed = await crashingProcess('AccountRegistered');
+    try {
+      await crashed.crashDuring(() => post(crashed.app, '/v1/auth/register', credentials, {}));
+    } finally {
+      await crashed.close();
+    }
+    const [claim] = await broker.readStream('username-crash-keyless');
+    const claimed = String((claim?.data as { accountId?: string } | undefined)?.accountId);
+    expect(claimed).not.toBe('undefined');
+    expect(await broker.readStream(`account-${claimed}`)).toHaveLength(0);
+
+    // Two registrations of the orphaned username at once: one gets the claim's account.
+    const answers = await Promise.all([
+      post(api.app, '/v1/auth/register', credentials, {}),
+      post(api.app, '/v1/auth/register', { ...credentials, password: 'another-password' }, {}),
+    ]);
+    expect(answers.map((answer) => answer.statusCode).sort()).toEqual([201, 409]);
+    const won = answers.find((answer) => answer.statusCode === 201);
+    const lost = answers.find((answer) => answer.statusCode === 409);
+    expect(won?.json()).toEqual({ accountId: claimed });
+    expect(lost?.json()).toMatchObject({ reason: 'USERNAME_TAKEN' });
+    const [registered] = await broker.readStream(`account-${claimed}`);
+    expect(registered?.metadata.actor).toBe(claimed);
+    expect(await broker.readStream('username-crash-keyless')).toHaveLength(1);
+
+    const password = won === answers[0] ? credentials.password : 'another-password';
+    const login = await post(api.app, '/v1/auth/login', { ...credentials, password }, {});
+    expect(login.statusCode).toBe(200);
+    const again = await post(api.app, '/v1/auth/register', credentials, {});
+    expect(again.json()).toMatchObject({ reason: 'USERNAME_TAKEN' });
+  });
+
   it('finds the order of a claim made before ids were derived (v1) by its request, and places none again', async () => {
     const trader = await api.trader('crash-v1');
     const headers = { authorization: `Bearer ${trader.token}`, 'idempotency-key': 'order-v1' };

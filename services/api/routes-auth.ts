@@ -14,7 +14,7 @@ import { Credentials, RegisterBody } from './schemas.ts';
 
 /** The account id a username was claimed for, or undefined. */
 export async function accountIdOfUsername(
-  context: RouteContext,
+  context: Pick<RouteContext, 'broker'>,
   username: string,
 ): Promise<string | undefined> {
   const [claim] = await context.broker.readStream(usernameStreamId(username), { limit: 1 });
@@ -23,9 +23,14 @@ export async function accountIdOfUsername(
 
 /**
  * Registers an account: the username is claimed first in `username-{lowercased}` with expected
- * version no_stream (the event store is the uniqueness constraint), then the account stream is written.
- * With `eventIds` (a `CreateRun`'s), a run after a crash between the two meets its own claim of the
- * username (the store answers idempotently) and goes on to the account.
+ * version no_stream (the event store is the uniqueness constraint), then the account stream is
+ * written, also with no_stream. Returns the account id registered.
+ *
+ * A crash between the two leaves a claim with no account. With `eventIds` (a `CreateRun`'s), the
+ * run after it meets its own claim (the store answers idempotently) and goes on to the account.
+ * Any other registration of that username finds the claim's account empty and registers it: the
+ * account stream's no_stream then decides between it and a registration still in flight, so
+ * exactly one of them gets the account and the other is told the username is taken.
  */
 export async function registerAccount(
   context: Omit<RouteContext, 'caches' | 'walletLanes'>,
@@ -40,7 +45,8 @@ export async function registerAccount(
 ): Promise<string> {
   const username = input.username.toLowerCase();
   if (!USERNAME.test(username)) throw new InvalidUsername(username);
-  const accountId = input.accountId ?? randomUUID();
+  const taken = () => new ApiProblem(409, 'USERNAME_TAKEN', `the username ${username} is taken`);
+  let accountId = input.accountId ?? randomUUID();
   const now = context.now().toISOString();
   try {
     await context.broker.append(
@@ -56,25 +62,37 @@ export async function registerAccount(
       { expectedVersion: 'no_stream' },
     );
   } catch (error) {
-    if (error instanceof WrongExpectedVersion)
-      throw new ApiProblem(409, 'USERNAME_TAKEN', `the username ${username} is taken`);
+    if (!(error instanceof WrongExpectedVersion)) throw error;
+    const claimed = await accountIdOfUsername(context, username);
+    if (claimed === undefined) throw taken();
+    const [registered] = await context.broker.readStream(accountStreamId(claimed), { limit: 1 });
+    // This run's own account, registered on an orphaned claim before a crash.
+    if (registered && registered.id === eventIds?.('AccountRegistered')(0)) return claimed;
+    if (registered) throw taken();
+    // An account registering itself registers as the claim's account.
+    if (metadata.actor === accountId) metadata = { ...metadata, actor: claimed };
+    accountId = claimed;
+  }
+  try {
+    await handleCommand(
+      context.broker,
+      accountStreamId(accountId),
+      accountDecider,
+      {
+        type: 'RegisterAccount',
+        accountId,
+        username,
+        passwordHash: await hashPassword(input.password),
+        roles: input.roles,
+        at: now,
+      },
+      { ...metadata, actor: metadata.actor ?? accountId },
+      { expectedVersion: 'no_stream', ...(eventIds ? { newEventId: eventIds('AccountRegistered') } : {}) },
+    );
+  } catch (error) {
+    if (error instanceof WrongExpectedVersion) throw taken();
     throw error;
   }
-  await handleCommand(
-    context.broker,
-    accountStreamId(accountId),
-    accountDecider,
-    {
-      type: 'RegisterAccount',
-      accountId,
-      username,
-      passwordHash: await hashPassword(input.password),
-      roles: input.roles,
-      at: now,
-    },
-    { ...metadata, actor: metadata.actor ?? accountId },
-    { expectedVersion: 'no_stream', ...(eventIds ? { newEventId: eventIds('AccountRegistered') } : {}) },
-  );
   return accountId;
 }
 
@@ -103,13 +121,14 @@ export function authRoutes(app: App, context: RouteContext): void {
         // A run after a crash: the account the crashed run registered.
         const earlier = await run.earlier('AccountRegistered', accountStreamId(accountId));
         if (earlier) return registered((earlier.data as { accountId: string }).accountId);
-        await registerAccount(
-          context,
-          { accountId, username: request.body.username, password: request.body.password },
-          { ...metadataOf(request, accountId) },
-          run.eventIds,
+        return registered(
+          await registerAccount(
+            context,
+            { accountId, username: request.body.username, password: request.body.password },
+            { ...metadataOf(request, accountId) },
+            run.eventIds,
+          ),
         );
-        return registered(accountId);
       }),
   );
 
