@@ -4,6 +4,7 @@ import type { z } from 'zod';
 import { CANDLE_INTERVAL_NAMES, DEFAULT_CANDLE_INTERVAL } from '../../projections/read-models/candles.ts';
 import { ANSWERS } from './answers.ts';
 import { NonNegativeDecimal, PositiveDecimal, StandardSymbolParam, Ticker } from './schemas.ts';
+import { StreamQuery } from './stream.ts';
 import { startTestApi, type TestApi } from './testing.ts';
 
 let api: TestApi;
@@ -332,6 +333,24 @@ describe('what the document says a route takes and answers, the server does', ()
     agrees(field('POST /v1/accounts/{id}/custody-transfers', 'symbol'), Ticker, 'custody');
     agrees(field('POST /v1/admin/instruments', 'symbol'), StandardSymbolParam, 'listing');
     agrees(field('POST /v1/admin/instruments/{symbol}/halt', 'symbol'), StandardSymbolParam, 'halt');
+  });
+
+  it("gives the stream's symbols the pattern of a list of tickers, as the server checks it", () => {
+    const symbols = field('GET /v1/stream', 'symbols');
+    expect(symbols.pattern).toBeDefined();
+    const takes = (text: string) => StreamQuery.safeParse({ symbols: text }).success;
+    for (const sample of [
+      'PETR4',
+      'PETR4,VALE3F,BPAC11',
+      'PETR4,',
+      'PETR4,,VALE3',
+      '',
+      'petr4',
+      'PETR4,X',
+      'PETR4 VALE3',
+    ])
+      expect(documentTakes(symbols, sample), sample).toBe(takes(sample));
+    expect(takes('PETR4,VALE3') && !takes('PETR4;VALE3')).toBe(true);
   });
 
   it('gives every amount and price the pattern the server checks: above zero, or from zero for a cost', () => {

@@ -1,5 +1,6 @@
 import fastifyWebsocket from '@fastify/websocket';
 import { z } from 'zod';
+import { TRADED_SYMBOL } from '../../domain/broker/schemas.ts';
 import type { EventStore, RecordedEvent, Subscription } from '../../domain/shared/event-store.ts';
 import type { Principal } from './auth.ts';
 import { type App, decimalize, isAdmin, principalOf, type RouteContext } from './context.ts';
@@ -34,11 +35,17 @@ interface Client {
   symbols: Set<string>;
 }
 
-const StreamQuery = z.strictObject({
+/** Tickers separated by commas, empty items skipped: the pattern the OpenAPI document states. */
+const TICKER = TRADED_SYMBOL.source.slice(1, -1);
+const TICKER_LIST = `^(?:${TICKER})?(?:,(?:${TICKER})?)*$`;
+
+export const StreamQuery = z.strictObject({
   symbols: z
     .string()
     .max(500)
     .describe('comma-separated tickers (PETR4,VALE3): their trades and book changes')
+    // Checked below, one ticker at a time, so that the error names the one that is wrong.
+    .meta({ pattern: TICKER_LIST })
     .optional()
     .transform((text, context) => {
       const symbols = (text ?? '').split(',').filter((symbol) => symbol !== '');
