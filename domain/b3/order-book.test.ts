@@ -243,6 +243,11 @@ describe('rejecting orders', () => {
       .then(outsideBand('s1', 8_99));
   });
 
+  it('rejects by a band whose upper edge would pass the exact range with that edge at the largest price', () =>
+    given(opened(9_000_000_000_000_000))
+      .when(buy('b1', 100, 1_00))
+      .then(outsideBand('b1', 1_00, { low: 8_100_000_000_000_000, high: Number.MAX_SAFE_INTEGER })));
+
   it.each([
     ['INVALID_PRICE', buy('b1', 100, 10.005)],
     ['NO_LIQUIDITY', marketBuy('b1', 100)],

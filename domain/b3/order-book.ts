@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { priceBandEdges } from '../shared/money.ts';
 import {
   type BookEvent,
   type CancelReason,
@@ -1153,8 +1154,7 @@ export class OrderBook {
   private setBand(referencePrice: number, priceBandBps: number): void {
     this.referencePrice = referencePrice;
     this.priceBandBps = priceBandBps;
-    this.bandLow = Math.ceil((referencePrice * (BPS - priceBandBps)) / BPS);
-    this.bandHigh = Math.floor((referencePrice * (BPS + priceBandBps)) / BPS);
+    ({ low: this.bandLow, high: this.bandHigh } = priceBandEdges(referencePrice, priceBandBps));
   }
 
   private withinBand(price: number): boolean {

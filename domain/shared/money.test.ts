@@ -5,6 +5,7 @@ import {
   formatCents,
   InvalidDecimalAmount,
   notional,
+  priceBandEdges,
   priceBandLowerEdge,
   priceBandUpperEdge,
   toCents,
@@ -50,5 +51,27 @@ describe('money: integer cents ⇄ decimal strings', () => {
     expect(priceBandUpperEdge(3333, 2.5)).toBe(3416); // 3416.325 rounded down
     expect(priceBandLowerEdge(3333, 2.5)).toBe(3250); // 3249.675 rounded up
     expect(priceBandLowerEdge(1, 100)).toBe(1);
+  });
+  it('keeps band edges exact and within the exact range whatever the reference price', () => {
+    // 4503599627370497 × 0.9 = 4053239664633447.3, which floating point takes for …447 exactly.
+    expect(priceBandEdges(4_503_599_627_370_497, 1_000)).toEqual({
+      low: 4_053_239_664_633_448,
+      high: 4_953_959_590_107_546,
+    });
+    // The upper edge of the largest reference price is past 2^53: the band ends where prices do.
+    expect(priceBandEdges(Number.MAX_SAFE_INTEGER, 1_000).high).toBe(Number.MAX_SAFE_INTEGER);
+    expect(priceBandUpperEdge(8_200_000_000_000_000, 10)).toBe(Number.MAX_SAFE_INTEGER);
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
+        fc.integer({ min: 0, max: 10_000 }),
+        (reference, bps) => {
+          const { low, high } = priceBandEdges(reference, bps);
+          expect(Number.isSafeInteger(low) && Number.isSafeInteger(high)).toBe(true);
+          expect(low).toBeLessThanOrEqual(reference);
+          expect(high).toBeGreaterThanOrEqual(Math.min(reference, Number.MAX_SAFE_INTEGER));
+        },
+      ),
+    );
   });
 });

@@ -80,17 +80,34 @@ export function isSafeNotional(quantity: number, price: Cents): boolean {
 }
 
 /**
- * The upper edge of a price band: the highest price, in cents, within `bandPercent` above the
- * reference price, rounded down to a whole cent. `bandPercent` may have up to two decimals (2.5 = 2.5 %);
- * the arithmetic is done in basis points so that no floating-point error reaches a price.
+ * A price band's edges in cents, around `referencePrice`, `bandBps` basis points (1/100 %) either
+ * side: the lowest price within it rounded up to a whole cent (never below one cent), the highest
+ * rounded down (never past the largest exact amount, whatever the reference price). Worked in
+ * integers, so that neither a floating-point error nor a product past 2^53 reaches a price.
  */
-export function priceBandUpperEdge(referencePrice: Cents, bandPercent: number): Cents {
-  const basisPoints = Math.round(bandPercent * 100);
-  return Math.floor((referencePrice * (10_000 + basisPoints)) / 10_000);
+export function priceBandEdges(referencePrice: Cents, bandBps: number): { low: Cents; high: Cents } {
+  const reference = BigInt(referencePrice);
+  const bps = BigInt(bandBps);
+  const low = (reference * (BASIS_POINTS - bps) + BASIS_POINTS - 1n) / BASIS_POINTS;
+  const high = (reference * (BASIS_POINTS + bps)) / BASIS_POINTS;
+  return {
+    low: Math.max(1, Number(low)),
+    high: high > LARGEST_EXACT_CENTS ? Number.MAX_SAFE_INTEGER : Number(high),
+  };
 }
 
-/** The lower edge of a price band, rounded up to a whole cent (never below one cent). */
+const BASIS_POINTS = 10_000n;
+const LARGEST_EXACT_CENTS = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** A band given in percent (up to two decimals: 2.5 = 2.5 %), in basis points. */
+const basisPointsOf = (bandPercent: number) => Math.round(bandPercent * 100);
+
+/** The upper edge of a price band given in percent (`priceBandEdges`). */
+export function priceBandUpperEdge(referencePrice: Cents, bandPercent: number): Cents {
+  return priceBandEdges(referencePrice, basisPointsOf(bandPercent)).high;
+}
+
+/** The lower edge of a price band given in percent (`priceBandEdges`). */
 export function priceBandLowerEdge(referencePrice: Cents, bandPercent: number): Cents {
-  const basisPoints = Math.round(bandPercent * 100);
-  return Math.max(1, Math.ceil((referencePrice * (10_000 - basisPoints)) / 10_000));
+  return priceBandEdges(referencePrice, basisPointsOf(bandPercent)).low;
 }

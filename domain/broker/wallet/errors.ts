@@ -54,7 +54,7 @@ export class AmountTooLarge extends DomainError {
     readonly price: Cents,
   ) {
     super(
-      `the ${what} of ${quantity} × ${formatCents(price)} = ${formatProduct(quantity, price)} is past the largest amount kept exactly, ${LARGEST_EXACT_AMOUNT}`,
+      `the ${what} of ${quantity} × ${formatProduct(1, price)} = ${formatProduct(quantity, price)} is past the largest amount kept exactly, ${LARGEST_EXACT_AMOUNT}`,
       { what, quantity, price, amount: formatProduct(quantity, price) },
     );
   }

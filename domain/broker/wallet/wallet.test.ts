@@ -303,6 +303,16 @@ describe('reserving cash for a buy', () => {
         pricing: { kind: 'LIMIT', limitPrice: 999_999_999_999_999 },
       })
       .thenThrows(AmountTooLarge, { what: 'reservation', quantity: 100, amount: '999999999999999.00' }));
+  it('refuses a market buy as AMOUNT_TOO_LARGE when the band over its reference price ends past the exact range', () =>
+    given([deposited(10_000)])
+      .when({
+        type: 'ReserveCash',
+        orderId: 'o1',
+        symbol: 'PETR4',
+        quantity: 100,
+        pricing: { kind: 'MARKET', referencePrice: 9_000_000_000_000_000, priceBandPercent: 10 },
+      })
+      .thenThrows(AmountTooLarge, { what: 'reservation', price: Number.MAX_SAFE_INTEGER }));
   it("refuses a buy whose settlement would take the position's cost basis past the exact range", () =>
     given([deposited(2_000_000_000_000_000), transferredIn('PETR4', 100, 80_000_000_000_000)])
       .when({
