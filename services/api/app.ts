@@ -8,7 +8,7 @@ import { register } from 'prom-client';
 import { AggregateCache } from '../../domain/shared/aggregate.ts';
 import { withTimeout } from '../../projections/deadline.ts';
 import { KeyedLanes } from '../shared/keyed-lanes.ts';
-import type { ApiDeps, App, RouteContext } from './context.ts';
+import { type ApiDeps, type App, bearerTokenOf, type RouteContext, withCurrentRoles } from './context.ts';
 import { ensureDefaultMetrics, httpDuration } from './metrics.ts';
 import { documentAnswers, documentRequestBodies } from './openapi.ts';
 import { ApiProblem } from './problem.ts';
@@ -73,11 +73,10 @@ export async function buildApi(deps: ApiDeps): Promise<App> {
 
   refuseWhileClosing(app);
   app.addHook('onRequest', async (request) => {
-    const authorization = request.headers.authorization;
-    const [scheme, token] = authorization?.trim().split(/\s+/, 2) ?? [];
-    // The scheme is case-insensitive (RFC 9110).
-    if (scheme?.toLowerCase() === 'bearer') {
-      request.principal = await context.tokens.verify(token ?? '');
+    const token = bearerTokenOf(request);
+    if (token !== undefined) {
+      const principal = await context.tokens.verify(token);
+      request.principal = principal && (await withCurrentRoles(context, principal));
       // Refused by the routes that need a caller (`principalOf`): a client whose saved token went
       // stale can still log in, and a probe that sends one still reads /health.
       request.invalidToken = request.principal === undefined;

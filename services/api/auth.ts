@@ -105,16 +105,22 @@ export class TokenIssuer {
 
   /** The token's principal, or undefined when it is malformed, forged or expired. */
   async verify(token: string): Promise<Principal | undefined> {
+    return (await this.session(token))?.principal;
+  }
+
+  /** The token's principal and when the token expires, or undefined as for `verify`. */
+  async session(token: string): Promise<{ principal: Principal; expiresAtMs: number } | undefined> {
     const now = this.now();
     const known = this.verified.get(token);
     if (known) {
-      if (now.getTime() < known.expiresAtMs) return known.principal;
+      if (now.getTime() < known.expiresAtMs) return known;
       this.verified.delete(token);
     }
     try {
       const { payload } = await jwtVerify(token, await this.key, {
         issuer: 'tradecore',
         algorithms: ['HS256'],
+        requiredClaims: ['exp'],
         currentDate: now,
       });
       const parsed = Principal.safeParse({
@@ -125,8 +131,9 @@ export class TokenIssuer {
       if (!parsed.success) return undefined;
       if (this.verified.size >= VERIFIED_TOKENS_KEPT)
         this.verified.delete(this.verified.keys().next().value!);
-      this.verified.set(token, { principal: parsed.data, expiresAtMs: (payload.exp ?? 0) * 1000 });
-      return parsed.data;
+      const session = { principal: parsed.data, expiresAtMs: (payload.exp ?? 0) * 1000 };
+      this.verified.set(token, session);
+      return session;
     } catch {
       return undefined;
     }

@@ -7,13 +7,13 @@ import type {
   RawServerDefault,
 } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import type { Account } from '../../domain/broker/account/account.ts';
+import { type Account, accountDecider, accountStreamId } from '../../domain/broker/account/account.ts';
 import type { Instrument } from '../../domain/broker/instrument/instrument.ts';
-import type { AggregateCache } from '../../domain/shared/aggregate.ts';
+import { type AggregateCache, loadAggregate } from '../../domain/shared/aggregate.ts';
 import type { EventStore } from '../../domain/shared/event-store.ts';
 import { formatCents } from '../../domain/shared/money.ts';
 import { NoAnswer, withTimeout } from '../../projections/deadline.ts';
-import type { CommandMetadata } from '../shared/command-handler.ts';
+import { aggregateOf, type CommandMetadata } from '../shared/command-handler.ts';
 import type { KeyedLanes } from '../shared/keyed-lanes.ts';
 import type { Principal, TokenIssuer } from './auth.ts';
 import {
@@ -111,6 +111,15 @@ export function metadataOf(
   return { correlationId: request.correlationId, causationId: `http-${request.id}`, actor };
 }
 
+/**
+ * The token of an `Authorization: Bearer …` header (the scheme is case-insensitive, RFC 9110): ''
+ * for the scheme alone, undefined with no header or another scheme.
+ */
+export function bearerTokenOf(request: FastifyRequest): string | undefined {
+  const [scheme, token] = request.headers.authorization?.trim().split(/\s+/, 2) ?? [];
+  return scheme?.toLowerCase() === 'bearer' ? (token ?? '') : undefined;
+}
+
 export function principalOf(request: FastifyRequest): Principal {
   if (request.principal) return request.principal;
   if (request.invalidToken)
@@ -119,6 +128,42 @@ export function principalOf(request: FastifyRequest): Principal {
 }
 
 export const isAdmin = (principal: Principal): boolean => principal.roles.includes('admin');
+
+/** The account as it is now (from the process's cache, brought up to date). */
+export async function accountOf(
+  context: Pick<RouteContext, 'broker' | 'caches'>,
+  accountId: string,
+): Promise<Account> {
+  const { state } = await loadAggregate(
+    context.broker,
+    accountStreamId(accountId),
+    aggregateOf(accountDecider),
+    {
+      cache: context.caches.accounts,
+    },
+  );
+  return state;
+}
+
+/** The roles that reach other accounts' data, or the whole audit trail. */
+const PRIVILEGED_ROLES: ReadonlySet<string> = new Set(['admin', 'auditor']);
+
+/**
+ * The token's principal less the privileged roles its account no longer holds (revoked, or the
+ * account disabled, since the token was issued): a token holding one is checked against its
+ * account on every request, so that a revoked admin cannot act, nor grant itself the role again,
+ * until the token expires. A trader's token is taken as it is (its commands check the account).
+ */
+export async function withCurrentRoles(
+  context: Pick<RouteContext, 'broker' | 'caches'>,
+  principal: Principal,
+): Promise<Principal> {
+  if (!principal.roles.some((role) => PRIVILEGED_ROLES.has(role))) return principal;
+  const account = await accountOf(context, principal.accountId);
+  const held = account.status === 'DISABLED' ? [] : account.roles;
+  const roles = principal.roles.filter((role) => !PRIVILEGED_ROLES.has(role) || held.includes(role));
+  return roles.length === principal.roles.length ? principal : { ...principal, roles };
+}
 
 /** A trader reaches its own account only; an admin reaches every account. */
 export function assertAccountAccess(request: FastifyRequest, accountId: string): Principal {

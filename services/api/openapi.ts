@@ -133,7 +133,7 @@ function problemsOf(method: string, url: string, schema: Record<string, unknown>
 function documentUpgrade(schema: Record<string, unknown>): void {
   schema.security = [{ bearerAuth: [] }];
   schema.description =
-    'Send `Authorization: Bearer …`, or, where a browser cannot set headers, the token as `access_token`. After a `{"channel":"hello"}` message, JSON messages: `{channel:"trade", symbol, tradeId, price, quantity, aggressorSide, at}` for the symbols asked for, `{channel:"book", symbol, event, sequence}` for each event of a book (a `TradingHalted` with its `reason`: an admin\'s halt or resume reaches both books of the instrument, each telling its subscribers once), `{channel:"order", orderId, accountId, event, …}` for the caller\'s own orders (every order for an admin). On shutdown the server closes the stream with 1001 (going away). See docs/api.md.';
+    'Send `Authorization: Bearer …`, or, where a browser cannot set headers, the token as `access_token`. After a `{"channel":"hello"}` message, JSON messages: `{channel:"trade", symbol, tradeId, price, quantity, aggressorSide, at}` for the symbols asked for, `{channel:"book", symbol, event, sequence}` for each event of a book (a `TradingHalted` with its `reason`: an admin\'s halt or resume reaches both books of the instrument, each telling its subscribers once), `{channel:"order", orderId, accountId, event, …}` for the caller\'s own orders (every order for an admin). On shutdown the server closes the stream with 1001 (going away); when the token expires, the account is disabled or loses the trader and admin roles, with 1008 (policy violation). See docs/api.md.';
   schema.headers = {
     type: 'object',
     properties: {

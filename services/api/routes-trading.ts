@@ -1,10 +1,5 @@
 import { z } from 'zod';
-import {
-  type Account,
-  accountDecider,
-  accountStreamId,
-  assertMay,
-} from '../../domain/broker/account/account.ts';
+import { assertMay } from '../../domain/broker/account/account.ts';
 import { AccountNotFound } from '../../domain/broker/account/errors.ts';
 import { InstrumentNotFound } from '../../domain/broker/instrument/errors.ts';
 import type { Instrument } from '../../domain/broker/instrument/instrument.ts';
@@ -21,6 +16,7 @@ import { formatCents } from '../../domain/shared/money.ts';
 import { aggregateOf, handleCommand } from '../shared/command-handler.ts';
 import {
   type App,
+  accountOf,
   answerCreate,
   assertAccountAccess,
   decimalize,
@@ -55,16 +51,6 @@ const security = [{ bearerAuth: [] }];
 /** The account must exist, be active and trade: wallets and orders belong to traders. */
 async function assertTrader(context: RouteContext, accountId: string): Promise<void> {
   assertMay(await accountOf(context, accountId), 'trader', accountId);
-}
-
-async function accountOf(context: RouteContext, accountId: string): Promise<Account> {
-  const { state } = await loadAggregate(
-    context.broker,
-    accountStreamId(accountId),
-    aggregateOf(accountDecider),
-    { cache: context.caches.accounts },
-  );
-  return state;
 }
 
 /**

@@ -2,8 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
+import { pgliteClient } from '../../adapters/pglite/client.ts';
+import { SqlEventStore } from '../../adapters/postgres/event-store.ts';
+import { accountDecider, accountStreamId } from '../../domain/broker/account/account.ts';
+import { handleCommand } from '../shared/command-handler.ts';
 import { closeGracefully } from './app.ts';
-import { startTestApi, type TestApi } from './testing.ts';
+import { TokenIssuer } from './auth.ts';
+import { JWT_SECRET, startTestApi, type TestApi } from './testing.ts';
 
 let api: TestApi;
 let alice: { accountId: string; token: string };
@@ -169,6 +174,26 @@ describe('live updates over WebSocket', () => {
     expect(bad.statusCode).toBe(400);
   });
 
+  it('refuses a token given both ways, whether either is good or bad', async () => {
+    for (const [header, query] of [
+      [alice.token, alice.token],
+      ['forged', alice.token],
+      [alice.token, 'forged'],
+      [alice.token, bob.token],
+    ]) {
+      const both = await api.app.inject({
+        method: 'GET',
+        url: `/v1/stream?symbols=PETR4&access_token=${query}`,
+        headers: { authorization: `Bearer ${header}` },
+      });
+      expect(both.statusCode).toBe(400);
+      expect(both.json()).toMatchObject({
+        reason: 'VALIDATION_FAILED',
+        errors: [{ field: 'querystring.access_token', message: expect.stringContaining('not both') }],
+      });
+    }
+  });
+
   it('answers a plain GET (no upgrade) with 426 Upgrade Required, naming what it takes', async () => {
     for (const url of ['/v1/stream', '/v1/stream?symbols=PETR4', `/v1/stream?access_token=${alice.token}`]) {
       const plain = await api.app.inject({
@@ -311,5 +336,124 @@ describe('a WebSocket server on a real port', () => {
     // A grace period longer than the test: only a server with nothing open closes in time.
     await closeGracefully(served.app, 60_000);
     expect(Date.now() - started).toBeLessThan(2_000);
+  });
+});
+
+describe('streams on a server none has opened yet', () => {
+  let served: TestApi;
+  let client: Awaited<ReturnType<typeof pgliteClient>>;
+  beforeAll(async () => {
+    client = await pgliteClient();
+    const b3 = await SqlEventStore.open({ client, schema: 'b3', label: 'pglite' });
+    // A store slow to tell its head, as a server under load is: streams opened meanwhile all find
+    // the hub starting.
+    const slowHead = new Proxy(b3, {
+      get(target, property) {
+        if (property === 'headPosition')
+          return async () => {
+            await new Promise((resolve) => setTimeout(resolve, 200));
+            return target.headPosition();
+          };
+        const value = Reflect.get(target, property, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    served = await startTestApi({ readModels: false, b3: slowHead });
+  }, 180_000);
+  afterAll(async () => {
+    await served?.close();
+    await client?.close();
+  });
+
+  const trade = (tradeId: string) => ({
+    id: randomUUID(),
+    type: 'TradeExecuted',
+    data: { tradeId, symbol: 'VALE3', price: 5520, quantity: 100, aggressorSide: 'BUY', at: Date.now() },
+    metadata: {
+      correlationId: 'c',
+      causationId: 'c',
+      actor: 'b3-engine',
+      occurredAt: new Date().toISOString(),
+    },
+  });
+
+  async function openOn(url: string, token: string) {
+    const messages: Array<Record<string, unknown>> = [];
+    const socket = await served.app.injectWS(url, { headers: { authorization: `Bearer ${token}` } });
+    socket.on('message', (data: Buffer) => messages.push(JSON.parse(String(data))));
+    const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+      socket.on('close', (code: number, reason: Buffer) => resolve({ code, reason: String(reason) })),
+    );
+    return { socket, messages, closed };
+  }
+
+  it('sends each event once to each of several streams opened at the same moment, and to one opened later', async () => {
+    const { token } = await served.trader('stream-rush');
+    const rush = await Promise.all(
+      Array.from({ length: 5 }, () => openOn('/v1/stream?symbols=VALE3', token)),
+    );
+    // Each stream follows from its hello on.
+    await until(() => rush.every((client) => client.messages.length > 0));
+    await served.b3.append('trade-VALE3-1', [trade('VALE3-1')]);
+    const later = await openOn('/v1/stream?symbols=VALE3', token);
+    await until(() => later.messages.length > 0);
+    await served.b3.append('trade-VALE3-2', [trade('VALE3-2')]);
+    const trades = (client: { messages: Array<Record<string, unknown>> }) =>
+      client.messages.filter((message) => message.channel === 'trade').map((message) => message.tradeId);
+    await until(() => [...rush, later].every((client) => trades(client).includes('VALE3-2')));
+    // Anything sent twice has arrived by now: the second trade came after the first on every stream.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    for (const client of rush) expect(trades(client)).toEqual(['VALE3-1', 'VALE3-2']);
+    expect(trades(later)).toEqual(['VALE3-2']);
+    for (const client of [...rush, later]) client.socket.terminate();
+  });
+
+  it('closes a stream with 1008 when its token expires', async () => {
+    const { accountId } = await served.trader('stream-expiring');
+    const shortLived = new TokenIssuer(JWT_SECRET, 1);
+    const { token } = await shortLived.issue({ accountId, username: 'stream-expiring', roles: ['trader'] });
+    const client = await openOn('/v1/stream', token);
+    expect(await client.closed).toEqual({ code: 1008, reason: 'token expired' });
+  });
+
+  it("closes an admin's stream when the account loses the role that opened it, and a disabled account's", async () => {
+    const admin = await served.adminToken();
+    const grant = async (accountId: string, role: string) =>
+      served.app.inject({
+        method: 'POST',
+        url: `/v1/admin/accounts/${accountId}/roles`,
+        headers: { authorization: `Bearer ${admin}` },
+        payload: { role },
+      });
+    const { accountId } = await served.trader('stream-admin');
+    expect((await grant(accountId, 'admin')).statusCode).toBe(200);
+    const promoted = await served.trader('stream-admin');
+    const client = await openOn('/v1/stream', promoted.token);
+    await until(() => client.messages.length > 0);
+    const revoke = async (role: string) =>
+      served.app.inject({
+        method: 'DELETE',
+        url: `/v1/admin/accounts/${accountId}/roles/${role}`,
+        headers: { authorization: `Bearer ${admin}` },
+      });
+    // Without admin, it is a trader's stream; without trader too, it is none.
+    expect((await revoke('admin')).statusCode).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(client.socket.readyState).toBe(WebSocket.OPEN);
+    expect((await grant(accountId, 'auditor')).statusCode).toBe(200);
+    expect((await revoke('trader')).statusCode).toBe(200);
+    expect(await client.closed).toEqual({ code: 1008, reason: 'role revoked' });
+
+    const other = await served.trader('stream-disabled');
+    const disabled = await openOn('/v1/stream', other.token);
+    await until(() => disabled.messages.length > 0);
+    await handleCommand(
+      served.broker,
+      accountStreamId(other.accountId),
+      accountDecider,
+      { type: 'DisableAccount', reason: 'left', disabledBy: 'admin', at: new Date().toISOString() },
+      { correlationId: 'stream-test', causationId: 'stream-test', actor: 'admin' },
+    );
+    expect(await disabled.closed).toEqual({ code: 1008, reason: 'account disabled' });
   });
 });

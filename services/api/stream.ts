@@ -1,9 +1,18 @@
 import fastifyWebsocket from '@fastify/websocket';
+import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { TRADED_SYMBOL } from '../../domain/broker/schemas.ts';
 import type { EventStore, RecordedEvent, Subscription } from '../../domain/shared/event-store.ts';
 import type { Principal } from './auth.ts';
-import { type App, decimalize, isAdmin, principalOf, type RouteContext } from './context.ts';
+import {
+  type App,
+  bearerTokenOf,
+  decimalize,
+  isAdmin,
+  principalOf,
+  type RouteContext,
+  withCurrentRoles,
+} from './context.ts';
 import { ApiProblem } from './problem.ts';
 import { isTraded } from './routes-trading.ts';
 import { Ticker } from './schemas.ts';
@@ -31,9 +40,19 @@ interface Socket {
 
 interface Client {
   socket: Socket;
+  /** The token's, less the roles revoked since the stream opened. */
   principal: Principal;
   symbols: Set<string>;
+  /** When the token the stream was opened with expires (epoch ms). */
+  expiresAtMs: number;
+  expiry?: NodeJS.Timeout;
 }
+
+/** RFC 6455 close code: the stream may no longer be read (token expired, account disabled, role revoked). */
+const POLICY_VIOLATION = 1008;
+
+/** The longest `setTimeout` takes; a token that lives longer is checked again then. */
+const LONGEST_TIMER_MS = 2 ** 31 - 1;
 
 /** Tickers separated by commas, empty items skipped: the pattern the OpenAPI document states. */
 const TICKER = TRADED_SYMBOL.source.slice(1, -1);
@@ -63,19 +82,28 @@ export const StreamQuery = z.strictObject({
 
 class StreamHub {
   private readonly clients = new Set<Client>();
-  private subscriptions: Subscription[] = [];
+  /** Started by the first stream; every stream opened meanwhile waits for the same start. */
+  private started?: Promise<Subscription[]>;
   /** Which account an order belongs to, learned from OrderPlaced (or its stream, for older orders). */
   private readonly owners = new Map<string, string>();
 
   constructor(private readonly context: RouteContext) {}
 
   async add(client: Client): Promise<void> {
-    if (this.subscriptions.length === 0) await this.start();
+    this.started ??= this.start().catch((error: unknown) => {
+      this.started = undefined;
+      throw error;
+    });
+    await this.started;
     this.clients.add(client);
-    client.socket.on('close', () => this.clients.delete(client));
+    this.closeOnExpiry(client);
+    client.socket.on('close', () => {
+      clearTimeout(client.expiry);
+      this.clients.delete(client);
+    });
   }
 
-  private async start(): Promise<void> {
+  private async start(): Promise<Subscription[]> {
     const follow = async (store: EventStore, onEvent: (event: RecordedEvent) => Promise<void> | void) =>
       store.subscribeToAll({
         after: await store.headPosition(),
@@ -83,16 +111,48 @@ class StreamHub {
           if (this.clients.size > 0) await onEvent(event);
         },
       });
-    this.subscriptions = [
+    return [
       await follow(this.context.b3, (event) => this.onB3(event)),
       await follow(this.context.broker, (event) => this.onBroker(event)),
     ];
   }
 
   async stop(): Promise<void> {
-    await Promise.all(this.subscriptions.map((subscription) => subscription.stop()));
-    for (const client of this.clients) client.socket.close(GOING_AWAY, 'server shutting down');
+    const subscriptions = (await this.started?.catch(() => undefined)) ?? [];
+    await Promise.all(subscriptions.map((subscription) => subscription.stop()));
+    for (const client of this.clients) {
+      clearTimeout(client.expiry);
+      client.socket.close(GOING_AWAY, 'server shutting down');
+    }
     this.clients.clear();
+  }
+
+  /** A stream lasts as long as its token: past that, it is closed as a REST call would be refused. */
+  private closeOnExpiry(client: Client): void {
+    const left = client.expiresAtMs - this.context.now().getTime();
+    if (left <= 0) this.end(client, 'token expired');
+    else client.expiry = setTimeout(() => this.closeOnExpiry(client), Math.min(left, LONGEST_TIMER_MS));
+  }
+
+  private end(client: Client, reason: string): void {
+    clearTimeout(client.expiry);
+    this.clients.delete(client);
+    client.socket.close(POLICY_VIOLATION, reason);
+  }
+
+  /** A disabled account's streams close; so do those a revoked role opened (an admin's sees less). */
+  private onAccount(event: RecordedEvent): void {
+    const accountId = event.streamId.slice('account-'.length);
+    for (const client of this.clients) {
+      if (client.principal.accountId !== accountId) continue;
+      if (event.type === 'AccountDisabled') this.end(client, 'account disabled');
+      else if (event.type === 'RoleRevoked') {
+        const revoked = (event.data as { role: string }).role;
+        const roles = client.principal.roles.filter((role) => role !== revoked);
+        client.principal = { ...client.principal, roles };
+        if (!roles.some((role) => STREAM_ROLES.has(role))) this.end(client, 'role revoked');
+      }
+    }
   }
 
   private send(filter: (client: Client) => boolean, message: object): void {
@@ -147,6 +207,7 @@ class StreamHub {
   }
 
   private async onBroker(event: RecordedEvent): Promise<void> {
+    if (event.streamId.startsWith('account-')) return this.onAccount(event);
     if (!event.streamId.startsWith('order-')) return;
     const data = event.data as Record<string, unknown>;
     const orderId = String(data.orderId ?? event.streamId.slice('order-'.length));
@@ -193,9 +254,14 @@ export async function websocketSupport(app: App): Promise<void> {
 /** RFC 6455 close code: the server is going down. */
 const GOING_AWAY = 1001;
 
+/** The roles that may open a stream. */
+const STREAM_ROLES = new Set(['trader', 'admin']);
+
 /** `GET /v1/stream`; needs `websocketSupport` registered first. */
 export async function streamRoutes(app: App, context: RouteContext): Promise<void> {
   const hub = new StreamHub(context);
+  /** The expiry of the token each upgrade was let in with. */
+  const expiries = new WeakMap<FastifyRequest, number>();
   app.addHook('onClose', async () => hub.stop());
 
   app.get(
@@ -207,14 +273,32 @@ export async function streamRoutes(app: App, context: RouteContext): Promise<voi
         summary: "Live updates (WebSocket): each symbol's trades and book changes, the caller's own orders",
         querystring: StreamQuery,
       },
+      // The token is this route's own business: the stream lasts until it expires.
       preValidation: async (request) => {
-        const token = (request.query as { access_token?: unknown }).access_token;
-        if (!request.principal && typeof token === 'string') {
-          request.principal = await context.tokens.verify(token);
-          if (!request.principal)
-            throw new ApiProblem(401, 'INVALID_TOKEN', 'the access token is malformed, forged or expired');
+        const queryToken = (request.query as { access_token?: unknown }).access_token;
+        const headerToken = bearerTokenOf(request);
+        if (queryToken !== undefined && headerToken !== undefined)
+          throw new ApiProblem(400, 'VALIDATION_FAILED', 'the token is given twice', {
+            errors: [
+              {
+                field: 'querystring.access_token',
+                message: 'give the token in `Authorization` or as `access_token`, not both',
+              },
+            ],
+          });
+        const token = typeof queryToken === 'string' ? queryToken : headerToken;
+        if (token !== undefined) {
+          const session = await context.tokens.session(token);
+          if (!session)
+            throw new ApiProblem(
+              401,
+              'INVALID_TOKEN',
+              `the ${token === headerToken ? 'bearer' : 'access'} token is malformed, forged or expired`,
+            );
+          request.principal = await withCurrentRoles(context, session.principal);
+          expiries.set(request, session.expiresAtMs);
         }
-        if (!principalOf(request).roles.some((role) => role === 'trader' || role === 'admin'))
+        if (!principalOf(request).roles.some((role) => STREAM_ROLES.has(role)))
           throw new ApiProblem(403, 'FORBIDDEN_ROLE', 'this route needs one of the roles: trader, admin');
       },
       // A symbol nobody trades would never send a message: refused, naming it (after validation,
@@ -241,7 +325,12 @@ export async function streamRoutes(app: App, context: RouteContext): Promise<voi
     },
     async (socket, request) => {
       const query = request.query as z.output<typeof StreamQuery>;
-      await hub.add({ socket, principal: request.principal!, symbols: new Set(query.symbols) });
+      await hub.add({
+        socket,
+        principal: request.principal!,
+        symbols: new Set(query.symbols),
+        expiresAtMs: expiries.get(request)!,
+      });
       socket.send(
         JSON.stringify({ channel: 'hello', symbols: query.symbols, accountId: request.principal!.accountId }),
       );

@@ -1,0 +1,105 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { accountDecider, accountStreamId } from '../../domain/broker/account/account.ts';
+import { handleCommand } from '../shared/command-handler.ts';
+import { startTestApi, type TestApi } from './testing.ts';
+
+/**
+ * Roles are read from the token, but a privileged one (admin, auditor) is checked against the
+ * account on every request: a revoked admin must not act, nor grant itself the role back, with the
+ * token it still holds.
+ */
+
+let api: TestApi;
+let admin: string;
+let bob: { accountId: string; token: string };
+
+beforeAll(async () => {
+  api = await startTestApi({ readModels: false });
+  admin = await api.adminToken();
+  bob = await api.trader('roles-bob');
+}, 180_000);
+afterAll(async () => api?.close());
+
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+
+async function grant(accountId: string, role: string, token = admin) {
+  return api.app.inject({
+    method: 'POST',
+    url: `/v1/admin/accounts/${accountId}/roles`,
+    headers: bearer(token),
+    payload: { role },
+  });
+}
+
+async function revoke(accountId: string, role: string) {
+  const response = await api.app.inject({
+    method: 'DELETE',
+    url: `/v1/admin/accounts/${accountId}/roles/${role}`,
+    headers: bearer(admin),
+  });
+  expect(response.statusCode, response.body).toBe(200);
+}
+
+/** A trader given `role` by the admin, logged in again so that its token holds it. */
+async function promoted(username: string, role: string) {
+  const { accountId } = await api.trader(username);
+  expect((await grant(accountId, role)).statusCode).toBe(200);
+  return api.trader(username);
+}
+
+const deposit = (accountId: string, token: string) =>
+  api.app.inject({
+    method: 'POST',
+    url: `/v1/accounts/${accountId}/deposits`,
+    headers: bearer(token),
+    payload: { amount: '10.00' },
+  });
+
+describe('privileged roles, checked against the account', () => {
+  it("refuses a revoked admin's token at once: no admin route, no other account, no granting itself the role back", async () => {
+    const carol = await promoted('roles-carol', 'admin');
+    expect((await deposit(bob.accountId, carol.token)).statusCode).toBe(201);
+
+    await revoke(carol.accountId, 'admin');
+    const regrant = await grant(carol.accountId, 'admin', carol.token);
+    expect(regrant.statusCode).toBe(403);
+    expect(regrant.json()).toMatchObject({ reason: 'FORBIDDEN_ROLE' });
+    expect((await deposit(bob.accountId, carol.token)).json()).toMatchObject({ reason: 'NOT_YOUR_ACCOUNT' });
+    // What the token's other role gives stays: her own account.
+    expect((await deposit(carol.accountId, carol.token)).statusCode).toBe(201);
+    const events = await api.broker.readStream(accountStreamId(carol.accountId));
+    expect(events.map((event) => event.type)).toEqual(['AccountRegistered', 'RoleGranted', 'RoleRevoked']);
+
+    // Granted again by an admin, the role the token holds counts again.
+    expect((await grant(carol.accountId, 'admin')).statusCode).toBe(200);
+    expect((await deposit(bob.accountId, carol.token)).statusCode).toBe(201);
+  });
+
+  it("refuses a revoked auditor's token on the audit routes", async () => {
+    const dave = await promoted('roles-dave', 'auditor');
+    const read = () =>
+      api.app.inject({
+        method: 'GET',
+        url: `/v1/audit/streams/${accountStreamId(bob.accountId)}`,
+        headers: bearer(dave.token),
+      });
+    expect((await read()).statusCode).toBe(200);
+    await revoke(dave.accountId, 'auditor');
+    expect((await read()).json()).toMatchObject({ status: 403, reason: 'FORBIDDEN_ROLE' });
+  });
+
+  it("refuses a disabled admin's token on the admin routes", async () => {
+    const erin = await promoted('roles-erin', 'admin');
+    expect((await grant(bob.accountId, 'auditor', erin.token)).statusCode).toBe(200);
+    await handleCommand(
+      api.broker,
+      accountStreamId(erin.accountId),
+      accountDecider,
+      { type: 'DisableAccount', reason: 'left the firm', disabledBy: 'admin', at: new Date().toISOString() },
+      { correlationId: 'roles-test', causationId: 'roles-test', actor: 'admin' },
+    );
+    expect((await grant(bob.accountId, 'admin', erin.token)).json()).toMatchObject({
+      reason: 'FORBIDDEN_ROLE',
+    });
+  });
+});
