@@ -160,11 +160,18 @@ export const Credentials = z.strictObject({
  * A new account's credentials: the username checked against the account's own rule (the domain's,
  * which it is kept lower-cased for), so that a bad one is a field error like a bad length.
  */
+/**
+ * `USERNAME` in either case. Without the `u` flag, a case-insensitive class matches ASCII letters
+ * only: the Kelvin sign (U+212A), which JavaScript lower-cases to "k", is not one.
+ */
+const USERNAME_ANY_CASE = new RegExp(USERNAME.source, 'i');
+
 export const RegisterBody = z.strictObject({
   username: z
     .string()
+    // Checked as given, not lower-cased first.
     .refine(
-      (text) => USERNAME.test(text.toLowerCase()),
+      (text) => USERNAME_ANY_CASE.test(text),
       `must be ${USERNAME_RULE} (capitals are taken as lower case)`,
     )
     .meta({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{2,31}$', minLength: 3, maxLength: 32, example: 'alice' }),
