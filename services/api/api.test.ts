@@ -152,6 +152,21 @@ describe('the HTTP API on PGlite', () => {
     expect((await read(randomUUID())).json()).toMatchObject({ status: 404, reason: 'ACCOUNT_NOT_FOUND' });
   });
 
+  it("answers an admin's list filtered by an account no one has 404, and by one with no orders an empty page", async () => {
+    const admin = await api.adminToken();
+    const newcomer = await api.trader('list-newcomer');
+    for (const list of ['/v1/orders', '/v1/trades']) {
+      const read = (accountId: string) =>
+        api.app.inject({ method: 'GET', url: `${list}?accountId=${accountId}`, headers: auth(admin) });
+      const unknown = await read(randomUUID());
+      expect(unknown.statusCode, list).toBe(404);
+      expect(unknown.json()).toMatchObject({ reason: 'ACCOUNT_NOT_FOUND' });
+      const empty = await read(newcomer.accountId);
+      expect(empty.statusCode, list).toBe(200);
+      expect(empty.json()).toEqual({ items: [] });
+    }
+  });
+
   it('never lets a withdrawal take available cash below zero', async () => {
     const response = await api.app.inject({
       method: 'POST',

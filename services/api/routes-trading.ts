@@ -54,6 +54,20 @@ async function assertTrader(context: RouteContext, accountId: string): Promise<v
 }
 
 /**
+ * A list filtered by an account no one has is 404 ACCOUNT_NOT_FOUND, as that account's own routes
+ * answer, rather than an empty page (an admin's typo would look like an account with no orders).
+ * Asked only of an empty page: a page with rows has its account.
+ */
+async function assertListedAccountExists(
+  context: RouteContext,
+  accountId: string | undefined,
+  page: { items: readonly unknown[] },
+): Promise<void> {
+  if (accountId !== undefined && page.items.length === 0 && !(await accountOf(context, accountId)).registered)
+    throw new AccountNotFound(accountId);
+}
+
+/**
  * The catalogue entry a traded symbol belongs to: its standard market (`PETR4`) or its fractional
  * one (`PETR4F`, when it has one); 422 INSTRUMENT_NOT_FOUND when none.
  */
@@ -383,6 +397,7 @@ export function tradingRoutes(app: App, context: RouteContext): void {
       const accountId = request.query.accountId ?? (isAdmin(principal) ? undefined : principal.accountId);
       if (accountId !== undefined) assertAccountAccess(request, accountId);
       const page = await readModelsOf(context).orders({ ...request.query, accountId });
+      await assertListedAccountExists(context, accountId, page);
       return decimalize(page);
     },
   );
@@ -399,6 +414,7 @@ export function tradingRoutes(app: App, context: RouteContext): void {
           ? principalOf(request)
           : assertAccountAccess(request, request.query.accountId);
       const page = await readModelsOf(context).trades(request.query);
+      await assertListedAccountExists(context, request.query.accountId, page);
       if (isAdmin(principal)) return decimalize(page);
       return decimalize({ ...page, items: page.items.map((trade) => ownSideOf(trade, principal.accountId)) });
     },
