@@ -1,7 +1,12 @@
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MemoryEventStore } from '../../adapters/memory/event-store.ts';
 import { accountDecider, accountStreamId } from '../../domain/broker/account/account.ts';
-import { handleCommand } from '../shared/command-handler.ts';
-import { startTestApi, type TestApi } from './testing.ts';
+import { loadAggregate } from '../../domain/shared/aggregate.ts';
+import { aggregateOf, handleCommand } from '../shared/command-handler.ts';
+import { TokenIssuer, verifyPassword } from './auth.ts';
+import { ensureAdmin } from './seed.ts';
+import { JWT_SECRET, startTestApi, type TestApi } from './testing.ts';
 
 /**
  * Roles are read from the token, but a privileged one (admin, auditor) is checked against the
@@ -101,5 +106,35 @@ describe('privileged roles, checked against the account', () => {
     expect((await grant(bob.accountId, 'admin', erin.token)).json()).toMatchObject({
       reason: 'FORBIDDEN_ROLE',
     });
+  });
+});
+
+describe('the admin account, after a first start that crashed half-way', () => {
+  it('is registered by the next start when only its username was claimed', async () => {
+    const broker = new MemoryEventStore();
+    // What a first start killed between claiming the username and writing the account leaves.
+    await broker.append('username-admin', [
+      {
+        id: randomUUID(),
+        type: 'UsernameClaimed',
+        data: { username: 'admin', accountId: 'admin' },
+        metadata: {
+          correlationId: 'seed',
+          causationId: 'seed',
+          actor: 'system',
+          occurredAt: new Date().toISOString(),
+        },
+      },
+    ]);
+    const context = {
+      broker,
+      b3: new MemoryEventStore(),
+      tokens: new TokenIssuer(JWT_SECRET, 60),
+      now: () => new Date(),
+    };
+    expect(await ensureAdmin(context, 'the-new-admin-password')).toBe(true);
+    const { state } = await loadAggregate(broker, accountStreamId('admin'), aggregateOf(accountDecider));
+    expect(state).toMatchObject({ registered: true, username: 'admin', roles: ['admin'] });
+    expect(await verifyPassword('the-new-admin-password', state.passwordHash)).toBe(true);
   });
 });
