@@ -14,8 +14,12 @@ export function pgClient(url: string, options: { max?: number } = {}): SqlClient
     max: options.max ?? 10,
     connectionTimeoutMillis: 10_000,
   });
-  // An idle client's error (a server restart, say) must not crash the process: the pool replaces it.
+  // A connection's error (a server restart, a cut network) must not crash the process. Idle, the
+  // pool replaces it; checked out, the statement running on it fails and the client is released
+  // as broken, but pg emits the error on the client too, where the pool no longer listens while
+  // it is lent out.
   pool.on('error', () => {});
+  pool.on('connect', (client) => client.on('error', () => {}));
   let listener: pg.Client | undefined;
   const handlers = new Map<string, Set<(payload: string) => void>>();
 
@@ -30,7 +34,7 @@ export function pgClient(url: string, options: { max?: number } = {}): SqlClient
       try {
         return (await client.query(text, params)).rows as Row[];
       } catch (error) {
-        if (!(error instanceof pg.DatabaseError)) broken = error as Error;
+        broken = brokenBy(error);
         throw error;
       } finally {
         client.release(broken);
@@ -38,6 +42,7 @@ export function pgClient(url: string, options: { max?: number } = {}): SqlClient
     },
     async transaction(work) {
       const client = await pool.connect();
+      let broken: Error | undefined;
       try {
         await client.query('BEGIN');
         const result = await work({
@@ -52,21 +57,30 @@ export function pgClient(url: string, options: { max?: number } = {}): SqlClient
         await client.query('COMMIT');
         return result;
       } catch (error) {
-        await client.query('ROLLBACK').catch(() => {});
+        // A connection that cannot roll back is no use to anyone: the pool drops it.
+        broken = await client.query('ROLLBACK').then(
+          () => undefined,
+          (failure: Error) => failure,
+        );
         throw error;
       } finally {
-        client.release();
+        client.release(broken);
       }
     },
     async exec(text: string) {
       const client = await pool.connect();
+      let broken: Error | undefined;
       try {
         await client.query(`BEGIN;\n${text}\nCOMMIT;`);
       } catch (error) {
-        await client.query('ROLLBACK').catch(() => {});
+        // A connection that cannot roll back is no use to anyone: the pool drops it.
+        broken = await client.query('ROLLBACK').then(
+          () => undefined,
+          (failure: Error) => failure,
+        );
         throw error;
       } finally {
-        client.release();
+        client.release(broken);
       }
     },
     async listen(channel, onNotify) {
@@ -94,4 +108,13 @@ export function pgClient(url: string, options: { max?: number } = {}): SqlClient
       await pool.end();
     },
   };
+}
+
+/**
+ * The error, when it leaves the connection unusable: anything but a statement the server refused
+ * (a version conflict, a duplicate key), which leaves it as good as it was. The pool drops a
+ * client released with it.
+ */
+function brokenBy(error: unknown): Error | undefined {
+  return error instanceof pg.DatabaseError ? undefined : (error as Error);
 }
