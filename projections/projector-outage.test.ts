@@ -12,6 +12,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { MemoryEventStore } from '../adapters/memory/event-store.ts';
 import { MongoReadModelStore } from '../adapters/mongo/read-model-store.ts';
 import { MysqlReadModelStore } from '../adapters/mysql/read-model-store.ts';
+import { pgliteClient } from '../adapters/pglite/client.ts';
+import { SqlReadModelStore } from '../adapters/postgres/read-model-store.ts';
 import { accountsProjection } from '../adapters/shared/read-model-store-contract.ts';
 import type { NewEvent } from '../domain/shared/event-store.ts';
 import { isolatedName, testUrls } from '../infra/test-infra/isolation.ts';
@@ -22,7 +24,7 @@ import {
   startProjections,
 } from '../services/shared/read-models.ts';
 import type { ProjectionDefinition } from './model.ts';
-import { Projector, type ProjectorStatus } from './projector.ts';
+import { Projector, type ProjectorStatus, RebuildStopped } from './projector.ts';
 import type { ReadModelStore } from './store.ts';
 
 const urls = testUrls();
@@ -403,4 +405,42 @@ describe('the status of a stopped projector while its store hangs', () => {
       error: 'its store did not answer for its checkpoint: no answer within 2000 ms',
     });
   });
+});
+
+describe('stopping a projector in the middle of a rebuild', () => {
+  it('abandons the rebuild, waits for it, and leaves the live read model as it was, with no error', async () => {
+    const client = await pgliteClient();
+    const store = await SqlReadModelStore.open({ client, schema: 'readmodels', kind: 'pglite' });
+    cleanups.push(async () => {
+      await store.close();
+      await client.close();
+    });
+    const source = new MemoryEventStore();
+    for (let page = 0; page < 20; page++)
+      await source.append(
+        `account-${page}`,
+        Array.from({ length: 50 }, () => deposited(`a${page}`, 1)),
+      );
+    const errors: unknown[] = [];
+    const logger = { info: () => {}, warn: () => {}, error: (...args: unknown[]) => errors.push(args) };
+    const projection = accountsProjection();
+    const projector = new Projector({ projection, source, store, logger, batchSize: 10, rebuildWindow: 10 });
+    await projector.start();
+    await projector.whenApplied(1_000);
+
+    let stopping: Promise<void> | undefined;
+    const rebuild = projector.rebuild((progress) => {
+      if (progress.position > 100) stopping ??= projector.stop();
+    });
+    await expect(rebuild).rejects.toBeInstanceOf(RebuildStopped);
+    await stopping;
+    expect(errors).toEqual([]);
+    expect((await projector.status()).state).toBe('stopped');
+    const [balances] = projection.tables.map((table) => table.name);
+    const rows = await store.find(projection, balances!);
+    expect(rows).toHaveLength(20);
+    expect(rows.every((row) => row.balance === 50)).toBe(true);
+    // The abandoned rebuild never became the live model: its checkpoint is still the live one's.
+    expect(await store.checkpoint(projection.name, 'live')).toBe(1_000);
+  }, 60_000);
 });

@@ -119,6 +119,16 @@ interface RebuildWindow {
   to: number;
 }
 
+/** Thrown by a rebuild whose projector stopped meanwhile: the live read model is as it was. */
+export class RebuildStopped extends Error {
+  constructor(projection: string) {
+    super(
+      `projection ${projection}: the rebuild stopped with its projector; the live read model is unchanged`,
+    );
+    this.name = 'RebuildStopped';
+  }
+}
+
 export class Projector {
   private subscription?: Subscription;
   /** The position applied, in memory; `persisted` is the one in the store (they differ after skipped batches). */
@@ -135,6 +145,9 @@ export class Projector {
   private movedAt = Date.now();
   /** Live events are wanted: following, or retrying to (false once stopped, or never started). */
   private live = false;
+  /** A rebuild under way, which `stop` abandons and waits for. */
+  private rebuilding?: Promise<number>;
+  private stopping = false;
   private retries = 0;
   private retryTimer: NodeJS.Timeout | undefined;
   private lagTimer: NodeJS.Timeout | undefined;
@@ -178,6 +191,7 @@ export class Projector {
   /** Prepares the tables (rebuilding them first when the projection's version changed) and follows live events. */
   async start(): Promise<void> {
     const { projection, store } = this.options;
+    this.stopping = false;
     this.state = 'starting';
     this.refreshLagEvery();
     const built = await store.builtVersion(projection.name);
@@ -350,11 +364,19 @@ export class Projector {
     this.retries = 0;
     this.wakeWaiters();
     let events: number;
+    this.stopping = false;
     try {
-      events = await this.rebuildTables(onProgress);
+      this.rebuilding = this.rebuildTables(onProgress);
+      events = await this.rebuilding;
     } catch (error) {
-      await this.carryOnAfterFailedRebuild(error, wasFollowing);
+      if (error instanceof RebuildStopped) {
+        this.progress = undefined;
+        this.state = 'stopped';
+        this.options.logger?.info({ projection: projection.name }, error.message);
+      } else await this.carryOnAfterFailedRebuild(error, wasFollowing);
       throw error;
+    } finally {
+      this.rebuilding = undefined;
     }
     this.options.logger?.info({ projection: projection.name, events }, 'projection rebuilt');
     if (wasFollowing && this.live) {
@@ -418,6 +440,10 @@ export class Projector {
     let read = 0;
     let writing: Promise<void> | undefined;
     for (;;) {
+      if (this.stopping) {
+        await writing?.catch(() => undefined);
+        throw new RebuildStopped(projection.name);
+      }
       let window = await this.readRebuildWindow(read, projected);
       if (window.events === 0) {
         await writing;
@@ -485,8 +511,11 @@ export class Projector {
     projectedEvents.inc({ projection: projection.name, target: 'rebuild' }, window.events);
   }
 
+  /** Stops following; a rebuild under way is abandoned (its fresh tables are never promoted) and waited for. */
   async stop(): Promise<void> {
     this.live = false;
+    this.stopping = true;
+    await this.rebuilding?.catch(() => undefined);
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     clearInterval(this.lagTimer);

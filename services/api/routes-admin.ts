@@ -4,6 +4,7 @@ import { AccountNotFound } from '../../domain/broker/account/errors.ts';
 import { InstrumentNotFound } from '../../domain/broker/instrument/errors.ts';
 import { instrumentDecider, instrumentStreamId } from '../../domain/broker/instrument/instrument.ts';
 import { loadAggregate } from '../../domain/shared/aggregate.ts';
+import { RebuildStopped } from '../../projections/projector.ts';
 import { cataloguePriceRecorded } from '../market-data/reference-prices.ts';
 import { aggregateOf, handleCommand } from '../shared/command-handler.ts';
 import {
@@ -328,6 +329,9 @@ export function startRebuild(
       log.info({ projection: progress.projection, progress }, 'rebuild progress');
     })
     .then(() => log.info({ projection: name }, 'rebuild done'))
-    .catch((error: unknown) => log.error({ projection: name, err: error }, 'rebuild failed'));
+    .catch((error: unknown) => {
+      // Stopped with the server: the projector said so, and the live read model is as it was.
+      if (!(error instanceof RebuildStopped)) log.error({ projection: name, err: error }, 'rebuild failed');
+    });
   return { projection: name, status: 'REBUILDING' };
 }
