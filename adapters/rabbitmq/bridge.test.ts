@@ -76,6 +76,15 @@ transportContract('RabbitMQ', {
 });
 
 describe('RabbitMQ bridge', () => {
+  it('gives up on a server that does not speak AMQP (Redis answers the greeting, then waits) within its connect timeout', async () => {
+    const redis = new URL(testUrls().redisUrl);
+    const started = Date.now();
+    await expect(
+      RabbitMqBridge.connect({ url: `amqp://guest:guest@${redis.host}`, connectTimeoutMs: 500 }),
+    ).rejects.toThrow('ETIMEDOUT');
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
   it('declares its topology idempotently and sends persistent JSON with the envelope in properties and headers', async () => {
     const prefix = isolatedName('bridge_topology');
     const first = await connect({ prefix });

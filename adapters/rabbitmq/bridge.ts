@@ -75,6 +75,12 @@ export interface RabbitMqBridgeOptions {
   readonly reconnectDelayMs?: { readonly initial?: number; readonly max?: number };
   /** How long a publish keeps retrying through a lost connection before it rejects (default 60 s). */
   readonly publishTimeoutMs?: number;
+  /**
+   * How long connecting and the AMQP handshake may go without a byte before they fail (default
+   * 10 s): a URL naming another kind of server (Redis answers AMQP's greeting with an error, then
+   * waits) must not hang a start. amqplib clears it once the connection is open.
+   */
+  readonly connectTimeoutMs?: number;
 }
 
 export interface TopologyNames {
@@ -108,6 +114,9 @@ class Unroutable extends Error {
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** See `RabbitMqBridgeOptions.connectTimeoutMs`. */
+const CONNECT_TIMEOUT_MS = 10_000;
 
 function toWire(message: Message): WireMessage {
   const properties = message.properties;
@@ -460,6 +469,7 @@ export class RabbitMqBridge implements Transport {
   private async openSession(): Promise<void> {
     const connection = await amqp.connect(this.options.url, {
       clientProperties: { connection_name: this.connectionName },
+      timeout: this.options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS,
     });
     let lost = false;
     connection.on('error', (error: Error) => this.logger.warn({ err: error }, 'RabbitMQ connection error'));
