@@ -21,6 +21,7 @@ import {
   type Value,
 } from '../../projections/model.ts';
 import type { ReadModelStore, Target } from '../../projections/store.ts';
+import { assertNoServerSpeaksFirst } from './greeting.ts';
 
 /** The collection holding one document per projection and target: `{_id, position, version, epoch}`. */
 const CHECKPOINTS = 'checkpoints';
@@ -85,6 +86,7 @@ export class MongoReadModelStore implements ReadModelStore {
 
   /** A store with its own client on `url` (`MONGO_URL`), closed by `close()`. */
   static async connect(url: string, database: string): Promise<MongoReadModelStore> {
+    await assertNoServerSpeaksFirst(url);
     // Within 10 s, not the driver's 30: a URL naming another kind of server fails a start soon.
     const client = await new MongoClient(url, { serverSelectionTimeoutMS: 10_000 }).connect();
     return MongoReadModelStore.open({ client, database, ownsClient: true });
