@@ -5,12 +5,16 @@
  * projector keeps its checkpoint with its rows, so a restart resumes where it stopped.
  */
 import type { Logger } from 'pino';
-import { withDeadline } from '../../projections/deadline.ts';
 import { TokenIssuer } from '../api/auth.ts';
 import type { Config } from '../shared/config.ts';
 import { lockEmbeddedDataFolder } from '../shared/data-lock.ts';
 import { connectEventStores } from '../shared/event-stores.ts';
-import { type RunningService, ShutdownStack, startOpsServer } from '../shared/ops-server.ts';
+import {
+  type RunningService,
+  ShutdownStack,
+  STOP_STEP_DEADLINE_MS,
+  startOpsServer,
+} from '../shared/ops-server.ts';
 import {
   connectReadModelStores,
   projectionsReadiness,
@@ -19,8 +23,8 @@ import {
 } from '../shared/read-models.ts';
 import { projectionAdminRoutes } from './admin.ts';
 
-/** How long the stop waits for the projectors, then for the read-model stores, before cutting them. */
-const STOP_DEADLINE_MS = 10_000;
+/** How long the stop waits for the projectors before cutting them (each step of the stop has as long). */
+const STOP_DEADLINE_MS = STOP_STEP_DEADLINE_MS;
 
 export async function startProjectorService(config: Config, logger: Logger): Promise<RunningService> {
   const stack = new ShutdownStack(logger);
@@ -35,14 +39,7 @@ export async function startProjectorService(config: Config, logger: Logger): Pro
     const eventStores = await connectEventStores(config, {}, logger);
     stack.push('event stores', () => eventStores.close());
     const readModelStores = await connectReadModelStores(config);
-    stack.push('read-model stores', () =>
-      withDeadline(readModelStores.close(), STOP_DEADLINE_MS, () =>
-        logger.error(
-          { deadlineMs: STOP_DEADLINE_MS },
-          `read-model stores not closed within ${STOP_DEADLINE_MS} ms: their connections are left to the exit`,
-        ),
-      ),
-    );
+    stack.push('read-model stores', () => readModelStores.close());
     const projections = await startProjections({
       eventStores,
       readModelStores,

@@ -1,7 +1,7 @@
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { answerWhileClosing } from '../api/testing.ts';
-import { startOpsServer } from './ops-server.ts';
+import { ShutdownStack, startOpsServer } from './ops-server.ts';
 
 describe("a service's own port (the ops server) while it stops", () => {
   it('answers /health/ready 503 SHUTTING_DOWN from the moment the stop begins, as the API does', async () => {
@@ -42,5 +42,22 @@ describe("a service's own port (the ops server) while it stops", () => {
       instance: '/health/ready',
       correlationId: 'corr-stop-1',
     });
+  });
+});
+
+describe('a shutdown stack', () => {
+  it('goes on past a step that hangs once its deadline passed, naming it, and still stops the rest', async () => {
+    const errors: string[] = [];
+    const logger = pino({ level: 'error' }, { write: (line: string) => errors.push(JSON.parse(line).msg) });
+    const stack = new ShutdownStack(logger, 100);
+    const stopped: string[] = [];
+    stack.push('event stores', async () => stopped.push('event stores'));
+    stack.push('read-model stores', () => new Promise(() => {}));
+    stack.push('http', async () => stopped.push('http'));
+    const started = Date.now();
+    await stack.stop();
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(stopped).toEqual(['http', 'event stores']);
+    expect(errors).toEqual(['read-model stores not stopped within 100 ms: left to the exit']);
   });
 });

@@ -2,7 +2,7 @@ import Fastify from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
 import { register } from 'prom-client';
-import { withTimeout } from '../../projections/deadline.ts';
+import { withDeadline, withTimeout } from '../../projections/deadline.ts';
 import type { App } from '../api/context.ts';
 import { ensureDefaultMetrics } from '../api/metrics.ts';
 import { answerWithProblems, problemServerOptions, refuseWhileClosing } from '../api/problem-answers.ts';
@@ -91,10 +91,20 @@ export interface RunningService {
   stop(): Promise<void>;
 }
 
-/** What a composition root opened, closed in reverse order; one failure does not keep the rest open. */
+/** How long each step of a stop is waited for before the next one goes on without it. */
+export const STOP_STEP_DEADLINE_MS = 10_000;
+
+/**
+ * What a composition root opened, closed in reverse order; one failure does not keep the rest open,
+ * nor does one that hangs (a store that no longer answers): each step is given
+ * `STOP_STEP_DEADLINE_MS`, then left to the process's exit.
+ */
 export class ShutdownStack {
   private readonly entries: Array<{ name: string; stop: () => Promise<unknown> }> = [];
-  constructor(private readonly logger: Pick<Logger, 'warn'>) {}
+  constructor(
+    private readonly logger: Pick<Logger, 'warn' | 'error'>,
+    private readonly stepDeadlineMs = STOP_STEP_DEADLINE_MS,
+  ) {}
 
   push(name: string, stop: () => Promise<unknown>): void {
     this.entries.push({ name, stop });
@@ -102,8 +112,14 @@ export class ShutdownStack {
 
   async stop(): Promise<void> {
     for (const { name, stop } of this.entries.splice(0).reverse())
-      await stop().catch((error: unknown) =>
-        this.logger.warn({ err: error, component: name }, 'stop failed'),
+      await withDeadline(
+        stop().catch((error: unknown) => this.logger.warn({ err: error, component: name }, 'stop failed')),
+        this.stepDeadlineMs,
+        () =>
+          this.logger.error(
+            { component: name, deadlineMs: this.stepDeadlineMs },
+            `${name} not stopped within ${this.stepDeadlineMs} ms: left to the exit`,
+          ),
       );
   }
 }
