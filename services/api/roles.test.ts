@@ -3,10 +3,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryEventStore } from '../../adapters/memory/event-store.ts';
 import { accountDecider, accountStreamId } from '../../domain/broker/account/account.ts';
 import { loadAggregate } from '../../domain/shared/aggregate.ts';
-import { aggregateOf, handleCommand } from '../shared/command-handler.ts';
+import { aggregateOf } from '../shared/command-handler.ts';
 import { TokenIssuer, verifyPassword } from './auth.ts';
 import { ensureAdmin } from './seed.ts';
-import { JWT_SECRET, startTestApi, type TestApi } from './testing.ts';
+import { disableAccount, JWT_SECRET, startTestApi, type TestApi } from './testing.ts';
 
 /**
  * Roles are read from the token, but a privileged one (admin, auditor) is checked against the
@@ -96,13 +96,7 @@ describe('privileged roles, checked against the account', () => {
   it("refuses a disabled admin's token on the admin routes", async () => {
     const erin = await promoted('roles-erin', 'admin');
     expect((await grant(bob.accountId, 'auditor', erin.token)).statusCode).toBe(200);
-    await handleCommand(
-      api.broker,
-      accountStreamId(erin.accountId),
-      accountDecider,
-      { type: 'DisableAccount', reason: 'left the firm', disabledBy: 'admin', at: new Date().toISOString() },
-      { correlationId: 'roles-test', causationId: 'roles-test', actor: 'admin' },
-    );
+    await disableAccount(api.broker, erin.accountId);
     expect((await grant(bob.accountId, 'admin', erin.token)).json()).toMatchObject({
       reason: 'FORBIDDEN_ROLE',
     });

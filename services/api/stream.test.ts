@@ -4,11 +4,9 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import { pgliteClient } from '../../adapters/pglite/client.ts';
 import { SqlEventStore } from '../../adapters/postgres/event-store.ts';
-import { accountDecider, accountStreamId } from '../../domain/broker/account/account.ts';
-import { handleCommand } from '../shared/command-handler.ts';
 import { closeGracefully } from './app.ts';
 import { TokenIssuer } from './auth.ts';
-import { JWT_SECRET, startTestApi, type TestApi } from './testing.ts';
+import { disableAccount, JWT_SECRET, startTestApi, type TestApi } from './testing.ts';
 
 let api: TestApi;
 let alice: { accountId: string; token: string };
@@ -447,13 +445,7 @@ describe('streams on a server none has opened yet', () => {
     const other = await served.trader('stream-disabled');
     const disabled = await openOn('/v1/stream', other.token);
     await until(() => disabled.messages.length > 0);
-    await handleCommand(
-      served.broker,
-      accountStreamId(other.accountId),
-      accountDecider,
-      { type: 'DisableAccount', reason: 'left', disabledBy: 'admin', at: new Date().toISOString() },
-      { correlationId: 'stream-test', causationId: 'stream-test', actor: 'admin' },
-    );
+    await disableAccount(served.broker, other.accountId);
     expect(await disabled.closed).toEqual({ code: 1008, reason: 'account disabled' });
   });
 });

@@ -3,11 +3,13 @@ import { MemoryPriceCache } from '../../adapters/memory/price-cache.ts';
 import { pgliteClient } from '../../adapters/pglite/client.ts';
 import { SqlEventStore } from '../../adapters/postgres/event-store.ts';
 import { SqlReadModelStore } from '../../adapters/postgres/read-model-store.ts';
+import { accountDecider, accountStreamId } from '../../domain/broker/account/account.ts';
 import { defaultCatalogue } from '../../domain/broker/instrument/catalogue.ts';
 import type { EventStore, RecordedEvent } from '../../domain/shared/event-store.ts';
 import { createReadModels } from '../../projections/read-models/queries.ts';
 import { MarketDataFeed } from '../market-data/feed.ts';
 import { ReferencePriceFollower } from '../market-data/reference-prices.ts';
+import { handleCommand } from '../shared/command-handler.ts';
 import { startProjections } from '../shared/read-models.ts';
 import { brokerStoreSchemas } from './api-events.ts';
 import { buildApi } from './app.ts';
@@ -147,6 +149,17 @@ export async function startTestApi(
 }
 
 /** Polls until `check` returns a value (read models are eventually consistent). */
+/** Disables an account as an admin would (no HTTP route does): its tokens stay signed, its account says no. */
+export async function disableAccount(broker: EventStore, accountId: string): Promise<void> {
+  await handleCommand(
+    broker,
+    accountStreamId(accountId),
+    accountDecider,
+    { type: 'DisableAccount', reason: 'left the firm', disabledBy: 'admin', at: new Date().toISOString() },
+    { correlationId: 'disable-account', causationId: 'disable-account', actor: 'admin' },
+  );
+}
+
 export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
