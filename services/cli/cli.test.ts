@@ -186,6 +186,24 @@ describe('tradecore CLI', () => {
     expect(missing.stderr).toContain('order-nobody has no events');
   }, 120_000);
 
+  it('says where the next page starts when a stream goes on past the events shown', async () => {
+    const whole = await tradecore('audit', 'stream', 'order-ord-3-1', '--json');
+    expect(whole.code, whole.stderr).toBe(0);
+    const all = JSON.parse(whole.stdout) as { events: unknown[]; nextFrom?: number };
+    expect(all.events.length).toBeGreaterThan(2);
+    expect(all).not.toHaveProperty('nextFrom');
+    // As GET /v1/audit/streams/{id} gives it: the version to read from next.
+    const page = await tradecore('audit', 'stream', 'order-ord-3-1', '--from', '1', '--limit', '1', '--json');
+    expect(JSON.parse(page.stdout)).toMatchObject({ nextFrom: 2 });
+    const text = await tradecore('audit', 'stream', 'order-ord-3-1', '--limit', '2');
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout.trimEnd().split('\n')).toHaveLength(2);
+    expect(text.stderr).toBe('more: --from 2\n');
+    const rest = await tradecore('audit', 'stream', 'order-ord-3-1', '--from', String(all.events.length - 1));
+    expect(rest.stdout.trimEnd().split('\n')).toHaveLength(1);
+    expect(rest.stderr).toBe('');
+  }, 120_000);
+
   it('rebuilds an aggregate’s state as it is now when given neither a version nor a time', async () => {
     const current = await tradecore('audit', 'state', 'order-ord-3-1', '--json');
     expect(current.code, current.stderr).toBe(0);

@@ -245,9 +245,11 @@ export async function auditStream(
   const limit =
     integerOption('--limit', options.limit, 1, AUDIT_STREAM_MAX_LIMIT) ?? AUDIT_STREAM_DEFAULT_LIMIT;
   await withEventStores(config, io, async (eventStores) => {
-    const events = (await eventStores[store].readStream(streamId, { fromVersion: from, limit })).map(
-      (event) => ({ ...event, data: redactSecrets(event.data) }),
-    );
+    // One more than asked: whether there is more to read, as the HTTP route tells it (`nextFrom`).
+    const read = await eventStores[store].readStream(streamId, { fromVersion: from, limit: limit + 1 });
+    const events = read.slice(0, limit).map((event) => ({ ...event, data: redactSecrets(event.data) }));
+    const last = events.at(-1);
+    const nextFrom = read.length > events.length && last ? last.version + 1 : undefined;
     if (events.length === 0) {
       const last = await eventStores[store].streamVersion(streamId);
       if (last < 0) throw new CommandFailed(`stream ${streamId} has no events in the ${store} event store`);
@@ -255,12 +257,15 @@ export async function auditStream(
       if (!io.json)
         io.err.write(`tradecore: ${streamId} has versions 0 to ${last}: none from version ${from}\n`);
     }
-    if (io.json) io.out(JSON.stringify({ streamId, store, events }));
-    else
+    if (io.json)
+      io.out(JSON.stringify({ streamId, store, events, ...(nextFrom !== undefined ? { nextFrom } : {}) }));
+    else {
       for (const event of events)
         io.out(
           `${event.version}\t${event.position}\t${event.recordedAt.toISOString()}\t${event.type}\tcorrelation=${event.metadata.correlationId} causation=${event.metadata.causationId} actor=${event.metadata.actor}\t${JSON.stringify(event.data)}`,
         );
+      if (nextFrom !== undefined) io.err.write(`more: --from ${nextFrom}\n`);
+    }
   });
 }
 
