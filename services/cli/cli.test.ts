@@ -435,6 +435,13 @@ describe('tradecore CLI', () => {
     const environmentWins = await tradecoreIn(folder, { PRICE_BAND_PERCENT: '10' }, 'projections', 'status');
     expect(environmentWins.code, environmentWins.stderr).toBe(0);
     await rm(folder, { recursive: true, force: true });
+    // `help` takes no argument, as no other command takes one it does not name.
+    const helpExtra = await tradecore('help', 'extra');
+    expect(helpExtra.code).toBe(2);
+    expect(helpExtra.stdout).toBe('');
+    expect(helpExtra.stderr).toBe(
+      'tradecore: unexpected argument "extra" (tradecore help shows the usage)\n',
+    );
     const service = await tradecore('serve', 'nope');
     expect(service.code).toBe(2);
     expect(service.stderr).toContain('unknown service "nope"');

@@ -258,6 +258,7 @@ async function main(argv: string[]): Promise<number> {
           );
       }
     case 'help':
+      noMore(subcommand);
       return help();
     default:
       throw new UsageError(`unknown command "${command}"`);
