@@ -4,7 +4,7 @@
  */
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, rmdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -94,6 +94,45 @@ beforeAll(async () => {
 afterAll(() => rm(dataDir, { recursive: true, force: true }));
 
 describe('tradecore CLI', () => {
+  it('names a .env it cannot read, and why, in one line', async () => {
+    const folder = await mkdtemp(join(tmpdir(), 'tradecore-cli-env-'));
+    try {
+      await mkdir(join(folder, '.env'));
+      const directory = await tradecoreIn(folder, {}, 'projections', 'status');
+      expect(directory.code).toBe(1);
+      expect(directory.stderr).toBe(
+        `tradecore: cannot read ${join(folder, '.env')}: it is a folder, not a file (EISDIR)\n`,
+      );
+      await rmdir(join(folder, '.env'));
+      await writeFile(join(folder, '.env'), 'PORT=8081\n');
+      await chmod(join(folder, '.env'), 0o000);
+      await chmod(folder, 0o755);
+      // Root reads any file: the CLI then runs as nobody, for whom the file is really unreadable.
+      const asRoot = process.getuid?.() === 0;
+      const unreadable = await new Promise<{ code: number; stderr: string }>((resolve) =>
+        execFile(
+          process.execPath,
+          [bin, 'projections', 'status'],
+          {
+            cwd: folder,
+            env: { PATH: process.env.PATH, TRADECORE_DATA_DIR: dataDir, LOG_LEVEL: 'silent' },
+            ...(asRoot ? { uid: 65_534, gid: 65_534 } : {}),
+            timeout: 60_000,
+          },
+          (error, _stdout, stderr) =>
+            resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stderr }),
+        ),
+      );
+      expect(unreadable.code).toBe(1);
+      // Not node's own "ENOENT: no such file or directory" and a stack.
+      expect(unreadable.stderr).toBe(
+        `tradecore: cannot read ${join(folder, '.env')}: permission denied (EACCES)\n`,
+      );
+    } finally {
+      await rm(folder, { recursive: true, force: true });
+    }
+  }, 120_000);
+
   it('never prints a password hash: audit stream and audit state redact it, as the HTTP audit does', async () => {
     const stream = await tradecore('audit', 'stream', 'account-cli-auditee');
     const state = await tradecore('audit', 'state', 'account-cli-auditee');

@@ -1,9 +1,10 @@
 /**
  * The `tradecore` command line. Composition root: config from the environment, then one command.
  */
-import { existsSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { parseArgs } from 'node:util';
+import { parseArgs, parseEnv } from 'node:util';
 import type { Config } from '../shared/config.ts';
 import { ConfigError, loadConfig, ServerUnreachable } from '../shared/config.ts';
 import { DataFolderLocked } from '../shared/data-lock.ts';
@@ -195,10 +196,9 @@ async function main(argv: string[]): Promise<number> {
   };
   const config = () => {
     // A `.env` in the working folder fills what the environment leaves unset (the environment wins).
-    if (existsSync('.env')) {
-      if (!statSync('.env').isFile()) throw new ConfigError('.env in the working folder is not a file');
-      process.loadEnvFile('.env');
-    }
+    const dotEnv = readDotEnv();
+    if (dotEnv !== undefined)
+      for (const [name, value] of Object.entries(parseEnv(dotEnv))) process.env[name] ??= value;
     return loadConfig(process.env);
   };
   const noMore = (extra: string | undefined) => {
@@ -262,6 +262,25 @@ async function main(argv: string[]): Promise<number> {
       return help();
     default:
       throw new UsageError(`unknown command "${command}"`);
+  }
+}
+
+/**
+ * The text of `.env` in the working folder, undefined when there is none. Read here rather than by
+ * process.loadEnvFile, which reports any file it cannot read (unreadable, a folder) as ENOENT.
+ */
+function readDotEnv(): string | undefined {
+  try {
+    return readFileSync('.env', 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    // "EACCES: permission denied, open '.env'" → "permission denied (EACCES)".
+    const reason =
+      code === 'EISDIR'
+        ? 'it is a folder, not a file'
+        : (/^[A-Z]+: ([^,]+)/.exec((error as Error).message)?.[1] ?? (error as Error).message);
+    throw new ConfigError(`cannot read ${resolve('.env')}: ${reason}${code ? ` (${code})` : ''}`);
   }
 }
 
