@@ -62,6 +62,8 @@ export async function holdingDataFolder<T>(
   work: () => Promise<T>,
 ): Promise<T> {
   const lock = await lockEmbeddedDataFolder(config, opens, {
+    // These commands read what `start` made: a folder without it is a mistyped one, not a new one.
+    create: false,
     log: (line) => err.write(`tradecore: ${line}\n`),
   });
   // Opening PGlite's databases takes seconds: at a terminal, say what the wait is.
