@@ -339,8 +339,11 @@ export class Projector {
    * one transaction: a row changed many times in the window (a candle, a price level) is written
    * once. Each window is written while the next one is read and projected, in order, each moving
    * the rebuild's checkpoint from where the previous one left it.
+   *
+   * `signal` abandons it (the CLI on Ctrl-C): between pages, with no window being written, and
+   * before the swap, so the live tables stay as they were; it rejects with the signal's reason.
    */
-  async rebuild(onProgress?: (progress: RebuildProgress) => void): Promise<void> {
+  async rebuild(onProgress?: (progress: RebuildProgress) => void, signal?: AbortSignal): Promise<void> {
     const { projection } = this.options;
     const wasFollowing = this.live;
     clearTimeout(this.retryTimer);
@@ -351,7 +354,7 @@ export class Projector {
     this.wakeWaiters();
     let events: number;
     try {
-      events = await this.rebuildTables(onProgress);
+      events = await this.rebuildTables(onProgress, signal);
     } catch (error) {
       await this.carryOnAfterFailedRebuild(error, wasFollowing);
       throw error;
@@ -386,8 +389,12 @@ export class Projector {
   }
 
   /** Projects the whole history into the rebuild tables and swaps them in; the events projected. */
-  private async rebuildTables(onProgress?: (progress: RebuildProgress) => void): Promise<number> {
+  private async rebuildTables(
+    onProgress?: (progress: RebuildProgress) => void,
+    signal?: AbortSignal,
+  ): Promise<number> {
     const { projection, store, source } = this.options;
+    signal?.throwIfAborted();
     await store.prepare(projection, 'rebuild');
     const started = performance.now();
     let position = 0;
@@ -417,26 +424,33 @@ export class Projector {
     };
     let read = 0;
     let writing: Promise<void> | undefined;
-    for (;;) {
-      let window = await this.readRebuildWindow(read, projected);
-      if (window.events === 0) {
-        await writing;
-        // Caught up: stop the live follower so nothing moves while the tables swap.
-        if (this.subscription) {
-          await this.subscription.stop();
-          this.subscription = undefined;
+    try {
+      for (;;) {
+        let window = await this.readRebuildWindow(read, projected, signal);
+        if (window.events === 0) {
+          await writing;
+          // Caught up: stop the live follower so nothing moves while the tables swap.
+          if (this.subscription) {
+            await this.subscription.stop();
+            this.subscription = undefined;
+          }
+          window = await this.readRebuildWindow(read, projected, signal);
+          if (window.events === 0) break;
         }
-        window = await this.readRebuildWindow(read, projected);
-        if (window.events === 0) break;
+        const from = read;
+        read = window.to;
+        await writing;
+        writing = this.applyRebuildWindow(window, from);
+        // Awaited before the next window is written; this only keeps a failure meanwhile from
+        // counting as unhandled.
+        writing.catch(() => {});
       }
-      const from = read;
-      read = window.to;
-      await writing;
-      writing = this.applyRebuildWindow(window, from);
-      // Awaited before the next window is written; this only keeps a failure meanwhile from
-      // counting as unhandled.
-      writing.catch(() => {});
+    } catch (error) {
+      // Not before the window being written is done: whoever stops next closes the store.
+      await writing?.catch(() => {});
+      throw error;
     }
+    signal?.throwIfAborted();
     await store.promoteRebuild(projection);
     report();
     this.progress = undefined;
@@ -453,6 +467,7 @@ export class Projector {
   private async readRebuildWindow(
     after: number,
     onPage: (to: number, events: number) => void,
+    signal?: AbortSignal,
   ): Promise<RebuildWindow> {
     const { projection, store, source } = this.options;
     // A store that plans batches takes each page's changes as they come (see `OpenBatch`).
@@ -470,6 +485,7 @@ export class Projector {
       window.events += page.length;
       window.to = page.at(-1)!.position;
       onPage(window.to, page.length);
+      signal?.throwIfAborted();
       // Between pages, the statements the store queued for the previous window go out.
       await new Promise((resolve) => setImmediate(resolve));
     }

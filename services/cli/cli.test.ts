@@ -2,8 +2,9 @@
  * The CLI as a user runs it: `node services/cli/bin.js …` in a child process, against an embedded
  * data folder in a temp dir seeded with a trading workload of real domain events.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, rm, rmdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendWorkload, tradingWorkload } from '../../projections/read-models/workload.ts';
 import { loadConfig } from '../shared/config.ts';
+import { LOCK_FILE } from '../shared/data-lock.ts';
 import { connectEventStores } from '../shared/event-stores.ts';
 
 const bin = fileURLToPath(new URL('./bin.js', import.meta.url));
@@ -93,7 +95,72 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(() => rm(dataDir, { recursive: true, force: true }));
 
+/**
+ * The CLI with its stdout's reader gone from the start (as `| head -1` once it has its line):
+ * every write to stdout fails with EPIPE.
+ */
+function tradecoreUnread(...args: string[]): Promise<{ code: number | null; stderr: string }> {
+  const child = spawn(process.execPath, [bin, ...args], {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, TRADECORE_DATA_DIR: dataDir, LOG_LEVEL: 'silent' },
+  });
+  child.stdout.destroy();
+  let stderr = '';
+  child.stderr.on('data', (chunk) => {
+    stderr += chunk;
+  });
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stderr })));
+}
+
+/** The CLI, signalled once `ready` is true of what it wrote on stderr so far. */
+async function tradecoreSignalled(
+  signal: NodeJS.Signals,
+  ready: (stderr: string) => boolean,
+  ...args: string[]
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [bin, ...args], {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, TRADECORE_DATA_DIR: dataDir, LOG_LEVEL: 'silent' },
+  });
+  let stdout = '';
+  let stderr = '';
+  let sent = false;
+  child.stdout.on('data', (chunk) => {
+    stdout += chunk;
+  });
+  const check = () => {
+    if (!sent && ready(stderr)) {
+      sent = true;
+      child.kill(signal);
+    }
+  };
+  child.stderr.on('data', (chunk) => {
+    stderr += chunk;
+    check();
+  });
+  const poll = setInterval(check, 5);
+  try {
+    return await new Promise((resolve) =>
+      child.on('close', (code, killed) => resolve({ code, signal: killed, stdout, stderr })),
+    );
+  } finally {
+    clearInterval(poll);
+  }
+}
+
 describe('tradecore CLI', () => {
+  it('stops quietly, exit 0, when the reader of its output goes away (| head -1)', async () => {
+    for (const args of [
+      ['audit', 'stream', 'order-ord-3-1'],
+      ['audit', 'state', 'order-ord-3-1'],
+      ['projections', 'status'],
+      ['projections', 'status', '--json'],
+    ]) {
+      const cut = await tradecoreUnread(...args);
+      // Not node's "Error: write EPIPE … Unhandled 'error' event", exit 1.
+      expect(cut, args.join(' ')).toEqual({ code: 0, stderr: '' });
+      expect(existsSync(join(dataDir, LOCK_FILE))).toBe(false);
+    }
+  }, 120_000);
+
   it('names a .env it cannot read, and why, in one line', async () => {
     const folder = await mkdtemp(join(tmpdir(), 'tradecore-cli-env-'));
     try {
@@ -485,4 +552,41 @@ describe('tradecore CLI', () => {
     expect(service.code).toBe(2);
     expect(service.stderr).toContain('unknown service "nope"');
   }, 120_000);
+
+  // Last: it rebuilds read models that the tests above find behind.
+  it('on SIGTERM or Ctrl-C, stops its work, says what that left, releases the data folder, exit 143 or 130', async () => {
+    const lock = join(dataDir, LOCK_FILE);
+    // While it opens the databases: nothing read or written yet.
+    const opening = await tradecoreSignalled(
+      'SIGTERM',
+      () => existsSync(lock),
+      'projections',
+      'rebuild',
+      'all',
+    );
+    expect(opening.signal).toBeNull();
+    expect(opening.code).toBe(143);
+    expect(opening.stderr.trimEnd().split('\n').at(-1)).toBe(
+      'tradecore: interrupted: the live read models are unchanged',
+    );
+    expect(existsSync(lock)).toBe(false);
+    const status = await tradecoreSignalled('SIGTERM', () => existsSync(lock), 'projections', 'status');
+    expect(status.code).toBe(143);
+    expect(status.stderr.trimEnd().split('\n').at(-1)).toBe('tradecore: interrupted');
+
+    // Mid-replay: the read model being rebuilt is abandoned before its swap.
+    const replay = await tradecoreSignalled('SIGINT', (stderr) => stderr.includes('orders'), 'replay');
+    expect(replay.code).toBe(130);
+    expect(replay.stdout).toBe('');
+    expect(replay.stderr.trimEnd().split('\n').at(-1)).toMatch(
+      /^tradecore: interrupted: (the live read models are unchanged|[a-z_, ]+ rebuilt and swapped in; the other live read models are unchanged)$/,
+    );
+    expect(existsSync(lock)).toBe(false);
+    // The next command finds the folder free (no lock of a dead pid to take over), and whole.
+    const after = await tradecore('projections', 'status', '--json');
+    expect(after.code, after.stderr).toBe(0);
+    expect(after.stderr).toBe('');
+    const again = await tradecore('projections', 'rebuild', 'orders');
+    expect(again.code, again.stderr).toBe(0);
+  }, 180_000);
 });

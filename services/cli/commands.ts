@@ -45,10 +45,26 @@ export class CommandFailed extends Error {
   override readonly name = 'CommandFailed';
 }
 
+/**
+ * The command was stopped by SIGINT or SIGTERM (the abort reason of `CommandIo.signal`); the
+ * message says what that left as it was.
+ */
+export class Interrupted extends Error {
+  override readonly name = 'Interrupted';
+  constructor(
+    readonly signal: NodeJS.Signals,
+    message = 'interrupted',
+  ) {
+    super(message);
+  }
+}
+
 export interface CommandIo {
   out: (line: string) => void;
   err: ProgressOutput;
   json: boolean;
+  /** Aborted (with an `Interrupted`) to stop the work at its next step; the stores are closed after. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -58,9 +74,10 @@ export interface CommandIo {
 export async function holdingDataFolder<T>(
   config: Config,
   opens: { eventStores?: boolean; readModels?: boolean },
-  err: ProgressOutput,
+  { err, signal }: CommandIo,
   work: () => Promise<T>,
 ): Promise<T> {
+  signal?.throwIfAborted();
   const lock = await lockEmbeddedDataFolder(config, opens, {
     // These commands read what `start` made: a folder without it is a mistyped one, not a new one.
     create: false,
@@ -69,6 +86,7 @@ export async function holdingDataFolder<T>(
   // Opening PGlite's databases takes seconds: at a terminal, say what the wait is.
   if (lock && err.isTTY) err.write(`tradecore: opening the data folder ${config.dataDir}…\n`);
   try {
+    signal?.throwIfAborted();
     return await work();
   } finally {
     await lock?.release();
@@ -81,9 +99,11 @@ async function withEventStores<T>(
   io: CommandIo,
   work: (eventStores: EventStores) => Promise<T>,
 ): Promise<T> {
-  return holdingDataFolder(config, { eventStores: true }, io.err, async () => {
+  return holdingDataFolder(config, { eventStores: true }, io, async () => {
     const eventStores = await connectEventStores(config);
     try {
+      // Opening takes seconds: a signal meanwhile stops the command before any work.
+      io.signal?.throwIfAborted();
       return await work(eventStores);
     } finally {
       await eventStores.close();
@@ -97,11 +117,12 @@ async function withStores<T>(
   io: CommandIo,
   work: (eventStores: EventStores, readModelStores: ReadModelStores) => Promise<T>,
 ): Promise<T> {
-  return holdingDataFolder(config, { eventStores: true, readModels: true }, io.err, async () => {
+  return holdingDataFolder(config, { eventStores: true, readModels: true }, io, async () => {
     const eventStores = await connectEventStores(config);
     try {
       const readModelStores = await connectReadModelStores(config);
       try {
+        io.signal?.throwIfAborted();
         return await work(eventStores, readModelStores);
       } finally {
         await readModelStores.close();
@@ -134,10 +155,9 @@ export async function rebuild(config: Config, name: string | undefined, io: Comm
   const known = readModelProjections.map((projection) => projection.name);
   if (name !== 'all' && !known.includes(name))
     throw new UsageError(new UnknownProjection(name, known).message);
-  await withProjections(config, io, async (registry) => {
+  const results: Array<{ projection: string; events: number; seconds: number; eventsPerSecond: number }> = [];
+  const rebuilding = withProjections(config, io, async (registry) => {
     const renderer = progressRenderer(io.err);
-    const results: Array<{ projection: string; events: number; seconds: number; eventsPerSecond: number }> =
-      [];
     let started = performance.now();
     let last: RebuildProgress | undefined;
     const finish = () => {
@@ -155,10 +175,14 @@ export async function rebuild(config: Config, name: string | undefined, io: Comm
     };
     const names = name === 'all' ? [...registry.projectors.keys()] : [name];
     for (const projection of names) {
-      await registry.rebuild(projection, (progress) => {
-        last = progress;
-        renderer.update(progress);
-      });
+      await registry.rebuild(
+        projection,
+        (progress) => {
+          last = progress;
+          renderer.update(progress);
+        },
+        io.signal,
+      );
       finish();
     }
     if (io.json) io.out(JSON.stringify({ rebuilt: results }));
@@ -168,6 +192,20 @@ export async function rebuild(config: Config, name: string | undefined, io: Comm
           `rebuilt ${result.projection}: ${result.events} events in ${result.seconds.toFixed(2)} s (${Math.round(result.eventsPerSecond)} events/s)`,
         );
   });
+  try {
+    await rebuilding;
+  } catch (error) {
+    // Stopped while opening, or a rebuild abandoned before its swap: that one keeps its live tables.
+    if (error instanceof Interrupted) throw new Interrupted(error.signal, interruptedRebuild(results));
+    throw error;
+  }
+}
+
+/** What a rebuild stopped by a signal leaves: the read models already swapped in, the rest as they were. */
+function interruptedRebuild(rebuilt: Array<{ projection: string }>): string {
+  if (rebuilt.length === 0) return 'interrupted: the live read models are unchanged';
+  const names = rebuilt.map((result) => result.projection).join(', ');
+  return `interrupted: ${names} rebuilt and swapped in; the other live read models are unchanged`;
 }
 
 /**
@@ -353,7 +391,7 @@ export async function auditTrace(
       projections: [brokerAuditProjection, b3AuditProjection],
     });
     try {
-      await caughtUp(registry);
+      await caughtUp(registry, io.signal);
     } finally {
       await registry.stop();
     }
@@ -388,9 +426,14 @@ export async function auditTrace(
   });
 }
 
-async function caughtUp(registry: ProjectionRegistry, timeoutMs = 120_000): Promise<void> {
+async function caughtUp(
+  registry: ProjectionRegistry,
+  signal?: AbortSignal,
+  timeoutMs = 120_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    signal?.throwIfAborted();
     const statuses = await registry.status();
     const failed = statuses.find((s) => s.state === 'failed');
     if (failed) throw new CommandFailed(`projection ${failed.projection} failed: ${failed.error}`);

@@ -186,6 +186,42 @@ describe('the data folder, between tradecore start and the CLI', () => {
     }
   }, 120_000);
 
+  it('keeps serving when the reader of its stdout goes away (npm start | grep -m1 listening)', async () => {
+    // Its log lines on stdout too: pino's stream meets the closed pipe as well.
+    const child = spawn(process.execPath, [bin, 'start'], { env: env({ LOG_LEVEL: 'info' }) });
+    servers.push(child);
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk;
+    });
+    let exitCode: number | null | undefined;
+    const exited = new Promise<number | null>((resolve) =>
+      child.on('exit', (code) => {
+        exitCode = code;
+        resolve(code);
+      }),
+    );
+    // Where it listens, from the lock it advertises that in (its banner goes nowhere).
+    let url: string | undefined;
+    while (url === undefined && exitCode === undefined) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      url = existsSync(lockPath)
+        ? (JSON.parse(await readFile(lockPath, 'utf8').catch(() => '{}')) as { url?: string }).url
+        : undefined;
+    }
+    expect(exitCode, stderr).toBeUndefined();
+    for (let request = 0; request < 5; request++)
+      expect((await fetch(`${url}/v1/instruments`)).status).toBe(401);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect((await fetch(`${url}/health/ready`)).status).toBe(200);
+    expect(exitCode, stderr).toBeUndefined();
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(stderr).toBe('');
+    expect(existsSync(lockPath)).toBe(false);
+  }, 120_000);
+
   it('takes over the lock of a start killed with -9, saying so, and replays', async () => {
     const server = await startServer();
     const pid = server.child.pid!;
