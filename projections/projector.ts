@@ -145,9 +145,9 @@ export class Projector {
   private movedAt = Date.now();
   /** Live events are wanted: following, or retrying to (false once stopped, or never started). */
   private live = false;
-  /** A rebuild under way, which `stop` abandons and waits for. */
+  /** A rebuild under way, which `stop` abandons (`stopRebuild`) and waits for. */
   private rebuilding?: Promise<number>;
-  private stopping = false;
+  private stopRebuild?: AbortController;
   private retries = 0;
   private retryTimer: NodeJS.Timeout | undefined;
   private lagTimer: NodeJS.Timeout | undefined;
@@ -191,7 +191,6 @@ export class Projector {
   /** Prepares the tables (rebuilding them first when the projection's version changed) and follows live events. */
   async start(): Promise<void> {
     const { projection, store } = this.options;
-    this.stopping = false;
     this.state = 'starting';
     this.refreshLagEvery();
     const built = await store.builtVersion(projection.name);
@@ -353,8 +352,12 @@ export class Projector {
    * one transaction: a row changed many times in the window (a candle, a price level) is written
    * once. Each window is written while the next one is read and projected, in order, each moving
    * the rebuild's checkpoint from where the previous one left it.
+   *
+   * `signal` abandons it (the CLI on Ctrl-C), as `stop` does: between pages, once the window being
+   * written is done, and before the swap, so the live tables stay as they were; it rejects with the
+   * signal's reason (`RebuildStopped` for `stop`).
    */
-  async rebuild(onProgress?: (progress: RebuildProgress) => void): Promise<void> {
+  async rebuild(onProgress?: (progress: RebuildProgress) => void, signal?: AbortSignal): Promise<void> {
     const { projection } = this.options;
     const wasFollowing = this.live;
     clearTimeout(this.retryTimer);
@@ -364,19 +367,24 @@ export class Projector {
     this.retries = 0;
     this.wakeWaiters();
     let events: number;
-    this.stopping = false;
+    const stop = new AbortController();
+    this.stopRebuild = stop;
     try {
-      this.rebuilding = this.rebuildTables(onProgress);
+      this.rebuilding = this.rebuildTables(
+        onProgress,
+        signal ? AbortSignal.any([signal, stop.signal]) : stop.signal,
+      );
       events = await this.rebuilding;
     } catch (error) {
-      if (error instanceof RebuildStopped) {
+      if (stop.signal.aborted) {
         this.progress = undefined;
         this.state = 'stopped';
-        this.options.logger?.info({ projection: projection.name }, error.message);
+        this.options.logger?.info({ projection: projection.name }, (error as Error).message);
       } else await this.carryOnAfterFailedRebuild(error, wasFollowing);
       throw error;
     } finally {
       this.rebuilding = undefined;
+      this.stopRebuild = undefined;
     }
     this.options.logger?.info({ projection: projection.name, events }, 'projection rebuilt');
     if (wasFollowing && this.live) {
@@ -408,8 +416,12 @@ export class Projector {
   }
 
   /** Projects the whole history into the rebuild tables and swaps them in; the events projected. */
-  private async rebuildTables(onProgress?: (progress: RebuildProgress) => void): Promise<number> {
+  private async rebuildTables(
+    onProgress?: (progress: RebuildProgress) => void,
+    signal?: AbortSignal,
+  ): Promise<number> {
     const { projection, store, source } = this.options;
+    signal?.throwIfAborted();
     await store.prepare(projection, 'rebuild');
     const started = performance.now();
     let position = 0;
@@ -439,30 +451,33 @@ export class Projector {
     };
     let read = 0;
     let writing: Promise<void> | undefined;
-    for (;;) {
-      if (this.stopping) {
-        await writing?.catch(() => undefined);
-        throw new RebuildStopped(projection.name);
-      }
-      let window = await this.readRebuildWindow(read, projected);
-      if (window.events === 0) {
-        await writing;
-        // Caught up: stop the live follower so nothing moves while the tables swap.
-        if (this.subscription) {
-          await this.subscription.stop();
-          this.subscription = undefined;
+    try {
+      for (;;) {
+        let window = await this.readRebuildWindow(read, projected, signal);
+        if (window.events === 0) {
+          await writing;
+          // Caught up: stop the live follower so nothing moves while the tables swap.
+          if (this.subscription) {
+            await this.subscription.stop();
+            this.subscription = undefined;
+          }
+          window = await this.readRebuildWindow(read, projected, signal);
+          if (window.events === 0) break;
         }
-        window = await this.readRebuildWindow(read, projected);
-        if (window.events === 0) break;
+        const from = read;
+        read = window.to;
+        await writing;
+        writing = this.applyRebuildWindow(window, from);
+        // Awaited before the next window is written; this only keeps a failure meanwhile from
+        // counting as unhandled.
+        writing.catch(() => {});
       }
-      const from = read;
-      read = window.to;
-      await writing;
-      writing = this.applyRebuildWindow(window, from);
-      // Awaited before the next window is written; this only keeps a failure meanwhile from
-      // counting as unhandled.
-      writing.catch(() => {});
+    } catch (error) {
+      // Not before the window being written is done: whoever stops next closes the store.
+      await writing?.catch(() => {});
+      throw error;
     }
+    signal?.throwIfAborted();
     await store.promoteRebuild(projection);
     report();
     this.progress = undefined;
@@ -479,6 +494,7 @@ export class Projector {
   private async readRebuildWindow(
     after: number,
     onPage: (to: number, events: number) => void,
+    signal?: AbortSignal,
   ): Promise<RebuildWindow> {
     const { projection, store, source } = this.options;
     // A store that plans batches takes each page's changes as they come (see `OpenBatch`).
@@ -496,6 +512,7 @@ export class Projector {
       window.events += page.length;
       window.to = page.at(-1)!.position;
       onPage(window.to, page.length);
+      signal?.throwIfAborted();
       // Between pages, the statements the store queued for the previous window go out.
       await new Promise((resolve) => setImmediate(resolve));
     }
@@ -514,7 +531,7 @@ export class Projector {
   /** Stops following; a rebuild under way is abandoned (its fresh tables are never promoted) and waited for. */
   async stop(): Promise<void> {
     this.live = false;
-    this.stopping = true;
+    this.stopRebuild?.abort(new RebuildStopped(this.name));
     await this.rebuilding?.catch(() => undefined);
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;

@@ -2,15 +2,17 @@
  * The CLI as a user runs it: `node services/cli/bin.js …` in a child process, against an embedded
  * data folder in a temp dir seeded with a trading workload of real domain events.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, rm, rmdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendWorkload, tradingWorkload } from '../../projections/read-models/workload.ts';
 import { loadConfig } from '../shared/config.ts';
+import { LOCK_FILE } from '../shared/data-lock.ts';
 import { connectEventStores } from '../shared/event-stores.ts';
 
 const bin = fileURLToPath(new URL('./bin.js', import.meta.url));
@@ -93,7 +95,111 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(() => rm(dataDir, { recursive: true, force: true }));
 
+/**
+ * The CLI with its stdout's reader gone from the start (as `| head -1` once it has its line):
+ * every write to stdout fails with EPIPE.
+ */
+function tradecoreUnread(...args: string[]): Promise<{ code: number | null; stderr: string }> {
+  const child = spawn(process.execPath, [bin, ...args], {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, TRADECORE_DATA_DIR: dataDir, LOG_LEVEL: 'silent' },
+  });
+  child.stdout.destroy();
+  let stderr = '';
+  child.stderr.on('data', (chunk) => {
+    stderr += chunk;
+  });
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stderr })));
+}
+
+/** The CLI, signalled once `ready` is true of what it wrote on stderr so far. */
+async function tradecoreSignalled(
+  signal: NodeJS.Signals,
+  ready: (stderr: string) => boolean,
+  ...args: string[]
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [bin, ...args], {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, TRADECORE_DATA_DIR: dataDir, LOG_LEVEL: 'silent' },
+  });
+  let stdout = '';
+  let stderr = '';
+  let sent = false;
+  child.stdout.on('data', (chunk) => {
+    stdout += chunk;
+  });
+  const check = () => {
+    if (!sent && ready(stderr)) {
+      sent = true;
+      child.kill(signal);
+    }
+  };
+  child.stderr.on('data', (chunk) => {
+    stderr += chunk;
+    check();
+  });
+  const poll = setInterval(check, 5);
+  try {
+    return await new Promise((resolve) =>
+      child.on('close', (code, killed) => resolve({ code, signal: killed, stdout, stderr })),
+    );
+  } finally {
+    clearInterval(poll);
+  }
+}
+
 describe('tradecore CLI', () => {
+  it('stops quietly, exit 0, when the reader of its output goes away (| head -1)', async () => {
+    for (const args of [
+      ['audit', 'stream', 'order-ord-3-1'],
+      ['audit', 'state', 'order-ord-3-1'],
+      ['projections', 'status'],
+      ['projections', 'status', '--json'],
+    ]) {
+      const cut = await tradecoreUnread(...args);
+      // Not node's "Error: write EPIPE … Unhandled 'error' event", exit 1.
+      expect(cut, args.join(' ')).toEqual({ code: 0, stderr: '' });
+      expect(existsSync(join(dataDir, LOCK_FILE))).toBe(false);
+    }
+  }, 120_000);
+
+  it('names a .env it cannot read, and why, in one line', async () => {
+    const folder = await mkdtemp(join(tmpdir(), 'tradecore-cli-env-'));
+    try {
+      await mkdir(join(folder, '.env'));
+      const directory = await tradecoreIn(folder, {}, 'projections', 'status');
+      expect(directory.code).toBe(1);
+      expect(directory.stderr).toBe(
+        `tradecore: cannot read ${join(folder, '.env')}: it is a folder, not a file (EISDIR)\n`,
+      );
+      await rmdir(join(folder, '.env'));
+      await writeFile(join(folder, '.env'), 'PORT=8081\n');
+      await chmod(join(folder, '.env'), 0o000);
+      await chmod(folder, 0o755);
+      // Root reads any file: the CLI then runs as nobody, for whom the file is really unreadable.
+      const asRoot = process.getuid?.() === 0;
+      const unreadable = await new Promise<{ code: number; stderr: string }>((resolve) =>
+        execFile(
+          process.execPath,
+          [bin, 'projections', 'status'],
+          {
+            cwd: folder,
+            env: { PATH: process.env.PATH, TRADECORE_DATA_DIR: dataDir, LOG_LEVEL: 'silent' },
+            ...(asRoot ? { uid: 65_534, gid: 65_534 } : {}),
+            timeout: 60_000,
+          },
+          (error, _stdout, stderr) =>
+            resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stderr }),
+        ),
+      );
+      expect(unreadable.code).toBe(1);
+      // Not node's own "ENOENT: no such file or directory" and a stack.
+      expect(unreadable.stderr).toBe(
+        `tradecore: cannot read ${join(folder, '.env')}: permission denied (EACCES)\n`,
+      );
+    } finally {
+      await rm(folder, { recursive: true, force: true });
+    }
+  }, 120_000);
+
   it('never prints a password hash: audit stream and audit state redact it, as the HTTP audit does', async () => {
     const stream = await tradecore('audit', 'stream', 'account-cli-auditee');
     const state = await tradecore('audit', 'state', 'account-cli-auditee');
@@ -184,6 +290,24 @@ describe('tradecore CLI', () => {
     const missing = await tradecore('audit', 'stream', 'order-nobody');
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('order-nobody has no events');
+  }, 120_000);
+
+  it('says where the next page starts when a stream goes on past the events shown', async () => {
+    const whole = await tradecore('audit', 'stream', 'order-ord-3-1', '--json');
+    expect(whole.code, whole.stderr).toBe(0);
+    const all = JSON.parse(whole.stdout) as { events: unknown[]; nextFrom?: number };
+    expect(all.events.length).toBeGreaterThan(2);
+    expect(all).not.toHaveProperty('nextFrom');
+    // As GET /v1/audit/streams/{id} gives it: the version to read from next.
+    const page = await tradecore('audit', 'stream', 'order-ord-3-1', '--from', '1', '--limit', '1', '--json');
+    expect(JSON.parse(page.stdout)).toMatchObject({ nextFrom: 2 });
+    const text = await tradecore('audit', 'stream', 'order-ord-3-1', '--limit', '2');
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout.trimEnd().split('\n')).toHaveLength(2);
+    expect(text.stderr).toBe('more: --from 2\n');
+    const rest = await tradecore('audit', 'stream', 'order-ord-3-1', '--from', String(all.events.length - 1));
+    expect(rest.stdout.trimEnd().split('\n')).toHaveLength(1);
+    expect(rest.stderr).toBe('');
   }, 120_000);
 
   it('rebuilds an aggregate’s state as it is now when given neither a version nor a time', async () => {
@@ -417,8 +541,52 @@ describe('tradecore CLI', () => {
     const environmentWins = await tradecoreIn(folder, { PRICE_BAND_PERCENT: '10' }, 'projections', 'status');
     expect(environmentWins.code, environmentWins.stderr).toBe(0);
     await rm(folder, { recursive: true, force: true });
+    // `help` takes no argument, as no other command takes one it does not name.
+    const helpExtra = await tradecore('help', 'extra');
+    expect(helpExtra.code).toBe(2);
+    expect(helpExtra.stdout).toBe('');
+    expect(helpExtra.stderr).toBe(
+      'tradecore: unexpected argument "extra" (tradecore help shows the usage)\n',
+    );
     const service = await tradecore('serve', 'nope');
     expect(service.code).toBe(2);
     expect(service.stderr).toContain('unknown service "nope"');
   }, 120_000);
+
+  // Last: it rebuilds read models that the tests above find behind.
+  it('on SIGTERM or Ctrl-C, stops its work, says what that left, releases the data folder, exit 143 or 130', async () => {
+    const lock = join(dataDir, LOCK_FILE);
+    // While it opens the databases: nothing read or written yet.
+    const opening = await tradecoreSignalled(
+      'SIGTERM',
+      () => existsSync(lock),
+      'projections',
+      'rebuild',
+      'all',
+    );
+    expect(opening.signal).toBeNull();
+    expect(opening.code).toBe(143);
+    expect(opening.stderr.trimEnd().split('\n').at(-1)).toBe(
+      'tradecore: interrupted: the live read models are unchanged',
+    );
+    expect(existsSync(lock)).toBe(false);
+    const status = await tradecoreSignalled('SIGTERM', () => existsSync(lock), 'projections', 'status');
+    expect(status.code).toBe(143);
+    expect(status.stderr.trimEnd().split('\n').at(-1)).toBe('tradecore: interrupted');
+
+    // Mid-replay: the read model being rebuilt is abandoned before its swap.
+    const replay = await tradecoreSignalled('SIGINT', (stderr) => stderr.includes('orders'), 'replay');
+    expect(replay.code).toBe(130);
+    expect(replay.stdout).toBe('');
+    expect(replay.stderr.trimEnd().split('\n').at(-1)).toMatch(
+      /^tradecore: interrupted: (the live read models are unchanged|[a-z_, ]+ rebuilt and swapped in; the other live read models are unchanged)$/,
+    );
+    expect(existsSync(lock)).toBe(false);
+    // The next command finds the folder free (no lock of a dead pid to take over), and whole.
+    const after = await tradecore('projections', 'status', '--json');
+    expect(after.code, after.stderr).toBe(0);
+    expect(after.stderr).toBe('');
+    const again = await tradecore('projections', 'rebuild', 'orders');
+    expect(again.code, again.stderr).toBe(0);
+  }, 180_000);
 });

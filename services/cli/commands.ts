@@ -45,10 +45,26 @@ export class CommandFailed extends Error {
   override readonly name = 'CommandFailed';
 }
 
+/**
+ * The command was stopped by SIGINT or SIGTERM (the abort reason of `CommandIo.signal`); the
+ * message says what that left as it was.
+ */
+export class Interrupted extends Error {
+  override readonly name = 'Interrupted';
+  constructor(
+    readonly signal: NodeJS.Signals,
+    message = 'interrupted',
+  ) {
+    super(message);
+  }
+}
+
 export interface CommandIo {
   out: (line: string) => void;
   err: ProgressOutput;
   json: boolean;
+  /** Aborted (with an `Interrupted`) to stop the work at its next step; the stores are closed after. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -58,15 +74,19 @@ export interface CommandIo {
 export async function holdingDataFolder<T>(
   config: Config,
   opens: { eventStores?: boolean; readModels?: boolean },
-  err: ProgressOutput,
+  { err, signal }: CommandIo,
   work: () => Promise<T>,
 ): Promise<T> {
+  signal?.throwIfAborted();
   const lock = await lockEmbeddedDataFolder(config, opens, {
+    // These commands read what `start` made: a folder without it is a mistyped one, not a new one.
+    create: false,
     log: (line) => err.write(`tradecore: ${line}\n`),
   });
   // Opening PGlite's databases takes seconds: at a terminal, say what the wait is.
   if (lock && err.isTTY) err.write(`tradecore: opening the data folder ${config.dataDir}…\n`);
   try {
+    signal?.throwIfAborted();
     return await work();
   } finally {
     await lock?.release();
@@ -79,9 +99,11 @@ async function withEventStores<T>(
   io: CommandIo,
   work: (eventStores: EventStores) => Promise<T>,
 ): Promise<T> {
-  return holdingDataFolder(config, { eventStores: true }, io.err, async () => {
+  return holdingDataFolder(config, { eventStores: true }, io, async () => {
     const eventStores = await connectEventStores(config);
     try {
+      // Opening takes seconds: a signal meanwhile stops the command before any work.
+      io.signal?.throwIfAborted();
       return await work(eventStores);
     } finally {
       await eventStores.close();
@@ -95,11 +117,12 @@ async function withStores<T>(
   io: CommandIo,
   work: (eventStores: EventStores, readModelStores: ReadModelStores) => Promise<T>,
 ): Promise<T> {
-  return holdingDataFolder(config, { eventStores: true, readModels: true }, io.err, async () => {
+  return holdingDataFolder(config, { eventStores: true, readModels: true }, io, async () => {
     const eventStores = await connectEventStores(config);
     try {
       const readModelStores = await connectReadModelStores(config);
       try {
+        io.signal?.throwIfAborted();
         return await work(eventStores, readModelStores);
       } finally {
         await readModelStores.close();
@@ -132,10 +155,9 @@ export async function rebuild(config: Config, name: string | undefined, io: Comm
   const known = readModelProjections.map((projection) => projection.name);
   if (name !== 'all' && !known.includes(name))
     throw new UsageError(new UnknownProjection(name, known).message);
-  await withProjections(config, io, async (registry) => {
+  const results: Array<{ projection: string; events: number; seconds: number; eventsPerSecond: number }> = [];
+  const rebuilding = withProjections(config, io, async (registry) => {
     const renderer = progressRenderer(io.err);
-    const results: Array<{ projection: string; events: number; seconds: number; eventsPerSecond: number }> =
-      [];
     let started = performance.now();
     let last: RebuildProgress | undefined;
     const finish = () => {
@@ -153,10 +175,14 @@ export async function rebuild(config: Config, name: string | undefined, io: Comm
     };
     const names = name === 'all' ? [...registry.projectors.keys()] : [name];
     for (const projection of names) {
-      await registry.rebuild(projection, (progress) => {
-        last = progress;
-        renderer.update(progress);
-      });
+      await registry.rebuild(
+        projection,
+        (progress) => {
+          last = progress;
+          renderer.update(progress);
+        },
+        io.signal,
+      );
       finish();
     }
     if (io.json) io.out(JSON.stringify({ rebuilt: results }));
@@ -166,6 +192,20 @@ export async function rebuild(config: Config, name: string | undefined, io: Comm
           `rebuilt ${result.projection}: ${result.events} events in ${result.seconds.toFixed(2)} s (${Math.round(result.eventsPerSecond)} events/s)`,
         );
   });
+  try {
+    await rebuilding;
+  } catch (error) {
+    // Stopped while opening, or a rebuild abandoned before its swap: that one keeps its live tables.
+    if (error instanceof Interrupted) throw new Interrupted(error.signal, interruptedRebuild(results));
+    throw error;
+  }
+}
+
+/** What a rebuild stopped by a signal leaves: the read models already swapped in, the rest as they were. */
+function interruptedRebuild(rebuilt: Array<{ projection: string }>): string {
+  if (rebuilt.length === 0) return 'interrupted: the live read models are unchanged';
+  const names = rebuilt.map((result) => result.projection).join(', ');
+  return `interrupted: ${names} rebuilt and swapped in; the other live read models are unchanged`;
 }
 
 /**
@@ -245,9 +285,11 @@ export async function auditStream(
   const limit =
     integerOption('--limit', options.limit, 1, AUDIT_STREAM_MAX_LIMIT) ?? AUDIT_STREAM_DEFAULT_LIMIT;
   await withEventStores(config, io, async (eventStores) => {
-    const events = (await eventStores[store].readStream(streamId, { fromVersion: from, limit })).map(
-      (event) => ({ ...event, data: redactSecrets(event.data) }),
-    );
+    // One more than asked: whether there is more to read, as the HTTP route tells it (`nextFrom`).
+    const read = await eventStores[store].readStream(streamId, { fromVersion: from, limit: limit + 1 });
+    const events = read.slice(0, limit).map((event) => ({ ...event, data: redactSecrets(event.data) }));
+    const last = events.at(-1);
+    const nextFrom = read.length > events.length && last ? last.version + 1 : undefined;
     if (events.length === 0) {
       const last = await eventStores[store].streamVersion(streamId);
       if (last < 0) throw new CommandFailed(`stream ${streamId} has no events in the ${store} event store`);
@@ -255,12 +297,15 @@ export async function auditStream(
       if (!io.json)
         io.err.write(`tradecore: ${streamId} has versions 0 to ${last}: none from version ${from}\n`);
     }
-    if (io.json) io.out(JSON.stringify({ streamId, store, events }));
-    else
+    if (io.json)
+      io.out(JSON.stringify({ streamId, store, events, ...(nextFrom !== undefined ? { nextFrom } : {}) }));
+    else {
       for (const event of events)
         io.out(
           `${event.version}\t${event.position}\t${event.recordedAt.toISOString()}\t${event.type}\tcorrelation=${event.metadata.correlationId} causation=${event.metadata.causationId} actor=${event.metadata.actor}\t${JSON.stringify(event.data)}`,
         );
+      if (nextFrom !== undefined) io.err.write(`more: --from ${nextFrom}\n`);
+    }
   });
 }
 
@@ -346,7 +391,7 @@ export async function auditTrace(
       projections: [brokerAuditProjection, b3AuditProjection],
     });
     try {
-      await caughtUp(registry);
+      await caughtUp(registry, io.signal);
     } finally {
       await registry.stop();
     }
@@ -381,9 +426,14 @@ export async function auditTrace(
   });
 }
 
-async function caughtUp(registry: ProjectionRegistry, timeoutMs = 120_000): Promise<void> {
+async function caughtUp(
+  registry: ProjectionRegistry,
+  signal?: AbortSignal,
+  timeoutMs = 120_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    signal?.throwIfAborted();
     const statuses = await registry.status();
     const failed = statuses.find((s) => s.state === 'failed');
     if (failed) throw new CommandFailed(`projection ${failed.projection} failed: ${failed.error}`);

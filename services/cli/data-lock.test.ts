@@ -4,7 +4,7 @@
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,6 +36,29 @@ function tradecore(...args: string[]): Promise<{ code: number; stdout: string; s
       const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
       resolve({ code, stdout, stderr });
     });
+  });
+}
+
+/**
+ * The CLI with `extra` in its environment; `asNobody` runs it as an unprivileged user when the
+ * tests run as root, whom no file mode stops.
+ */
+function tradecoreWith(
+  extra: Record<string, string>,
+  options: { asNobody?: boolean },
+  ...args: string[]
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const nobody = options.asNobody && process.getuid?.() === 0 ? { uid: 65_534, gid: 65_534 } : {};
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [bin, ...args],
+      { env: env(extra), timeout: 60_000, ...nobody },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -163,6 +186,42 @@ describe('the data folder, between tradecore start and the CLI', () => {
     }
   }, 120_000);
 
+  it('keeps serving when the reader of its stdout goes away (npm start | grep -m1 listening)', async () => {
+    // Its log lines on stdout too: pino's stream meets the closed pipe as well.
+    const child = spawn(process.execPath, [bin, 'start'], { env: env({ LOG_LEVEL: 'info' }) });
+    servers.push(child);
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk;
+    });
+    let exitCode: number | null | undefined;
+    const exited = new Promise<number | null>((resolve) =>
+      child.on('exit', (code) => {
+        exitCode = code;
+        resolve(code);
+      }),
+    );
+    // Where it listens, from the lock it advertises that in (its banner goes nowhere).
+    let url: string | undefined;
+    while (url === undefined && exitCode === undefined) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      url = existsSync(lockPath)
+        ? (JSON.parse(await readFile(lockPath, 'utf8').catch(() => '{}')) as { url?: string }).url
+        : undefined;
+    }
+    expect(exitCode, stderr).toBeUndefined();
+    for (let request = 0; request < 5; request++)
+      expect((await fetch(`${url}/v1/instruments`)).status).toBe(401);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect((await fetch(`${url}/health/ready`)).status).toBe(200);
+    expect(exitCode, stderr).toBeUndefined();
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(stderr).toBe('');
+    expect(existsSync(lockPath)).toBe(false);
+  }, 120_000);
+
   it('takes over the lock of a start killed with -9, saying so, and replays', async () => {
     const server = await startServer();
     const pid = server.child.pid!;
@@ -178,4 +237,68 @@ describe('the data folder, between tradecore start and the CLI', () => {
     expect(replay.stdout).toMatch(/rebuilt orders: \d+ events/);
     expect(existsSync(lockPath)).toBe(false);
   }, 120_000);
+});
+
+describe('a data folder tradecore cannot use, or that holds no tradecore data', () => {
+  let scratch: string;
+  beforeAll(async () => {
+    scratch = await mkdtemp(join(tmpdir(), 'tradecore-cli-folder-'));
+  });
+  afterAll(() => rm(scratch, { recursive: true, force: true }));
+
+  it('names TRADECORE_DATA_DIR and the problem in one line, exit 1, when it is a file or under one', async () => {
+    const file = join(scratch, 'afile');
+    await writeFile(file, '');
+    for (const [folder, problem] of [
+      [file, 'is a file, not a folder'],
+      [join(file, 'sub'), 'cannot be a folder: part of its path is a file (ENOTDIR)'],
+    ] as const)
+      for (const args of [['projections', 'status'], ['start'], ['audit', 'stream', 'wallet-x']]) {
+        const refused = await tradecoreWith({ TRADECORE_DATA_DIR: folder }, {}, ...args);
+        expect(refused.code, args.join(' ')).toBe(1);
+        expect(refused.stderr, args.join(' ')).toBe(`tradecore: TRADECORE_DATA_DIR=${folder} ${problem}\n`);
+        expect(refused.stdout).not.toContain('listening');
+      }
+  }, 120_000);
+
+  it('says a data folder it may not write is not writable', async () => {
+    // A folder of root's that nobody may write in (or, not as root, one made read-only).
+    const readOnly = join(scratch, 'read-only');
+    await mkdir(join(readOnly, 'broker-events'), { recursive: true });
+    await chmod(scratch, 0o755);
+    await chmod(readOnly, process.getuid?.() === 0 ? 0o755 : 0o555);
+    try {
+      for (const args of [['projections', 'status'], ['start']]) {
+        const refused = await tradecoreWith({ TRADECORE_DATA_DIR: readOnly }, { asNobody: true }, ...args);
+        expect(refused.code, args.join(' ')).toBe(1);
+        expect(refused.stderr).toBe(`tradecore: TRADECORE_DATA_DIR=${readOnly} is not writable (EACCES)\n`);
+      }
+    } finally {
+      await chmod(readOnly, 0o755);
+    }
+  }, 120_000);
+
+  it('refuses, rather than makes, a data folder that is not there or holds no tradecore data (only start makes one)', async () => {
+    const typo = join(scratch, 'tradecroe');
+    const empty = join(scratch, 'empty');
+    await mkdir(empty);
+    for (const folder of [typo, empty])
+      for (const args of [
+        ['projections', 'status'],
+        ['projections', 'rebuild', 'wallets'],
+        ['replay'],
+        ['audit', 'stream', 'wallet-x'],
+        ['audit', 'state', 'wallet-x'],
+        ['audit', 'trace', 'req-1'],
+      ]) {
+        const refused = await tradecoreWith({ TRADECORE_DATA_DIR: folder }, {}, ...args);
+        expect(refused.code, `${folder}: ${args.join(' ')}`).toBe(1);
+        expect(refused.stderr).toBe(
+          `tradecore: no tradecore data folder at ${folder} (TRADECORE_DATA_DIR): start tradecore there first\n`,
+        );
+      }
+    // Nothing was made in its place.
+    expect(existsSync(typo)).toBe(false);
+    expect(await readdir(empty)).toEqual([]);
+  }, 180_000);
 });

@@ -1,9 +1,11 @@
 /**
  * The `tradecore` command line. Composition root: config from the environment, then one command.
  */
-import { existsSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { constants } from 'node:os';
+import { resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { parseArgs } from 'node:util';
+import { parseArgs, parseEnv } from 'node:util';
 import type { Config } from '../shared/config.ts';
 import { ConfigError, loadConfig, ServerUnreachable } from '../shared/config.ts';
 import { DataFolderLocked } from '../shared/data-lock.ts';
@@ -14,6 +16,7 @@ import {
   auditTrace,
   CommandFailed,
   type CommandIo,
+  Interrupted,
   rebuild,
   status,
   UsageError,
@@ -45,6 +48,65 @@ options:
 
 read models: orders, wallets, instruments, trades, book_depth, candles, quotes, audit_broker, audit_b3
 environment: see .env.example (TRADECORE_DATA_DIR, DATABASE_URL, B3_DATABASE_URL, MYSQL_URL, MONGO_URL, ESDB_URL, …)`;
+
+/**
+ * stdout, written to while something reads it. A reader that goes away (`| head -1`, a readiness
+ * wait such as `| grep -m1 'listening on'`) makes writes fail with EPIPE: from then on output is
+ * dropped instead of thrown as an unhandled 'error' that ends the process — a command finishes
+ * quietly, `start` keeps serving. Its log lines go through pino's own stream, which drops them on
+ * EPIPE by itself (pino's `filterBrokenPipe`).
+ */
+let stdoutGone = false;
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code !== 'EPIPE') throw error;
+  stdoutGone = true;
+});
+// The same for stderr (`2>&1 | head`): progress and messages then go nowhere.
+process.stderr.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code !== 'EPIPE') throw error;
+});
+
+/** One line on stdout, while it has a reader. */
+function say(line: string): void {
+  if (!stdoutGone && !process.stdout.destroyed) process.stdout.write(`${line}\n`);
+}
+
+/** The exit code of a process ended by `signal`, as the shell reports it: 130 for SIGINT, 143 for SIGTERM. */
+const exitCodeOf = (signal: NodeJS.Signals): number => 128 + constants.signals[signal];
+
+/**
+ * Calls `stop` on the first SIGINT or SIGTERM, and `force` on a later one. Ctrl-C under npm
+ * arrives twice (from the terminal and forwarded by npm): a repeat soon after the first is that
+ * echo; a later one is someone insisting.
+ */
+function onStopSignal(stop: (signal: NodeJS.Signals) => void, force: (signal: NodeJS.Signals) => void): void {
+  let first = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (first === 0) {
+      first = Date.now();
+      stop(signal);
+    } else if (Date.now() - first > FORCE_AFTER_MS) force(signal);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+}
+
+/**
+ * The signal a command (replay, projections, audit) stops its work by, at its next step, on the
+ * first SIGINT or SIGTERM: it then closes what it opened, releases the data folder and exits
+ * 130 or 143 (`Interrupted`). A second signal ends it at once.
+ */
+function interruption(): AbortSignal {
+  const controller = new AbortController();
+  onStopSignal(
+    (signal) => controller.abort(new Interrupted(signal)),
+    (signal) => {
+      console.error('tradecore: stopped at once, before the end of its work');
+      process.exit(exitCodeOf(signal));
+    },
+  );
+  return controller.signal;
+}
 
 /** Runs until SIGINT or SIGTERM, then shuts down cleanly: stop taking requests, drain, close. */
 async function start(config: Config): Promise<number> {
@@ -79,23 +141,20 @@ const START_GIVES_WAY_MS = 30_000;
 async function runUntilSignal(
   startRunning: () => Promise<{ banner: string[]; stop(): Promise<void> }>,
 ): Promise<number> {
-  let stopping = 0;
-  const signalled = new Promise<void>((resolve) => {
-    const onSignal = () => {
-      // Ctrl-C under npm arrives twice (from the terminal and forwarded by npm): a repeat soon
-      // after the first is that echo; a later one is someone insisting.
-      if (stopping === 0) {
-        stopping = Date.now();
-        console.log('tradecore: stopping… (Ctrl-C again to force)');
+  let stopping = false;
+  const signalled = new Promise<void>((resolve) =>
+    onStopSignal(
+      () => {
+        stopping = true;
+        say('tradecore: stopping… (Ctrl-C again to force)');
         resolve();
-      } else if (Date.now() - stopping > FORCE_AFTER_MS) {
+      },
+      (signal) => {
         console.error('tradecore: stopped before the end of its shutdown');
-        process.exit(130);
-      }
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  });
+        process.exit(exitCodeOf(signal));
+      },
+    ),
+  );
   // A start that hangs gives way to a signal after a while (a second signal forces it at once).
   const running = await Promise.race([
     startRunning(),
@@ -105,10 +164,10 @@ async function runUntilSignal(
     console.error(`tradecore: stopped while still starting, ${START_GIVES_WAY_MS / 1000} s after the signal`);
     return 1;
   }
-  if (stopping === 0) for (const line of running.banner) console.log(line);
+  if (!stopping) for (const line of running.banner) say(line);
   await signalled;
   await running.stop();
-  console.log('tradecore: stopped');
+  say('tradecore: stopped');
   return 0;
 }
 
@@ -188,17 +247,18 @@ async function main(argv: string[]): Promise<number> {
   }
   refuseOptionsNotOf(command, subcommand, tokens);
   refuseRepeatedOptions(tokens);
-  const io: CommandIo = {
-    out: (line) => console.log(line),
+  // Made for the commands that take it: it takes SIGINT and SIGTERM over from node's default.
+  const io = (): CommandIo => ({
+    out: say,
     err: process.stderr,
     json: values.json === true,
-  };
+    signal: interruption(),
+  });
   const config = () => {
     // A `.env` in the working folder fills what the environment leaves unset (the environment wins).
-    if (existsSync('.env')) {
-      if (!statSync('.env').isFile()) throw new ConfigError('.env in the working folder is not a file');
-      process.loadEnvFile('.env');
-    }
+    const dotEnv = readDotEnv();
+    if (dotEnv !== undefined)
+      for (const [name, value] of Object.entries(parseEnv(dotEnv))) process.env[name] ??= value;
     return loadConfig(process.env);
   };
   const noMore = (extra: string | undefined) => {
@@ -215,21 +275,21 @@ async function main(argv: string[]): Promise<number> {
     case 'demo':
       noMore(subcommand);
       // Its own fresh folder: no configuration read, no data folder or server of yours opened.
-      await runDemo((line) => console.log(line));
+      await runDemo(say);
       return 0;
     case 'replay':
       noMore(subcommand);
-      await rebuild(config(), 'all', io);
+      await rebuild(config(), 'all', io());
       return 0;
     case 'projections':
       switch (subcommand) {
         case 'rebuild':
           noMore(rest[0]);
-          await rebuild(config(), argument, io);
+          await rebuild(config(), argument, io());
           return 0;
         case 'status':
           noMore(argument);
-          await status(config(), io);
+          await status(config(), io());
           return 0;
         default:
           throw new UsageError(
@@ -242,13 +302,13 @@ async function main(argv: string[]): Promise<number> {
       noMore(rest[0]);
       switch (subcommand) {
         case 'stream':
-          await auditStream(config(), argument, { from: values.from, limit: values.limit }, io);
+          await auditStream(config(), argument, { from: values.from, limit: values.limit }, io());
           return 0;
         case 'state':
-          await auditState(config(), argument, { version: values.version, at: values.at }, io);
+          await auditState(config(), argument, { version: values.version, at: values.at }, io());
           return 0;
         case 'trace':
-          await auditTrace(config(), argument, { limit: values.limit, cursor: values.cursor }, io);
+          await auditTrace(config(), argument, { limit: values.limit, cursor: values.cursor }, io());
           return 0;
         default:
           throw new UsageError(
@@ -258,14 +318,34 @@ async function main(argv: string[]): Promise<number> {
           );
       }
     case 'help':
+      noMore(subcommand);
       return help();
     default:
       throw new UsageError(`unknown command "${command}"`);
   }
 }
 
+/**
+ * The text of `.env` in the working folder, undefined when there is none. Read here rather than by
+ * process.loadEnvFile, which reports any file it cannot read (unreadable, a folder) as ENOENT.
+ */
+function readDotEnv(): string | undefined {
+  try {
+    return readFileSync('.env', 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    // "EACCES: permission denied, open '.env'" → "permission denied (EACCES)".
+    const reason =
+      code === 'EISDIR'
+        ? 'it is a folder, not a file'
+        : (/^[A-Z]+: ([^,]+)/.exec((error as Error).message)?.[1] ?? (error as Error).message);
+    throw new ConfigError(`cannot read ${resolve('.env')}: ${reason}${code ? ` (${code})` : ''}`);
+  }
+}
+
 function help(): number {
-  console.log(usage);
+  say(usage);
   return 0;
 }
 
@@ -273,6 +353,11 @@ main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error: unknown) => {
     const usageProblem = error instanceof UsageError ? error.message : parseArgsProblem(error);
+    if (error instanceof Interrupted) {
+      // What the command left as it was, once it has closed everything and released the folder.
+      console.error(`tradecore: ${error.message}`);
+      process.exit(exitCodeOf(error.signal));
+    }
     if (usageProblem !== undefined) {
       // One line naming what was wrong; the whole usage is one `tradecore help` away.
       console.error(`tradecore: ${usageProblem} (tradecore help shows the usage)`);

@@ -80,6 +80,43 @@ describe('configuration', () => {
     expect(config).toMatchObject({ databaseUrl: 'postgres://u:p@db:5432/x', esdbUrl: undefined, port: 9000 });
   });
 
+  it('treats an empty number setting as unset, and says what a bad one must be', () => {
+    // `PORT=` in .env (or compose's `${PORT:-}`) is the default port, not 0, a random one.
+    expect(
+      loadConfig({
+        PORT: '',
+        TRADECORE_JWT_TTL_SECONDS: ' ',
+        PRICE_MAX_AGE_SECONDS: '',
+        PRICE_BAND_PERCENT: '',
+        QUOTE_INTERVAL_MS: '',
+        QUOTE_SEED: '',
+      }),
+    ).toMatchObject({
+      port: 8080,
+      jwtTtlSeconds: 3600,
+      priceMaxAgeMs: 300_000,
+      priceBandPercent: 10,
+      quoteIntervalMs: 1000,
+      quoteSeed: 42,
+    });
+    expect(loadConfig({ PORT: '0', QUOTE_SEED: '-7' })).toMatchObject({ port: 0, quoteSeed: -7 });
+    const cases: Array<[Record<string, string>, string]> = [
+      [{ PORT: 'abc' }, 'PORT: must be a whole number from 0 to 65535'],
+      [{ PORT: '65536' }, 'PORT: must be a whole number from 0 to 65535'],
+      [{ PORT: '80.5' }, 'PORT: must be a whole number from 0 to 65535'],
+      [
+        { TRADECORE_JWT_TTL_SECONDS: '59' },
+        'TRADECORE_JWT_TTL_SECONDS: must be a whole number from 60 to 604800',
+      ],
+      [{ PRICE_MAX_AGE_SECONDS: '0' }, 'PRICE_MAX_AGE_SECONDS: must be a whole number of at least 1'],
+      [{ PRICE_BAND_PERCENT: '0' }, 'PRICE_BAND_PERCENT: must be a number above 0, at most 100'],
+      [{ QUOTE_INTERVAL_MS: 'fast' }, 'QUOTE_INTERVAL_MS: must be a whole number of at least 10'],
+      [{ QUOTE_SEED: '4.2' }, 'QUOTE_SEED: must be a whole number'],
+    ];
+    for (const [env, message] of cases)
+      expect(() => loadConfig(env), JSON.stringify(env)).toThrow(`invalid configuration: ${message}`);
+  });
+
   it('refuses a short JWT secret or admin password, naming the variable', () => {
     expect(() => loadConfig({ TRADECORE_JWT_SECRET: 'short' })).toThrow(/TRADECORE_JWT_SECRET/);
     expect(() => loadConfig({ TRADECORE_ADMIN_PASSWORD: 'short' })).toThrow(/TRADECORE_ADMIN_PASSWORD/);

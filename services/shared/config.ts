@@ -27,6 +27,50 @@ const optionalText = () =>
     .transform((value) => (value === '' ? undefined : value))
     .optional();
 
+/**
+ * A number setting; empty (`PORT=` in .env, compose's `${PORT:-}`) is unset: the default. Not
+ * `z.coerce.number()`, which reads '' as 0 (PORT= listened on a random port) and answers
+ * `expected number, received NaN` to `PORT=abc`: the message says what the setting takes.
+ */
+const numberSetting = (
+  fallback: number,
+  range: { whole?: boolean; minimum?: number; above?: number; maximum?: number } = {},
+) => {
+  const { whole = true, minimum, above, maximum } = range;
+  const bounds =
+    minimum !== undefined && maximum !== undefined
+      ? ` from ${minimum} to ${maximum}`
+      : [
+          minimum !== undefined ? ` of at least ${minimum}` : '',
+          above !== undefined ? ` above ${above}` : '',
+          maximum !== undefined ? `${above !== undefined ? ',' : ''} at most ${maximum}` : '',
+        ].join('');
+  const message = `must be ${whole ? 'a whole number' : 'a number'}${bounds}`;
+  const shape = whole ? /^[+-]?\d+$/ : /^[+-]?(\d+(\.\d*)?|\.\d+)$/;
+  return z
+    .string()
+    .trim()
+    .transform((value) => (value === '' ? undefined : value))
+    .pipe(
+      z
+        .string()
+        .refine((value) => {
+          const number = Number(value);
+          return (
+            shape.test(value) &&
+            (whole ? Number.isSafeInteger(number) : Number.isFinite(number)) &&
+            (minimum === undefined || number >= minimum) &&
+            (above === undefined || number > above) &&
+            (maximum === undefined || number <= maximum)
+          );
+        }, message)
+        .transform(Number)
+        .optional(),
+    )
+    .optional()
+    .transform((value) => value ?? fallback);
+};
+
 /** A secret `.env.example` gives a placeholder for: copied unchanged, everyone knows it. */
 const secret = (minimum: number) =>
   z
@@ -39,7 +83,7 @@ const secret = (minimum: number) =>
 
 export const ConfigSchema = z.object({
   TRADECORE_DATA_DIR: z.string().min(1).default('./.tradecore'),
-  PORT: z.coerce.number().int().min(0).max(65_535).default(8080),
+  PORT: numberSetting(8080, { minimum: 0, maximum: 65_535 }),
   HOST: z.string().min(1).default('127.0.0.1'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Broker event store (Postgres); PGlite in the data folder when absent. */
@@ -57,7 +101,7 @@ export const ConfigSchema = z.object({
   /** The JWT signing key (HS256); generated on first start and kept in the data folder when absent. */
   TRADECORE_JWT_SECRET: secret(32).optional(),
   /** How long a login token stays valid, in seconds. */
-  TRADECORE_JWT_TTL_SECONDS: z.coerce.number().int().min(60).max(604_800).default(3600),
+  TRADECORE_JWT_TTL_SECONDS: numberSetting(3600, { minimum: 60, maximum: 604_800 }),
   /** Redis for the broker asset cache (prices market buys reserve against); in-process cache when absent. */
   REDIS_URL: optionalUrl('redis', 'rediss'),
   /** Redis for the B3 market cache (the engine's reference prices); REDIS_URL's server, database 1, when absent. */
@@ -79,9 +123,9 @@ export const ConfigSchema = z.object({
   /** Prepended to the Kafka topic names (`<prefix>-order-events-v1`); none when absent. */
   KAFKA_TOPIC_PREFIX: z.string().trim().default(''),
   /** A reference price older than this makes the B3 engine reject an order (REFERENCE_PRICE_STALE). */
-  PRICE_MAX_AGE_SECONDS: z.coerce.number().int().positive().default(300),
+  PRICE_MAX_AGE_SECONDS: numberSetting(300, { minimum: 1 }),
   /** Half-width of the B3 price band around the reference price, in percent. */
-  PRICE_BAND_PERCENT: z.coerce.number().positive().max(100).default(10),
+  PRICE_BAND_PERCENT: numberSetting(10, { whole: false, above: 0, maximum: 100 }),
   /**
    * When B3's trading session closes, 24-hour HH:MM in São Paulo time: DAY orders expire then.
    * B3's regular equities session ends around 18:00 (its hours move with US daylight saving).
@@ -98,8 +142,8 @@ export const ConfigSchema = z.object({
   BRAPI_TOKEN: optionalText(),
   /** The Brapi `/api/quote` recording QUOTE_SOURCE=replay plays. */
   QUOTE_REPLAY_FILE: optionalText(),
-  QUOTE_INTERVAL_MS: z.coerce.number().int().min(10).default(1000),
-  QUOTE_SEED: z.coerce.number().int().default(42),
+  QUOTE_INTERVAL_MS: numberSetting(1000, { minimum: 10 }),
+  QUOTE_SEED: numberSetting(42),
   /** `false` starts with quotes switched off (an admin can switch them on). */
   QUOTES_ENABLED: z
     .enum(['true', 'false', '1', '0'])

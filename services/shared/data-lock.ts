@@ -13,12 +13,31 @@
  */
 import { randomUUID } from 'node:crypto';
 import { readFileSync, unlinkSync } from 'node:fs';
-import { link, mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { basename, join } from 'node:path';
-import { type Config, embeddedEventStores, embeddedReadModelStores } from './config.ts';
+import { basename, dirname, join, resolve } from 'node:path';
+import { type Config, ConfigError, embeddedEventStores, embeddedReadModelStores } from './config.ts';
 
 export const LOCK_FILE = 'tradecore.lock';
+
+/** What tradecore keeps in the data folder: the event stores' and read models' PGlite databases. */
+const DATABASE_FOLDERS = ['broker-events', 'b3-events', 'read-models'];
+
+/** TRADECORE_DATA_DIR names something tradecore cannot keep its data in: a file, a folder it may not write. */
+export class DataFolderUnusable extends ConfigError {}
+
+/**
+ * A command that reads the data folder (replay, projections, audit) was pointed at one with no
+ * tradecore data: a typo in TRADECORE_DATA_DIR, or the wrong working folder for the default. Only
+ * `start` (and `serve`) make one.
+ */
+export class NoDataFolder extends ConfigError {
+  constructor(readonly dataDir: string) {
+    super(
+      `no tradecore data folder at ${resolve(dataDir)} (TRADECORE_DATA_DIR): start tradecore there first`,
+    );
+  }
+}
 
 /** What the lock file says about its holder. */
 export interface LockHolder {
@@ -54,6 +73,11 @@ export interface DataFolderLock {
 }
 
 export interface LockOptions {
+  /**
+   * `false`: the folder must already hold tradecore's databases (NoDataFolder otherwise), for the
+   * commands that read it; `start` makes it (the default).
+   */
+  create?: boolean;
   /** What to name this process by in a refusal; the command line by default. */
   command?: string;
   serves?: boolean;
@@ -82,7 +106,7 @@ export async function lockEmbeddedDataFolder(
 
 /** Places the lock in `dataDir`, taking over a stale one; throws DataFolderLocked if it is held. */
 export async function lockDataFolder(dataDir: string, options: LockOptions = {}): Promise<DataFolderLock> {
-  await mkdir(dataDir, { recursive: true });
+  await (options.create === false ? existingDataFolder(dataDir) : ensureDataFolder(dataDir));
   const path = join(dataDir, LOCK_FILE);
   let record: LockHolder = {
     pid: process.pid,
@@ -133,6 +157,56 @@ export async function lockDataFolder(dataDir: string, options: LockOptions = {})
   throw new Error(`could not lock ${dataDir}: ${path} keeps changing hands`);
 }
 
+/**
+ * Makes the data folder if it is not there. A path tradecore cannot use is a DataFolderUnusable
+ * naming TRADECORE_DATA_DIR and the problem, in one line, instead of node's EEXIST and a stack.
+ */
+export async function ensureDataFolder(dataDir: string): Promise<void> {
+  if ((await folderState(dataDir)) !== 'missing') return;
+  try {
+    await mkdir(dataDir, { recursive: true });
+  } catch (error) {
+    throw unusable(dataDir, error);
+  }
+}
+
+/** Refuses a data folder that is not there, or holds none of tradecore's databases (NoDataFolder). */
+async function existingDataFolder(dataDir: string): Promise<void> {
+  if ((await folderState(dataDir)) === 'missing') throw new NoDataFolder(dataDir);
+  // A lock counts: a `start` that has just taken a fresh folder is yet to make its databases.
+  const present = await Promise.all(
+    [...DATABASE_FOLDERS, LOCK_FILE].map((name) =>
+      stat(join(dataDir, name)).then(
+        () => true,
+        () => false,
+      ),
+    ),
+  );
+  if (!present.includes(true)) throw new NoDataFolder(dataDir);
+}
+
+async function folderState(dataDir: string): Promise<'folder' | 'missing'> {
+  try {
+    if ((await stat(dataDir)).isDirectory()) return 'folder';
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 'missing';
+    throw unusable(dataDir, error);
+  }
+  throw new DataFolderUnusable(`TRADECORE_DATA_DIR=${dataDir} is a file, not a folder`);
+}
+
+/** The DataFolderUnusable an error of the file system means, or the error itself when it means none. */
+function unusable(dataDir: string, error: unknown): unknown {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ENOTDIR' || code === 'EEXIST')
+    return new DataFolderUnusable(
+      `TRADECORE_DATA_DIR=${dataDir} cannot be a folder: part of its path is a file (${code})`,
+    );
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS')
+    return new DataFolderUnusable(`TRADECORE_DATA_DIR=${dataDir} is not writable (${code})`);
+  return error;
+}
+
 /** The holder named in the folder's lock file, if there is one. */
 export async function readHolder(path: string): Promise<LockHolder | undefined> {
   let text: string;
@@ -153,7 +227,11 @@ export async function readHolder(path: string): Promise<LockHolder | undefined> 
 /** The whole record appears at once (a hard link to a written file), or not at all. */
 async function place(path: string, record: LockHolder): Promise<boolean> {
   const temporary = `${path}.${record.nonce}.tmp`;
-  await writeFile(temporary, JSON.stringify(record));
+  try {
+    await writeFile(temporary, JSON.stringify(record));
+  } catch (error) {
+    throw unusable(dirname(path), error);
+  }
   try {
     await link(temporary, path);
     return true;

@@ -99,8 +99,15 @@ export function mongoDatabase(url: string): string {
 export interface ProjectionRegistry {
   readonly projectors: ReadonlyMap<string, Projector>;
   status(): Promise<ProjectorStatus[]>;
-  /** Rebuilds one read model (or `all`, one after another) while the live tables keep serving. */
-  rebuild(name: string, onProgress?: (progress: RebuildProgress) => void): Promise<void>;
+  /**
+   * Rebuilds one read model (or `all`, one after another) while the live tables keep serving;
+   * `signal` abandons what is not yet swapped in (a rebuild already running is joined, its own kept).
+   */
+  rebuild(
+    name: string,
+    onProgress?: (progress: RebuildProgress) => void,
+    signal?: AbortSignal,
+  ): Promise<void>;
   /** Resolves once read model `name` includes its store's events up to `position`; undefined when it does (see `Projector.whenApplied`). */
   applied(name: string, position: number): Promise<void> | undefined;
   stop(): Promise<void>;
@@ -231,12 +238,16 @@ export async function startProjections(options: StartProjectionsOptions): Promis
   }
   const rebuilding = new Map<string, Promise<void>>();
   let rebuildingAll: Promise<void> | undefined;
-  const rebuildOne = (name: string, onProgress?: (progress: RebuildProgress) => void): Promise<void> => {
+  const rebuildOne = (
+    name: string,
+    onProgress?: (progress: RebuildProgress) => void,
+    signal?: AbortSignal,
+  ): Promise<void> => {
     const running = rebuilding.get(name);
     if (running) return running;
     const projector = projectors.get(name);
     if (!projector) throw new UnknownProjection(name, [...projectors.keys()]);
-    const started = projector.rebuild(onProgress).finally(() => rebuilding.delete(name));
+    const started = projector.rebuild(onProgress, signal).finally(() => rebuilding.delete(name));
     rebuilding.set(name, started);
     return started;
   };
@@ -244,12 +255,12 @@ export async function startProjections(options: StartProjectionsOptions): Promis
     projectors,
     status: () => Promise.all([...projectors.values()].map((projector) => projector.status())),
     applied: (name, position) => projectors.get(name)?.whenApplied(position),
-    rebuild(name, onProgress) {
+    rebuild(name, onProgress, signal) {
       // An unknown name is a rejection, as from any rebuild, not a throw.
-      if (name !== 'all') return Promise.resolve().then(() => rebuildOne(name, onProgress));
+      if (name !== 'all') return Promise.resolve().then(() => rebuildOne(name, onProgress, signal));
       // One at a time; asked again while they run, the same pass answers (each model joins its own).
       rebuildingAll ??= (async () => {
-        for (const projection of projectors.keys()) await rebuildOne(projection, onProgress);
+        for (const projection of projectors.keys()) await rebuildOne(projection, onProgress, signal);
       })().finally(() => {
         rebuildingAll = undefined;
       });

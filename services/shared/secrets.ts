@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
+import { readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from './config.ts';
+import { ensureDataFolder } from './data-lock.ts';
 
 export interface Secrets {
   adminPassword: string;
@@ -17,7 +18,7 @@ export interface Secrets {
  * kept in the data folder (mode 0600) so that restarts keep them. Nothing secret is ever committed.
  */
 export async function loadSecrets(config: Config): Promise<Secrets> {
-  await mkdir(config.dataDir, { recursive: true });
+  await ensureDataFolder(config.dataDir);
   const jwt = config.jwtSecret
     ? { value: config.jwtSecret, generated: false }
     : await readOrCreate(join(config.dataDir, 'jwt-secret'), () => randomBytes(48).toString('base64url'));
