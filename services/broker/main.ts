@@ -70,6 +70,7 @@ export async function startBrokerSide(
           : 'integration events: none (KAFKA_BROKERS unset)',
       ],
       readiness: {
+        'order-process': () => orderProcess.progress(),
         rabbitmq: () => transport.deadLetters('b3-to-broker', { limit: 0 }),
         'broker-asset-cache': () => assetPrices.get('PETR4'),
         ...(kafkaReadiness ? { kafka: kafkaReadiness } : {}),

@@ -23,7 +23,7 @@ import {
   requestCancel,
   walletOf,
 } from '../shared/trading-fixtures.ts';
-import { OrderProcess } from './order-process.ts';
+import { OrderProcess, type OrderProcessOptions } from './order-process.ts';
 
 /** The in-process transport, with publishes to B3 failing while `failing` is set (RabbitMQ unreachable). */
 class FlakyTransport extends MemoryTransport {
@@ -60,6 +60,7 @@ describe('order process manager', () => {
     b3: EventStore,
     transport: Transport,
     quote: { symbol: string; price: number },
+    options: Partial<OrderProcessOptions> = {},
   ) {
     const prices = new MemoryPriceCache();
     await prices.set({ symbol: quote.symbol, price: quote.price, at: 0, source: 'admin', pinned: true });
@@ -78,6 +79,7 @@ describe('order process manager', () => {
       priceBandPercent: 10,
       restartDelayMs: 20,
       logger,
+      ...options,
     });
     await engine.start();
     await process.start();
@@ -173,6 +175,43 @@ describe('order process manager', () => {
     expect(lines).toEqual([
       { level: 'warn', message: 'order process step conflicted, following again', stack: false },
     ]);
+  });
+
+  it('says it is stuck, for readiness, once one step has kept failing for the bound, and moves on after', async () => {
+    const broker = new MemoryEventStore({ schemas: brokerSchemas() });
+    const b3 = new MemoryEventStore({ schemas: b3Schemas() });
+    const transport = new FlakyTransport();
+    const { process, lines } = await startOrderPath(
+      broker,
+      b3,
+      transport,
+      { symbol: 'PETR4', price: 32_50 },
+      {
+        stuckAfterMs: 300,
+      },
+    );
+    await listInstrument(broker, 'PETR4', 32_50);
+    await deposit(broker, 'stuck-buyer', 400_000);
+    transport.failing = Number.POSITIVE_INFINITY;
+    const order = await placeOrder(broker, {
+      accountId: 'stuck-buyer',
+      symbol: 'PETR4',
+      side: 'BUY',
+      quantity: 100,
+      price: 32_00,
+    });
+    const placed = (await broker.readStream(`order-${order}`))[0]!.position;
+    // Failing, but not for long yet: still ready.
+    await eventually(async () => (lines.length > 0 ? true : undefined));
+    await expect(process.progress()).resolves.toBeUndefined();
+    await vi.waitFor(() => expect(process.progress()).rejects.toThrow(`stuck at position ${placed}`), {
+      timeout: 5_000,
+    });
+    await expect(process.progress()).rejects.toThrow('test: RabbitMQ unreachable');
+    transport.failing = 0;
+    await ordersReach(broker, [order], ['NEW']);
+    await process.idle();
+    await expect(process.progress()).resolves.toBeUndefined();
   });
 
   it('moves other orders on while one is stuck, and keeps its checkpoint below the stuck one', async () => {

@@ -114,6 +114,11 @@ export interface OrderProcessOptions {
   /** Delay before following the store again after a failure (default 500 ms, doubling to 10 s). */
   restartDelayMs?: number;
   /**
+   * How long a step may keep failing (the same event, followed again and again) before `progress()`
+   * says the process is stuck (default 30,000 ms).
+   */
+  stuckAfterMs?: number;
+  /**
    * The lanes wallet commands take turns in, by wallet stream. Where the HTTP API runs in the same
    * process, give both the same one, so that a deposit waits for a reservation instead of
    * conflicting with it (default: the manager's own).
@@ -208,6 +213,8 @@ export class OrderProcess {
   private restarting = false;
   /** The last position read and handed to a lane (or skipped). */
   private dispatched = 0;
+  /** The first failure of a step since the checkpoint last moved past it: what `progress()` reports. */
+  private failing: { position: number; since: number; error: string } | undefined;
   private saving: Promise<void> | undefined;
 
   constructor(private readonly options: OrderProcessOptions) {
@@ -367,6 +374,8 @@ export class OrderProcess {
             'order process step conflicted, following again',
           );
         else this.logger.error({ err: error, position }, 'order process step failed, following again');
+        if (!(error instanceof WrongExpectedVersion))
+          this.failing ??= { position, since: Date.now(), error: (error as Error)?.message ?? String(error) };
         void this.restartAfter(subscription);
       },
     );
@@ -377,6 +386,7 @@ export class OrderProcess {
     let oldest = Number.POSITIVE_INFINITY;
     for (const position of this.handling) if (position < oldest) oldest = position;
     this.position = oldest === Number.POSITIVE_INFINITY ? this.dispatched : oldest - 1;
+    if (this.failing && this.position >= this.failing.position) this.failing = undefined;
     // Every step is idempotent, so a checkpoint that lags only means handling a little again:
     // save at most once per interval.
     if (!this.saving && Date.now() - this.savedAt >= (this.options.checkpointEveryMs ?? 1_000)) {
@@ -401,6 +411,20 @@ export class OrderProcess {
 
   private oneFinished(): Promise<void> {
     return new Promise((resolve) => this.idleWaiters.add(resolve));
+  }
+
+  /**
+   * Resolves while orders move; rejects, for `/health/ready`, once one event's step has kept failing
+   * for `stuckAfterMs`: every order after it waits, and an operator should know why.
+   */
+  async progress(): Promise<void> {
+    const failing = this.failing;
+    if (!failing) return;
+    const seconds = Math.round((Date.now() - failing.since) / 1000);
+    if (Date.now() - failing.since >= (this.options.stuckAfterMs ?? 30_000))
+      throw new Error(
+        `the order process has been stuck at position ${failing.position} for ${seconds} s, every order after it waiting: ${failing.error}`,
+      );
   }
 
   /** A failed step: stop reading, let the running steps finish, then follow again from the checkpoint. */

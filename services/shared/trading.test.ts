@@ -186,11 +186,18 @@ describe('startTradingServices, connected to Redis', () => {
     });
     try {
       // No AMQP_URL or KAFKA_BROKERS: the transport is in process, and there is no Kafka.
-      expect(Object.keys(services.readiness).sort()).toEqual(['broker-asset-cache', 'market-cache']);
+      expect(Object.keys(services.readiness).sort()).toEqual([
+        'broker-asset-cache',
+        'market-cache',
+        'order-process',
+      ]);
       for (const check of Object.values(services.readiness)) await withTimeout(check(), 2_000);
       await proxy.stop();
-      for (const [name, check] of Object.entries(services.readiness))
+      const { 'order-process': orders, ...caches } = services.readiness;
+      for (const [name, check] of Object.entries(caches))
         await expect(withTimeout(check(), 2_000), name).rejects.toThrow();
+      // No order is failing: the order process is as ready as before.
+      await expect(orders!()).resolves.toBeUndefined();
     } finally {
       await proxy.start();
       await services.stop();

@@ -230,6 +230,7 @@ export async function startTradingServices(options: StartTradingServicesOptions)
       relays,
       // The servers of the order path this process uses, checked as `tradecore serve` checks them.
       readiness: {
+        'order-process': () => orderProcess.progress(),
         ...(config.amqpUrl ? { rabbitmq: () => transport.deadLetters('b3-to-broker', { limit: 0 }) } : {}),
         ...(config.redisUrl ? { 'broker-asset-cache': () => brokerPrices.get('PETR4') } : {}),
         ...((config.b3RedisUrl ?? config.redisUrl)
