@@ -75,8 +75,9 @@ export async function buildApi(deps: ApiDeps): Promise<App> {
   app.addHook('onRequest', async (request) => {
     const token = bearerTokenOf(request);
     if (token !== undefined) {
-      const principal = await context.tokens.verify(token);
-      request.principal = principal && (await withCurrentRoles(context, principal));
+      const session = await context.tokens.session(token);
+      request.principal = session && (await withCurrentRoles(context, session.principal));
+      request.tokenExpiresAtMs = session?.expiresAtMs;
       // Refused by the routes that need a caller (`principalOf`): a client whose saved token went
       // stale can still log in, and a probe that sends one still reads /health.
       request.invalidToken = request.principal === undefined;

@@ -33,6 +33,8 @@ declare module 'fastify' {
     correlationId: string;
     /** The bearer token's account, when a valid token came with the request. */
     principal?: Principal;
+    /** When that token expires (epoch ms): a stream lasts until then. */
+    tokenExpiresAtMs?: number;
     /**
      * A bearer token came that is malformed, forged or expired: the routes that need a caller
      * refuse it (401 INVALID_TOKEN), the public ones (login, register, health) serve as anonymous.

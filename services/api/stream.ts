@@ -1,5 +1,4 @@
 import fastifyWebsocket from '@fastify/websocket';
-import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { TRADED_SYMBOL } from '../../domain/broker/schemas.ts';
 import type { EventStore, RecordedEvent, Subscription } from '../../domain/shared/event-store.ts';
@@ -260,8 +259,6 @@ const STREAM_ROLES = new Set(['trader', 'admin']);
 /** `GET /v1/stream`; needs `websocketSupport` registered first. */
 export async function streamRoutes(app: App, context: RouteContext): Promise<void> {
   const hub = new StreamHub(context);
-  /** The expiry of the token each upgrade was let in with. */
-  const expiries = new WeakMap<FastifyRequest, number>();
   app.addHook('onClose', async () => hub.stop());
 
   app.get(
@@ -273,7 +270,7 @@ export async function streamRoutes(app: App, context: RouteContext): Promise<voi
         summary: "Live updates (WebSocket): each symbol's trades and book changes, the caller's own orders",
         querystring: StreamQuery,
       },
-      // The token is this route's own business: the stream lasts until it expires.
+      // The stream lasts until its token expires (`tokenExpiresAtMs`).
       preValidation: async (request) => {
         const queryToken = (request.query as { access_token?: unknown }).access_token;
         const headerToken = bearerTokenOf(request);
@@ -286,17 +283,13 @@ export async function streamRoutes(app: App, context: RouteContext): Promise<voi
               },
             ],
           });
-        const token = typeof queryToken === 'string' ? queryToken : headerToken;
-        if (token !== undefined) {
-          const session = await context.tokens.session(token);
+        // A bearer token was verified with the request (onRequest); an access token is verified here.
+        if (typeof queryToken === 'string') {
+          const session = await context.tokens.session(queryToken);
           if (!session)
-            throw new ApiProblem(
-              401,
-              'INVALID_TOKEN',
-              `the ${token === headerToken ? 'bearer' : 'access'} token is malformed, forged or expired`,
-            );
+            throw new ApiProblem(401, 'INVALID_TOKEN', 'the access token is malformed, forged or expired');
           request.principal = await withCurrentRoles(context, session.principal);
-          expiries.set(request, session.expiresAtMs);
+          request.tokenExpiresAtMs = session.expiresAtMs;
         }
         if (!principalOf(request).roles.some((role) => STREAM_ROLES.has(role)))
           throw new ApiProblem(403, 'FORBIDDEN_ROLE', 'this route needs one of the roles: trader, admin');
@@ -329,7 +322,7 @@ export async function streamRoutes(app: App, context: RouteContext): Promise<voi
         socket,
         principal: request.principal!,
         symbols: new Set(query.symbols),
-        expiresAtMs: expiries.get(request)!,
+        expiresAtMs: request.tokenExpiresAtMs!,
       });
       socket.send(
         JSON.stringify({ channel: 'hello', symbols: query.symbols, accountId: request.principal!.accountId }),
