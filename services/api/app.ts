@@ -8,7 +8,15 @@ import { register } from 'prom-client';
 import { AggregateCache } from '../../domain/shared/aggregate.ts';
 import { withTimeout } from '../../projections/deadline.ts';
 import { KeyedLanes } from '../shared/keyed-lanes.ts';
-import { type ApiDeps, type App, bearerTokenOf, type RouteContext, withCurrentRoles } from './context.ts';
+import {
+  type ApiDeps,
+  type App,
+  bearerTokenOf,
+  READ_MODEL_DEADLINE_MS,
+  type RouteContext,
+  readsWithDeadline,
+  withCurrentRoles,
+} from './context.ts';
 import { ensureDefaultMetrics, httpDuration } from './metrics.ts';
 import { documentAnswers, documentRequestBodies } from './openapi.ts';
 import { ApiProblem } from './problem.ts';
@@ -51,6 +59,9 @@ function apiLogger(logger: FastifyBaseLogger): FastifyBaseLogger {
 export async function buildApi(deps: ApiDeps): Promise<App> {
   const context: RouteContext = {
     ...deps,
+    readModels:
+      deps.readModels &&
+      readsWithDeadline(deps.readModels, deps.readModelDeadlineMs ?? READ_MODEL_DEADLINE_MS),
     now: deps.now ?? (() => new Date()),
     walletLanes: deps.walletLanes ?? new KeyedLanes(),
     caches: { accounts: new AggregateCache(), instruments: new AggregateCache() },

@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { decimalize, type RouteContext, readModelsOf } from './context.ts';
+import { MemoryEventStore } from '../../adapters/memory/event-store.ts';
+import { buildApi } from './app.ts';
+import { TokenIssuer } from './auth.ts';
+import { decimalize, readsWithDeadline } from './context.ts';
+import type { ReadModels } from './ports.ts';
 
 describe('decimalize', () => {
   it('turns the cents under money keys into decimal strings, recursively', () => {
@@ -18,21 +22,40 @@ describe('decimalize', () => {
   });
 });
 
-describe('readModelsOf', () => {
+describe('readsWithDeadline', () => {
   it('answers 503 READ_MODELS_UNAVAILABLE when a read-model store does not answer in time', async () => {
     const hung = new Promise<never>(() => {});
-    const context = {
-      readModels: { wallet: () => hung, order: async () => ({ orderId: 'o-1' }) },
-      readModelDeadlineMs: 50,
-    } as unknown as RouteContext;
+    const readModels = readsWithDeadline(
+      { wallet: () => hung, order: async () => ({ orderId: 'o-1' }) } as unknown as ReadModels,
+      50,
+    );
     const started = Date.now();
-    await expect(readModelsOf(context).wallet('a-1')).rejects.toMatchObject({
+    await expect(readModels.wallet('a-1')).rejects.toMatchObject({
       status: 503,
       reason: 'READ_MODELS_UNAVAILABLE',
       headers: { 'retry-after': '5' },
     });
     expect(Date.now() - started).toBeLessThan(2_000);
     // A store that answers is answered as it is.
-    expect(await readModelsOf(context).order('o-1')).toEqual({ orderId: 'o-1' });
+    expect(await readModels.order('o-1')).toEqual({ orderId: 'o-1' });
+  });
+
+  it("bounds the API's reads: a hung store answers 503, not a held request", async () => {
+    const tokens = new TokenIssuer('a-test-secret-of-enough-length-0123456789', 3_600);
+    const app = await buildApi({
+      broker: new MemoryEventStore(),
+      b3: new MemoryEventStore(),
+      tokens,
+      readModels: { wallet: () => new Promise<never>(() => {}) } as unknown as ReadModels,
+      readModelDeadlineMs: 50,
+    });
+    const { token } = await tokens.issue({ accountId: 'a-1', username: 'alice', roles: ['trader'] });
+    const answer = await app.inject({
+      url: '/v1/accounts/a-1/wallet',
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(answer.statusCode).toBe(503);
+    expect(answer.json()).toMatchObject({ reason: 'READ_MODELS_UNAVAILABLE' });
+    await app.close();
   });
 });

@@ -131,11 +131,14 @@ export function principalOf(request: FastifyRequest): Principal {
 
 export const isAdmin = (principal: Principal): boolean => principal.roles.includes('admin');
 
+/** Where accounts are read: the broker store, through a cache of what this process last loaded. */
+export interface AccountSource {
+  broker: EventStore;
+  caches: { accounts: AggregateCache<Account> };
+}
+
 /** The account as it is now (from the process's cache, brought up to date). */
-export async function accountOf(
-  context: Pick<RouteContext, 'broker' | 'caches'>,
-  accountId: string,
-): Promise<Account> {
+export async function accountOf(context: AccountSource, accountId: string): Promise<Account> {
   const { state } = await loadAggregate(
     context.broker,
     accountStreamId(accountId),
@@ -156,10 +159,7 @@ const PRIVILEGED_ROLES: ReadonlySet<string> = new Set(['admin', 'auditor']);
  * account on every request, so that a revoked admin cannot act, nor grant itself the role again,
  * until the token expires. A trader's token is taken as it is (its commands check the account).
  */
-export async function withCurrentRoles(
-  context: Pick<RouteContext, 'broker' | 'caches'>,
-  principal: Principal,
-): Promise<Principal> {
+export async function withCurrentRoles(context: AccountSource, principal: Principal): Promise<Principal> {
   if (!principal.roles.some((role) => PRIVILEGED_ROLES.has(role))) return principal;
   const account = await accountOf(context, principal.accountId);
   const held = account.status === 'DISABLED' ? [] : account.roles;
@@ -187,15 +187,11 @@ export function requireRoles(...roles: Principal['roles']) {
   };
 }
 
+/** The read models (bounded by their deadline in `buildApi`), or 503 where this process has none. */
 export function readModelsOf(context: RouteContext): ReadModels {
   if (!context.readModels)
     throw new ApiProblem(503, 'READ_MODELS_UNAVAILABLE', 'the read models are not available in this process');
-  let bounded = withDeadlines.get(context);
-  if (!bounded) {
-    bounded = readsWithDeadline(context.readModels, context.readModelDeadlineMs ?? READ_MODEL_DEADLINE_MS);
-    withDeadlines.set(context, bounded);
-  }
-  return bounded;
+  return context.readModels;
 }
 
 /**
@@ -205,10 +201,8 @@ export function readModelsOf(context: RouteContext): ReadModels {
  */
 export const READ_MODEL_DEADLINE_MS = 10_000;
 
-const withDeadlines = new WeakMap<RouteContext, ReadModels>();
-
 /** `readModels` with every read bounded by `deadlineMs`. */
-function readsWithDeadline(readModels: ReadModels, deadlineMs: number): ReadModels {
+export function readsWithDeadline(readModels: ReadModels, deadlineMs: number): ReadModels {
   return new Proxy(readModels, {
     get(target, name, receiver) {
       const value = Reflect.get(target, name, receiver);

@@ -4,6 +4,7 @@ import { pgliteClient } from '../../adapters/pglite/client.ts';
 import { SqlEventStore } from '../../adapters/postgres/event-store.ts';
 import { SqlReadModelStore } from '../../adapters/postgres/read-model-store.ts';
 import { accountDecider, accountStreamId } from '../../domain/broker/account/account.ts';
+import type { Role as RoleName } from '../../domain/broker/account/events.ts';
 import { defaultCatalogue } from '../../domain/broker/instrument/catalogue.ts';
 import type { EventStore, RecordedEvent } from '../../domain/shared/event-store.ts';
 import { createReadModels } from '../../projections/read-models/queries.ts';
@@ -148,7 +149,44 @@ export async function startTestApi(
   };
 }
 
-/** Polls until `check` returns a value (read models are eventually consistent). */
+/**
+ * A broker store (in-memory PGlite) holding one account with `roles`: what the services' own admin
+ * ports (projector, market-data) check an admin's token against.
+ */
+export async function brokerWithAccount(
+  accountId: string,
+  roles: RoleName[],
+): Promise<{ broker: EventStore; close(): Promise<void> }> {
+  const client = await pgliteClient();
+  const broker = await SqlEventStore.open({
+    client,
+    schema: 'broker',
+    schemas: brokerStoreSchemas(),
+    label: 'pglite',
+  });
+  await handleCommand(
+    broker,
+    accountStreamId(accountId),
+    accountDecider,
+    {
+      type: 'RegisterAccount',
+      accountId,
+      username: accountId,
+      passwordHash: 'unused',
+      roles,
+      at: new Date().toISOString(),
+    },
+    { correlationId: 'seed-account', causationId: 'seed-account', actor: 'admin' },
+  );
+  return {
+    broker,
+    async close() {
+      await broker.close();
+      await client.close();
+    },
+  };
+}
+
 /** Disables an account as an admin would (no HTTP route does): its tokens stay signed, its account says no. */
 export async function disableAccount(broker: EventStore, accountId: string): Promise<void> {
   await handleCommand(
@@ -160,6 +198,7 @@ export async function disableAccount(broker: EventStore, accountId: string): Pro
   );
 }
 
+/** Polls until `check` returns a value (read models are eventually consistent). */
 export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {

@@ -2,13 +2,16 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TokenIssuer } from '../api/auth.ts';
 import type { Problem } from '../api/problem.ts';
+import { brokerWithAccount } from '../api/testing.ts';
 import { startOpsServer } from '../shared/ops-server.ts';
 import { marketDataAdminRoutes } from './admin.ts';
 
 const tokens = new TokenIssuer('a-test-secret-of-enough-length-0123456789', 3_600);
 const switched: boolean[] = [];
 let ops: { url: string; close(): Promise<void> };
+let accounts: Awaited<ReturnType<typeof brokerWithAccount>>;
 beforeAll(async () => {
+  accounts = await brokerWithAccount('acc-1', ['admin']);
   // The market-data service's own port as `serve market-data` starts it, on a free port.
   ops = await startOpsServer({
     port: 0,
@@ -16,10 +19,16 @@ beforeAll(async () => {
     logger: pino({ level: 'silent' }),
     readiness: {},
     routes: (app) =>
-      marketDataAdminRoutes(app, { feed: { setQuotesEnabled: (on) => void switched.push(on) }, tokens }),
+      marketDataAdminRoutes(app, {
+        feed: { setQuotesEnabled: (on) => void switched.push(on) },
+        auth: { tokens, broker: accounts.broker },
+      }),
   });
 });
-afterAll(() => ops.close());
+afterAll(async () => {
+  await ops.close();
+  await accounts.close();
+});
 
 const switchQuotes = async (body: string, headers: Record<string, string> = {}) => {
   const { token } = await tokens.issue({ accountId: 'acc-1', username: 'someone', roles: ['admin'] });

@@ -1,7 +1,6 @@
-import type { TokenIssuer } from '../api/auth.ts';
 import type { App } from '../api/context.ts';
 import { QuotesBody } from '../api/schemas.ts';
-import { adminsOnly } from '../shared/ops-admin.ts';
+import { adminsOnly, type OpsAuth } from '../shared/ops-admin.ts';
 import type { MarketDataFeed } from './feed.ts';
 
 /**
@@ -12,11 +11,11 @@ import type { MarketDataFeed } from './feed.ts';
  */
 export function marketDataAdminRoutes(
   app: App,
-  /** No `tokens` without TRADECORE_JWT_SECRET: nothing this process could verify, so the route is refused. */
-  options: { feed: Pick<MarketDataFeed, 'setQuotesEnabled'>; tokens: TokenIssuer | undefined },
+  /** No `auth` without TRADECORE_JWT_SECRET: nothing this process could verify, so the route is refused. */
+  options: { feed: Pick<MarketDataFeed, 'setQuotesEnabled'>; auth: OpsAuth | undefined },
 ): void {
-  const { feed, tokens } = options;
-  const admins = adminsOnly(tokens, {
+  const { feed, auth } = options;
+  const admins = adminsOnly(auth, {
     reason: 'MARKET_DATA_ADMIN_UNAVAILABLE',
     detail: 'set TRADECORE_JWT_SECRET (the one of broker-api) to use the admin route here',
   });

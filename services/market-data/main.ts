@@ -76,7 +76,9 @@ export async function startMarketDataService(
       routes: (app) =>
         marketDataAdminRoutes(app, {
           feed,
-          tokens: config.jwtSecret ? new TokenIssuer(config.jwtSecret, config.jwtTtlSeconds) : undefined,
+          auth: config.jwtSecret
+            ? { tokens: new TokenIssuer(config.jwtSecret, config.jwtTtlSeconds), broker: eventStores.broker }
+            : undefined,
         }),
     });
     stack.push('http', () => ops.close());

@@ -2,6 +2,8 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ProjectorStatus } from '../../projections/projector.ts';
 import { TokenIssuer } from '../api/auth.ts';
+import { brokerWithAccount } from '../api/testing.ts';
+import type { OpsAuth } from '../shared/ops-admin.ts';
 import { startOpsServer } from '../shared/ops-server.ts';
 import type { ProjectionRegistry } from '../shared/read-models.ts';
 import { projectionAdminRoutes } from './admin.ts';
@@ -25,7 +27,7 @@ const registry = {
 } as unknown as ProjectionRegistry;
 
 /** The projector's own port as `serve projector` starts it, listening on a free port. */
-const serve = (options: { tokens: TokenIssuer | undefined }) =>
+const serve = (options: { auth: OpsAuth | undefined }) =>
   startOpsServer({
     port: 0,
     host: '127.0.0.1',
@@ -35,10 +37,15 @@ const serve = (options: { tokens: TokenIssuer | undefined }) =>
   });
 
 let ops: Awaited<ReturnType<typeof serve>>;
+let accounts: Awaited<ReturnType<typeof brokerWithAccount>>;
 beforeAll(async () => {
-  ops = await serve({ tokens });
+  accounts = await brokerWithAccount('acc-1', ['admin']);
+  ops = await serve({ auth: { tokens, broker: accounts.broker } });
 });
-afterAll(() => ops.close());
+afterAll(async () => {
+  await ops.close();
+  await accounts.close();
+});
 
 /** `inject()`'s answer, from a real request to the listening port. */
 const app = {
@@ -108,7 +115,7 @@ describe("the projector service's admin routes", () => {
   });
 
   it('are refused, saying why, without TRADECORE_JWT_SECRET', async () => {
-    const bare = await serve({ tokens: undefined });
+    const bare = await serve({ auth: undefined });
     const answer = await fetch(`${bare.url}/v1/admin/projections`, {
       headers: { authorization: await bearer(['admin']) },
     });

@@ -1,8 +1,7 @@
-import type { TokenIssuer } from '../api/auth.ts';
 import type { App } from '../api/context.ts';
 import { startRebuild } from '../api/routes-admin.ts';
 import { NoBody, ProjectionParams } from '../api/schemas.ts';
-import { adminsOnly } from '../shared/ops-admin.ts';
+import { adminsOnly, type OpsAuth } from '../shared/ops-admin.ts';
 import type { ProjectionRegistry } from '../shared/read-models.ts';
 
 /**
@@ -14,11 +13,11 @@ import type { ProjectionRegistry } from '../shared/read-models.ts';
  */
 export function projectionAdminRoutes(
   app: App,
-  /** No `tokens` without TRADECORE_JWT_SECRET: nothing this process could verify, so the routes are refused. */
-  options: { projections: ProjectionRegistry; tokens: TokenIssuer | undefined },
+  /** No `auth` without TRADECORE_JWT_SECRET: nothing this process could verify, so the routes are refused. */
+  options: { projections: ProjectionRegistry; auth: OpsAuth | undefined },
 ): void {
-  const { projections, tokens } = options;
-  const admins = adminsOnly(tokens, {
+  const { projections, auth } = options;
+  const admins = adminsOnly(auth, {
     reason: 'PROJECTIONS_ADMIN_UNAVAILABLE',
     detail: 'set TRADECORE_JWT_SECRET (the one of broker-api and query-api) to use the admin routes here',
   });

@@ -61,7 +61,9 @@ export async function startProjectorService(config: Config, logger: Logger): Pro
       routes: (app) =>
         projectionAdminRoutes(app, {
           projections,
-          tokens: config.jwtSecret ? new TokenIssuer(config.jwtSecret, config.jwtTtlSeconds) : undefined,
+          auth: config.jwtSecret
+            ? { tokens: new TokenIssuer(config.jwtSecret, config.jwtTtlSeconds), broker: eventStores.broker }
+            : undefined,
         }),
     });
     stack.push('http', () => ops.close());

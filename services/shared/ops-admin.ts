@@ -1,22 +1,40 @@
 import type { FastifyRequest } from 'fastify';
+import type { Account } from '../../domain/broker/account/account.ts';
+import { AggregateCache } from '../../domain/shared/aggregate.ts';
+import type { EventStore } from '../../domain/shared/event-store.ts';
 import type { TokenIssuer } from '../api/auth.ts';
+import { type AccountSource, bearerTokenOf, isAdmin, withCurrentRoles } from '../api/context.ts';
 import { ApiProblem } from '../api/problem.ts';
+
+/** What an ops port needs to know an admin: the shared TRADECORE_JWT_SECRET's tokens, and the accounts. */
+export interface OpsAuth {
+  tokens: TokenIssuer;
+  /** The broker store, where a token's admin role is checked against its account. */
+  broker: EventStore;
+}
 
 /**
  * An `onRequest` guard for an admin route a service serves on its own port (the projector's
  * projections, market-data's quote switch): an admin's bearer token from broker-api or query-api,
- * verified with the shared TRADECORE_JWT_SECRET. Without that secret (`tokens` absent) nothing can
- * be verified: 503 `unavailable`, which says what to set. Its refusals are thrown, so the ops
- * server answers them as the API does.
+ * verified with the shared TRADECORE_JWT_SECRET, whose admin role its account still holds (as the
+ * API checks it: a revoked or disabled admin is refused at once, not when its token expires).
+ * Without that secret (`auth` absent) nothing can be verified: 503 `unavailable`, which says what
+ * to set. Its refusals are thrown, so the ops server answers them as the API does.
  */
-export function adminsOnly(tokens: TokenIssuer | undefined, unavailable: { reason: string; detail: string }) {
+export function adminsOnly(auth: OpsAuth | undefined, unavailable: { reason: string; detail: string }) {
+  if (!auth)
+    return async () => {
+      throw new ApiProblem(503, unavailable.reason, unavailable.detail);
+    };
+  const accounts: AccountSource = {
+    broker: auth.broker,
+    caches: { accounts: new AggregateCache<Account>() },
+  };
   return async (request: FastifyRequest) => {
-    if (!tokens) throw new ApiProblem(503, unavailable.reason, unavailable.detail);
-    const header = request.headers.authorization;
-    const token = header?.startsWith('Bearer ') ? header.slice('Bearer '.length).trim() : undefined;
-    const principal = token ? await tokens.verify(token) : undefined;
-    if (!principal) throw new ApiProblem(401, 'UNAUTHENTICATED', 'a valid bearer token is required');
-    if (!principal.roles.includes('admin'))
+    const token = bearerTokenOf(request);
+    const verified = token ? await auth.tokens.verify(token) : undefined;
+    if (!verified) throw new ApiProblem(401, 'UNAUTHENTICATED', 'a valid bearer token is required');
+    if (!isAdmin(await withCurrentRoles(accounts, verified)))
       throw new ApiProblem(403, 'FORBIDDEN_ROLE', 'this route needs one of the roles: admin');
   };
 }
