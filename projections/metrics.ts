@@ -14,7 +14,7 @@ export const projectionLagEvents = new Gauge({
 
 export const projectionLagSeconds = new Gauge({
   name: 'tradecore_projection_lag_seconds',
-  help: 'Age of the last event a projection applied while it is behind the head, 0 when caught up',
+  help: 'How long the oldest event a projection has not applied yet has waited, 0 when caught up',
   labelNames: ['projection'] as const,
 });
 

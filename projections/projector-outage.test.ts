@@ -352,7 +352,19 @@ describe('a live projector whose store stops answering mid-batch', () => {
     const { proxy, store } = await stores.Mongo!();
     const source = new MemoryEventStore();
     const projection: ProjectionDefinition = { ...accountsProjection(), store: 'mongo' };
-    const projector = new Projector({ projection, source, store, stallAfterMs: 500, lagRefreshMs: 100 });
+    const logged: Array<{ level: string; message: string }> = [];
+    const logger = {
+      info: (_details: object, message: string) => void logged.push({ level: 'info', message }),
+      error: (_details: object, message: string) => void logged.push({ level: 'error', message }),
+    };
+    const projector = new Projector({
+      projection,
+      source,
+      store,
+      stallAfterMs: 500,
+      lagRefreshMs: 100,
+      logger,
+    });
     // Stopped with the proxy's connections cut: a stalled batch never finishes on its own.
     cleanups.push(async () => {
       await proxy.stop();
@@ -382,6 +394,20 @@ describe('a live projector whose store stops answering mid-batch', () => {
     await expect(ready()).rejects.toThrow(
       `read model ${projection.name} stalled: checkpoint 1 has not moved for 0 s, head at 2`,
     );
+    // Said once in the log, however often the status is asked.
+    await projector.status();
+    expect(logged.filter(({ level }) => level === 'error')).toEqual([
+      { level: 'error', message: 'projection stalled: its checkpoint has not moved while events wait' },
+    ]);
+    // The lag in time is how long the waiting event has waited, not the age of the last one
+    // applied, which was idle before it.
+    const [first, waiting] = await source.readAll();
+    const lag = (await register.getSingleMetric('tradecore_projection_lag_seconds')!.get()).values.find(
+      ({ labels }) => labels.projection === projection.name,
+    )!.value;
+    expect(lag).toBeGreaterThanOrEqual(0.4);
+    expect(lag).toBeLessThanOrEqual((Date.now() - waiting!.recordedAt.getTime()) / 1000);
+    expect(lag).toBeLessThan((Date.now() - first!.recordedAt.getTime()) / 1000 - 0.6);
   });
 });
 

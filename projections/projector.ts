@@ -84,11 +84,6 @@ export interface ProjectorOptions {
 }
 
 /**
- * Runs one projection: follows its event store from the checkpoint and applies a batch per
- * transaction, the checkpoint moving in the same transaction (compare-and-set, so two instances
- * never both apply a batch). Rebuilds into fresh tables while the live ones keep serving.
- */
-/**
  * A running projector behind its head whose checkpoint has not moved for this long is reported
  * `stalled`: far above a batch's pacing and a healthy batch's write, far below what an operator
  * would wait before looking.
@@ -129,6 +124,11 @@ export class RebuildStopped extends Error {
   }
 }
 
+/**
+ * Runs one projection: follows its event store from the checkpoint and applies a batch per
+ * transaction, the checkpoint moving in the same transaction (compare-and-set, so two instances
+ * never both apply a batch). Rebuilds into fresh tables while the live ones keep serving.
+ */
 export class Projector {
   private subscription?: Subscription;
   /** The position applied, in memory; `persisted` is the one in the store (they differ after skipped batches). */
@@ -140,9 +140,10 @@ export class Projector {
   private state: ProjectorState = 'stopped';
   private lastError?: string;
   private progress?: RebuildProgress;
-  private lastAppliedAt?: Date;
   /** When the checkpoint last moved, following (re)started, or `status()` found it caught up: what `stalled` is measured from. */
   private movedAt = Date.now();
+  /** `status()` has said `stalled` and logged it; logged again once the checkpoint moves. */
+  private stallLogged = false;
   /** Live events are wanted: following, or retrying to (false once stopped, or never started). */
   private live = false;
   /** A rebuild under way, which `stop` abandons (`stopRebuild`) and waits for. */
@@ -226,7 +227,6 @@ export class Projector {
           // Nothing for this read model (a quote, for the trades tape): no transaction, only the
           // position moves on in memory, and reaches the store with the next batch that writes.
           this.checkpoint = events.at(-1)!.position;
-          this.lastAppliedAt = events.at(-1)!.recordedAt;
           this.movedAt = Date.now();
           projectionCheckpoint.set({ projection: projection.name }, this.checkpoint);
           this.wakeWaiters();
@@ -239,7 +239,6 @@ export class Projector {
           this.persisted = events.at(-1)!.position;
           this.savedAt = Date.now();
           this.checkpoint = events.at(-1)!.position;
-          this.lastAppliedAt = events.at(-1)!.recordedAt;
           this.movedAt = Date.now();
           projectionCheckpoint.set({ projection: projection.name }, this.checkpoint);
           this.wakeWaiters();
@@ -596,14 +595,21 @@ export class Projector {
           );
     const lag = Math.max(0, head - checkpoint);
     projectionLagEvents.set({ projection: this.name }, lag);
-    const behindSeconds =
-      lag > 0 && this.lastAppliedAt ? (Date.now() - this.lastAppliedAt.getTime()) / 1000 : 0;
-    projectionLagSeconds.set({ projection: this.name }, behindSeconds);
+    projectionLagSeconds.set({ projection: this.name }, lag > 0 ? await this.waitedSeconds(checkpoint) : 0);
     // Caught up counts as progress: the clock starts when it is seen behind (within `lagRefreshMs`).
     if (lag === 0) this.movedAt = Date.now();
     const stillFor = Date.now() - this.movedAt;
     const stalled =
       this.state === 'running' && lag > 0 && stillFor >= (this.options.stallAfterMs ?? STALL_AFTER_MS);
+    if (stalled !== this.stallLogged) {
+      this.stallLogged = stalled;
+      if (stalled)
+        this.options.logger?.error(
+          { projection: this.name, checkpoint, head, stalledSeconds: Math.floor(stillFor / 1000) },
+          'projection stalled: its checkpoint has not moved while events wait',
+        );
+      else this.options.logger?.info({ projection: this.name, checkpoint, head }, 'projection moving again');
+    }
     return {
       projection: this.name,
       store: this.options.store.kind,
@@ -616,6 +622,16 @@ export class Projector {
       error: this.lastError ?? unanswered,
       ...(this.state === 'retrying' ? { retries: this.retries } : {}),
     };
+  }
+
+  /**
+   * How long the oldest event not yet applied (the first after `checkpoint`) has waited: the lag in
+   * time. Not the age of the last one applied, which after a quiet hour reads as an hour behind.
+   */
+  private async waitedSeconds(checkpoint: number): Promise<number> {
+    const read = this.options.source.readAll({ after: checkpoint, limit: 1 });
+    const [oldest] = await withTimeout(read, STATUS_READ_MS).catch(() => []);
+    return oldest ? Math.max(0, Date.now() - oldest.recordedAt.getTime()) / 1000 : 0;
   }
 
   /**

@@ -213,6 +213,19 @@ describe('Relay', () => {
     expect(await orders.status()).toMatchObject({ state: 'running', checkpoint: 6 });
   });
 
+  it('counts its failures from 0, so that a dashboard has a series before the first one', async () => {
+    const name = `quiet-${randomUUID()}`;
+    new Relay({
+      name,
+      source: new MemoryEventStore(),
+      checkpoints: new MemoryRelayCheckpoints(),
+      publisher: new RecordingPublisher(),
+      map: toOrders,
+    });
+    const metrics = await register.getSingleMetricAsString('tradecore_relay_failures_total');
+    expect(metrics).toContain(`tradecore_relay_failures_total{relay="${name}"} 0`);
+  });
+
   it('moves the checkpoint over events that map to nothing', async () => {
     const source = new MemoryEventStore();
     await source.append('account-a1', [placed('a1', 0), placed('a1', 1)]);

@@ -171,6 +171,8 @@ export class Relay {
 
   constructor(private readonly options: RelayOptions) {
     const { name } = options;
+    // At 0 from the start, so that a dashboard's rate of failures shows 0 rather than no data.
+    relayFailures.inc({ relay: name }, 0);
     this.follower = new CheckpointedFollower({
       name,
       source: options.source,

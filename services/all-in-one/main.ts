@@ -99,7 +99,7 @@ export async function startTradecore(
         ? await startBrokerSide(
             { ...config, amqpUrl: config.amqpUrl, redisUrl: config.redisUrl },
             eventStores.broker,
-            logger.child({ component: 'broker' }),
+            logger,
             walletLanes,
           )
         : undefined;

@@ -487,7 +487,7 @@ export class EngineService {
     const all = [...booked];
     for (const { item, seen } of duplicates) {
       this.logger.info(
-        { symbol, requestId: item.request.id },
+        { symbol, requestId: item.request.id, correlationId: item.request.correlationId },
         'message already booked, re-sending its reports',
       );
       try {

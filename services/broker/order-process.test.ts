@@ -42,9 +42,10 @@ class FlakyTransport extends MemoryTransport {
 
 /** What the manager logged at warn and error level, and whether each line carried an error (a stack). */
 function capturingLogger() {
-  const lines: Array<{ level: 'warn' | 'error'; message: string; stack: boolean }> = [];
-  const line = (level: 'warn' | 'error') => (details: object, message: string) =>
-    lines.push({ level, message, stack: 'err' in details });
+  const lines: Array<{ level: 'warn' | 'error'; message: string; stack: boolean; correlationId?: string }> =
+    [];
+  const line = (level: 'warn' | 'error') => (details: { correlationId?: string }, message: string) =>
+    lines.push({ level, message, stack: 'err' in details, correlationId: details.correlationId });
   return { lines, logger: { info() {}, warn: line('warn'), error: line('error') } };
 }
 
@@ -120,10 +121,11 @@ describe('order process manager', () => {
     expect(wallet.filter((event) => event.type === 'CashReserved')).toHaveLength(1);
     expect((await walletOf(broker, 'retry-buyer')).cash).toEqual({ available: 80_000, reserved: 320_000 });
     expect(process.checkpoint).toBeGreaterThan(0);
-    // A step that really failed is an error, with its stack.
+    // A step that really failed is an error, with its stack and the request's correlation id.
+    const { correlationId } = (await broker.readStream(`order-${order}`))[0]!.metadata;
     expect(lines).toEqual([
-      { level: 'error', message: 'order process step failed, following again', stack: true },
-      { level: 'error', message: 'order process step failed, following again', stack: true },
+      { level: 'error', message: 'order process step failed, following again', stack: true, correlationId },
+      { level: 'error', message: 'order process step failed, following again', stack: true, correlationId },
     ]);
   });
 
@@ -173,7 +175,12 @@ describe('order process manager', () => {
     expect(broker.conflicts).toBe(0);
     expect((await walletOf(broker, 'contended')).cash).toEqual({ available: 80_000, reserved: 320_000 });
     expect(lines).toEqual([
-      { level: 'warn', message: 'order process step conflicted, following again', stack: false },
+      {
+        level: 'warn',
+        message: 'order process step conflicted, following again',
+        stack: false,
+        correlationId: (await broker.readStream(`order-${order}`))[0]!.metadata.correlationId,
+      },
     ]);
   });
 

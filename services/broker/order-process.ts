@@ -366,14 +366,20 @@ export class OrderProcess {
         this.advance();
       },
       (error: unknown) => {
+        const about = {
+          position,
+          event: event.type,
+          eventStreamId: event.streamId,
+          correlationId: event.metadata.correlationId,
+        };
         // The event stays in `handling`, so the checkpoint stays below it: following again replays it.
         // A stream another writer kept moving is contention, not a fault: following again retries it.
         if (error instanceof WrongExpectedVersion)
           this.logger.warn(
-            { position, streamId: error.streamId, conflict: error.message },
+            { ...about, streamId: error.streamId, conflict: error.message },
             'order process step conflicted, following again',
           );
-        else this.logger.error({ err: error, position }, 'order process step failed, following again');
+        else this.logger.error({ err: error, ...about }, 'order process step failed, following again');
         if (!(error instanceof WrongExpectedVersion))
           this.failing ??= { position, since: Date.now(), error: (error as Error)?.message ?? String(error) };
         void this.restartAfter(subscription);
@@ -565,7 +571,13 @@ export class OrderProcess {
     );
     orderProcessSteps.inc({ step: halt ? 'halt-sent' : 'resume-sent' });
     this.logger.info(
-      { symbol: instrument.symbol, books, catalogueVersion: event.version, ...(halt ? { reason } : {}) },
+      {
+        symbol: instrument.symbol,
+        books,
+        catalogueVersion: event.version,
+        correlationId: event.metadata.correlationId,
+        ...(halt ? { reason } : {}),
+      },
       halt ? 'instrument halt sent to B3' : 'instrument resume sent to B3',
     );
   }
@@ -719,7 +731,7 @@ export class OrderProcess {
           metadata,
           ids('settle'),
         );
-        this.reportUnusualSettlement(settled, order.accountId);
+        this.reportUnusualSettlement(settled, order.accountId, metadata);
         await this.options.hooks?.afterSettlement?.(report);
         const recorded = await handleCommand(
           this.store,
@@ -749,6 +761,7 @@ export class OrderProcess {
           this.logger.info(
             {
               orderId: report.orderId,
+              correlationId: metadata.correlationId,
               request: report.request,
               reason: report.reason,
               detail: b3RejectDetail(report),
@@ -799,6 +812,7 @@ export class OrderProcess {
   private reportUnusualSettlement(
     settled: Pick<CommandResult<Wallet, WalletEvent>, 'events' | 'state'>,
     accountId: string,
+    metadata: CommandMetadata,
   ): void {
     const wallet = settled.state;
     const available = wallet.cash.available;
@@ -809,7 +823,13 @@ export class OrderProcess {
         executionId: string;
         price: number;
       };
-      const details = { accountId, orderId, executionId, price: money(price) };
+      const details = {
+        accountId,
+        orderId,
+        executionId,
+        price: money(price),
+        correlationId: metadata.correlationId,
+      };
       if (event.type === 'BuySettled' && event.data.fromAvailable > 0)
         this.logger.warn(
           {
@@ -865,7 +885,10 @@ export class OrderProcess {
       orderProcessSteps.inc({ step: 'ended' });
     } catch (error) {
       if (error instanceof OrderClosed) {
-        this.logger.info({ streamId, status: error.status, command: command.type }, 'order already ended');
+        this.logger.info(
+          { streamId, status: error.status, command: command.type, correlationId: metadata.correlationId },
+          'order already ended',
+        );
         return;
       }
       throw error;

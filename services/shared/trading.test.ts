@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { logLevel } from 'kafkajs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openPgliteEventStore } from '../../adapters/pglite/event-store.ts';
 import { RedisPriceCache } from '../../adapters/redis/price-cache.ts';
@@ -10,7 +11,7 @@ import { TcpProxy } from '../../infra/test-infra/tcp-proxy.ts';
 import { withTimeout } from '../../projections/deadline.ts';
 import { loadConfig } from './config.ts';
 import { connectEventStores } from './event-stores.ts';
-import { startTradingServices } from './trading.ts';
+import { kafkaLogs, startTradingServices } from './trading.ts';
 import {
   b3Schemas,
   brokerSchemas,
@@ -206,4 +207,50 @@ describe('startTradingServices, connected to Redis', () => {
       await b3.close();
     }
   }, 60_000);
+});
+
+describe("kafkajs' log lines", () => {
+  const captured = () => {
+    const lines: Array<{ level: string; details: object; message: string }> = [];
+    const line = (level: string) => (details: object, message: string) =>
+      lines.push({ level, details, message });
+    return {
+      lines,
+      logger: { info: line('info'), warn: line('warn'), error: line('error'), debug: line('debug') },
+    };
+  };
+  const entry = (level: number, log: { message: string } & Record<string, unknown>) => ({
+    namespace: 'Connection',
+    level,
+    label: 'ERROR',
+    log: { timestamp: '2026-11-28T00:00:00.000Z', ...log },
+  });
+
+  it('keep their fields under `kafka`, so that its protocol counter is not taken for a request correlation id', () => {
+    const { lines, logger } = captured();
+    kafkaLogs(logger)(logLevel.ERROR)(
+      entry(logLevel.ERROR, { message: 'Crash: KafkaJSNumberOfRetriesExceeded', correlationId: 11 }),
+    );
+    expect(lines).toEqual([
+      {
+        level: 'error',
+        details: { kafka: { timestamp: '2026-11-28T00:00:00.000Z', correlationId: 11 } },
+        message: 'kafkajs: Crash: KafkaJSNumberOfRetriesExceeded',
+      },
+    ]);
+  });
+
+  it('are a warning for an error response kafkajs retries itself (a new topic without its leader yet)', () => {
+    const { lines, logger } = captured();
+    kafkaLogs(logger)(logLevel.ERROR)(
+      entry(logLevel.ERROR, {
+        message: 'Response ListOffsets(key: 2, version: 3)',
+        error: 'This server is not the leader for that topic-partition',
+        correlationId: 11,
+      }),
+    );
+    expect(lines.map(({ level, message }) => ({ level, message }))).toEqual([
+      { level: 'warn', message: 'kafkajs: Response ListOffsets(key: 2, version: 3)' },
+    ]);
+  });
 });

@@ -286,15 +286,22 @@ export function quoteSourceConfig(config: Config): QuoteSourceConfig {
 const KAFKA_START_RETRY = { retries: 3, initialRetryTime: 250, maxRetryTime: 1_000 };
 const KAFKA_START_TIMEOUT_MS = 10_000;
 
-/** kafkajs' own log lines into the service's logger (its default writes JSON to the console). */
-function kafkaLogs(logger: ServiceLogger): logCreator {
+/**
+ * kafkajs' own log lines into the service's logger (its default writes JSON to the console), its
+ * fields under `kafka`: its `correlationId` is a protocol counter, not a request's. An error
+ * response (`Response ListOffsets…`: a partition's leader moving, topics just created) is a
+ * warning: kafkajs retries the request, and a request that keeps failing reaches our code, which
+ * says so itself.
+ */
+export function kafkaLogs(logger: ServiceLogger): logCreator {
   return () =>
     ({ level, log }) => {
-      const { message, ...details } = log;
+      const { message, ...kafka } = log;
       const line = `kafkajs: ${message}`;
-      if (level === logLevel.ERROR || level === logLevel.NOTHING) logger.error(details, line);
-      else if (level === logLevel.WARN) logger.warn(details, line);
-      else logger.debug?.(details, line);
+      const retried = message.startsWith('Response ');
+      if ((level === logLevel.ERROR || level === logLevel.NOTHING) && !retried) logger.error({ kafka }, line);
+      else if (level <= logLevel.WARN) logger.warn({ kafka }, line);
+      else logger.debug?.({ kafka }, line);
     };
 }
 
@@ -316,7 +323,8 @@ export async function startKafkaRelays(
 ): Promise<{ relays: Relay[]; readiness: () => Promise<unknown>; close(): Promise<void> }> {
   const { eventStores, logger } = options;
   const client = {
-    clientId: 'tradecore',
+    // Told apart by their topics' prefix on a cluster that several environments share.
+    clientId: options.topicPrefix ? `tradecore-${options.topicPrefix}` : 'tradecore',
     brokers: options.brokers,
     logLevel: logLevel.WARN,
     logCreator: kafkaLogs(logger),
