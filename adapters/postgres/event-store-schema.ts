@@ -121,12 +121,14 @@ BEGIN
 END
 $fn$;
 
--- Several appends ([{stream, expected, events}]) in one transaction, each kept or refused on its
--- own: a refused one (wrong expected version, a stored event id) rolls back only its own
+-- Several appends ([{stream, expected, first, events}]) in one transaction, each kept or refused
+-- on its own: a refused one (wrong expected version, a stored event id) rolls back only its own
 -- subtransaction and answers its SQLSTATE and message in place of rows. Every position of the
 -- group is taken at once, with the transaction id, so positions still follow transaction-id order.
 -- Must run as its own transaction; the caller orders the appends by stream, so that two groups
--- lock streams in the same order and never deadlock.
+-- lock streams in the same order and never deadlock, and gives each append's place among the
+-- group's positions (first, 0-based) in the order its appends were made: positions follow that
+-- order, not the streams'. Without first (an older caller), positions follow the array.
 DROP FUNCTION IF EXISTS ${s}.append_events_batch(jsonb);
 CREATE FUNCTION ${s}.append_events_batch(p_appends jsonb)
 RETURNS TABLE (item integer, event_position bigint, stream_version bigint, recorded_ms bigint,
@@ -138,6 +140,7 @@ DECLARE
   v_item      integer := 0;
   v_next      integer := 1;
   v_count     integer;
+  v_first     integer;
   v_mine      bigint[];
 BEGIN
   PERFORM pg_advisory_lock(${lockKey});
@@ -149,7 +152,8 @@ BEGIN
 
   FOR v_append IN SELECT a FROM jsonb_array_elements(p_appends) AS a LOOP
     v_count := jsonb_array_length(v_append->'events');
-    v_mine := v_positions[v_next : v_next + v_count - 1];
+    v_first := coalesce((v_append->>'first')::integer + 1, v_next);
+    v_mine := v_positions[v_first : v_first + v_count - 1];
     BEGIN
       RETURN QUERY SELECT v_item, r.event_position, r.stream_version, r.recorded_ms, NULL::text, NULL::text
         FROM ${s}.append_to_stream(v_append->>'stream', v_append->>'expected', v_append->'events', v_mine) AS r;

@@ -62,6 +62,9 @@ interface StreamAppend {
   expected: string;
   /** The prepared events as JSON, written once: sent as the jsonb parameter, and read back by the tail. */
   eventsJson: string;
+  count: number;
+  /** When `append` was called, in this store's count: a group's positions follow it. */
+  arrival: number;
 }
 
 interface AppendRow {
@@ -76,11 +79,22 @@ interface BatchOutcome {
   error_message: string | null;
 }
 
-/** `append_events_batch`'s argument, `[{stream, expected, events}]`, around each append's events JSON. */
+/**
+ * `append_events_batch`'s argument, `[{stream, expected, first, events}]`, around each append's
+ * events JSON. The group is written in stream order (its locks), but its positions are given in
+ * the order the appends were made: `first` is where an append's own start among them, so that
+ * trades an engine appends one after another keep that order on the tape.
+ */
 function appendsJson(group: StreamAppend[]): string {
+  const first = new Map<StreamAppend, number>();
+  let next = 0;
+  for (const append of [...group].sort((a, b) => a.arrival - b.arrival)) {
+    first.set(append, next);
+    next += append.count;
+  }
   const appends = group.map(
     (append) =>
-      `{"stream":${JSON.stringify(append.streamId)},"expected":${JSON.stringify(append.expected)},"events":${append.eventsJson}}`,
+      `{"stream":${JSON.stringify(append.streamId)},"expected":${JSON.stringify(append.expected)},"first":${first.get(append)},"events":${append.eventsJson}}`,
   );
   return `[${appends.join(',')}]`;
 }
@@ -127,6 +141,7 @@ export class SqlEventStore implements EventStore {
   /** Sent with this store's NOTIFYs, so that it can tell its own from other processes'. */
   private readonly origin = randomUUID();
   private readonly appends: GroupCommit<StreamAppend, AppendRow[]>;
+  private arrivals = 0;
 
   private constructor(private readonly options: SqlEventStoreOptions) {
     this.client = options.client;
@@ -173,6 +188,8 @@ export class SqlEventStore implements EventStore {
         streamId,
         expected: String(expected),
         eventsJson: JSON.stringify(prepared),
+        count: prepared.length,
+        arrival: this.arrivals++,
       });
       if (this.options.exclusiveWriter) this.remember(streamId, rows[0]!.stream_version);
       return {

@@ -178,6 +178,20 @@ export function eventStoreContract(name: string, factory: EventStoreFactory): vo
         expect(read.map((event) => event.version)).toEqual(Array.from({ length: 30 }, (_, index) => index));
       });
 
+      it('gives appends made at once positions in the order they were made, whatever their streams', async () => {
+        const { store } = await open();
+        const prefix = streamName();
+        // A sweep's trades, one stream each: their order is the tape's, and streams sort otherwise.
+        const streams = [`${prefix}-9`, `${prefix}-10`, `${prefix}-11`, `${prefix}-b`, `${prefix}-a`];
+        const results = await Promise.all(streams.map((stream) => store.append(stream, events(2))));
+        const positions = results.flatMap((result) => result.positions);
+        expect(positions).toEqual([...positions].sort((a, b) => a - b));
+        const read = await store.readAll({ after: positions[0]! - 1 });
+        expect(
+          read.filter((event) => event.streamId.startsWith(prefix)).map((event) => event.streamId),
+        ).toEqual(streams.flatMap((stream) => [stream, stream]));
+      });
+
       it('gives each of many appends made at once its own outcome', async () => {
         const { store } = await open();
         const existing = streamName();
