@@ -1,7 +1,7 @@
 import fastifyRateLimit from '@fastify/rate-limit';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyBaseLogger, type FastifyRequest } from 'fastify';
+import Fastify from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import pino from 'pino';
 import { register } from 'prom-client';
@@ -12,16 +12,15 @@ import {
   type ApiDeps,
   type App,
   bearerTokenOf,
+  currentPrincipal,
   READ_MODEL_DEADLINE_MS,
   type RouteContext,
   readsWithDeadline,
-  withCurrentRoles,
 } from './context.ts';
 import { ensureDefaultMetrics, httpDuration } from './metrics.ts';
 import { documentAnswers, documentRequestBodies } from './openapi.ts';
 import { ApiProblem } from './problem.ts';
 import { answerWithProblems, problemServerOptions, refuseWhileClosing } from './problem-answers.ts';
-import { redactUrl } from './redact.ts';
 import { adminRoutes } from './routes-admin.ts';
 import { auditRoutes } from './routes-audit.ts';
 import { authRoutes } from './routes-auth.ts';
@@ -29,27 +28,6 @@ import { tradingRoutes } from './routes-trading.ts';
 import { streamRoutes, websocketSupport } from './stream.ts';
 
 export type { ApiDeps } from './context.ts';
-
-/**
- * The API's logger: fastify's request serializer, but with credentials in the URL redacted (the
- * `incoming request` line logs `req.url`). A logger given serializers keeps them over fastify's.
- */
-function apiLogger(logger: FastifyBaseLogger): FastifyBaseLogger {
-  return logger.child(
-    {},
-    {
-      serializers: {
-        req: (request: FastifyRequest) => ({
-          method: request.method,
-          url: redactUrl(request.url),
-          host: request.host,
-          remoteAddress: request.ip,
-          remotePort: request.socket?.remotePort,
-        }),
-      },
-    },
-  );
-}
 
 /**
  * The tradecore HTTP API (docs/api.md): every route of the architecture page, zod-validated,
@@ -67,9 +45,10 @@ export async function buildApi(deps: ApiDeps): Promise<App> {
     caches: { accounts: new AggregateCache(), instruments: new AggregateCache() },
   };
   const app = Fastify({
-    loggerInstance: apiLogger(deps.logger ?? pino({ level: 'silent' })),
     bodyLimit: deps.bodyLimit ?? 16 * 1024,
-    ...problemServerOptions(),
+    ...problemServerOptions(deps.logger ?? pino({ level: 'silent' }), {
+      requestTimeoutMs: deps.requestTimeoutMs,
+    }),
     // While closing, new requests get a problem (SHUTTING_DOWN) from `refuseWhileClosing` instead.
     return503OnClosing: false,
   }).withTypeProvider<ZodTypeProvider>() as App;
@@ -87,8 +66,8 @@ export async function buildApi(deps: ApiDeps): Promise<App> {
     const token = bearerTokenOf(request);
     if (token !== undefined) {
       const session = await context.tokens.session(token);
-      request.principal = session && (await withCurrentRoles(context, session.principal));
-      request.tokenExpiresAtMs = session?.expiresAtMs;
+      request.principal = session && (await currentPrincipal(context, session));
+      request.tokenLife = session && { issuedAtMs: session.issuedAtMs, expiresAtMs: session.expiresAtMs };
       // Refused by the routes that need a caller (`principalOf`): a client whose saved token went
       // stale can still log in, and a probe that sends one still reads /health.
       request.invalidToken = request.principal === undefined;

@@ -57,6 +57,13 @@ export type Principal = z.infer<typeof Principal>;
 /** How many verified tokens `TokenIssuer` remembers (the oldest go first). */
 const VERIFIED_TOKENS_KEPT = 10_000;
 
+/** A verified token: who it stands for, and when it was issued and expires (whole seconds, in ms). */
+export interface Session {
+  principal: Principal;
+  issuedAtMs: number;
+  expiresAtMs: number;
+}
+
 /** Signs and verifies bearer tokens: HS256 JWTs with an expiry, issuer `tradecore`. */
 export class TokenIssuer {
   /** Imported once: given raw bytes, jose imports a key for every token it signs or verifies. */
@@ -66,7 +73,7 @@ export class TokenIssuer {
    * and checking its signature again each time was a few percent of the API's CPU. Only a token
    * identical to one whose signature was checked is found here.
    */
-  private readonly verified = new Map<string, { principal: Principal; expiresAtMs: number }>();
+  private readonly verified = new Map<string, Session>();
   /**
    * The key request fingerprints are made with (services/api/idempotency.ts), derived from the
    * signing secret, so every API process with the same secret has the same: a register's body holds
@@ -108,8 +115,8 @@ export class TokenIssuer {
     return (await this.session(token))?.principal;
   }
 
-  /** The token's principal and when the token expires, or undefined as for `verify`. */
-  async session(token: string): Promise<{ principal: Principal; expiresAtMs: number } | undefined> {
+  /** The token's principal and when the token was issued and expires, or undefined as for `verify`. */
+  async session(token: string): Promise<Session | undefined> {
     const now = this.now();
     const known = this.verified.get(token);
     if (known) {
@@ -120,7 +127,7 @@ export class TokenIssuer {
       const { payload } = await jwtVerify(token, await this.key, {
         issuer: 'tradecore',
         algorithms: ['HS256'],
-        requiredClaims: ['exp'],
+        requiredClaims: ['exp', 'iat'],
         currentDate: now,
       });
       const parsed = Principal.safeParse({
@@ -131,7 +138,11 @@ export class TokenIssuer {
       if (!parsed.success) return undefined;
       if (this.verified.size >= VERIFIED_TOKENS_KEPT)
         this.verified.delete(this.verified.keys().next().value!);
-      const session = { principal: parsed.data, expiresAtMs: (payload.exp ?? 0) * 1000 };
+      const session = {
+        principal: parsed.data,
+        issuedAtMs: (payload.iat ?? 0) * 1000,
+        expiresAtMs: (payload.exp ?? 0) * 1000,
+      };
       this.verified.set(token, session);
       return session;
     } catch {

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryEventStore } from '../../adapters/memory/event-store.ts';
+import { accountDecider, accountStreamId } from '../../domain/broker/account/account.ts';
+import { handleCommand } from '../shared/command-handler.ts';
 import { buildApi } from './app.ts';
 import { TokenIssuer } from './auth.ts';
 import { decimalize, readsWithDeadline } from './context.ts';
@@ -42,8 +44,22 @@ describe('readsWithDeadline', () => {
 
   it("bounds the API's reads: a hung store answers 503, not a held request", async () => {
     const tokens = new TokenIssuer('a-test-secret-of-enough-length-0123456789', 3_600);
+    const broker = new MemoryEventStore();
+    await handleCommand(
+      broker,
+      accountStreamId('a-1'),
+      accountDecider,
+      {
+        type: 'RegisterAccount',
+        accountId: 'a-1',
+        username: 'alice',
+        passwordHash: 'unused',
+        at: new Date().toISOString(),
+      },
+      { correlationId: 'c-1', causationId: 'c-1', actor: 'a-1' },
+    );
     const app = await buildApi({
-      broker: new MemoryEventStore(),
+      broker,
       b3: new MemoryEventStore(),
       tokens,
       readModels: { wallet: () => new Promise<never>(() => {}) } as unknown as ReadModels,

@@ -15,7 +15,7 @@ import { formatCents } from '../../domain/shared/money.ts';
 import { NoAnswer, withTimeout } from '../../projections/deadline.ts';
 import { aggregateOf, type CommandMetadata } from '../shared/command-handler.ts';
 import type { KeyedLanes } from '../shared/keyed-lanes.ts';
-import type { Principal, TokenIssuer } from './auth.ts';
+import type { Principal, Session, TokenIssuer } from './auth.ts';
 import {
   type CreateRun,
   fingerprintOf,
@@ -33,10 +33,10 @@ declare module 'fastify' {
     correlationId: string;
     /** The bearer token's account, when a valid token came with the request. */
     principal?: Principal;
-    /** When that token expires (epoch ms): a stream lasts until then. */
-    tokenExpiresAtMs?: number;
+    /** When that token was issued and expires (epoch ms): a stream lasts until then, or until revoked. */
+    tokenLife?: Pick<Session, 'issuedAtMs' | 'expiresAtMs'>;
     /**
-     * A bearer token came that is malformed, forged or expired: the routes that need a caller
+     * A bearer token came that is malformed, forged, expired or revoked: the routes that need a caller
      * refuse it (401 INVALID_TOKEN), the public ones (login, register, health) serve as anonymous.
      */
     invalidToken?: boolean;
@@ -87,6 +87,8 @@ export interface ApiDeps {
   loginRateLimit?: { max: number; timeWindowMs: number };
   /** Largest accepted request body in bytes (default 16 KiB). */
   bodyLimit?: number;
+  /** How long a request may take to arrive before `408` (default REQUEST_TIMEOUT_MS, 30 s). */
+  requestTimeoutMs?: number;
   now?: () => Date;
 }
 
@@ -122,10 +124,14 @@ export function bearerTokenOf(request: FastifyRequest): string | undefined {
   return scheme?.toLowerCase() === 'bearer' ? (token ?? '') : undefined;
 }
 
+/** Why a token is refused, after "the bearer token" or "the access token". */
+export const INVALID_TOKEN_DETAIL =
+  'is malformed, forged or expired, or was revoked (its account disabled, or its password changed since): log in again';
+
 export function principalOf(request: FastifyRequest): Principal {
   if (request.principal) return request.principal;
   if (request.invalidToken)
-    throw new ApiProblem(401, 'INVALID_TOKEN', 'the bearer token is malformed, forged or expired');
+    throw new ApiProblem(401, 'INVALID_TOKEN', `the bearer token ${INVALID_TOKEN_DETAIL}`);
   throw new ApiProblem(401, 'UNAUTHENTICATED', 'a valid bearer token is required');
 }
 
@@ -150,22 +156,32 @@ export async function accountOf(context: AccountSource, accountId: string): Prom
   return state;
 }
 
-/** The roles that reach other accounts' data, or the whole audit trail. */
-const PRIVILEGED_ROLES: ReadonlySet<string> = new Set(['admin', 'auditor']);
-
 /**
- * The token's principal less the privileged roles its account no longer holds (revoked, or the
- * account disabled, since the token was issued): a token holding one is checked against its
- * account on every request, so that a revoked admin cannot act, nor grant itself the role again,
- * until the token expires. A trader's token is taken as it is (its commands check the account).
+ * What a verified token stands for now, as its account has it: undefined once the token is
+ * revoked (its account disabled, or its password changed after the token was issued), otherwise its
+ * principal less the roles the account no longer holds. Checked on every request, so that a revoked
+ * role takes effect at once: a revoked admin cannot act, nor grant itself the role again, and a
+ * revoked trader reads nothing more, with the token it still holds.
  */
-export async function withCurrentRoles(context: AccountSource, principal: Principal): Promise<Principal> {
-  if (!principal.roles.some((role) => PRIVILEGED_ROLES.has(role))) return principal;
+export async function currentPrincipal(
+  context: AccountSource,
+  session: Session,
+): Promise<Principal | undefined> {
+  const { principal } = session;
   const account = await accountOf(context, principal.accountId);
-  const held = account.status === 'DISABLED' ? [] : account.roles;
-  const roles = principal.roles.filter((role) => !PRIVILEGED_ROLES.has(role) || held.includes(role));
+  if (!account.registered || account.status === 'DISABLED') return undefined;
+  if (account.passwordChangedAt !== null && issuedBefore(session.issuedAtMs, account.passwordChangedAt))
+    return undefined;
+  const roles = principal.roles.filter((role) => account.roles.includes(role));
   return roles.length === principal.roles.length ? principal : { ...principal, roles };
 }
+
+/**
+ * A token issued before `at` (a password change). Its `iat` is in whole seconds: one issued in the
+ * second of the change, after it, still counts.
+ */
+export const issuedBefore = (issuedAtMs: number, at: string): boolean =>
+  issuedAtMs < Math.floor(Date.parse(at) / 1000) * 1000;
 
 /** A trader reaches its own account only; an admin reaches every account. */
 export function assertAccountAccess(request: FastifyRequest, accountId: string): Principal {

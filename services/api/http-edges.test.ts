@@ -3,6 +3,7 @@ import { Writable } from 'node:stream';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redactUrl } from './redact.ts';
+import { MAX_STREAMS_PER_ACCOUNT } from './stream.ts';
 import { answerWhileClosing, startTestApi, type TestApi } from './testing.ts';
 
 /** Log lines as the process would print them, parsed. */
@@ -16,6 +17,15 @@ const sink = new Writable({
 
 let api: TestApi;
 let alice: { accountId: string; token: string };
+const auth = (token: string) => ({ authorization: `Bearer ${token}` });
+
+async function until(condition: () => boolean | Promise<boolean>, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
 
 beforeAll(async () => {
   api = await startTestApi({ readModels: false, logger: pino({ level: 'info' }, sink) });
@@ -184,5 +194,48 @@ describe('what the HTTP parser refuses, on a real port', () => {
     });
     expect(logged.filter((line) => Number(line.level) >= 40)).toEqual([]);
     expect(JSON.stringify(logged)).not.toContain('"stack"');
+  });
+});
+
+describe('streams that misbehave', () => {
+  it("ends a stream whose client sends a frame over 4 KiB with 1009, logged as the client's doing, not an error", async () => {
+    lines.length = 0;
+    const socket = await api.app.injectWS('/v1/stream', { headers: auth(alice.token) });
+    const closed = new Promise<number>((resolve) => socket.on('close', (code: number) => resolve(code)));
+    socket.send('x'.repeat(5_000));
+    expect(await closed).toBe(1009);
+    await until(() => lines.some((line) => line.msg === 'stream ended by the client'));
+    expect(lines.find((line) => line.msg === 'stream ended by the client')).toMatchObject({
+      level: 30,
+      code: 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH',
+    });
+    expect(lines.filter((line) => Number(line.level) >= 50)).toEqual([]);
+  });
+
+  it(`refuses an account its ${MAX_STREAMS_PER_ACCOUNT + 1}th stream at once (429), and takes one again when one closes`, async () => {
+    const bob = await api.trader('edge-bob');
+    const streams = await Promise.all(
+      Array.from({ length: MAX_STREAMS_PER_ACCOUNT }, () =>
+        api.app.injectWS('/v1/stream', { headers: auth(bob.token) }),
+      ),
+    );
+    const refused = await api.app.inject({
+      method: 'GET',
+      url: '/v1/stream',
+      headers: auth(bob.token),
+    });
+    expect(refused.statusCode).toBe(429);
+    expect(refused.json()).toMatchObject({ reason: 'TOO_MANY_STREAMS' });
+    // Another account is not held back by bob's.
+    expect(
+      (await api.app.inject({ method: 'GET', url: '/v1/stream', headers: auth(alice.token) })).statusCode,
+    ).toBe(426);
+    streams[0]!.terminate();
+    await until(
+      async () =>
+        (await api.app.inject({ method: 'GET', url: '/v1/stream', headers: auth(bob.token) })).statusCode ===
+        426,
+    );
+    for (const stream of streams) stream.terminate();
   });
 });

@@ -477,6 +477,70 @@ describe('bodies', () => {
   });
 });
 
+describe('text the stores cannot keep', () => {
+  it('refuses a NUL or an unpaired surrogate in a text field as a field error, and changes nothing', async () => {
+    const admin = await api.adminToken();
+    const before = await api.allEvents();
+    const asked = [
+      ['/v1/auth/login', {}, '{"username":"ab\\u0000c","password":"correct horse"}', 'body.username'],
+      ['/v1/admin/instruments/VALE3/halt', auth(admin), '{"reason":"bad\\u0000reason"}', 'body.reason'],
+      ['/v1/admin/instruments/VALE3/halt', auth(admin), '{"reason":"bad\\ud800reason"}', 'body.reason'],
+      [
+        '/v1/admin/instruments',
+        auth(admin),
+        '{"symbol":"ZZZZ3","name":"x\\udc00y","lotSize":100,"tickSize":"0.01","fractional":true,"referencePrice":"10.00"}',
+        'body.name',
+      ],
+    ] as const;
+    for (const [url, headers, payload, field] of asked) {
+      const refused = await api.app.inject({
+        method: 'POST',
+        url,
+        headers: { ...headers, 'content-type': 'application/json' },
+        payload,
+      });
+      expect(refused.statusCode, payload).toBe(400);
+      expect(refused.json().errors, payload).toEqual([
+        { field, message: expect.stringContaining('must not hold a NUL character or an unpaired surrogate') },
+      ]);
+    }
+    expect(await api.allEvents()).toHaveLength(before.length);
+    // A surrogate pair (an emoji) is text like any other.
+    const halted = await api.app.inject({
+      method: 'POST',
+      url: '/v1/admin/instruments/VALE3/halt',
+      headers: auth(admin),
+      payload: { reason: 'news 📰' },
+    });
+    expect(halted.statusCode, halted.body).toBe(200);
+    await api.app.inject({
+      method: 'POST',
+      url: '/v1/admin/instruments/VALE3/resume',
+      headers: auth(admin),
+      payload: {},
+    });
+  });
+
+  it('refuses a correlation id to trace that no request could have had', async () => {
+    const admin = await api.adminToken();
+    const long = await api.app.inject({
+      method: 'GET',
+      url: `/v1/audit/trace/${'a'.repeat(129)}`,
+      headers: auth(admin),
+    });
+    expect(long.statusCode).toBe(400);
+    expect(long.json().errors).toEqual([
+      { field: 'params.correlationId', message: expect.stringContaining('1 to 128') },
+    ]);
+    const most = await api.app.inject({
+      method: 'GET',
+      url: `/v1/audit/trace/${'a'.repeat(128)}`,
+      headers: auth(admin),
+    });
+    expect(most.json()).toMatchObject({ status: 404, reason: 'TRACE_NOT_FOUND' });
+  });
+});
+
 describe('what a refusal says', () => {
   it("gives a rejection's amounts in details as decimal strings, like the rest of the API", async () => {
     const trader = await api.trader('input-details');

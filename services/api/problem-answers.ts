@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { STATUS_CODES } from 'node:http';
+import { type ServerOptions, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type {
   FastifyBaseLogger,
@@ -11,6 +11,8 @@ import type {
 import { serializerCompiler } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { ApiProblem, PROBLEM_CONTENT_TYPE, problem, sendProblem, toProblem } from './problem.ts';
+import { redactUrl } from './redact.ts';
+import { CORRELATION_ID } from './schemas.ts';
 import { validatorCompiler } from './validation.ts';
 
 /**
@@ -21,9 +23,6 @@ import { validatorCompiler } from './validation.ts';
  * checked by their zod schemas.
  */
 
-/** What a caller may send as `x-correlation-id`; anything else is replaced by a fresh id. */
-const CORRELATION_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
-
 function correlationIdOf(offered: unknown): string {
   return typeof offered === 'string' && CORRELATION_ID.test(offered) ? offered : randomUUID();
 }
@@ -33,12 +32,40 @@ const NO_QUERY = z.strictObject({});
 /** The longest path parameter the router takes (an id, a stream id, a symbol); longer answers 414. */
 export const MAX_PARAM_LENGTH = 300;
 
-/** The options of `Fastify()` that answer with problems: give them to every tradecore server. */
-export function problemServerOptions(): Pick<
+/**
+ * How long a request may take to arrive, headers and body (bodies are 16 KiB at most): one that
+ * trickles in (a slowloris) answers `408 REQUEST_TIMEOUT` then, instead of holding its connection
+ * for good. Node looks at open requests every `REQUEST_CHECK_EVERY_MS`.
+ */
+export const REQUEST_TIMEOUT_MS = 30_000;
+const REQUEST_CHECK_EVERY_MS = 5_000;
+
+/**
+ * The options of `Fastify()` that answer with problems, log URLs redacted and time out requests
+ * that do not arrive: give them to every tradecore server, with its logger.
+ */
+export function problemServerOptions(
+  logger: FastifyBaseLogger,
+  timing: { requestTimeoutMs?: number } = {},
+): Pick<
   FastifyServerOptions,
-  'genReqId' | 'childLoggerFactory' | 'routerOptions' | 'frameworkErrors' | 'clientErrorHandler'
-> {
+  | 'loggerInstance'
+  | 'requestTimeout'
+  | 'genReqId'
+  | 'childLoggerFactory'
+  | 'routerOptions'
+  | 'frameworkErrors'
+  | 'clientErrorHandler'
+> & { http: ServerOptions } {
+  const requestTimeout = timing.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
   return {
+    loggerInstance: redactingLogger(logger),
+    requestTimeout,
+    // Node enforces `requestTimeout` only while `headersTimeout` (60 s by default) is no longer.
+    http: {
+      headersTimeout: requestTimeout,
+      connectionsCheckingInterval: Math.min(REQUEST_CHECK_EVERY_MS, requestTimeout),
+    },
     genReqId: () => randomUUID(),
     // The request's logger is made before any hook runs: decide the correlation id here, so that
     // even the "incoming request" line carries it.
@@ -59,6 +86,28 @@ export function problemServerOptions(): Pick<
     },
     clientErrorHandler: answerClientError,
   };
+}
+
+/**
+ * A server's logger: fastify's request serializer, but with credentials in the URL redacted (the
+ * `incoming request` line logs `req.url`, which may hold an `access_token`). A logger given
+ * serializers keeps them over fastify's.
+ */
+function redactingLogger(logger: FastifyBaseLogger): FastifyBaseLogger {
+  return logger.child(
+    {},
+    {
+      serializers: {
+        req: (request: FastifyRequest) => ({
+          method: request.method,
+          url: redactUrl(request.url),
+          host: request.host,
+          remoteAddress: request.ip,
+          remotePort: request.socket?.remotePort,
+        }),
+      },
+    },
+  );
 }
 
 /**

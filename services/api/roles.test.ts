@@ -3,8 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryEventStore } from '../../adapters/memory/event-store.ts';
 import { accountDecider, accountStreamId } from '../../domain/broker/account/account.ts';
 import { loadAggregate } from '../../domain/shared/aggregate.ts';
-import { aggregateOf } from '../shared/command-handler.ts';
-import { TokenIssuer, verifyPassword } from './auth.ts';
+import { aggregateOf, handleCommand } from '../shared/command-handler.ts';
+import { hashPassword, TokenIssuer, verifyPassword } from './auth.ts';
 import { ensureAdmin } from './seed.ts';
 import { disableAccount, JWT_SECRET, startTestApi, type TestApi } from './testing.ts';
 
@@ -93,13 +93,64 @@ describe('privileged roles, checked against the account', () => {
     expect((await read()).json()).toMatchObject({ status: 403, reason: 'FORBIDDEN_ROLE' });
   });
 
-  it("refuses a disabled admin's token on the admin routes", async () => {
+  it("refuses a disabled admin's token everywhere: the token is revoked", async () => {
     const erin = await promoted('roles-erin', 'admin');
     expect((await grant(bob.accountId, 'auditor', erin.token)).statusCode).toBe(200);
     await disableAccount(api.broker, erin.accountId);
     expect((await grant(bob.accountId, 'admin', erin.token)).json()).toMatchObject({
+      status: 401,
+      reason: 'INVALID_TOKEN',
+    });
+    expect((await me(erin.token)).json()).toMatchObject({
+      status: 401,
+      reason: 'INVALID_TOKEN',
+    });
+  });
+});
+
+const me = (token: string) => api.app.inject({ method: 'GET', url: '/v1/auth/me', headers: bearer(token) });
+
+describe("a trader's token, checked against the account", () => {
+  it('does nothing more as a trader once the role is revoked, and shows the roles the account holds', async () => {
+    const frank = await promoted('roles-frank', 'auditor');
+    expect((await deposit(frank.accountId, frank.token)).statusCode).toBe(201);
+    await revoke(frank.accountId, 'trader');
+    expect((await deposit(frank.accountId, frank.token)).json()).toMatchObject({
+      status: 403,
       reason: 'FORBIDDEN_ROLE',
     });
+    expect((await me(frank.token)).json()).toMatchObject({ roles: ['auditor'] });
+  });
+
+  it('is revoked when its account is disabled', async () => {
+    const gina = await api.trader('roles-gina');
+    await disableAccount(api.broker, gina.accountId);
+    expect((await me(gina.token)).json()).toMatchObject({
+      status: 401,
+      reason: 'INVALID_TOKEN',
+    });
+  });
+
+  it('is revoked when the password changes after it was issued; a token issued after counts', async () => {
+    const hugo = await api.trader('roles-hugo');
+    // The change lands in a later second than the token's `iat` (whole seconds).
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    await handleCommand(
+      api.broker,
+      accountStreamId(hugo.accountId),
+      accountDecider,
+      {
+        type: 'ChangePassword',
+        passwordHash: await hashPassword('a-new-password'),
+        at: new Date().toISOString(),
+      },
+      { correlationId: 'change-password', causationId: 'change-password', actor: hugo.accountId },
+    );
+    const refused = await me(hugo.token);
+    expect(refused.json()).toMatchObject({ status: 401, reason: 'INVALID_TOKEN' });
+    expect(refused.json().detail).toContain('password changed');
+    const again = await api.trader('roles-hugo', 'a-new-password');
+    expect((await me(again.token)).statusCode).toBe(200);
   });
 });
 

@@ -146,13 +146,38 @@ function queryInteger(minimum: number, maximum: number) {
     .meta({ type: 'integer', minimum, maximum });
 }
 
+/**
+ * Free text of `min` to `max` characters that the stores can keep: no NUL and no unpaired
+ * surrogate, which PostgreSQL refuses in text and jsonb (a 500 at the write, or at the read of a
+ * login's username, instead of a 400 naming the field).
+ */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+export const Text = (min: number, max: number) =>
+  z
+    .string()
+    .min(min)
+    .max(max)
+    .refine(
+      (text) => !text.includes('\u0000') && !LONE_SURROGATE.test(text),
+      'must not hold a NUL character or an unpaired surrogate (\\u0000, \\ud800…\\udfff alone)',
+    );
+
+/** What a caller may send as `x-correlation-id`; anything else is replaced by a fresh id. */
+export const CORRELATION_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+/** A correlation id, as `x-correlation-id` takes it: longer ones never exist. */
+export const CorrelationIdParam = z
+  .string()
+  .regex(CORRELATION_ID, 'must be 1 to 128 letters, digits, "_", ".", ":" or "-", as correlation ids are');
+
 export const Limit = queryInteger(1, 500).prefault('50');
 export const Cursor = z.string().min(1).max(500);
 
 const Password = z.string().min(8).max(200).meta({ example: 'correct horse battery staple' });
 
 export const Credentials = z.strictObject({
-  username: z.string().min(3).max(32).meta({ example: 'alice' }),
+  username: Text(3, 32).meta({ example: 'alice' }),
   password: Password,
 });
 
@@ -250,7 +275,7 @@ export const StateQuery = z
     message: 'give version or at, not both',
     path: ['at'],
   });
-export const CorrelationParams = z.strictObject({ correlationId: IdParam });
+export const CorrelationParams = z.strictObject({ correlationId: CorrelationIdParam });
 export const TraceQuery = z.strictObject({ limit: Limit, cursor: Cursor.optional() });
 /** An event as the audit routes show it: exactly as stored (amounts in cents), password hashes redacted. */
 export const AuditEventView = z.object({
@@ -281,7 +306,7 @@ export const ProjectionParams = z.strictObject({
 });
 export const InstrumentBody = z.strictObject({
   symbol: StandardSymbolParam,
-  name: z.string().min(1).max(200),
+  name: Text(1, 200),
   lotSize: Shares,
   tickSize: PositiveDecimal,
   fractional: z.boolean(),
@@ -290,6 +315,6 @@ export const InstrumentBody = z.strictObject({
 export const InstrumentParams = z.strictObject({ symbol: StandardSymbolParam });
 export const ReferencePriceBody = z.strictObject({ referencePrice: PositiveDecimal });
 export const QuotesBody = z.strictObject({ enabled: z.boolean() });
-export const HaltBody = z.strictObject({ reason: z.string().min(1).max(500) });
+export const HaltBody = z.strictObject({ reason: Text(1, 500) });
 /** No body, or `{}`: for the commands that need nothing more than their path. */
 export const NoBody = z.strictObject({}).nullish();

@@ -4,8 +4,10 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import { pgliteClient } from '../../adapters/pglite/client.ts';
 import { SqlEventStore } from '../../adapters/postgres/event-store.ts';
+import { accountDecider, accountStreamId } from '../../domain/broker/account/account.ts';
+import { handleCommand } from '../shared/command-handler.ts';
 import { closeGracefully } from './app.ts';
-import { TokenIssuer } from './auth.ts';
+import { hashPassword, TokenIssuer } from './auth.ts';
 import { disableAccount, JWT_SECRET, startTestApi, type TestApi } from './testing.ts';
 
 let api: TestApi;
@@ -447,5 +449,37 @@ describe('streams on a server none has opened yet', () => {
     await until(() => disabled.messages.length > 0);
     await disableAccount(served.broker, other.accountId);
     expect(await disabled.closed).toEqual({ code: 1008, reason: 'account disabled' });
+    // Nor can the same token open another, by either way of giving it.
+    const refused = await served.app.inject({
+      method: 'GET',
+      url: `/v1/stream?access_token=${other.token}`,
+    });
+    expect(refused.json()).toMatchObject({ status: 401, reason: 'INVALID_TOKEN' });
+    const byHeader = await served.app.inject({
+      method: 'GET',
+      url: '/v1/stream',
+      headers: { authorization: `Bearer ${other.token}` },
+    });
+    expect(byHeader.json()).toMatchObject({ status: 401, reason: 'INVALID_TOKEN' });
+  });
+
+  it('closes a stream opened with a token issued before its password changed', async () => {
+    const { accountId, token } = await served.trader('stream-password');
+    const client = await openOn('/v1/stream', token);
+    await until(() => client.messages.length > 0);
+    // In a later second than the token's `iat` (whole seconds).
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    await handleCommand(
+      served.broker,
+      accountStreamId(accountId),
+      accountDecider,
+      {
+        type: 'ChangePassword',
+        passwordHash: await hashPassword('a-new-password'),
+        at: new Date().toISOString(),
+      },
+      { correlationId: 'change-password', causationId: 'change-password', actor: accountId },
+    );
+    expect(await client.closed).toEqual({ code: 1008, reason: 'password changed' });
   });
 });

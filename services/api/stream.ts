@@ -6,11 +6,13 @@ import type { Principal } from './auth.ts';
 import {
   type App,
   bearerTokenOf,
+  currentPrincipal,
   decimalize,
+  INVALID_TOKEN_DETAIL,
   isAdmin,
+  issuedBefore,
   principalOf,
   type RouteContext,
-  withCurrentRoles,
 } from './context.ts';
 import { ApiProblem } from './problem.ts';
 import { isTraded } from './routes-trading.ts';
@@ -42,12 +44,13 @@ interface Client {
   /** The token's, less the roles revoked since the stream opened. */
   principal: Principal;
   symbols: Set<string>;
-  /** When the token the stream was opened with expires (epoch ms). */
+  /** When the token the stream was opened with was issued and expires (epoch ms). */
+  issuedAtMs: number;
   expiresAtMs: number;
   expiry?: NodeJS.Timeout;
 }
 
-/** RFC 6455 close code: the stream may no longer be read (token expired, account disabled, role revoked). */
+/** RFC 6455 close code: the stream may no longer be read (token expired or revoked, role revoked). */
 const POLICY_VIOLATION = 1008;
 
 /** The longest `setTimeout` takes; a token that lives longer is checked again then. */
@@ -87,6 +90,13 @@ class StreamHub {
   private readonly owners = new Map<string, string>();
 
   constructor(private readonly context: RouteContext) {}
+
+  /** How many streams the account has open. */
+  streamsOf(accountId: string): number {
+    let open = 0;
+    for (const client of this.clients) if (client.principal.accountId === accountId) open += 1;
+    return open;
+  }
 
   async add(client: Client): Promise<void> {
     this.started ??= this.start().catch((error: unknown) => {
@@ -139,12 +149,20 @@ class StreamHub {
     client.socket.close(POLICY_VIOLATION, reason);
   }
 
-  /** A disabled account's streams close; so do those a revoked role opened (an admin's sees less). */
+  /**
+   * A disabled account's streams close, and those opened with a token issued before its password
+   * changed; so do those a revoked role opened (an admin's sees less).
+   */
   private onAccount(event: RecordedEvent): void {
     const accountId = event.streamId.slice('account-'.length);
     for (const client of this.clients) {
       if (client.principal.accountId !== accountId) continue;
       if (event.type === 'AccountDisabled') this.end(client, 'account disabled');
+      else if (
+        event.type === 'PasswordChanged' &&
+        issuedBefore(client.issuedAtMs, (event.data as { at: string }).at)
+      )
+        this.end(client, 'password changed');
       else if (event.type === 'RoleRevoked') {
         const revoked = (event.data as { role: string }).role;
         const roles = client.principal.roles.filter((role) => role !== revoked);
@@ -247,7 +265,18 @@ export async function websocketSupport(app: App): Promise<void> {
   app.addHook('preClose', async () => {
     for (const socket of app.websocketServer?.clients ?? []) socket.close(GOING_AWAY, 'server shutting down');
   });
-  await app.register(fastifyWebsocket, { options: { maxPayload: 4096 } });
+  await app.register(fastifyWebsocket, {
+    options: { maxPayload: 4096 },
+    // What a client did wrong (a frame over 4 KiB, bad framing, a reset) ends its stream (ws has
+    // closed it with its code, 1009 for the size); nothing failed here, so it is no error line.
+    errorHandler: (error, socket, request) => {
+      const code = (error as { code?: string }).code ?? '';
+      if (code.startsWith('WS_ERR_') || code === 'ECONNRESET' || code === 'EPIPE')
+        request.log.info({ code, detail: error.message }, 'stream ended by the client');
+      else request.log.error({ err: error }, 'stream failed');
+      socket.terminate();
+    },
+  });
 }
 
 /** RFC 6455 close code: the server is going down. */
@@ -255,6 +284,9 @@ const GOING_AWAY = 1001;
 
 /** The roles that may open a stream. */
 const STREAM_ROLES = new Set(['trader', 'admin']);
+
+/** Streams one account may hold open at once: each costs the server memory and a share of every message. */
+export const MAX_STREAMS_PER_ACCOUNT = 64;
 
 /** `GET /v1/stream`; needs `websocketSupport` registered first. */
 export async function streamRoutes(app: App, context: RouteContext): Promise<void> {
@@ -270,7 +302,7 @@ export async function streamRoutes(app: App, context: RouteContext): Promise<voi
         summary: "Live updates (WebSocket): each symbol's trades and book changes, the caller's own orders",
         querystring: StreamQuery,
       },
-      // The stream lasts until its token expires (`tokenExpiresAtMs`).
+      // The stream lasts until its token expires (`tokenLife`).
       preValidation: async (request) => {
         const queryToken = (request.query as { access_token?: unknown }).access_token;
         const headerToken = bearerTokenOf(request);
@@ -286,10 +318,11 @@ export async function streamRoutes(app: App, context: RouteContext): Promise<voi
         // A bearer token was verified with the request (onRequest); an access token is verified here.
         if (typeof queryToken === 'string') {
           const session = await context.tokens.session(queryToken);
-          if (!session)
-            throw new ApiProblem(401, 'INVALID_TOKEN', 'the access token is malformed, forged or expired');
-          request.principal = await withCurrentRoles(context, session.principal);
-          request.tokenExpiresAtMs = session.expiresAtMs;
+          const principal = session && (await currentPrincipal(context, session));
+          if (!session || !principal)
+            throw new ApiProblem(401, 'INVALID_TOKEN', `the access token ${INVALID_TOKEN_DETAIL}`);
+          request.principal = principal;
+          request.tokenLife = { issuedAtMs: session.issuedAtMs, expiresAtMs: session.expiresAtMs };
         }
         if (!principalOf(request).roles.some((role) => STREAM_ROLES.has(role)))
           throw new ApiProblem(403, 'FORBIDDEN_ROLE', 'this route needs one of the roles: trader, admin');
@@ -297,6 +330,12 @@ export async function streamRoutes(app: App, context: RouteContext): Promise<voi
       // A symbol nobody trades would never send a message: refused, naming it (after validation,
       // which refuses what is not a ticker at all).
       preHandler: async (request, reply) => {
+        if (hub.streamsOf(principalOf(request).accountId) >= MAX_STREAMS_PER_ACCOUNT)
+          throw new ApiProblem(
+            429,
+            'TOO_MANY_STREAMS',
+            `this account has ${MAX_STREAMS_PER_ACCOUNT} streams open, the most it may: close one first`,
+          );
         const { symbols } = request.query as z.output<typeof StreamQuery>;
         for (const symbol of symbols)
           if (!(await isTraded(context, symbol)))
@@ -322,7 +361,8 @@ export async function streamRoutes(app: App, context: RouteContext): Promise<voi
         socket,
         principal: request.principal!,
         symbols: new Set(query.symbols),
-        expiresAtMs: request.tokenExpiresAtMs!,
+        issuedAtMs: request.tokenLife!.issuedAtMs,
+        expiresAtMs: request.tokenLife!.expiresAtMs,
       });
       socket.send(
         JSON.stringify({ channel: 'hello', symbols: query.symbols, accountId: request.principal!.accountId }),

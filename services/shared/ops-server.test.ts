@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { answerWhileClosing } from '../api/testing.ts';
@@ -59,5 +60,49 @@ describe('a shutdown stack', () => {
     expect(Date.now() - started).toBeLessThan(2_000);
     expect(stopped).toEqual(['http', 'event stores']);
     expect(errors).toEqual(['read-model stores not stopped within 100 ms: left to the exit']);
+  });
+});
+
+describe("a service's own port, against callers that misbehave", () => {
+  it('answers 408 to a request whose body never arrives, and lets its connection go', async () => {
+    const ops = await startOpsServer({
+      port: 0,
+      host: '127.0.0.1',
+      logger: pino({ level: 'silent' }),
+      readiness: {},
+      requestTimeoutMs: 300,
+    });
+    const { port } = new URL(ops.url);
+    const socket = connect(Number(port), '127.0.0.1');
+    let answer = '';
+    socket.on('data', (chunk) => {
+      answer += String(chunk);
+    });
+    const ended = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    // Six bytes of the hundred promised, and then nothing.
+    socket.write(
+      'POST /health/live HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"a":1',
+    );
+    const started = Date.now();
+    await ended;
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(answer.split('\r\n', 1)[0]).toBe('HTTP/1.1 408 Request Timeout');
+    expect(answer).toContain('"reason":"REQUEST_TIMEOUT"');
+    await ops.close();
+  });
+
+  it('never writes a token given in the query to its log', async () => {
+    const lines: string[] = [];
+    const ops = await startOpsServer({
+      port: 0,
+      host: '127.0.0.1',
+      logger: pino({ level: 'info' }, { write: (line: string) => void lines.push(line) }),
+      readiness: {},
+    });
+    await fetch(`${ops.url}/v1/admin/projections?access_token=eyJhbGciOi.payload.signature`);
+    await ops.close();
+    const incoming = lines.map((line) => JSON.parse(line)).filter((line) => line.msg === 'incoming request');
+    expect(incoming.map((line) => line.req.url)).toEqual(['/v1/admin/projections?access_token=[redacted]']);
+    expect(lines.join('\n')).not.toContain('signature');
   });
 });

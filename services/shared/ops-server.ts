@@ -21,6 +21,8 @@ export interface OpsServerOptions {
   routes?: (app: App) => void;
   /** Largest accepted request body in bytes (default 16 KiB, as the API's). */
   bodyLimit?: number;
+  /** How long a request may take to arrive before `408` (default REQUEST_TIMEOUT_MS, 30 s). */
+  requestTimeoutMs?: number;
 }
 
 /**
@@ -47,9 +49,8 @@ export async function startOpsServer(
 export function buildOpsServer(options: Omit<OpsServerOptions, 'port' | 'host'>): App {
   ensureDefaultMetrics();
   const app = Fastify({
-    loggerInstance: options.logger,
     bodyLimit: options.bodyLimit ?? 16 * 1024,
-    ...problemServerOptions(),
+    ...problemServerOptions(options.logger, { requestTimeoutMs: options.requestTimeoutMs }),
     // While closing, requests get a problem (SHUTTING_DOWN) from `refuseWhileClosing` instead.
     return503OnClosing: false,
     // pino's Logger and fastify's base logger differ only in their types.

@@ -23,6 +23,8 @@ export interface Account {
   roles: RoleName[];
   status: 'ACTIVE' | 'DISABLED';
   registeredAt: string;
+  /** When the password last changed (tokens issued before then no longer count), null if never. */
+  passwordChangedAt: string | null;
   disabledReason: string | null;
 }
 
@@ -50,6 +52,7 @@ export const initialAccount = (): Account => ({
   roles: [],
   status: 'ACTIVE',
   registeredAt: '',
+  passwordChangedAt: null,
   disabledReason: null,
 });
 
@@ -137,7 +140,7 @@ export function evolve(account: Account, event: AccountEvent): Account {
     case 'RoleRevoked':
       return { ...account, roles: account.roles.filter((role) => role !== event.data.role) };
     case 'PasswordChanged':
-      return { ...account, passwordHash: event.data.passwordHash };
+      return { ...account, passwordHash: event.data.passwordHash, passwordChangedAt: event.data.at };
     case 'AccountDisabled':
       return { ...account, status: 'DISABLED', disabledReason: event.data.reason };
   }
