@@ -158,17 +158,23 @@ describe('docker-compose.yml', () => {
 
   it('has Prometheus scrape each tradecore service where it listens', () => {
     const prometheus = parse(readFileSync(root('infra/prometheus/prometheus.yml'), 'utf8')) as {
-      scrape_configs: Array<{ static_configs: Array<{ targets: string[] }> }>;
+      scrape_configs: Array<{
+        static_configs?: Array<{ targets: string[] }>;
+        dns_sd_configs?: Array<{ names: string[]; port: number }>;
+      }>;
     };
-    const targets = prometheus.scrape_configs.flatMap((job) => job.static_configs.flatMap((c) => c.targets));
+    const targets = prometheus.scrape_configs.flatMap((job) => [
+      ...(job.static_configs ?? []).flatMap((config) => config.targets),
+      ...(job.dns_sd_configs ?? []).flatMap((config) => config.names.map((name) => `${name}:${config.port}`)),
+    ]);
     for (const [name, service] of tradecoreServices) {
       expect(targets, `Prometheus scrapes ${name}`).toContain(`${name}:${service.environment?.PORT}`);
     }
     for (const target of targets) {
       const [host, port] = target.split(':');
       const service = compose.services[host ?? ''];
-      if (!service) continue; // host.docker.internal: a tradecore on the host during development
-      expect(String(service.environment?.PORT), target).toBe(port);
+      expect(service, `${target} is a compose service`).toBeDefined();
+      expect(String(service?.environment?.PORT), target).toBe(port);
     }
   });
 

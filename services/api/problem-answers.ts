@@ -191,7 +191,14 @@ export function answerWithProblems(app: FastifyInstance): void {
     // Only a failure nobody meant (INTERNAL_ERROR) is an error, with its stack; a refusal the code
     // decided on, a 503 included (SHUTTING_DOWN, READ_MODELS_UNAVAILABLE), is a line like any 4xx.
     if (body.reason === 'INTERNAL_ERROR') request.log.error({ err: error }, 'request failed');
-    else request.log.info({ reason: body.reason, status: body.status }, 'request refused');
+    else if (body.reason === 'STORE_UNAVAILABLE') {
+      // Not the caller's doing: the operator needs to see which store, and why.
+      request.log.warn(
+        { reason: body.reason, status: body.status, cause: (error as Error).message },
+        'request refused',
+      );
+      reply.header('retry-after', '5');
+    } else request.log.info({ reason: body.reason, status: body.status }, 'request refused');
     if (body.status === 401) reply.header('www-authenticate', 'Bearer');
     if (error instanceof ApiProblem) reply.headers(error.headers);
     return sendProblem(request, reply, body);

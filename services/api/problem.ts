@@ -144,6 +144,23 @@ function detailsOf(error: DomainError): Record<string, unknown> {
 }
 
 /** Turns anything thrown by a route (or by fastify itself) into a problem; `url` is the request's. */
+/**
+ * A store that would not take the request's connection: PostgreSQL out of connections (53300) or
+ * starting (57P03), MySQL out of connections, a server not listening. Transient, and the server's,
+ * not the request's: 503, to retry.
+ */
+const CONNECTION_REFUSALS: ReadonlySet<string> = new Set([
+  '53300',
+  '57P03',
+  'ER_CON_COUNT_ERROR',
+  'ECONNREFUSED',
+]);
+
+function outOfConnections(error: unknown): boolean {
+  const { code, name } = (error ?? {}) as { code?: unknown; name?: unknown };
+  return (typeof code === 'string' && CONNECTION_REFUSALS.has(code)) || name === 'MongoServerSelectionError';
+}
+
 export function toProblem(error: unknown, url?: string): Problem {
   if (error instanceof ApiProblem)
     return problem(error.status, error.reason, error.message, error.extensions);
@@ -180,6 +197,12 @@ export function toProblem(error: unknown, url?: string): Problem {
         : (FASTIFY_DETAILS[fastifyError.code ?? ''] ?? fastifyError.message);
     return problem(status, reason, detail);
   }
+  if (outOfConnections(error))
+    return problem(
+      503,
+      'STORE_UNAVAILABLE',
+      'a store this request needs refused the connection (out of connections, starting or unreachable); retry in a few seconds (with the same Idempotency-Key for a create)',
+    );
   return problem(
     500,
     'INTERNAL_ERROR',
