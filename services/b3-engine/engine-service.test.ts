@@ -2,10 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { MemoryEventStore } from '../../adapters/memory/event-store.ts';
 import { MemoryPriceCache } from '../../adapters/memory/price-cache.ts';
+import { openPgliteEventStore } from '../../adapters/pglite/event-store.ts';
 import { newEvent } from '../../adapters/shared/event-store-contract.ts';
 import { bookStreamId } from '../../domain/b3/book-events.ts';
 import type { ExecutionReport } from '../../domain/b3/execution-reports.ts';
 import { quoteStreamId } from '../../domain/b3/quote-events.ts';
+import type { EventStore } from '../../domain/shared/event-store.ts';
 import type {
   TransportConsumer,
   TransportMessage,
@@ -35,9 +37,13 @@ function recordingTransport(): TransportPublisher &
 const newOrder = newOrderMessage;
 
 async function setup(
-  options: { price?: { price: number; at: number; pinned?: boolean }; snapshotEvery?: number } = {},
+  options: {
+    price?: { price: number; at: number; pinned?: boolean };
+    snapshotEvery?: number;
+    store?: EventStore;
+  } = {},
 ) {
-  const store = new MemoryEventStore({ schemas: b3Schemas() });
+  const store = options.store ?? new MemoryEventStore({ schemas: b3Schemas() });
   const prices = new MemoryPriceCache();
   if (options.price) await prices.set({ symbol: 'PETR4', source: 'test', pinned: false, ...options.price });
   const transport = recordingTransport();
@@ -347,6 +353,33 @@ describe('B3 engine service', () => {
       'PARTIAL_FILL sell 100',
       'CANCELED sell 100',
     ]);
+  });
+
+  it("records a sweep's trades in the order they happened, past trade 99 to 100 (a real store's group commit)", async () => {
+    const store = await openPgliteEventStore({ schema: 'b3', schemas: b3Schemas() });
+    const { engine } = await setup({ price: { price: 32_50, at: NOW, pinned: true }, store });
+    // Forty asks, one cent apart, from forty sellers; then one buy takes them all.
+    for (let level = 0; level < 40; level++)
+      await engine.handle(
+        newOrder({ accountId: `seller-${level}`, side: 'SELL', quantity: 100, price: 32_00 + level }),
+      );
+    await engine.handle(newOrder({ accountId: 'sweeper', side: 'BUY', quantity: 4_000, price: 32_50 }));
+    const trades = await eventually(async () => {
+      const events = (await store.readAll()).filter((event) => event.type === 'TradeExecuted');
+      return events.length === 40 ? events : undefined;
+    });
+    // The tape's order is the store's: each trade at the next price up, and its number after the last.
+    expect(trades.map((event) => (event.data as { price: number }).price)).toEqual(
+      Array.from({ length: 40 }, (_, level) => 32_00 + level),
+    );
+    const numbers = trades.map((event) =>
+      Number((event.data as { tradeId: string }).tradeId.split('-').at(-1)),
+    );
+    expect(numbers).toEqual([...numbers].sort((a, b) => a - b));
+    // Their streams (trade-PETR4-99, trade-PETR4-100, …) do not sort as their numbers do.
+    expect(Math.min(...numbers)).toBeLessThan(100);
+    expect(Math.max(...numbers)).toBeGreaterThanOrEqual(100);
+    await store.close();
   });
 
   it('prices the fractional market against its standard ticker', () => {
