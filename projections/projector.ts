@@ -419,8 +419,21 @@ export class Projector {
     onProgress?: (progress: RebuildProgress) => void,
     signal?: AbortSignal,
   ): Promise<number> {
-    const { projection, store, source } = this.options;
+    const { projection, store } = this.options;
     signal?.throwIfAborted();
+    const release = await store.claimRebuild?.(projection);
+    try {
+      return await this.rebuildClaimed(onProgress, signal);
+    } finally {
+      await release?.().catch(() => {});
+    }
+  }
+
+  private async rebuildClaimed(
+    onProgress?: (progress: RebuildProgress) => void,
+    signal?: AbortSignal,
+  ): Promise<number> {
+    const { projection, store, source } = this.options;
     await store.prepare(projection, 'rebuild');
     const started = performance.now();
     let position = 0;

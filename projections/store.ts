@@ -43,6 +43,15 @@ export interface ReadModelStore {
   openBatch?(projection: ProjectionDefinition, target: Target): OpenBatch;
   /** Atomically makes the rebuilt tables (and their checkpoint) the live ones, and drops the old ones. */
   promoteRebuild(projection: ProjectionDefinition): Promise<void>;
+  /**
+   * Optional: claims the projection's rebuild on a store several processes share, until the
+   * returned release is called or this process dies (the server lets the claim go with its
+   * connection). A second rebuild meanwhile, from any process, is refused with `RebuildRunning`
+   * before it touches the first one's tables (its `prepare` would drop them, and its promotion
+   * could swap in the other's). Absent: one process at a time writes the store (PGlite, behind the
+   * data folder's lock), and the projector's own rebuild is one at a time.
+   */
+  claimRebuild?(projection: ProjectionDefinition): Promise<() => Promise<void>>;
   /** Reads rows of a live table. */
   find(projection: ProjectionDefinition, table: string, options?: FindOptions): Promise<Row[]>;
   close(): Promise<void>;
@@ -52,4 +61,14 @@ export interface ReadModelStore {
 export interface OpenBatch {
   add(changes: readonly Change[]): void;
   apply(from: number, to: number): Promise<boolean>;
+}
+
+/** Another rebuild of the projection holds its claim (`ReadModelStore.claimRebuild`). */
+export class RebuildRunning extends Error {
+  override readonly name = 'RebuildRunning';
+  constructor(readonly projection: string) {
+    super(
+      `projection ${projection}: another rebuild of it is running (in another process); try again once it is done`,
+    );
+  }
 }

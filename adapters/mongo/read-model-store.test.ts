@@ -23,6 +23,7 @@ afterAll(async () => {
 });
 
 readModelStoreContract('Mongo', {
+  shared: true,
   async create() {
     const database = isolatedName('rm');
     databases.push(database);

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import {
   type AnyBulkWriteOperation,
   type Collection,
@@ -20,8 +21,13 @@ import {
   tableOf,
   type Value,
 } from '../../projections/model.ts';
-import type { ReadModelStore, Target } from '../../projections/store.ts';
+import { type ReadModelStore, RebuildRunning, type Target } from '../../projections/store.ts';
 import { assertNoServerSpeaksFirst } from './greeting.ts';
+
+/** Rebuilds under way, one document per projection: `{_id, owner, until}` (`claimRebuild`). */
+const REBUILD_CLAIMS = 'rebuild_claims';
+/** How long a rebuild's claim lasts unless renewed (every third of it, while the rebuild runs). */
+const REBUILD_LEASE_MS = 30_000;
 
 /** The collection holding one document per projection and target: `{_id, position, version, epoch}`. */
 const CHECKPOINTS = 'checkpoints';
@@ -185,6 +191,34 @@ export class MongoReadModelStore implements ReadModelStore {
    * (the guards skip the rest). Both steps bump the epoch: a batch checked before either cannot
    * move the checkpoint after it. See docs/read-models.md.
    */
+  /**
+   * A claim document (`rebuild_claims`, by projection) with a lease this process renews while it
+   * rebuilds: a second rebuild, from any process, finds a live claim and is refused; the claim of
+   * a process that died lapses after `REBUILD_LEASE_MS` and is taken over.
+   */
+  async claimRebuild(projection: ProjectionDefinition): Promise<() => Promise<void>> {
+    const claims = this.db.collection<{ _id: string; owner: string; until: Date }>(REBUILD_CLAIMS);
+    const owner = randomUUID();
+    const leased = () => ({ $set: { owner, until: new Date(Date.now() + REBUILD_LEASE_MS) } });
+    try {
+      // A claim that lapsed is taken over; a live one makes the upsert insert its id again, refused.
+      await claims.updateOne({ _id: projection.name, until: { $lt: new Date() } }, leased(), {
+        upsert: true,
+      });
+    } catch (error) {
+      if (isDuplicateKey(error)) throw new RebuildRunning(projection.name);
+      throw error;
+    }
+    const renewal = setInterval(() => {
+      void claims.updateOne({ _id: projection.name, owner }, leased()).catch(() => {});
+    }, REBUILD_LEASE_MS / 3);
+    renewal.unref();
+    return async () => {
+      clearInterval(renewal);
+      await claims.deleteOne({ _id: projection.name, owner });
+    };
+  }
+
   async promoteRebuild(projection: ProjectionDefinition): Promise<void> {
     const rebuilt = await this.checkpoints.findOne({ _id: checkpointIdOf(projection.name, 'rebuild') });
     if (!rebuilt) throw new Error(`projection ${projection.name} has no rebuild to promote`);

@@ -32,6 +32,7 @@ async function openStore(url: string): Promise<MysqlReadModelStore> {
 }
 
 readModelStoreContract('MySQL', {
+  shared: true,
   async create() {
     const url = await freshDatabase();
     const store = await MysqlReadModelStore.open({ url });

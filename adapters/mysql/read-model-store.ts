@@ -25,7 +25,7 @@ import {
   tableOf,
   type Value,
 } from '../../projections/model.ts';
-import type { OpenBatch, ReadModelStore, Target } from '../../projections/store.ts';
+import { type OpenBatch, type ReadModelStore, RebuildRunning, type Target } from '../../projections/store.ts';
 
 /** MySQL and MariaDB cap identifiers at 64 characters. */
 const MAX_IDENTIFIER_LENGTH = 64;
@@ -383,12 +383,39 @@ export class MysqlReadModelStore implements ReadModelStore {
     }
   }
 
+  /** A named lock's name: server-wide and at most 64 characters, so a digest of database and `what`. */
+  private lockName(what: string): string {
+    return mysql.escape(
+      `tradecore_rm_${createHash('sha256').update(`${this.database}.${what}`).digest('hex').slice(0, 40)}`,
+    );
+  }
+
+  /**
+   * A named lock of its own, taken without waiting, on a connection kept for the rebuild: a second
+   * rebuild of the projection, in any process, finds it taken and is refused; the server lets it
+   * go with the connection if this process dies.
+   */
+  async claimRebuild(projection: ProjectionDefinition): Promise<() => Promise<void>> {
+    const name = this.lockName(`${projection.name}.rebuild`);
+    const connection = await this.pool.getConnection();
+    try {
+      const [[lock]] = await connection.query<RowDataPacket[]>(`SELECT GET_LOCK(${name}, 0) AS locked`);
+      if (Number(lock?.locked) !== 1) throw new RebuildRunning(projection.name);
+    } catch (error) {
+      connection.release();
+      throw error;
+    }
+    return async () => {
+      await connection.query(`SELECT RELEASE_LOCK(${name})`).then(
+        () => connection.release(),
+        () => connection.destroy(),
+      );
+    };
+  }
+
   /** Serialises DDL on one projection across processes: a named lock held by one connection. */
   private async withLock(projection: string, work: (connection: PoolConnection) => Promise<void>) {
-    // Lock names are server-wide and at most 64 characters: a digest of database and projection.
-    const name = mysql.escape(
-      `tradecore_rm_${createHash('sha256').update(`${this.database}.${projection}`).digest('hex').slice(0, 40)}`,
-    );
+    const name = this.lockName(projection);
     const connection = await this.pool.getConnection();
     let reusable = true;
     try {

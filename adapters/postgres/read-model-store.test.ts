@@ -13,6 +13,7 @@ afterAll(async () => {
 });
 
 readModelStoreContract('Postgres', {
+  shared: true,
   async create() {
     const schema = isolatedName('rm');
     schemas.push(schema);

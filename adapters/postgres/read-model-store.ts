@@ -17,7 +17,7 @@ import {
   tableOf,
   type Value,
 } from '../../projections/model.ts';
-import type { OpenBatch, ReadModelStore, Target } from '../../projections/store.ts';
+import { type OpenBatch, type ReadModelStore, RebuildRunning, type Target } from '../../projections/store.ts';
 import { type SqlClient, sqlState } from '../shared/sql-client.ts';
 import { assertSchemaName, positionLockKey } from './event-store-schema.ts';
 
@@ -266,6 +266,46 @@ export class SqlReadModelStore implements ReadModelStore {
         yield { text, params };
       }
     }
+  }
+
+  /**
+   * Holds a transaction open for the rebuild, with an advisory lock of its own: a second rebuild
+   * of the projection, in any process, finds it taken and is refused; the lock goes with the
+   * transaction when released, or with the connection if this process dies. Embedded (PGlite,
+   * one connection, one process behind the data folder's lock), there is nobody to refuse.
+   */
+  async claimRebuild(projection: ProjectionDefinition): Promise<() => Promise<void>> {
+    if (this.kind === 'pglite') return async () => {};
+    const key = positionLockKey(`readmodels.${this.schema}.${projection.name}.rebuild`);
+    let release = () => {};
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let answer: (claimed: boolean) => void = () => {};
+    const claimed = new Promise<boolean>((resolve) => {
+      answer = resolve;
+    });
+    let failure: unknown;
+    const held = this.client
+      .transaction(async (tx) => {
+        const [row] = await tx.query<{ claimed: boolean }>(
+          `SELECT pg_try_advisory_xact_lock(${key}) AS claimed`,
+        );
+        answer(row?.claimed === true);
+        if (row?.claimed === true) await released;
+      })
+      .catch((error: unknown) => {
+        failure = error;
+        answer(false);
+      });
+    if (!(await claimed)) {
+      await held;
+      throw failure ?? new RebuildRunning(projection.name);
+    }
+    return async () => {
+      release();
+      await held;
+    };
   }
 
   async promoteRebuild(projection: ProjectionDefinition): Promise<void> {

@@ -8,13 +8,15 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { NewEvent, RecordedEvent } from '../../domain/shared/event-store.ts';
 import type { Change, FindOptions, ProjectionDefinition, Row } from '../../projections/model.ts';
 import { Projector } from '../../projections/projector.ts';
-import type { ReadModelStore } from '../../projections/store.ts';
+import { type ReadModelStore, RebuildRunning } from '../../projections/store.ts';
 import { MemoryEventStore } from '../memory/event-store.ts';
 import { newEvent, waitFor } from './event-store-contract.ts';
 
 export interface ReadModelStoreFactory {
   /** A store over fresh, empty storage; `reopen` gives a second handle on the same storage. */
   create(): Promise<{ store: ReadModelStore; reopen(): Promise<ReadModelStore> }>;
+  /** A server several processes share (not an embedded PGlite): its rebuilds are claimed. */
+  shared?: boolean;
 }
 
 /** A small projection exercising every kind of change: balances per account, and a ledger. */
@@ -314,6 +316,25 @@ export function readModelStoreContract(name: string, factory: ReadModelStoreFact
       ]);
       expect(await positions({ oneOf: { account: [] } })).toEqual([]);
     });
+
+    if (factory.shared)
+      it('refuses a second rebuild of a projection while another process holds its claim, and takes it after', async () => {
+        const { store, reopen } = await open();
+        const other = await reopen();
+        const projection = accountsProjection();
+        const release = await store.claimRebuild!(projection);
+        await expect(other.claimRebuild!(projection)).rejects.toBeInstanceOf(RebuildRunning);
+        // Another projection's rebuild is not held back.
+        await (await other.claimRebuild!(accountsProjection()))();
+        // Nor is a rebuild through the projector: refused before it touches the first one's tables.
+        const source = new MemoryEventStore();
+        await source.append('w', [accountEvent('Deposited', { account: 'a', amount: 10 })]);
+        await expect(new Projector({ projection, source, store: other }).rebuild()).rejects.toBeInstanceOf(
+          RebuildRunning,
+        );
+        await release();
+        await (await other.claimRebuild!(projection))();
+      });
 
     it('rebuilds into fresh tables while the live ones serve, then swaps them in; twice', async () => {
       const { store } = await open();

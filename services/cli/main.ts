@@ -1,11 +1,13 @@
 /**
  * The `tradecore` command line. Composition root: config from the environment, then one command.
  */
+
 import { readFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import { resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { parseArgs, parseEnv } from 'node:util';
+import { RebuildRunning } from '../../projections/store.ts';
 import type { Config } from '../shared/config.ts';
 import { ConfigError, loadConfig, ServerUnreachable } from '../shared/config.ts';
 import { DataFolderLocked } from '../shared/data-lock.ts';
@@ -368,7 +370,8 @@ main(process.argv.slice(2)).then(
       error instanceof CommandFailed ||
       error instanceof DataFolderLocked ||
       error instanceof ListenError ||
-      error instanceof ServerUnreachable
+      error instanceof ServerUnreachable ||
+      error instanceof RebuildRunning
     )
       console.error(`tradecore: ${error.message}`);
     // Unexpected: a line that says what failed, then the details for a bug report.
