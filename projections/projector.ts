@@ -414,7 +414,7 @@ export class Projector {
     this.wakeWaiters();
   }
 
-  /** Projects the whole history into the rebuild tables and swaps them in; the events projected. */
+  /** Projects the whole history into the rebuild tables and swaps them in, under the store's claim; the events projected. */
   private async rebuildTables(
     onProgress?: (progress: RebuildProgress) => void,
     signal?: AbortSignal,
@@ -429,6 +429,7 @@ export class Projector {
     }
   }
 
+  /** `rebuildTables` once the store's claim is held. */
   private async rebuildClaimed(
     onProgress?: (progress: RebuildProgress) => void,
     signal?: AbortSignal,

@@ -57,11 +57,7 @@ export function pgClient(url: string, options: { max?: number } = {}): SqlClient
         await client.query('COMMIT');
         return result;
       } catch (error) {
-        // A connection that cannot roll back is no use to anyone: the pool drops it.
-        broken = await client.query('ROLLBACK').then(
-          () => undefined,
-          (failure: Error) => failure,
-        );
+        broken = await rollBack(client);
         throw error;
       } finally {
         client.release(broken);
@@ -73,11 +69,7 @@ export function pgClient(url: string, options: { max?: number } = {}): SqlClient
       try {
         await client.query(`BEGIN;\n${text}\nCOMMIT;`);
       } catch (error) {
-        // A connection that cannot roll back is no use to anyone: the pool drops it.
-        broken = await client.query('ROLLBACK').then(
-          () => undefined,
-          (failure: Error) => failure,
-        );
+        broken = await rollBack(client);
         throw error;
       } finally {
         client.release(broken);
@@ -108,6 +100,17 @@ export function pgClient(url: string, options: { max?: number } = {}): SqlClient
       await pool.end();
     },
   };
+}
+
+/**
+ * Rolls back the failed transaction; the error when even that fails: a connection that cannot roll
+ * back is no use to anyone, and the pool drops a client released with it.
+ */
+function rollBack(client: pg.PoolClient): Promise<Error | undefined> {
+  return client.query('ROLLBACK').then(
+    () => undefined,
+    (failure: Error) => failure,
+  );
 }
 
 /**

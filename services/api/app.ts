@@ -12,10 +12,10 @@ import {
   type ApiDeps,
   type App,
   bearerTokenOf,
-  currentPrincipal,
   READ_MODEL_DEADLINE_MS,
   type RouteContext,
   readsWithDeadline,
+  verifiedSession,
 } from './context.ts';
 import { ensureDefaultMetrics, httpDuration } from './metrics.ts';
 import { documentAnswers, documentRequestBodies } from './openapi.ts';
@@ -65,8 +65,8 @@ export async function buildApi(deps: ApiDeps): Promise<App> {
   app.addHook('onRequest', async (request) => {
     const token = bearerTokenOf(request);
     if (token !== undefined) {
-      const session = await context.tokens.session(token);
-      request.principal = session && (await currentPrincipal(context, session));
+      const session = await verifiedSession(context, token);
+      request.principal = session?.principal;
       request.tokenLife = session && { issuedAtMs: session.issuedAtMs, expiresAtMs: session.expiresAtMs };
       // Refused by the routes that need a caller (`principalOf`): a client whose saved token went
       // stale can still log in, and a probe that sends one still reads /health.

@@ -163,10 +163,7 @@ export async function accountOf(context: AccountSource, accountId: string): Prom
  * role takes effect at once: a revoked admin cannot act, nor grant itself the role again, and a
  * revoked trader reads nothing more, with the token it still holds.
  */
-export async function currentPrincipal(
-  context: AccountSource,
-  session: Session,
-): Promise<Principal | undefined> {
+async function currentPrincipal(context: AccountSource, session: Session): Promise<Principal | undefined> {
   const { principal } = session;
   const account = await accountOf(context, principal.accountId);
   if (!account.registered || account.status === 'DISABLED') return undefined;
@@ -174,6 +171,19 @@ export async function currentPrincipal(
     return undefined;
   const roles = principal.roles.filter((role) => account.roles.includes(role));
   return roles.length === principal.roles.length ? principal : { ...principal, roles };
+}
+
+/**
+ * A bearer token's session as its account has it now (`currentPrincipal`): undefined when the token
+ * is malformed, forged, expired or revoked. What every port that takes tokens asks.
+ */
+export async function verifiedSession(
+  context: AccountSource & { tokens: TokenIssuer },
+  token: string,
+): Promise<Session | undefined> {
+  const session = await context.tokens.session(token);
+  const principal = session && (await currentPrincipal(context, session));
+  return principal && { ...session, principal };
 }
 
 /**

@@ -146,13 +146,14 @@ function queryInteger(minimum: number, maximum: number) {
     .meta({ type: 'integer', minimum, maximum });
 }
 
+/** A UTF-16 surrogate without its other half: no Unicode character, and no text PostgreSQL keeps. */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
 /**
  * Free text of `min` to `max` characters that the stores can keep: no NUL and no unpaired
  * surrogate, which PostgreSQL refuses in text and jsonb (a 500 at the write, or at the read of a
  * login's username, instead of a 400 naming the field).
  */
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
-
 export const Text = (min: number, max: number) =>
   z
     .string()
@@ -182,15 +183,15 @@ export const Credentials = z.strictObject({
 });
 
 /**
- * A new account's credentials: the username checked against the account's own rule (the domain's,
- * which it is kept lower-cased for), so that a bad one is a field error like a bad length.
- */
-/**
  * `USERNAME` in either case. Without the `u` flag, a case-insensitive class matches ASCII letters
  * only: the Kelvin sign (U+212A), which JavaScript lower-cases to "k", is not one.
  */
 const USERNAME_ANY_CASE = new RegExp(USERNAME.source, 'i');
 
+/**
+ * A new account's credentials: the username checked against the account's own rule (the domain's,
+ * which it is kept lower-cased for), so that a bad one is a field error like a bad length.
+ */
 export const RegisterBody = z.strictObject({
   username: z
     .string()

@@ -6,13 +6,13 @@ import type { Principal } from './auth.ts';
 import {
   type App,
   bearerTokenOf,
-  currentPrincipal,
   decimalize,
   INVALID_TOKEN_DETAIL,
   isAdmin,
   issuedBefore,
   principalOf,
   type RouteContext,
+  verifiedSession,
 } from './context.ts';
 import { ApiProblem } from './problem.ts';
 import { isTraded } from './routes-trading.ts';
@@ -317,11 +317,10 @@ export async function streamRoutes(app: App, context: RouteContext): Promise<voi
           });
         // A bearer token was verified with the request (onRequest); an access token is verified here.
         if (typeof queryToken === 'string') {
-          const session = await context.tokens.session(queryToken);
-          const principal = session && (await currentPrincipal(context, session));
-          if (!session || !principal)
+          const session = await verifiedSession(context, queryToken);
+          if (!session)
             throw new ApiProblem(401, 'INVALID_TOKEN', `the access token ${INVALID_TOKEN_DETAIL}`);
-          request.principal = principal;
+          request.principal = session.principal;
           request.tokenLife = { issuedAtMs: session.issuedAtMs, expiresAtMs: session.expiresAtMs };
         }
         if (!principalOf(request).roles.some((role) => STREAM_ROLES.has(role)))

@@ -1,7 +1,6 @@
 /**
  * The `tradecore` command line. Composition root: config from the environment, then one command.
  */
-
 import { readFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import { resolve } from 'node:path';

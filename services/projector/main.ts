@@ -23,9 +23,6 @@ import {
 } from '../shared/read-models.ts';
 import { projectionAdminRoutes } from './admin.ts';
 
-/** How long the stop waits for the projectors before cutting them (each step of the stop has as long). */
-const STOP_DEADLINE_MS = STOP_STEP_DEADLINE_MS;
-
 export async function startProjectorService(config: Config, logger: Logger): Promise<RunningService> {
   const stack = new ShutdownStack(logger);
   try {
@@ -44,7 +41,7 @@ export async function startProjectorService(config: Config, logger: Logger): Pro
       eventStores,
       readModelStores,
       logger: logger.child({ component: 'projections' }),
-      stopDeadlineMs: STOP_DEADLINE_MS,
+      stopDeadlineMs: STOP_STEP_DEADLINE_MS,
     });
     stack.push('projections', () => projections.stop());
 

@@ -268,6 +268,13 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   };
 }
 
+/** The PGlite databases tradecore keeps in the data folder, each in a folder of this name. */
+export const EMBEDDED_DATABASES = {
+  brokerEvents: 'broker-events',
+  b3Events: 'b3-events',
+  readModels: 'read-models',
+} as const;
+
 /**
  * True when the event stores are PGlite databases in the data folder: neither ESDB_URL nor
  * DATABASE_URL (the choice connectEventStores makes).

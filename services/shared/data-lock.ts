@@ -16,12 +16,15 @@ import { readFileSync, unlinkSync } from 'node:fs';
 import { link, mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
-import { type Config, ConfigError, embeddedEventStores, embeddedReadModelStores } from './config.ts';
+import {
+  type Config,
+  ConfigError,
+  EMBEDDED_DATABASES,
+  embeddedEventStores,
+  embeddedReadModelStores,
+} from './config.ts';
 
 export const LOCK_FILE = 'tradecore.lock';
-
-/** What tradecore keeps in the data folder: the event stores' and read models' PGlite databases. */
-const DATABASE_FOLDERS = ['broker-events', 'b3-events', 'read-models'];
 
 /** TRADECORE_DATA_DIR names something tradecore cannot keep its data in: a file, a folder it may not write. */
 export class DataFolderUnusable extends ConfigError {}
@@ -175,7 +178,7 @@ async function existingDataFolder(dataDir: string): Promise<void> {
   if ((await folderState(dataDir)) === 'missing') throw new NoDataFolder(dataDir);
   // A lock counts: a `start` that has just taken a fresh folder is yet to make its databases.
   const present = await Promise.all(
-    [...DATABASE_FOLDERS, LOCK_FILE].map((name) =>
+    [...Object.values(EMBEDDED_DATABASES), LOCK_FILE].map((name) =>
       stat(join(dataDir, name)).then(
         () => true,
         () => false,

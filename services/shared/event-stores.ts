@@ -9,7 +9,7 @@ import { EventSchemas } from '../../domain/shared/event-schemas.ts';
 import type { EventStore } from '../../domain/shared/event-store.ts';
 import { withTimeout } from '../../projections/deadline.ts';
 import { brokerStoreSchemas } from '../api/api-events.ts';
-import { b3DatabaseVariable, type Config, reaching, redact } from './config.ts';
+import { b3DatabaseVariable, type Config, EMBEDDED_DATABASES, reaching, redact } from './config.ts';
 import { type ServiceLogger, silentLogger } from './service-logger.ts';
 
 export interface EventStores {
@@ -91,13 +91,13 @@ export async function connectEventStores(
   } else {
     await mkdir(config.dataDir, { recursive: true });
     broker = await openPgliteEventStore({
-      dataDir: join(config.dataDir, 'broker-events'),
+      dataDir: join(config.dataDir, EMBEDDED_DATABASES.brokerEvents),
       schema: 'broker',
       schemas: schemas.broker,
       thread: 'worker',
     });
     b3 = await openPgliteEventStore({
-      dataDir: join(config.dataDir, 'b3-events'),
+      dataDir: join(config.dataDir, EMBEDDED_DATABASES.b3Events),
       schema: 'b3',
       schemas: schemas.b3,
       thread: 'worker',

@@ -3,7 +3,7 @@ import type { Account } from '../../domain/broker/account/account.ts';
 import { AggregateCache } from '../../domain/shared/aggregate.ts';
 import type { EventStore } from '../../domain/shared/event-store.ts';
 import type { TokenIssuer } from '../api/auth.ts';
-import { type AccountSource, bearerTokenOf, currentPrincipal, isAdmin } from '../api/context.ts';
+import { bearerTokenOf, isAdmin, verifiedSession } from '../api/context.ts';
 import { ApiProblem } from '../api/problem.ts';
 
 /** What an ops port needs to know an admin: the shared TRADECORE_JWT_SECRET's tokens, and the accounts. */
@@ -26,14 +26,10 @@ export function adminsOnly(auth: OpsAuth | undefined, unavailable: { reason: str
     return async () => {
       throw new ApiProblem(503, unavailable.reason, unavailable.detail);
     };
-  const accounts: AccountSource = {
-    broker: auth.broker,
-    caches: { accounts: new AggregateCache<Account>() },
-  };
+  const accounts = { ...auth, caches: { accounts: new AggregateCache<Account>() } };
   return async (request: FastifyRequest) => {
     const token = bearerTokenOf(request);
-    const session = token ? await auth.tokens.session(token) : undefined;
-    const principal = session && (await currentPrincipal(accounts, session));
+    const principal = token ? (await verifiedSession(accounts, token))?.principal : undefined;
     if (!principal) throw new ApiProblem(401, 'UNAUTHENTICATED', 'a valid bearer token is required');
     if (!isAdmin(principal))
       throw new ApiProblem(403, 'FORBIDDEN_ROLE', 'this route needs one of the roles: admin');

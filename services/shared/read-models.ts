@@ -11,7 +11,7 @@ import { Projector, type ProjectorStatus, type RebuildProgress } from '../../pro
 import { readModelProjections } from '../../projections/read-models/index.ts';
 import { type ReadModelStores, storeFor } from '../../projections/read-models/queries.ts';
 import type { ReadModelStore } from '../../projections/store.ts';
-import { b3DatabaseVariable, type Config, reaching, redact } from './config.ts';
+import { b3DatabaseVariable, type Config, EMBEDDED_DATABASES, reaching, redact } from './config.ts';
 import type { EventStores } from './event-stores.ts';
 
 export type { ReadModelStores } from '../../projections/read-models/queries.ts';
@@ -32,7 +32,7 @@ export async function connectReadModelStores(config: Config): Promise<ReadModelS
   let embedded: ReadModelStore | undefined;
   const pglite = async (): Promise<ReadModelStore> => {
     if (embedded) return embedded;
-    const dataDir = join(config.dataDir, 'read-models');
+    const dataDir = join(config.dataDir, EMBEDDED_DATABASES.readModels);
     await mkdir(dataDir, { recursive: true });
     const client = await pgliteWorkerClient(dataDir);
     closers.push(() => client.close());

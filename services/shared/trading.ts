@@ -298,8 +298,7 @@ export function kafkaLogs(logger: ServiceLogger): logCreator {
     ({ level, log }) => {
       const { message, ...kafka } = log;
       const line = `kafkajs: ${message}`;
-      const retried = message.startsWith('Response ');
-      if ((level === logLevel.ERROR || level === logLevel.NOTHING) && !retried) logger.error({ kafka }, line);
+      if (level <= logLevel.ERROR && !message.startsWith('Response ')) logger.error({ kafka }, line);
       else if (level <= logLevel.WARN) logger.warn({ kafka }, line);
       else logger.debug?.({ kafka }, line);
     };
