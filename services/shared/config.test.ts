@@ -14,6 +14,7 @@ describe('configuration', () => {
       esdbUrl: undefined,
       mysqlUrl: undefined,
       mongoUrl: undefined,
+      databasePoolSize: 10,
       jwtTtlSeconds: 3600,
       kafkaTopicPrefix: '',
       priceMaxAgeMs: 300_000,
@@ -112,6 +113,7 @@ describe('configuration', () => {
       [{ PRICE_BAND_PERCENT: '0' }, 'PRICE_BAND_PERCENT: must be a number above 0, at most 100'],
       [{ QUOTE_INTERVAL_MS: 'fast' }, 'QUOTE_INTERVAL_MS: must be a whole number of at least 10'],
       [{ QUOTE_SEED: '4.2' }, 'QUOTE_SEED: must be a whole number'],
+      [{ DATABASE_POOL_SIZE: '0' }, 'DATABASE_POOL_SIZE: must be a whole number from 1 to 200'],
     ];
     for (const [env, message] of cases)
       expect(() => loadConfig(env), JSON.stringify(env)).toThrow(`invalid configuration: ${message}`);

@@ -96,6 +96,8 @@ export const ConfigSchema = z.object({
   MYSQL_URL: optionalUrl('mysql'),
   /** Mongo for the document read models (quotes, audit timeline); database from the URL's path, else `tradecore`. PGlite when absent. */
   MONGO_URL: optionalUrl('mongodb', 'mongodb+srv'),
+  /** Connections each Postgres and MySQL pool of a process may hold (a process has up to four). */
+  DATABASE_POOL_SIZE: numberSetting(10, { minimum: 1, maximum: 200 }),
   /** The `admin` account's password; generated on first start and kept in the data folder when absent. */
   TRADECORE_ADMIN_PASSWORD: secret(8).pipe(z.string().max(200)).optional(),
   /** The JWT signing key (HS256); generated on first start and kept in the data folder when absent. */
@@ -161,6 +163,7 @@ export type Config = {
   esdbUrl?: string;
   mysqlUrl?: string;
   mongoUrl?: string;
+  databasePoolSize: number;
   adminPassword?: string;
   jwtSecret?: string;
   jwtTtlSeconds: number;
@@ -244,6 +247,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     esdbUrl: values.ESDB_URL,
     mysqlUrl: values.MYSQL_URL,
     mongoUrl: values.MONGO_URL,
+    databasePoolSize: values.DATABASE_POOL_SIZE,
     adminPassword: values.TRADECORE_ADMIN_PASSWORD,
     jwtSecret: values.TRADECORE_JWT_SECRET,
     jwtTtlSeconds: values.TRADECORE_JWT_TTL_SECONDS,

@@ -36,9 +36,18 @@ describe('connectReadModelStores', () => {
         DATABASE_URL: urls.databaseUrl,
         MYSQL_URL: mysqlUrl.toString(),
         MONGO_URL: mongoUrl.toString(),
+        DATABASE_POOL_SIZE: '3',
       }),
     );
     try {
+      // DATABASE_POOL_SIZE reaches both SQL pools (each store keeps its pool private).
+      const internals = (store: unknown) =>
+        store as {
+          client?: { pool: { options: { max: number } } };
+          pool?: { pool: { config: { connectionLimit: number } } };
+        };
+      expect(internals(stores.postgres).client?.pool.options.max).toBe(3);
+      expect(internals(stores.mysql).pool?.pool.config.connectionLimit).toBe(3);
       expect([stores.mysql.kind, stores.postgres.kind, stores.mongo.kind]).toEqual([
         'mysql',
         'postgres',

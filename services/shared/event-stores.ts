@@ -82,10 +82,20 @@ export async function connectEventStores(
     const b3Url = config.b3DatabaseUrl ?? config.databaseUrl;
     const databaseUrl = config.databaseUrl;
     broker = await reaching('DATABASE_URL', databaseUrl, () =>
-      openPostgresEventStore({ url: databaseUrl, schema: 'broker', schemas: schemas.broker }),
+      openPostgresEventStore({
+        url: databaseUrl,
+        schema: 'broker',
+        schemas: schemas.broker,
+        poolSize: config.databasePoolSize,
+      }),
     );
     b3 = await reaching(b3DatabaseVariable(config), b3Url, () =>
-      openPostgresEventStore({ url: b3Url, schema: 'b3', schemas: schemas.b3 }),
+      openPostgresEventStore({
+        url: b3Url,
+        schema: 'b3',
+        schemas: schemas.b3,
+        poolSize: config.databasePoolSize,
+      }),
     );
     description = `Postgres at ${redact(config.databaseUrl)} (broker) and ${redact(b3Url)} (b3)`;
   } else {

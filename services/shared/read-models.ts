@@ -45,7 +45,7 @@ export async function connectReadModelStores(config: Config): Promise<ReadModelS
     const postgres = postgresUrl
       ? await reaching(b3DatabaseVariable(config), postgresUrl, () =>
           SqlReadModelStore.open({
-            client: pgClient(postgresUrl),
+            client: pgClient(postgresUrl, { max: config.databasePoolSize }),
             schema: READ_MODEL_SCHEMA,
             ownsClient: true,
           }),
@@ -57,7 +57,9 @@ export async function connectReadModelStores(config: Config): Promise<ReadModelS
     }
     const mysqlUrl = config.mysqlUrl;
     const mysql = mysqlUrl
-      ? await reaching('MYSQL_URL', mysqlUrl, () => MysqlReadModelStore.open({ url: mysqlUrl }))
+      ? await reaching('MYSQL_URL', mysqlUrl, () =>
+          MysqlReadModelStore.open({ url: mysqlUrl, connectionLimit: config.databasePoolSize }),
+        )
       : await pglite();
     if (config.mysqlUrl) {
       opened.push(mysql);
