@@ -48,6 +48,8 @@ let api: TestApi;
 const tokens: Partial<Record<Caller, string>> = {};
 let owner: { accountId: string; token: string };
 let orderId: string;
+/** An account the admin-only account routes act on, so that disabling it leaves the callers' own. */
+let spareId: string;
 
 beforeAll(async () => {
   api = await startTestApi();
@@ -56,6 +58,7 @@ beforeAll(async () => {
   tokens.other = (await api.trader('stranger')).token;
   tokens.auditor = (await api.auditor('inspector')).token;
   tokens.admin = await api.adminToken();
+  spareId = (await api.trader('spare')).accountId;
   const headers = { authorization: `Bearer ${owner.token}` };
   await api.app.inject({
     method: 'POST',
@@ -146,6 +149,12 @@ const routes: RouteCase[] = [
   { method: 'DELETE', url: () => `/v1/admin/accounts/${id()}/roles/auditor`, expect: adminOnly },
   {
     method: 'POST',
+    url: () => `/v1/admin/accounts/${spareId}/disable`,
+    payload: () => ({ reason: 'test' }),
+    expect: adminOnly,
+  },
+  {
+    method: 'POST',
     url: () => '/v1/admin/instruments',
     payload: () => ({
       symbol: 'CASH3',
@@ -180,6 +189,13 @@ const routes: RouteCase[] = [
   { method: 'GET', url: () => '/health/ready', expect: open },
   { method: 'GET', url: () => '/metrics', expect: open },
   { method: 'GET', url: () => '/docs/json', expect: open },
+  // Last: the admin's call resets the owner's password, which revokes the owner's token.
+  {
+    method: 'POST',
+    url: () => `/v1/accounts/${id()}/password`,
+    payload: () => ({ currentPassword: 'a-good-password', newPassword: 'a-better-password' }),
+    expect: accountScoped,
+  },
 ];
 
 const callers: Caller[] = ['anonymous', 'own', 'other', 'auditor', 'admin'];

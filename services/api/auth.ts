@@ -57,11 +57,21 @@ export type Principal = z.infer<typeof Principal>;
 /** How many verified tokens `TokenIssuer` remembers (the oldest go first). */
 const VERIFIED_TOKENS_KEPT = 10_000;
 
-/** A verified token: who it stands for, and when it was issued and expires (whole seconds, in ms). */
+/** A verified token: who it stands for, when it was issued (to the ms) and when it expires (whole seconds, in ms). */
 export interface Session {
   principal: Principal;
   issuedAtMs: number;
   expiresAtMs: number;
+}
+
+/**
+ * When a token was issued, to the millisecond: its `iatMs` where that falls in its `iat`'s second,
+ * else (a token signed before `iatMs` existed) the start of that second.
+ */
+function issuedAtMsOf(payload: { iat?: number; iatMs?: unknown }): number {
+  const second = (payload.iat ?? 0) * 1000;
+  const { iatMs } = payload;
+  return typeof iatMs === 'number' && iatMs >= second && iatMs < second + 1000 ? iatMs : second;
 }
 
 /** Signs and verifies bearer tokens: HS256 JWTs with an expiry, issuer `tradecore`. */
@@ -98,9 +108,16 @@ export class TokenIssuer {
   }
 
   async issue(principal: Principal): Promise<{ token: string; expiresAt: string }> {
-    const issuedAt = Math.floor(this.now().getTime() / 1000);
+    const issuedAtMs = this.now().getTime();
+    const issuedAt = Math.floor(issuedAtMs / 1000);
     const expiresAt = issuedAt + this.ttlSeconds;
-    const token = await new SignJWT({ username: principal.username, roles: principal.roles })
+    // `iatMs`: `iat` is whole seconds, and a password change must revoke a token issued earlier in
+    // the same second (a login, then at once a change) while keeping the one issued right after it.
+    const token = await new SignJWT({
+      username: principal.username,
+      roles: principal.roles,
+      iatMs: issuedAtMs,
+    })
       .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
       .setSubject(principal.accountId)
       .setIssuer('tradecore')
@@ -140,7 +157,7 @@ export class TokenIssuer {
         this.verified.delete(this.verified.keys().next().value!);
       const session = {
         principal: parsed.data,
-        issuedAtMs: (payload.iat ?? 0) * 1000,
+        issuedAtMs: issuedAtMsOf(payload),
         expiresAtMs: (payload.exp ?? 0) * 1000,
       };
       this.verified.set(token, session);

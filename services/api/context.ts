@@ -186,12 +186,8 @@ export async function verifiedSession(
   return principal && { ...session, principal };
 }
 
-/**
- * A token issued before `at` (a password change). Its `iat` is in whole seconds: one issued in the
- * second of the change, after it, still counts.
- */
-export const issuedBefore = (issuedAtMs: number, at: string): boolean =>
-  issuedAtMs < Math.floor(Date.parse(at) / 1000) * 1000;
+/** A token issued before `at` (a password change). */
+export const issuedBefore = (issuedAtMs: number, at: string): boolean => issuedAtMs < Date.parse(at);
 
 /** A trader reaches its own account only; an admin reaches every account. */
 export function assertAccountAccess(request: FastifyRequest, accountId: string): Principal {

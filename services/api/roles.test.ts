@@ -6,7 +6,7 @@ import { loadAggregate } from '../../domain/shared/aggregate.ts';
 import { aggregateOf, handleCommand } from '../shared/command-handler.ts';
 import { hashPassword, TokenIssuer, verifyPassword } from './auth.ts';
 import { ensureAdmin } from './seed.ts';
-import { disableAccount, JWT_SECRET, startTestApi, type TestApi } from './testing.ts';
+import { ADMIN_PASSWORD, disableAccount, JWT_SECRET, startTestApi, type TestApi } from './testing.ts';
 
 /**
  * Roles are read from the token, but a privileged one (admin, auditor) is checked against the
@@ -133,8 +133,6 @@ describe("a trader's token, checked against the account", () => {
 
   it('is revoked when the password changes after it was issued; a token issued after counts', async () => {
     const hugo = await api.trader('roles-hugo');
-    // The change lands in a later second than the token's `iat` (whole seconds).
-    await new Promise((resolve) => setTimeout(resolve, 1_100));
     await handleCommand(
       api.broker,
       accountStreamId(hugo.accountId),
@@ -151,6 +149,137 @@ describe("a trader's token, checked against the account", () => {
     expect(refused.json().detail).toContain('password changed');
     const again = await api.trader('roles-hugo', 'a-new-password');
     expect((await me(again.token)).statusCode).toBe(200);
+  });
+});
+
+const changePassword = (accountId: string, token: string, payload: object) =>
+  api.app.inject({
+    method: 'POST',
+    url: `/v1/accounts/${accountId}/password`,
+    headers: bearer(token),
+    payload,
+  });
+
+const login = (username: string, password: string) =>
+  api.app.inject({ method: 'POST', url: '/v1/auth/login', payload: { username, password } });
+
+describe('POST /v1/accounts/{id}/password', () => {
+  it('changes your own password given the current one, revokes every earlier token at once, and answers a new one', async () => {
+    const ivan = await api.trader('roles-ivan');
+    const before = await api.broker.streamVersion(accountStreamId(ivan.accountId));
+    const missing = await changePassword(ivan.accountId, ivan.token, { newPassword: 'a-new-password' });
+    expect(missing.statusCode).toBe(400);
+    expect(missing.json().errors).toEqual([
+      { field: 'body.currentPassword', message: 'required to change your own password' },
+    ]);
+    const same = await changePassword(ivan.accountId, ivan.token, {
+      currentPassword: 'a-good-password',
+      newPassword: 'a-good-password',
+    });
+    expect(same.json().errors).toEqual([
+      { field: 'body.newPassword', message: 'must differ from the current password' },
+    ]);
+    const wrong = await changePassword(ivan.accountId, ivan.token, {
+      currentPassword: 'not-the-password',
+      newPassword: 'a-new-password',
+    });
+    expect(wrong.json()).toMatchObject({ status: 403, reason: 'WRONG_PASSWORD' });
+    expect(await api.broker.streamVersion(accountStreamId(ivan.accountId))).toBe(before);
+
+    // In the same second as the login: the token is still issued before the change.
+    const changed = await changePassword(ivan.accountId, ivan.token, {
+      currentPassword: 'a-good-password',
+      newPassword: 'a-new-password',
+    });
+    expect(changed.statusCode, changed.body).toBe(200);
+    const body = changed.json();
+    expect(body).toMatchObject({ accountId: ivan.accountId, tokenType: 'Bearer' });
+    expect(Date.parse(body.passwordChangedAt)).not.toBeNaN();
+    expect((await me(ivan.token)).json()).toMatchObject({ status: 401, reason: 'INVALID_TOKEN' });
+    expect((await me(body.token)).json()).toMatchObject({ accountId: ivan.accountId, roles: ['trader'] });
+    expect((await login('roles-ivan', 'a-good-password')).statusCode).toBe(401);
+    expect((await login('roles-ivan', 'a-new-password')).statusCode).toBe(200);
+  });
+
+  it("lets an admin reset another account's without the current one, and nobody else", async () => {
+    const jane = await api.trader('roles-jane');
+    const kurt = await api.trader('roles-kurt');
+    const theirs = await changePassword(jane.accountId, kurt.token, {
+      currentPassword: 'a-good-password',
+      newPassword: 'kurt-was-here',
+    });
+    expect(theirs.json()).toMatchObject({ status: 403, reason: 'NOT_YOUR_ACCOUNT' });
+    const reset = await changePassword(jane.accountId, admin, { newPassword: 'reset-by-admin' });
+    expect(reset.statusCode, reset.body).toBe(200);
+    expect(reset.json()).not.toHaveProperty('token');
+    expect((await login('roles-jane', 'reset-by-admin')).statusCode).toBe(200);
+    expect((await me(jane.token)).statusCode).toBe(401);
+    expect(
+      (await changePassword('nobody-here', admin, { newPassword: 'reset-by-admin' })).json(),
+    ).toMatchObject({
+      status: 404,
+      reason: 'ACCOUNT_NOT_FOUND',
+    });
+  });
+
+  it("leaves the built-in admin's password to its configuration", async () => {
+    const refused = await changePassword('admin', admin, {
+      currentPassword: ADMIN_PASSWORD,
+      newPassword: 'a-new-admin-password',
+    });
+    expect(refused.json()).toMatchObject({ status: 409, reason: 'ADMIN_PASSWORD_FROM_CONFIG' });
+    expect((await login('admin', ADMIN_PASSWORD)).statusCode).toBe(200);
+  });
+});
+
+describe('POST /v1/admin/accounts/{id}/disable', () => {
+  const disable = (accountId: string, token: string, payload: object = { reason: 'left the firm' }) =>
+    api.app.inject({
+      method: 'POST',
+      url: `/v1/admin/accounts/${accountId}/disable`,
+      headers: bearer(token),
+      payload,
+    });
+
+  it('disables an account for good: its token, its login and its wallet are closed to it; again answers the same', async () => {
+    const lena = await api.trader('roles-lena');
+    expect((await disable(lena.accountId, lena.token)).json()).toMatchObject({
+      status: 403,
+      reason: 'FORBIDDEN_ROLE',
+    });
+    expect((await disable(lena.accountId, admin, { reason: '' })).json().errors[0].field).toBe('body.reason');
+    const disabled = await disable(lena.accountId, admin);
+    expect(disabled.statusCode, disabled.body).toBe(200);
+    expect(disabled.json()).toEqual({
+      accountId: lena.accountId,
+      username: 'roles-lena',
+      roles: ['trader'],
+      status: 'DISABLED',
+    });
+    expect((await me(lena.token)).json()).toMatchObject({ status: 401, reason: 'INVALID_TOKEN' });
+    expect((await login('roles-lena', 'a-good-password')).json()).toMatchObject({
+      status: 403,
+      reason: 'ACCOUNT_DISABLED',
+    });
+    expect((await deposit(lena.accountId, admin)).json()).toMatchObject({ reason: 'ACCOUNT_DISABLED' });
+    const version = await api.broker.streamVersion(accountStreamId(lena.accountId));
+    expect((await disable(lena.accountId, admin, { reason: 'again' })).json()).toMatchObject({
+      status: 'DISABLED',
+    });
+    expect(await api.broker.streamVersion(accountStreamId(lena.accountId))).toBe(version);
+  });
+
+  it('refuses the built-in admin, your own account, and an account that does not exist', async () => {
+    expect((await disable('admin', admin)).json()).toMatchObject({ status: 409, reason: 'BUILT_IN_ADMIN' });
+    const mona = await promoted('roles-mona', 'admin');
+    expect((await disable(mona.accountId, mona.token)).json()).toMatchObject({
+      status: 409,
+      reason: 'OWN_ACCOUNT',
+    });
+    expect((await disable('nobody-here', admin)).json()).toMatchObject({
+      status: 404,
+      reason: 'ACCOUNT_NOT_FOUND',
+    });
   });
 });
 

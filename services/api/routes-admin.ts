@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
-import { accountDecider, accountStreamId } from '../../domain/broker/account/account.ts';
-import { AccountNotFound } from '../../domain/broker/account/errors.ts';
+import { type Account, accountDecider, accountStreamId } from '../../domain/broker/account/account.ts';
+import { AccountDisabled, AccountNotFound } from '../../domain/broker/account/errors.ts';
 import { InstrumentNotFound } from '../../domain/broker/instrument/errors.ts';
 import { instrumentDecider, instrumentStreamId } from '../../domain/broker/instrument/instrument.ts';
 import { loadAggregate } from '../../domain/shared/aggregate.ts';
@@ -20,6 +20,7 @@ import { ApiProblem } from './problem.ts';
 import { instrumentAnswer } from './routes-trading.ts';
 import {
   AccountParams,
+  DisableBody,
   HaltBody,
   InstrumentBody,
   InstrumentParams,
@@ -30,11 +31,19 @@ import {
   RoleBody,
   RoleParams,
 } from './schemas.ts';
+import { ADMIN_ACCOUNT_ID } from './seed.ts';
 
 const security = [{ bearerAuth: [] }];
 
 /** How long an admin's listing or reference price waits for the market data to record its price. */
 export const REFERENCE_PRICE_WAIT_MS = 5_000;
+
+const accountAnswer = (accountId: string, account: Account) => ({
+  accountId,
+  username: account.username,
+  roles: account.roles,
+  status: account.status,
+});
 
 export function adminRoutes(app: App, context: RouteContext): void {
   const admins = { onRequest: requireRoles('admin') };
@@ -87,12 +96,7 @@ export function adminRoutes(app: App, context: RouteContext): void {
       // The account's stream does not know the id it was asked under: the caller does.
       throw error instanceof AccountNotFound ? new AccountNotFound(accountId) : error;
     });
-    return {
-      accountId,
-      username: result.state.username,
-      roles: result.state.roles,
-      status: result.state.status,
-    };
+    return accountAnswer(accountId, result.state);
   };
 
   app.post(
@@ -123,6 +127,49 @@ export function adminRoutes(app: App, context: RouteContext): void {
         revokedBy: principalOf(request).accountId,
         at: context.now().toISOString(),
       }),
+  );
+
+  app.post(
+    '/v1/admin/accounts/:id/disable',
+    {
+      ...admins,
+      schema: {
+        tags: ['admin'],
+        summary: 'Disable an account for good',
+        description:
+          'Its tokens stop working at once and it can no longer log in, trade or move cash. Its resting orders stay on the book until they fill or expire: cancel them as admin (DELETE /v1/orders/{id}). Again once disabled: 200, nothing changes.',
+        security,
+        params: AccountParams,
+        body: DisableBody,
+      },
+    },
+    async (request) => {
+      const accountId = request.params.id;
+      if (accountId === ADMIN_ACCOUNT_ID)
+        throw new ApiProblem(
+          409,
+          'BUILT_IN_ADMIN',
+          'the built-in admin account cannot be disabled: every start makes sure it can log in',
+        );
+      if (accountId === principalOf(request).accountId)
+        throw new ApiProblem(409, 'OWN_ACCOUNT', 'an admin cannot disable its own account');
+      try {
+        return await accountCommand(request, accountId, {
+          type: 'DisableAccount',
+          reason: request.body.reason,
+          disabledBy: principalOf(request).accountId,
+          at: context.now().toISOString(),
+        });
+      } catch (error) {
+        if (!(error instanceof AccountDisabled)) throw error;
+        const { state } = await loadAggregate(
+          context.broker,
+          accountStreamId(accountId),
+          aggregateOf(accountDecider),
+        );
+        return accountAnswer(accountId, state);
+      }
+    },
   );
 
   app.post(

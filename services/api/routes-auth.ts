@@ -1,16 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { accountDecider, accountStreamId } from '../../domain/broker/account/account.ts';
-import { InvalidUsername } from '../../domain/broker/account/errors.ts';
+import { AccountNotFound, InvalidUsername } from '../../domain/broker/account/errors.ts';
 import { USERNAME } from '../../domain/broker/account/username.ts';
 import { loadAggregate } from '../../domain/shared/aggregate.ts';
 import { WrongExpectedVersion } from '../../domain/shared/event-store.ts';
 import { aggregateOf, handleCommand } from '../shared/command-handler.ts';
 import { usernameStreamId } from './api-events.ts';
 import { burnPasswordCheck, hashPassword, verifyPassword } from './auth.ts';
-import { type App, answerCreate, metadataOf, principalOf, type RouteContext } from './context.ts';
+import { type App, answerCreate, isAdmin, metadataOf, principalOf, type RouteContext } from './context.ts';
 import type { CreateRun } from './idempotency.ts';
 import { ApiProblem } from './problem.ts';
-import { Credentials, RegisterBody } from './schemas.ts';
+import { AccountParams, Credentials, PasswordChangeBody, RegisterBody } from './schemas.ts';
+import { ADMIN_ACCOUNT_ID } from './seed.ts';
 
 /** The account id a username was claimed for, or undefined. */
 export async function accountIdOfUsername(
@@ -165,6 +166,70 @@ export function authRoutes(app: App, context: RouteContext): void {
         roles: account.roles,
       });
       return { token, tokenType: 'Bearer', expiresAt, accountId, roles: account.roles };
+    },
+  );
+
+  app.post(
+    '/v1/accounts/:id/password',
+    {
+      schema: {
+        tags: ['auth'],
+        summary: "Change an account's password",
+        description:
+          "The account's holder (any role) gives its current password and gets a new token; an admin may reset another account's without it. Every token issued before the change stops working. Rate limited per client address, as login is.",
+        security: [{ bearerAuth: [] }],
+        params: AccountParams,
+        body: PasswordChangeBody,
+      },
+      config: { rateLimit: { max: limit.max, timeWindow: limit.timeWindowMs } },
+    },
+    async (request) => {
+      const accountId = request.params.id;
+      const { currentPassword, newPassword } = request.body;
+      const principal = principalOf(request);
+      const own = principal.accountId === accountId;
+      if (!own && !isAdmin(principal))
+        throw new ApiProblem(403, 'NOT_YOUR_ACCOUNT', 'this token does not give access to that account');
+      if (accountId === ADMIN_ACCOUNT_ID)
+        throw new ApiProblem(
+          409,
+          'ADMIN_PASSWORD_FROM_CONFIG',
+          "the admin account's password is TRADECORE_ADMIN_PASSWORD (or the one the first start generated into the data folder): every start sets it from there, so change it there and restart",
+        );
+      const { state: account } = await loadAggregate(
+        context.broker,
+        accountStreamId(accountId),
+        aggregateOf(accountDecider),
+      );
+      if (!account.registered) throw new AccountNotFound(accountId);
+      if (own) {
+        const field = (name: string, message: string) =>
+          new ApiProblem(400, 'VALIDATION_FAILED', 'the request does not match its schema', {
+            errors: [{ field: `body.${name}`, message }],
+          });
+        if (currentPassword === undefined)
+          throw field('currentPassword', 'required to change your own password');
+        if (newPassword === currentPassword)
+          throw field('newPassword', 'must differ from the current password');
+        if (!(await verifyPassword(currentPassword, account.passwordHash)))
+          throw new ApiProblem(403, 'WRONG_PASSWORD', 'the current password is wrong');
+      }
+      const passwordChangedAt = context.now().toISOString();
+      const { state } = await handleCommand(
+        context.broker,
+        accountStreamId(accountId),
+        accountDecider,
+        { type: 'ChangePassword', passwordHash: await hashPassword(newPassword), at: passwordChangedAt },
+        metadataOf(request),
+      );
+      if (!own) return { accountId, passwordChangedAt };
+      // The caller's token was issued before the change and no longer counts: here is one that does.
+      const { token, expiresAt } = await context.tokens.issue({
+        accountId,
+        username: state.username,
+        roles: state.roles,
+      });
+      return { accountId, passwordChangedAt, token, tokenType: 'Bearer', expiresAt };
     },
   );
 

@@ -205,6 +205,17 @@ export const RegisterBody = z.strictObject({
 });
 
 export const AccountParams = z.strictObject({ id: IdParam });
+
+/**
+ * A new password. The account's own holder gives its current one too; an admin resetting another
+ * account's password does not.
+ */
+export const PasswordChangeBody = z.strictObject({
+  currentPassword: z.string().min(1).max(200).optional(),
+  newPassword: Password,
+});
+
+export const DisableBody = z.strictObject({ reason: Text(1, 500).meta({ example: 'left the firm' }) });
 export const AmountBody = z.strictObject({ amount: PositiveDecimal });
 export const CustodyTransferBody = z.strictObject({
   symbol: Ticker,

@@ -467,8 +467,6 @@ describe('streams on a server none has opened yet', () => {
     const { accountId, token } = await served.trader('stream-password');
     const client = await openOn('/v1/stream', token);
     await until(() => client.messages.length > 0);
-    // In a later second than the token's `iat` (whole seconds).
-    await new Promise((resolve) => setTimeout(resolve, 1_100));
     await handleCommand(
       served.broker,
       accountStreamId(accountId),

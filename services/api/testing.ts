@@ -187,7 +187,7 @@ export async function brokerWithAccount(
   };
 }
 
-/** Disables an account as an admin would (no HTTP route does): its tokens stay signed, its account says no. */
+/** Disables an account as the admin route does, without an admin's token: its tokens stay signed, its account says no. */
 export async function disableAccount(broker: EventStore, accountId: string): Promise<void> {
   await handleCommand(
     broker,
