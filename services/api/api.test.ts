@@ -326,7 +326,20 @@ describe('the HTTP API on PGlite', () => {
     expect((await place({ symbol: 'PETR4', quantity: 150, price: '32.50' })).json()).toMatchObject({
       status: 422,
       reason: 'LOT_SIZE',
+      details: { field: 'quantity' },
     });
+    // Each order-shape refusal names the body field it is about.
+    expect((await place({ symbol: 'PETR4', quantity: 100 })).json()).toMatchObject({
+      reason: 'PRICE_REQUIRED',
+      details: { field: 'price' },
+    });
+    expect(
+      (await place({ symbol: 'PETR4', quantity: 100, price: '32.50', timeInForce: 'GTD' })).json(),
+    ).toMatchObject({ reason: 'EXPIRY_REQUIRED', details: { field: 'expiresAt' } });
+    const tooMuch = await place({ symbol: 'PETR4', quantity: 100, price: '90071992547409.92' });
+    expect(tooMuch.json().errors).toEqual([
+      { field: 'body.price', message: 'too large: at most "90071992547409.91"' },
+    ]);
     expect((await place({ symbol: 'ZZZZ3', quantity: 100, price: '32.50' })).json()).toMatchObject({
       status: 422,
       reason: 'INSTRUMENT_NOT_FOUND',
@@ -1004,6 +1017,13 @@ describe('the HTTP API on PGlite', () => {
       headers: { authorization: `bearer ${alice.token}` },
     });
     expect(me.statusCode).toBe(200);
+    // Anything after the token makes it no token of ours.
+    const trailing = await api.app.inject({
+      method: 'GET',
+      url: '/v1/auth/me',
+      headers: { authorization: `Bearer ${alice.token} extra` },
+    });
+    expect(trailing.json()).toMatchObject({ status: 401, reason: 'INVALID_TOKEN' });
   });
 
   it('serves the OpenAPI document, health and metrics', async () => {
@@ -1011,6 +1031,13 @@ describe('the HTTP API on PGlite', () => {
     expect(spec.statusCode).toBe(200);
     const paths = Object.keys(spec.json().paths);
     expect(paths).toEqual(expect.arrayContaining(['/v1/orders', '/v1/audit/trace/{correlationId}']));
+    // The headers the answers carry are in the document too.
+    const placed = spec.json().paths['/v1/orders'].post.responses;
+    expect(Object.keys(placed['202'].headers)).toEqual(['idempotent-replayed', 'location']);
+    expect(placed['429']).toBeUndefined();
+    const password = spec.json().paths['/v1/accounts/{id}/password'].post.responses;
+    expect(password['429'].headers).toHaveProperty('retry-after');
+    expect(password['403'].description).toContain('WRONG_PASSWORD');
     expect((await api.app.inject({ method: 'GET', url: '/docs' })).statusCode).toBeLessThan(400);
     expect((await api.app.inject({ method: 'GET', url: '/health/live' })).statusCode).toBe(200);
     const ready = await api.app.inject({ method: 'GET', url: '/health/ready' });

@@ -117,11 +117,13 @@ export function metadataOf(
 
 /**
  * The token of an `Authorization: Bearer …` header (the scheme is case-insensitive, RFC 9110): ''
- * for the scheme alone, undefined with no header or another scheme.
+ * for the scheme alone or with more than a token after it, undefined with no header or another scheme.
  */
 export function bearerTokenOf(request: FastifyRequest): string | undefined {
-  const [scheme, token] = request.headers.authorization?.trim().split(/\s+/, 2) ?? [];
-  return scheme?.toLowerCase() === 'bearer' ? (token ?? '') : undefined;
+  const [scheme, token, ...rest] = request.headers.authorization?.trim().split(/\s+/) ?? [];
+  if (scheme?.toLowerCase() !== 'bearer') return undefined;
+  // Anything after the token is not a token of ours: refused as one, not ignored.
+  return rest.length > 0 ? '' : (token ?? '');
 }
 
 /** Why a token is refused, after "the bearer token" or "the access token". */

@@ -146,7 +146,7 @@ it('documents the stream as a WebSocket upgrade: its token, query, upgrade heade
     }),
   );
   expect(stream.responses['101']).toEqual({ description: expect.stringContaining('Switching Protocols') });
-  expect(Object.keys(stream.responses)).toEqual(['101', '400', '401', '403', '426', '500']);
+  expect(Object.keys(stream.responses)).toEqual(['101', '400', '401', '403', '426', '429', '500']);
   expect(stream.responses['426'].content).toHaveProperty(['application/problem+json']);
   expect(stream.responses['401'].content).toHaveProperty(['application/problem+json']);
 });

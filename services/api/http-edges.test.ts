@@ -139,6 +139,15 @@ describe('what the HTTP parser refuses, on a real port', () => {
   }, 180_000);
   afterAll(async () => served?.close());
 
+  it('answers a URL over 16 KiB with a problem (431) that says so', async () => {
+    const { head, body } = await raw(
+      port,
+      `GET /v1/trades?symbol=${'A'.repeat(17 * 1024)} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n`,
+    );
+    expect(head[0]).toBe('HTTP/1.1 431 Request Header Fields Too Large');
+    expect(JSON.parse(body).detail).toBe('the request line (its URL) and headers are over 16 KiB');
+  });
+
   it('answers headers over 16 KiB with a problem (431)', async () => {
     const { head, body } = await raw(
       port,

@@ -80,6 +80,19 @@ describe('timestamps', () => {
     expect(state.statusCode, state.body).not.toBe(400);
   });
 
+  it('says which end of a candles range is wrong', async () => {
+    const reversed = await get('/v1/market/PETR4/candles?from=2026-11-28T00:00:00Z&to=2026-11-27T00:00:00Z');
+    expect(reversed.json()).toMatchObject({
+      reason: 'INVALID_RANGE',
+      detail: '"from" must not be after "to"',
+    });
+    const future = await get('/v1/market/PETR4/candles?from=2099-01-01T00:00:00Z');
+    expect(future.json()).toMatchObject({
+      reason: 'INVALID_RANGE',
+      detail: '"from" must not be in the future (without "to", it ends now)',
+    });
+  });
+
   it('refuses one that is not an ISO 8601 instant with one error naming the field and the format', async () => {
     const format = expect.stringMatching(/ISO 8601 .*time zone.*"2026-11-27T14:00:00Z"/);
     for (const expiresAt of ['tomorrow', '2026-11-27T22:00:00', '2026-11-27', '2026-11-27 22:00:00Z']) {

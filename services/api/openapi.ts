@@ -105,6 +105,29 @@ const ROUTE_PROBLEMS: Record<string, Record<number, string>> = {
     401: 'INVALID_CREDENTIALS: unknown username or wrong password',
     403: 'ACCOUNT_DISABLED: the account is disabled',
   },
+  'POST /v1/accounts/{id}/password': {
+    403: 'WRONG_PASSWORD: the current password is wrong; NOT_YOUR_ACCOUNT: another account, and not an admin',
+    409: "ADMIN_PASSWORD_FROM_CONFIG: the built-in admin's password is its configuration's",
+  },
+  'POST /v1/admin/accounts/{id}/disable': {
+    409: 'BUILT_IN_ADMIN or OWN_ACCOUNT: that account may not be disabled',
+  },
+};
+
+/** A create's success: whether it is a replay, and, where one is made, where the new thing is read. */
+const REPLAYED = {
+  'idempotent-replayed': {
+    type: 'string',
+    enum: ['true'],
+    description: 'Present on an answer replayed for a repeated Idempotency-Key: nothing new was created',
+  },
+};
+const LOCATED = new Set(['POST /v1/auth/register', 'POST /v1/orders']);
+const LOCATION = { location: { type: 'string', description: 'Where the new account or order is read' } };
+
+/** The seconds a rate-limited or unavailable answer says to wait. */
+const RETRY_AFTER = {
+  'retry-after': { type: 'integer', minimum: 1, description: 'Where given: seconds to wait before retrying' },
 };
 
 /** The problems a route can give, from what it takes: a token, a body, a path. */
@@ -120,7 +143,7 @@ function problemsOf(method: string, url: string, schema: Record<string, unknown>
   if (method !== 'GET') statuses.push(413, 415);
   // Logging in changes nothing: nothing to conflict with, no rule to refuse.
   if (method !== 'GET' && url !== '/v1/auth/login') statuses.push(409, 422);
-  if (url === '/v1/auth/login') statuses.push(401, 403, 429);
+  if (url === '/v1/auth/login' || url === '/v1/accounts/{id}/password') statuses.push(401, 403, 429);
   if (url === '/v1/auth/register') statuses.push(429);
   statuses.push(500, 503);
   return [...new Set(statuses)].sort((a, b) => a - b);
@@ -149,8 +172,9 @@ function documentUpgrade(schema: Record<string, unknown>): void {
   const descriptions: Record<number, string> = {
     400: 'A symbol that is not a B3 ticker (VALIDATION_FAILED) or not listed (INSTRUMENT_NOT_FOUND), or an unknown query parameter',
     426: 'Upgrade Required (UPGRADE_REQUIRED): a plain GET, without `Upgrade: websocket`; the answer carries `Upgrade: websocket`',
+    429: 'TOO_MANY_STREAMS: the account holds 64 streams already; close one first',
   };
-  for (const code of [400, 401, 403, 426, 500])
+  for (const code of [400, 401, 403, 426, 429, 500])
     response[code] = {
       description: descriptions[code] ?? PROBLEMS[code],
       content: { 'application/problem+json': { schema: problem } },
@@ -227,9 +251,17 @@ export function documentAnswers(input: TransformInput): ReturnType<typeof jsonSc
   for (const code of problemsOf(method, url, schema))
     response[code] = {
       description: ROUTE_PROBLEMS[route]?.[code] ?? PROBLEMS[code],
+      ...(code === 429 || code === 503 ? { headers: RETRY_AFTER } : {}),
       content: { 'application/problem+json': { schema: problem } },
     };
-  if (CREATES.has(route)) response[409] = keyInProgress;
+  if (CREATES.has(route)) {
+    response[409] = keyInProgress;
+    for (const status of Object.keys(SUCCESS[route] ?? {}))
+      (response[status] as Record<string, unknown>).headers = {
+        ...REPLAYED,
+        ...(LOCATED.has(route) ? LOCATION : {}),
+      };
+  }
   for (const [status, answer] of Object.entries(declared))
     response[status] = {
       description: (response[status] as { description?: string } | undefined)?.description,

@@ -366,7 +366,7 @@ function answerClientError(
   if (error.code === 'ECONNRESET' || socket.destroyed) return;
   const [status, reason, detail] =
     error.code === 'HPE_HEADER_OVERFLOW'
-      ? [431, 'HEADERS_TOO_LARGE', 'the request headers are over 16 KiB']
+      ? [431, 'HEADERS_TOO_LARGE', 'the request line (its URL) and headers are over 16 KiB']
       : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
         ? [408, 'REQUEST_TIMEOUT', 'the request did not arrive in time']
         : [400, 'MALFORMED_REQUEST', 'the request is not valid HTTP/1.1'];

@@ -510,7 +510,14 @@ export function tradingRoutes(app: App, context: RouteContext): void {
     async (request) => {
       const to = request.query.to ? new Date(request.query.to) : context.now();
       const from = request.query.from ? new Date(request.query.from) : new Date(to.getTime() - 86_400_000);
-      if (from > to) throw new ApiProblem(400, 'INVALID_RANGE', '"from" must not be after "to"');
+      if (from > to)
+        throw new ApiProblem(
+          400,
+          'INVALID_RANGE',
+          request.query.to
+            ? '"from" must not be after "to"'
+            : '"from" must not be in the future (without "to", it ends now)',
+        );
       const candles = await readModelsOf(context).candles(
         request.params.symbol,
         request.query.interval,

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { USERNAME, USERNAME_RULE } from '../../domain/broker/account/username.ts';
 import { OrderSide, OrderStatus, OrderType, TimeInForce } from '../../domain/broker/order/events.ts';
 import { STANDARD_SYMBOL, TRADED_SYMBOL } from '../../domain/broker/schemas.ts';
-import { InvalidDecimalAmount, toCents } from '../../domain/shared/money.ts';
+import { InvalidDecimalAmount, LARGEST_EXACT_AMOUNT, toCents } from '../../domain/shared/money.ts';
 import { CANDLE_INTERVAL_NAMES, DEFAULT_CANDLE_INTERVAL } from '../../projections/read-models/candles.ts';
 
 /** The API's edge schemas: decimal strings in, integer cents inside (domain/shared/money.ts converts). */
@@ -39,7 +39,7 @@ function decimalAbove(minimum: 'zero' | 'one-cent') {
         return toCents(text);
       } catch (error) {
         if (!(error instanceof InvalidDecimalAmount)) throw error;
-        context.addIssue({ code: 'custom', message: 'too large' });
+        context.addIssue({ code: 'custom', message: `too large: at most "${LARGEST_EXACT_AMOUNT}"` });
       }
       return z.NEVER;
     })
@@ -314,7 +314,7 @@ export const ProjectionParams = z.strictObject({
     .string()
     .min(1)
     .max(100)
-    .regex(/^[A-Za-z0-9_.-]+$/),
+    .regex(/^[A-Za-z0-9_.-]+$/, 'must be a projection name (letters, digits, "_", "." or "-") or "all"'),
 });
 export const InstrumentBody = z.strictObject({
   symbol: StandardSymbolParam,

@@ -70,49 +70,52 @@ export class LotSizeViolation extends DomainError {
     readonly quantity: number,
     readonly rule: string,
   ) {
-    super(`${quantity} ${symbol}: ${rule}`, { symbol, quantity, rule });
+    super(`${quantity} ${symbol}: ${rule}`, { field: 'quantity', symbol, quantity, rule });
   }
 }
 
 export class PriceRequired extends DomainError {
   readonly reason = 'PRICE_REQUIRED';
   constructor(readonly orderType: string) {
-    super(`a ${orderType} order needs a limit price`, { orderType });
+    super(`a ${orderType} order needs a limit price`, { field: 'price', orderType });
   }
 }
 
 export class PriceNotAllowed extends DomainError {
   readonly reason = 'PRICE_NOT_ALLOWED';
   constructor(readonly orderType: string) {
-    super(`a ${orderType} order takes no limit price`, { orderType });
+    super(`a ${orderType} order takes no limit price`, { field: 'price', orderType });
   }
 }
 
 export class StopPriceRequired extends DomainError {
   readonly reason = 'STOP_PRICE_REQUIRED';
   constructor(readonly orderType: string) {
-    super(`a ${orderType} order needs a stop price`, { orderType });
+    super(`a ${orderType} order needs a stop price`, { field: 'stopPrice', orderType });
   }
 }
 
 export class StopPriceNotAllowed extends DomainError {
   readonly reason = 'STOP_PRICE_NOT_ALLOWED';
   constructor(readonly orderType: string) {
-    super(`a ${orderType} order takes no stop price`, { orderType });
+    super(`a ${orderType} order takes no stop price`, { field: 'stopPrice', orderType });
   }
 }
 
 export class ExpiryRequired extends DomainError {
   readonly reason = 'EXPIRY_REQUIRED';
   constructor() {
-    super('a GTD order needs an expiry time');
+    super('a GTD order needs an expiry time (expiresAt)', { field: 'expiresAt' });
   }
 }
 
 export class ExpiryNotAllowed extends DomainError {
   readonly reason = 'EXPIRY_NOT_ALLOWED';
   constructor(readonly timeInForce: string) {
-    super(`only GTD orders take an expiry time, this one is ${timeInForce}`, { timeInForce });
+    super(`only GTD orders take an expiry time, this one is ${timeInForce}`, {
+      field: 'expiresAt',
+      timeInForce,
+    });
   }
 }
 
