@@ -205,6 +205,23 @@ describe('correlation ids', () => {
     }
   });
 
+  it('keeps a refused id in the log lines of its request', async () => {
+    logLines.length = 0;
+    const response = await post(
+      `/v1/accounts/${trader.accountId}/deposits`,
+      { amount: '1.00' },
+      {
+        'x-correlation-id': 'bad id with spaces',
+      },
+    );
+    const requestLines = logLines.filter((line) => line.reqId === response.headers['x-request-id']);
+    expect(requestLines.length).toBeGreaterThan(0);
+    for (const line of requestLines) {
+      expect(line.refusedCorrelationId).toBe('bad id with spaces');
+      expect(line.correlationId).toBe(response.headers['x-correlation-id']);
+    }
+  });
+
   it('puts the correlation id on problems too', async () => {
     const response = await post('/v1/orders', { nope: 1 }, { 'x-correlation-id': 'bad-request-1' });
     expect(response.statusCode).toBe(400);

@@ -70,9 +70,16 @@ export function problemServerOptions(
     // The request's logger is made before any hook runs: decide the correlation id here, so that
     // even the "incoming request" line carries it.
     childLoggerFactory: (logger, bindings, options, rawRequest) => {
-      const correlationId = correlationIdOf(rawRequest.headers['x-correlation-id']);
+      const offered = rawRequest.headers['x-correlation-id'];
+      const correlationId = correlationIdOf(offered);
       (rawRequest as { correlationId?: string }).correlationId = correlationId;
-      return logger.child({ ...bindings, correlationId }, options);
+      // A caller's id that was not taken is kept in its log lines (cut short), so that a trace by it
+      // that finds nothing can be explained.
+      const refused =
+        offered !== undefined && offered !== correlationId
+          ? { refusedCorrelationId: String(offered).slice(0, 200) }
+          : {};
+      return logger.child({ ...bindings, correlationId, ...refused }, options);
     },
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     // The router's own refusals (a path parameter over MAX_PARAM_LENGTH, bad percent-encoding) and
