@@ -20,7 +20,7 @@ import {
   WalletAnswer,
   WalletChangeAnswer,
 } from './answers.ts';
-import { eventually, startTestApi, type TestApi } from './testing.ts';
+import { eventually, injectStream, startTestApi, type TestApi } from './testing.ts';
 
 let api: TestApi;
 let alice: { accountId: string; token: string };
@@ -379,7 +379,7 @@ describe('the HTTP API on PGlite', () => {
       headers: auth(alice.token),
       payload: { amount: '1000.00' },
     });
-    const socket = await api.app.injectWS('/v1/stream', { headers: auth(alice.token) });
+    const socket = await injectStream(api.app, '/v1/stream', alice.token);
     const announced = new Set<string>();
     const waiting = new Map<string, () => void>();
     socket.on('message', (raw: Buffer) => {

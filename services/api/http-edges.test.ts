@@ -4,7 +4,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redactUrl } from './redact.ts';
 import { MAX_STREAMS_PER_ACCOUNT } from './stream.ts';
-import { answerWhileClosing, startTestApi, type TestApi } from './testing.ts';
+import { answerWhileClosing, injectStream, startTestApi, type TestApi } from './testing.ts';
 
 /** Log lines as the process would print them, parsed. */
 const lines: Array<Record<string, unknown>> = [];
@@ -162,6 +162,26 @@ describe('what the HTTP parser refuses, on a real port', () => {
     });
   });
 
+  it('answers an HTTP/1.1 request without Host, and an Expect it does not know, with problems', async () => {
+    const noHost = await raw(port, 'GET /health/live HTTP/1.1\r\nconnection: close\r\n\r\n');
+    expect(noHost.head[0]).toBe('HTTP/1.1 400 Bad Request');
+    expect(noHost.head).toContain('content-type: application/problem+json; charset=utf-8');
+    expect(JSON.parse(noHost.body)).toMatchObject({ status: 400, reason: 'HOST_REQUIRED' });
+    const expectation = await raw(
+      port,
+      'GET /health/live HTTP/1.1\r\nhost: 127.0.0.1\r\nexpect: bogus\r\nconnection: close\r\n\r\n',
+    );
+    expect(expectation.head[0]).toBe('HTTP/1.1 417 Expectation Failed');
+    expect(JSON.parse(expectation.body)).toMatchObject({
+      status: 417,
+      reason: 'EXPECTATION_FAILED',
+      correlationId: expect.any(String),
+    });
+    // HTTP/1.0 has no Host to require.
+    const old = await raw(port, 'GET /health/live HTTP/1.0\r\n\r\n');
+    expect(old.head[0]).toMatch(/^HTTP\/1.1 200/);
+  });
+
   it('answers a request that is not HTTP with a problem (400)', async () => {
     const { head, body } = await raw(port, 'NOT HTTP AT ALL\r\n\r\n');
     expect(head[0]).toBe('HTTP/1.1 400 Bad Request');
@@ -209,7 +229,7 @@ describe('what the HTTP parser refuses, on a real port', () => {
 describe('streams that misbehave', () => {
   it("ends a stream whose client sends a frame over 4 KiB with 1009, logged as the client's doing, not an error", async () => {
     lines.length = 0;
-    const socket = await api.app.injectWS('/v1/stream', { headers: auth(alice.token) });
+    const socket = await injectStream(api.app, '/v1/stream', alice.token);
     const closed = new Promise<number>((resolve) => socket.on('close', (code: number) => resolve(code)));
     socket.send('x'.repeat(5_000));
     expect(await closed).toBe(1009);
@@ -224,9 +244,7 @@ describe('streams that misbehave', () => {
   it(`refuses an account its ${MAX_STREAMS_PER_ACCOUNT + 1}th stream at once (429), and takes one again when one closes`, async () => {
     const bob = await api.trader('edge-bob');
     const streams = await Promise.all(
-      Array.from({ length: MAX_STREAMS_PER_ACCOUNT }, () =>
-        api.app.injectWS('/v1/stream', { headers: auth(bob.token) }),
-      ),
+      Array.from({ length: MAX_STREAMS_PER_ACCOUNT }, () => injectStream(api.app, '/v1/stream', bob.token)),
     );
     const refused = await api.app.inject({
       method: 'GET',

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { type ServerOptions, STATUS_CODES } from 'node:http';
+import { type IncomingMessage, type ServerOptions, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type {
   FastifyBaseLogger,
@@ -65,6 +65,8 @@ export function problemServerOptions(
     http: {
       headersTimeout: requestTimeout,
       connectionsCheckingInterval: Math.min(REQUEST_CHECK_EVERY_MS, requestTimeout),
+      // Node answers a missing Host with an empty 400 of its own: `answerWithProblems` refuses it.
+      requireHostHeader: false,
     },
     genReqId: () => randomUUID(),
     // The request's logger is made before any hook runs: decide the correlation id here, so that
@@ -178,7 +180,32 @@ export function answerWithProblems(app: FastifyInstance): void {
   });
 
   app.decorateRequest('correlationId', '');
-  app.addHook('onRequest', async (request, reply) => identify(request, reply));
+  app.addHook('onRequest', async (request, reply) => {
+    identify(request, reply);
+    if (request.raw.httpVersion === '1.1' && request.headers.host === undefined)
+      throw new ApiProblem(400, 'HOST_REQUIRED', 'an HTTP/1.1 request needs a Host header (RFC 9112)');
+  });
+  // An `Expect` other than 100-continue: Node would answer an empty 417 of its own.
+  app.server.on('checkExpectation', (request: IncomingMessage, response: ServerResponse) => {
+    const correlationId = randomUUID();
+    const body = JSON.stringify(
+      problem(
+        417,
+        'EXPECTATION_FAILED',
+        'only "Expect: 100-continue" is understood: send the request without it',
+        {
+          correlationId,
+        },
+      ),
+    );
+    app.log.info({ reason: 'EXPECTATION_FAILED', status: 417, correlationId }, 'request refused');
+    response.writeHead(417, {
+      'content-type': PROBLEM_CONTENT_TYPE,
+      'content-length': Buffer.byteLength(body),
+      'x-correlation-id': correlationId,
+    });
+    response.end(body);
+  });
   // A query parameter holds one value: one given twice (`limit=10&limit=20`) is refused as that,
   // not as whatever its schema makes of the list the query parser gives for it.
   app.addHook('preValidation', async (request) => {

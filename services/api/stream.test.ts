@@ -8,7 +8,7 @@ import { accountDecider, accountStreamId } from '../../domain/broker/account/acc
 import { handleCommand } from '../shared/command-handler.ts';
 import { closeGracefully } from './app.ts';
 import { hashPassword, TokenIssuer } from './auth.ts';
-import { disableAccount, JWT_SECRET, startTestApi, type TestApi } from './testing.ts';
+import { disableAccount, injectStream, JWT_SECRET, startTestApi, type TestApi } from './testing.ts';
 
 let api: TestApi;
 let alice: { accountId: string; token: string };
@@ -24,7 +24,7 @@ afterAll(async () => api?.close());
 /** Opens a socket and collects its messages. */
 async function open(url: string, token?: string) {
   const messages: Array<Record<string, unknown>> = [];
-  const socket = await api.app.injectWS(url, token ? { headers: { authorization: `Bearer ${token}` } } : {});
+  const socket = await injectStream(api.app, url, token);
   socket.on('message', (data: Buffer) => messages.push(JSON.parse(String(data))));
   return { socket, messages };
 }
@@ -379,7 +379,7 @@ describe('streams on a server none has opened yet', () => {
 
   async function openOn(url: string, token: string) {
     const messages: Array<Record<string, unknown>> = [];
-    const socket = await served.app.injectWS(url, { headers: { authorization: `Bearer ${token}` } });
+    const socket = await injectStream(served.app, url, token);
     socket.on('message', (data: Buffer) => messages.push(JSON.parse(String(data))));
     const closed = new Promise<{ code: number; reason: string }>((resolve) =>
       socket.on('close', (code: number, reason: Buffer) => resolve({ code, reason: String(reason) })),

@@ -246,3 +246,13 @@ export async function answerWhileClosing(
     body: JSON.parse(second.slice(end + 4)),
   };
 }
+
+/**
+ * Opens a WebSocket on `url` through `injectWS`, which sends no Host header of its own (a real
+ * client always does, and the API refuses an HTTP/1.1 request without one).
+ */
+export function injectStream(app: App, url: string, token?: string) {
+  return app.injectWS(url, {
+    headers: { host: 'localhost', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+  });
+}
