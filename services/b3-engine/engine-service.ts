@@ -355,9 +355,10 @@ export class EngineService {
         const { version, book } = await this.state(symbol);
         // No stream: no orders, and no reason to create one. A later end: this close is in it. A
         // book opened after the close: it had no session then.
-        if (version === -1 || !book.hasSessionToEnd(closedAt)) return;
+        if (version === -1 || !book.hasSessionToEnd(closedAt)) return false;
         const requestId = deterministicId(symbol, 'end-of-day', String(closedAt));
         await this.session(symbol, 'EndOfDay', requestId, { closedAt });
+        return true;
       },
       // A fresh id each time: an ExpireOrders is decided on the book as it is (a repeat expires
       // nothing), and deciding is what recomputes the book's next expiry. A deduplicated repeat

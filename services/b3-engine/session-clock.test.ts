@@ -48,11 +48,14 @@ describe('session close times', () => {
 /** Books the clock drives, recording what it asked. */
 function recordingBooks(symbols: string[]) {
   const calls: string[] = [];
+  /** Books whose last session has ended already: ending it again does nothing. */
+  const ended = new Set<string>();
   let failures = 0;
   const books: SessionBooks = {
     symbols: async () => symbols,
     endSession: async (symbol, closedAt) => {
       calls.push(`end ${symbol} ${new Date(closedAt).toISOString()}`);
+      return !ended.has(symbol);
     },
     expireOrders: async (symbol, dueAt) => {
       if (failures > 0) {
@@ -62,7 +65,7 @@ function recordingBooks(symbols: string[]) {
       calls.push(`expire ${symbol} ${dueAt}`);
     },
   };
-  return { books, calls, failNext: (times: number) => (failures = times) };
+  return { books, calls, ended, failNext: (times: number) => (failures = times) };
 }
 
 describe('the session clock', () => {
@@ -95,6 +98,35 @@ describe('the session clock', () => {
     expect(calls).toEqual(['end PETR4 2025-03-14T21:00:00.000Z', 'end VALE3 2025-03-14T21:00:00.000Z']);
     expect(clock.nextClose).toBe(CLOSE + DAY);
     await clock.stop();
+  });
+
+  it('says at start whether it ended the last session anywhere, or found it taken on every book', async () => {
+    const lines: Array<[Record<string, unknown>, string]> = [];
+    const logger = {
+      ...silent,
+      info: (fields: Record<string, unknown>, message: string) => lines.push([fields, message]),
+    };
+    for (const endedBefore of [['VALE3'], ['PETR4', 'VALE3']]) {
+      const time = new FakeClock(BEFORE_CLOSE);
+      const recorded = recordingBooks(['PETR4', 'VALE3']);
+      for (const symbol of endedBefore) recorded.ended.add(symbol);
+      const clock = new SessionClock({
+        books: recorded.books,
+        schedule,
+        now: time.now,
+        timers: time,
+        logger,
+      });
+      await clock.start();
+      await clock.stop();
+    }
+    expect(lines.filter(([fields]) => 'books' in fields)).toEqual([
+      [expect.objectContaining({ books: 2, ended: 1, failed: 0 }), 'caught up with the last session close'],
+      [
+        expect.objectContaining({ books: 2, ended: 0, failed: 0 }),
+        'the last session close had been taken on every book already',
+      ],
+    ]);
   });
 
   it('fires a book’s GTD timer at its expiry, moves it with the book, and clears it', async () => {

@@ -42,8 +42,8 @@ export const systemTimers: Timers = {
 export interface SessionBooks {
   /** Every book that may hold orders, loaded or not. */
   symbols(): Promise<string[]>;
-  /** Ends the session that closed at `closedAt` on one book (nothing when it already has). */
-  endSession(symbol: string, closedAt: number): Promise<void>;
+  /** Ends the session that closed at `closedAt` on one book: false when it had nothing to end. */
+  endSession(symbol: string, closedAt: number): Promise<boolean>;
   /** Expires a book's GTD orders due at or before now; `dueAt` is the expiry that armed the timer. */
   expireOrders(symbol: string, dueAt: number): Promise<void>;
 }
@@ -109,7 +109,7 @@ export class SessionClock {
     if (!this.stopped) return;
     this.stopped = false;
     const lastClose = closeAtOrBefore(this.options.now(), this.options.schedule);
-    await this.track(this.endSessionEverywhere(lastClose, 'catching up with the last session close'));
+    await this.track(this.endSessionEverywhere(lastClose, 'caught up with the last session close'));
     this.armClose();
   }
 
@@ -203,25 +203,27 @@ export class SessionClock {
       return;
     }
     const results = await Promise.all(symbols.map((symbol) => this.endSession(symbol, closedAt)));
+    const ended = results.filter((result) => result === 'ended').length;
+    const failed = results.filter((result) => result === 'failed').length;
+    // At start, the close has usually been taken already: say so rather than "ended" on every book.
+    const message =
+      ended === 0 && failed === 0 && why !== 'session close'
+        ? 'the last session close had been taken on every book already'
+        : why;
     this.options.logger.info(
-      {
-        closedAt: new Date(closedAt).toISOString(),
-        books: symbols.length,
-        failed: results.filter((ok) => !ok).length,
-      },
-      why,
+      { closedAt: new Date(closedAt).toISOString(), books: symbols.length, ended, failed },
+      message,
     );
   }
 
-  private async endSession(symbol: string, closedAt: number): Promise<boolean> {
+  private async endSession(symbol: string, closedAt: number): Promise<'ended' | 'nothing' | 'failed'> {
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.options.books.endSession(symbol, closedAt);
-        return true;
+        return (await this.options.books.endSession(symbol, closedAt)) ? 'ended' : 'nothing';
       } catch (error) {
         if (this.stopped || attempt >= CLOSE_ATTEMPTS) {
           this.options.logger.error({ err: error, symbol, attempt }, 'ending the session failed');
-          return false;
+          return 'failed';
         }
         this.options.logger.warn({ err: error, symbol, attempt }, 'ending the session failed, trying again');
         await this.pause();
