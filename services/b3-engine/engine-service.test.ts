@@ -214,6 +214,57 @@ describe('B3 engine service', () => {
     expect((await engine.book('PETR4')).order('gtc-order')).toBeDefined();
   });
 
+  it('logs each request it refuses with its reason and correlation id: a cancel of an order it does not hold, an order outside the band', async () => {
+    const lines: Array<[Record<string, unknown>, string]> = [];
+    const store = new MemoryEventStore({ schemas: b3Schemas() });
+    const prices = new MemoryPriceCache();
+    await prices.set({ symbol: 'PETR4', source: 'test', pinned: false, price: 32_50, at: NOW });
+    const engine = new EngineService({
+      store,
+      transport: recordingTransport(),
+      marketPrices: prices,
+      priceMaxAgeMs: 60_000,
+      priceBandBps: 1_000,
+      now: () => NOW,
+      logger: {
+        info: (fields, message) => lines.push([fields as Record<string, unknown>, message]),
+        warn() {},
+        error() {},
+      },
+    });
+    const cancel = {
+      ...newOrder(),
+      type: 'CancelOrder' as const,
+      body: { orderId: 'nowhere', accountId: 'acc-1', symbol: 'PETR4' },
+    };
+    await engine.handle(cancel);
+    const outside = newOrder({ orderId: 'too-dear', price: 40_00 });
+    await engine.handle(outside);
+    await engine.handle(newOrder({ orderId: 'fine' }));
+    expect(lines.filter(([, message]) => message === 'request refused')).toEqual([
+      [
+        {
+          symbol: 'PETR4',
+          type: 'CancelOrder',
+          orderId: 'nowhere',
+          reason: 'UNKNOWN_ORDER',
+          correlationId: cancel.correlationId,
+        },
+        'request refused',
+      ],
+      [
+        {
+          symbol: 'PETR4',
+          type: 'NewOrder',
+          orderId: 'too-dear',
+          reason: 'PRICE_BAND',
+          correlationId: outside.correlationId,
+        },
+        'request refused',
+      ],
+    ]);
+  });
+
   it("halts a book on the broker's HaltTrading: new orders refused, cancels taken, nothing trades, until resumed", async () => {
     const { store, transport, engine, make } = await setup({ price: { price: 32_50, at: NOW } });
     await engine.handle(newOrder({ orderId: 'resting-sell', side: 'SELL', accountId: 'seller' }));

@@ -459,7 +459,16 @@ export class EngineService {
     const appendedAt = performance.now();
     for (const { item, events } of decided) {
       const { request } = item;
-      countEngineDecision(symbol, request.type, request.orderId, events, (appendedAt - item.takenAt) / 1000);
+      const seconds = (appendedAt - item.takenAt) / 1000;
+      const refused = countEngineDecision(symbol, request.type, request.orderId, events, seconds);
+      if (refused !== undefined) {
+        const body = request.message?.body;
+        const orderId = body && 'orderId' in body ? body.orderId : undefined;
+        this.logger.info(
+          { symbol, type: request.type, orderId, reason: refused, correlationId: request.correlationId },
+          'request refused',
+        );
+      }
       if (events.length === 0) item.resolve();
       else completions.push({ item, events: recorded[next++]!, outcome: 'booked' });
     }

@@ -147,7 +147,7 @@ const tradedIn = children((symbol) => ({
 /**
  * Counts what the B3 engine decided for one request once its events are appended: the outcome
  * (rejected when one of its events refuses the request's own order or request), the matching time
- * since it was taken, and its trades.
+ * since it was taken, and its trades. Returns the rejection's reason, if it was one.
  */
 export function countEngineDecision(
   symbol: string,
@@ -155,7 +155,7 @@ export function countEngineDecision(
   orderId: string | undefined,
   events: readonly BookEvent[],
   seconds: number,
-): void {
+): string | undefined {
   const counted = decidedAs(type);
   counted.matching.observe(seconds);
   let rejection: string | undefined;
@@ -178,6 +178,7 @@ export function countEngineDecision(
   if (rejection !== undefined) counted.rejected(rejection).inc();
   else if (events.length === 0) counted.unchanged.inc();
   else counted.accepted.inc();
+  return rejection;
 }
 
 /** A redelivered request the engine found booked already: its decision was counted when it was made. */
