@@ -41,6 +41,80 @@ readModelStoreContract('MySQL', {
 });
 
 describe('MySQL read-model store', () => {
+  it('applies nothing of a batch whose transaction the server ends mid-way (a deadlock), so the retry applies it once', async () => {
+    const url = await freshDatabase();
+    const store = await openStore(url);
+    const projection = accountsProjection();
+    await store.prepare(projection, 'live');
+    const [balances, ledger] = projection.tables.map((table) => `\`${table.name}\``) as [string, string];
+    const at = new Date('2026-11-28T10:00:00Z');
+    const changes: Change[] = [
+      {
+        kind: 'upsert',
+        table: projection.tables[0]!.name,
+        key: { account: 'a' },
+        insert: { first_seen: at },
+        set: { last_position: 1, active: true, tags: null },
+        add: { balance: 5, deposits: 1 },
+        max: { largest: 5 },
+        min: { smallest: 5 },
+      },
+      {
+        kind: 'upsert',
+        table: projection.tables[1]!.name,
+        key: { account: 'a', position: 1 },
+        set: { amount: 5, recorded_at: at },
+      },
+    ];
+    // Another transaction holds the batch's rows, and has written far more than the batch will, so
+    // InnoDB makes the batch the deadlock's victim.
+    const other = await mysql.createConnection(url);
+    await other.query('START TRANSACTION');
+    await other.query(
+      `INSERT INTO ${balances} (account, balance, deposits, largest, smallest, first_seen, last_position, active)
+       VALUES ${Array.from({ length: 200 }, (_, index) => `('other-${index}', 0, 0, 0, 0, NOW(), 0, 1)`).join(', ')}, ('a', 0, 0, 0, 0, NOW(), 0, 1)`,
+    );
+    await other.query(
+      `INSERT INTO ${ledger} (account, position, amount, recorded_at) VALUES ('a', 1, 0, NOW())`,
+    );
+    const applying = store.applyBatch(projection, 'live', changes, 0, 1);
+    applying.catch(() => {});
+    // The batch has moved its checkpoint and waits on the rows: the other now waits on the checkpoint.
+    for (let waited = 0; ; waited += 20) {
+      const [waiting] = await admin.query<mysql.RowDataPacket[]>(
+        `SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE state = 'Update' AND info LIKE 'INSERT INTO ${balances}%'`,
+      );
+      if (Number(waiting[0]!.n) > 0) break;
+      if (waited > 10_000) {
+        await other.query('ROLLBACK');
+        throw new Error('the batch never waited on the rows');
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await other.query(`UPDATE \`${projection.name}__checkpoint\` SET position = position WHERE id = 1`);
+    // The statement queued behind the victim waits on the other's ledger row until it ends.
+    await other.query('ROLLBACK');
+    await other.end();
+    await expect(applying).rejects.toMatchObject({ code: 'ER_LOCK_DEADLOCK' });
+
+    const count = async (table: string) =>
+      Number(
+        (
+          await admin.query<mysql.RowDataPacket[]>(
+            `SELECT COUNT(*) AS n FROM \`${new URL(url).pathname.slice(1)}\`.${table}`,
+          )
+        )[0][0]!.n,
+      );
+    expect([await count(balances), await count(ledger)]).toEqual([0, 0]);
+    expect(await store.checkpoint(projection.name, 'live')).toBe(0);
+
+    expect(await store.applyBatch(projection, 'live', changes, 0, 1)).toBe(true);
+    expect(await store.find(projection, projection.tables[0]!.name, {})).toMatchObject([
+      { account: 'a', balance: 5, deposits: 1 },
+    ]);
+    expect(await count(ledger)).toBe(1);
+  });
+
   const kinds: ProjectionDefinition = {
     name: 'kinds',
     version: 1,

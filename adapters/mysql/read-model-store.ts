@@ -364,11 +364,18 @@ export class MysqlReadModelStore implements ReadModelStore {
   }
 
   /** Runs `work` in one transaction on one pooled connection. */
+  /**
+   * `work` in one transaction, with autocommit off rather than `START TRANSACTION`: a batch queues
+   * its statements on the connection together, and InnoDB ends the whole transaction at a deadlock.
+   * Under `START TRANSACTION` the statements queued behind the one that failed would then run in
+   * autocommit and commit, and the retry from the old checkpoint would apply them twice; with
+   * autocommit off they open a new transaction, which the rollback discards.
+   */
   private async transaction<T>(work: (connection: PoolConnection) => Promise<T>): Promise<T> {
     const connection = await this.pool.getConnection();
     let reusable = true;
     try {
-      await connection.beginTransaction();
+      await connection.query('SET autocommit = 0');
       const result = await work(connection);
       await connection.commit();
       return result;
@@ -378,6 +385,8 @@ export class MysqlReadModelStore implements ReadModelStore {
       });
       throw error;
     } finally {
+      // The pool's other users read in autocommit.
+      if (reusable) await connection.query('SET autocommit = 1').catch(() => (reusable = false));
       if (reusable) connection.release();
       else connection.destroy();
     }
