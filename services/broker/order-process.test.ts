@@ -40,6 +40,30 @@ class FlakyTransport extends MemoryTransport {
   }
 }
 
+/**
+ * The in-process transport, with the NewOrders of `held` orders confirmed to the publisher but
+ * delivered only on `release`: what RabbitMQ does to a NewOrder retried behind a later message.
+ */
+class HoldingTransport extends MemoryTransport {
+  readonly held = new Set<string>();
+  private readonly waiting: Array<() => Promise<void>> = [];
+  override async publish<Body>(
+    channel: TransportChannelName,
+    message: TransportMessage<Body>,
+  ): Promise<void> {
+    const orderId = (message.body as { orderId?: string }).orderId;
+    if (channel === 'broker-to-b3' && message.type === 'NewOrder' && orderId && this.held.has(orderId)) {
+      this.waiting.push(() => super.publish(channel, message));
+      return;
+    }
+    return super.publish(channel, message);
+  }
+  async release(): Promise<void> {
+    this.held.clear();
+    for (const deliver of this.waiting.splice(0)) void deliver();
+  }
+}
+
 /** What the manager logged at warn and error level, and whether each line carried an error (a stack). */
 function capturingLogger() {
   const lines: Array<{ level: 'warn' | 'error'; message: string; stack: boolean; correlationId?: string }> =
@@ -91,6 +115,40 @@ describe('order process manager', () => {
     );
     return { engine, process, lines };
   }
+
+  it('cancels an order whose cancel reached B3 before the order did, once B3 has booked it', async () => {
+    const broker = new MemoryEventStore({ schemas: brokerSchemas() });
+    const b3 = new MemoryEventStore({ schemas: b3Schemas() });
+    const transport = new HoldingTransport();
+    await startOrderPath(broker, b3, transport, { symbol: 'PETR4', price: 32_50 });
+    await listInstrument(broker, 'PETR4', 32_50);
+    await deposit(broker, 'overtaken-buyer', 400_000);
+    const orderId = crypto.randomUUID();
+    transport.held.add(orderId);
+    await placeOrder(broker, {
+      orderId,
+      accountId: 'overtaken-buyer',
+      symbol: 'PETR4',
+      side: 'BUY',
+      quantity: 100,
+      price: 32_00,
+    });
+    await ordersReach(broker, [orderId], ['NEW']);
+    await requestCancel(broker, orderId, 'overtaken-buyer');
+    // B3 refuses the cancel of an order it has not seen…
+    await eventually(async () =>
+      (await b3.readStream('book-PETR4')).some((event) => event.type === 'RequestRejected')
+        ? true
+        : undefined,
+    );
+    // …then books the order, which must not be left resting with its cancel asked.
+    await transport.release();
+    const [order] = await ordersReach(broker, [orderId], ['CANCELED']);
+    expect(order).toMatchObject({ status: 'CANCELED', filledQuantity: 0 });
+    expect((await walletOf(broker, 'overtaken-buyer')).cash).toEqual({ available: 400_000, reserved: 0 });
+    const book = (await b3.readStream('book-PETR4')).map((event) => event.type);
+    expect(book.filter((type) => type === 'OrderCanceled')).toHaveLength(1);
+  });
 
   it('follows the store again from its checkpoint when a step fails, and routes the order then', async () => {
     const broker = new MemoryEventStore({ schemas: brokerSchemas() });

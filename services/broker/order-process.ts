@@ -670,16 +670,30 @@ export class OrderProcess {
     // A cancel before acceptance is carried by the placement: a rejected order needs none, and an
     // accepted one is routed before this event is handled (events are handled in store order).
     if (!order.placed || isTerminal(order.status) || order.status === 'PENDING_NEW') return;
+    await this.sendCancel(
+      order,
+      deterministicId(event.id, 'cancel-order'),
+      event.metadata.correlationId,
+      event.id,
+    );
+  }
+
+  private async sendCancel(
+    order: Order,
+    messageId: string,
+    correlationId: string,
+    causationId: string,
+  ): Promise<void> {
     const body: CancelOrderBody = {
       orderId: order.orderId,
       accountId: order.accountId,
       symbol: order.symbol,
     };
     await this.options.transport.publish('broker-to-b3', {
-      messageId: deterministicId(event.id, 'cancel-order'),
+      messageId,
       type: 'CancelOrder',
-      correlationId: event.metadata.correlationId,
-      causationId: event.id,
+      correlationId,
+      causationId,
       schemaVersion: MESSAGE_SCHEMA_VERSION,
       body,
     });
@@ -782,6 +796,22 @@ export class OrderProcess {
           ids,
         );
       case 'ACK':
+        // A cancel asked before B3 booked the order may have reached B3 first (the NewOrder retried
+        // behind it, through a store outage), and been refused as UNKNOWN_ORDER: the order would
+        // rest with its cancel asked and nothing left to send it. Now that it is booked, the cancel
+        // goes again; one B3 had taken already is refused as UNKNOWN_ORDER, which changes nothing.
+        // (The cached state knows of the cancel: it was sent from it, before B3 could have booked.)
+        if (
+          report.request === 'NEW' &&
+          order.cancelRequested &&
+          !isTerminal((await this.loadOrder(streamId)).status)
+        )
+          await this.sendCancel(
+            order,
+            deterministicId(report.executionId, 'cancel-after-ack'),
+            message.correlationId,
+            message.messageId,
+          );
         return;
     }
   }
