@@ -28,6 +28,10 @@ describe('isTransientError', () => {
     ],
     ['pg: a connection terminated', new Error('Connection terminated unexpectedly')],
     [
+      'Postgres: a database closed to connections',
+      withFields('database "b3" is not currently accepting connections', { code: '55000' }),
+    ],
+    [
       'Mongo: no server selected',
       withFields('Server selection timed out after 1500 ms', { name: 'MongoServerSelectionError' }),
     ],

@@ -106,6 +106,9 @@ const MESSAGES = [
   /^Client has encountered a connection error/,
   /^Connection lost/,
   /^no answer within \d+ ms/,
+  // PostgreSQL's 55000 for a database closed to connections (ALLOW_CONNECTIONS false, during a
+  // maintenance): the code alone also means other, lasting states.
+  /is not currently accepting connections/,
   // The Mongo driver's lost connection: a bulk write (insertMany) that loses it throws a
   // MongoBulkWriteError carrying only the network error's message, no name, label or cause.
   /^connection \d+ to \S+ (closed|timed out)$/,

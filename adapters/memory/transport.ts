@@ -15,9 +15,7 @@
 import type { z } from 'zod';
 import {
   assertValidOutgoing,
-  DEFAULT_MAX_ATTEMPTS,
   DEFAULT_PREFETCH,
-  DEFAULT_RETRY_DELAYS_MS,
   type DeadLetter,
   type Transport,
   type TransportChannelName,
@@ -28,6 +26,7 @@ import {
 } from '../../domain/shared/transport.ts';
 import {
   type ConsumePolicy,
+  consumePolicy,
   encodeMessage,
   handleDelivery,
   logDeadLetter,
@@ -129,11 +128,7 @@ export class MemoryTransport implements Transport {
     if (this.closed) throw new Error('memory transport is closed');
     const consumer: Consumer = {
       handler: handler as TransportHandler<unknown>,
-      policy: {
-        schemas: options.schemas,
-        maxAttempts: options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
-        retryDelaysMs: options.retryDelaysMs ?? DEFAULT_RETRY_DELAYS_MS,
-      },
+      policy: consumePolicy(options),
       prefetch: Math.max(1, options.prefetch ?? DEFAULT_PREFETCH),
       inFlight: new Set(),
       stopped: false,

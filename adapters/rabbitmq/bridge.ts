@@ -32,9 +32,7 @@ import amqp, {
 import type { z } from 'zod';
 import {
   assertValidOutgoing,
-  DEFAULT_MAX_ATTEMPTS,
   DEFAULT_PREFETCH,
-  DEFAULT_RETRY_DELAYS_MS,
   type DeadLetter,
   TRANSPORT_CHANNELS,
   type Transport,
@@ -47,6 +45,7 @@ import {
 import {
   CONTENT_TYPE,
   type ConsumePolicy,
+  consumePolicy,
   encodeMessage,
   handleDelivery,
   logDeadLetter,
@@ -379,11 +378,7 @@ export class RabbitMqBridge implements Transport {
       channel,
       this.names(channel),
       handler as TransportHandler<unknown>,
-      {
-        schemas: options.schemas,
-        maxAttempts: options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
-        retryDelaysMs: options.retryDelaysMs ?? DEFAULT_RETRY_DELAYS_MS,
-      },
+      consumePolicy(options),
       Math.max(1, options.prefetch ?? DEFAULT_PREFETCH),
       this.logger,
     );

@@ -4,12 +4,15 @@
  * delivery (ack, retry later, or dead-letter with a reason).
  */
 import {
+  DEFAULT_MAX_ATTEMPTS,
+  DEFAULT_RETRY_DELAYS_MS,
   type DeadLetter,
   type DeadLetterReason,
   describeIssues,
   retryDelay,
   type TransportBodySchemas,
   type TransportChannelName,
+  type TransportConsumeOptions,
   type TransportDelivery,
   type TransportHandler,
   type TransportMessage,
@@ -154,6 +157,17 @@ export interface ConsumePolicy<Body> {
   readonly schemas: TransportBodySchemas<Body>;
   readonly maxAttempts: number;
   readonly retryDelaysMs: readonly number[];
+  readonly isTransient?: (error: unknown) => boolean;
+}
+
+/** A consumer's policy from its options, with the defaults. */
+export function consumePolicy<Body>(options: TransportConsumeOptions<Body>): ConsumePolicy<Body> {
+  return {
+    schemas: options.schemas,
+    maxAttempts: options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
+    retryDelaysMs: options.retryDelaysMs ?? DEFAULT_RETRY_DELAYS_MS,
+    isTransient: options.isTransient,
+  };
 }
 
 /** Runs the handler on one delivery and says what to do with the message. Never throws. */
@@ -174,7 +188,7 @@ export async function handleDelivery<Body>(
     return { kind: 'ack' };
   } catch (error) {
     const detail = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-    if (attempt >= policy.maxAttempts)
+    if (attempt >= policy.maxAttempts && !policy.isTransient?.(error))
       return { kind: 'dead-letter', reason: 'handler-failed', detail, attempts: attempt, error };
     return { kind: 'retry', nextAttempt: attempt + 1, delayMs: retryDelay(policy.retryDelaysMs, attempt) };
   }

@@ -258,6 +258,43 @@ export function transportContract(name: string, factory: TransportFactory): void
         await subscription.stop();
       });
 
+      it("retries past maxAttempts a failure the consumer calls the system's, never dead-lettering it, and handles the message once it passes", async () => {
+        const transport = await open();
+        const attempts: number[] = [];
+        const outage = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), {
+          code: 'ECONNREFUSED',
+        });
+        const subscription = await transport.consume(
+          'b3-to-broker',
+          async (_message, delivery) => {
+            attempts.push(delivery.attempt);
+            // The store is down for five attempts, two more than maxAttempts.
+            if (attempts.length <= 5) throw outage;
+          },
+          {
+            schemas: { ExecutionReport: executionReportBody },
+            ...fast,
+            isTransient: (error) => (error as { code?: string }).code === 'ECONNREFUSED',
+          },
+        );
+        await transport.publish('b3-to-broker', {
+          messageId: randomUUID(),
+          type: 'ExecutionReport',
+          correlationId: 'corr-outage',
+          causationId: 'cause-outage',
+          schemaVersion: 1,
+          body: { orderId: randomUUID(), executionId: 'exec-outage', status: 'FILL' },
+        });
+        await waitFor(() => attempts.length === 6, 10_000, 'six attempts');
+        expect(attempts).toEqual([1, 2, 3, 4, 5, 6]);
+        await sleep(100);
+        expect(attempts).toHaveLength(6);
+        expect(await transport.deadLetters('b3-to-broker')).not.toContainEqual(
+          expect.objectContaining({ correlationId: 'corr-outage' }),
+        );
+        await subscription.stop();
+      });
+
       it('dead-letters a message whose handler always fails, after maxAttempts, with the reason', async () => {
         const logger = recordingLogger();
         const transport = await open({ logger });

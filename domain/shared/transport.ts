@@ -80,6 +80,12 @@ export interface TransportConsumeOptions<Body> {
   readonly retryDelaysMs?: readonly number[];
   /** Deliveries handled at once, unacknowledged (default 16). 1 keeps the channel's order. */
   readonly prefetch?: number;
+  /**
+   * Whether a handler's failure is the system's (a store unreachable, a connection lost), not the
+   * message's: such a failure is retried for as long as it lasts, at the last delay once the
+   * others are spent, and never dead-letters the message. Absent: every failure counts.
+   */
+  readonly isTransient?: (error: unknown) => boolean;
 }
 
 export const DEFAULT_MAX_ATTEMPTS = 5;

@@ -9,9 +9,11 @@ import { toProblem } from './problem.ts';
  */
 const admin = new pg.Client({ connectionString: testUrls().databaseUrl });
 const role = isolatedName('full');
+const closed = isolatedName('closed');
 
 afterAll(async () => {
   await admin.query(`DROP ROLE IF EXISTS ${role}`);
+  await admin.query(`DROP DATABASE IF EXISTS ${closed}`);
   await admin.end();
 });
 
@@ -38,6 +40,27 @@ describe('a store that refuses the connection', () => {
         (error: unknown) => error,
       );
     expect(toProblem(refused)).toMatchObject({ status: 503, reason: 'STORE_UNAVAILABLE' });
+  });
+
+  it('is 503 STORE_UNAVAILABLE: a database closed to connections (55000, trial K)', async () => {
+    await admin.query(`CREATE DATABASE ${closed}`);
+    await admin.query(`ALTER DATABASE ${closed} ALLOW_CONNECTIONS false`);
+    const url = new URL(testUrls().databaseUrl);
+    url.pathname = `/${closed}`;
+    const refused = await new pg.Client({ connectionString: url.toString() }).connect().then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(refused).toMatchObject({ code: '55000' });
+    expect(toProblem(refused)).toMatchObject({ status: 503, reason: 'STORE_UNAVAILABLE' });
+  });
+
+  it('is 503 STORE_UNAVAILABLE: a deadlock the request can simply run again', () => {
+    const deadlock = Object.assign(new Error('Deadlock found when trying to get lock'), {
+      code: 'ER_LOCK_DEADLOCK',
+      errno: 1213,
+    });
+    expect(toProblem(deadlock)).toMatchObject({ status: 503, reason: 'STORE_UNAVAILABLE' });
   });
 
   it('leaves any other failure a 500', () => {

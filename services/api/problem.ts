@@ -2,6 +2,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { type DomainError, isDomainError } from '../../domain/shared/domain-error.ts';
 import { WrongExpectedVersion } from '../../domain/shared/event-store.ts';
 import { formatCents } from '../../domain/shared/money.ts';
+import { isTransientError } from '../../projections/transient.ts';
 import { redactUrl } from './redact.ts';
 import { fieldIssuesOf } from './validation.ts';
 
@@ -144,23 +145,6 @@ function detailsOf(error: DomainError): Record<string, unknown> {
 }
 
 /** Turns anything thrown by a route (or by fastify itself) into a problem; `url` is the request's. */
-/**
- * A store that would not take the request's connection: PostgreSQL out of connections (53300) or
- * starting (57P03), MySQL out of connections, a server not listening. Transient, and the server's,
- * not the request's: 503, to retry.
- */
-const CONNECTION_REFUSALS: ReadonlySet<string> = new Set([
-  '53300',
-  '57P03',
-  'ER_CON_COUNT_ERROR',
-  'ECONNREFUSED',
-]);
-
-function outOfConnections(error: unknown): boolean {
-  const { code, name } = (error ?? {}) as { code?: unknown; name?: unknown };
-  return (typeof code === 'string' && CONNECTION_REFUSALS.has(code)) || name === 'MongoServerSelectionError';
-}
-
 export function toProblem(error: unknown, url?: string): Problem {
   if (error instanceof ApiProblem)
     return problem(error.status, error.reason, error.message, error.extensions);
@@ -197,11 +181,13 @@ export function toProblem(error: unknown, url?: string): Problem {
         : (FASTIFY_DETAILS[fastifyError.code ?? ''] ?? fastifyError.message);
     return problem(status, reason, detail);
   }
-  if (outOfConnections(error))
+  // The server's trouble, not the request's, and likely to pass (a store unreachable, out of
+  // connections, starting, closed to connections, or a deadlock): 503, to retry.
+  if (isTransientError(error))
     return problem(
       503,
       'STORE_UNAVAILABLE',
-      'a store this request needs refused the connection (out of connections, starting or unreachable); retry in a few seconds (with the same Idempotency-Key for a create)',
+      'a store this request needs is unavailable (unreachable, out of connections, starting, or it aborted the transaction); retry in a few seconds (with the same Idempotency-Key for a create)',
     );
   return problem(
     500,

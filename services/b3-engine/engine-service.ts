@@ -25,6 +25,7 @@
  * would come again, and a message that does come again may come after later requests' reports —
  * a fill after the cancel of the rest of its order. `start` recovers every book.
  */
+
 import { randomUUID } from 'node:crypto';
 import {
   type BookEvent,
@@ -53,6 +54,7 @@ import type {
   TransportPublisher,
   TransportSubscription,
 } from '../../domain/shared/transport.ts';
+import { isTransientError } from '../../projections/transient.ts';
 import { lastRecordedPrice } from '../market-data/feed.ts';
 import { deterministicId } from '../shared/deterministic-id.ts';
 import { KeyedLanes } from '../shared/keyed-lanes.ts';
@@ -247,6 +249,8 @@ export class EngineService {
         prefetch: this.options.prefetch ?? MAX_BATCH,
         maxAttempts: this.options.maxAttempts,
         retryDelaysMs: this.options.retryDelaysMs,
+        // A store outage is waited out: an order dead-lettered for it would never reach the book.
+        isTransient: isTransientError,
       },
     );
   }

@@ -78,6 +78,7 @@ import type {
   TransportSubscription,
 } from '../../domain/shared/transport.ts';
 import type { RelayCheckpoints } from '../../projections/relay.ts';
+import { isTransientError } from '../../projections/transient.ts';
 import {
   aggregateOf,
   type CommandMetadata,
@@ -252,6 +253,8 @@ export class OrderProcess {
         prefetch: REPORT_PREFETCH,
         maxAttempts: this.options.maxAttempts,
         retryDelaysMs: this.options.retryDelaysMs,
+        // A store outage is waited out: a fill dead-lettered for it would never settle.
+        isTransient: isTransientError,
       },
     );
   }
