@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { MemoryEventStore } from '../../adapters/memory/event-store.ts';
 import { MemoryPriceCache } from '../../adapters/memory/price-cache.ts';
+import { MemoryTransport } from '../../adapters/memory/transport.ts';
 import { openPgliteEventStore } from '../../adapters/pglite/event-store.ts';
 import { newEvent } from '../../adapters/shared/event-store-contract.ts';
 import { bookStreamId } from '../../domain/b3/book-events.ts';
@@ -263,6 +264,53 @@ describe('B3 engine service', () => {
         'request refused',
       ],
     ]);
+  });
+
+  it('waits out an event-store outage longer than its attempts: the order is booked once the store is back, and nothing is dead-lettered', async () => {
+    class OutageStore extends MemoryEventStore {
+      failures = 0;
+      override async append(...args: Parameters<MemoryEventStore['append']>) {
+        if (this.failures > 0) {
+          this.failures--;
+          throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+        }
+        return super.append(...args);
+      }
+    }
+    const store = new OutageStore({ schemas: b3Schemas() });
+    const prices = new MemoryPriceCache();
+    await prices.set({ symbol: 'PETR4', source: 'test', pinned: false, price: 32_50, at: NOW });
+    const transport = new MemoryTransport();
+    const engine = new EngineService({
+      store,
+      transport,
+      marketPrices: prices,
+      priceMaxAgeMs: 60_000,
+      priceBandBps: 1_000,
+      now: () => NOW,
+      maxAttempts: 2,
+      retryDelaysMs: [10],
+    });
+    await engine.start();
+    try {
+      // Down for five attempts where two are allowed.
+      store.failures = 5;
+      void transport.publish('broker-to-b3', newOrder({ orderId: 'through-the-outage' }));
+      await eventually(async () =>
+        (await store.readStream(bookStreamId('PETR4'))).some(
+          (event) =>
+            event.type === 'OrderAccepted' &&
+            (event.data as { orderId: string }).orderId === 'through-the-outage',
+        )
+          ? true
+          : undefined,
+      );
+      expect(store.failures).toBe(0);
+      expect(await transport.deadLetters('broker-to-b3')).toEqual([]);
+    } finally {
+      await engine.stop();
+      await transport.close();
+    }
   });
 
   it("halts a book on the broker's HaltTrading: new orders refused, cancels taken, nothing trades, until resumed", async () => {
