@@ -540,6 +540,13 @@ describe('tradecore CLI', () => {
     expect(fromFile.stderr).toContain('PRICE_BAND_PERCENT');
     const environmentWins = await tradecoreIn(folder, { PRICE_BAND_PERCENT: '10' }, 'projections', 'status');
     expect(environmentWins.code, environmentWins.stderr).toBe(0);
+    // A line that is no NAME=value is named, not folded into the next name (which it would drop).
+    await writeFile(join(folder, '.env'), 'Welcome to my env\nQUOTE_INTERVAL_MS=abc\n');
+    const stray = await tradecoreIn(folder, {}, 'projections', 'status');
+    expect(stray.code).toBe(1);
+    expect(stray.stderr).toBe(
+      `tradecore: ${join(folder, '.env')}: line 1 is not NAME=value: "Welcome to my env"\n`,
+    );
     await rm(folder, { recursive: true, force: true });
     // `help` takes no argument, as no other command takes one it does not name.
     const helpExtra = await tradecore('help', 'extra');

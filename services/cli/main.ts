@@ -5,11 +5,12 @@ import { readFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import { resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { parseArgs, parseEnv } from 'node:util';
+import { parseArgs } from 'node:util';
 import { RebuildRunning } from '../../projections/store.ts';
 import type { Config } from '../shared/config.ts';
 import { ConfigError, loadConfig, ServerUnreachable } from '../shared/config.ts';
 import { DataFolderLocked } from '../shared/data-lock.ts';
+import { parseDotEnv } from '../shared/dot-env.ts';
 import { ListenError } from '../shared/listen.ts';
 import {
   auditState,
@@ -258,8 +259,11 @@ async function main(argv: string[]): Promise<number> {
   const config = () => {
     // A `.env` in the working folder fills what the environment leaves unset (the environment wins).
     const dotEnv = readDotEnv();
-    if (dotEnv !== undefined)
-      for (const [name, value] of Object.entries(parseEnv(dotEnv))) process.env[name] ??= value;
+    if (dotEnv !== undefined) {
+      const parsed = parseDotEnv(dotEnv);
+      if ('problem' in parsed) throw new ConfigError(`${resolve('.env')}: ${parsed.problem}`);
+      for (const [name, value] of Object.entries(parsed.variables)) process.env[name] ??= value;
+    }
     return loadConfig(process.env);
   };
   const noMore = (extra: string | undefined) => {
