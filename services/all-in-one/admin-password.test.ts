@@ -66,5 +66,24 @@ describe('the admin password, from generated to TRADECORE_ADMIN_PASSWORD', () =>
     } finally {
       await second.stop();
     }
+
+    // Without the variable again, and no file: nothing replaces the password the admin has.
+    lines.length = 0;
+    const third = await startTradecore(config({}), pino({ level: 'info' }, sink));
+    try {
+      expect(await login(third.url, 'from-the-environment')).toBe(200);
+      expect(existsSync(passwordFile)).toBe(false);
+      expect(third.banner.join('\n')).toContain(
+        'the one set before (TRADECORE_ADMIN_PASSWORD sets a new one)',
+      );
+      expect(lines).toContainEqual(
+        expect.objectContaining({
+          level: 40,
+          msg: 'the admin account has a password set before, which this start keeps: TRADECORE_ADMIN_PASSWORD sets a new one',
+        }),
+      );
+    } finally {
+      await third.stop();
+    }
   }, 120_000);
 });

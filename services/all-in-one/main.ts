@@ -19,7 +19,11 @@ import {
   readModelStoresReadiness,
   startProjections,
 } from '../shared/read-models.ts';
-import { loadSecrets, retireGeneratedAdminPassword } from '../shared/secrets.ts';
+import {
+  forgetGeneratedAdminPassword,
+  loadSecrets,
+  retireGeneratedAdminPassword,
+} from '../shared/secrets.ts';
 import { startTradingServices } from '../shared/trading.ts';
 
 export interface RunningTradecore {
@@ -111,10 +115,18 @@ export async function startTradecore(
     const listed = await seedInstruments(eventStores.broker, defaultCatalogue);
     if (listed.length > 0) logger.info({ instruments: listed.length }, 'default instrument catalogue listed');
     const tokens = new TokenIssuer(secrets.jwtSecret, config.jwtTtlSeconds);
-    await ensureAdmin(
+    const admin = await ensureAdmin(
       { broker: eventStores.broker, b3: eventStores.b3, tokens, now: () => new Date() },
       secrets.adminPassword,
+      // A password generated now (its file gone, or another process's data folder) replaces nothing.
+      { replace: !secrets.adminPasswordGenerated },
     );
+    if (admin === 'kept') {
+      await forgetGeneratedAdminPassword(secrets);
+      logger.warn(
+        'the admin account has a password set before, which this start keeps: TRADECORE_ADMIN_PASSWORD sets a new one',
+      );
+    }
     const retired = await retireGeneratedAdminPassword(config);
     if (retired)
       logger.warn(
@@ -154,11 +166,14 @@ export async function startTradecore(
     const url = address.replace('://0.0.0.0', '://127.0.0.1').replace('://[::]', '://127.0.0.1');
     await lock?.advertise(url);
 
-    const password = secrets.adminPasswordGenerated
-      ? `${secrets.adminPassword}   (generated now and shown once; kept in ${secrets.adminPasswordFile})`
-      : secrets.adminPasswordFile
-        ? `the one in ${secrets.adminPasswordFile}`
-        : 'the value of TRADECORE_ADMIN_PASSWORD';
+    const password =
+      admin === 'kept'
+        ? 'the one set before (TRADECORE_ADMIN_PASSWORD sets a new one)'
+        : secrets.adminPasswordGenerated
+          ? `${secrets.adminPassword}   (generated now and shown once; kept in ${secrets.adminPasswordFile})`
+          : secrets.adminPasswordFile
+            ? `the one in ${secrets.adminPasswordFile}`
+            : 'the value of TRADECORE_ADMIN_PASSWORD';
     const banner = [
       `tradecore is listening on ${url}`,
       `API docs: ${url}/docs`,

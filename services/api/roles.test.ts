@@ -306,7 +306,7 @@ describe('the admin account, after a first start that crashed half-way', () => {
       tokens: new TokenIssuer(JWT_SECRET, 60),
       now: () => new Date(),
     };
-    expect(await ensureAdmin(context, 'the-new-admin-password')).toBe(true);
+    expect(await ensureAdmin(context, 'the-new-admin-password')).toBe('created');
     const { state } = await loadAggregate(broker, accountStreamId('admin'), aggregateOf(accountDecider));
     expect(state).toMatchObject({ registered: true, username: 'admin', roles: ['admin'] });
     expect(await verifyPassword('the-new-admin-password', state.passwordHash)).toBe(true);

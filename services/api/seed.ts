@@ -48,13 +48,16 @@ export const ADMIN_ACCOUNT_ID = 'admin';
 export const ADMIN_USERNAME = 'admin';
 
 /**
- * Makes sure the `admin` account exists with this password: registers it on the first start, and
- * changes its password when TRADECORE_ADMIN_PASSWORD was changed since. Returns whether it was created.
+ * Makes sure the `admin` account exists: registers it with `password` on the first start, and
+ * changes its password to `password` when that was changed since (TRADECORE_ADMIN_PASSWORD) —
+ * unless `replace` is false (a password this start generated, its file having gone): an existing
+ * admin then keeps the password it has, which nothing else may quietly replace. Says which.
  */
 export async function ensureAdmin(
   context: Omit<RouteContext, 'caches' | 'walletLanes'>,
   password: string,
-): Promise<boolean> {
+  { replace = true }: { replace?: boolean } = {},
+): Promise<'created' | 'unchanged' | 'changed' | 'kept'> {
   const streamId = accountStreamId(ADMIN_ACCOUNT_ID);
   const { state } = await loadAggregate(context.broker, streamId, aggregateOf(accountDecider));
   if (!state.registered) {
@@ -64,22 +67,22 @@ export async function ensureAdmin(
         { accountId: ADMIN_ACCOUNT_ID, username: ADMIN_USERNAME, password, roles: ['admin'] },
         SEED,
       );
-      return true;
+      return 'created';
     } catch (error) {
       // Another process registered it first.
-      if (error instanceof ApiProblem || error instanceof WrongExpectedVersion) return false;
+      if (error instanceof ApiProblem || error instanceof WrongExpectedVersion) return 'unchanged';
       throw error;
     }
   }
-  if (!(await verifyPassword(password, state.passwordHash))) {
-    const passwordHash = await hashPassword(password);
-    await handleCommand(
-      context.broker,
-      streamId,
-      accountDecider,
-      { type: 'ChangePassword', passwordHash, at: context.now().toISOString() },
-      SEED,
-    );
-  }
-  return false;
+  if (await verifyPassword(password, state.passwordHash)) return 'unchanged';
+  if (!replace) return 'kept';
+  const passwordHash = await hashPassword(password);
+  await handleCommand(
+    context.broker,
+    streamId,
+    accountDecider,
+    { type: 'ChangePassword', passwordHash, at: context.now().toISOString() },
+    SEED,
+  );
+  return 'changed';
 }

@@ -51,6 +51,15 @@ export async function retireGeneratedAdminPassword(config: Config): Promise<stri
   }
 }
 
+/**
+ * Removes the admin password this start generated, when the admin account already had another
+ * (`ensureAdmin` kept that one): the file would name a password that does not work.
+ */
+export async function forgetGeneratedAdminPassword(secrets: Secrets): Promise<void> {
+  if (secrets.adminPasswordGenerated && secrets.adminPasswordFile)
+    await unlink(secrets.adminPasswordFile).catch(() => {});
+}
+
 async function readOrCreate(
   path: string,
   generate: () => string,
