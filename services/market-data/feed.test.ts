@@ -116,6 +116,21 @@ describe('market data feed', () => {
     expect(await store.readStream(quoteStreamId('VALE3'))).toHaveLength(0);
   });
 
+  it('walks on after a restart from the last recorded price, not from the start prices', async () => {
+    const walk = { kind: 'random-walk', start: { VALE3: 55_00 }, seed: 9, intervalMs: 10 } as const;
+    const { store, feed: quotes } = feed({ source: walk });
+    await quotes.publish({ symbol: 'VALE3', price: 60_00, at: 1, source: 'random-walk' });
+    await quotes.start();
+    await eventually(async () => quotes.count >= 2, 5_000);
+    await quotes.stop();
+    const [first, second] = (await store.readStream(quoteStreamId('VALE3'))).map(
+      (event) => (event.data as { last: number }).last,
+    );
+    expect(first).toBe(60_00);
+    // One step of at most 0.2 % from where it was.
+    expect(Math.abs(second! - 60_00)).toBeLessThanOrEqual(12);
+  });
+
   it('walks prices from a seed on its timer', async () => {
     const { brokerPrices, feed: quotes } = feed({
       source: { kind: 'random-walk', start: { PETR4: 32_50 }, seed: 9, intervalMs: 10 },

@@ -109,7 +109,14 @@ export class MarketDataFeed {
       const client = new BrapiClient(source.client);
       next = () => client.quotes(source.tickers);
     } else if (source.kind === 'random-walk') {
-      const step = randomWalk(source);
+      // From where each price was left (a restart goes on from the last quote, not back to the
+      // catalogue's price), every step then at most the walk's own.
+      const start = { ...source.start };
+      for (const symbol of Object.keys(start)) {
+        const last = await lastRecordedPrice(this.options.store, symbol);
+        if (last) start[symbol] = last.price;
+      }
+      const step = randomWalk({ ...source, start });
       next = () =>
         step().map(({ symbol, price }) => ({ symbol, price, at: this.now(), source: 'random-walk' }));
     } else {
