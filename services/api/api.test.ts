@@ -1038,6 +1038,9 @@ describe('the HTTP API on PGlite', () => {
     const password = spec.json().paths['/v1/accounts/{id}/password'].post.responses;
     expect(password['429'].headers).toHaveProperty('retry-after');
     expect(password['403'].description).toContain('WRONG_PASSWORD');
+    // The rebuild route names the projections it takes.
+    const [name] = spec.json().paths['/v1/admin/projections/{name}/rebuild'].post.parameters;
+    expect(name.description).toMatch(/^a read model's projection, or all: .*\borders\b.*\bwallets\b/);
     expect((await api.app.inject({ method: 'GET', url: '/docs' })).statusCode).toBeLessThan(400);
     expect((await api.app.inject({ method: 'GET', url: '/health/live' })).statusCode).toBe(200);
     const ready = await api.app.inject({ method: 'GET', url: '/health/ready' });

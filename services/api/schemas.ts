@@ -4,6 +4,7 @@ import { OrderSide, OrderStatus, OrderType, TimeInForce } from '../../domain/bro
 import { STANDARD_SYMBOL, TRADED_SYMBOL } from '../../domain/broker/schemas.ts';
 import { InvalidDecimalAmount, LARGEST_EXACT_AMOUNT, toCents } from '../../domain/shared/money.ts';
 import { CANDLE_INTERVAL_NAMES, DEFAULT_CANDLE_INTERVAL } from '../../projections/read-models/candles.ts';
+import { readModelProjections } from '../../projections/read-models/index.ts';
 
 /** The API's edge schemas: decimal strings in, integer cents inside (domain/shared/money.ts converts). */
 
@@ -314,7 +315,10 @@ export const ProjectionParams = z.strictObject({
     .string()
     .min(1)
     .max(100)
-    .regex(/^[A-Za-z0-9_.-]+$/, 'must be a projection name (letters, digits, "_", "." or "-") or "all"'),
+    .regex(/^[A-Za-z0-9_.-]+$/, 'must be a projection name (letters, digits, "_", "." or "-") or "all"')
+    .describe(
+      `a read model's projection, or all: ${readModelProjections.map((projection) => projection.name).join(', ')}`,
+    ),
 });
 export const InstrumentBody = z.strictObject({
   symbol: StandardSymbolParam,

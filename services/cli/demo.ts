@@ -25,7 +25,7 @@ export async function runDemo(print: (line: string) => void, parent = tmpdir()):
   } finally {
     await stores.close();
   }
-  print(`look again: TRADECORE_DATA_DIR=${dataDir} tradecore audit stream ${walletStreamId('demo')}`);
+  print(`look again: TRADECORE_DATA_DIR=${dataDir} npx tradecore audit stream ${walletStreamId('demo')}`);
   return dataDir;
 }
 
