@@ -208,9 +208,30 @@ describe('Relay', () => {
     const orders = relay({ source, publisher, checkpoints, batchSize: 2 });
     await orders.start();
     await until(async () => (await orders.status()).state === 'retrying');
+    // It says where it fails: at Kafka, which the readiness check names.
+    expect(await orders.status()).toMatchObject({ publishFailing: true });
     publisher.failAfter = Number.POSITIVE_INFINITY;
     await until(async () => (await checkpoints.load('orders')) === 6);
-    expect(await orders.status()).toMatchObject({ state: 'running', checkpoint: 6 });
+    expect(await orders.status()).toMatchObject({ state: 'running', checkpoint: 6, publishFailing: false });
+  });
+
+  it('says a failure to read its event store is not one of publishing', async () => {
+    const source = new MemoryEventStore();
+    await appendOrders(source, 2, 3);
+    let down = true;
+    const readAll = source.readAll.bind(source);
+    source.readAll = async (...args) => {
+      if (down)
+        throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+      return readAll(...args);
+    };
+    const checkpoints = new MemoryRelayCheckpoints();
+    const orders = relay({ source, publisher: new RecordingPublisher(), checkpoints, batchSize: 2 });
+    await orders.start();
+    await until(async () => (await orders.status()).state === 'retrying');
+    expect(await orders.status()).toMatchObject({ state: 'retrying', publishFailing: false });
+    down = false;
+    await until(async () => (await checkpoints.load('orders')) === 6);
   });
 
   it('counts its failures from 0, so that a dashboard has a series before the first one', async () => {

@@ -111,6 +111,8 @@ export interface RelayStatus {
   lagPositions: number;
   failures: number;
   error?: string;
+  /** Whether the last batch failed at Kafka (not at the event store it reads). */
+  publishFailing: boolean;
 }
 
 export interface RelayOptions {
@@ -168,6 +170,7 @@ export function toIntegrationMessages(event: RecordedEvent, map: IntegrationMapp
  */
 export class Relay {
   private readonly follower: CheckpointedFollower;
+  private publishFailing = false;
 
   constructor(private readonly options: RelayOptions) {
     const { name } = options;
@@ -201,7 +204,16 @@ export class Relay {
   private async publishBatch(events: RecordedEvent[], checkpoint: () => Promise<void>): Promise<void> {
     const { name, map, publisher, source } = this.options;
     const messages = events.flatMap((event) => toIntegrationMessages(event, map));
-    if (messages.length > 0) await publisher.publish(messages);
+    if (messages.length > 0)
+      await publisher.publish(messages).then(
+        () => {
+          this.publishFailing = false;
+        },
+        (error: unknown) => {
+          this.publishFailing = true;
+          throw error;
+        },
+      );
     // Only now, after the acknowledgement: a crash before this line publishes the batch again.
     await checkpoint();
     const perTopic = new Map<string, number>();
@@ -222,6 +234,15 @@ export class Relay {
     const checkpoint = state === 'stopped' ? await this.options.checkpoints.load(this.name) : followed;
     const lag = Math.max(0, head - checkpoint);
     relayLagPositions.set({ relay: this.name }, lag);
-    return { relay: this.name, state, checkpoint, head, lagPositions: lag, failures, error };
+    return {
+      relay: this.name,
+      state,
+      checkpoint,
+      head,
+      lagPositions: lag,
+      failures,
+      error,
+      publishFailing: state === 'retrying' && this.publishFailing,
+    };
   }
 }

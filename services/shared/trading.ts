@@ -390,8 +390,9 @@ export async function startKafkaRelays(
     });
     await probing;
     await probe.describeCluster();
+    // A relay retrying for want of its event store is that store's trouble, which its own check names.
     const retrying = (await Promise.all(relays.map((relay) => relay.status()))).filter(
-      (status) => status.state === 'retrying',
+      (status) => status.publishFailing,
     );
     if (retrying.length > 0)
       throw new Error(retrying.map((status) => `relay ${status.relay} retrying: ${status.error}`).join('; '));
