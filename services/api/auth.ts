@@ -18,6 +18,10 @@ function derive(password: string, salt: Buffer, N: number, r: number, p: number,
   );
 }
 
+/** The built-in administrator's account id and username. */
+export const ADMIN_ACCOUNT_ID = 'admin';
+export const ADMIN_USERNAME = 'admin';
+
 export async function hashPassword(password: string): Promise<string> {
   const salt = randomBytes(16);
   const { N, r, p, keyLength } = SCRYPT;

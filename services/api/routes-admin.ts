@@ -7,6 +7,7 @@ import { loadAggregate } from '../../domain/shared/aggregate.ts';
 import { RebuildStopped } from '../../projections/projector.ts';
 import { cataloguePriceRecorded } from '../market-data/reference-prices.ts';
 import { aggregateOf, handleCommand } from '../shared/command-handler.ts';
+import { ADMIN_ACCOUNT_ID } from './auth.ts';
 import {
   type App,
   answerCreate,
@@ -31,7 +32,6 @@ import {
   RoleBody,
   RoleParams,
 } from './schemas.ts';
-import { ADMIN_ACCOUNT_ID } from './seed.ts';
 
 const security = [{ bearerAuth: [] }];
 

@@ -6,12 +6,11 @@ import { loadAggregate } from '../../domain/shared/aggregate.ts';
 import { WrongExpectedVersion } from '../../domain/shared/event-store.ts';
 import { aggregateOf, handleCommand } from '../shared/command-handler.ts';
 import { usernameStreamId } from './api-events.ts';
-import { burnPasswordCheck, hashPassword, verifyPassword } from './auth.ts';
+import { ADMIN_ACCOUNT_ID, burnPasswordCheck, hashPassword, verifyPassword } from './auth.ts';
 import { type App, answerCreate, isAdmin, metadataOf, principalOf, type RouteContext } from './context.ts';
 import type { CreateRun } from './idempotency.ts';
 import { ApiProblem } from './problem.ts';
 import { AccountParams, Credentials, PasswordChangeBody, RegisterBody } from './schemas.ts';
-import { ADMIN_ACCOUNT_ID } from './seed.ts';
 
 /** The account id a username was claimed for, or undefined. */
 export async function accountIdOfUsername(

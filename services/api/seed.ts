@@ -8,7 +8,7 @@ import { WrongExpectedVersion } from '../../domain/shared/event-store.ts';
 import { aggregateOf, handleCommand } from '../shared/command-handler.ts';
 import { deterministicId } from '../shared/deterministic-id.ts';
 import { SEED } from '../shared/seed-metadata.ts';
-import { hashPassword, verifyPassword } from './auth.ts';
+import { ADMIN_ACCOUNT_ID, ADMIN_USERNAME, hashPassword, verifyPassword } from './auth.ts';
 import type { RouteContext } from './context.ts';
 import { ApiProblem } from './problem.ts';
 import { registerAccount } from './routes-auth.ts';
@@ -42,10 +42,6 @@ export async function seedInstruments(
   }
   return listed;
 }
-
-/** The built-in administrator's account id and username. */
-export const ADMIN_ACCOUNT_ID = 'admin';
-export const ADMIN_USERNAME = 'admin';
 
 /**
  * Makes sure the `admin` account exists: registers it with `password` on the first start, and
