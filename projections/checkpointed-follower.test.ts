@@ -81,7 +81,7 @@ describe('CheckpointedFollower', () => {
       batchSize: 1,
       retryDelayMs: 5,
       maxRetryDelayMs: 20,
-      logger: { error: (details) => retries.push(details) },
+      logger: { warn: (details) => retries.push(details), error: (details) => retries.push(details) },
       logDetails: { notes: 'all' },
       handle: async (events: RecordedEvent[], checkpoint) => {
         handled.push(events[0]!.position);
@@ -105,5 +105,28 @@ describe('CheckpointedFollower', () => {
     await source.append('note-2', [noted()]);
     await until(() => retries.length === 5);
     expect(retries[4]).toMatchObject({ checkpoint: 2, retryInMs: 5 });
+  });
+
+  it('logs an outage as warnings while it is retried, errors once it keeps failing, and any other failure as an error', async () => {
+    const source = new MemoryEventStore();
+    await source.append('note-1', [noted()]);
+    const levels: string[] = [];
+    const outage = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+    const failures = [outage, outage, outage, outage, outage, outage, new Error('cannot apply Poison')];
+    const notes = follower({
+      source,
+      batchSize: 1,
+      retryDelayMs: 1,
+      maxRetryDelayMs: 2,
+      logger: { warn: () => void levels.push('warn'), error: () => void levels.push('error') },
+      handle: async (_events, checkpoint) => {
+        const failure = failures.shift();
+        if (failure) throw failure;
+        await checkpoint();
+      },
+    });
+    await notes.start();
+    await until(() => notes.progress().checkpoint === 1);
+    expect(levels).toEqual(['warn', 'warn', 'warn', 'warn', 'error', 'error', 'error']);
   });
 });

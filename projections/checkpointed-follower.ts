@@ -1,5 +1,6 @@
 import type { EventStore, RecordedEvent, Subscription } from '../domain/shared/event-store.ts';
 import type { RelayCheckpoints } from './relay.ts';
+import { isTransientError } from './transient.ts';
 
 /**
  * Follows an event store from a durable checkpoint: loads it, subscribes to every event after
@@ -11,6 +12,9 @@ import type { RelayCheckpoints } from './relay.ts';
  * The relay and the market data's reference prices follow their stores this way. One follower
  * per checkpoint name: two would both handle every event.
  */
+
+/** Consecutive failures of an outage logged as warnings before they are errors (about 15 s of retries). */
+const ERROR_AFTER_FAILURES = 5;
 
 export type FollowerState = 'stopped' | 'running' | 'retrying';
 
@@ -47,7 +51,10 @@ export interface CheckpointedFollowerOptions {
   onCheckpoint?: (position: number) => void;
   /** Called at each failure, before the retry is logged (a counter). */
   onFailure?: (error: unknown) => void;
-  logger?: { error: (details: object, message: string) => void };
+  logger?: {
+    warn: (details: object, message: string) => void;
+    error: (details: object, message: string) => void;
+  };
   /** What the log says at each failure. */
   retryMessage: string;
   /** Added to the failure's log details (the relay's name, say). */
@@ -135,8 +142,17 @@ export class CheckpointedFollower {
     const delay = this.nextRetryDelayMs;
     this.nextRetryDelayMs = Math.min(delay * 2, this.maxRetryDelayMs);
     this.state = 'retrying';
-    this.options.logger?.error(
-      { ...this.options.logDetails, err: error, checkpoint: this.checkpoint, retryInMs: delay },
+    // A store that went away is expected to come back: a warning while it is retried, an error
+    // once it keeps failing (or at once, for a failure that is no outage).
+    const level = isTransientError(error) && this.failures < ERROR_AFTER_FAILURES ? 'warn' : 'error';
+    this.options.logger?.[level](
+      {
+        ...this.options.logDetails,
+        err: error,
+        checkpoint: this.checkpoint,
+        retryInMs: delay,
+        failures: this.failures,
+      },
       this.options.retryMessage,
     );
     this.retryTimer = setTimeout(() => {

@@ -305,6 +305,7 @@ describe('stopping the projections while their store hangs', () => {
     const logged: string[] = [];
     const logger = {
       info: () => {},
+      warn: () => {},
       error: (_object: object, message: string) => void logged.push(message),
     };
     const registry = await startProjections({
@@ -355,6 +356,7 @@ describe('a live projector whose store stops answering mid-batch', () => {
     const logged: Array<{ level: string; message: string }> = [];
     const logger = {
       info: (_details: object, message: string) => void logged.push({ level: 'info', message }),
+      warn: (_details: object, message: string) => void logged.push({ level: 'warn', message }),
       error: (_details: object, message: string) => void logged.push({ level: 'error', message }),
     };
     const projector = new Projector({

@@ -10,6 +10,9 @@ import type { Change, ProjectionDefinition } from './model.ts';
 import type { OpenBatch, ReadModelStore, Target } from './store.ts';
 import { isTransientError } from './transient.ts';
 
+/** Retries of an outage logged as warnings before they are errors (about 15 s of them). */
+const RETRIES_BEFORE_ERROR = 5;
+
 export interface RebuildProgress {
   projection: string;
   /** Position reached and the head it is heading for. */
@@ -79,6 +82,7 @@ export interface ProjectorOptions {
   /** Told about failures and rebuilds; a pino logger fits. */
   logger?: {
     info: (object: object, message: string) => void;
+    warn: (object: object, message: string) => void;
     error: (object: object, message: string) => void;
   };
 }
@@ -278,7 +282,8 @@ export class Projector {
     this.state = 'retrying';
     this.lastError = error instanceof Error ? error.message : String(error);
     this.wakeWaiters();
-    this.options.logger?.error(
+    // An outage is expected to pass: warnings while it is retried, errors once it keeps failing.
+    this.options.logger?.[this.retries < RETRIES_BEFORE_ERROR ? 'warn' : 'error'](
       {
         projection: this.name,
         err: error,

@@ -129,6 +129,7 @@ export interface RelayOptions {
   maxRetryDelayMs?: number;
   logger?: {
     info: (object: object, message: string) => void;
+    warn: (object: object, message: string) => void;
     error: (object: object, message: string) => void;
   };
 }

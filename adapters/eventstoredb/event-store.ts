@@ -63,7 +63,7 @@ export class EventStoreDbEventStore implements EventStore {
   ): Promise<AppendResult> {
     const expected = parseExpectedVersion(options.expectedVersion ?? 'any');
     const prepared = prepareEvents(streamId, events, this.schemas);
-    const stopTimer = appendSeconds.startTimer({ store: 'eventstoredb' });
+    const stopTimer = appendSeconds.startTimer({ store: `eventstoredb:${this.prefix}` });
     try {
       const retry = await this.storedRetry(
         streamId,

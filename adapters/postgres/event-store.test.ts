@@ -133,13 +133,16 @@ describe('Postgres event store: reading all while transactions commit out of ord
 /** Appends of this process written in a group of two or more (the group-size histogram's upper buckets). */
 async function groupedAppends(): Promise<number> {
   const metric = await register.getSingleMetric('tradecore_eventstore_append_group_size')!.get();
+  // Every Postgres store of this process (`postgres:<schema>`), the test's own among them.
   const byBucket = (bound: string) =>
-    metric.values.find(
-      (value) =>
-        (value as { metricName?: string }).metricName?.endsWith('_bucket') &&
-        value.labels.store === 'postgres' &&
-        String(value.labels.le) === bound,
-    )?.value ?? 0;
+    metric.values
+      .filter(
+        (value) =>
+          (value as { metricName?: string }).metricName?.endsWith('_bucket') &&
+          String(value.labels.store).startsWith('postgres:') &&
+          String(value.labels.le) === bound,
+      )
+      .reduce((sum, value) => sum + value.value, 0);
   return byBucket('+Inf') - byBucket('1');
 }
 
@@ -149,7 +152,7 @@ async function holdbackCount(): Promise<number> {
     .filter(
       (value) =>
         (value as { metricName?: string }).metricName?.endsWith('_count') &&
-        value.labels.store === 'postgres',
+        String(value.labels.store).startsWith('postgres:'),
     )
     .reduce((sum, value) => sum + value.value, 0);
 }

@@ -28,7 +28,7 @@ export interface SqlEventStoreOptions {
   /** The Postgres schema holding this store's tables: one per side (`broker`, `b3`). */
   schema: string;
   schemas?: EventSchemas;
-  /** The `store` label of this store's metrics. */
+  /** The kind of store in its metrics' `store` label (`postgres`, `pglite`), before its schema: `pglite:broker`. */
   label?: string;
   /** Close the client with the store. */
   ownsClient?: boolean;
@@ -146,7 +146,8 @@ export class SqlEventStore implements EventStore {
   private constructor(private readonly options: SqlEventStoreOptions) {
     this.client = options.client;
     this.schema = assertSchemaName(options.schema);
-    this.label = options.label ?? 'postgres';
+    // The kind and the schema: a process's broker and B3 stores are told apart on a dashboard.
+    this.label = `${options.label ?? 'postgres'}:${this.schema}`;
     this.tail = new LiveTail(
       (after, limit) => this.readAllBatch(after, limit),
       () => this.headPosition(),

@@ -4,7 +4,7 @@ export const appendSeconds = new Histogram({
   name: 'tradecore_eventstore_append_seconds',
   help: 'Time to append one batch of events to a stream',
   labelNames: ['store'] as const,
-  buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+  buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
 });
 
 export const readerHoldbackSeconds = new Histogram({

@@ -205,6 +205,20 @@ describe('correlation ids', () => {
     }
   });
 
+  it('logs an unknown route as a refused request, like any other 4xx', async () => {
+    logLines.length = 0;
+    const response = await api.app.inject({ method: 'GET', url: '/nope/x' });
+    expect(response.statusCode).toBe(404);
+    expect(logLines).toContainEqual(
+      expect.objectContaining({
+        reqId: response.headers['x-request-id'],
+        msg: 'request refused',
+        reason: 'ROUTE_NOT_FOUND',
+        status: 404,
+      }),
+    );
+  });
+
   it('keeps a refused id in the log lines of its request', async () => {
     logLines.length = 0;
     const response = await post(

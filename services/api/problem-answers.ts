@@ -238,13 +238,14 @@ export function answerWithProblems(app: FastifyInstance): void {
     return sendProblem(request, reply, body);
   });
 
-  app.setNotFoundHandler(async (request, reply) =>
-    sendProblem(
+  app.setNotFoundHandler(async (request, reply) => {
+    request.log.info({ reason: 'ROUTE_NOT_FOUND', status: 404 }, 'request refused');
+    return sendProblem(
       request,
       reply,
       problem(404, 'ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`),
-    ),
-  );
+    );
+  });
 }
 
 /** Whether a body comes with the request (HTTP/1.1 message framing). */

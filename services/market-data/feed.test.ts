@@ -131,6 +131,36 @@ describe('market data feed', () => {
     expect(Math.abs(second! - 60_00)).toBeLessThanOrEqual(12);
   });
 
+  it('says once that quotes cannot be published, and once that they are again, not a line per quote', async () => {
+    const lines: Array<{ level: string; message: string; details: Record<string, unknown> }> = [];
+    const line = (level: string) => (details: object, message: string) =>
+      lines.push({ level, message, details: details as Record<string, unknown> });
+    const { store, feed: quotes } = feed({
+      logger: { info: line('info'), warn: line('warn'), error: line('error') },
+    });
+    const append = store.append.bind(store);
+    let down = true;
+    store.append = async (...args) => {
+      if (down)
+        throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+      return append(...args);
+    };
+    const tick = (at: number) =>
+      quotes.publishAll(
+        ['PETR4', 'VALE3', 'ITUB4'].map((symbol) => ({ symbol, price: 10_00, at, source: 'feed' })),
+      );
+    for (let at = 1; at <= 5; at++) await tick(at);
+    down = false;
+    await tick(6);
+    await tick(7);
+    expect(lines.map(({ level, message }) => `${level} ${message}`)).toEqual([
+      'warn quotes not published: the feed goes on and says when they are again',
+      'info quotes published again',
+    ]);
+    expect(lines[0]!.details).toMatchObject({ quotes: 3 });
+    expect(lines[1]!.details).toMatchObject({ dropped: 15 });
+  });
+
   it('walks prices from a seed on its timer', async () => {
     const { brokerPrices, feed: quotes } = feed({
       source: { kind: 'random-walk', start: { PETR4: 32_50 }, seed: 9, intervalMs: 10 },

@@ -73,6 +73,9 @@ interface QuoteIdentity {
   causationId: string;
 }
 
+/** How often a feed whose quotes keep failing says so again. */
+const FAILING_SAID_EVERY_MS = 60_000;
+
 export class MarketDataFeed {
   private enabled: boolean;
   private timer: NodeJS.Timeout | undefined;
@@ -80,6 +83,8 @@ export class MarketDataFeed {
   private readonly now: () => number;
   private inFlight: Promise<void> = Promise.resolve();
   private published = 0;
+  /** Since when quotes fail to publish, how many were dropped, and when that was last said. */
+  private failing: { since: number; dropped: number; said: number } | undefined;
   /** One symbol's quotes are recorded one after another: a feed quote never lands after a pin. */
   private readonly lanes = new KeyedLanes();
   /** Whether each symbol's last recorded quote is an admin's, read from its stream on first use. */
@@ -139,14 +144,14 @@ export class MarketDataFeed {
     if (this.enabled) {
       this.inFlight = this.inFlight
         .then(async () => this.publishAll(await next()))
-        .catch((error: unknown) => this.logger.warn({ err: error }, 'quote not published'));
+        .catch((error: unknown) => this.failed(error, 1));
       await this.inFlight;
     }
     this.timer = setInterval(() => {
       if (!this.enabled) return;
       this.inFlight = this.inFlight
         .then(async () => this.publishAll(await next()))
-        .catch((error: unknown) => this.logger.warn({ err: error }, 'quote not published'));
+        .catch((error: unknown) => this.failed(error, 1));
     }, source.intervalMs);
   }
 
@@ -245,10 +250,43 @@ export class MarketDataFeed {
    */
   async publishAll(quotes: Quote[]): Promise<void> {
     const outcomes = await Promise.allSettled(quotes.map((quote) => this.publish(quote)));
-    outcomes.forEach((outcome, index) => {
-      if (outcome.status === 'rejected')
-        this.logger.warn({ err: outcome.reason, symbol: quotes[index]!.symbol }, 'quote not published');
-    });
+    const failures = outcomes.filter((outcome) => outcome.status === 'rejected');
+    if (failures.length > 0) this.failed(failures[0]!.reason, failures.length);
+    else if (this.failing) {
+      this.logger.info(
+        { dropped: this.failing.dropped, forSeconds: Math.round((Date.now() - this.failing.since) / 1000) },
+        'quotes published again',
+      );
+      this.failing = undefined;
+    }
+  }
+
+  /**
+   * Quotes that could not be published (the event store or a cache down): said once with the error,
+   * then once a minute with how many were dropped, and once when they go through again, rather than
+   * a line with a stack for every symbol of every tick.
+   */
+  private failed(error: unknown, quotes: number): void {
+    const now = Date.now();
+    if (!this.failing) {
+      this.failing = { since: now, dropped: quotes, said: now };
+      this.logger.warn(
+        { err: error, quotes },
+        'quotes not published: the feed goes on and says when they are again',
+      );
+      return;
+    }
+    this.failing.dropped += quotes;
+    if (now - this.failing.said < FAILING_SAID_EVERY_MS) return;
+    this.failing.said = now;
+    this.logger.warn(
+      {
+        error: error instanceof Error ? error.message : String(error),
+        dropped: this.failing.dropped,
+        forSeconds: Math.round((now - this.failing.since) / 1000),
+      },
+      'quotes still not published',
+    );
   }
 
   private async record(quote: Quote, pinned: boolean, identity?: QuoteIdentity): Promise<void> {

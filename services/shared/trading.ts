@@ -391,11 +391,13 @@ export async function startKafkaRelays(
     await probing;
     await probe.describeCluster();
     // A relay retrying for want of its event store is that store's trouble, which its own check names.
-    const retrying = (await Promise.all(relays.map((relay) => relay.status()))).filter(
-      (status) => status.publishFailing,
-    );
+    // A relay whose status cannot be read (its event store out) is not Kafka's trouble either.
+    const statuses = await Promise.all(relays.map((relay) => relay.status().catch(() => undefined)));
+    const retrying = statuses.filter((status) => status?.publishFailing === true);
     if (retrying.length > 0)
-      throw new Error(retrying.map((status) => `relay ${status.relay} retrying: ${status.error}`).join('; '));
+      throw new Error(
+        retrying.map((status) => `relay ${status!.relay} retrying: ${status!.error}`).join('; '),
+      );
   };
   return {
     relays,
