@@ -359,7 +359,7 @@ export class RabbitMqBridge implements Transport {
         if (error instanceof Unroutable || Date.now() >= deadline) throw error;
         // Unconfirmed: the channel closed or the broker nacked. Publish again; consumers dedupe.
         this.logger.warn(
-          { err: error, channel, messageId: wire.messageId },
+          { err: error, channel, messageId: wire.messageId, correlationId: wire.correlationId },
           'publish unconfirmed, sending again',
         );
         await sleep(delay);
