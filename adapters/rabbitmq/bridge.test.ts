@@ -1,6 +1,7 @@
 import amqp from 'amqplib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isolatedName, testUrls } from '../../infra/test-infra/isolation.ts';
+import { TcpProxy } from '../../infra/test-infra/tcp-proxy.ts';
 import {
   DedupingBook,
   deadLettersOf,
@@ -249,5 +250,50 @@ describe('RabbitMQ bridge', () => {
     // A publish the connection cut before its confirm is sent again: at least once, never less.
     expect(book.deliveries).toBeGreaterThanOrEqual(500);
     await subscription.stop();
+  });
+});
+
+describe('RabbitMQ bridge: a server that stays away', () => {
+  it('says why in its readiness, and logs the repeated failures without their stack', async () => {
+    const server = new URL(amqpUrl);
+    const proxy = await TcpProxy.start({ host: server.hostname, port: Number(server.port || 5672) });
+    const lines: Array<{ message: string; details: Record<string, unknown> }> = [];
+    const record = (details: object, message: string) =>
+      void lines.push({ message, details: details as Record<string, unknown> });
+    const bridge = await connect({
+      url: proxy.rewrite(amqpUrl),
+      logger: { info: record, warn: record, error: record },
+    });
+    try {
+      await proxy.stop();
+      await waitFor(
+        () => lines.filter((line) => line.message === 'RabbitMQ reconnect failed').length >= 3,
+        20_000,
+        'three failed reconnects',
+      );
+      await expect(bridge.deadLetters('b3-to-broker', { limit: 0 })).rejects.toThrow(
+        /^RabbitMQ bridge is not connected \(last attempt: .*ECONNREFUSED/,
+      );
+      const failed = lines.filter((line) => line.message === 'RabbitMQ reconnect failed');
+      expect(failed[0]!.details).toHaveProperty('err');
+      for (const line of failed.slice(1)) {
+        expect(line.details).not.toHaveProperty('err');
+        expect(line.details.error).toMatch(/ECONNREFUSED/);
+      }
+      await proxy.start();
+      // Back: the bridge reconnects by itself.
+      for (let tries = 0; ; tries++) {
+        const answered = await bridge.deadLetters('b3-to-broker', { limit: 0 }).then(
+          () => true,
+          () => false,
+        );
+        if (answered) break;
+        if (tries > 100) throw new Error('the bridge never reconnected');
+        await sleep(200);
+      }
+    } finally {
+      await bridge.close();
+      await proxy.stop();
+    }
   });
 });

@@ -301,6 +301,8 @@ export class RabbitMqBridge implements Transport {
   private publishChannel: ConfirmChannel | undefined;
   private channelWaiters: Array<(channel: ConfirmChannel | Error) => void> = [];
   private connecting: Promise<void> | undefined;
+  /** Why the last (re)connect attempt failed, while the bridge is not connected: readiness says it. */
+  private connectError: string | undefined;
   private readonly consumers = new Set<BridgeConsumer>();
   private closed = false;
   private sessions = 0;
@@ -411,7 +413,10 @@ export class RabbitMqBridge implements Transport {
   ): Promise<DeadLetter[]> {
     const limit = options?.limit ?? 100;
     const connection = this.connection;
-    if (!connection) throw new Error('RabbitMQ bridge is not connected');
+    if (!connection)
+      throw new Error(
+        `RabbitMQ bridge is not connected${this.connectError ? ` (last attempt: ${this.connectError})` : ''}`,
+      );
     const peek = await connection.createChannel();
     try {
       const letters: DeadLetter[] = [];
@@ -525,13 +530,23 @@ export class RabbitMqBridge implements Transport {
     const initial = this.options.reconnectDelayMs?.initial ?? 100;
     const max = this.options.reconnectDelayMs?.max ?? 5_000;
     let delay = initial;
+    let failures = 0;
     while (!this.closed && !this.connection) {
       await sleep(delay * (0.8 + Math.random() * 0.4));
       if (this.closed) return;
       try {
         await this.openSession();
+        this.connectError = undefined;
       } catch (error) {
-        this.logger.warn({ err: error, retryInMs: delay }, 'RabbitMQ reconnect failed');
+        failures += 1;
+        this.connectError = error instanceof Error ? error.message : String(error);
+        // The first failure with its stack; the next ones in a line each, the same failure again.
+        this.logger.warn(
+          failures === 1
+            ? { err: error, retryInMs: delay }
+            : { error: this.connectError, failures, retryInMs: delay },
+          'RabbitMQ reconnect failed',
+        );
         delay = Math.min(delay * 2, max);
       }
     }
