@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -63,6 +63,13 @@ describe('the admin password, from generated to TRADECORE_ADMIN_PASSWORD', () =>
         }),
       );
       expect(second.banner.join('\n')).toContain('the value of TRADECORE_ADMIN_PASSWORD');
+      expect(lines).toContainEqual(
+        expect.objectContaining({
+          level: 40,
+          from: 'TRADECORE_ADMIN_PASSWORD',
+          msg: "changed the admin's password to the configured one: tokens issued before no longer work",
+        }),
+      );
     } finally {
       await second.stop();
     }
@@ -85,5 +92,11 @@ describe('the admin password, from generated to TRADECORE_ADMIN_PASSWORD', () =>
     } finally {
       await third.stop();
     }
+
+    // A file edited to a password the login would refuse stops the start, naming the file.
+    await writeFile(passwordFile, 'abc\n');
+    await expect(startTradecore(config({}), pino({ level: 'silent' }))).rejects.toThrow(
+      `${passwordFile}: the admin password in it must be 8 to 200 characters (it has 3)`,
+    );
   }, 120_000);
 });

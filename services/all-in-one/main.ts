@@ -121,6 +121,11 @@ export async function startTradecore(
       // A password generated now (its file gone, or another process's data folder) replaces nothing.
       { replace: !secrets.adminPasswordGenerated },
     );
+    if (admin === 'changed')
+      logger.warn(
+        { from: secrets.adminPasswordFile ?? 'TRADECORE_ADMIN_PASSWORD' },
+        "changed the admin's password to the configured one: tokens issued before no longer work",
+      );
     if (admin === 'kept') {
       await forgetGeneratedAdminPassword(secrets);
       logger.warn(

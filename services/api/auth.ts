@@ -66,6 +66,8 @@ export interface Session {
   principal: Principal;
   issuedAtMs: number;
   expiresAtMs: number;
+  /** The account's password changes its login was checked against (`pwc`); absent from older tokens. */
+  passwordChanges?: number;
 }
 
 /**
@@ -111,7 +113,11 @@ export class TokenIssuer {
     );
   }
 
-  async issue(principal: Principal): Promise<{ token: string; expiresAt: string }> {
+  /**
+   * A token for `principal`; `passwordChanges` is the account's count of password changes as the
+   * password this token was given for was checked (a login's, a change's own): a later change revokes it.
+   */
+  async issue(principal: Principal, passwordChanges?: number): Promise<{ token: string; expiresAt: string }> {
     const issuedAtMs = this.now().getTime();
     const issuedAt = Math.floor(issuedAtMs / 1000);
     const expiresAt = issuedAt + this.ttlSeconds;
@@ -121,6 +127,7 @@ export class TokenIssuer {
       username: principal.username,
       roles: principal.roles,
       iatMs: issuedAtMs,
+      ...(passwordChanges !== undefined ? { pwc: passwordChanges } : {}),
     })
       .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
       .setSubject(principal.accountId)
@@ -159,10 +166,12 @@ export class TokenIssuer {
       if (!parsed.success) return undefined;
       if (this.verified.size >= VERIFIED_TOKENS_KEPT)
         this.verified.delete(this.verified.keys().next().value!);
-      const session = {
+      const { pwc } = payload;
+      const session: Session = {
         principal: parsed.data,
         issuedAtMs: issuedAtMsOf(payload),
         expiresAtMs: (payload.exp ?? 0) * 1000,
+        ...(Number.isSafeInteger(pwc) && (pwc as number) >= 0 ? { passwordChanges: pwc as number } : {}),
       };
       this.verified.set(token, session);
       return session;

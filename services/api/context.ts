@@ -34,7 +34,7 @@ declare module 'fastify' {
     /** The bearer token's account, when a valid token came with the request. */
     principal?: Principal;
     /** When that token was issued and expires (epoch ms): a stream lasts until then, or until revoked. */
-    tokenLife?: Pick<Session, 'issuedAtMs' | 'expiresAtMs'>;
+    tokenLife?: Pick<Session, 'issuedAtMs' | 'expiresAtMs' | 'passwordChanges'>;
     /**
      * A bearer token came that is malformed, forged, expired or revoked: the routes that need a caller
      * refuse it (401 INVALID_TOKEN), the public ones (login, register, health) serve as anonymous.
@@ -169,8 +169,7 @@ async function currentPrincipal(context: AccountSource, session: Session): Promi
   const { principal } = session;
   const account = await accountOf(context, principal.accountId);
   if (!account.registered || account.status === 'DISABLED') return undefined;
-  if (account.passwordChangedAt !== null && issuedBefore(session.issuedAtMs, account.passwordChangedAt))
-    return undefined;
+  if (passwordChangedSince(account, session)) return undefined;
   const roles = principal.roles.filter((role) => account.roles.includes(role));
   return roles.length === principal.roles.length ? principal : { ...principal, roles };
 }
@@ -188,8 +187,18 @@ export async function verifiedSession(
   return principal && { ...session, principal };
 }
 
-/** A token issued before `at` (a password change). */
-export const issuedBefore = (issuedAtMs: number, at: string): boolean => issuedAtMs < Date.parse(at);
+/**
+ * Whether the account's password changed after the session's token was given: by the count of
+ * changes its login was checked against, or, for a token without it, by time (a login checked
+ * against the old password just before a change, and signed just after it, would pass that).
+ */
+export function passwordChangedSince(
+  account: Pick<Account, 'passwordChanges' | 'passwordChangedAt'>,
+  session: Pick<Session, 'passwordChanges' | 'issuedAtMs'>,
+): boolean {
+  if (session.passwordChanges !== undefined) return account.passwordChanges > session.passwordChanges;
+  return account.passwordChangedAt !== null && session.issuedAtMs < Date.parse(account.passwordChangedAt);
+}
 
 /** A trader reaches its own account only; an admin reaches every account. */
 export function assertAccountAccess(request: FastifyRequest, accountId: string): Principal {

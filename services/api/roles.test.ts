@@ -201,6 +201,40 @@ describe('POST /v1/accounts/{id}/password', () => {
     expect((await login('roles-ivan', 'a-new-password')).statusCode).toBe(200);
   });
 
+  it('revokes a token whose login checked the old password even when it was signed after the change', async () => {
+    const nina = await api.trader('roles-nina');
+    const changed = await changePassword(nina.accountId, nina.token, {
+      currentPassword: 'a-good-password',
+      newPassword: 'a-new-password',
+    });
+    expect(changed.statusCode, changed.body).toBe(200);
+    // What a login racing the change gets: checked against the account before it (no change
+    // counted), signed a moment after it.
+    const later = new TokenIssuer(JWT_SECRET, 3600, () => new Date(Date.now() + 60_000));
+    const principal = { accountId: nina.accountId, username: 'roles-nina', roles: ['trader' as const] };
+    const raced = await later.issue(principal, 0);
+    expect((await me(raced.token)).json()).toMatchObject({ status: 401, reason: 'INVALID_TOKEN' });
+    const current = await later.issue(principal, 1);
+    expect((await me(current.token)).statusCode).toBe(200);
+  });
+
+  it('lets one of two changes racing on the same current password win, and refuses the other', async () => {
+    const omar = await api.trader('roles-omar');
+    const before = await api.broker.streamVersion(accountStreamId(omar.accountId));
+    const answers = await Promise.all(
+      ['owner-password-1', 'thief-password-1'].map((newPassword) =>
+        changePassword(omar.accountId, omar.token, { currentPassword: 'a-good-password', newPassword }),
+      ),
+    );
+    expect(answers.map((answer) => answer.statusCode).sort()).toEqual([200, 409]);
+    const refused = answers.find((answer) => answer.statusCode === 409)!;
+    expect(refused.json()).toMatchObject({ reason: 'CONCURRENCY_CONFLICT' });
+    expect(refused.json()).not.toHaveProperty('token');
+    expect(await api.broker.streamVersion(accountStreamId(omar.accountId))).toBe(before + 1);
+    const winner = answers.find((answer) => answer.statusCode === 200)!.json();
+    expect((await me(winner.token)).statusCode).toBe(200);
+  });
+
   it("lets an admin reset another account's without the current one, and nobody else", async () => {
     const jane = await api.trader('roles-jane');
     const kurt = await api.trader('roles-kurt');
@@ -209,6 +243,20 @@ describe('POST /v1/accounts/{id}/password', () => {
       newPassword: 'kurt-was-here',
     });
     expect(theirs.json()).toMatchObject({ status: 403, reason: 'NOT_YOUR_ACCOUNT' });
+    // A current password given to an admin's reset would seem checked: refused, nothing changes.
+    const checked = await changePassword(jane.accountId, admin, {
+      currentPassword: 'whatever-it-is',
+      newPassword: 'reset-by-admin',
+    });
+    expect(checked.json().errors).toEqual([
+      {
+        field: 'body.currentPassword',
+        message: "is not taken when an admin resets another account's password: leave it out",
+      },
+    ]);
+    // A password that the hash would not keep apart from others (an unpaired surrogate) is refused.
+    const surrogate = await changePassword(jane.accountId, admin, { newPassword: 'abcd\ud800efgh' });
+    expect(surrogate.json().errors[0].field).toBe('body.newPassword');
     const reset = await changePassword(jane.accountId, admin, { newPassword: 'reset-by-admin' });
     expect(reset.statusCode, reset.body).toBe(200);
     expect(reset.json()).not.toHaveProperty('token');

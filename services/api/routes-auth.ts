@@ -159,11 +159,11 @@ export function authRoutes(app: App, context: RouteContext): void {
         throw refused;
       if (account.status === 'DISABLED')
         throw new ApiProblem(403, 'ACCOUNT_DISABLED', 'this account is disabled');
-      const { token, expiresAt } = await context.tokens.issue({
-        accountId,
-        username: account.username,
-        roles: account.roles,
-      });
+      // The token counts the password changes of the account state the password was checked against.
+      const { token, expiresAt } = await context.tokens.issue(
+        { accountId, username: account.username, roles: account.roles },
+        account.passwordChanges,
+      );
       return { token, tokenType: 'Bearer', expiresAt, accountId, roles: account.roles };
     },
   );
@@ -195,17 +195,23 @@ export function authRoutes(app: App, context: RouteContext): void {
           'ADMIN_PASSWORD_FROM_CONFIG',
           "the admin account's password is TRADECORE_ADMIN_PASSWORD (or the one the first start generated into the data folder): every start sets it from there, so change it there and restart",
         );
-      const { state: account } = await loadAggregate(
+      const { state: account, version } = await loadAggregate(
         context.broker,
         accountStreamId(accountId),
         aggregateOf(accountDecider),
       );
       if (!account.registered) throw new AccountNotFound(accountId);
+      const field = (name: string, message: string) =>
+        new ApiProblem(400, 'VALIDATION_FAILED', 'the request does not match its schema', {
+          errors: [{ field: `body.${name}`, message }],
+        });
+      // An admin's reset checks no current password: one given would seem checked, and is not.
+      if (!own && currentPassword !== undefined)
+        throw field(
+          'currentPassword',
+          "is not taken when an admin resets another account's password: leave it out",
+        );
       if (own) {
-        const field = (name: string, message: string) =>
-          new ApiProblem(400, 'VALIDATION_FAILED', 'the request does not match its schema', {
-            errors: [{ field: `body.${name}`, message }],
-          });
         if (currentPassword === undefined)
           throw field('currentPassword', 'required to change your own password');
         if (newPassword === currentPassword)
@@ -220,14 +226,16 @@ export function authRoutes(app: App, context: RouteContext): void {
         accountDecider,
         { type: 'ChangePassword', passwordHash: await hashPassword(newPassword), at: passwordChangedAt },
         metadataOf(request),
+        // On the account as the current password was checked: another change racing this one makes
+        // it 409 CONCURRENCY_CONFLICT, not a second winner with a token of its own.
+        { expectedVersion: version },
       );
       if (!own) return { accountId, passwordChangedAt };
       // The caller's token was issued before the change and no longer counts: here is one that does.
-      const { token, expiresAt } = await context.tokens.issue({
-        accountId,
-        username: state.username,
-        roles: state.roles,
-      });
+      const { token, expiresAt } = await context.tokens.issue(
+        { accountId, username: state.username, roles: state.roles },
+        state.passwordChanges,
+      );
       return { accountId, passwordChangedAt, token, tokenType: 'Bearer', expiresAt };
     },
   );

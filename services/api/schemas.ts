@@ -177,6 +177,12 @@ export const Limit = queryInteger(1, 500).prefault('50');
 export const Cursor = z.string().min(1).max(500);
 
 const Password = z.string().min(8).max(200).meta({ example: 'correct horse battery staple' });
+/**
+ * A password being set: also no NUL and no unpaired surrogate, which the hash's UTF-8 encoding
+ * would turn into U+FFFD, so that distinct passwords would be one. (Logging in takes any, so that a
+ * password set before this rule still works.)
+ */
+const NewPassword = Text(8, 200).meta({ example: 'correct horse battery staple' });
 
 export const Credentials = z.strictObject({
   username: Text(3, 32).meta({ example: 'alice' }),
@@ -202,7 +208,7 @@ export const RegisterBody = z.strictObject({
       `must be ${USERNAME_RULE} (capitals are taken as lower case)`,
     )
     .meta({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{2,31}$', minLength: 3, maxLength: 32, example: 'alice' }),
-  password: Password,
+  password: NewPassword,
 });
 
 export const AccountParams = z.strictObject({ id: IdParam });
@@ -213,7 +219,7 @@ export const AccountParams = z.strictObject({ id: IdParam });
  */
 export const PasswordChangeBody = z.strictObject({
   currentPassword: z.string().min(1).max(200).optional(),
-  newPassword: Password,
+  newPassword: NewPassword,
 });
 
 export const DisableBody = z.strictObject({ reason: Text(1, 500).meta({ example: 'left the firm' }) });

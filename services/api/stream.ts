@@ -5,11 +5,12 @@ import type { EventStore, RecordedEvent, Subscription } from '../../domain/share
 import type { Principal } from './auth.ts';
 import {
   type App,
+  accountOf,
   bearerTokenOf,
   decimalize,
   INVALID_TOKEN_DETAIL,
   isAdmin,
-  issuedBefore,
+  passwordChangedSince,
   principalOf,
   type RouteContext,
   verifiedSession,
@@ -47,6 +48,8 @@ interface Client {
   /** When the token the stream was opened with was issued and expires (epoch ms). */
   issuedAtMs: number;
   expiresAtMs: number;
+  /** The token's count of password changes (`pwc`), when it has one. */
+  passwordChanges?: number;
   expiry?: NodeJS.Timeout;
 }
 
@@ -158,11 +161,7 @@ class StreamHub {
     for (const client of this.clients) {
       if (client.principal.accountId !== accountId) continue;
       if (event.type === 'AccountDisabled') this.end(client, 'account disabled');
-      else if (
-        event.type === 'PasswordChanged' &&
-        issuedBefore(client.issuedAtMs, (event.data as { at: string }).at)
-      )
-        this.end(client, 'password changed');
+      else if (event.type === 'PasswordChanged') void this.endIfPasswordChanged(client);
       else if (event.type === 'RoleRevoked') {
         const revoked = (event.data as { role: string }).role;
         const roles = client.principal.roles.filter((role) => role !== revoked);
@@ -170,6 +169,12 @@ class StreamHub {
         if (!roles.some((role) => STREAM_ROLES.has(role))) this.end(client, 'role revoked');
       }
     }
+  }
+
+  /** Ends a stream whose token the account's password changes have revoked (`passwordChangedSince`). */
+  private async endIfPasswordChanged(client: Client): Promise<void> {
+    const account = await accountOf(this.context, client.principal.accountId).catch(() => undefined);
+    if (account && passwordChangedSince(account, client)) this.end(client, 'password changed');
   }
 
   private send(filter: (client: Client) => boolean, message: object): void {
@@ -321,7 +326,11 @@ export async function streamRoutes(app: App, context: RouteContext): Promise<voi
           if (!session)
             throw new ApiProblem(401, 'INVALID_TOKEN', `the access token ${INVALID_TOKEN_DETAIL}`);
           request.principal = session.principal;
-          request.tokenLife = { issuedAtMs: session.issuedAtMs, expiresAtMs: session.expiresAtMs };
+          request.tokenLife = {
+            issuedAtMs: session.issuedAtMs,
+            expiresAtMs: session.expiresAtMs,
+            passwordChanges: session.passwordChanges,
+          };
         }
         if (!principalOf(request).roles.some((role) => STREAM_ROLES.has(role)))
           throw new ApiProblem(403, 'FORBIDDEN_ROLE', 'this route needs one of the roles: trader, admin');
@@ -362,6 +371,7 @@ export async function streamRoutes(app: App, context: RouteContext): Promise<voi
         symbols: new Set(query.symbols),
         issuedAtMs: request.tokenLife!.issuedAtMs,
         expiresAtMs: request.tokenLife!.expiresAtMs,
+        passwordChanges: request.tokenLife!.passwordChanges,
       });
       socket.send(
         JSON.stringify({ channel: 'hello', symbols: query.symbols, accountId: request.principal!.accountId }),

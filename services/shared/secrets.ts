@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Config } from './config.ts';
+import { type Config, ConfigError } from './config.ts';
 import { ensureDataFolder } from './data-lock.ts';
 
 export interface Secrets {
@@ -26,6 +26,11 @@ export async function loadSecrets(config: Config): Promise<Secrets> {
   const admin = config.adminPassword
     ? { value: config.adminPassword, generated: false }
     : await readOrCreate(adminFile, () => randomBytes(12).toString('base64url'));
+  // An edited file follows the variable's rule: a password the login would refuse locks the admin out.
+  if (!admin.generated && (admin.value.length < 8 || admin.value.length > 200))
+    throw new ConfigError(
+      `${adminFile}: the admin password in it must be 8 to 200 characters (it has ${admin.value.length})`,
+    );
   return {
     adminPassword: admin.value,
     jwtSecret: jwt.value,

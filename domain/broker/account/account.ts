@@ -25,6 +25,11 @@ export interface Account {
   registeredAt: string;
   /** When the password last changed (tokens issued before then no longer count), null if never. */
   passwordChangedAt: string | null;
+  /**
+   * How many times the password has changed: a token carries the count its login checked the
+   * password against, and a later change revokes it, however close in time the two were.
+   */
+  passwordChanges: number;
   disabledReason: string | null;
 }
 
@@ -53,6 +58,7 @@ export const initialAccount = (): Account => ({
   status: 'ACTIVE',
   registeredAt: '',
   passwordChangedAt: null,
+  passwordChanges: 0,
   disabledReason: null,
 });
 
@@ -140,7 +146,12 @@ export function evolve(account: Account, event: AccountEvent): Account {
     case 'RoleRevoked':
       return { ...account, roles: account.roles.filter((role) => role !== event.data.role) };
     case 'PasswordChanged':
-      return { ...account, passwordHash: event.data.passwordHash, passwordChangedAt: event.data.at };
+      return {
+        ...account,
+        passwordHash: event.data.passwordHash,
+        passwordChangedAt: event.data.at,
+        passwordChanges: account.passwordChanges + 1,
+      };
     case 'AccountDisabled':
       return { ...account, status: 'DISABLED', disabledReason: event.data.reason };
   }
