@@ -47,12 +47,26 @@ class FlakyTransport extends MemoryTransport {
 class HoldingTransport extends MemoryTransport {
   readonly held = new Set<string>();
   private readonly waiting: Array<() => Promise<void>> = [];
+  /** Holds the held orders' messages of this type on this channel (B3's reports: `ExecutionReport`). */
+  constructor(
+    private readonly holding: { channel: TransportChannelName; type: string } = {
+      channel: 'broker-to-b3',
+      type: 'NewOrder',
+    },
+  ) {
+    super();
+  }
   override async publish<Body>(
     channel: TransportChannelName,
     message: TransportMessage<Body>,
   ): Promise<void> {
     const orderId = (message.body as { orderId?: string }).orderId;
-    if (channel === 'broker-to-b3' && message.type === 'NewOrder' && orderId && this.held.has(orderId)) {
+    if (
+      channel === this.holding.channel &&
+      message.type === this.holding.type &&
+      orderId &&
+      this.held.has(orderId)
+    ) {
       this.waiting.push(() => super.publish(channel, message));
       return;
     }
@@ -148,6 +162,35 @@ describe('order process manager', () => {
     expect((await walletOf(broker, 'overtaken-buyer')).cash).toEqual({ available: 400_000, reserved: 0 });
     const book = (await b3.readStream('book-PETR4')).map((event) => event.type);
     expect(book.filter((type) => type === 'OrderCanceled')).toHaveLength(1);
+  });
+
+  it('sends no second cancel for an order whose cancel B3 took, however late its ACK is handled', async () => {
+    const broker = new MemoryEventStore({ schemas: brokerSchemas() });
+    const b3 = new MemoryEventStore({ schemas: b3Schemas() });
+    const transport = new HoldingTransport({ channel: 'b3-to-broker', type: 'ExecutionReport' });
+    const { process } = await startOrderPath(broker, b3, transport, { symbol: 'PETR4', price: 32_50 });
+    await listInstrument(broker, 'PETR4', 32_50);
+    await deposit(broker, 'quick-canceler', 400_000);
+    const orderId = crypto.randomUUID();
+    transport.held.add(orderId);
+    await placeOrder(broker, {
+      orderId,
+      accountId: 'quick-canceler',
+      symbol: 'PETR4',
+      side: 'BUY',
+      quantity: 100,
+      price: 32_00,
+    });
+    await ordersReach(broker, [orderId], ['NEW']);
+    const book = async () => (await b3.readStream('book-PETR4')).map((event) => event.type);
+    await eventually(async () => ((await book()).includes('OrderRested') ? true : undefined));
+    // The cancel is asked before the broker has seen B3's ACK, and B3 takes it.
+    await requestCancel(broker, orderId, 'quick-canceler');
+    await eventually(async () => ((await book()).includes('OrderCanceled') ? true : undefined));
+    await transport.release();
+    await ordersReach(broker, [orderId], ['CANCELED']);
+    await process.idle();
+    expect(await book()).not.toContain('RequestRejected');
   });
 
   it('follows the store again from its checkpoint when a step fails, and routes the order then', async () => {

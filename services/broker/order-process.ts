@@ -91,6 +91,9 @@ import { type ServiceLogger, silentLogger } from '../shared/service-logger.ts';
 import { SnapshotCheckpoints } from '../shared/snapshot-checkpoints.ts';
 import { countOrdersEnded, orderProcessSteps } from '../shared/trading-metrics.ts';
 
+/** Refused cancels remembered for their order's ACK (a few per outage, normally none). */
+const REFUSED_CANCELS_KEPT = 10_000;
+
 export const ORDER_PROCESS_ACTOR = 'order-process-manager';
 
 export interface OrderProcessOptions {
@@ -197,6 +200,12 @@ export class OrderProcess {
   private readonly reportLanes = new KeyedLanes();
   /** The orders and wallets this manager works on, as it last saw them. */
   private readonly orders = new AggregateCache<Order>();
+  /**
+   * Orders whose cancel B3 refused as UNKNOWN_ORDER while they were open here: the cancel overtook
+   * the NewOrder (retried behind it), and goes again at the order's ACK. Kept in memory, oldest
+   * dropped past `REFUSED_CANCELS_KEPT`.
+   */
+  private readonly refusedCancels = new Set<string>();
   private readonly wallets = new AggregateCache<Wallet>();
   /** One lane per order stream (and per instrument stream): its events are handled in store order. */
   private readonly orderLanes = new KeyedLanes();
@@ -681,6 +690,12 @@ export class OrderProcess {
     );
   }
 
+  private rememberRefusedCancel(orderId: string): void {
+    this.refusedCancels.add(orderId);
+    if (this.refusedCancels.size > REFUSED_CANCELS_KEPT)
+      this.refusedCancels.delete(this.refusedCancels.values().next().value!);
+  }
+
   private async sendCancel(
     order: Order,
     messageId: string,
@@ -775,6 +790,11 @@ export class OrderProcess {
         return this.endOrder(streamId, { type: 'ExpireOrder', reason: report.reason, at }, metadata, ids);
       case 'REJECTED':
         if (report.request !== undefined && report.request !== 'NEW') {
+          if (report.request === 'CANCEL' && report.reason === 'UNKNOWN_ORDER') {
+            const current = await this.loadOrder(streamId);
+            if (current.cancelRequested && !isTerminal(current.status))
+              this.rememberRefusedCancel(report.orderId);
+          }
           this.logger.info(
             {
               orderId: report.orderId,
@@ -801,12 +821,11 @@ export class OrderProcess {
       case 'ACK':
         // A cancel asked before B3 booked the order may have reached B3 first (the NewOrder retried
         // behind it, through a store outage), and been refused as UNKNOWN_ORDER: the order would
-        // rest with its cancel asked and nothing left to send it. Now that it is booked, the cancel
-        // goes again; one B3 had taken already is refused as UNKNOWN_ORDER, which changes nothing.
-        // (The cached state knows of the cancel: it was sent from it, before B3 could have booked.)
+        // rest with its cancel asked and nothing left to send it. Now that it is booked, that
+        // cancel goes again (only that one: a cancel B3 took needs no second).
         if (
           report.request === 'NEW' &&
-          order.cancelRequested &&
+          this.refusedCancels.delete(report.orderId) &&
           !isTerminal((await this.loadOrder(streamId)).status)
         )
           await this.sendCancel(
