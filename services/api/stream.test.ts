@@ -3,9 +3,11 @@ import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import { pgliteClient } from '../../adapters/pglite/client.ts';
+import { openPgliteEventStore } from '../../adapters/pglite/event-store.ts';
 import { SqlEventStore } from '../../adapters/postgres/event-store.ts';
 import { accountDecider, accountStreamId } from '../../domain/broker/account/account.ts';
 import { handleCommand } from '../shared/command-handler.ts';
+import { brokerStoreSchemas } from './api-events.ts';
 import { closeGracefully } from './app.ts';
 import { hashPassword, TokenIssuer } from './auth.ts';
 import { disableAccount, injectStream, JWT_SECRET, startTestApi, type TestApi } from './testing.ts';
@@ -479,5 +481,43 @@ describe('streams on a server none has opened yet', () => {
       { correlationId: 'change-password', causationId: 'change-password', actor: accountId },
     );
     expect(await client.closed).toEqual({ code: 1008, reason: 'password changed' });
+  });
+});
+
+describe('streams on the embedded event store (it tells its followers of an append first)', () => {
+  it('closes the streams of the tokens a password change through the API revokes, and keeps the new one', async () => {
+    const broker = await openPgliteEventStore({ schema: 'broker', schemas: brokerStoreSchemas() });
+    const embedded = await startTestApi({ readModels: false, broker });
+    try {
+      const { accountId, token } = await embedded.trader('stream-embedded');
+      const bearer = { authorization: `Bearer ${token}` };
+      // The account is in the API's cache, as after any request.
+      expect(
+        (await embedded.app.inject({ method: 'GET', url: '/v1/auth/me', headers: bearer })).statusCode,
+      ).toBe(200);
+      const old = await injectStream(embedded.app, '/v1/stream', token);
+      const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+        old.on('close', (code: number, reason: Buffer) => resolve({ code, reason: String(reason) })),
+      );
+      const changed = await embedded.app.inject({
+        method: 'POST',
+        url: `/v1/accounts/${accountId}/password`,
+        headers: bearer,
+        payload: { currentPassword: 'a-good-password', newPassword: 'a-new-password' },
+      });
+      expect(changed.statusCode, changed.body).toBe(200);
+      const fresh = await injectStream(embedded.app, '/v1/stream', changed.json().token);
+      let freshClosed = false;
+      fresh.on('close', () => {
+        freshClosed = true;
+      });
+      expect(await closed).toEqual({ code: 1008, reason: 'password changed' });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(freshClosed).toBe(false);
+      fresh.terminate();
+    } finally {
+      await embedded.close();
+      await broker.close();
+    }
   });
 });

@@ -1,7 +1,10 @@
 import fastifyWebsocket from '@fastify/websocket';
 import { z } from 'zod';
+import { accountDecider, accountStreamId } from '../../domain/broker/account/account.ts';
 import { TRADED_SYMBOL } from '../../domain/broker/schemas.ts';
+import { loadAggregate } from '../../domain/shared/aggregate.ts';
 import type { EventStore, RecordedEvent, Subscription } from '../../domain/shared/event-store.ts';
+import { aggregateOf } from '../shared/command-handler.ts';
 import type { Principal } from './auth.ts';
 import {
   type App,
@@ -158,10 +161,10 @@ class StreamHub {
    */
   private onAccount(event: RecordedEvent): void {
     const accountId = event.streamId.slice('account-'.length);
+    if (event.type === 'PasswordChanged') void this.endRevokedByPasswordChange(accountId);
     for (const client of this.clients) {
       if (client.principal.accountId !== accountId) continue;
       if (event.type === 'AccountDisabled') this.end(client, 'account disabled');
-      else if (event.type === 'PasswordChanged') void this.endIfPasswordChanged(client);
       else if (event.type === 'RoleRevoked') {
         const revoked = (event.data as { role: string }).role;
         const roles = client.principal.roles.filter((role) => role !== revoked);
@@ -171,10 +174,24 @@ class StreamHub {
     }
   }
 
-  /** Ends a stream whose token the account's password changes have revoked (`passwordChangedSince`). */
-  private async endIfPasswordChanged(client: Client): Promise<void> {
-    const account = await accountOf(this.context, client.principal.accountId).catch(() => undefined);
-    if (account && passwordChangedSince(account, client)) this.end(client, 'password changed');
+  /**
+   * Ends the account's streams whose token its password changes have revoked (`passwordChangedSince`).
+   * The account is read from the store, not the cache: an embedded store tells its followers of an
+   * append before the cache can know the stream moved.
+   */
+  private async endRevokedByPasswordChange(accountId: string): Promise<void> {
+    const account = await loadAggregate(
+      this.context.broker,
+      accountStreamId(accountId),
+      aggregateOf(accountDecider),
+    ).then(
+      ({ state }) => state,
+      () => undefined,
+    );
+    if (!account) return;
+    for (const client of this.clients)
+      if (client.principal.accountId === accountId && passwordChangedSince(account, client))
+        this.end(client, 'password changed');
   }
 
   private send(filter: (client: Client) => boolean, message: object): void {

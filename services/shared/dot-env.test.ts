@@ -10,6 +10,12 @@ describe('parseDotEnv', () => {
     ).toEqual({ variables: { PORT: '8081', LOG_LEVEL: 'warn', NOTE: 'two\nlines', HOST: '0.0.0.0' } });
   });
 
+  it('reads a file saved with a byte-order mark', () => {
+    expect(parseDotEnv('\uFEFFQUOTE_INTERVAL_MS=abc\nPORT=1\n')).toEqual({
+      variables: { QUOTE_INTERVAL_MS: 'abc', PORT: '1' },
+    });
+  });
+
   it('names a line that is no assignment, instead of folding it into the next name', () => {
     expect(parseDotEnv('PORT=8081\nWelcome to my env\nTRADECORE_DATA_DIR=/tmp/x\n')).toEqual({
       problem: 'line 2 is not NAME=value: "Welcome to my env"',

@@ -9,7 +9,9 @@ const ASSIGNMENT = /^\s*(?:export\s+)?[\w.-]+\s*=(.*)$/;
  * the name on the next one, so a stray word above `DATABASE_URL` would drop that setting without a
  * word, and tradecore would run embedded.
  */
-export function parseDotEnv(text: string): { variables: Record<string, string> } | { problem: string } {
+export function parseDotEnv(file: string): { variables: Record<string, string> } | { problem: string } {
+  // An editor's byte-order mark would otherwise hide the first name (`\uFEFFPORT`).
+  const text = file.replace(/^\uFEFF/, '');
   const lines = text.split(/\r?\n/);
   // The quote of a value still open from an earlier line (a multi-line value), if any.
   let open: string | undefined;

@@ -32,7 +32,7 @@ import {
   type WorkloadEvent,
 } from '../../projections/read-models/workload.ts';
 import type { ReadModelStore } from '../../projections/store.ts';
-import { startProjections } from './read-models.ts';
+import { projectionsReadiness, startProjections } from './read-models.ts';
 
 const urls = testUrls();
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -304,3 +304,16 @@ async function pagesThrough(readModels: ReadModels, live: Record<string, Row[]>)
   );
   expect(trace.length).toBeGreaterThan(0);
 }
+
+describe('projectionsReadiness', () => {
+  it('says why it cannot tell how far the read models are when their event store is out', async () => {
+    const ready = projectionsReadiness({
+      status: async () => {
+        throw new Error('database "b3" is not currently accepting connections');
+      },
+    });
+    await expect(ready()).rejects.toThrow(
+      'cannot tell how far the read models are: database "b3" is not currently accepting connections',
+    );
+  });
+});

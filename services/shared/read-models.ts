@@ -125,7 +125,12 @@ export interface ProjectionRegistry {
  */
 export function projectionsReadiness(registry: Pick<ProjectionRegistry, 'status'>): () => Promise<unknown> {
   return async () => {
-    const statuses = await registry.status();
+    const statuses = await registry.status().catch((error: unknown) => {
+      // Their status reads the event stores' heads: one out is the reason, said as the projections'.
+      throw new Error(
+        `cannot tell how far the read models are: ${error instanceof Error ? error.message : String(error)}`,
+      );
+    });
     const down = statuses.filter(
       (status) => status.state === 'failed' || status.state === 'retrying' || status.state === 'stalled',
     );
