@@ -192,7 +192,6 @@ export class SqlEventStore implements EventStore {
         count: prepared.length,
         arrival: this.arrivals++,
       });
-      if (this.options.exclusiveWriter) this.remember(streamId, rows[0]!.stream_version);
       return {
         nextExpectedVersion: rows[0]!.stream_version,
         positions: rows.map((row) => row.event_position),
@@ -249,8 +248,8 @@ export class SqlEventStore implements EventStore {
   }
 
   /**
-   * After a commit: an exclusive writer hands what it just wrote to the live tail, which then
-   * needs no read to learn it (nobody else writes, and its appends commit in position order);
+   * After a commit: an exclusive writer records each stream's new version and hands what it just
+   * wrote to the live tail, which then needs no read to learn it (nobody else writes, and its appends commit in position order);
    * then subscribers here and in other processes are woken.
    */
   private committed(group: StreamAppend[], outcomes: Array<AppendRow[] | Error>): void {
@@ -262,6 +261,9 @@ export class SqlEventStore implements EventStore {
         if (rows instanceof Error || rows === undefined) return;
         // As a read would give them: what the jsonb columns hold, not the caller's objects.
         const appended = JSON.parse(append.eventsJson) as PreparedEvent[];
+        // Known before the followers hear of it: a cache they read through must not trust the
+        // version it had (an account read on a PasswordChanged would be the one before it).
+        this.remember(append.streamId, rows[0]!.stream_version);
         const first = rows[0]!.stream_version - rows.length + 1;
         rows.forEach((row, offset) => {
           const event = appended[offset]!;

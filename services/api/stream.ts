@@ -1,10 +1,7 @@
 import fastifyWebsocket from '@fastify/websocket';
 import { z } from 'zod';
-import { accountDecider, accountStreamId } from '../../domain/broker/account/account.ts';
 import { TRADED_SYMBOL } from '../../domain/broker/schemas.ts';
-import { loadAggregate } from '../../domain/shared/aggregate.ts';
 import type { EventStore, RecordedEvent, Subscription } from '../../domain/shared/event-store.ts';
-import { aggregateOf } from '../shared/command-handler.ts';
 import type { Principal } from './auth.ts';
 import {
   type App,
@@ -174,20 +171,9 @@ class StreamHub {
     }
   }
 
-  /**
-   * Ends the account's streams whose token its password changes have revoked (`passwordChangedSince`).
-   * The account is read from the store, not the cache: an embedded store tells its followers of an
-   * append before the cache can know the stream moved.
-   */
+  /** Ends the account's streams whose token its password changes have revoked (`passwordChangedSince`). */
   private async endRevokedByPasswordChange(accountId: string): Promise<void> {
-    const account = await loadAggregate(
-      this.context.broker,
-      accountStreamId(accountId),
-      aggregateOf(accountDecider),
-    ).then(
-      ({ state }) => state,
-      () => undefined,
-    );
+    const account = await accountOf(this.context, accountId).catch(() => undefined);
     if (!account) return;
     for (const client of this.clients)
       if (client.principal.accountId === accountId && passwordChangedSince(account, client))
