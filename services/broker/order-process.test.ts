@@ -130,24 +130,30 @@ describe('order process manager', () => {
     return { engine, process, lines };
   }
 
-  it('cancels an order whose cancel reached B3 before the order did, once B3 has booked it', async () => {
+  /** A buy of 100 PETR4 at 32.00 by a funded `accountId`, NEW, with its messages `holding` held. */
+  async function heldBuy(accountId: string, holding?: ConstructorParameters<typeof HoldingTransport>[0]) {
     const broker = new MemoryEventStore({ schemas: brokerSchemas() });
     const b3 = new MemoryEventStore({ schemas: b3Schemas() });
-    const transport = new HoldingTransport();
-    await startOrderPath(broker, b3, transport, { symbol: 'PETR4', price: 32_50 });
+    const transport = new HoldingTransport(holding);
+    const { process } = await startOrderPath(broker, b3, transport, { symbol: 'PETR4', price: 32_50 });
     await listInstrument(broker, 'PETR4', 32_50);
-    await deposit(broker, 'overtaken-buyer', 400_000);
+    await deposit(broker, accountId, 400_000);
     const orderId = crypto.randomUUID();
     transport.held.add(orderId);
     await placeOrder(broker, {
       orderId,
-      accountId: 'overtaken-buyer',
+      accountId,
       symbol: 'PETR4',
       side: 'BUY',
       quantity: 100,
       price: 32_00,
     });
     await ordersReach(broker, [orderId], ['NEW']);
+    return { broker, b3, transport, process, orderId };
+  }
+
+  it('cancels an order whose cancel reached B3 before the order did, once B3 has booked it', async () => {
+    const { broker, b3, transport, orderId } = await heldBuy('overtaken-buyer');
     await requestCancel(broker, orderId, 'overtaken-buyer');
     // B3 refuses the cancel of an order it has not seen…
     await eventually(async () =>
@@ -165,23 +171,10 @@ describe('order process manager', () => {
   });
 
   it('sends no second cancel for an order whose cancel B3 took, however late its ACK is handled', async () => {
-    const broker = new MemoryEventStore({ schemas: brokerSchemas() });
-    const b3 = new MemoryEventStore({ schemas: b3Schemas() });
-    const transport = new HoldingTransport({ channel: 'b3-to-broker', type: 'ExecutionReport' });
-    const { process } = await startOrderPath(broker, b3, transport, { symbol: 'PETR4', price: 32_50 });
-    await listInstrument(broker, 'PETR4', 32_50);
-    await deposit(broker, 'quick-canceler', 400_000);
-    const orderId = crypto.randomUUID();
-    transport.held.add(orderId);
-    await placeOrder(broker, {
-      orderId,
-      accountId: 'quick-canceler',
-      symbol: 'PETR4',
-      side: 'BUY',
-      quantity: 100,
-      price: 32_00,
+    const { broker, b3, transport, process, orderId } = await heldBuy('quick-canceler', {
+      channel: 'b3-to-broker',
+      type: 'ExecutionReport',
     });
-    await ordersReach(broker, [orderId], ['NEW']);
     const book = async () => (await b3.readStream('book-PETR4')).map((event) => event.type);
     await eventually(async () => ((await book()).includes('OrderRested') ? true : undefined));
     // The cancel is asked before the broker has seen B3's ACK, and B3 takes it.
