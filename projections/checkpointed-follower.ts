@@ -1,6 +1,6 @@
 import type { EventStore, RecordedEvent, Subscription } from '../domain/shared/event-store.ts';
 import type { RelayCheckpoints } from './relay.ts';
-import { isTransientError } from './transient.ts';
+import { retryLogLevel } from './transient.ts';
 
 /**
  * Follows an event store from a durable checkpoint: loads it, subscribes to every event after
@@ -12,9 +12,6 @@ import { isTransientError } from './transient.ts';
  * The relay and the market data's reference prices follow their stores this way. One follower
  * per checkpoint name: two would both handle every event.
  */
-
-/** Consecutive failures of an outage logged as warnings before they are errors (about 15 s of retries). */
-const ERROR_AFTER_FAILURES = 5;
 
 export type FollowerState = 'stopped' | 'running' | 'retrying';
 
@@ -142,10 +139,7 @@ export class CheckpointedFollower {
     const delay = this.nextRetryDelayMs;
     this.nextRetryDelayMs = Math.min(delay * 2, this.maxRetryDelayMs);
     this.state = 'retrying';
-    // A store that went away is expected to come back: a warning while it is retried, an error
-    // once it keeps failing (or at once, for a failure that is no outage).
-    const level = isTransientError(error) && this.failures < ERROR_AFTER_FAILURES ? 'warn' : 'error';
-    this.options.logger?.[level](
+    this.options.logger?.[retryLogLevel(error, this.failures)](
       {
         ...this.options.logDetails,
         err: error,

@@ -8,10 +8,7 @@ import {
 } from './metrics.ts';
 import type { Change, ProjectionDefinition } from './model.ts';
 import type { OpenBatch, ReadModelStore, Target } from './store.ts';
-import { isTransientError } from './transient.ts';
-
-/** Retries of an outage logged as warnings before they are errors (about 15 s of them). */
-const RETRIES_BEFORE_ERROR = 5;
+import { isTransientError, retryLogLevel } from './transient.ts';
 
 export interface RebuildProgress {
   projection: string;
@@ -282,8 +279,7 @@ export class Projector {
     this.state = 'retrying';
     this.lastError = error instanceof Error ? error.message : String(error);
     this.wakeWaiters();
-    // An outage is expected to pass: warnings while it is retried, errors once it keeps failing.
-    this.options.logger?.[this.retries < RETRIES_BEFORE_ERROR ? 'warn' : 'error'](
+    this.options.logger?.[retryLogLevel(error, this.retries)](
       {
         projection: this.name,
         err: error,

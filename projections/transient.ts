@@ -113,3 +113,15 @@ const MESSAGES = [
   // MongoBulkWriteError carrying only the network error's message, no name, label or cause.
   /^connection \d+ to \S+ (closed|timed out)$/,
 ];
+
+/** Consecutive failures of an outage logged as warnings before they are errors (about 15 s of retries). */
+const FAILURES_BEFORE_ERROR = 5;
+
+/**
+ * The level a retried failure is logged at: an outage (`isTransientError`) is expected to pass, a
+ * warning while it is retried and an error once it keeps failing; any other failure an error at once.
+ * `failures` counts this one.
+ */
+export function retryLogLevel(error: unknown, failures: number): 'warn' | 'error' {
+  return isTransientError(error) && failures < FAILURES_BEFORE_ERROR ? 'warn' : 'error';
+}

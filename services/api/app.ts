@@ -67,11 +67,7 @@ export async function buildApi(deps: ApiDeps): Promise<App> {
     if (token !== undefined) {
       const session = await verifiedSession(context, token);
       request.principal = session?.principal;
-      request.tokenLife = session && {
-        issuedAtMs: session.issuedAtMs,
-        expiresAtMs: session.expiresAtMs,
-        passwordChanges: session.passwordChanges,
-      };
+      request.tokenLife = session;
       // Refused by the routes that need a caller (`principalOf`): a client whose saved token went
       // stale can still log in, and a probe that sends one still reads /health.
       request.invalidToken = request.principal === undefined;

@@ -61,23 +61,13 @@ export type Principal = z.infer<typeof Principal>;
 /** How many verified tokens `TokenIssuer` remembers (the oldest go first). */
 const VERIFIED_TOKENS_KEPT = 10_000;
 
-/** A verified token: who it stands for, when it was issued (to the ms) and when it expires (whole seconds, in ms). */
+/** A verified token: who it stands for, and when it was issued and expires (whole seconds, in ms). */
 export interface Session {
   principal: Principal;
   issuedAtMs: number;
   expiresAtMs: number;
   /** The account's password changes its login was checked against (`pwc`); absent from older tokens. */
   passwordChanges?: number;
-}
-
-/**
- * When a token was issued, to the millisecond: its `iatMs` where that falls in its `iat`'s second,
- * else (a token signed before `iatMs` existed) the start of that second.
- */
-function issuedAtMsOf(payload: { iat?: number; iatMs?: unknown }): number {
-  const second = (payload.iat ?? 0) * 1000;
-  const { iatMs } = payload;
-  return typeof iatMs === 'number' && iatMs >= second && iatMs < second + 1000 ? iatMs : second;
 }
 
 /** Signs and verifies bearer tokens: HS256 JWTs with an expiry, issuer `tradecore`. */
@@ -118,15 +108,11 @@ export class TokenIssuer {
    * password this token was given for was checked (a login's, a change's own): a later change revokes it.
    */
   async issue(principal: Principal, passwordChanges?: number): Promise<{ token: string; expiresAt: string }> {
-    const issuedAtMs = this.now().getTime();
-    const issuedAt = Math.floor(issuedAtMs / 1000);
+    const issuedAt = Math.floor(this.now().getTime() / 1000);
     const expiresAt = issuedAt + this.ttlSeconds;
-    // `iatMs`: `iat` is whole seconds, and a password change must revoke a token issued earlier in
-    // the same second (a login, then at once a change) while keeping the one issued right after it.
     const token = await new SignJWT({
       username: principal.username,
       roles: principal.roles,
-      iatMs: issuedAtMs,
       ...(passwordChanges !== undefined ? { pwc: passwordChanges } : {}),
     })
       .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
@@ -169,7 +155,7 @@ export class TokenIssuer {
       const { pwc } = payload;
       const session: Session = {
         principal: parsed.data,
-        issuedAtMs: issuedAtMsOf(payload),
+        issuedAtMs: (payload.iat ?? 0) * 1000,
         expiresAtMs: (payload.exp ?? 0) * 1000,
         ...(Number.isSafeInteger(pwc) && (pwc as number) >= 0 ? { passwordChanges: pwc as number } : {}),
       };

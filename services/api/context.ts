@@ -34,7 +34,7 @@ declare module 'fastify' {
     /** The bearer token's account, when a valid token came with the request. */
     principal?: Principal;
     /** When that token was issued and expires (epoch ms): a stream lasts until then, or until revoked. */
-    tokenLife?: Pick<Session, 'issuedAtMs' | 'expiresAtMs' | 'passwordChanges'>;
+    tokenLife?: TokenLife;
     /**
      * A bearer token came that is malformed, forged, expired or revoked: the routes that need a caller
      * refuse it (401 INVALID_TOKEN), the public ones (login, register, health) serve as anonymous.
@@ -115,6 +115,9 @@ export function metadataOf(
   return { correlationId: request.correlationId, causationId: `http-${request.id}`, actor };
 }
 
+/** What a request keeps of its token: when it was issued and expires, and its count of password changes. */
+export type TokenLife = Pick<Session, 'issuedAtMs' | 'expiresAtMs' | 'passwordChanges'>;
+
 /**
  * The token of an `Authorization: Bearer …` header (the scheme is case-insensitive, RFC 9110): ''
  * for the scheme alone or with more than a token after it, undefined with no header or another scheme.
@@ -189,8 +192,8 @@ export async function verifiedSession(
 
 /**
  * Whether the account's password changed after the session's token was given: by the count of
- * changes its login was checked against, or, for a token without it, by time (a login checked
- * against the old password just before a change, and signed just after it, would pass that).
+ * changes its login was checked against (`pwc`, which every login and change puts in its token),
+ * or, for a token without one (signed before `pwc` existed), by its `iat`.
  */
 export function passwordChangedSince(
   account: Pick<Account, 'passwordChanges' | 'passwordChangedAt'>,

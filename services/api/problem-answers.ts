@@ -186,19 +186,13 @@ export function answerWithProblems(app: FastifyInstance): void {
       throw new ApiProblem(400, 'HOST_REQUIRED', 'an HTTP/1.1 request needs a Host header (RFC 9112)');
   });
   // An `Expect` other than 100-continue: Node would answer an empty 417 of its own.
-  app.server.on('checkExpectation', (request: IncomingMessage, response: ServerResponse) => {
-    const correlationId = randomUUID();
-    const body = JSON.stringify(
-      problem(
-        417,
-        'EXPECTATION_FAILED',
-        'only "Expect: 100-continue" is understood: send the request without it',
-        {
-          correlationId,
-        },
-      ),
+  app.server.on('checkExpectation', (_request: IncomingMessage, response: ServerResponse) => {
+    const { correlationId, body } = earlyRefusal(
+      app.log,
+      417,
+      'EXPECTATION_FAILED',
+      'only "Expect: 100-continue" is understood: send the request without it',
     );
-    app.log.info({ reason: 'EXPECTATION_FAILED', status: 417, correlationId }, 'request refused');
     response.writeHead(417, {
       'content-type': PROBLEM_CONTENT_TYPE,
       'content-length': Buffer.byteLength(body),
@@ -388,6 +382,22 @@ export function identify(request: FastifyRequest, reply: FastifyReply): void {
 }
 
 /**
+ * A refusal answered before fastify has a request (so without `sendProblem`): its problem body
+ * under a fresh correlation id, logged as any refusal is.
+ */
+function earlyRefusal(
+  log: FastifyBaseLogger,
+  status: number,
+  reason: string,
+  detail: string,
+  fields: object = {},
+): { correlationId: string; body: string } {
+  const correlationId = randomUUID();
+  log.info({ reason, status, correlationId, ...fields }, 'request refused');
+  return { correlationId, body: JSON.stringify(problem(status, reason, detail, { correlationId })) };
+}
+
+/**
  * What the HTTP parser refuses before fastify has a request (Node's `clientError`): headers over
  * Node's 16 KiB limit, a request that is not HTTP, one that took too long to arrive. Answered as a
  * problem written on the raw socket, which is then closed.
@@ -405,10 +415,8 @@ function answerClientError(
       : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
         ? [408, 'REQUEST_TIMEOUT', 'the request did not arrive in time']
         : [400, 'MALFORMED_REQUEST', 'the request is not valid HTTP/1.1'];
-  const correlationId = randomUUID();
-  this.log.info({ reason, status, correlationId, code: error.code }, 'request refused');
+  const { correlationId, body } = earlyRefusal(this.log, status, reason, detail, { code: error.code });
   if (socket.writable) {
-    const body = JSON.stringify(problem(status, reason, detail, { correlationId }));
     socket.write(
       [
         `HTTP/1.1 ${status} ${STATUS_CODES[status]}`,

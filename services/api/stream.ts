@@ -13,6 +13,7 @@ import {
   passwordChangedSince,
   principalOf,
   type RouteContext,
+  type TokenLife,
   verifiedSession,
 } from './context.ts';
 import { ApiProblem } from './problem.ts';
@@ -45,11 +46,8 @@ interface Client {
   /** The token's, less the roles revoked since the stream opened. */
   principal: Principal;
   symbols: Set<string>;
-  /** When the token the stream was opened with was issued and expires (epoch ms). */
-  issuedAtMs: number;
-  expiresAtMs: number;
-  /** The token's count of password changes (`pwc`), when it has one. */
-  passwordChanges?: number;
+  /** The token the stream was opened with: when it expires, and what a password change revokes. */
+  token: TokenLife;
   expiry?: NodeJS.Timeout;
 }
 
@@ -141,7 +139,7 @@ class StreamHub {
 
   /** A stream lasts as long as its token: past that, it is closed as a REST call would be refused. */
   private closeOnExpiry(client: Client): void {
-    const left = client.expiresAtMs - this.context.now().getTime();
+    const left = client.token.expiresAtMs - this.context.now().getTime();
     if (left <= 0) this.end(client, 'token expired');
     else client.expiry = setTimeout(() => this.closeOnExpiry(client), Math.min(left, LONGEST_TIMER_MS));
   }
@@ -153,8 +151,8 @@ class StreamHub {
   }
 
   /**
-   * A disabled account's streams close, and those opened with a token issued before its password
-   * changed; so do those a revoked role opened (an admin's sees less).
+   * A disabled account's streams close, and those whose token a password change revoked; so do
+   * those a revoked role opened (an admin's sees less).
    */
   private onAccount(event: RecordedEvent): void {
     const accountId = event.streamId.slice('account-'.length);
@@ -176,7 +174,7 @@ class StreamHub {
     const account = await accountOf(this.context, accountId).catch(() => undefined);
     if (!account) return;
     for (const client of this.clients)
-      if (client.principal.accountId === accountId && passwordChangedSince(account, client))
+      if (client.principal.accountId === accountId && passwordChangedSince(account, client.token))
         this.end(client, 'password changed');
   }
 
@@ -329,11 +327,7 @@ export async function streamRoutes(app: App, context: RouteContext): Promise<voi
           if (!session)
             throw new ApiProblem(401, 'INVALID_TOKEN', `the access token ${INVALID_TOKEN_DETAIL}`);
           request.principal = session.principal;
-          request.tokenLife = {
-            issuedAtMs: session.issuedAtMs,
-            expiresAtMs: session.expiresAtMs,
-            passwordChanges: session.passwordChanges,
-          };
+          request.tokenLife = session;
         }
         if (!principalOf(request).roles.some((role) => STREAM_ROLES.has(role)))
           throw new ApiProblem(403, 'FORBIDDEN_ROLE', 'this route needs one of the roles: trader, admin');
@@ -372,9 +366,7 @@ export async function streamRoutes(app: App, context: RouteContext): Promise<voi
         socket,
         principal: request.principal!,
         symbols: new Set(query.symbols),
-        issuedAtMs: request.tokenLife!.issuedAtMs,
-        expiresAtMs: request.tokenLife!.expiresAtMs,
-        passwordChanges: request.tokenLife!.passwordChanges,
+        token: request.tokenLife!,
       });
       socket.send(
         JSON.stringify({ channel: 'hello', symbols: query.symbols, accountId: request.principal!.accountId }),
