@@ -98,6 +98,41 @@ describe('what the router refuses before any route runs', () => {
       correlationId: expect.any(String),
     });
   });
+
+  it('answers a method a route does not take with 405 and the methods it does (Allow)', async () => {
+    const response = await api.app.inject({
+      method: 'PUT',
+      url: '/v1/orders/some-order?x=1',
+      headers: { authorization: `Bearer ${alice.token}` },
+    });
+    expect(response.statusCode).toBe(405);
+    expect(response.headers['content-type']).toContain('application/problem+json');
+    expect(response.headers.allow).toBe('DELETE, GET, HEAD');
+    expect(response.json()).toMatchObject({
+      status: 405,
+      title: 'Method Not Allowed',
+      reason: 'METHOD_NOT_ALLOWED',
+      detail: '/v1/orders/some-order takes DELETE, GET, HEAD, not PUT',
+      allow: ['DELETE', 'GET', 'HEAD'],
+    });
+    // A POST-only route, and one that takes nothing but a WebSocket's GET.
+    const login = await api.app.inject({ method: 'GET', url: '/v1/auth/login' });
+    expect([login.statusCode, login.headers.allow]).toEqual([405, 'POST']);
+    const stream = await api.app.inject({ method: 'DELETE', url: '/v1/stream' });
+    expect([stream.statusCode, stream.headers.allow]).toEqual([405, 'GET, HEAD']);
+  });
+
+  it('answers a path no route has with 404, whatever the method', async () => {
+    for (const method of ['GET', 'PUT'] as const) {
+      const response = await api.app.inject({ method, url: '/v1/ordres/some-order' });
+      expect(response.statusCode).toBe(404);
+      expect(response.headers.allow).toBeUndefined();
+      expect(response.json()).toMatchObject({
+        reason: 'ROUTE_NOT_FOUND',
+        detail: `no route ${method} /v1/ordres/some-order`,
+      });
+    }
+  });
 });
 
 /** Sends `request` as raw bytes and reads the answer until the server closes the connection. */

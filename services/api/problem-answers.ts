@@ -9,6 +9,7 @@ import type {
   FastifyServerOptions,
 } from 'fastify';
 import { serializerCompiler } from 'fastify-type-provider-zod';
+import FindMyWay from 'find-my-way';
 import { z } from 'zod';
 import { ApiProblem, PROBLEM_CONTENT_TYPE, problem, sendProblem, toProblem } from './problem.ts';
 import { redactUrl } from './redact.ts';
@@ -178,6 +179,7 @@ export function answerWithProblems(app: FastifyInstance): void {
     if (!route.url.startsWith('/v1/') || route.schema?.querystring !== undefined) return;
     route.schema = { ...route.schema, querystring: NO_QUERY };
   });
+  const allowedMethods = methodsByPath(app);
 
   app.decorateRequest('correlationId', '');
   app.addHook('onRequest', async (request, reply) => {
@@ -233,13 +235,41 @@ export function answerWithProblems(app: FastifyInstance): void {
   });
 
   app.setNotFoundHandler(async (request, reply) => {
+    const path = request.url.split('?')[0] ?? request.url;
+    const allowed = allowedMethods(path);
+    if (allowed.length > 0) {
+      // RFC 9110 §15.5.6: the path is a resource, the method is not one it takes.
+      request.log.info({ reason: 'METHOD_NOT_ALLOWED', status: 405 }, 'request refused');
+      reply.header('allow', allowed.join(', '));
+      return sendProblem(
+        request,
+        reply,
+        problem(405, 'METHOD_NOT_ALLOWED', `${path} takes ${allowed.join(', ')}, not ${request.method}`, {
+          allow: allowed,
+        }),
+      );
+    }
     request.log.info({ reason: 'ROUTE_NOT_FOUND', status: 404 }, 'request refused');
-    return sendProblem(
-      request,
-      reply,
-      problem(404, 'ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`),
-    );
+    return sendProblem(request, reply, problem(404, 'ROUTE_NOT_FOUND', `no route ${request.method} ${path}`));
   });
+}
+
+/**
+ * Records every route `app` gets from now on in a router of its own (find-my-way, the one fastify
+ * routes with, so a path matches here exactly when it would there), and answers which methods a
+ * path takes: none when no route has the path at all.
+ */
+function methodsByPath(app: FastifyInstance): (path: string) => string[] {
+  const router = FindMyWay({ maxParamLength: MAX_PARAM_LENGTH });
+  const methods = new Set<string>();
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) {
+      router.on(method as FindMyWay.HTTPMethod, route.url, () => undefined);
+      methods.add(method);
+    }
+  });
+  return (path) =>
+    [...methods].filter((method) => router.find(method as FindMyWay.HTTPMethod, path) !== null).sort();
 }
 
 /** Whether a body comes with the request (HTTP/1.1 message framing). */
