@@ -119,7 +119,7 @@ export async function startTradecore(
       { broker: eventStores.broker, b3: eventStores.b3, tokens, now: () => new Date() },
       secrets.adminPassword,
       // A password generated now (its file gone, or another process's data folder) replaces nothing.
-      { replace: !secrets.adminPasswordGenerated },
+      { replace: !secrets.adminPasswordGenerated, log: logger },
     );
     if (admin === 'changed')
       logger.warn(

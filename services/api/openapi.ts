@@ -112,6 +112,9 @@ const ROUTE_PROBLEMS: Record<string, Record<number, string>> = {
   'POST /v1/admin/accounts/{id}/disable': {
     409: 'BUILT_IN_ADMIN or OWN_ACCOUNT: that account may not be disabled',
   },
+  'DELETE /v1/admin/accounts/{id}/roles/{role}': {
+    409: 'BUILT_IN_ADMIN or OWN_ACCOUNT: that account keeps its admin role',
+  },
 };
 
 /** A create's success: whether it is a replay, and, where one is made, where the new thing is read. */

@@ -331,6 +331,66 @@ describe('POST /v1/admin/accounts/{id}/disable', () => {
   });
 });
 
+describe('revoking the admin role', () => {
+  const revokeAs = (accountId: string, role: string, token: string) =>
+    api.app.inject({
+      method: 'DELETE',
+      url: `/v1/admin/accounts/${accountId}/roles/${role}`,
+      headers: bearer(token),
+    });
+
+  it('is refused for the built-in admin and for your own, so that someone can always administer', async () => {
+    const otto = await promoted('roles-otto', 'admin');
+    // The built-in admin is given a second role first, so that admin is not its last (LAST_ROLE).
+    expect((await grant('admin', 'trader', otto.token)).statusCode).toBe(200);
+    expect((await revokeAs('admin', 'admin', otto.token)).json()).toMatchObject({
+      status: 409,
+      reason: 'BUILT_IN_ADMIN',
+    });
+    expect((await revokeAs(otto.accountId, 'admin', otto.token)).json()).toMatchObject({
+      status: 409,
+      reason: 'OWN_ACCOUNT',
+    });
+    // Both still administer; another admin may take otto's role, and the built-in admin's others.
+    for (const token of [admin, otto.token])
+      expect((await api.app.inject({ url: '/v1/auth/me', headers: bearer(token) })).json().roles).toContain(
+        'admin',
+      );
+    expect((await revokeAs(otto.accountId, 'admin', admin)).json()).toMatchObject({ roles: ['trader'] });
+    expect((await revokeAs('admin', 'trader', admin)).json()).toMatchObject({ roles: ['admin'] });
+  });
+
+  it('is undone by the next start when the built-in admin lost it anyway', async () => {
+    const broker = new MemoryEventStore();
+    const context = {
+      broker,
+      b3: new MemoryEventStore(),
+      tokens: new TokenIssuer(JWT_SECRET, 60),
+      now: () => new Date(),
+    };
+    expect(await ensureAdmin(context, ADMIN_PASSWORD)).toBe('created');
+    const streamId = accountStreamId('admin');
+    const at = new Date().toISOString();
+    for (const command of [
+      { type: 'GrantRole', role: 'trader', grantedBy: 'admin', at },
+      { type: 'RevokeRole', role: 'admin', revokedBy: 'admin', at },
+    ] as const)
+      await handleCommand(broker, streamId, accountDecider, command, {
+        correlationId: 'c',
+        causationId: 'c',
+        actor: 'admin',
+      });
+    const warnings: string[] = [];
+    const log = { warn: (_details: object, message: string) => warnings.push(message) };
+    expect(await ensureAdmin(context, ADMIN_PASSWORD, { log })).toBe('unchanged');
+    const { state } = await loadAggregate(broker, streamId, aggregateOf(accountDecider));
+    expect(state.roles).toEqual(['trader', 'admin']);
+    expect(warnings).toEqual([
+      'gave the admin account its admin role back: it had been revoked, and it must keep it',
+    ]);
+  });
+});
+
 describe('the admin account, after a first start that crashed half-way', () => {
   it('is registered by the next start when only its username was claimed', async () => {
     const broker = new MemoryEventStore();

@@ -120,13 +120,29 @@ export function adminRoutes(app: App, context: RouteContext): void {
       ...admins,
       schema: { tags: ['admin'], summary: 'Revoke a role', security, params: RoleParams, body: NoBody },
     },
-    async (request) =>
-      accountCommand(request, request.params.id, {
+    async (request) => {
+      const { id: accountId, role } = request.params;
+      // Someone must always be able to administer: the built-in admin keeps the role, and an admin
+      // leaves it only by another admin's hand.
+      if (role === 'admin' && accountId === ADMIN_ACCOUNT_ID)
+        throw new ApiProblem(
+          409,
+          'BUILT_IN_ADMIN',
+          'the built-in admin account keeps its admin role: every start makes sure it can administer',
+        );
+      if (role === 'admin' && accountId === principalOf(request).accountId)
+        throw new ApiProblem(
+          409,
+          'OWN_ACCOUNT',
+          'an admin cannot revoke its own admin role: another admin may',
+        );
+      return accountCommand(request, accountId, {
         type: 'RevokeRole',
-        role: request.params.role,
+        role,
         revokedBy: principalOf(request).accountId,
         at: context.now().toISOString(),
-      }),
+      });
+    },
   );
 
   app.post(

@@ -8,6 +8,7 @@ import { WrongExpectedVersion } from '../../domain/shared/event-store.ts';
 import { aggregateOf, handleCommand } from '../shared/command-handler.ts';
 import { deterministicId } from '../shared/deterministic-id.ts';
 import { SEED } from '../shared/seed-metadata.ts';
+import { type ServiceLogger, silentLogger } from '../shared/service-logger.ts';
 import { ADMIN_ACCOUNT_ID, ADMIN_USERNAME, hashPassword, verifyPassword } from './auth.ts';
 import type { RouteContext } from './context.ts';
 import { ApiProblem } from './problem.ts';
@@ -47,12 +48,13 @@ export async function seedInstruments(
  * Makes sure the `admin` account exists: registers it with `password` on the first start, and
  * changes its password to `password` when that was changed since (TRADECORE_ADMIN_PASSWORD) —
  * unless `replace` is false (a password this start generated, its file having gone): an existing
- * admin then keeps the password it has, which nothing else may quietly replace. Says which.
+ * admin then keeps the password it has, which nothing else may quietly replace. Says which. An
+ * admin account without the admin role gets it back (and `log` hears of it).
  */
 export async function ensureAdmin(
   context: Omit<RouteContext, 'caches' | 'walletLanes'>,
   password: string,
-  { replace = true }: { replace?: boolean } = {},
+  { replace = true, log = silentLogger }: { replace?: boolean; log?: Pick<ServiceLogger, 'warn'> } = {},
 ): Promise<'created' | 'unchanged' | 'changed' | 'kept'> {
   const streamId = accountStreamId(ADMIN_ACCOUNT_ID);
   const { state } = await loadAggregate(context.broker, streamId, aggregateOf(accountDecider));
@@ -69,6 +71,18 @@ export async function ensureAdmin(
       if (error instanceof ApiProblem || error instanceof WrongExpectedVersion) return 'unchanged';
       throw error;
     }
+  }
+  if (!state.roles.includes('admin')) {
+    // Revoked before the revoke route refused it: give it back, or no account could ever
+    // administer this data folder again.
+    await handleCommand(
+      context.broker,
+      streamId,
+      accountDecider,
+      { type: 'GrantRole', role: 'admin', grantedBy: ADMIN_ACCOUNT_ID, at: context.now().toISOString() },
+      SEED,
+    );
+    log.warn({}, 'gave the admin account its admin role back: it had been revoked, and it must keep it');
   }
   if (await verifyPassword(password, state.passwordHash)) return 'unchanged';
   if (!replace) return 'kept';
