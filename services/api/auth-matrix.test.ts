@@ -90,8 +90,11 @@ interface RouteCase {
   expect: Expectation;
 }
 
+const signedIn: Expectation = { ...open, anonymous: 'unauthenticated' };
+
 const id = () => owner.accountId;
 const routes: RouteCase[] = [
+  { method: 'GET', url: () => '/v1/auth/me', expect: signedIn },
   {
     method: 'POST',
     url: () => `/v1/accounts/${id()}/deposits`,
@@ -223,6 +226,21 @@ describe('the auth matrix', () => {
       });
     }
   }
+
+  it('answers an anonymous or forged caller 401 before it looks at the request: the schema tells it nothing', async () => {
+    const protectedRoutes = routes.filter((route) => route.expect.anonymous === 'unauthenticated');
+    expect(protectedRoutes.length).toBeGreaterThan(20);
+    for (const route of protectedRoutes)
+      for (const headers of [{}, { authorization: 'Bearer not.a.token' }]) {
+        const response = await api.app.inject({
+          method: route.method,
+          url: `${route.url()}${route.url().includes('?') ? '&' : '?'}bogus=1`,
+          headers,
+          ...(route.method === 'POST' ? { payload: { bogus: 1 } } : {}),
+        });
+        expect(response.statusCode, `${route.method} ${route.url()}: ${response.body}`).toBe(401);
+      }
+  });
 
   it('refuses a forged or expired token with 401', async () => {
     const forged = `${tokens.admin!.slice(0, -4)}AAAA`;

@@ -223,6 +223,11 @@ export function requireRoles(...roles: Principal['roles']) {
   };
 }
 
+/** An `onRequest` guard for a route any valid token may call: 401 without one, before validation. */
+export async function requireToken(request: FastifyRequest): Promise<void> {
+  principalOf(request);
+}
+
 /** The read models (bounded by their deadline in `buildApi`), or 503 where this process has none. */
 export function readModelsOf(context: RouteContext): ReadModels {
   if (!context.readModels)

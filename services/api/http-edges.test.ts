@@ -66,6 +66,13 @@ describe('a token in the query (?access_token=, for browser WebSockets)', () => 
       '/v1/stream?ACCESS_TOKEN=[redacted]&symbols=PETR4',
     );
   });
+
+  it('redacts a token after a `;` too, which the parser takes as part of the value before it', () => {
+    expect(redactUrl('/v1/stream?symbols=PETR4;access_token=eyJ.x.y;b=1&limit=5')).toBe(
+      '/v1/stream?symbols=PETR4;access_token=[redacted];b=1&limit=5',
+    );
+    expect(redactUrl('/v1/orders?status=NEW;x=1')).toBe('/v1/orders?status=NEW;x=1');
+  });
 });
 
 describe('what the router refuses before any route runs', () => {

@@ -7,7 +7,15 @@ import { WrongExpectedVersion } from '../../domain/shared/event-store.ts';
 import { aggregateOf, handleCommand } from '../shared/command-handler.ts';
 import { usernameStreamId } from './api-events.ts';
 import { ADMIN_ACCOUNT_ID, burnPasswordCheck, hashPassword, verifyPassword } from './auth.ts';
-import { type App, answerCreate, isAdmin, metadataOf, principalOf, type RouteContext } from './context.ts';
+import {
+  type App,
+  answerCreate,
+  isAdmin,
+  metadataOf,
+  principalOf,
+  type RouteContext,
+  requireToken,
+} from './context.ts';
 import type { CreateRun } from './idempotency.ts';
 import { ApiProblem } from './problem.ts';
 import { AccountParams, Credentials, PasswordChangeBody, RegisterBody } from './schemas.ts';
@@ -181,6 +189,7 @@ export function authRoutes(app: App, context: RouteContext): void {
         body: PasswordChangeBody,
       },
       config: { rateLimit: { max: limit.max, timeWindow: limit.timeWindowMs } },
+      onRequest: requireToken,
     },
     async (request) => {
       const accountId = request.params.id;
@@ -248,6 +257,7 @@ export function authRoutes(app: App, context: RouteContext): void {
         summary: "The bearer token's account and roles",
         security: [{ bearerAuth: [] }],
       },
+      onRequest: requireToken,
     },
     async (request) => principalOf(request),
   );
