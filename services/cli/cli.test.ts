@@ -581,12 +581,36 @@ describe('tradecore CLI', () => {
     expect(status.code).toBe(143);
     expect(status.stderr.trimEnd().split('\n').at(-1)).toBe('tradecore: interrupted');
 
-    // Mid-replay: the read model being rebuilt is abandoned before its swap.
+    // Mid-replay: the read model being rebuilt is abandoned before its swap; those swapped in
+    // before it were each said on stdout as they were.
     const replay = await tradecoreSignalled('SIGINT', (stderr) => stderr.includes('orders'), 'replay');
     expect(replay.code).toBe(130);
-    expect(replay.stdout).toBe('');
-    expect(replay.stderr.trimEnd().split('\n').at(-1)).toMatch(
-      /^tradecore: interrupted: (the live read models are unchanged|[a-z_, ]+ rebuilt and swapped in; the other live read models are unchanged)$/,
+    const left =
+      /^tradecore: interrupted: (the live read models are unchanged|([a-z_, ]+) rebuilt and swapped in; the other live read models are unchanged)$/.exec(
+        replay.stderr.trimEnd().split('\n').at(-1) ?? '',
+      );
+    expect(left).not.toBeNull();
+    const saidRebuilt = replay.stdout
+      .split('\n')
+      .flatMap((line) => /^rebuilt ([a-z_]+): /.exec(line)?.[1] ?? []);
+    expect(saidRebuilt.join(', ')).toBe(left?.[2] ?? '');
+    expect(existsSync(lock)).toBe(false);
+    // In JSON, stopped after the first read model is done: one document, saying so.
+    const json = await tradecoreSignalled(
+      'SIGTERM',
+      (stderr) => stderr.includes(' · done in '),
+      'replay',
+      '--json',
+    );
+    expect(json.code).toBe(143);
+    const document = JSON.parse(json.stdout) as {
+      rebuilt: Array<{ projection: string }>;
+      interrupted: boolean;
+    };
+    expect(document.interrupted).toBe(true);
+    expect(document.rebuilt.length).toBeGreaterThan(0);
+    expect(json.stderr.trimEnd().split('\n').at(-1)).toBe(
+      `tradecore: interrupted: ${document.rebuilt.map((result) => result.projection).join(', ')} rebuilt and swapped in; the other live read models are unchanged`,
     );
     expect(existsSync(lock)).toBe(false);
     // The next command finds the folder free (no lock of a dead pid to take over), and whole.

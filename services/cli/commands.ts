@@ -164,12 +164,18 @@ export async function rebuild(config: Config, name: string | undefined, io: Comm
       if (!last) return;
       const seconds = (performance.now() - started) / 1000;
       renderer.done(last, seconds);
-      results.push({
+      const result = {
         projection: last.projection,
         events: last.events,
         seconds,
         eventsPerSecond: seconds > 0 ? last.events / seconds : 0,
-      });
+      };
+      results.push(result);
+      // Said as each one is swapped in: a rebuild stopped later keeps it, and so does its output.
+      if (!io.json)
+        io.out(
+          `rebuilt ${result.projection}: ${result.events} events in ${result.seconds.toFixed(2)} s (${Math.round(result.eventsPerSecond)} events/s)`,
+        );
       last = undefined;
       started = performance.now();
     };
@@ -186,18 +192,14 @@ export async function rebuild(config: Config, name: string | undefined, io: Comm
       finish();
     }
     if (io.json) io.out(JSON.stringify({ rebuilt: results }));
-    else
-      for (const result of results)
-        io.out(
-          `rebuilt ${result.projection}: ${result.events} events in ${result.seconds.toFixed(2)} s (${Math.round(result.eventsPerSecond)} events/s)`,
-        );
   });
   try {
     await rebuilding;
   } catch (error) {
     // Stopped while opening, or a rebuild abandoned before its swap: that one keeps its live tables.
-    if (error instanceof Interrupted) throw new Interrupted(error.signal, interruptedRebuild(results));
-    throw error;
+    if (!(error instanceof Interrupted)) throw error;
+    if (io.json) io.out(JSON.stringify({ rebuilt: results, interrupted: true }));
+    throw new Interrupted(error.signal, interruptedRebuild(results));
   }
 }
 
