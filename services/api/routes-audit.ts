@@ -2,6 +2,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { EventStore, RecordedEvent } from '../../domain/shared/event-store.ts';
 import { auditStateAt, auditStateOf, auditStoreOf, redactSecrets, stateNotSupported } from './audit-state.ts';
 import { type App, type RouteContext, readModelsOf, requireRoles } from './context.ts';
+import type { AuditEntryRow } from './ports.ts';
 import { ApiProblem } from './problem.ts';
 import {
   CorrelationParams,
@@ -41,6 +42,23 @@ export function auditEvent(
     metadata: event.metadata,
     recordedAt: event.recordedAt.toISOString(),
   };
+}
+
+/** An event of a trace as the API and `tradecore audit trace --json` show it: `auditEvent`'s, with its store. */
+export function traceEvent(entry: AuditEntryRow) {
+  return auditEvent(
+    {
+      id: entry.eventId,
+      streamId: entry.streamId,
+      version: entry.version,
+      position: entry.position,
+      type: entry.type,
+      data: entry.data,
+      metadata: entry.metadata as RecordedEvent['metadata'],
+      recordedAt: entry.recordedAt,
+    },
+    entry.store,
+  );
 }
 
 export function auditRoutes(app: App, context: RouteContext): void {
@@ -155,21 +173,7 @@ export function auditRoutes(app: App, context: RouteContext): void {
         throw new ApiProblem(404, 'TRACE_NOT_FOUND', `no event carries correlation id ${correlationId}`);
       return {
         correlationId,
-        events: page.items.map((entry) =>
-          auditEvent(
-            {
-              id: entry.eventId,
-              streamId: entry.streamId,
-              version: entry.version,
-              position: entry.position,
-              type: entry.type,
-              data: entry.data,
-              metadata: entry.metadata as RecordedEvent['metadata'],
-              recordedAt: entry.recordedAt,
-            },
-            entry.store,
-          ),
-        ),
+        events: page.items.map(traceEvent),
         ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}),
       };
     },

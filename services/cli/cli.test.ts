@@ -202,11 +202,12 @@ describe('tradecore CLI', () => {
 
   it('never prints a password hash: audit stream and audit state redact it, as the HTTP audit does', async () => {
     const stream = await tradecore('audit', 'stream', 'account-cli-auditee');
+    const streamJson = await tradecore('audit', 'stream', 'account-cli-auditee', '--json');
     const state = await tradecore('audit', 'state', 'account-cli-auditee');
     const stateJson = await tradecore('audit', 'state', 'account-cli-auditee', '--json');
     // The API's own streams are read too (the CLI refused their prefixes), fingerprints redacted.
     const key = await tradecore('audit', 'stream', 'idempotency-cli-auditee-key-1');
-    for (const result of [stream, state, stateJson, key]) {
+    for (const result of [stream, streamJson, state, stateJson, key]) {
       expect(result.code, result.stderr).toBe(0);
       expect(result.stdout).toContain('[redacted]');
       expect(result.stdout).not.toContain(SECRET_HASH);
@@ -336,9 +337,12 @@ describe('tradecore CLI', () => {
     });
     const accepted = await tradecore('audit', 'state', 'order-ord-3-1', '--version', '1', '--json');
     expect(JSON.parse(accepted.stdout).state.status).toBe('NEW');
-    const now = await tradecore('audit', 'state', 'book-PETR4', '--at', new Date().toISOString(), '--json');
+    const at = new Date().toISOString();
+    const now = await tradecore('audit', 'state', 'book-PETR4', '--at', at, '--json');
     expect(now.code, now.stderr).toBe(0);
     expect(JSON.parse(now.stdout).state).toMatchObject({ symbol: 'PETR4', status: 'OPEN' });
+    // As GET /v1/audit/streams/{streamId}/state?at= answers: the instant asked about is in it.
+    expect(JSON.parse(now.stdout).at).toBe(at);
 
     const both = await tradecore(
       'audit',
@@ -388,6 +392,19 @@ describe('tradecore CLI', () => {
     }>;
     expect(events[0]).toMatchObject({ streamId: 'order-ord-3-1', type: 'OrderPlaced' });
     expect(new Set(events.map((e) => e.store))).toEqual(new Set(['broker', 'b3']));
+    // Each event as `GET /v1/audit/trace/{correlationId}` gives it (routes-audit.ts traceEvent).
+    for (const event of events)
+      expect(Object.keys(event).sort()).toEqual([
+        'data',
+        'id',
+        'metadata',
+        'position',
+        'recordedAt',
+        'store',
+        'streamId',
+        'type',
+        'version',
+      ]);
 
     // One page at a time: the pages put together are the whole trace.
     const first = await tradecore('audit', 'trace', 'req-3-1', '--json', '--limit', '2');

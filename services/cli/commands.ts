@@ -25,6 +25,7 @@ import {
   redactSecrets,
   stateNotSupported,
 } from '../api/audit-state.ts';
+import { auditEvent, traceEvent } from '../api/routes-audit.ts';
 import { AUDIT_STREAM_DEFAULT_LIMIT, AUDIT_STREAM_MAX_LIMIT, Instant } from '../api/schemas.ts';
 import type { Config } from '../shared/config.ts';
 import { lockEmbeddedDataFolder } from '../shared/data-lock.ts';
@@ -289,7 +290,7 @@ export async function auditStream(
   await withEventStores(config, io, async (eventStores) => {
     // One more than asked: whether there is more to read, as the HTTP route tells it (`nextFrom`).
     const read = await eventStores[store].readStream(streamId, { fromVersion: from, limit: limit + 1 });
-    const events = read.slice(0, limit).map((event) => ({ ...event, data: redactSecrets(event.data) }));
+    const events = read.slice(0, limit);
     const last = events.at(-1);
     const nextFrom = read.length > events.length && last ? last.version + 1 : undefined;
     if (events.length === 0) {
@@ -300,11 +301,18 @@ export async function auditStream(
         io.err.write(`tradecore: ${streamId} has versions 0 to ${last}: none from version ${from}\n`);
     }
     if (io.json)
-      io.out(JSON.stringify({ streamId, store, events, ...(nextFrom !== undefined ? { nextFrom } : {}) }));
+      io.out(
+        JSON.stringify({
+          streamId,
+          store,
+          events: events.map((event) => auditEvent(event)),
+          ...(nextFrom !== undefined ? { nextFrom } : {}),
+        }),
+      );
     else {
       for (const event of events)
         io.out(
-          `${event.version}\t${event.position}\t${event.recordedAt.toISOString()}\t${event.type}\tcorrelation=${event.metadata.correlationId} causation=${event.metadata.causationId} actor=${event.metadata.actor}\t${JSON.stringify(event.data)}`,
+          `${event.version}\t${event.position}\t${event.recordedAt.toISOString()}\t${event.type}\tcorrelation=${event.metadata.correlationId} causation=${event.metadata.causationId} actor=${event.metadata.actor}\t${JSON.stringify(redactSecrets(event.data))}`,
         );
       if (nextFrom !== undefined) io.err.write(`more: --from ${nextFrom}\n`);
     }
@@ -357,6 +365,7 @@ export async function auditState(
       version: loaded.version,
       currentVersion: current,
       ...(loaded.fromSnapshot !== undefined ? { fromSnapshot: loaded.fromSnapshot } : {}),
+      ...(options.at !== undefined ? { at: options.at } : {}),
       state,
     };
     if (io.json) io.out(JSON.stringify(result));
@@ -414,7 +423,7 @@ export async function auditTrace(
       io.out(
         JSON.stringify({
           correlationId,
-          events: page.items.map((entry) => ({ ...entry, data: redactSecrets(entry.data) })),
+          events: page.items.map(traceEvent),
           ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}),
         }),
       );
