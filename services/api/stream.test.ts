@@ -26,8 +26,7 @@ afterAll(async () => api?.close());
 /** Opens a socket and collects its messages. */
 async function open(url: string, token?: string) {
   const messages: Array<Record<string, unknown>> = [];
-  const socket = await injectStream(api.app, url, token);
-  socket.on('message', (data: Buffer) => messages.push(JSON.parse(String(data))));
+  const socket = await injectStream(api.app, url, token, (data) => messages.push(JSON.parse(String(data))));
   return { socket, messages };
 }
 
@@ -99,6 +98,17 @@ describe('live updates over WebSocket', () => {
     const trades = client.messages.filter((message) => message.channel === 'trade');
     expect(trades).toEqual([expect.objectContaining({ symbol: 'PETR4', price: '32.50', quantity: 100 })]);
     expect(trades[0]!.at).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
+    client.socket.terminate();
+  });
+
+  it('says hello with each symbol asked for once, however often it was named', async () => {
+    const client = await open('/v1/stream?symbols=PETR4,VALE3,PETR4,,VALE3', alice.token);
+    await until(() => client.messages.length > 0);
+    expect(client.messages[0]).toEqual({
+      channel: 'hello',
+      symbols: ['PETR4', 'VALE3'],
+      accountId: alice.accountId,
+    });
     client.socket.terminate();
   });
 
@@ -381,8 +391,9 @@ describe('streams on a server none has opened yet', () => {
 
   async function openOn(url: string, token: string) {
     const messages: Array<Record<string, unknown>> = [];
-    const socket = await injectStream(served.app, url, token);
-    socket.on('message', (data: Buffer) => messages.push(JSON.parse(String(data))));
+    const socket = await injectStream(served.app, url, token, (data) =>
+      messages.push(JSON.parse(String(data))),
+    );
     const closed = new Promise<{ code: number; reason: string }>((resolve) =>
       socket.on('close', (code: number, reason: Buffer) => resolve({ code, reason: String(reason) })),
     );

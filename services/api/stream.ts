@@ -74,7 +74,8 @@ export const StreamQuery = z.strictObject({
       for (const symbol of symbols)
         if (!Ticker.safeParse(symbol).success)
           context.addIssue({ code: 'custom', message: `${symbol} is not a B3 ticker` });
-      return symbols;
+      // Each once: `PETR4,PETR4` asks for one subscription, and hello says so.
+      return [...new Set(symbols)];
     }),
   access_token: z
     .string()

@@ -249,10 +249,14 @@ export async function answerWhileClosing(
 
 /**
  * Opens a WebSocket on `url` through `injectWS`, which sends no Host header of its own (a real
- * client always does, and the API refuses an HTTP/1.1 request without one).
+ * client always does, and the API refuses an HTTP/1.1 request without one). `onMessage` hears
+ * every message, `hello` included: the server's first frame can arrive with the upgrade's answer,
+ * before the promise resolves and a listener added then.
  */
-export function injectStream(app: App, url: string, token?: string) {
-  return app.injectWS(url, {
-    headers: { host: 'localhost', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-  });
+export function injectStream(app: App, url: string, token?: string, onMessage?: (data: Buffer) => void) {
+  return app.injectWS(
+    url,
+    { headers: { host: 'localhost', ...(token ? { authorization: `Bearer ${token}` } : {}) } },
+    { onInit: (socket) => onMessage && socket.on('message', onMessage) },
+  );
 }
