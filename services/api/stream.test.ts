@@ -10,6 +10,7 @@ import { handleCommand } from '../shared/command-handler.ts';
 import { brokerStoreSchemas } from './api-events.ts';
 import { closeGracefully } from './app.ts';
 import { hashPassword, TokenIssuer } from './auth.ts';
+import type { App } from './context.ts';
 import { disableAccount, injectStream, JWT_SECRET, startTestApi, type TestApi } from './testing.ts';
 
 let api: TestApi;
@@ -23,11 +24,30 @@ beforeAll(async () => {
 }, 180_000);
 afterAll(async () => api?.close());
 
-/** Opens a socket and collects its messages. */
-async function open(url: string, token?: string) {
+/** Opens a socket on `app`: its messages as they come, and how it closed, from the upgrade on. */
+async function openStream(app: App, url: string, token?: string) {
   const messages: Array<Record<string, unknown>> = [];
-  const socket = await injectStream(api.app, url, token, (data) => messages.push(JSON.parse(String(data))));
-  return { socket, messages };
+  let closed!: Promise<{ code: number; reason: string }>;
+  const socket = await injectStream(app, url, token, (socket) => {
+    socket.on('message', (data: Buffer) => messages.push(JSON.parse(String(data))));
+    closed = new Promise((resolve) =>
+      socket.on('close', (code: number, reason: Buffer) => resolve({ code, reason: String(reason) })),
+    );
+  });
+  return { socket, messages, closed };
+}
+
+const open = (url: string, token?: string) => openStream(api.app, url, token);
+
+/** How the stream closed, or 'still open' after `timeoutMs`. */
+async function closing(stream: Awaited<ReturnType<typeof openStream>>, timeoutMs = 3_000) {
+  let timer: NodeJS.Timeout | undefined;
+  const open = new Promise<'still open'>((resolve) => {
+    timer = setTimeout(() => resolve('still open'), timeoutMs);
+  });
+  const closed = await Promise.race([stream.closed, open]);
+  clearTimeout(timer);
+  return closed;
 }
 
 async function until(check: () => boolean, timeoutMs = 5_000): Promise<void> {
@@ -389,16 +409,7 @@ describe('streams on a server none has opened yet', () => {
     },
   });
 
-  async function openOn(url: string, token: string) {
-    const messages: Array<Record<string, unknown>> = [];
-    const socket = await injectStream(served.app, url, token, (data) =>
-      messages.push(JSON.parse(String(data))),
-    );
-    const closed = new Promise<{ code: number; reason: string }>((resolve) =>
-      socket.on('close', (code: number, reason: Buffer) => resolve({ code, reason: String(reason) })),
-    );
-    return { socket, messages, closed };
-  }
+  const openOn = (url: string, token: string) => openStream(served.app, url, token);
 
   it('sends each event once to each of several streams opened at the same moment, and to one opened later', async () => {
     const { token } = await served.trader('stream-rush');
@@ -492,6 +503,112 @@ describe('streams on a server none has opened yet', () => {
       { correlationId: 'change-password', causationId: 'change-password', actor: accountId },
     );
     expect(await client.closed).toEqual({ code: 1008, reason: 'password changed' });
+  });
+});
+
+describe('streams whose account changes while they open', () => {
+  let served: TestApi;
+  let client: Awaited<ReturnType<typeof pgliteClient>>;
+  /** While set, reads of ITUB4's listing wait for it: the stream's look-up of its symbols holds. */
+  let held: { reached: () => void; release: Promise<void> } | undefined;
+  beforeAll(async () => {
+    client = await pgliteClient();
+    const broker = await SqlEventStore.open({
+      client,
+      schema: 'broker',
+      schemas: brokerStoreSchemas(),
+      label: 'pglite',
+    });
+    const listing = 'instrument-ITUB4';
+    const holding = new Proxy(broker, {
+      get(target, property) {
+        // Not told the version it wrote: the listing is read from the store, where it is held.
+        if (property === 'knownVersion')
+          return (streamId: string) =>
+            held && streamId === listing ? undefined : target.knownVersion(streamId);
+        if (property === 'readStream')
+          return async (streamId: string, options?: object) => {
+            const hold = streamId === listing ? held : undefined;
+            if (hold) {
+              hold.reached();
+              await hold.release;
+            }
+            return target.readStream(streamId, options);
+          };
+        const value = Reflect.get(target, property, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    served = await startTestApi({ readModels: false, broker: holding });
+  }, 180_000);
+  afterAll(async () => {
+    await served?.close();
+    await client?.close();
+  });
+
+  /** Opens a stream whose token was verified, and runs `change` before it joins the hub. */
+  async function openAround(token: string, change: () => Promise<unknown>) {
+    let release!: () => void;
+    let reached!: () => void;
+    const atLookUp = new Promise<void>((resolve) => {
+      reached = resolve;
+    });
+    held = { reached, release: new Promise((resolve) => (release = resolve)) };
+    const opening = openStream(served.app, '/v1/stream?symbols=ITUB4', token);
+    await atLookUp;
+    held = undefined;
+    await change();
+    release();
+    return opening;
+  }
+
+  it('closes a stream whose account is disabled after its token was checked, on a hub not started yet', async () => {
+    const { accountId, token } = await served.trader('stream-late-disable');
+    const stream = await openAround(token, () => disableAccount(served.broker, accountId));
+    expect(await closing(stream)).toEqual({ code: 1008, reason: 'account disabled' });
+    expect(stream.messages).toEqual([]);
+  });
+
+  it('closes a stream whose password changes, or whose last stream role is revoked, after its token was checked', async () => {
+    const other = await served.trader('stream-bystander');
+    const bystander = await openStream(served.app, '/v1/stream', other.token);
+    await until(() => bystander.messages.length > 0);
+    const changer = await served.trader('stream-late-password');
+    const changed = await openAround(changer.token, () =>
+      handleCommand(
+        served.broker,
+        accountStreamId(changer.accountId),
+        accountDecider,
+        {
+          type: 'ChangePassword',
+          passwordHash: 'unused',
+          at: new Date().toISOString(),
+        },
+        { correlationId: 'change-password', causationId: 'change-password', actor: changer.accountId },
+      ),
+    );
+    expect(await closing(changed)).toEqual({ code: 1008, reason: 'password changed' });
+
+    const admin = await served.adminToken();
+    const revoked = await served.trader('stream-late-revoke');
+    const headers = { authorization: `Bearer ${admin}` };
+    const revoking = await openAround(revoked.token, async () => {
+      await served.app.inject({
+        method: 'POST',
+        url: `/v1/admin/accounts/${revoked.accountId}/roles`,
+        headers,
+        payload: { role: 'auditor' },
+      });
+      await served.app.inject({
+        method: 'DELETE',
+        url: `/v1/admin/accounts/${revoked.accountId}/roles/trader`,
+        headers,
+      });
+    });
+    expect(await closing(revoking)).toEqual({ code: 1008, reason: 'role revoked' });
+    // The hub was running all along, and the streams the changes did not concern stay open.
+    expect(bystander.socket.readyState).toBe(WebSocket.OPEN);
+    bystander.socket.terminate();
   });
 });
 

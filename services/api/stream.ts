@@ -100,7 +100,8 @@ class StreamHub {
     return open;
   }
 
-  async add(client: Client): Promise<void> {
+  /** Adds a stream whose token was verified; false when it was revoked meanwhile (it is closed then). */
+  async add(client: Client): Promise<boolean> {
     this.started ??= this.start().catch((error: unknown) => {
       this.started = undefined;
       throw error;
@@ -112,6 +113,22 @@ class StreamHub {
       clearTimeout(client.expiry);
       this.clients.delete(client);
     });
+    // The token was checked before the symbols' look-ups and the hub's start: an account event
+    // appended meanwhile found no client to close (or came before the hub's first position).
+    // From here on the hub hears every account event for this client, so one more look closes the gap.
+    await this.endIfRevoked(client);
+    return this.clients.has(client);
+  }
+
+  /** Ends a stream its account no longer allows, as a REST call with its token would be refused. */
+  private async endIfRevoked(client: Client): Promise<void> {
+    const account = await accountOf(this.context, client.principal.accountId);
+    if (!this.clients.has(client)) return;
+    if (!account.registered || account.status === 'DISABLED') return this.end(client, 'account disabled');
+    if (passwordChangedSince(account, client.token)) return this.end(client, 'password changed');
+    const roles = client.principal.roles.filter((role) => account.roles.includes(role));
+    client.principal = { ...client.principal, roles };
+    if (!roles.some((role) => STREAM_ROLES.has(role))) this.end(client, 'role revoked');
   }
 
   private async start(): Promise<Subscription[]> {
@@ -363,12 +380,13 @@ export async function streamRoutes(app: App, context: RouteContext): Promise<voi
     },
     async (socket, request) => {
       const query = request.query as z.output<typeof StreamQuery>;
-      await hub.add({
+      const added = await hub.add({
         socket,
         principal: request.principal!,
         symbols: new Set(query.symbols),
         token: request.tokenLife!,
       });
+      if (!added) return;
       socket.send(
         JSON.stringify({ channel: 'hello', symbols: query.symbols, accountId: request.principal!.accountId }),
       );

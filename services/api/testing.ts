@@ -1,4 +1,5 @@
 import { connect } from 'node:net';
+import type WebSocket from 'ws';
 import { MemoryPriceCache } from '../../adapters/memory/price-cache.ts';
 import { pgliteClient } from '../../adapters/pglite/client.ts';
 import { SqlEventStore } from '../../adapters/postgres/event-store.ts';
@@ -249,14 +250,14 @@ export async function answerWhileClosing(
 
 /**
  * Opens a WebSocket on `url` through `injectWS`, which sends no Host header of its own (a real
- * client always does, and the API refuses an HTTP/1.1 request without one). `onMessage` hears
- * every message, `hello` included: the server's first frame can arrive with the upgrade's answer,
- * before the promise resolves and a listener added then.
+ * client always does, and the API refuses an HTTP/1.1 request without one). `listen` adds listeners
+ * before the upgrade's answer is read: the server's first frames (hello, or a close) can arrive
+ * with it, before the promise resolves and a listener added then.
  */
-export function injectStream(app: App, url: string, token?: string, onMessage?: (data: Buffer) => void) {
+export function injectStream(app: App, url: string, token?: string, listen?: (socket: WebSocket) => void) {
   return app.injectWS(
     url,
     { headers: { host: 'localhost', ...(token ? { authorization: `Bearer ${token}` } : {}) } },
-    { onInit: (socket) => onMessage && socket.on('message', onMessage) },
+    { onInit: listen },
   );
 }
