@@ -612,6 +612,96 @@ describe('streams whose account changes while they open', () => {
   });
 });
 
+describe('streams while a read model lags', () => {
+  let served: TestApi;
+  /** The read models held back: a message's wait for one ends when it is let go. */
+  const stuck = new Map<string, { applied: Promise<void>; release: () => void }>();
+  const hold = (name: string) => {
+    let release!: () => void;
+    const applied = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    stuck.set(name, { applied, release });
+  };
+  const letGo = (name: string) => {
+    stuck.get(name)?.release();
+    stuck.delete(name);
+  };
+  beforeAll(async () => {
+    // As a projector blocked on its store tells it: still running, its events not applied.
+    const projections = {
+      status: () => ({}),
+      rebuild: async () => ({}),
+      stop: async () => {},
+      applied: (name: string) => stuck.get(name)?.applied,
+    };
+    served = await startTestApi({ readModels: false, projections });
+  }, 180_000);
+  afterAll(async () => served?.close());
+
+  const place = async (trader: { accountId: string; token: string }) => {
+    const placed = await served.app.inject({
+      method: 'POST',
+      url: '/v1/orders',
+      headers: { authorization: `Bearer ${trader.token}` },
+      payload: {
+        accountId: trader.accountId,
+        symbol: 'PETR4',
+        side: 'BUY',
+        type: 'LIMIT',
+        quantity: 100,
+        price: '1.00',
+      },
+    });
+    expect(placed.statusCode, placed.body).toBe(202);
+  };
+  const trade = (tradeId: string) => ({
+    id: randomUUID(),
+    type: 'TradeExecuted',
+    data: { tradeId, symbol: 'PETR4', price: 3000, quantity: 100, aggressorSide: 'BUY', at: Date.now() },
+    metadata: {
+      correlationId: 'c',
+      causationId: 'c',
+      actor: 'b3-engine',
+      occurredAt: new Date().toISOString(),
+    },
+  });
+
+  it('holds the orders and the trades back by one wait for a stuck read model, not by one a message', async () => {
+    const trader = await served.trader('stream-lagging');
+    const stream = await openStream(served.app, '/v1/stream?symbols=PETR4', trader.token);
+    await until(() => stream.messages.length > 0);
+    hold('orders');
+    hold('trades');
+    const count = 5;
+    const started = Date.now();
+    for (let order = 0; order < count; order += 1) await place(trader);
+    for (let index = 0; index < count; index += 1)
+      await served.b3.append(`trade-PETR4-lag-${index}`, [trade(`PETR4-lag-${index}`)]);
+    const of = (channel: string) => stream.messages.filter((message) => message.channel === channel);
+    await until(() => of('order').length === count && of('trade').length === count, 3 * count * 1_000);
+    // Waited for one at a time, each stuck model would take 2 s a message: 10 s each.
+    expect([of('order').length, of('trade').length]).toEqual([count, count]);
+    expect(Date.now() - started).toBeLessThan(6_000);
+    letGo('orders');
+    letGo('trades');
+    stream.socket.terminate();
+  });
+
+  it("closes a disabled account's stream at once while its order messages wait for a stuck read model", async () => {
+    const trader = await served.trader('stream-lagging-disabled');
+    const stream = await openStream(served.app, '/v1/stream', trader.token);
+    await until(() => stream.messages.length > 0);
+    hold('orders');
+    await place(trader);
+    await disableAccount(served.broker, trader.accountId);
+    // The order's message is still waiting (2 s): the disable does not queue behind it.
+    expect(await closing(stream, 1_000)).toEqual({ code: 1008, reason: 'account disabled' });
+    expect(stream.messages.filter((message) => message.channel === 'order')).toEqual([]);
+    letGo('orders');
+  });
+});
+
 describe('streams on the embedded event store (it tells its followers of an append first)', () => {
   it('closes the streams of the tokens a password change through the API revokes, and keeps the new one', async () => {
     const broker = await openPgliteEventStore({ schema: 'broker', schemas: brokerStoreSchemas() });

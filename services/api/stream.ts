@@ -90,6 +90,13 @@ class StreamHub {
   private started?: Promise<Subscription[]>;
   /** Which account an order belongs to, learned from OrderPlaced (or its stream, for older orders). */
   private readonly owners = new Map<string, string>();
+  /**
+   * The read models waited for in vain (READ_MODEL_WAIT_MS), with the position of the last message
+   * sent without them: messages wait for such a model no more until it has applied that position.
+   */
+  private readonly lagging = new Map<string, number>();
+  /** The order messages in the order of their events; account events do not queue behind them. */
+  private orderMessages: Promise<void> = Promise.resolve();
 
   constructor(private readonly context: RouteContext) {}
 
@@ -204,20 +211,35 @@ class StreamHub {
 
   /**
    * Waits until read model `projection` includes `event` (where this process projects it), so a
-   * client that reads after a message sees what the message said. Bounded: a read model that lags
-   * by more than READ_MODEL_WAIT_MS does not hold the stream back.
+   * client that reads after a message sees what the message said. Bounded per read model, not per
+   * message: one that has not caught up within READ_MODEL_WAIT_MS is not waited for again until it
+   * has applied every event sent meanwhile, so a stuck model costs the stream one wait, not one a message.
    */
   private async readable(projection: string, event: RecordedEvent): Promise<void> {
     const applied = this.context.projections?.applied?.(projection, event.position);
-    if (!applied) return; // applied already, or projected elsewhere: no timer on the common path
+    if (!applied) {
+      // Applied already (so every earlier event too), or projected elsewhere: no timer on the common path.
+      this.lagging.delete(projection);
+      return;
+    }
+    if (this.lagging.has(projection)) return this.behind(projection, event.position, applied);
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      applied,
-      new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, READ_MODEL_WAIT_MS);
+    const caughtUp = await Promise.race([
+      applied.then(() => true),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), READ_MODEL_WAIT_MS);
       }),
     ]);
     clearTimeout(timer);
+    if (!caughtUp) this.behind(projection, event.position, applied);
+  }
+
+  /** `projection` lags: messages stop waiting for it until it has applied `position` (`applied`). */
+  private behind(projection: string, position: number, applied: Promise<void>): void {
+    this.lagging.set(projection, position);
+    void applied.then(() => {
+      if (this.lagging.get(projection) === position) this.lagging.delete(projection);
+    });
   }
 
   private async onB3(event: RecordedEvent): Promise<void> {
@@ -247,9 +269,21 @@ class StreamHub {
     }
   }
 
-  private async onBroker(event: RecordedEvent): Promise<void> {
-    if (event.streamId.startsWith('account-')) return this.onAccount(event);
+  /**
+   * An account event takes effect at once; an order's message is queued behind the earlier ones,
+   * which may be waiting for the orders read model: a disable or a password change never waits for it.
+   */
+  private onBroker(event: RecordedEvent): void {
+    if (event.streamId.startsWith('account-')) this.onAccount(event);
     if (!event.streamId.startsWith('order-')) return;
+    this.orderMessages = this.orderMessages
+      .then(() => this.onOrder(event))
+      .catch((error: unknown) =>
+        this.context.logger?.error({ err: error }, 'stream: an order message failed'),
+      );
+  }
+
+  private async onOrder(event: RecordedEvent): Promise<void> {
     const data = event.data as Record<string, unknown>;
     const orderId = String(data.orderId ?? event.streamId.slice('order-'.length));
     if (event.type === 'OrderPlaced') this.owners.set(orderId, String(data.accountId));
