@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { connect } from 'node:net';
 import { Writable } from 'node:stream';
 import pino from 'pino';
@@ -281,6 +282,38 @@ describe('streams that misbehave', () => {
       code: 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH',
     });
     expect(lines.filter((line) => Number(line.level) >= 50)).toEqual([]);
+  });
+
+  it('ends with 1009 as the client sees it, even when the server still has messages on their way to it', async () => {
+    const socket = await injectStream(api.app, '/v1/stream?symbols=PETR4', alice.token);
+    const closed = new Promise<number>((resolve) => socket.on('close', (code: number) => resolve(code)));
+    // A client that does not read for a while, with trades on their way to it: the close frame
+    // queues behind them.
+    socket.pause();
+    const trades = Array.from({ length: 400 }, (_, index) => ({
+      id: randomUUID(),
+      type: 'TradeExecuted',
+      data: {
+        tradeId: `PETR4-edge-${index}`,
+        symbol: 'PETR4',
+        price: 3000,
+        quantity: 100,
+        aggressorSide: 'BUY',
+        at: Date.now(),
+      },
+      metadata: {
+        correlationId: 'c',
+        causationId: 'c',
+        actor: 'b3-engine',
+        occurredAt: new Date().toISOString(),
+      },
+    }));
+    await api.b3.append('trade-PETR4-edge', trades);
+    await until(() => [...api.app.websocketServer.clients].some((server) => server.bufferedAmount > 0));
+    socket.send('x'.repeat(1 << 20));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    socket.resume();
+    expect(await closed).toBe(1009);
   });
 
   it(`refuses an account its ${MAX_STREAMS_PER_ACCOUNT + 1}th stream at once (429), and takes one again when one closes`, async () => {

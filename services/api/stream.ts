@@ -325,14 +325,18 @@ export async function websocketSupport(app: App): Promise<void> {
   });
   await app.register(fastifyWebsocket, {
     options: { maxPayload: 4096 },
-    // What a client did wrong (a frame over 4 KiB, bad framing, a reset) ends its stream (ws has
-    // closed it with its code, 1009 for the size); nothing failed here, so it is no error line.
+    // What a client did wrong (a frame over 4 KiB, bad framing, a reset) ends its stream; nothing
+    // failed here, so it is no error line. For a bad frame ws has begun the close with its code
+    // (1009 for the size) and drops what else the client sends: the close frame goes out after the
+    // messages still queued, and ws cuts the connection if the client does not answer within 30 s.
+    // Terminating here instead would discard that queue, close frame included: the client saw 1006.
     errorHandler: (error, socket, request) => {
       const code = (error as { code?: string }).code ?? '';
-      if (code.startsWith('WS_ERR_') || code === 'ECONNRESET' || code === 'EPIPE')
+      const badFrame = code.startsWith('WS_ERR_');
+      if (badFrame || code === 'ECONNRESET' || code === 'EPIPE')
         request.log.info({ code, detail: error.message }, 'stream ended by the client');
       else request.log.error({ err: error }, 'stream failed');
-      socket.terminate();
+      if (!badFrame) socket.terminate();
     },
   });
 }
