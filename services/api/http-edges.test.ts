@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redactUrl } from './redact.ts';
-import { MAX_STREAMS_PER_ACCOUNT } from './stream.ts';
+import { MAX_STREAMS_PER_ACCOUNT, STREAM_BUFFER_LIMIT_BYTES } from './stream.ts';
 import { answerWhileClosing, injectStream, startTestApi, type TestApi } from './testing.ts';
 
 /** Log lines as the process would print them, parsed. */
@@ -315,6 +315,62 @@ describe('streams that misbehave', () => {
     socket.resume();
     expect(await closed).toBe(1009);
   });
+
+  it('closes a stream whose client does not read (1013), holding no more than its limit for it', async () => {
+    lines.length = 0;
+    const slow = await api.trader('edge-slow');
+    const paused = await injectStream(api.app, '/v1/stream?symbols=VALE3', slow.token);
+    const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+      paused.on('close', (code: number, reason: Buffer) => resolve({ code, reason: String(reason) })),
+    );
+    paused.pause();
+    let last = '';
+    const reader = await injectStream(api.app, '/v1/stream?symbols=VALE3', alice.token, (socket) =>
+      socket.on('message', (data: Buffer) => {
+        last = String(JSON.parse(String(data)).tradeId);
+        (globalThis as any).seen = ((globalThis as any).seen ?? 0) + 1;
+      }),
+    );
+    // About 1.6 MB of trade messages (a long trade id pads each to over 1 KB), 50 at a time, the
+    // next once the reader has them: it keeps up, the paused client does not.
+    const count = 1_500;
+    const padding = 'x'.repeat(1_000);
+    const trade = (index: number) => ({
+      id: randomUUID(),
+      type: 'TradeExecuted',
+      data: {
+        tradeId: `VALE3-${padding}-${index}`,
+        symbol: 'VALE3',
+        price: 5520,
+        quantity: 100,
+        aggressorSide: 'BUY',
+        at: Date.now(),
+      },
+      metadata: {
+        correlationId: 'c',
+        causationId: 'c',
+        actor: 'b3-engine',
+        occurredAt: new Date().toISOString(),
+      },
+    });
+    for (let first = 0; first < count; first += 50) {
+      const batch = Array.from({ length: 50 }, (_, index) => trade(first + index));
+      await api.b3.append(`trade-VALE3-slow-${first}`, batch);
+      await until(() => last === `VALE3-${padding}-${first + 49}`);
+    }
+    // Every message has been sent: what the server holds for the paused client is at most its limit and a message.
+    const held = Math.max(...[...api.app.websocketServer.clients].map((server) => server.bufferedAmount));
+    expect(held).toBeLessThan(STREAM_BUFFER_LIMIT_BYTES + 2_000);
+    paused.resume();
+    expect(await closed).toEqual({
+      code: 1013,
+      reason: 'fell behind: the client did not read its messages in time',
+    });
+    const cut = lines.filter((line) => line.msg === 'stream closed: its client fell behind');
+    expect(cut).toEqual([expect.objectContaining({ level: 30, accountId: slow.accountId })]);
+    expect(reader.readyState).toBe(reader.OPEN);
+    reader.terminate();
+  }, 60_000);
 
   it(`refuses an account its ${MAX_STREAMS_PER_ACCOUNT + 1}th stream at once (429), and takes one again when one closes`, async () => {
     const bob = await api.trader('edge-bob');

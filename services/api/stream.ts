@@ -33,9 +33,21 @@ const ENDED = new Set(['OrderFilled', 'OrderRejected', 'OrderCanceled', 'OrderEx
 /** The longest a message waits for the read model behind it (see `StreamHub.readable`). */
 const READ_MODEL_WAIT_MS = 2_000;
 
+/**
+ * The most a stream's socket may hold that its client has not taken yet (bytes, 1 MiB): past it the
+ * client has fallen behind (paused, or slower than its symbols' traffic), and its stream is closed
+ * rather than held in the server's memory without end.
+ */
+export const STREAM_BUFFER_LIMIT_BYTES = 1024 * 1024;
+
+/** RFC 6455 close code 1013, Try Again Later: the client fell behind; it may reconnect and read faster. */
+const TRY_AGAIN_LATER = 1013;
+
 /** What the hub needs of a `ws` socket. */
 interface Socket {
   readonly readyState: number;
+  /** Bytes sent and not yet taken by the client (queued in the process, not the kernel's buffer). */
+  readonly bufferedAmount: number;
   send(text: string): void;
   close(code?: number, reason?: string): void;
   on(event: 'close', listener: () => void): unknown;
@@ -205,8 +217,26 @@ class StreamHub {
 
   private send(filter: (client: Client) => boolean, message: object): void {
     const text = JSON.stringify(decimalize(message));
-    for (const client of this.clients)
-      if (client.socket.readyState === 1 && filter(client)) client.socket.send(text);
+    for (const client of this.clients) {
+      if (client.socket.readyState !== 1 || !filter(client)) continue;
+      if (client.socket.bufferedAmount > STREAM_BUFFER_LIMIT_BYTES) this.cutOff(client);
+      else client.socket.send(text);
+    }
+  }
+
+  /**
+   * Closes a stream whose client does not take its messages (STREAM_BUFFER_LIMIT_BYTES): the close
+   * frame follows what it has not read, and ws cuts the connection if the close is not answered
+   * within 30 s. The client's doing, so an info line, once.
+   */
+  private cutOff(client: Client): void {
+    clearTimeout(client.expiry);
+    this.clients.delete(client);
+    this.context.logger?.info(
+      { accountId: client.principal.accountId, bufferedBytes: client.socket.bufferedAmount },
+      'stream closed: its client fell behind',
+    );
+    client.socket.close(TRY_AGAIN_LATER, 'fell behind: the client did not read its messages in time');
   }
 
   /**
