@@ -171,8 +171,7 @@ export async function accountOf(context: AccountSource, accountId: string): Prom
 async function currentPrincipal(context: AccountSource, session: Session): Promise<Principal | undefined> {
   const { principal } = session;
   const account = await accountOf(context, principal.accountId);
-  if (!account.registered || account.status === 'DISABLED') return undefined;
-  if (passwordChangedSince(account, session)) return undefined;
+  if (revocationOf(account, session)) return undefined;
   const roles = principal.roles.filter((role) => account.roles.includes(role));
   return roles.length === principal.roles.length ? principal : { ...principal, roles };
 }
@@ -188,6 +187,19 @@ export async function verifiedSession(
   const session = await context.tokens.session(token);
   const principal = session && (await currentPrincipal(context, session));
   return principal && { ...session, principal };
+}
+
+/**
+ * Why the account revokes a session's token (its stream closes with this reason): disabled (or
+ * never registered), or its password changed since; undefined while the token stands.
+ */
+export function revocationOf(
+  account: Pick<Account, 'registered' | 'status' | 'passwordChanges' | 'passwordChangedAt'>,
+  session: Pick<Session, 'passwordChanges' | 'issuedAtMs'>,
+): 'account disabled' | 'password changed' | undefined {
+  if (!account.registered || account.status === 'DISABLED') return 'account disabled';
+  if (passwordChangedSince(account, session)) return 'password changed';
+  return undefined;
 }
 
 /**

@@ -13,6 +13,7 @@ import {
   passwordChangedSince,
   principalOf,
   type RouteContext,
+  revocationOf,
   type TokenLife,
   verifiedSession,
 } from './context.ts';
@@ -143,8 +144,8 @@ class StreamHub {
   private async endIfRevoked(client: Client): Promise<void> {
     const account = await accountOf(this.context, client.principal.accountId);
     if (!this.clients.has(client)) return;
-    if (!account.registered || account.status === 'DISABLED') return this.end(client, 'account disabled');
-    if (passwordChangedSince(account, client.token)) return this.end(client, 'password changed');
+    const revoked = revocationOf(account, client.token);
+    if (revoked) return this.end(client, revoked);
     const roles = client.principal.roles.filter((role) => account.roles.includes(role));
     client.principal = { ...client.principal, roles };
     if (!roles.some((role) => STREAM_ROLES.has(role))) this.end(client, 'role revoked');
