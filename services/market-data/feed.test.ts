@@ -78,6 +78,25 @@ describe('market data feed', () => {
     expect(await lastRecordedPrice(store, 'PETR4')).toMatchObject({ price: 32_00, pinned: true });
   });
 
+  it('fills flushed caches again from the streams, quotes off or not, an admin price pinned', async () => {
+    const { brokerPrices, marketPrices, feed: quotes } = feed({ enabled: false, now: () => 5_000 });
+    await quotes.setReferencePrice('VALE3', 54_00);
+    quotes.setQuotesEnabled(true);
+    await quotes.publish({ symbol: 'PETR4', price: 32_10, at: 4_000, source: 'feed' });
+    quotes.setQuotesEnabled(false);
+    quotes.keepCachesWarm(20);
+    // A Redis flushed under the feed: every price gone.
+    for (const cache of [brokerPrices, marketPrices])
+      for (const symbol of ['PETR4', 'VALE3']) await cache.delete(symbol);
+    await eventually(async () => (await brokerPrices.get('VALE3')) !== undefined, 2_000);
+    await eventually(async () => (await marketPrices.get('PETR4')) !== undefined, 2_000);
+    await quotes.stop();
+    for (const cache of [brokerPrices, marketPrices]) {
+      expect(await cache.get('VALE3')).toMatchObject({ price: 54_00, pinned: true, source: 'admin' });
+      expect(await cache.get('PETR4')).toMatchObject({ price: 32_10, pinned: false, at: 4_000 });
+    }
+  });
+
   it('replays a Brapi recording one timestamp per tick, then stops', async () => {
     const file = join(import.meta.dirname, 'samples', 'brapi-quotes.json');
     const {

@@ -76,9 +76,17 @@ interface QuoteIdentity {
 /** How often a feed whose quotes keep failing says so again. */
 const FAILING_SAID_EVERY_MS = 60_000;
 
+/**
+ * How often the caches are filled again from the streams (`keepCachesWarm`): the longest a flushed
+ * Redis leaves the broker reserving at the catalogue's price instead of the last quote.
+ */
+export const CACHE_REWARM_MS = 10_000;
+
 export class MarketDataFeed {
   private enabled: boolean;
   private timer: NodeJS.Timeout | undefined;
+  private rewarmTimer: NodeJS.Timeout | undefined;
+  private rewarming: Promise<unknown> = Promise.resolve();
   private readonly logger: ServiceLogger;
   private readonly now: () => number;
   private inFlight: Promise<void> = Promise.resolve();
@@ -157,7 +165,9 @@ export class MarketDataFeed {
 
   async stop(): Promise<void> {
     this.stopTimer();
-    await this.inFlight;
+    if (this.rewarmTimer) clearInterval(this.rewarmTimer);
+    this.rewarmTimer = undefined;
+    await Promise.all([this.inFlight, this.rewarming]);
   }
 
   private stopTimer(): void {
@@ -214,14 +224,33 @@ export class MarketDataFeed {
    */
   async warmCaches(symbols: readonly string[]): Promise<number> {
     let warmed = 0;
-    for (const symbol of symbols) {
-      const cached = await lastRecordedPrice(this.options.store, symbol);
-      this.pinned.set(symbol, cached?.pinned ?? false);
-      if (!cached) continue;
-      await Promise.all([this.options.brokerPrices.set(cached), this.options.marketPrices.set(cached)]);
-      warmed += 1;
-    }
+    // In the symbol's lane: a pin recorded meanwhile is not undone by the price read before it.
+    for (const symbol of symbols)
+      await this.lanes.run(symbol, async () => {
+        const cached = await lastRecordedPrice(this.options.store, symbol);
+        this.pinned.set(symbol, cached?.pinned ?? false);
+        if (!cached) return;
+        await Promise.all([this.options.brokerPrices.set(cached), this.options.marketPrices.set(cached)]);
+        warmed += 1;
+      });
     return warmed;
+  }
+
+  /**
+   * Fills the caches again from the streams every `everyMs`, for every symbol this feed has seen
+   * (warmed, quoted or priced by an admin): a Redis flushed or restarted empty gets its prices back
+   * without a restart of ours, whether quotes flow or not. A cached newer price is kept, as above.
+   */
+  keepCachesWarm(everyMs = CACHE_REWARM_MS): void {
+    if (this.rewarmTimer) return;
+    this.rewarmTimer = setInterval(() => {
+      this.rewarming = this.rewarming
+        .then(() => this.warmCaches([...this.pinned.keys()]))
+        .catch((error: unknown) =>
+          this.logger.warn({ err: error }, 'price caches not filled again from the streams: retried'),
+        );
+    }, everyMs);
+    this.rewarmTimer.unref();
   }
 
   /** One quote from a source: dropped while quotes are off, or while an admin's price pins its symbol. */

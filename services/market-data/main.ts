@@ -50,6 +50,7 @@ export async function startMarketDataService(
       logger: logger.child({ component: 'market-data' }),
     });
     await feed.warmCaches(defaultCatalogue.map((spec) => spec.symbol));
+    feed.keepCachesWarm();
     await feed.start();
     stack.push('feed', () => feed.stop());
     // Listings and reference prices set through broker-api, in another process: the broker store's

@@ -144,6 +144,8 @@ export async function startTradingServices(options: StartTradingServicesOptions)
     });
 
     await marketData.warmCaches(defaultCatalogue.map((spec) => spec.symbol));
+    // A Redis can be flushed or restarted under us; a cache in this process cannot.
+    if (config.redisUrl || config.b3RedisUrl) marketData.keepCachesWarm();
 
     const engine = new EngineService({
       store: eventStores.b3,
