@@ -211,16 +211,29 @@ describe('rejecting orders', () => {
       .then(rejected('b2', 'INVALID_STOP_PRICE'));
   });
 
-  it('rejects a GTD order without a future expiry, or an expiry on another time in force: INVALID_EXPIRY', () => {
+  it('rejects a GTD order without an expiry, or an expiry on another time in force: INVALID_EXPIRY', () => {
     given(opened())
       .when(buy('b1', 100, 10_00, { timeInForce: 'GTD' }))
       .then(rejected('b1', 'INVALID_EXPIRY'));
     given(opened())
-      .when(buy('b2', 100, 10_00, { timeInForce: 'GTD', expiresAt: T0 }))
-      .then(rejected('b2', 'INVALID_EXPIRY'));
-    given(opened())
       .when(buy('b3', 100, 10_00, { timeInForce: 'DAY', expiresAt: T0 + 1 }))
       .then(rejected('b3', 'INVALID_EXPIRY'));
+  });
+
+  it('GTD arriving at or after its expiry (delayed on its way): accepted and expired at once, without trading', () => {
+    const outcome = given(opened(), sell('s1', 100, 10_00))
+      .when(buy('b2', 100, 10_00, { timeInForce: 'GTD', expiresAt: T0 }))
+      .then(accepted('b2'), expired('b2', 'GOOD_TILL_DATE'))
+      .thenReports(
+        { type: 'ACK', orderId: 'b2' },
+        { type: 'EXPIRED', orderId: 'b2', reason: 'GOOD_TILL_DATE' },
+      );
+    expect(outcome.book.order('s1')).toMatchObject({ remaining: 100 });
+    expect(outcome.book.order('b2')).toBeUndefined();
+    // A stop too: it never parks.
+    given(opened())
+      .when({ ...stop('BUY', 'b3', 100, 10_50), timeInForce: 'GTD', expiresAt: T0 - 1 })
+      .then(accepted('b3'), expired('b3', 'GOOD_TILL_DATE'));
   });
 
   it.each([

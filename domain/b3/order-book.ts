@@ -637,6 +637,12 @@ export class OrderBook {
       this.at,
       parked,
     );
+    if (command.timeInForce === 'GTD' && order.expiresAt <= this.at) {
+      // Its time ran out before it arrived: it expires as it would have resting, without trading.
+      this.accept(order);
+      this.expire(order, 'GOOD_TILL_DATE');
+      return;
+    }
     if (parked) this.accept(order);
     else this.enter(order, true);
     this.triggerStops();
@@ -656,7 +662,9 @@ export class OrderBook {
       return 'INVALID_STOP_PRICE';
     const tif = command.timeInForce;
     if (tif === 'GTD') {
-      if (!isPositiveInteger(command.expiresAt) || command.expiresAt <= command.at) return 'INVALID_EXPIRY';
+      // An expiry already past is no client's error (the broker refuses one in the past): the order
+      // was delayed on its way, and expires on arrival (`place`).
+      if (!isPositiveInteger(command.expiresAt)) return 'INVALID_EXPIRY';
     } else if (command.expiresAt !== undefined) return 'INVALID_EXPIRY';
     const display = command.displayQuantity;
     if (
@@ -870,21 +878,23 @@ export class OrderBook {
     const expiring: BookOrder[] = [];
     for (const order of this.orders.values()) if (expires(order)) expiring.push(order);
     expiring.sort((a, b) => a.acceptedSequence - b.acceptedSequence);
-    for (const order of expiring) {
-      this.out.push({
-        type: 'OrderExpired',
-        data: {
-          sequence: ++this.sequence,
-          at: this.at,
-          orderId: order.id,
-          accountId: order.accountId,
-          side: order.side,
-          remaining: order.remaining,
-          reason,
-        },
-      });
-      this.applyRemoved(order);
-    }
+    for (const order of expiring) this.expire(order, reason);
+  }
+
+  private expire(order: BookOrder, reason: ExpireReason): void {
+    this.out.push({
+      type: 'OrderExpired',
+      data: {
+        sequence: ++this.sequence,
+        at: this.at,
+        orderId: order.id,
+        accountId: order.accountId,
+        side: order.side,
+        remaining: order.remaining,
+        reason,
+      },
+    });
+    this.applyRemoved(order);
   }
 
   // ── emitting: push the event, then apply it through the same method replay uses ─────────────
