@@ -369,7 +369,11 @@ describe('the HTTP API on PGlite', () => {
       payload: { username: 'big', password: 'x'.repeat(40_000) },
     });
     expect(response.statusCode).toBe(413);
-    expect(response.json()).toMatchObject({ status: 413, reason: 'BODY_TOO_LARGE' });
+    expect(response.json()).toMatchObject({
+      status: 413,
+      reason: 'BODY_TOO_LARGE',
+      detail: 'a request body may be 16 KiB at most',
+    });
   });
 
   it('sends an order update over the stream only once GET /v1/orders/{id} shows it', async () => {

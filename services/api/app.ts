@@ -19,7 +19,7 @@ import {
 } from './context.ts';
 import { ensureDefaultMetrics, httpDuration } from './metrics.ts';
 import { documentAnswers, documentRequestBodies } from './openapi.ts';
-import { ApiProblem } from './problem.ts';
+import { ApiProblem, BODY_LIMIT_BYTES } from './problem.ts';
 import { answerWithProblems, problemServerOptions, refuseWhileClosing } from './problem-answers.ts';
 import { adminRoutes } from './routes-admin.ts';
 import { auditRoutes } from './routes-audit.ts';
@@ -45,7 +45,7 @@ export async function buildApi(deps: ApiDeps): Promise<App> {
     caches: { accounts: new AggregateCache(), instruments: new AggregateCache() },
   };
   const app = Fastify({
-    bodyLimit: deps.bodyLimit ?? 16 * 1024,
+    bodyLimit: deps.bodyLimit ?? BODY_LIMIT_BYTES,
     ...problemServerOptions(deps.logger ?? pino({ level: 'silent' }), {
       requestTimeoutMs: deps.requestTimeoutMs,
     }),

@@ -217,6 +217,7 @@ describe('what the HTTP parser refuses, on a real port', () => {
     expect(expectation.head[0]).toBe('HTTP/1.1 417 Expectation Failed');
     expect(JSON.parse(expectation.body)).toMatchObject({
       status: 417,
+      title: 'Expectation Failed',
       reason: 'EXPECTATION_FAILED',
       correlationId: expect.any(String),
     });

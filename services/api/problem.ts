@@ -55,6 +55,7 @@ const TITLES: Record<number, string> = {
   413: 'Content Too Large',
   414: 'URI Too Long',
   415: 'Unsupported Media Type',
+  417: 'Expectation Failed',
   422: 'Unprocessable Content',
   426: 'Upgrade Required',
   429: 'Too Many Requests',
@@ -94,6 +95,9 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, body: 
     .send({ ...body, instance: redactUrl(request.url), correlationId: request.correlationId });
 }
 
+/** The largest request body a tradecore server takes (the API and every service's own port). */
+export const BODY_LIMIT_BYTES = 16 * 1024;
+
 /** Fastify's own refusals of a body, under the reasons the API documents. */
 const FASTIFY_REASONS: Record<string, string> = {
   FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
@@ -109,6 +113,7 @@ const FASTIFY_DETAILS: Record<string, string> = {
   FST_ERR_BAD_URL: 'the path is not valid percent-encoding',
   FST_ERR_MAX_PARAM_LENGTH: 'a path parameter is over 300 characters',
   FST_ERR_CTP_INVALID_MEDIA_TYPE: 'a body must be JSON, sent with Content-Type: application/json',
+  FST_ERR_CTP_BODY_TOO_LARGE: `a request body may be ${BODY_LIMIT_BYTES / 1024} KiB at most`,
 };
 
 /**

@@ -148,7 +148,7 @@ async function runUntilSignal(
     onStopSignal(
       () => {
         stopping = true;
-        say('tradecore: stopping… (Ctrl-C again to force)');
+        say('tradecore: stopping… (a second Ctrl-C or signal forces it)');
         resolve();
       },
       (signal) => {

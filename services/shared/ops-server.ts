@@ -5,6 +5,7 @@ import { register } from 'prom-client';
 import { withDeadline, withTimeout } from '../../projections/deadline.ts';
 import type { App } from '../api/context.ts';
 import { ensureDefaultMetrics } from '../api/metrics.ts';
+import { BODY_LIMIT_BYTES } from '../api/problem.ts';
 import { answerWithProblems, problemServerOptions, refuseWhileClosing } from '../api/problem-answers.ts';
 import { listenError } from './listen.ts';
 
@@ -49,7 +50,7 @@ export async function startOpsServer(
 export function buildOpsServer(options: Omit<OpsServerOptions, 'port' | 'host'>): App {
   ensureDefaultMetrics();
   const app = Fastify({
-    bodyLimit: options.bodyLimit ?? 16 * 1024,
+    bodyLimit: options.bodyLimit ?? BODY_LIMIT_BYTES,
     ...problemServerOptions(options.logger, { requestTimeoutMs: options.requestTimeoutMs }),
     // While closing, requests get a problem (SHUTTING_DOWN) from `refuseWhileClosing` instead.
     return503OnClosing: false,
