@@ -1,11 +1,10 @@
-import { randomUUID } from 'node:crypto';
 import { connect } from 'node:net';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redactUrl } from './redact.ts';
 import { MAX_STREAMS_PER_ACCOUNT, STREAM_BUFFER_LIMIT_BYTES } from './stream.ts';
-import { answerWhileClosing, injectStream, startTestApi, type TestApi } from './testing.ts';
+import { answerWhileClosing, injectStream, startTestApi, type TestApi, tradeExecuted } from './testing.ts';
 
 /** Log lines as the process would print them, parsed. */
 const lines: Array<Record<string, unknown>> = [];
@@ -291,24 +290,9 @@ describe('streams that misbehave', () => {
     // A client that does not read for a while, with trades on their way to it: the close frame
     // queues behind them.
     socket.pause();
-    const trades = Array.from({ length: 400 }, (_, index) => ({
-      id: randomUUID(),
-      type: 'TradeExecuted',
-      data: {
-        tradeId: `PETR4-edge-${index}`,
-        symbol: 'PETR4',
-        price: 3000,
-        quantity: 100,
-        aggressorSide: 'BUY',
-        at: Date.now(),
-      },
-      metadata: {
-        correlationId: 'c',
-        causationId: 'c',
-        actor: 'b3-engine',
-        occurredAt: new Date().toISOString(),
-      },
-    }));
+    const trades = Array.from({ length: 400 }, (_, index) =>
+      tradeExecuted(`PETR4-edge-${index}`, 'PETR4', 3000),
+    );
     await api.b3.append('trade-PETR4-edge', trades);
     await until(() => [...api.app.websocketServer.clients].some((server) => server.bufferedAmount > 0));
     socket.send('x'.repeat(1 << 20));
@@ -329,31 +313,13 @@ describe('streams that misbehave', () => {
     const reader = await injectStream(api.app, '/v1/stream?symbols=VALE3', alice.token, (socket) =>
       socket.on('message', (data: Buffer) => {
         last = String(JSON.parse(String(data)).tradeId);
-        (globalThis as any).seen = ((globalThis as any).seen ?? 0) + 1;
       }),
     );
     // About 1.6 MB of trade messages (a long trade id pads each to over 1 KB), 50 at a time, the
     // next once the reader has them: it keeps up, the paused client does not.
     const count = 1_500;
     const padding = 'x'.repeat(1_000);
-    const trade = (index: number) => ({
-      id: randomUUID(),
-      type: 'TradeExecuted',
-      data: {
-        tradeId: `VALE3-${padding}-${index}`,
-        symbol: 'VALE3',
-        price: 5520,
-        quantity: 100,
-        aggressorSide: 'BUY',
-        at: Date.now(),
-      },
-      metadata: {
-        correlationId: 'c',
-        causationId: 'c',
-        actor: 'b3-engine',
-        occurredAt: new Date().toISOString(),
-      },
-    });
+    const trade = (index: number) => tradeExecuted(`VALE3-${padding}-${index}`, 'VALE3', 5520);
     for (let first = 0; first < count; first += 50) {
       const batch = Array.from({ length: 50 }, (_, index) => trade(first + index));
       await api.b3.append(`trade-VALE3-slow-${first}`, batch);

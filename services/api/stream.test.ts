@@ -11,7 +11,14 @@ import { brokerStoreSchemas } from './api-events.ts';
 import { closeGracefully } from './app.ts';
 import { hashPassword, TokenIssuer } from './auth.ts';
 import type { App } from './context.ts';
-import { disableAccount, injectStream, JWT_SECRET, startTestApi, type TestApi } from './testing.ts';
+import {
+  disableAccount,
+  injectStream,
+  JWT_SECRET,
+  startTestApi,
+  type TestApi,
+  tradeExecuted,
+} from './testing.ts';
 
 let api: TestApi;
 let alice: { accountId: string; token: string };
@@ -94,24 +101,7 @@ describe('live updates over WebSocket', () => {
   it('sends the trades of the symbols asked for', async () => {
     const client = await open('/v1/stream?symbols=PETR4', alice.token);
     await until(() => client.messages.length > 0);
-    const trade = (symbol: string) => ({
-      id: randomUUID(),
-      type: 'TradeExecuted',
-      data: {
-        tradeId: `${symbol}-1`,
-        symbol,
-        price: 3250,
-        quantity: 100,
-        aggressorSide: 'BUY',
-        at: Date.now(),
-      },
-      metadata: {
-        correlationId: 'c',
-        causationId: 'c',
-        actor: 'b3-engine',
-        occurredAt: new Date().toISOString(),
-      },
-    });
+    const trade = (symbol: string) => tradeExecuted(`${symbol}-1`, symbol, 3250);
     await api.b3.append('trade-VALE3-1', [trade('VALE3')]);
     await api.b3.append('trade-PETR4-1', [trade('PETR4')]);
     await until(() => client.messages.some((message) => message.channel === 'trade'));
@@ -397,17 +387,7 @@ describe('streams on a server none has opened yet', () => {
     await client?.close();
   });
 
-  const trade = (tradeId: string) => ({
-    id: randomUUID(),
-    type: 'TradeExecuted',
-    data: { tradeId, symbol: 'VALE3', price: 5520, quantity: 100, aggressorSide: 'BUY', at: Date.now() },
-    metadata: {
-      correlationId: 'c',
-      causationId: 'c',
-      actor: 'b3-engine',
-      occurredAt: new Date().toISOString(),
-    },
-  });
+  const trade = (tradeId: string) => tradeExecuted(tradeId, 'VALE3', 5520);
 
   const openOn = (url: string, token: string) => openStream(served.app, url, token);
 
@@ -655,17 +635,7 @@ describe('streams while a read model lags', () => {
     });
     expect(placed.statusCode, placed.body).toBe(202);
   };
-  const trade = (tradeId: string) => ({
-    id: randomUUID(),
-    type: 'TradeExecuted',
-    data: { tradeId, symbol: 'PETR4', price: 3000, quantity: 100, aggressorSide: 'BUY', at: Date.now() },
-    metadata: {
-      correlationId: 'c',
-      causationId: 'c',
-      actor: 'b3-engine',
-      occurredAt: new Date().toISOString(),
-    },
-  });
+  const trade = (tradeId: string) => tradeExecuted(tradeId, 'PETR4', 3000);
 
   it('holds the orders and the trades back by one wait for a stuck read model, not by one a message', async () => {
     const trader = await served.trader('stream-lagging');

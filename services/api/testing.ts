@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { connect } from 'node:net';
 import type WebSocket from 'ws';
 import { MemoryPriceCache } from '../../adapters/memory/price-cache.ts';
@@ -260,4 +261,19 @@ export function injectStream(app: App, url: string, token?: string, listen?: (so
     { headers: { host: 'localhost', ...(token ? { authorization: `Bearer ${token}` } : {}) } },
     { onInit: listen },
   );
+}
+
+/** A B3 trade event as the engine records it (100 shares, the buyer the aggressor), for stream tests. */
+export function tradeExecuted(tradeId: string, symbol: string, price: number) {
+  return {
+    id: randomUUID(),
+    type: 'TradeExecuted',
+    data: { tradeId, symbol, price, quantity: 100, aggressorSide: 'BUY', at: Date.now() },
+    metadata: {
+      correlationId: 'c',
+      causationId: 'c',
+      actor: 'b3-engine',
+      occurredAt: new Date().toISOString(),
+    },
+  };
 }
