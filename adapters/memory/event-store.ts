@@ -143,6 +143,14 @@ export class MemoryEventStore implements EventStore {
   }
 
   async saveSnapshot(snapshot: Omit<Snapshot, 'takenAt'>): Promise<void> {
+    // One per stream, schema version and version, as the SQL stores keep it: saved again, replaced.
+    const same = (kept: Snapshot) =>
+      kept.streamId === snapshot.streamId &&
+      kept.schemaVersion === snapshot.schemaVersion &&
+      kept.version === snapshot.version;
+    // In place: a store opened again on the same memory shares the array.
+    const index = this.snapshots.findIndex(same);
+    if (index !== -1) this.snapshots.splice(index, 1);
     this.snapshots.push({ ...structuredClone(snapshot), takenAt: this.options.now?.() ?? new Date() });
   }
 

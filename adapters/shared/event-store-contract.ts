@@ -430,6 +430,17 @@ export function eventStoreContract(name: string, factory: EventStoreFactory): vo
         });
         expect(await store.loadSnapshot(stream, { schemaVersion: 3 })).toBeUndefined();
       });
+
+      it('replaces a snapshot saved again at the same version', async () => {
+        const { store } = await open();
+        const stream = streamName('checkpoint');
+        await store.saveSnapshot({ streamId: stream, version: 0, state: { position: 5 }, schemaVersion: 2 });
+        await store.saveSnapshot({ streamId: stream, version: 0, state: { position: 9 }, schemaVersion: 2 });
+        expect(await store.loadSnapshot(stream, { schemaVersion: 2 })).toMatchObject({
+          version: 0,
+          state: { position: 9 },
+        });
+      });
     });
 
     describe('schemas', () => {
