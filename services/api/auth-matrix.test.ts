@@ -242,6 +242,25 @@ describe('the auth matrix', () => {
       }
   });
 
+  it('says so when the token comes in another scheme than Bearer', async () => {
+    const response = await api.app.inject({
+      method: 'GET',
+      url: '/v1/auth/me',
+      headers: { authorization: `Token ${tokens.own}` },
+    });
+    expect(response.statusCode).toBe(401);
+    expect(response.json()).toMatchObject({
+      reason: 'UNAUTHENTICATED',
+      detail:
+        'the Authorization header must be "Bearer <token>" (the token POST /v1/auth/login answers), not "Token …"',
+    });
+    const none = await api.app.inject({ method: 'GET', url: '/v1/auth/me' });
+    expect(none.json()).toMatchObject({
+      reason: 'UNAUTHENTICATED',
+      detail: 'a valid bearer token is required',
+    });
+  });
+
   it('refuses a forged or expired token with 401', async () => {
     const forged = `${tokens.admin!.slice(0, -4)}AAAA`;
     const response = await api.app.inject({

@@ -137,7 +137,19 @@ export function principalOf(request: FastifyRequest): Principal {
   if (request.principal) return request.principal;
   if (request.invalidToken)
     throw new ApiProblem(401, 'INVALID_TOKEN', `the bearer token ${INVALID_TOKEN_DETAIL}`);
-  throw new ApiProblem(401, 'UNAUTHENTICATED', 'a valid bearer token is required');
+  throw unauthenticated(request);
+}
+
+/** 401 for a request without a bearer token, saying so of an `Authorization` in another scheme. */
+export function unauthenticated(request: FastifyRequest): ApiProblem {
+  const header = request.headers.authorization;
+  return new ApiProblem(
+    401,
+    'UNAUTHENTICATED',
+    header !== undefined && header.trim() !== '' && bearerTokenOf(request) === undefined
+      ? `the Authorization header must be "Bearer <token>" (the token POST /v1/auth/login answers), not "${header.trim().split(/\s+/)[0]!.slice(0, 20)} …"`
+      : 'a valid bearer token is required',
+  );
 }
 
 export const isAdmin = (principal: Principal): boolean => principal.roles.includes('admin');

@@ -3,7 +3,7 @@ import type { Account } from '../../domain/broker/account/account.ts';
 import { AggregateCache } from '../../domain/shared/aggregate.ts';
 import type { EventStore } from '../../domain/shared/event-store.ts';
 import type { TokenIssuer } from '../api/auth.ts';
-import { bearerTokenOf, isAdmin, verifiedSession } from '../api/context.ts';
+import { bearerTokenOf, isAdmin, unauthenticated, verifiedSession } from '../api/context.ts';
 import { ApiProblem } from '../api/problem.ts';
 
 /** What an ops port needs to know an admin: the shared TRADECORE_JWT_SECRET's tokens, and the accounts. */
@@ -30,7 +30,7 @@ export function adminsOnly(auth: OpsAuth | undefined, unavailable: { reason: str
   return async (request: FastifyRequest) => {
     const token = bearerTokenOf(request);
     const principal = token ? (await verifiedSession(accounts, token))?.principal : undefined;
-    if (!principal) throw new ApiProblem(401, 'UNAUTHENTICATED', 'a valid bearer token is required');
+    if (!principal) throw unauthenticated(request);
     if (!isAdmin(principal))
       throw new ApiProblem(403, 'FORBIDDEN_ROLE', 'this route needs one of the roles: admin');
   };
