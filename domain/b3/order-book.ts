@@ -882,19 +882,7 @@ export class OrderBook {
   }
 
   private expire(order: BookOrder, reason: ExpireReason): void {
-    this.out.push({
-      type: 'OrderExpired',
-      data: {
-        sequence: ++this.sequence,
-        at: this.at,
-        orderId: order.id,
-        accountId: order.accountId,
-        side: order.side,
-        remaining: order.remaining,
-        reason,
-      },
-    });
-    this.applyRemoved(order);
+    this.remove(order, { type: 'OrderExpired', reason });
   }
 
   // ── emitting: push the event, then apply it through the same method replay uses ─────────────
@@ -1033,8 +1021,16 @@ export class OrderBook {
   }
 
   private cancel(order: BookOrder, reason: CancelReason): void {
+    this.remove(order, { type: 'OrderCanceled', reason });
+  }
+
+  /** An order leaves the book with what is left of it: canceled or expired, with why. */
+  private remove(
+    order: BookOrder,
+    why: { type: 'OrderCanceled'; reason: CancelReason } | { type: 'OrderExpired'; reason: ExpireReason },
+  ): void {
     this.out.push({
-      type: 'OrderCanceled',
+      type: why.type,
       data: {
         sequence: ++this.sequence,
         at: this.at,
@@ -1042,9 +1038,9 @@ export class OrderBook {
         accountId: order.accountId,
         side: order.side,
         remaining: order.remaining,
-        reason,
+        reason: why.reason,
       },
-    });
+    } as BookEvent);
     this.applyRemoved(order);
   }
 

@@ -181,11 +181,23 @@ export async function accountOf(context: AccountSource, accountId: string): Prom
  * revoked trader reads nothing more, with the token it still holds.
  */
 async function currentPrincipal(context: AccountSource, session: Session): Promise<Principal | undefined> {
+  const standing = standingOf(await accountOf(context, session.principal.accountId), session);
+  return 'principal' in standing ? standing.principal : undefined;
+}
+
+/**
+ * What a session stands for as `account` has it now: why the account revokes its token, or its
+ * principal less the roles the account no longer holds. The REST check and the stream's both ask it.
+ */
+export function standingOf(
+  account: Pick<Account, 'registered' | 'status' | 'passwordChanges' | 'passwordChangedAt' | 'roles'>,
+  session: Pick<Session, 'principal' | 'passwordChanges' | 'issuedAtMs'>,
+): { revoked: 'account disabled' | 'password changed' } | { principal: Principal } {
+  const revoked = revocationOf(account, session);
+  if (revoked) return { revoked };
   const { principal } = session;
-  const account = await accountOf(context, principal.accountId);
-  if (revocationOf(account, session)) return undefined;
   const roles = principal.roles.filter((role) => account.roles.includes(role));
-  return roles.length === principal.roles.length ? principal : { ...principal, roles };
+  return { principal: roles.length === principal.roles.length ? principal : { ...principal, roles } };
 }
 
 /**
@@ -205,7 +217,7 @@ export async function verifiedSession(
  * Why the account revokes a session's token (its stream closes with this reason): disabled (or
  * never registered), or its password changed since; undefined while the token stands.
  */
-export function revocationOf(
+function revocationOf(
   account: Pick<Account, 'registered' | 'status' | 'passwordChanges' | 'passwordChangedAt'>,
   session: Pick<Session, 'passwordChanges' | 'issuedAtMs'>,
 ): 'account disabled' | 'password changed' | undefined {

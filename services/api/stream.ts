@@ -13,7 +13,7 @@ import {
   passwordChangedSince,
   principalOf,
   type RouteContext,
-  revocationOf,
+  standingOf,
   type TokenLife,
   verifiedSession,
 } from './context.ts';
@@ -144,11 +144,10 @@ class StreamHub {
   private async endIfRevoked(client: Client): Promise<void> {
     const account = await accountOf(this.context, client.principal.accountId);
     if (!this.clients.has(client)) return;
-    const revoked = revocationOf(account, client.token);
-    if (revoked) return this.end(client, revoked);
-    const roles = client.principal.roles.filter((role) => account.roles.includes(role));
-    client.principal = { ...client.principal, roles };
-    if (!roles.some((role) => STREAM_ROLES.has(role))) this.end(client, 'role revoked');
+    const standing = standingOf(account, { ...client.token, principal: client.principal });
+    if ('revoked' in standing) return this.end(client, standing.revoked);
+    client.principal = standing.principal;
+    if (!standing.principal.roles.some((role) => STREAM_ROLES.has(role))) this.end(client, 'role revoked');
   }
 
   private async start(): Promise<Subscription[]> {
