@@ -97,6 +97,26 @@ describe('market data feed', () => {
     }
   });
 
+  it('reads a stream again only for the symbols a cache lost', async () => {
+    const { store, brokerPrices, marketPrices, feed: quotes } = feed({ now: () => 5_000 });
+    await quotes.publish({ symbol: 'PETR4', price: 32_10, at: 4_000, source: 'feed' });
+    await quotes.publish({ symbol: 'VALE3', price: 55_20, at: 4_000, source: 'feed' });
+    const read: string[] = [];
+    const readStream = store.readStream.bind(store);
+    store.readStream = (streamId, options) => {
+      read.push(streamId);
+      return readStream(streamId, options);
+    };
+    expect(await quotes.warmEmptiedCaches(['PETR4', 'VALE3'])).toBe(0);
+    expect(read).toEqual([]);
+    // Only the market cache lost VALE3: its stream alone is read, and both caches hold its price.
+    await marketPrices.delete('VALE3');
+    expect(await quotes.warmEmptiedCaches(['PETR4', 'VALE3'])).toBe(1);
+    expect(read).toEqual([quoteStreamId('VALE3')]);
+    for (const cache of [brokerPrices, marketPrices])
+      expect(await cache.get('VALE3')).toMatchObject({ price: 55_20, at: 4_000 });
+  });
+
   it('replays a Brapi recording one timestamp per tick, then stops', async () => {
     const file = join(import.meta.dirname, 'samples', 'brapi-quotes.json');
     const {

@@ -245,12 +245,27 @@ export class MarketDataFeed {
     if (this.rewarmTimer) return;
     this.rewarmTimer = setInterval(() => {
       this.rewarming = this.rewarming
-        .then(() => this.warmCaches([...this.pinned.keys()]))
+        .then(() => this.warmEmptiedCaches([...this.pinned.keys()]))
         .catch((error: unknown) =>
           this.logger.warn({ err: error }, 'price caches not filled again from the streams: retried'),
         );
     }, everyMs);
     this.rewarmTimer.unref();
+  }
+
+  /**
+   * `warmCaches` for the symbols one of the caches lost (a flush, a restart of Redis): what both
+   * still hold is not read again from its stream.
+   */
+  async warmEmptiedCaches(symbols: readonly string[]): Promise<number> {
+    const { brokerPrices, marketPrices } = this.options;
+    const held = await Promise.all(
+      symbols.map(async (symbol) => {
+        const [broker, market] = await Promise.all([brokerPrices.get(symbol), marketPrices.get(symbol)]);
+        return broker !== undefined && market !== undefined;
+      }),
+    );
+    return this.warmCaches(symbols.filter((_, i) => !held[i]));
   }
 
   /** One quote from a source: dropped while quotes are off, or while an admin's price pins its symbol. */
@@ -283,7 +298,7 @@ export class MarketDataFeed {
     if (failures.length > 0) this.failed(failures[0]!.reason, failures.length);
     else if (this.failing) {
       this.logger.info(
-        { dropped: this.failing.dropped, forSeconds: Math.round((Date.now() - this.failing.since) / 1000) },
+        { dropped: this.failing.dropped, forSeconds: Math.round((this.now() - this.failing.since) / 1000) },
         'quotes published again',
       );
       this.failing = undefined;
@@ -296,7 +311,7 @@ export class MarketDataFeed {
    * a line with a stack for every symbol of every tick.
    */
   private failed(error: unknown, quotes: number): void {
-    const now = Date.now();
+    const now = this.now();
     if (!this.failing) {
       this.failing = { since: now, dropped: quotes, said: now };
       this.logger.warn(
