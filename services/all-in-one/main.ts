@@ -6,7 +6,6 @@ import { ADMIN_USERNAME, TokenIssuer } from '../api/auth.ts';
 import type { App } from '../api/context.ts';
 import { ensureAdmin, seedInstruments } from '../api/seed.ts';
 import type { Clock } from '../b3-engine/session-clock.ts';
-import { startBrokerSide } from '../broker/main.ts';
 import { type Config, embeddedEventStores, embeddedReadModelStores } from '../shared/config.ts';
 import { lockEmbeddedDataFolder } from '../shared/data-lock.ts';
 import { connectEventStores } from '../shared/event-stores.ts';
@@ -100,7 +99,7 @@ export async function startTradecore(
     // `serve broker-api` runs the broker side of the order path next to its API (serve checks the URLs).
     const brokerSide =
       role === 'broker-api' && config.amqpUrl && config.redisUrl
-        ? await startBrokerSide(
+        ? await (await import('../broker/main.ts')).startBrokerSide(
             { ...config, amqpUrl: config.amqpUrl, redisUrl: config.redisUrl },
             eventStores.broker,
             logger,

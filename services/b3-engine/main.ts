@@ -9,8 +9,9 @@ import { RabbitMqBridge } from '../../adapters/rabbitmq/bridge.ts';
 import { RedisPriceCache } from '../../adapters/redis/price-cache.ts';
 import { b3RedisKeyPrefix, b3RedisVariable, type Config, reaching } from '../shared/config.ts';
 import { connectEventStores } from '../shared/event-stores.ts';
+import { startKafkaRelays } from '../shared/kafka-relays.ts';
 import { type RunningService, ShutdownStack, startOpsServer } from '../shared/ops-server.ts';
-import { formatClose, startKafkaRelays } from '../shared/trading.ts';
+import { formatClose } from '../shared/trading.ts';
 import { EngineService } from './engine-service.ts';
 import { sessionClockSettings } from './session-clock.ts';
 

@@ -8,9 +8,9 @@ import { RabbitMqBridge } from '../../adapters/rabbitmq/bridge.ts';
 import { RedisPriceCache } from '../../adapters/redis/price-cache.ts';
 import type { EventStore } from '../../domain/shared/event-store.ts';
 import { type Config, reaching } from '../shared/config.ts';
+import { startKafkaRelays } from '../shared/kafka-relays.ts';
 import type { KeyedLanes } from '../shared/keyed-lanes.ts';
 import { ShutdownStack } from '../shared/ops-server.ts';
-import { startKafkaRelays } from '../shared/trading.ts';
 import { OrderProcess } from './order-process.ts';
 
 export interface BrokerSide {

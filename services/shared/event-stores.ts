@@ -1,8 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { EventStoreDbEventStore } from '../../adapters/eventstoredb/event-store.ts';
 import { openPgliteEventStore } from '../../adapters/pglite/event-store.ts';
-import { openPostgresEventStore } from '../../adapters/postgres/index.ts';
 import { b3EventDefinitions } from '../../domain/b3/book-events.ts';
 import { quoteEventDefinitions } from '../../domain/b3/quote-events.ts';
 import { EventSchemas } from '../../domain/shared/event-schemas.ts';
@@ -58,6 +56,9 @@ export async function connectEventStores(
           ? 'ESDB_URL and DATABASE_URL are both set: the event stores are on EventStoreDB, and DATABASE_URL is not used'
           : 'ESDB_URL and DATABASE_URL are both set: the event stores are on EventStoreDB; DATABASE_URL holds only the trades, depth and candles read models',
       );
+    // Each server's client is loaded only where its URL is set: an embedded start or CLI command
+    // does not pay for loading gRPC, pg, mysql2, mongodb, kafkajs, amqplib and ioredis.
+    const { EventStoreDbEventStore } = await import('../../adapters/eventstoredb/event-store.ts');
     // The client connects lazily, at the first call: ask the server now, so that a start fails
     // here naming ESDB_URL rather than at its first append, or never (a readiness failing forever).
     const opened = await reaching('ESDB_URL', esdbUrl, async () => {
@@ -81,6 +82,7 @@ export async function connectEventStores(
   } else if (config.databaseUrl) {
     const b3Url = config.b3DatabaseUrl ?? config.databaseUrl;
     const databaseUrl = config.databaseUrl;
+    const { openPostgresEventStore } = await import('../../adapters/postgres/index.ts');
     broker = await reaching('DATABASE_URL', databaseUrl, () =>
       openPostgresEventStore({
         url: databaseUrl,

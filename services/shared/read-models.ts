@@ -1,9 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { MongoReadModelStore } from '../../adapters/mongo/read-model-store.ts';
-import { MysqlReadModelStore } from '../../adapters/mysql/read-model-store.ts';
 import { pgliteWorkerClient } from '../../adapters/pglite/worker-client.ts';
-import { pgClient } from '../../adapters/postgres/client.ts';
 import { SqlReadModelStore } from '../../adapters/postgres/read-model-store.ts';
 import { withDeadline, withTimeout } from '../../projections/deadline.ts';
 import type { ProjectionDefinition } from '../../projections/model.ts';
@@ -43,9 +40,12 @@ export async function connectReadModelStores(config: Config): Promise<ReadModelS
   try {
     const postgresUrl = config.b3DatabaseUrl ?? config.databaseUrl;
     const postgres = postgresUrl
-      ? await reaching(b3DatabaseVariable(config), postgresUrl, () =>
+      ? await reaching(b3DatabaseVariable(config), postgresUrl, async () =>
           SqlReadModelStore.open({
-            client: pgClient(postgresUrl, { max: config.databasePoolSize }),
+            // Each server's client is loaded only where its URL is set (as for the event stores).
+            client: (await import('../../adapters/postgres/client.ts')).pgClient(postgresUrl, {
+              max: config.databasePoolSize,
+            }),
             schema: READ_MODEL_SCHEMA,
             ownsClient: true,
           }),
@@ -57,9 +57,10 @@ export async function connectReadModelStores(config: Config): Promise<ReadModelS
     }
     const mysqlUrl = config.mysqlUrl;
     const mysql = mysqlUrl
-      ? await reaching('MYSQL_URL', mysqlUrl, () =>
-          MysqlReadModelStore.open({ url: mysqlUrl, connectionLimit: config.databasePoolSize }),
-        )
+      ? await reaching('MYSQL_URL', mysqlUrl, async () => {
+          const { MysqlReadModelStore } = await import('../../adapters/mysql/read-model-store.ts');
+          return MysqlReadModelStore.open({ url: mysqlUrl, connectionLimit: config.databasePoolSize });
+        })
       : await pglite();
     if (config.mysqlUrl) {
       opened.push(mysql);
@@ -67,9 +68,10 @@ export async function connectReadModelStores(config: Config): Promise<ReadModelS
     }
     const mongoUrl = config.mongoUrl;
     const mongo = mongoUrl
-      ? await reaching('MONGO_URL', mongoUrl, () =>
-          MongoReadModelStore.connect(mongoUrl, mongoDatabase(mongoUrl)),
-        )
+      ? await reaching('MONGO_URL', mongoUrl, async () => {
+          const { MongoReadModelStore } = await import('../../adapters/mongo/read-model-store.ts');
+          return MongoReadModelStore.connect(mongoUrl, mongoDatabase(mongoUrl));
+        })
       : await pglite();
     if (config.mongoUrl) {
       opened.push(mongo);

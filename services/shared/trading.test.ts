@@ -11,7 +11,8 @@ import { TcpProxy } from '../../infra/test-infra/tcp-proxy.ts';
 import { withTimeout } from '../../projections/deadline.ts';
 import { loadConfig } from './config.ts';
 import { connectEventStores } from './event-stores.ts';
-import { kafkaLogs, startTradingServices } from './trading.ts';
+import { kafkaLogs } from './kafka-relays.ts';
+import { startTradingServices } from './trading.ts';
 import {
   b3Schemas,
   brokerSchemas,

@@ -8,29 +8,21 @@
  * `startTradingServices` after `connectEventStores`, and `stop()` before closing the stores.
  */
 import { join } from 'node:path';
-import { Kafka, type logCreator, logLevel } from 'kafkajs';
-import { ensureTopics, KafkaPublisher } from '../../adapters/kafka/publisher.ts';
-import { catalogueTopics, routeByStream, topicCatalogue } from '../../adapters/kafka/topics.ts';
 import { MemoryPriceCache } from '../../adapters/memory/price-cache.ts';
 import { MemoryTransport } from '../../adapters/memory/transport.ts';
-import { RabbitMqBridge } from '../../adapters/rabbitmq/bridge.ts';
-import { RedisPriceCache } from '../../adapters/redis/price-cache.ts';
 import { defaultCatalogue } from '../../domain/broker/instrument/catalogue.ts';
 import type { PriceCache } from '../../domain/shared/price-cache.ts';
 import type { Transport } from '../../domain/shared/transport.ts';
-import { withTimeout } from '../../projections/deadline.ts';
-import { Relay, type RelayCheckpoints } from '../../projections/relay.ts';
+import type { Relay, RelayCheckpoints } from '../../projections/relay.ts';
 import { EngineService } from '../b3-engine/engine-service.ts';
 import { type Clock, sessionClockSettings } from '../b3-engine/session-clock.ts';
 import { OrderProcess } from '../broker/order-process.ts';
 import { MarketDataFeed, type QuoteSourceConfig } from '../market-data/feed.ts';
-import { routeB3Events } from '../market-data/integration.ts';
 import { ReferencePriceFollower } from '../market-data/reference-prices.ts';
 import { b3RedisKeyPrefix, b3RedisVariable, type Config, reaching } from './config.ts';
 import type { EventStores } from './event-stores.ts';
 import type { KeyedLanes } from './keyed-lanes.ts';
 import { type ServiceLogger, silentLogger } from './service-logger.ts';
-import { SnapshotCheckpoints } from './snapshot-checkpoints.ts';
 
 export interface TradingServices {
   orderProcess: OrderProcess;
@@ -91,14 +83,17 @@ export async function startTradingServices(options: StartTradingServicesOptions)
     const transport: Transport =
       options.transport ??
       (amqpUrl
-        ? await reaching('AMQP_URL', amqpUrl, () =>
-            RabbitMqBridge.connect({
+        ? await reaching('AMQP_URL', amqpUrl, async () => {
+            // Each server's client is loaded only where its URL is set: an embedded start does
+            // not pay for loading amqplib, ioredis and kafkajs.
+            const { RabbitMqBridge } = await import('../../adapters/rabbitmq/bridge.ts');
+            return RabbitMqBridge.connect({
               url: amqpUrl,
               prefix: options.rabbitPrefix,
               connectionName: options.connectionName,
               logger,
-            }),
-          )
+            });
+          })
         : // In process, a message dies with the process: a publish is confirmed once handled, so
           // that what a crash loses is sent again by its publisher (docs/order-flow.md).
           new MemoryTransport({ confirm: 'handled', logger }));
@@ -113,13 +108,14 @@ export async function startTradingServices(options: StartTradingServicesOptions)
     ): Promise<PriceCache> => {
       if (given) return given;
       const created = url
-        ? await reaching(variable, url, () =>
-            RedisPriceCache.connect({
+        ? await reaching(variable, url, async () => {
+            const { RedisPriceCache } = await import('../../adapters/redis/price-cache.ts');
+            return RedisPriceCache.connect({
               url,
               keyPrefix: `${options.redisKeyPrefix ?? ''}${keyPrefix}`,
               logger,
-            }),
-          )
+            });
+          })
         : new MemoryPriceCache();
       closers.push(() => created.close());
       return created;
@@ -170,7 +166,7 @@ export async function startTradingServices(options: StartTradingServicesOptions)
     });
 
     const kafka = config.kafkaBrokers
-      ? await startKafkaRelays({
+      ? await (await import('./kafka-relays.ts')).startKafkaRelays({
           brokers: config.kafkaBrokers,
           topicPrefix: config.kafkaTopicPrefix,
           eventStores,
@@ -282,131 +278,4 @@ export function quoteSourceConfig(config: Config): QuoteSourceConfig {
         start: Object.fromEntries(defaultCatalogue.map((spec) => [spec.symbol, spec.referencePrice])),
       };
   }
-}
-
-/** The start's connection to Kafka: retried for about 2 s, then given up (kafkajs' default retries for ~30 s). */
-const KAFKA_START_RETRY = { retries: 3, initialRetryTime: 250, maxRetryTime: 1_000 };
-const KAFKA_START_TIMEOUT_MS = 10_000;
-
-/**
- * kafkajs' own log lines into the service's logger (its default writes JSON to the console), its
- * fields under `kafka`: its `correlationId` is a protocol counter, not a request's. An error
- * response (`Response ListOffsets…`: a partition's leader moving, topics just created) is a
- * warning: kafkajs retries the request, and a request that keeps failing reaches our code, which
- * says so itself.
- */
-export function kafkaLogs(logger: ServiceLogger): logCreator {
-  return () =>
-    ({ level, log }) => {
-      const { message, ...kafka } = log;
-      const line = `kafkajs: ${message}`;
-      if (level <= logLevel.ERROR && !message.startsWith('Response ')) logger.error({ kafka }, line);
-      else if (level <= logLevel.WARN) logger.warn({ kafka }, line);
-      else logger.debug?.({ kafka }, line);
-    };
-}
-
-export interface StartKafkaRelaysOptions {
-  brokers: string[];
-  topicPrefix: string;
-  /** The stores whose events go to Kafka: the broker's, the B3's, or both. */
-  eventStores: Partial<Pick<EventStores, 'broker' | 'b3'>>;
-  checkpoints?: { broker?: RelayCheckpoints; b3?: RelayCheckpoints };
-  logger: ServiceLogger;
-}
-
-/**
- * Creates the integration topics, connects one publisher and builds (not starts) a relay per
- * given event store. `close()` disconnects the publisher once the relays are stopped.
- */
-export async function startKafkaRelays(
-  options: StartKafkaRelaysOptions,
-): Promise<{ relays: Relay[]; readiness: () => Promise<unknown>; close(): Promise<void> }> {
-  const { eventStores, logger } = options;
-  const client = {
-    // Told apart by their topics' prefix on a cluster that several environments share.
-    clientId: options.topicPrefix ? `tradecore-${options.topicPrefix}` : 'tradecore',
-    brokers: options.brokers,
-    logLevel: logLevel.WARN,
-    logCreator: kafkaLogs(logger),
-  };
-  const kafka = new Kafka(client);
-  const catalogue = topicCatalogue(options.topicPrefix);
-  const publisher = new KafkaPublisher(kafka);
-  // A cluster the start cannot use fails it in one line naming KAFKA_BROKERS, within the 10 s the
-  // other servers get: a few quick retries (a client's own setting, connections included), not
-  // kafkajs' default back-off of some 10 s per request.
-  await reaching('KAFKA_BROKERS', options.brokers.join(','), async () => {
-    const admin = new Kafka({ ...client, retry: KAFKA_START_RETRY }).admin();
-    try {
-      await withTimeout(
-        (async () => {
-          await admin.connect();
-          await ensureTopics(
-            admin,
-            catalogueTopics(catalogue).map((topic) => ({ topic: topic.name, partitions: topic.partitions })),
-          );
-          await admin.disconnect();
-          await publisher.connect();
-        })(),
-        KAFKA_START_TIMEOUT_MS,
-      );
-    } catch (error) {
-      // Not awaited: a disconnect waits for the request in flight, which a server that does not
-      // answer holds for kafkajs' 30 s request timeout.
-      void admin.disconnect().catch(() => {});
-      void publisher.disconnect().catch(() => {});
-      throw error;
-    }
-  });
-  const relays: Relay[] = [];
-  if (eventStores.broker)
-    relays.push(
-      new Relay({
-        name: 'kafka-broker',
-        source: eventStores.broker,
-        checkpoints: options.checkpoints?.broker ?? new SnapshotCheckpoints(eventStores.broker),
-        publisher,
-        map: routeByStream(catalogue),
-        logger,
-      }),
-    );
-  if (eventStores.b3)
-    relays.push(
-      new Relay({
-        name: 'kafka-b3',
-        source: eventStores.b3,
-        checkpoints: options.checkpoints?.b3 ?? new SnapshotCheckpoints(eventStores.b3),
-        publisher,
-        map: routeB3Events(catalogue),
-        logger,
-      }),
-    );
-  // Readiness asks the cluster itself (an idle relay would not notice Kafka gone) and the relays.
-  const probe = kafka.admin({ retry: { retries: 0 } });
-  let probing: Promise<void> | undefined;
-  const readiness = async () => {
-    probing ??= probe.connect().catch((error: unknown) => {
-      probing = undefined;
-      throw error;
-    });
-    await probing;
-    await probe.describeCluster();
-    // A relay retrying for want of its event store is that store's trouble, which its own check names.
-    // A relay whose status cannot be read (its event store out) is not Kafka's trouble either.
-    const statuses = await Promise.all(relays.map((relay) => relay.status().catch(() => undefined)));
-    const retrying = statuses.filter((status) => status?.publishFailing === true);
-    if (retrying.length > 0)
-      throw new Error(
-        retrying.map((status) => `relay ${status!.relay} retrying: ${status!.error}`).join('; '),
-      );
-  };
-  return {
-    relays,
-    readiness,
-    close: async () => {
-      await probe.disconnect().catch(() => {});
-      await publisher.disconnect();
-    },
-  };
 }
