@@ -7,7 +7,7 @@ import { SqlReadModelStore } from '../postgres/read-model-store.ts';
 import { eventStoreContract, newEvent, streamName } from '../shared/event-store-contract.ts';
 import { readModelStoreContract } from '../shared/read-model-store-contract.ts';
 import { openPgliteEventStore } from './event-store.ts';
-import { pgliteWorkerClient } from './worker-client.ts';
+import { pgliteAssets, pgliteWorkerClient } from './worker-client.ts';
 
 // One database in a worker thread for the file; each store gets its own schema.
 const dataDir = await mkdtemp(join(tmpdir(), 'tradecore-pglite-worker-'));
@@ -36,6 +36,14 @@ readModelStoreContract('PGlite in a worker thread', {
 });
 
 describe('PGlite worker client', () => {
+  it('finds PGlite’s WASM and file bundle to share among its workers (else each loads its own)', async () => {
+    const assets = await pgliteAssets();
+    expect(assets?.pgliteWasmModule.constructor.name).toBe('Module');
+    expect(assets?.fsBundle.size).toBeGreaterThan(1_000_000);
+    // Shared, not compiled again per worker.
+    expect(await pgliteAssets()).toBe(assets);
+  });
+
   it('passes errors on with their SQLSTATE, and rolls a failed transaction back', async () => {
     await client.query('CREATE TABLE IF NOT EXISTS worker_test (id int PRIMARY KEY, note text)');
     await expect(client.query('SELECT * FROM no_such_table')).rejects.toMatchObject({ code: '42P01' });

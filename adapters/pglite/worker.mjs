@@ -12,7 +12,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { PGlite } from '@electric-sql/pglite';
 
-const db = await PGlite.create(workerData.dataDir);
+// PGlite's compiled WASM and file bundle, when the process hands them over (worker-client.ts).
+const db = await PGlite.create(workerData.dataDir, workerData.assets ?? {});
 const listening = new Map();
 
 /** What of an error crosses to the main thread: its message and Postgres's fields. */
