@@ -152,6 +152,93 @@ describe('order process manager', () => {
     return { broker, b3, transport, process, orderId };
   }
 
+  /** Every message the order process sent to B3, by type and order. */
+  class RecordingTransport extends MemoryTransport {
+    readonly toB3: Array<{ type: string; orderId?: string }> = [];
+    override async publish<Body>(
+      channel: TransportChannelName,
+      message: TransportMessage<Body>,
+    ): Promise<void> {
+      if (channel === 'broker-to-b3')
+        this.toB3.push({ type: message.type, orderId: (message.body as { orderId?: string }).orderId });
+      return super.publish(channel, message);
+    }
+  }
+
+  it('cancels an order whose cancel was asked for before its acceptance, without reserving or sending it', async () => {
+    const broker = new MemoryEventStore({ schemas: brokerSchemas() });
+    const b3 = new MemoryEventStore({ schemas: b3Schemas() });
+    const transport = new RecordingTransport();
+    await listInstrument(broker, 'PETR4', 32_50);
+    await deposit(broker, 'early-canceler', 400_000);
+    const orderId = crypto.randomUUID();
+    await placeOrder(broker, {
+      orderId,
+      accountId: 'early-canceler',
+      symbol: 'PETR4',
+      side: 'BUY',
+      quantity: 100,
+      price: 32_00,
+    });
+    // Asked by an admin while the order is PENDING_NEW, before the order process has seen it.
+    await requestCancel(broker, orderId, 'admin-1');
+    await startOrderPath(broker, b3, transport, { symbol: 'PETR4', price: 32_50 });
+
+    const [order] = await ordersReach(broker, [orderId], ['CANCELED']);
+    expect(order).toMatchObject({ filledQuantity: 0 });
+    const events = await broker.readStream(`order-${orderId}`);
+    expect(events.map((event) => event.type)).toEqual([
+      'OrderPlaced',
+      'OrderCancelRequested',
+      'OrderCanceled',
+    ]);
+    expect(events[2]!.data).toMatchObject({ canceledQuantity: 100, reason: 'CANCELED_BY_ADMIN' });
+    const wallet = await broker.readStream('wallet-early-canceler');
+    expect(wallet.map((event) => event.type)).toEqual(['CashDeposited']);
+    expect(transport.toB3.filter((message) => message.orderId === orderId)).toEqual([]);
+  });
+
+  it('cancels, not accepts, an order whose cancel lands while its reservation is made, and releases it', async () => {
+    const broker = new MemoryEventStore({ schemas: brokerSchemas() });
+    const b3 = new MemoryEventStore({ schemas: b3Schemas() });
+    const transport = new RecordingTransport();
+    await listInstrument(broker, 'PETR4', 32_50);
+    await deposit(broker, 'late-canceler', 400_000);
+    const orderId = crypto.randomUUID();
+    // The owner's cancel is recorded right after the reservation, before the order is accepted.
+    const append = broker.append.bind(broker);
+    broker.append = async (streamId, events, options) => {
+      const appended = await append(streamId, events, options);
+      if (streamId === 'wallet-late-canceler' && events.some((event) => event.type === 'CashReserved'))
+        await requestCancel(broker, orderId, 'late-canceler');
+      return appended;
+    };
+    await startOrderPath(broker, b3, transport, { symbol: 'PETR4', price: 32_50 });
+    await placeOrder(broker, {
+      orderId,
+      accountId: 'late-canceler',
+      symbol: 'PETR4',
+      side: 'BUY',
+      quantity: 100,
+      price: 32_00,
+    });
+
+    await ordersReach(broker, [orderId], ['CANCELED']);
+    const events = await broker.readStream(`order-${orderId}`);
+    expect(events.map((event) => event.type)).toEqual([
+      'OrderPlaced',
+      'OrderCancelRequested',
+      'OrderCanceled',
+    ]);
+    expect(events[2]!.data).toMatchObject({ reason: 'CANCELED_BY_TRADER' });
+    const wallet = await eventually(async () => {
+      const state = await walletOf(broker, 'late-canceler');
+      return state.cash.reserved === 0 ? state : undefined;
+    });
+    expect(wallet.cash.available).toBe(400_000);
+    expect(transport.toB3.filter((message) => message.orderId === orderId)).toEqual([]);
+  });
+
   it('cancels an order whose cancel reached B3 before the order did, once B3 has booked it', async () => {
     const { broker, b3, transport, orderId } = await heldBuy('overtaken-buyer');
     await requestCancel(broker, orderId, 'overtaken-buyer');

@@ -526,7 +526,10 @@ export class OrderProcess {
     if (!order.placed) return;
     const metadata = this.metadataOf(event);
     if (order.status === 'PENDING_NEW') {
-      const rejection = await this.reserve(order, event, metadata);
+      // An order whose cancel was asked for before its acceptance is not accepted but canceled (the
+      // decider's word, asked again should the cancel land while this reserves): nothing reserved
+      // for it, or what was released as it ends, and nothing sent to B3.
+      const rejection = order.cancelRequested ? undefined : await this.reserve(order, event, metadata);
       const command: OrderCommand = rejection
         ? { type: 'RejectOrder', reason: rejection.reason, detail: rejection.detail, at: this.isoNow() }
         : { type: 'AcceptOrder', at: this.isoNow() };
@@ -535,6 +538,10 @@ export class OrderProcess {
         cache: this.orders,
       });
       countOrdersEnded(result);
+      if (result.state.status === 'CANCELED') {
+        orderProcessSteps.inc({ step: 'canceled-before-routing' });
+        return;
+      }
       orderProcessSteps.inc({ step: rejection ? 'rejected' : 'reserved' });
       if (rejection) return;
       await after;
@@ -679,8 +686,9 @@ export class OrderProcess {
 
   private async onCancelRequested(event: RecordedEvent): Promise<void> {
     const order = await this.loadOrder(event.streamId);
-    // A cancel before acceptance is carried by the placement: a rejected order needs none, and an
-    // accepted one is routed before this event is handled (events are handled in store order).
+    // A cancel before acceptance is carried by the placement: it cancels the order instead of
+    // accepting it, a rejected order needs none, and one accepted first is routed before this
+    // event is handled (events are handled in store order), then canceled here.
     if (!order.placed || isTerminal(order.status) || order.status === 'PENDING_NEW') return;
     await this.sendCancel(
       order,

@@ -11,7 +11,7 @@ import type { OrderEvent } from '../../domain/broker/order/events.ts';
 
 export const orderProcessSteps = new Counter({
   name: 'tradecore_order_process_steps_total',
-  help: 'Steps the order process manager took, by step (reserved, rejected, routed, cancel-sent, released, settled, ended, halt-sent, resume-sent); a step replayed after a crash counts again',
+  help: 'Steps the order process manager took, by step (reserved, rejected, canceled-before-routing, routed, cancel-sent, released, settled, ended, halt-sent, resume-sent); a step replayed after a crash counts again',
   labelNames: ['step'] as const,
 });
 

@@ -372,6 +372,18 @@ describe('cancel and expiry', () => {
     type: 'OrderCancelRequested',
     data: { orderId: 'o1', requestedBy: 'a1', at },
   };
+  it('cancels, instead of accepting, an order whose cancel was asked for while it was pending', () => {
+    const canceledBy = (reason: string): OrderEvent => ({
+      type: 'OrderCanceled',
+      data: { orderId: 'o1', canceledQuantity: 200, reason, at: later },
+    });
+    given([placed, requested])
+      .when({ type: 'AcceptOrder', at: later })
+      .then([canceledBy('CANCELED_BY_TRADER')]);
+    given([placed, { ...requested, data: { ...requested.data, requestedBy: 'admin-1' } } as OrderEvent])
+      .when({ type: 'AcceptOrder', at: later })
+      .then([canceledBy('CANCELED_BY_ADMIN')]);
+  });
   it('records a cancel request, leaving the status as it is', () =>
     given([placed, accepted])
       .when({ type: 'RequestCancel', requestedBy: 'a1', at })

@@ -141,6 +141,22 @@ export function decide(command: OrderCommand, order: Order): OrderEvent[] {
   const { orderId, status } = order;
   switch (command.type) {
     case 'AcceptOrder': {
+      // A cancel asked for before the broker accepted the order: it ends here, never sent to B3.
+      if (status === 'PENDING_NEW' && order.cancelRequested)
+        return [
+          {
+            type: 'OrderCanceled',
+            data: {
+              orderId,
+              canceledQuantity: order.quantity,
+              reason:
+                order.cancelRequestedBy !== undefined && order.cancelRequestedBy !== order.accountId
+                  ? 'CANCELED_BY_ADMIN'
+                  : 'CANCELED_BY_TRADER',
+              at: command.at,
+            },
+          },
+        ];
       if (status === 'PENDING_NEW') return [{ type: 'OrderAccepted', data: { orderId, at: command.at } }];
       if (isTerminal(status) && status !== 'FILLED') throw new OrderClosed(status);
       return [];
