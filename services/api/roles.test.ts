@@ -2,11 +2,20 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryEventStore } from '../../adapters/memory/event-store.ts';
 import { accountDecider, accountStreamId } from '../../domain/broker/account/account.ts';
+import { walletStreamId } from '../../domain/broker/wallet/wallet.ts';
 import { loadAggregate } from '../../domain/shared/aggregate.ts';
 import { aggregateOf, handleCommand } from '../shared/command-handler.ts';
+import { KeyedLanes } from '../shared/keyed-lanes.ts';
 import { hashPassword, TokenIssuer, verifyPassword } from './auth.ts';
 import { ensureAdmin } from './seed.ts';
-import { ADMIN_PASSWORD, disableAccount, JWT_SECRET, startTestApi, type TestApi } from './testing.ts';
+import {
+  ADMIN_PASSWORD,
+  disableAccount,
+  eventually,
+  JWT_SECRET,
+  startTestApi,
+  type TestApi,
+} from './testing.ts';
 
 /**
  * Roles are read from the token, but a privileged one (admin, auditor) is checked against the
@@ -14,12 +23,22 @@ import { ADMIN_PASSWORD, disableAccount, JWT_SECRET, startTestApi, type TestApi 
  * token it still holds.
  */
 
+/** The wallet lanes the API queues its wallet commands in, counting what was queued. */
+class CountingLanes extends KeyedLanes {
+  queued = 0;
+  override run<T>(key: string, job: () => Promise<T>): Promise<T> {
+    this.queued += 1;
+    return super.run(key, job);
+  }
+}
+const walletLanes = new CountingLanes();
+
 let api: TestApi;
 let admin: string;
 let bob: { accountId: string; token: string };
 
 beforeAll(async () => {
-  api = await startTestApi({ readModels: false });
+  api = await startTestApi({ readModels: false, walletLanes });
   admin = await api.adminToken();
   bob = await api.trader('roles-bob');
 }, 180_000);
@@ -120,6 +139,26 @@ describe("a trader's token, checked against the account", () => {
       reason: 'FORBIDDEN_ROLE',
     });
     expect((await me(frank.token)).json()).toMatchObject({ roles: ['auditor'] });
+  });
+
+  it('moves no cash for a wallet command that waited its turn past the disable of its account', async () => {
+    const queued = await api.trader('roles-queued');
+    expect((await deposit(queued.accountId, queued.token)).statusCode).toBe(201);
+    // The wallet's lane busy (the order process reserving, other commands queued first).
+    let release!: () => void;
+    const busy = walletLanes.run(
+      walletStreamId(queued.accountId),
+      () => new Promise<void>((resolve) => (release = resolve)),
+    );
+    const queuedBefore = walletLanes.queued;
+    const waiting = deposit(queued.accountId, queued.token);
+    await eventually(async () => walletLanes.queued > queuedBefore || undefined);
+    await disableAccount(api.broker, queued.accountId);
+    release();
+    await busy;
+    expect((await waiting).json()).toMatchObject({ status: 422, reason: 'ACCOUNT_DISABLED' });
+    const wallet = await api.broker.readStream(walletStreamId(queued.accountId));
+    expect(wallet.map((event) => event.type)).toEqual(['CashDeposited']);
   });
 
   it('is revoked when its account is disabled', async () => {

@@ -188,16 +188,19 @@ export function tradingRoutes(app: App, context: RouteContext): void {
           // Custody holds listed instruments only: a share of something nobody trades is no position.
           if (symbol !== undefined) await listedInstrument(context, symbol);
           // In the wallet's lane: after the order process's reservation, not racing it.
-          const result = await context.walletLanes.run(streamId, () =>
-            handleCommand(
+          const result = await context.walletLanes.run(streamId, async () => {
+            // Asked again once its turn came: a busy wallet's queue can hold a command for seconds,
+            // and an account disabled or no longer a trader meanwhile moves no more cash.
+            await assertTrader(context, accountId);
+            return handleCommand(
               context.broker,
               streamId,
               walletDecider,
               toCommand(request.body as never),
               metadataOf(request),
               { newEventId: run.eventIds(eventType) },
-            ),
-          );
+            );
+          });
           if (result.idempotent) {
             // Another run under the key (one that outlived its lease) appended the same event first.
             const [event] = result.events;
