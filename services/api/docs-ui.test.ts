@@ -378,6 +378,15 @@ describe('what the document says a route takes and answers, the server does', ()
     agrees(field('POST /v1/accounts/{id}/deposits', 'amount'), PositiveDecimal, 'amount');
     agrees(field('POST /v1/admin/instruments', 'tickSize'), PositiveDecimal, 'tickSize');
     agrees(field('POST /v1/accounts/{id}/custody-transfers', 'unitCost'), NonNegativeDecimal, 'unitCost');
+    // The largest amount kept exactly, which no pattern can say, in words.
+    for (const [route, name] of [
+      ['POST /v1/orders', 'price'],
+      ['POST /v1/accounts/{id}/deposits', 'amount'],
+      ['POST /v1/accounts/{id}/custody-transfers', 'unitCost'],
+    ] as const)
+      expect(JSON.stringify(field(route, name)), `${route} ${name}`).toContain(
+        'at most \\"90071992547409.91\\"',
+      );
   });
 
   it('gives the query numbers their defaults as numbers', () => {

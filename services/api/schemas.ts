@@ -34,18 +34,24 @@ function decimalAbove(minimum: 'zero' | 'one-cent') {
         : 'must be a positive decimal with at most two decimals, e.g. "32.50"',
     );
   const checked = minimum === 'zero' ? decimal : decimal.regex(/[1-9]/, aboveZero);
-  return checked
-    .transform((text, context) => {
-      try {
-        return toCents(text);
-      } catch (error) {
-        if (!(error instanceof InvalidDecimalAmount)) throw error;
-        context.addIssue({ code: 'custom', message: `too large: at most "${LARGEST_EXACT_AMOUNT}"` });
-      }
-      return z.NEVER;
-    })
-    .meta({ type: 'string', example: '32.50' });
+  return (
+    checked
+      .transform((text, context) => {
+        try {
+          return toCents(text);
+        } catch (error) {
+          if (!(error instanceof InvalidDecimalAmount)) throw error;
+          context.addIssue({ code: 'custom', message: `too large: at most "${LARGEST_EXACT_AMOUNT}"` });
+        }
+        return z.NEVER;
+      })
+      // The largest amount kept exactly is no pattern: the document says it in words.
+      .meta({ type: 'string', example: '32.50', description: AT_MOST })
+  );
 }
+
+/** How an amount's upper bound reads in the document; a field that describes itself ends with it. */
+const AT_MOST = `at most "${LARGEST_EXACT_AMOUNT}"`;
 
 /** A strictly positive decimal amount with at most two decimals (`"32.50"`), parsed to cents. */
 export const PositiveDecimal = decimalAbove('one-cent');
@@ -240,8 +246,8 @@ export const PlaceOrderBody = z.strictObject({
   side: OrderSide,
   type: OrderType,
   quantity: Shares,
-  price: PositiveDecimal.optional().describe('limit price (LIMIT, STOP_LIMIT)'),
-  stopPrice: PositiveDecimal.optional().describe('trigger price (STOP, STOP_LIMIT)'),
+  price: PositiveDecimal.optional().describe(`limit price (LIMIT, STOP_LIMIT), ${AT_MOST}`),
+  stopPrice: PositiveDecimal.optional().describe(`trigger price (STOP, STOP_LIMIT), ${AT_MOST}`),
   timeInForce: TimeInForce.optional().describe('DAY when absent'),
   expiresAt: Instant.optional().describe(`GTD only: ${INSTANT_DESCRIPTION}`),
 });

@@ -337,12 +337,14 @@ describe('tradecore CLI', () => {
     });
     const accepted = await tradecore('audit', 'state', 'order-ord-3-1', '--version', '1', '--json');
     expect(JSON.parse(accepted.stdout).state.status).toBe('NEW');
-    const at = new Date().toISOString();
-    const now = await tradecore('audit', 'state', 'book-PETR4', '--at', at, '--json');
+    // Now, as São Paulo's clock reads it.
+    const at = new Date();
+    const inSaoPaulo = new Date(at.getTime() - 3 * 3_600_000).toISOString().replace('Z', '-03:00');
+    const now = await tradecore('audit', 'state', 'book-PETR4', '--at', inSaoPaulo, '--json');
     expect(now.code, now.stderr).toBe(0);
     expect(JSON.parse(now.stdout).state).toMatchObject({ symbol: 'PETR4', status: 'OPEN' });
-    // As GET /v1/audit/streams/{streamId}/state?at= answers: the instant asked about is in it.
-    expect(JSON.parse(now.stdout).at).toBe(at);
+    // As GET /v1/audit/streams/{streamId}/state?at= answers: the instant asked about, in UTC.
+    expect(JSON.parse(now.stdout).at).toBe(at.toISOString());
 
     const both = await tradecore(
       'audit',

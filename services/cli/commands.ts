@@ -359,13 +359,15 @@ export async function auditState(
     // From the latest snapshot at or below the version (or instant), then the events after it.
     const loaded = await auditStateAt(eventStores[store], streamId, definition, { version, at });
     const state = redactSecrets(loaded.state);
-    if (loaded.version < 0) throw new CommandFailed(`stream ${streamId} had no events at ${options.at}`);
+    if (loaded.version < 0)
+      throw new CommandFailed(`stream ${streamId} had no events at ${at?.toISOString()}`);
     const result = {
       streamId,
       version: loaded.version,
       currentVersion: current,
       ...(loaded.fromSnapshot !== undefined ? { fromSnapshot: loaded.fromSnapshot } : {}),
-      ...(options.at !== undefined ? { at: options.at } : {}),
+      // The instant as the route answers it: in UTC, whatever zone it was given in.
+      ...(at !== undefined ? { at: at.toISOString() } : {}),
       state,
     };
     if (io.json) io.out(JSON.stringify(result));
