@@ -15,6 +15,7 @@ import {
   READ_MODEL_DEADLINE_MS,
   type RouteContext,
   readsWithDeadline,
+  refusalOf,
   verifiedSession,
 } from './context.ts';
 import { ensureDefaultMetrics, httpDuration } from './metrics.ts';
@@ -70,7 +71,7 @@ export async function buildApi(deps: ApiDeps): Promise<App> {
       request.tokenLife = session;
       // Refused by the routes that need a caller (`principalOf`): a client whose saved token went
       // stale can still log in, and a probe that sends one still reads /health.
-      request.invalidToken = request.principal === undefined;
+      if (request.principal === undefined) request.invalidToken = await refusalOf(context, token);
     }
   });
 

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN_PASSWORD, startTestApi, type TestApi } from './testing.ts';
+import { TokenIssuer } from './auth.ts';
+import { ADMIN_PASSWORD, JWT_SECRET, startTestApi, type TestApi } from './testing.ts';
 
 /**
  * Every route × every kind of caller. "allowed" means the guard let the request through (the answer
@@ -269,7 +270,27 @@ describe('the auth matrix', () => {
       headers: { authorization: `Bearer ${forged}` },
     });
     expect(response.statusCode).toBe(401);
-    expect(response.json()).toMatchObject({ reason: 'INVALID_TOKEN' });
+    expect(response.json()).toMatchObject({
+      reason: 'INVALID_TOKEN',
+      detail: 'the bearer token is malformed or forged: log in again',
+    });
+    // Signed by this server an hour and a minute ago, for an hour: genuine, and expired.
+    const anHourAgo = new TokenIssuer(JWT_SECRET, 3600, () => new Date(Date.now() - 3_660_000));
+    const { token: expired } = await anHourAgo.issue({
+      accountId: 'admin',
+      username: 'admin',
+      roles: ['admin'],
+    });
+    const late = await api.app.inject({
+      method: 'GET',
+      url: '/v1/admin/projections',
+      headers: { authorization: `Bearer ${expired}` },
+    });
+    expect(late.json()).toMatchObject({
+      status: 401,
+      reason: 'INVALID_TOKEN',
+      detail: 'the bearer token has expired: log in again',
+    });
   });
 
   it('serves the public routes as anonymous whatever token comes with them: a stale one does not keep a client from logging in again', async () => {

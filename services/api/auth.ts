@@ -129,6 +129,24 @@ export class TokenIssuer {
     return (await this.session(token))?.principal;
   }
 
+  /**
+   * Why `session` refuses a token: signed by us but past its expiry, or not a token of ours at all
+   * (malformed, forged, another issuer). Asked only of a refused token, to say which.
+   */
+  async refusal(token: string): Promise<'expired' | 'invalid'> {
+    try {
+      await jwtVerify(token, await this.key, {
+        issuer: 'tradecore',
+        algorithms: ['HS256'],
+        currentDate: this.now(),
+      });
+    } catch (error) {
+      // jose checks the signature before the claims: an expired token is a genuine one.
+      if ((error as { code?: string }).code === 'ERR_JWT_EXPIRED') return 'expired';
+    }
+    return 'invalid';
+  }
+
   /** The token's principal and when the token was issued and expires, or undefined as for `verify`. */
   async session(token: string): Promise<Session | undefined> {
     const now = this.now();

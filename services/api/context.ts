@@ -36,10 +36,11 @@ declare module 'fastify' {
     /** When that token was issued and expires (epoch ms): a stream lasts until then, or until revoked. */
     tokenLife?: TokenLife;
     /**
-     * A bearer token came that is malformed, forged, expired or revoked: the routes that need a caller
-     * refuse it (401 INVALID_TOKEN), the public ones (login, register, health) serve as anonymous.
+     * A bearer token came that is malformed, forged, expired or revoked, and why (`refusalOf`): the
+     * routes that need a caller refuse it (401 INVALID_TOKEN), the public ones (login, register,
+     * health) serve as anonymous.
      */
-    invalidToken?: boolean;
+    invalidToken?: string;
   }
 }
 
@@ -129,15 +130,30 @@ export function bearerTokenOf(request: FastifyRequest): string | undefined {
   return rest.length > 0 ? '' : (token ?? '');
 }
 
-/** Why a token is refused, after "the bearer token" or "the access token". */
-export const INVALID_TOKEN_DETAIL =
-  'is malformed, forged or expired, or was revoked (its account disabled, or its password changed since): log in again';
-
 export function principalOf(request: FastifyRequest): Principal {
   if (request.principal) return request.principal;
   if (request.invalidToken)
-    throw new ApiProblem(401, 'INVALID_TOKEN', `the bearer token ${INVALID_TOKEN_DETAIL}`);
+    throw new ApiProblem(401, 'INVALID_TOKEN', `the bearer token ${request.invalidToken}`);
   throw unauthenticated(request);
+}
+
+/**
+ * Why `verifiedSession` refused a token, after "the bearer token" or "the access token": expired,
+ * revoked (and by what), or not a token of ours. Asked only of a refused token.
+ */
+export async function refusalOf(
+  context: AccountSource & { tokens: TokenIssuer },
+  token: string,
+): Promise<string> {
+  const session = await context.tokens.session(token);
+  if (!session)
+    return (await context.tokens.refusal(token)) === 'expired'
+      ? 'has expired: log in again'
+      : 'is malformed or forged: log in again';
+  const standing = standingOf(await accountOf(context, session.principal.accountId), session);
+  return 'revoked' in standing
+    ? `was revoked (${standing.revoked === 'account disabled' ? 'its account is disabled' : 'its password changed since it was issued'}): log in again`
+    : 'was refused: log in again';
 }
 
 /** 401 for a request without a bearer token, saying so of an `Authorization` in another scheme. */

@@ -167,6 +167,7 @@ describe("a trader's token, checked against the account", () => {
     expect((await me(gina.token)).json()).toMatchObject({
       status: 401,
       reason: 'INVALID_TOKEN',
+      detail: 'the bearer token was revoked (its account is disabled): log in again',
     });
   });
 
@@ -234,7 +235,11 @@ describe('POST /v1/accounts/{id}/password', () => {
     const body = changed.json();
     expect(body).toMatchObject({ accountId: ivan.accountId, tokenType: 'Bearer' });
     expect(Date.parse(body.passwordChangedAt)).not.toBeNaN();
-    expect((await me(ivan.token)).json()).toMatchObject({ status: 401, reason: 'INVALID_TOKEN' });
+    expect((await me(ivan.token)).json()).toMatchObject({
+      status: 401,
+      reason: 'INVALID_TOKEN',
+      detail: 'the bearer token was revoked (its password changed since it was issued): log in again',
+    });
     expect((await me(body.token)).json()).toMatchObject({ accountId: ivan.accountId, roles: ['trader'] });
     expect((await login('roles-ivan', 'a-good-password')).statusCode).toBe(401);
     expect((await login('roles-ivan', 'a-new-password')).statusCode).toBe(200);

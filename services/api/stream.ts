@@ -8,11 +8,11 @@ import {
   accountOf,
   bearerTokenOf,
   decimalize,
-  INVALID_TOKEN_DETAIL,
   isAdmin,
   passwordChangedSince,
   principalOf,
   type RouteContext,
+  refusalOf,
   standingOf,
   type TokenLife,
   verifiedSession,
@@ -411,7 +411,11 @@ export async function streamRoutes(app: App, context: RouteContext): Promise<voi
         if (typeof queryToken === 'string') {
           const session = await verifiedSession(context, queryToken);
           if (!session)
-            throw new ApiProblem(401, 'INVALID_TOKEN', `the access token ${INVALID_TOKEN_DETAIL}`);
+            throw new ApiProblem(
+              401,
+              'INVALID_TOKEN',
+              `the access token ${await refusalOf(context, queryToken)}`,
+            );
           request.principal = session.principal;
           request.tokenLife = session;
         }
