@@ -64,7 +64,7 @@ const INSTANT_FORMAT =
   'must be an ISO 8601 date and time with seconds and a time zone: Z or an offset such as -03:00 (e.g. "2026-11-27T14:00:00Z" or "2026-11-27T11:00:00-03:00")';
 const INSTANT_RANGE = 'must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z';
 const INSTANT_DESCRIPTION =
-  'ISO 8601 with seconds and a time zone (Z or an offset such as -03:00), 1970 to 9999; taken as the same instant in UTC';
+  'ISO 8601 with seconds and a time zone (Z or an offset such as -03:00), 1970 to 9999, no leap second (:60); taken as the same instant in UTC';
 
 const isoDateTime = z.iso.datetime({ offset: true });
 
@@ -80,7 +80,9 @@ function instant(where: 'body' | 'query') {
     .transform((given, context) => {
       // A `+` in a query string means a space (form encoding): an offset sent as `+05:00` instead of
       // `%2B05:00` arrives as ` 05:00`, which is the same instant.
-      const text = where === 'query' ? given.replace(/ (\d{2}:\d{2})$/, '+$1') : given;
+      const spaced = where === 'query' ? given.replace(/ (\d{2}:\d{2})$/, '+$1') : given;
+      // RFC 3339, as the document's `date-time`: a lower-case `t` and `z` are the same.
+      const text = spaced.toUpperCase();
       if (!isoDateTime.safeParse(text).success) {
         context.addIssue({ code: 'custom', message: INSTANT_FORMAT });
         return z.NEVER;
