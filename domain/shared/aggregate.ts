@@ -4,6 +4,8 @@ import type { EventStore, RecordedEvent } from './event-store.ts';
 export interface AggregateDefinition<State> {
   initial: () => State;
   evolve: (state: State, event: RecordedEvent) => State;
+  /** `evolve` over many events at once, where the decider folds faster that way (`Decider.evolveAll`). */
+  evolveAll?: (state: State, events: readonly RecordedEvent[]) => State;
   /** Write a snapshot when this many events were folded past the last one. Omit for none. */
   snapshot?: { every: number; schemaVersion: number };
 }
@@ -122,11 +124,9 @@ function fold<State>(
   version: number,
   events: RecordedEvent[],
 ): LoadedAggregate<State> {
-  let current = state;
-  let currentVersion = version;
-  for (const event of events) {
-    current = definition.evolve(current, event);
-    currentVersion = event.version;
-  }
-  return { state: current, version: currentVersion };
+  if (events.length === 0) return { state, version };
+  const current = definition.evolveAll
+    ? definition.evolveAll(state, events)
+    : events.reduce(definition.evolve, state);
+  return { state: current, version: events.at(-1)!.version };
 }

@@ -12,15 +12,29 @@ export interface Decider<State, Command, Event> {
   initial: () => State;
   decide: (command: Command, state: State) => Event[];
   evolve: (state: State, event: Event) => State;
+  /**
+   * The state after many events, as reducing `evolve` gives it: for a state that holds what grows
+   * with its stream, where a fold that owns its copies is faster than copying at every event.
+   */
+  evolveAll?: (state: State, events: readonly Event[]) => State;
+}
+
+/** The state after `events`: the decider's `evolveAll` where it has one, else `evolve` one by one. */
+export function evolveAll<State, Event>(
+  decider: Pick<Decider<State, unknown, Event>, 'evolve' | 'evolveAll'>,
+  state: State,
+  events: readonly Event[],
+): State {
+  return decider.evolveAll ? decider.evolveAll(state, events) : events.reduce(decider.evolve, state);
 }
 
 /** The state a stream's events lead to, from the decider's initial state. */
 export function replay<State, Event>(
-  decider: Pick<Decider<State, unknown, Event>, 'initial' | 'evolve'>,
+  decider: Pick<Decider<State, unknown, Event>, 'initial' | 'evolve' | 'evolveAll'>,
   events: readonly Event[],
   from: State = decider.initial(),
 ): State {
-  return events.reduce(decider.evolve, from);
+  return evolveAll(decider, from, events);
 }
 
 /** Decides and evolves in one step: the events a command leads to and the state after them. */
@@ -30,5 +44,5 @@ export function handle<State, Command, Event>(
   command: Command,
 ): { events: Event[]; state: State } {
   const events = decider.decide(command, state);
-  return { events, state: events.reduce(decider.evolve, state) };
+  return { events, state: evolveAll(decider, state, events) };
 }

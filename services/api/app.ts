@@ -43,7 +43,11 @@ export async function buildApi(deps: ApiDeps): Promise<App> {
       readsWithDeadline(deps.readModels, deps.readModelDeadlineMs ?? READ_MODEL_DEADLINE_MS),
     now: deps.now ?? (() => new Date()),
     walletLanes: deps.walletLanes ?? new KeyedLanes(),
-    caches: { accounts: new AggregateCache(), instruments: new AggregateCache() },
+    caches: {
+      accounts: new AggregateCache(),
+      instruments: new AggregateCache(),
+      wallets: new AggregateCache(),
+    },
   };
   const app = Fastify({
     bodyLimit: deps.bodyLimit ?? BODY_LIMIT_BYTES,

@@ -92,6 +92,14 @@ describe('audit state through snapshots', () => {
     expect(early.state).toEqual((await fullFold(store, (event) => event.version <= 120)).state);
   });
 
+  it('never answers past the version its caller read as current, however the stream moved since', async () => {
+    const store = await walletWithDeposits(5);
+    // The caller read version 2 as the stream's current one; the stream has moved on to 4 since.
+    const loaded = await auditStateAt(store, 'wallet-w1', auditStateOf('wallet-w1')!, { current: 2 });
+    expect(loaded.version).toBe(2);
+    expect(loaded.state).toMatchObject({ cash: { available: 1 + 2 + 3 } });
+  });
+
   it('answers a point in time through a snapshot too, finding its version by bisection', async () => {
     const start = Date.UTC(2026, 0, 5, 13);
     const store = await walletWithDeposits(300, start);

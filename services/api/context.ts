@@ -9,6 +9,7 @@ import type {
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { type Account, accountDecider, accountStreamId } from '../../domain/broker/account/account.ts';
 import type { Instrument } from '../../domain/broker/instrument/instrument.ts';
+import type { Wallet } from '../../domain/broker/wallet/wallet.ts';
 import { type AggregateCache, loadAggregate } from '../../domain/shared/aggregate.ts';
 import type { EventStore } from '../../domain/shared/event-store.ts';
 import { formatCents } from '../../domain/shared/money.ts';
@@ -104,8 +105,15 @@ export type App = FastifyInstance<
 export interface RouteContext extends ApiDeps {
   now: () => Date;
   walletLanes: KeyedLanes;
-  /** Accounts and instruments as this process last loaded them: read on every order. */
-  caches: { accounts: AggregateCache<Account>; instruments: AggregateCache<Instrument> };
+  /**
+   * Accounts and instruments as this process last loaded them (read on every order), and wallets
+   * (a wallet command then folds only the events since, not a long history from the first).
+   */
+  caches: {
+    accounts: AggregateCache<Account>;
+    instruments: AggregateCache<Instrument>;
+    wallets: AggregateCache<Wallet>;
+  };
 }
 
 /** Event metadata for a request: its correlation id, the HTTP request id as the cause, the caller as the actor. */

@@ -128,6 +128,7 @@ export function auditRoutes(app: App, context: RouteContext): void {
       const loaded = await auditStateAt(store, streamId, definition, {
         version,
         at: at ? new Date(at) : undefined,
+        current,
       });
       if (loaded.version === -1)
         throw new ApiProblem(404, 'STREAM_NOT_FOUND', `stream ${streamId} had no events at ${at}`);

@@ -198,7 +198,7 @@ export function tradingRoutes(app: App, context: RouteContext): void {
               walletDecider,
               toCommand(request.body as never),
               metadataOf(request),
-              { newEventId: run.eventIds(eventType) },
+              { newEventId: run.eventIds(eventType), cache: context.caches.wallets },
             );
           });
           if (result.idempotent) {

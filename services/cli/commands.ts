@@ -357,7 +357,7 @@ export async function auditState(
         `--version ${version} is beyond stream ${streamId}, whose last version is ${current}`,
       );
     // From the latest snapshot at or below the version (or instant), then the events after it.
-    const loaded = await auditStateAt(eventStores[store], streamId, definition, { version, at });
+    const loaded = await auditStateAt(eventStores[store], streamId, definition, { version, at, current });
     const state = redactSecrets(loaded.state);
     if (loaded.version < 0)
       throw new CommandFailed(`stream ${streamId} had no events at ${at?.toISOString()}`);

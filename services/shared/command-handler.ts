@@ -4,7 +4,7 @@ import {
   type AggregateDefinition,
   loadAggregate,
 } from '../../domain/shared/aggregate.ts';
-import type { Decider, DomainEvent } from '../../domain/shared/decider.ts';
+import { type Decider, type DomainEvent, evolveAll } from '../../domain/shared/decider.ts';
 import {
   type EventStore,
   type ExpectedVersion,
@@ -133,7 +133,7 @@ export async function handleCommand<State, Command, Event extends DomainEvent>(
       const appended = await store.append(streamId, toAppend, {
         expectedVersion: options.expectedVersion ?? (loaded.version === -1 ? 'no_stream' : loaded.version),
       });
-      const state = decided.reduce(decider.evolve, loaded.state);
+      const state = evolveAll(decider, loaded.state, decided);
       // An idempotent answer (these ids were stored before) may name an older version: not cached.
       if (!appended.idempotent) options.cache?.set(streamId, appended.nextExpectedVersion, state);
       return {
@@ -176,13 +176,15 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 
 /** A decider's `initial` and `evolve` as an aggregate definition over recorded events. */
 export function aggregateOf<State, Event extends DomainEvent>(
-  decider: Pick<Decider<State, unknown, Event>, 'initial' | 'evolve'>,
+  decider: Pick<Decider<State, unknown, Event>, 'initial' | 'evolve' | 'evolveAll'>,
   snapshot?: AggregateDefinition<State>['snapshot'],
 ): AggregateDefinition<State> {
+  const domainEvent = (event: RecordedEvent) => ({ type: event.type, data: event.data }) as Event;
+  const { evolveAll: all } = decider;
   return {
     initial: decider.initial,
-    evolve: (state: State, event: RecordedEvent) =>
-      decider.evolve(state, { type: event.type, data: event.data } as Event),
+    evolve: (state: State, event: RecordedEvent) => decider.evolve(state, domainEvent(event)),
+    ...(all ? { evolveAll: (state: State, events) => all(state, events.map(domainEvent)) } : {}),
     snapshot,
   };
 }

@@ -137,6 +137,27 @@ describe('wallet properties', () => {
       { numRuns: 300 },
     ));
 
+  it('folding many events at once (evolveAll) gives what evolving one by one does, and leaves the state it started from as it was', () =>
+    fc.assert(
+      fc.property(fc.array(walletCommand, { maxLength: 60 }), fc.nat(), (commands, cut) => {
+        let wallet = initialWallet();
+        const history: WalletEvent[] = [];
+        for (const command of commands) {
+          const outcome = apply(wallet, command);
+          wallet = outcome.wallet;
+          history.push(...outcome.events);
+        }
+        const at = history.length === 0 ? 0 : cut % (history.length + 1);
+        const middle = walletDecider.evolveAll!(initialWallet(), history.slice(0, at));
+        const middleAsItWas = structuredClone(middle);
+        expect(walletDecider.evolveAll!(middle, history.slice(at))).toEqual(wallet);
+        expect(middle).toEqual(middleAsItWas);
+        // And again from the same middle: nothing of the first fold leaked into it.
+        expect(walletDecider.evolveAll!(middle, history.slice(at))).toEqual(wallet);
+      }),
+      { numRuns: 300 },
+    ));
+
   it('a command on a wallet never throws anything but a domain rejection', () =>
     fc.assert(
       fc.property(fc.array(walletCommand, { maxLength: 40 }), (commands) => {

@@ -254,7 +254,37 @@ export function decide(command: WalletCommand, wallet: Wallet): WalletEvent[] {
   }
 }
 
+/** Adds a key to one of the records a wallet only ever grows (settled executions, closed orders). */
+type Grow = (record: Record<string, true>, key: string) => Record<string, true>;
+/** A new record: the state evolved from keeps its own. */
+const copying: Grow = (record, key) => ({ ...record, [key]: true });
+/** The same record, grown: only for a fold that owns it (`evolveAll`). */
+const inPlace: Grow = (record, key) => {
+  record[key] = true;
+  return record;
+};
+
 export function evolve(wallet: Wallet, event: WalletEvent): Wallet {
+  return evolveWith(wallet, event, copying);
+}
+
+/**
+ * `evolve` over many events, as reducing it would, without copying the settled executions and
+ * closed orders at every one: those records grow with the wallet's history, and a wallet with
+ * thousands of fills took seconds to fold (trial AB: 7 s for 5,000, 29 s for 10,000, on the main
+ * thread). The fold copies them once and grows its own copies; `wallet` is left as it was.
+ */
+export function evolveAll(wallet: Wallet, events: readonly WalletEvent[]): Wallet {
+  if (events.length < 2) return events.reduce(evolve, wallet);
+  const owned = {
+    ...wallet,
+    settledExecutions: { ...wallet.settledExecutions },
+    closedOrders: { ...wallet.closedOrders },
+  };
+  return events.reduce((state, event) => evolveWith(state, event, inPlace), owned);
+}
+
+function evolveWith(wallet: Wallet, event: WalletEvent, grow: Grow): Wallet {
   switch (event.type) {
     case 'CashDeposited':
       return { ...wallet, cash: { ...wallet.cash, available: wallet.cash.available + event.data.amount } };
@@ -310,8 +340,8 @@ export function evolve(wallet: Wallet, event: WalletEvent): Wallet {
           available: wallet.cash.available + released - fromAvailable,
           reserved: wallet.cash.reserved - consumed,
         },
-        settledExecutions: { ...wallet.settledExecutions, [executionId]: true },
-        ...consume(wallet, orderId, quantity, consumed),
+        settledExecutions: grow(wallet.settledExecutions, executionId),
+        ...consume(wallet, orderId, quantity, consumed, grow),
       };
     }
     case 'SellSettled': {
@@ -324,8 +354,8 @@ export function evolve(wallet: Wallet, event: WalletEvent): Wallet {
       return {
         ...settled,
         cash: { ...wallet.cash, available: wallet.cash.available + amount },
-        settledExecutions: { ...wallet.settledExecutions, [executionId]: true },
-        ...consume(wallet, orderId, quantity, 0),
+        settledExecutions: grow(wallet.settledExecutions, executionId),
+        ...consume(wallet, orderId, quantity, 0, grow),
       };
     }
     case 'ReservationReleased': {
@@ -343,7 +373,7 @@ export function evolve(wallet: Wallet, event: WalletEvent): Wallet {
         ...released,
         cash: { available: wallet.cash.available + cash, reserved: wallet.cash.reserved - cash },
         reservations,
-        closedOrders: { ...wallet.closedOrders, [orderId]: true },
+        closedOrders: grow(wallet.closedOrders, orderId),
       };
     }
   }
@@ -353,6 +383,7 @@ export const walletDecider: Decider<Wallet, WalletCommand, WalletEvent> = {
   initial: initialWallet,
   decide,
   evolve,
+  evolveAll,
 };
 
 export const walletStreamId = (accountId: string): string => `wallet-${accountId}`;
@@ -363,13 +394,14 @@ function consume(
   orderId: string,
   quantity: number,
   cash: Cents,
+  grow: Grow,
 ): Pick<Wallet, 'reservations' | 'closedOrders'> {
   const reservation = wallet.reservations[orderId];
   if (!reservation) return { reservations: wallet.reservations, closedOrders: wallet.closedOrders };
   const remaining = reservation.quantity - quantity;
   if (remaining === 0) {
     const { [orderId]: _, ...reservations } = wallet.reservations;
-    return { reservations, closedOrders: { ...wallet.closedOrders, [orderId]: true } };
+    return { reservations, closedOrders: grow(wallet.closedOrders, orderId) };
   }
   const shrunk: Reservation =
     reservation.side === 'BUY'
