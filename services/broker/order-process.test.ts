@@ -23,6 +23,7 @@ import {
   requestCancel,
   walletOf,
 } from '../shared/trading-fixtures.ts';
+import { orderProcessLag } from '../shared/trading-metrics.ts';
 import { OrderProcess, type OrderProcessOptions } from './order-process.ts';
 
 /** The in-process transport, with publishes to B3 failing while `failing` is set (RabbitMQ unreachable). */
@@ -438,9 +439,14 @@ describe('order process manager', () => {
     await eventually(async () => (routed.includes(other) ? true : undefined));
     expect(routed).toEqual([stuck, other]);
     expect(process.checkpoint).toBeLessThan(stuckPlaced);
+    // What waits behind the stuck order shows, for an operator, as the process's lag.
+    const lag = async () =>
+      (await orderProcessLag.get()).values.find((sample) => sample.labels.process === 'order-process')?.value;
+    expect(await lag()).toBeGreaterThan(0);
     release();
     await process.idle();
     expect(process.checkpoint).toBe(await broker.headPosition());
+    expect(await lag()).toBe(0);
   });
 
   it('saves its checkpoint on stop and resumes from it', async () => {

@@ -89,7 +89,7 @@ import { deterministicId } from '../shared/deterministic-id.ts';
 import { KeyedLanes } from '../shared/keyed-lanes.ts';
 import { type ServiceLogger, silentLogger } from '../shared/service-logger.ts';
 import { SnapshotCheckpoints } from '../shared/snapshot-checkpoints.ts';
-import { countOrdersEnded, orderProcessSteps } from '../shared/trading-metrics.ts';
+import { countOrdersEnded, orderProcessSteps, trackOrderProcessLag } from '../shared/trading-metrics.ts';
 
 /** Refused cancels remembered for their order's ACK (a few per outage, normally none). */
 const REFUSED_CANCELS_KEPT = 10_000;
@@ -243,6 +243,9 @@ export class OrderProcess {
     this.running = true;
     await this.consumeReports();
     await this.follow();
+    trackOrderProcessLag(this, this.name, async () =>
+      Math.max(0, (await this.store.headPosition()) - this.checkpoint),
+    );
   }
 
   /**
@@ -276,6 +279,7 @@ export class OrderProcess {
    */
   async stopFollowing(): Promise<void> {
     this.running = false;
+    trackOrderProcessLag(this, this.name, undefined);
     if (this.restartTimer) clearTimeout(this.restartTimer);
     const subscription = this.subscription;
     this.subscription = undefined;

@@ -1,4 +1,4 @@
-import { Counter, Histogram } from 'prom-client';
+import { Counter, Gauge, Histogram } from 'prom-client';
 import type { BookEvent } from '../../domain/b3/book-events.ts';
 import type { OrderEvent } from '../../domain/broker/order/events.ts';
 
@@ -13,6 +13,32 @@ export const orderProcessSteps = new Counter({
   name: 'tradecore_order_process_steps_total',
   help: 'Steps the order process manager took, by step (reserved, rejected, canceled-before-routing, routed, cancel-sent, released, settled, ended, halt-sent, resume-sent); a step replayed after a crash counts again',
   labelNames: ['step'] as const,
+});
+
+/** How far each running order process is behind its store, asked at each scrape. */
+const orderProcessLags = new Map<object, { name: string; lag: () => Promise<number> }>();
+
+/**
+ * Counts an order process in `tradecore_order_process_lag_positions` while it runs, by its
+ * checkpoint's name; `undefined` once it stops.
+ */
+export function trackOrderProcessLag(
+  process: object,
+  name: string,
+  lag: (() => Promise<number>) | undefined,
+): void {
+  if (lag) orderProcessLags.set(process, { name, lag });
+  else if (orderProcessLags.delete(process)) orderProcessLag.remove({ process: name });
+}
+
+export const orderProcessLag = new Gauge({
+  name: 'tradecore_order_process_lag_positions',
+  help: 'Head position of the broker event store minus the order process checkpoint: placed orders (and cancels) waiting to be reserved and sent to B3 show here, while the API keeps accepting them',
+  labelNames: ['process'] as const,
+  async collect() {
+    for (const { name, lag } of orderProcessLags.values())
+      this.set({ process: name }, await lag().catch(() => Number.NaN));
+  },
 });
 
 export const ordersEnded = new Counter({
