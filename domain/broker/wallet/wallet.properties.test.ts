@@ -56,6 +56,18 @@ function apply(wallet: Wallet, command: WalletCommand): { wallet: Wallet; events
   }
 }
 
+/** A run of commands, one after another as `apply` takes them: the wallet it ends with, and its events. */
+function run(commands: WalletCommand[]): { wallet: Wallet; history: WalletEvent[] } {
+  let wallet = initialWallet();
+  const history: WalletEvent[] = [];
+  for (const command of commands) {
+    const outcome = apply(wallet, command);
+    wallet = outcome.wallet;
+    history.push(...outcome.events);
+  }
+  return { wallet, history };
+}
+
 /**
  * Nothing goes below zero, except available cash by what fills above their reservation took from it
  * (`owed`: the sum of their `fromAvailable`), which B3 had traded and the wallet had to book.
@@ -121,13 +133,7 @@ describe('wallet properties', () => {
   it('replaying the events of any run rebuilds exactly the state of that run, and every event passes its schema', () =>
     fc.assert(
       fc.property(fc.array(walletCommand, { maxLength: 60 }), (commands) => {
-        let wallet = initialWallet();
-        const history: WalletEvent[] = [];
-        for (const command of commands) {
-          const outcome = apply(wallet, command);
-          wallet = outcome.wallet;
-          history.push(...outcome.events);
-        }
+        const { wallet, history } = run(commands);
         for (const [index, event] of history.entries())
           schemas.encode({ id: `e${index}`, ...event, metadata });
         // Through JSON too: what the event store returns is what was stored, not the live objects.
@@ -140,13 +146,7 @@ describe('wallet properties', () => {
   it('folding many events at once (evolveAll) gives what evolving one by one does, and leaves the state it started from as it was', () =>
     fc.assert(
       fc.property(fc.array(walletCommand, { maxLength: 60 }), fc.nat(), (commands, cut) => {
-        let wallet = initialWallet();
-        const history: WalletEvent[] = [];
-        for (const command of commands) {
-          const outcome = apply(wallet, command);
-          wallet = outcome.wallet;
-          history.push(...outcome.events);
-        }
+        const { wallet, history } = run(commands);
         const at = history.length === 0 ? 0 : cut % (history.length + 1);
         const middle = walletDecider.evolveAll!(initialWallet(), history.slice(0, at));
         const middleAsItWas = structuredClone(middle);
