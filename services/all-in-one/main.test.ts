@@ -29,22 +29,31 @@ async function freshDataDir(prefix: string): Promise<string> {
   return dataDir;
 }
 
-async function start(): Promise<RunningTradecore> {
+async function start(logger = pino({ level: 'silent' })): Promise<RunningTradecore> {
   const config = loadConfig({
     TRADECORE_DATA_DIR: dataDir,
     PORT: '0',
     LOG_LEVEL: 'silent',
     TRADECORE_ADMIN_PASSWORD: 'end-to-end-admin',
   });
-  return startTradecore(config, pino({ level: 'silent' }));
+  return startTradecore(config, logger);
 }
 
 describe('tradecore start, embedded', () => {
   it('trades over HTTP and answers the same after a restart', async () => {
     await freshDataDir('tradecore-e2e-');
-    let running = await start();
+    // What the start says while nothing listens yet, in its log.
+    const said: string[] = [];
+    let running = await start(
+      pino({ level: 'info' }, { write: (line: string) => said.push(JSON.parse(line).msg as string) }),
+    );
     let call = client(running.url);
     expect(running.banner.join('\n')).toContain(`${running.url}/docs`);
+    expect(said[0]).toBe('starting: opening the event stores and read models');
+    expect(
+      said.indexOf('starting: the order process, the B3 engine and the quote feed, from their checkpoints'),
+    ).toBeGreaterThan(0);
+    expect(said.findIndex((line) => line.startsWith('Server listening'))).toBeGreaterThan(1);
 
     const login = async (username: string, password: string) =>
       (await call('POST', '/v1/auth/login', { body: { username, password } })).body.token as string;

@@ -66,6 +66,9 @@ export async function startTradecore(
     );
     if (lock) stack.push('data folder lock', () => lock.release());
     const secrets = await loadSecrets(config);
+    // What a start is doing while nothing listens yet: opening the stores (seconds, embedded; a
+    // first start creates them), then the trading services catching up with what was left to do.
+    logger.info({ dataDir: config.dataDir }, 'starting: opening the event stores and read models');
     const eventStores = await connectEventStores(config, {}, logger);
     stack.push('event stores', () => eventStores.close());
 
@@ -85,6 +88,11 @@ export async function startTradecore(
     // One set of per-wallet lanes for the API's wallet routes and the order process, when both run
     // here: their commands on one wallet take turns instead of conflicting on its version.
     const walletLanes = new KeyedLanes();
+    if (role === 'all')
+      logger.info(
+        {},
+        'starting: the order process, the B3 engine and the quote feed, from their checkpoints',
+      );
     const trading =
       role !== 'all'
         ? undefined
