@@ -1,3 +1,4 @@
+import { evolveAll } from './decider.ts';
 import type { EventStore, RecordedEvent } from './event-store.ts';
 
 /** How an aggregate's state is folded from its events, and how often its state is snapshotted. */
@@ -125,8 +126,5 @@ function fold<State>(
   events: RecordedEvent[],
 ): LoadedAggregate<State> {
   if (events.length === 0) return { state, version };
-  const current = definition.evolveAll
-    ? definition.evolveAll(state, events)
-    : events.reduce(definition.evolve, state);
-  return { state: current, version: events.at(-1)!.version };
+  return { state: evolveAll(definition, state, events), version: events.at(-1)!.version };
 }

@@ -12,11 +12,10 @@ import {
   type ApiDeps,
   type App,
   bearerTokenOf,
+  checkedSession,
   READ_MODEL_DEADLINE_MS,
   type RouteContext,
   readsWithDeadline,
-  refusalOf,
-  verifiedSession,
 } from './context.ts';
 import { ensureDefaultMetrics, httpDuration } from './metrics.ts';
 import { documentAnswers, documentRequestBodies } from './openapi.ts';
@@ -70,12 +69,14 @@ export async function buildApi(deps: ApiDeps): Promise<App> {
   app.addHook('onRequest', async (request) => {
     const token = bearerTokenOf(request);
     if (token !== undefined) {
-      const session = await verifiedSession(context, token);
-      request.principal = session?.principal;
-      request.tokenLife = session;
+      const checked = await checkedSession(context, token);
+      if ('session' in checked) {
+        request.principal = checked.session.principal;
+        request.tokenLife = checked.session;
+      }
       // Refused by the routes that need a caller (`principalOf`): a client whose saved token went
       // stale can still log in, and a probe that sends one still reads /health.
-      if (request.principal === undefined) request.invalidToken = await refusalOf(context, token);
+      else request.invalidToken = checked.refusal;
     }
   });
 

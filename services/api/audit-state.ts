@@ -4,8 +4,10 @@ import { accountDecider } from '../../domain/broker/account/account.ts';
 import { instrumentDecider } from '../../domain/broker/instrument/instrument.ts';
 import { orderDecider } from '../../domain/broker/order/order.ts';
 import { walletDecider } from '../../domain/broker/wallet/wallet.ts';
+import { type Decider, type DomainEvent, evolveAll } from '../../domain/shared/decider.ts';
 import type { EventStore, RecordedEvent } from '../../domain/shared/event-store.ts';
 import { ENGINE_SNAPSHOT_SCHEMA_VERSION } from '../b3-engine/engine-service.ts';
+import { aggregateOf } from '../shared/command-handler.ts';
 
 /**
  * A stream's state at a version or a point in time, for the audit (`GET
@@ -54,13 +56,16 @@ function deciderState(
   },
   every: number,
 ): AuditStateDefinition {
-  const domainEvent = (event: RecordedEvent) => ({ type: event.type, data: event.data });
-  const all = decider.evolveAll as ((state: unknown, events: unknown[]) => unknown) | undefined;
+  // The fold the command path uses: recorded events as the decider's, its `evolveAll` where it has one.
+  const {
+    initial,
+    evolve,
+    evolveAll: all,
+  } = aggregateOf(decider as unknown as Decider<unknown, unknown, DomainEvent>);
   return {
-    initial: decider.initial,
-    evolve: (state, event) =>
-      (decider.evolve as (state: unknown, event: unknown) => unknown)(state, domainEvent(event)),
-    ...(all ? { evolveAll: (state, events) => all(state, events.map(domainEvent)) } : {}),
+    initial,
+    evolve,
+    ...(all ? { evolveAll: all } : {}),
     snapshot: {
       schemaVersion: AUDIT_STATE_SNAPSHOT_SCHEMA_VERSION,
       restore: (stored) => stored,
@@ -166,10 +171,7 @@ export async function auditStateAt(
   const events =
     target > start ? await store.readStream(streamId, { fromVersion: start + 1, toVersion: target }) : [];
   eventsRead += events.length;
-  if (events.length > 0)
-    state = definition.evolveAll
-      ? definition.evolveAll(state, events)
-      : events.reduce(definition.evolve, state);
+  state = evolveAll(definition, state, events);
 
   const save = definition.snapshot.save;
   if (save && events.length >= save.every)

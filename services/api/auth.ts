@@ -129,31 +129,24 @@ export class TokenIssuer {
     return (await this.session(token))?.principal;
   }
 
-  /**
-   * Why `session` refuses a token: signed by us but past its expiry, or not a token of ours at all
-   * (malformed, forged, another issuer). Asked only of a refused token, to say which.
-   */
-  async refusal(token: string): Promise<'expired' | 'invalid'> {
-    try {
-      await jwtVerify(token, await this.key, {
-        issuer: 'tradecore',
-        algorithms: ['HS256'],
-        currentDate: this.now(),
-      });
-    } catch (error) {
-      // jose checks the signature before the claims: an expired token is a genuine one.
-      if ((error as { code?: string }).code === 'ERR_JWT_EXPIRED') return 'expired';
-    }
-    return 'invalid';
-  }
-
   /** The token's principal and when the token was issued and expires, or undefined as for `verify`. */
   async session(token: string): Promise<Session | undefined> {
+    const checked = await this.check(token);
+    return typeof checked === 'string' ? undefined : checked;
+  }
+
+  /**
+   * The token's session, or why there is none: signed by us but past its expiry, or not a token of
+   * ours at all (malformed, forged, another issuer). jose checks the signature before the claims,
+   * so an expired token is a genuine one.
+   */
+  async check(token: string): Promise<Session | 'expired' | 'invalid'> {
     const now = this.now();
     const known = this.verified.get(token);
     if (known) {
       if (now.getTime() < known.expiresAtMs) return known;
       this.verified.delete(token);
+      return 'expired';
     }
     try {
       const { payload } = await jwtVerify(token, await this.key, {
@@ -167,7 +160,7 @@ export class TokenIssuer {
         username: payload.username,
         roles: payload.roles,
       });
-      if (!parsed.success) return undefined;
+      if (!parsed.success) return 'invalid';
       if (this.verified.size >= VERIFIED_TOKENS_KEPT)
         this.verified.delete(this.verified.keys().next().value!);
       const { pwc } = payload;
@@ -179,8 +172,8 @@ export class TokenIssuer {
       };
       this.verified.set(token, session);
       return session;
-    } catch {
-      return undefined;
+    } catch (error) {
+      return (error as { code?: string }).code === 'ERR_JWT_EXPIRED' ? 'expired' : 'invalid';
     }
   }
 }

@@ -37,7 +37,7 @@ declare module 'fastify' {
     /** When that token was issued and expires (epoch ms): a stream lasts until then, or until revoked. */
     tokenLife?: TokenLife;
     /**
-     * A bearer token came that is malformed, forged, expired or revoked, and why (`refusalOf`): the
+     * A bearer token came that is malformed, forged, expired or revoked, and why (`checkedSession`): the
      * routes that need a caller refuse it (401 INVALID_TOKEN), the public ones (login, register,
      * health) serve as anonymous.
      */
@@ -145,25 +145,6 @@ export function principalOf(request: FastifyRequest): Principal {
   throw unauthenticated(request);
 }
 
-/**
- * Why `verifiedSession` refused a token, after "the bearer token" or "the access token": expired,
- * revoked (and by what), or not a token of ours. Asked only of a refused token.
- */
-export async function refusalOf(
-  context: AccountSource & { tokens: TokenIssuer },
-  token: string,
-): Promise<string> {
-  const session = await context.tokens.session(token);
-  if (!session)
-    return (await context.tokens.refusal(token)) === 'expired'
-      ? 'has expired: log in again'
-      : 'is malformed or forged: log in again';
-  const standing = standingOf(await accountOf(context, session.principal.accountId), session);
-  return 'revoked' in standing
-    ? `was revoked (${standing.revoked === 'account disabled' ? 'its account is disabled' : 'its password changed since it was issued'}): log in again`
-    : 'was refused: log in again';
-}
-
 /** 401 for a request without a bearer token, saying so of an `Authorization` in another scheme. */
 export function unauthenticated(request: FastifyRequest): ApiProblem {
   const header = request.headers.authorization;
@@ -198,18 +179,6 @@ export async function accountOf(context: AccountSource, accountId: string): Prom
 }
 
 /**
- * What a verified token stands for now, as its account has it: undefined once the token is
- * revoked (its account disabled, or its password changed after the token was issued), otherwise its
- * principal less the roles the account no longer holds. Checked on every request, so that a revoked
- * role takes effect at once: a revoked admin cannot act, nor grant itself the role again, and a
- * revoked trader reads nothing more, with the token it still holds.
- */
-async function currentPrincipal(context: AccountSource, session: Session): Promise<Principal | undefined> {
-  const standing = standingOf(await accountOf(context, session.principal.accountId), session);
-  return 'principal' in standing ? standing.principal : undefined;
-}
-
-/**
  * What a session stands for as `account` has it now: why the account revokes its token, or its
  * principal less the roles the account no longer holds. The REST check and the stream's both ask it.
  */
@@ -225,16 +194,34 @@ export function standingOf(
 }
 
 /**
- * A bearer token's session as its account has it now (`currentPrincipal`): undefined when the token
- * is malformed, forged, expired or revoked. What every port that takes tokens asks.
+ * A bearer token's session as its account has it now, or why it has none, said after "the bearer
+ * token" or "the access token": expired, revoked (and by what), or not a token of ours. The account
+ * is read on every request, so that a revoked role takes effect at once: a revoked admin cannot act,
+ * nor grant itself the role again, and a revoked trader reads nothing more, with the token it still
+ * holds; its principal is the token's less the roles the account no longer holds.
  */
+export async function checkedSession(
+  context: AccountSource & { tokens: TokenIssuer },
+  token: string,
+): Promise<{ session: Session } | { refusal: string }> {
+  const checked = await context.tokens.check(token);
+  if (checked === 'expired') return { refusal: 'has expired: log in again' };
+  if (checked === 'invalid') return { refusal: 'is malformed or forged: log in again' };
+  const standing = standingOf(await accountOf(context, checked.principal.accountId), checked);
+  if ('revoked' in standing)
+    return {
+      refusal: `was revoked (${standing.revoked === 'account disabled' ? 'its account is disabled' : 'its password changed since it was issued'}): log in again`,
+    };
+  return { session: { ...checked, principal: standing.principal } };
+}
+
+/** `checkedSession`'s session, undefined when the token is malformed, forged, expired or revoked. */
 export async function verifiedSession(
   context: AccountSource & { tokens: TokenIssuer },
   token: string,
 ): Promise<Session | undefined> {
-  const session = await context.tokens.session(token);
-  const principal = session && (await currentPrincipal(context, session));
-  return principal && { ...session, principal };
+  const checked = await checkedSession(context, token);
+  return 'session' in checked ? checked.session : undefined;
 }
 
 /**

@@ -7,15 +7,14 @@ import {
   type App,
   accountOf,
   bearerTokenOf,
+  checkedSession,
   decimalize,
   isAdmin,
   passwordChangedSince,
   principalOf,
   type RouteContext,
-  refusalOf,
   standingOf,
   type TokenLife,
-  verifiedSession,
 } from './context.ts';
 import { ApiProblem } from './problem.ts';
 import { isTraded } from './routes-trading.ts';
@@ -409,15 +408,11 @@ export async function streamRoutes(app: App, context: RouteContext): Promise<voi
           });
         // A bearer token was verified with the request (onRequest); an access token is verified here.
         if (typeof queryToken === 'string') {
-          const session = await verifiedSession(context, queryToken);
-          if (!session)
-            throw new ApiProblem(
-              401,
-              'INVALID_TOKEN',
-              `the access token ${await refusalOf(context, queryToken)}`,
-            );
-          request.principal = session.principal;
-          request.tokenLife = session;
+          const checked = await checkedSession(context, queryToken);
+          if ('refusal' in checked)
+            throw new ApiProblem(401, 'INVALID_TOKEN', `the access token ${checked.refusal}`);
+          request.principal = checked.session.principal;
+          request.tokenLife = checked.session;
         }
         if (!principalOf(request).roles.some((role) => STREAM_ROLES.has(role)))
           throw new ApiProblem(403, 'FORBIDDEN_ROLE', 'this route needs one of the roles: trader, admin');

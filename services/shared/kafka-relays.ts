@@ -88,29 +88,23 @@ export async function startKafkaRelays(
       throw error;
     }
   });
-  const relays: Relay[] = [];
-  if (eventStores.broker)
-    relays.push(
-      new Relay({
-        name: 'kafka-broker',
-        source: eventStores.broker,
-        checkpoints: options.checkpoints?.broker ?? new SnapshotCheckpoints(eventStores.broker),
-        publisher,
-        map: routeByStream(catalogue),
-        logger,
-      }),
-    );
-  if (eventStores.b3)
-    relays.push(
-      new Relay({
-        name: 'kafka-b3',
-        source: eventStores.b3,
-        checkpoints: options.checkpoints?.b3 ?? new SnapshotCheckpoints(eventStores.b3),
-        publisher,
-        map: routeB3Events(catalogue),
-        logger,
-      }),
-    );
+  // One relay per given store, each with its own checkpoint and routing.
+  const routes = { broker: routeByStream(catalogue), b3: routeB3Events(catalogue) };
+  const relays = (['broker', 'b3'] as const).flatMap((side) => {
+    const source = eventStores[side];
+    return source
+      ? [
+          new Relay({
+            name: `kafka-${side}`,
+            source,
+            checkpoints: options.checkpoints?.[side] ?? new SnapshotCheckpoints(source),
+            publisher,
+            map: routes[side],
+            logger,
+          }),
+        ]
+      : [];
+  });
   // Readiness asks the cluster itself (an idle relay would not notice Kafka gone) and the relays.
   const probe = kafka.admin({ retry: { retries: 0 } });
   let probing: Promise<void> | undefined;
